@@ -1,0 +1,71 @@
+//! Command-line flags, each with an environment variable of the same meaning.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "mom-broker", version, about = "mom broker: queues and topics over HTTP, on Redis and ZooKeeper")]
+pub struct Config {
+    /// Address to serve HTTP on.
+    #[arg(long, env = "MOM_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Address other nodes and operators reach this node at (default: the listen address).
+    #[arg(long, env = "MOM_ADVERTISE_ADDRESS")]
+    pub advertise: Option<String>,
+
+    /// Redis URL, e.g. redis://127.0.0.1:6379.
+    #[arg(long, env = "MOM_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+
+    /// ZooKeeper connect string: a comma-separated list of host:port.
+    #[arg(long = "zk", env = "MOM_ZK_CONNECT", default_value = "127.0.0.1:2181")]
+    pub zk_connect: String,
+
+    /// ZooKeeper path under which this cluster keeps its metadata.
+    #[arg(long, env = "MOM_ZK_ROOT", default_value = "/mom")]
+    pub zk_root: String,
+
+    /// Prefix of every Redis key of this cluster.
+    #[arg(long, env = "MOM_REDIS_PREFIX", default_value = "mom")]
+    pub redis_prefix: String,
+
+    /// This node's id in the cluster (default: the host name).
+    #[arg(long, env = "MOM_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// Seconds a SIGTERM drain may take before the process exits anyway.
+    #[arg(long = "drain-timeout", env = "MOM_DRAIN_TIMEOUT_S", default_value_t = 30)]
+    pub drain_timeout_s: u64,
+
+    /// ZooKeeper session timeout in ms: how long a dead node stays listed.
+    #[arg(long, env = "MOM_ZK_SESSION_TIMEOUT_MS", default_value_t = 6000)]
+    pub zk_session_timeout_ms: u64,
+
+    /// Bound on every Redis call in ms: past it the request answers 503 instead of hanging.
+    #[arg(long, env = "MOM_REDIS_TIMEOUT_MS", default_value_t = 2000)]
+    pub redis_timeout_ms: u64,
+
+    /// Log format: text or json.
+    #[arg(long, env = "MOM_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+impl Config {
+    pub fn node_id(&self) -> String {
+        self.node_id.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+                .map(|h| h.trim().to_string())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "mom-node".into())
+        })
+    }
+
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_secs(self.drain_timeout_s)
+    }
+}

@@ -1,0 +1,55 @@
+//! The one error type of the broker core. Every transport (HTTP today, gRPC and SQS later) maps it
+//! to its own status codes; the core never knows which transport called it.
+
+/// What went wrong, in terms a client can act on. Internal details (Redis or ZooKeeper error text)
+/// are logged where they happen and never carried to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("not authenticated")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("queue '{0}' does not exist")]
+    QueueNotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("the receipt is stale or unknown: the message was acknowledged, redelivered or returned")]
+    ReceiptInvalid,
+    #[error("{0}")]
+    MessageTooLarge(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The stable snake_case code of the API's error shape.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidRequest(_) => "invalid_request",
+            Error::InvalidName(_) => "invalid_name",
+            Error::Unauthenticated(_) => "unauthenticated",
+            Error::Forbidden(_) => "forbidden",
+            Error::QueueNotFound(_) => "queue_not_found",
+            Error::AlreadyExists(_) => "already_exists",
+            Error::ReceiptInvalid => "receipt_invalid",
+            Error::MessageTooLarge(_) => "message_too_large",
+            Error::Unavailable(_) => "unavailable",
+        }
+    }
+
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Error::InvalidRequest(msg.into())
+    }
+
+    /// Redis could not be reached or answered with an error. The detail goes to the log only.
+    pub(crate) fn redis(err: redis::RedisError) -> Self {
+        tracing::warn!(error = %err, "redis request failed");
+        Error::Unavailable("the message store is unavailable; retry shortly".into())
+    }
+}

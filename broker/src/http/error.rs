@@ -1,0 +1,37 @@
+//! The HTTP face of [`Error`]: status codes and the `{"error":{"code","message"}}` body.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::error::Error;
+use crate::model::ErrorBody;
+
+pub fn status(e: &Error) -> StatusCode {
+    match e {
+        Error::InvalidRequest(_) | Error::InvalidName(_) => StatusCode::BAD_REQUEST,
+        Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+        Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        Error::QueueNotFound(_) => StatusCode::NOT_FOUND,
+        Error::AlreadyExists(_) | Error::ReceiptInvalid => StatusCode::CONFLICT,
+        Error::MessageTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// Wraps the core error so handlers can use `?`.
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (status(&self.0), Json(ErrorBody::from(&self.0))).into_response()
+    }
+}
+
+pub type ApiResult<T> = std::result::Result<T, ApiError>;

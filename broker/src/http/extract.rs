@@ -1,0 +1,59 @@
+//! Request extractors that answer in the API's error shape instead of axum's plain-text rejections.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::error::Error;
+use crate::service::Principal;
+
+/// Largest request body the API reads, whatever the queue's own limit.
+pub const MAX_REQUEST_BYTES: usize = 5 * 1024 * 1024;
+
+/// A JSON body; an empty body counts as `{}`. Malformed JSON or unknown fields are 400
+/// `invalid_request`, a body over 5 MiB is 413 `message_too_large`.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::to_bytes(req.into_body(), MAX_REQUEST_BYTES)
+            .await
+            .map_err(|_| Error::MessageTooLarge(format!("the request is over {MAX_REQUEST_BYTES} bytes")))?;
+        parse(&bytes).map(Body)
+    }
+}
+
+fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+    let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
+    serde_json::from_slice(text).map_err(|e| ApiError(Error::invalid(format!("invalid JSON body: {e}"))))
+}
+
+/// The authenticated caller. Every `/v1` handler takes one, so authentication cannot be forgotten
+/// on a new route. Until auth lands, everyone is `anonymous`.
+pub struct Caller(pub Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Caller(Principal::anonymous()))
+    }
+}
+
+/// Path parameters, with a malformed path answered as 400 `invalid_name`.
+pub struct Names<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Names<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Names(p.0))
+            .map_err(|e| ApiError(Error::InvalidName(format!("bad path: {e}"))))
+    }
+}

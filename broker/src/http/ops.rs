@@ -1,0 +1,42 @@
+//! Operations routes: health, readiness, metrics, the cluster view and the OpenAPI document.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+
+use super::extract::Caller;
+use crate::service::{Broker, Cluster};
+
+pub fn routes() -> Router<Arc<Broker>> {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/cluster", get(cluster))
+        .route("/v1/openapi.json", get(|| async { Json(super::openapi()) }))
+}
+
+async fn readyz(State(b): State<Arc<Broker>>) -> impl IntoResponse {
+    if b.ready() {
+        (StatusCode::OK, "ready")
+    } else if b.draining.is_cancelled() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready: waiting for Redis and ZooKeeper")
+    }
+}
+
+async fn metrics(State(b): State<Arc<Broker>>) -> impl IntoResponse {
+    b.refresh_gauges().await;
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], b.metrics.render())
+}
+
+/// The live nodes and the leader.
+#[utoipa::path(get, path = "/v1/cluster", tag = "cluster", responses((status = 200, body = Cluster)))]
+async fn cluster(State(b): State<Arc<Broker>>, Caller(_who): Caller) -> Json<Cluster> {
+    Json(b.cluster())
+}

@@ -1,0 +1,123 @@
+//! `/v1/queues`: thin handlers over [`Broker`]'s queue operations.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{Body, Caller, Names};
+use crate::model::{
+    AckRequest, Done, Entry, ErrorBody, Messages, Moved, NackRequest, QueueInfo, QueueList, QueueSpec,
+    ReceiveRequest, RedriveRequest, Results, SendBatch, SendMessage, SentId, VisibilityRequest,
+};
+use crate::service::Broker;
+
+type App = State<Arc<Broker>>;
+
+pub fn routes() -> Router<Arc<Broker>> {
+    Router::new()
+        .route("/v1/queues", get(list))
+        .route("/v1/queues/{name}", put(create).get(show).patch(patch).delete(delete))
+        .route("/v1/queues/{name}/purge", post(purge))
+        .route("/v1/queues/{name}/messages", post(send))
+        .route("/v1/queues/{name}/messages/batch", post(send_batch))
+        .route("/v1/queues/{name}/receive", post(receive))
+        .route("/v1/queues/{name}/ack", post(ack))
+        .route("/v1/queues/{name}/nack", post(nack))
+        .route("/v1/queues/{name}/visibility", post(visibility))
+        .route("/v1/queues/{name}/redrive", post(redrive))
+}
+
+fn done(results: Vec<crate::error::Result<()>>) -> Json<Results<Done>> {
+    Json(Results { results: results.into_iter().map(|r| r.map(|()| Done { ok: true }).into()).collect() })
+}
+
+/// Create a queue (idempotent).
+#[utoipa::path(put, path = "/v1/queues/{name}", request_body = QueueSpec, tag = "queues",
+    responses((status = 201, body = QueueInfo), (status = 200, body = QueueInfo), (status = 409, body = ErrorBody)))]
+async fn create(State(b): App, Caller(who): Caller, Names(name): Names<String>, Body(spec): Body<QueueSpec>) -> ApiResult<(StatusCode, Json<QueueInfo>)> {
+    let (info, created) = b.create_queue(&who, &name, spec).await?;
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(info)))
+}
+
+/// List queues.
+#[utoipa::path(get, path = "/v1/queues", tag = "queues", responses((status = 200, body = QueueList)))]
+async fn list(State(b): App, Caller(who): Caller) -> Json<QueueList> {
+    Json(QueueList { queues: b.list_queues(&who) })
+}
+
+/// A queue's config and exact stats.
+#[utoipa::path(get, path = "/v1/queues/{name}", tag = "queues", responses((status = 200, body = QueueInfo), (status = 404, body = ErrorBody)))]
+async fn show(State(b): App, Caller(who): Caller, Names(name): Names<String>) -> ApiResult<Json<QueueInfo>> {
+    Ok(Json(b.get_queue(&who, &name).await?))
+}
+
+/// Change a queue's config.
+#[utoipa::path(patch, path = "/v1/queues/{name}", request_body = QueueSpec, tag = "queues", responses((status = 200, body = QueueInfo)))]
+async fn patch(State(b): App, Caller(who): Caller, Names(name): Names<String>, Body(spec): Body<QueueSpec>) -> ApiResult<Json<QueueInfo>> {
+    Ok(Json(b.patch_queue(&who, &name, spec).await?))
+}
+
+/// Delete a queue and its messages.
+#[utoipa::path(delete, path = "/v1/queues/{name}", tag = "queues", responses((status = 204)))]
+async fn delete(State(b): App, Caller(who): Caller, Names(name): Names<String>) -> ApiResult<StatusCode> {
+    b.delete_queue(&who, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Drop every message of a queue.
+#[utoipa::path(post, path = "/v1/queues/{name}/purge", tag = "queues", responses((status = 204)))]
+async fn purge(State(b): App, Caller(who): Caller, Names(name): Names<String>) -> ApiResult<StatusCode> {
+    b.purge_queue(&who, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Send one message: 201 when stored, 200 when `dedup_id` named an earlier one.
+#[utoipa::path(post, path = "/v1/queues/{name}/messages", request_body = SendMessage, tag = "queues",
+    responses((status = 201, body = SentId), (status = 200, body = SentId), (status = 413, body = ErrorBody)))]
+async fn send(State(b): App, Caller(who): Caller, Names(name): Names<String>, Body(m): Body<SendMessage>) -> ApiResult<(StatusCode, Json<SentId>)> {
+    let sent = b.send(&who, &name, vec![m]).await?.pop().ok_or(ApiError(crate::error::Error::invalid("no message")))??;
+    Ok((if sent.created { StatusCode::CREATED } else { StatusCode::OK }, Json(SentId { id: sent.id })))
+}
+
+/// Send up to 100 messages; one result per entry, in order.
+#[utoipa::path(post, path = "/v1/queues/{name}/messages/batch", request_body = SendBatch, tag = "queues", responses((status = 200, body = Results<SentId>)))]
+async fn send_batch(State(b): App, Caller(who): Caller, Names(name): Names<String>, Body(batch): Body<SendBatch>) -> ApiResult<Json<Results<SentId>>> {
+    let results = b.send(&who, &name, batch.messages).await?;
+    Ok(Json(Results { results: results.into_iter().map(|r| Entry::from(r.map(|s| SentId { id: s.id }))).collect() }))
+}
+
+/// Receive messages, long-polling up to `wait_s`.
+#[utoipa::path(post, path = "/v1/queues/{name}/receive", request_body = ReceiveRequest, tag = "queues", responses((status = 200, body = Messages)))]
+async fn receive(State(b): App, Caller(who): Caller, Names(name): Names<String>, Body(req): Body<ReceiveRequest>) -> ApiResult<Json<Messages>> {
+    Ok(Json(Messages { messages: b.receive(&who, &name, req).await? }))
+}
+
+/// Acknowledge deliveries: the messages are gone for good.
+#[utoipa::path(post, path = "/v1/queues/{name}/ack", request_body = AckRequest, tag = "queues", responses((status = 200, body = Results<Done>)))]
+async fn ack(State(b): App, Caller(who): Caller, Names(name): Names<String>, Body(req): Body<AckRequest>) -> ApiResult<Json<Results<Done>>> {
+    Ok(done(b.ack(&who, &name, req.receipts).await?))
+}
+
+/// Return deliveries: visible again after `delay_s`.
+#[utoipa::path(post, path = "/v1/queues/{name}/nack", request_body = NackRequest, tag = "queues", responses((status = 200, body = Results<Done>)))]
+async fn nack(State(b): App, Caller(who): Caller, Names(name): Names<String>, Body(req): Body<NackRequest>) -> ApiResult<Json<Results<Done>>> {
+    Ok(done(b.nack(&who, &name, req.receipts, req.delay_s).await?))
+}
+
+/// Change a delivery's visibility timeout, counted from now.
+#[utoipa::path(post, path = "/v1/queues/{name}/visibility", request_body = VisibilityRequest, tag = "queues",
+    responses((status = 200, body = Done), (status = 409, body = ErrorBody)))]
+async fn visibility(State(b): App, Caller(who): Caller, Names(name): Names<String>, Body(req): Body<VisibilityRequest>) -> ApiResult<Json<Done>> {
+    b.extend(&who, &name, req.receipt, req.visibility_timeout_s).await?;
+    Ok(Json(Done { ok: true }))
+}
+
+/// Move dead letters back to their source queue, or to `to`.
+#[utoipa::path(post, path = "/v1/queues/{name}/redrive", request_body = RedriveRequest, tag = "queues", responses((status = 200, body = Moved)))]
+async fn redrive(State(b): App, Caller(who): Caller, Names(name): Names<String>, Body(req): Body<RedriveRequest>) -> ApiResult<Json<Moved>> {
+    Ok(Json(Moved { moved: b.redrive(&who, &name, req.to).await? }))
+}

@@ -1,0 +1,87 @@
+//! Prometheus metrics. Counters are bumped on the request path; gauges of queue depth are read
+//! from Redis when `/metrics` is scraped, so they are exact at scrape time.
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+
+/// What happened to messages, counted per queue or topic.
+#[derive(Debug, Clone, Copy)]
+pub enum Event {
+    Sent,
+    Received,
+    Acked,
+    DeadLettered,
+    Expired,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_latency: HistogramVec,
+    events: [IntCounterVec; 5],
+    pub depth: IntGaugeVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let http_requests = IntCounterVec::new(
+            Opts::new("mom_http_requests_total", "HTTP requests by route, method and status"),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        let http_latency = HistogramVec::new(
+            HistogramOpts::new("mom_http_request_duration_seconds", "HTTP request latency by route and method")
+                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0]),
+            &["route", "method"],
+        )
+        .expect("valid metric");
+        let event = |name: &str, help: &str| {
+            IntCounterVec::new(Opts::new(name, help), &["kind", "name"]).expect("valid metric")
+        };
+        let events = [
+            event("mom_messages_sent_total", "Messages stored, per queue or topic"),
+            event("mom_messages_received_total", "Deliveries handed to consumers"),
+            event("mom_messages_acked_total", "Messages acknowledged (gone for good)"),
+            event("mom_messages_dead_lettered_total", "Messages moved to a dead-letter queue or dropped after max_receives"),
+            event("mom_messages_expired_total", "Messages dropped because their retention ended"),
+        ];
+        let depth = IntGaugeVec::new(
+            Opts::new("mom_queue_messages", "Messages in a queue by state, at scrape time"),
+            &["queue", "state"],
+        )
+        .expect("valid metric");
+        registry.register(Box::new(http_requests.clone())).expect("unique metric");
+        registry.register(Box::new(http_latency.clone())).expect("unique metric");
+        for e in &events {
+            registry.register(Box::new(e.clone())).expect("unique metric");
+        }
+        registry.register(Box::new(depth.clone())).expect("unique metric");
+        Metrics { registry, http_requests, http_latency, events, depth }
+    }
+
+    pub fn count(&self, event: Event, kind: &str, name: &str, n: u64) {
+        if n > 0 {
+            self.events[event as usize].with_label_values(&[kind, name]).inc_by(n);
+        }
+    }
+
+    /// Drops every series of a deleted queue or topic.
+    pub fn forget(&self, kind: &str, name: &str) {
+        for e in &self.events {
+            let _ = e.remove_label_values(&[kind, name]);
+        }
+        for state in ["available", "in_flight", "delayed"] {
+            let _ = self.depth.remove_label_values(&[name, state]);
+        }
+    }
+
+    pub fn render(&self) -> String {
+        TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,360 @@
+//! The API's data shapes, shared by the core and every transport. Field names here are the
+//! contract of `shared/spec/broker-api.md`: renaming one breaks clients.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::{Error, Result};
+
+/// Queue, topic and subscription names.
+pub fn validate_name(kind: &str, name: &str) -> Result<()> {
+    let ok = (1..=80).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidName(format!(
+            "{kind} name must be 1 to 80 characters of A-Z, a-z, 0-9, '_' and '-'"
+        )))
+    }
+}
+
+/// Who may publish and consume besides the owner and admins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    #[default]
+    Authenticated,
+    Restricted,
+}
+
+/// A queue's settings, with every default filled in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct QueueConfig {
+    pub visibility_timeout_s: u32,
+    pub max_receives: Option<u32>,
+    pub dead_letter_queue: Option<String>,
+    pub delay_s: u32,
+    pub retention_s: u32,
+    pub max_message_bytes: u32,
+    pub access: Access,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            visibility_timeout_s: 30,
+            max_receives: None,
+            dead_letter_queue: None,
+            delay_s: 0,
+            retention_s: 345_600,
+            max_message_bytes: 262_144,
+            access: Access::Authenticated,
+        }
+    }
+}
+
+pub const MAX_VISIBILITY_S: u32 = 43_200;
+pub const MAX_DELAY_S: u32 = 900;
+pub const RETENTION_S: std::ops::RangeInclusive<u32> = 60..=1_209_600;
+pub const MAX_MESSAGE_BYTES: u32 = 1_048_576;
+pub const MAX_RECEIVES: u32 = 1000;
+pub const MAX_BATCH: usize = 100;
+pub const MAX_WAIT_S: u32 = 20;
+pub const MAX_ATTRIBUTES: usize = 16;
+
+fn check_range(field: &str, value: u32, range: std::ops::RangeInclusive<u32>) -> Result<()> {
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "{field} must be between {} and {}, got {value}",
+            range.start(),
+            range.end()
+        )))
+    }
+}
+
+/// Body of `PUT` and `PATCH /v1/queues/{name}`: every field optional. On `PATCH`, an absent field
+/// keeps its value and `null` clears a nullable one.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueueSpec {
+    pub visibility_timeout_s: Option<u32>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>)]
+    pub max_receives: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub dead_letter_queue: Option<Option<String>>,
+    pub delay_s: Option<u32>,
+    pub retention_s: Option<u32>,
+    pub max_message_bytes: Option<u32>,
+    pub access: Option<Access>,
+}
+
+/// Tells a field given as `null` (`Some(None)`) from an absent one (`None`).
+fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+impl QueueSpec {
+    /// Applies this spec over `base` and checks every limit. Whether a dead-letter queue exists is
+    /// checked by the caller, which knows the metadata.
+    pub fn apply(self, mut base: QueueConfig) -> Result<QueueConfig> {
+        if let Some(v) = self.visibility_timeout_s {
+            base.visibility_timeout_s = v;
+        }
+        if let Some(v) = self.max_receives {
+            base.max_receives = v;
+        }
+        if let Some(v) = self.dead_letter_queue {
+            base.dead_letter_queue = v;
+        }
+        if let Some(v) = self.delay_s {
+            base.delay_s = v;
+        }
+        if let Some(v) = self.retention_s {
+            base.retention_s = v;
+        }
+        if let Some(v) = self.max_message_bytes {
+            base.max_message_bytes = v;
+        }
+        if let Some(v) = self.access {
+            base.access = v;
+        }
+        check_range("visibility_timeout_s", base.visibility_timeout_s, 0..=MAX_VISIBILITY_S)?;
+        check_range("delay_s", base.delay_s, 0..=MAX_DELAY_S)?;
+        check_range("retention_s", base.retention_s, RETENTION_S)?;
+        check_range("max_message_bytes", base.max_message_bytes, 1..=MAX_MESSAGE_BYTES)?;
+        if let Some(m) = base.max_receives {
+            check_range("max_receives", m, 1..=MAX_RECEIVES)?;
+        }
+        if let Some(dlq) = &base.dead_letter_queue {
+            validate_name("dead_letter_queue", dlq)?;
+            if base.max_receives.is_none() {
+                return Err(Error::invalid("dead_letter_queue needs max_receives"));
+            }
+        }
+        Ok(base)
+    }
+}
+
+/// A queue as listed: its name and settings.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct QueueInfo {
+    pub name: String,
+    #[serde(flatten)]
+    pub config: QueueConfig,
+    pub owner: String,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats: Option<QueueStats>,
+}
+
+/// Exact counts at the time of the request.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema, PartialEq, Eq)]
+pub struct QueueStats {
+    pub available: u64,
+    pub in_flight: u64,
+    pub delayed: u64,
+    pub oldest_age_s: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueList {
+    pub queues: Vec<QueueInfo>,
+}
+
+pub type Attributes = BTreeMap<String, String>;
+
+/// One message to send.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessage {
+    pub body: String,
+    #[serde(default)]
+    pub attributes: Attributes,
+    pub delay_s: Option<u32>,
+    pub dedup_id: Option<String>,
+}
+
+impl SendMessage {
+    /// Checks what does not depend on the queue's settings.
+    pub fn validate(&self) -> Result<()> {
+        let own = self.attributes.keys().filter(|k| !k.starts_with("mom.")).count();
+        if own > MAX_ATTRIBUTES {
+            return Err(Error::invalid(format!("at most {MAX_ATTRIBUTES} attributes are allowed, got {own}")));
+        }
+        for key in self.attributes.keys() {
+            let ok = (1..=64).contains(&key.len())
+                && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+            if !ok {
+                return Err(Error::invalid(format!(
+                    "attribute key {key:?} must be 1 to 64 characters of A-Z, a-z, 0-9, '_', '.' and '-'"
+                )));
+            }
+            if key.starts_with("mom.") {
+                return Err(Error::invalid(format!("attribute key {key:?}: keys starting 'mom.' are the broker's own")));
+            }
+        }
+        if let Some(d) = self.delay_s {
+            check_range("delay_s", d, 0..=MAX_DELAY_S)?;
+        }
+        if let Some(id) = &self.dedup_id {
+            if id.is_empty() || id.len() > 128 {
+                return Err(Error::invalid("dedup_id must be 1 to 128 characters"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendBatch {
+    pub messages: Vec<SendMessage>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SentId {
+    pub id: String,
+}
+
+/// The outcome of a send: `created` is false when a `dedup_id` named an earlier message.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub id: String,
+    pub created: bool,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiveRequest {
+    pub max: Option<u32>,
+    pub wait_s: Option<u32>,
+    pub visibility_timeout_s: Option<u32>,
+}
+
+impl ReceiveRequest {
+    /// (max, wait_s) after checking their ranges.
+    pub fn limits(&self) -> Result<(u32, u32)> {
+        let max = self.max.unwrap_or(1);
+        check_range("max", max, 1..=MAX_BATCH as u32)?;
+        let wait = self.wait_s.unwrap_or(0);
+        check_range("wait_s", wait, 0..=MAX_WAIT_S)?;
+        if let Some(v) = self.visibility_timeout_s {
+            check_range("visibility_timeout_s", v, 0..=MAX_VISIBILITY_S)?;
+        }
+        Ok((max, wait))
+    }
+}
+
+/// A delivered message.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Message {
+    pub id: String,
+    pub body: String,
+    pub attributes: Attributes,
+    pub receipt: String,
+    pub receive_count: u32,
+    pub sent_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Messages {
+    pub messages: Vec<Message>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AckRequest {
+    pub receipts: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NackRequest {
+    pub receipts: Vec<String>,
+    #[serde(default)]
+    pub delay_s: u32,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VisibilityRequest {
+    pub receipt: String,
+    pub visibility_timeout_s: u32,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedriveRequest {
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Moved {
+    pub moved: u64,
+}
+
+/// The error shape of every `/v1` response that is not a success.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+impl From<&Error> for ErrorBody {
+    fn from(e: &Error) -> Self {
+        ErrorBody { error: ErrorDetail { code: e.code().to_string(), message: e.to_string() } }
+    }
+}
+
+/// One entry of a batch answer: a value, or the error of that entry alone.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum Entry<T> {
+    Ok(T),
+    Err(ErrorBody),
+}
+
+impl<T> From<Result<T>> for Entry<T> {
+    fn from(r: Result<T>) -> Self {
+        match r {
+            Ok(v) => Entry::Ok(v),
+            Err(e) => Entry::Err(ErrorBody::from(&e)),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Done {
+    pub ok: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Results<T> {
+    pub results: Vec<Entry<T>>,
+}
+
+/// RFC 3339 UTC with milliseconds, e.g. `2026-11-25T17:06:29.123Z`.
+pub fn rfc3339_ms(unix_ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(unix_ms as i128 * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let f = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.format(&f).unwrap_or_default()
+}
+
+pub fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}

@@ -1,0 +1,94 @@
+//! Wires the pieces together and runs them until the node has drained. No logic lives here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::meta::{Meta, NodeRecord};
+use crate::metrics::Metrics;
+use crate::model::{now_ms, rfc3339_ms};
+use crate::service::Broker;
+use crate::store::Redis;
+use crate::{http, shutdown};
+
+/// How often the leader runs the cluster's periodic upkeep.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = config.advertise.clone().unwrap_or_else(|| config.listen.to_string());
+    let node = NodeRecord {
+        id: config.node_id(),
+        address,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at: rfc3339_ms(now_ms()),
+    };
+    tracing::info!(node = %node.id, listen = %config.listen, "starting mom-broker");
+
+    let meta = Arc::new(Meta::new(
+        &config.zk_connect,
+        &config.zk_root,
+        Duration::from_millis(config.zk_session_timeout_ms),
+        node,
+    ));
+    let redis = Redis::new(&config.redis_url, &config.redis_prefix, Duration::from_millis(config.redis_timeout_ms))
+        .context("invalid --redis-url")?;
+    let broker = Arc::new(Broker::new(meta.clone(), redis.clone(), Arc::new(Metrics::new())));
+
+    // Background work stops after the listener closed.
+    let stop = CancellationToken::new();
+    tokio::spawn(redis.clone().run(stop.clone()));
+    tokio::spawn(redis.listen(broker.waiters.clone(), stop.clone()));
+    tokio::spawn({
+        let (meta, stop) = (meta.clone(), stop.clone());
+        async move { meta.run(stop).await }
+    });
+    tokio::spawn(sweep(broker.clone(), stop.clone()));
+
+    let terminate = CancellationToken::new();
+    tokio::spawn({
+        let terminate = terminate.clone();
+        async move {
+            shutdown::signal().await;
+            terminate.cancel();
+        }
+    });
+    let drain_timeout = config.drain_timeout();
+    let graceful = {
+        let (broker, terminate) = (broker.clone(), terminate.clone());
+        async move {
+            terminate.cancelled().await;
+            shutdown::drain(broker, drain_timeout).await;
+        }
+    };
+    let server = axum::serve(listener, http::router(broker)).with_graceful_shutdown(graceful);
+    let deadline = async {
+        terminate.cancelled().await;
+        tokio::time::sleep(drain_timeout).await;
+    };
+    tokio::select! {
+        r = std::future::IntoFuture::into_future(server) => r.context("server failed")?,
+        _ = deadline => tracing::warn!("drain timeout reached; exiting with requests still in flight"),
+    }
+    stop.cancel();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The leader's periodic upkeep; the other nodes idle.
+async fn sweep(broker: Arc<Broker>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(SWEEP_EVERY) => {}
+            _ = stop.cancelled() => return,
+        }
+        if broker.meta.is_leader() && broker.redis.is_healthy() {
+            broker.sweep().await;
+        }
+    }
+}

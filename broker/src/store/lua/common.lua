@@ -1,0 +1,34 @@
+-- Shared prelude of every queue script (prepended by store/queue.rs).
+-- KEYS[1..7] are always the keys of one queue, all in one hash slot:
+--   1 m    hash  id -> payload (JSON of body and attributes)
+--   2 rc   hash  id -> receive count (the delivery number)
+--   3 vis  zset  id -> time (ms) the message is visible from; every live message is here
+--   4 inf  zset  id -> visibility deadline of the current delivery (in flight while in the future)
+--   5 del  zset  id -> due time of a delayed message (delayed while in the future)
+--   6 sent zset  id -> sent_at (ms); also orders retention trimming
+--   7 out  hash  id -> "kind\ntarget\npayload": messages on their way to another queue
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function remove(id)
+  redis.call('HDEL', KEYS[1], id)
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('ZREM', KEYS[3], id)
+  redis.call('ZREM', KEYS[4], id)
+  redis.call('ZREM', KEYS[5], id)
+  redis.call('ZREM', KEYS[6], id)
+end
+
+-- Drops messages older than the retention period; returns how many.
+local function trim(now, retention_ms)
+  local ids = redis.call('ZRANGE', KEYS[6], '-inf', now - retention_ms, 'BYSCORE', 'LIMIT', 0, 1000)
+  for _, id in ipairs(ids) do remove(id) end
+  return #ids
+end
+
+-- True when `id` is in flight under the delivery `rc` (the receipt's delivery is the current one).
+local function current_delivery(id, rc)
+  return redis.call('ZSCORE', KEYS[4], id) and redis.call('HGET', KEYS[2], id) == rc
+end

@@ -1,0 +1,52 @@
+-- Delivers up to `max` visible messages in order of visibility time, then id (FIFO of first delivery).
+-- ARGV: max, visibility_ms, max_receives (0 = unlimited), dead-letter queue ('' = discard), retention_ms.
+-- A message that would be delivered a max_receives+1-th time goes to the outbox (or is dropped).
+-- Returns {now, trimmed, dead, next_visible_ms or '', {id, payload, rc, sent_at, ...}}.
+local now = now_ms()
+local max = tonumber(ARGV[1])
+local vt = tonumber(ARGV[2])
+local max_receives = tonumber(ARGV[3])
+local dlq = ARGV[4]
+local trimmed = trim(now, tonumber(ARGV[5]))
+local res = {}
+local got, dead, nseen = 0, 0, 0
+local seen = {}
+while got < max do
+  local ids = redis.call('ZRANGE', KEYS[3], '-inf', now, 'BYSCORE', 'LIMIT', 0, max - got + nseen)
+  local fresh = false
+  for _, id in ipairs(ids) do
+    if not seen[id] and got < max then
+      seen[id] = true
+      nseen = nseen + 1
+      fresh = true
+      local payload = redis.call('HGET', KEYS[1], id)
+      if not payload then
+        remove(id)
+      else
+        local rc = redis.call('HINCRBY', KEYS[2], id, 1)
+        if max_receives > 0 and rc > max_receives then
+          if dlq ~= '' then redis.call('HSET', KEYS[7], id, 'dlq\n' .. dlq .. '\n' .. payload) end
+          remove(id)
+          dead = dead + 1
+        else
+          local sent = redis.call('ZSCORE', KEYS[6], id)
+          redis.call('ZADD', KEYS[3], now + vt, id)
+          redis.call('ZADD', KEYS[4], now + vt, id)
+          redis.call('ZREM', KEYS[5], id)
+          res[#res + 1] = id
+          res[#res + 1] = payload
+          res[#res + 1] = rc
+          res[#res + 1] = sent
+          got = got + 1
+        end
+      end
+    end
+  end
+  if not fresh then break end
+end
+local next_visible = ''
+if got == 0 then
+  local n = redis.call('ZRANGE', KEYS[3], '(' .. now, '+inf', 'BYSCORE', 'LIMIT', 0, 1, 'WITHSCORES')
+  if #n > 0 then next_visible = n[2] end
+end
+return {now, trimmed, dead, next_visible, res}

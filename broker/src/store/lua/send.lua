@@ -1,0 +1,30 @@
+-- Stores messages. KEYS[8] = id sequence; KEYS[9..] = dedup keys.
+-- ARGV: channel, queue name, n, then per message: payload, delay_ms, dedup key index (0 = none).
+-- Returns per message: id, 1 when stored now or 0 when a dedup key named an earlier message.
+local now = now_ms()
+local n = tonumber(ARGV[3])
+local out = {}
+local stored = false
+for i = 0, n - 1 do
+  local payload = ARGV[4 + i * 3]
+  local delay = tonumber(ARGV[5 + i * 3])
+  local dk = tonumber(ARGV[6 + i * 3])
+  local earlier = false
+  if dk > 0 then earlier = redis.call('GET', KEYS[dk]) end
+  if earlier then
+    out[#out + 1] = earlier
+    out[#out + 1] = 0
+  else
+    local id = string.format('%016d', redis.call('INCR', KEYS[8]))
+    redis.call('HSET', KEYS[1], id, payload)
+    redis.call('ZADD', KEYS[6], now, id)
+    redis.call('ZADD', KEYS[3], now + delay, id)
+    if delay > 0 then redis.call('ZADD', KEYS[5], now + delay, id) end
+    if dk > 0 then redis.call('SET', KEYS[dk], id, 'EX', 300) end
+    out[#out + 1] = id
+    out[#out + 1] = 1
+    stored = true
+  end
+end
+if stored then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
+return out

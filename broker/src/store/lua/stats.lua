@@ -1,0 +1,11 @@
+-- Exact counts at this instant. ARGV: retention_ms.
+-- Returns {available, in_flight, delayed, oldest_sent_ms or -1, now, trimmed, outbox}.
+local now = now_ms()
+local trimmed = trim(now, tonumber(ARGV[1]))
+local available = redis.call('ZCOUNT', KEYS[3], '-inf', now)
+local in_flight = redis.call('ZCOUNT', KEYS[4], '(' .. now, '+inf')
+local delayed = redis.call('ZCOUNT', KEYS[5], '(' .. now, '+inf')
+local oldest = redis.call('ZRANGE', KEYS[6], 0, 0, 'WITHSCORES')
+local oldest_ms = -1
+if #oldest > 0 then oldest_ms = tonumber(oldest[2]) end
+return {available, in_flight, delayed, oldest_ms, now, trimmed, redis.call('HLEN', KEYS[7])}

@@ -1,0 +1,374 @@
+//! Broker processes: where the binary is, how to start one in an isolated cluster namespace,
+//! readiness, signals, exit, logs.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::client::Client;
+use crate::util::{file_tail, free_port, random_suffix, wait_until, TempDir};
+
+/// How long a broker may take to answer `/readyz` with 200 after it was started.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Drain timeout given to brokers unless a test chooses another.
+pub const DEFAULT_DRAIN_TIMEOUT_S: u64 = 5;
+
+/// Addresses of the Redis and ZooKeeper that all tests share (`MOM_TEST_REDIS_URL`, `MOM_TEST_ZK`).
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub redis_url: String,
+    pub zk: String,
+}
+
+impl Services {
+    pub fn shared() -> Self {
+        Self {
+            redis_url: std::env::var("MOM_TEST_REDIS_URL")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_string()),
+            zk: std::env::var("MOM_TEST_ZK").unwrap_or_else(|_| "127.0.0.1:2181".to_string()),
+        }
+    }
+}
+
+/// A cluster namespace: brokers started from one `Cluster` share a ZooKeeper root and a Redis key
+/// prefix, so they form one cluster; two `Cluster`s never see each other's queues.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub redis_url: String,
+    pub zk: String,
+    pub zk_root: String,
+    pub redis_prefix: String,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Cluster {
+    /// A fresh namespace on the shared Redis and ZooKeeper.
+    pub fn new() -> Self {
+        Self::on(Services::shared())
+    }
+
+    /// A fresh namespace on the shared ZooKeeper and the Redis at `redis_url`.
+    pub fn with_redis(redis_url: impl Into<String>) -> Self {
+        Self::on(Services {
+            redis_url: redis_url.into(),
+            ..Services::shared()
+        })
+    }
+
+    fn on(services: Services) -> Self {
+        let id = random_suffix(12);
+        Self {
+            redis_url: services.redis_url,
+            zk: services.zk,
+            zk_root: format!("/mom-test-{id}"),
+            redis_prefix: format!("t{id}"),
+        }
+    }
+
+    /// A builder for a broker of this cluster.
+    pub fn broker(&self) -> BrokerBuilder {
+        BrokerBuilder {
+            cluster: self.clone(),
+            node_id: format!("node-{}", random_suffix(6)),
+            drain_timeout_s: DEFAULT_DRAIN_TIMEOUT_S,
+            env: Vec::new(),
+        }
+    }
+
+    /// Starts a broker of this cluster with default settings and waits until it is ready.
+    pub async fn start_broker(&self) -> Broker {
+        self.broker().start().await
+    }
+}
+
+/// Options of one broker process.
+#[derive(Debug, Clone)]
+pub struct BrokerBuilder {
+    cluster: Cluster,
+    node_id: String,
+    drain_timeout_s: u64,
+    env: Vec<(String, String)>,
+}
+
+impl BrokerBuilder {
+    pub fn node_id(mut self, id: impl Into<String>) -> Self {
+        self.node_id = id.into();
+        self
+    }
+
+    pub fn drain_timeout_s(mut self, secs: u64) -> Self {
+        self.drain_timeout_s = secs;
+        self
+    }
+
+    /// An extra environment variable for the broker process.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Starts the process without waiting for readiness.
+    pub fn spawn(self) -> Broker {
+        let dir = TempDir::new("mom-broker");
+        let log = dir.path().join("broker.log");
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let bin = broker_bin();
+        let mut cmd = Command::new(bin);
+        cmd.args(["--listen", &listen])
+            .args(["--redis-url", &self.cluster.redis_url])
+            .args(["--zk", &self.cluster.zk])
+            .args(["--zk-root", &self.cluster.zk_root])
+            .args(["--redis-prefix", &self.cluster.redis_prefix])
+            .args(["--node-id", &self.node_id])
+            .args(["--drain-timeout", &self.drain_timeout_s.to_string()]);
+        // Settings of the developer's shell must not leak into the brokers under test.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("MOM_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let out = File::create(&log)
+            .unwrap_or_else(|e| panic!("cannot create broker log {}: {e}", log.display()));
+        let err = out
+            .try_clone()
+            .unwrap_or_else(|e| panic!("cannot duplicate broker log handle: {e}"));
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start broker {}: {e}", bin.display()));
+        Broker {
+            child,
+            exit: None,
+            listen,
+            node_id: self.node_id,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// Starts the process and waits until `/readyz` answers 200.
+    pub async fn start(self) -> Broker {
+        let mut broker = self.spawn();
+        broker.wait_ready(READY_TIMEOUT).await;
+        broker
+    }
+}
+
+/// A running broker process, killed (SIGKILL) when dropped.
+#[derive(Debug)]
+pub struct Broker {
+    child: Child,
+    exit: Option<ExitStatus>,
+    listen: String,
+    node_id: String,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+impl Broker {
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.listen)
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(self.url())
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// The last `lines` lines of the broker's stdout and stderr.
+    pub fn log_tail(&self, lines: usize) -> String {
+        file_tail(&self.log, lines)
+    }
+
+    /// The status of `GET path`, or `None` when the broker cannot be reached.
+    pub async fn probe(&self, path: &str) -> Option<u16> {
+        let client = self.client().with_timeout(Duration::from_secs(2));
+        client
+            .try_request(reqwest::Method::GET, path, crate::client::Body::None)
+            .await
+            .ok()
+            .map(|r| r.status)
+    }
+
+    /// Waits until `/readyz` answers 200; fails the test with the log tail otherwise, or at once if
+    /// the process exits.
+    pub async fn wait_ready(&mut self, timeout: Duration) {
+        self.wait_probe("/readyz", 200, timeout).await;
+    }
+
+    /// Waits until `GET path` answers `status`; fails the test with the log tail otherwise, or at
+    /// once if the process exits.
+    pub async fn wait_probe(&mut self, path: &str, status: u16, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut last = None;
+        loop {
+            if let Some(exit) = self.try_exit() {
+                panic!(
+                    "broker {} exited ({exit}) while waiting for {path} to answer {status}; log {}:\n{}",
+                    self.node_id,
+                    self.log.display(),
+                    self.log_tail(40)
+                );
+            }
+            last = self.probe(path).await.or(last);
+            if last == Some(status) {
+                return;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "broker {} at {}: {path} did not answer {status} within {timeout:?} (last: {last:?}); log {}:\n{}",
+                    self.node_id,
+                    self.listen,
+                    self.log.display(),
+                    self.log_tail(40)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).unwrap_or_else(|e| panic!("pid out of range: {e}"))
+    }
+
+    /// Sends SIGTERM (graceful drain).
+    pub fn sigterm(&self) {
+        signal(self.pid(), libc::SIGTERM);
+    }
+
+    /// Kills the process with SIGKILL and reaps it.
+    pub fn sigkill(&mut self) {
+        if self.try_exit().is_some() {
+            return;
+        }
+        if let Err(e) = self.child.kill() {
+            panic!("cannot SIGKILL broker {}: {e}", self.node_id);
+        }
+        match self.child.wait() {
+            Ok(status) => self.exit = Some(status),
+            Err(e) => panic!("cannot reap broker {}: {e}", self.node_id),
+        }
+    }
+
+    /// The exit status if the process has exited.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        if self.exit.is_none() {
+            self.exit = self
+                .child
+                .try_wait()
+                .unwrap_or_else(|e| panic!("cannot poll broker {}: {e}", self.node_id));
+        }
+        self.exit
+    }
+
+    /// Waits for the process to exit; fails the test if it is still running after `timeout`.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let what = format!("broker {} to exit", self.node_id);
+        wait_until(&what, timeout, || std::future::ready(self.try_exit())).await
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- log of broker {} ({}), last lines:\n{}\n---",
+                self.node_id,
+                self.log.display(),
+                self.log_tail(60)
+            );
+        }
+        if self.exit.is_none() {
+            // Best effort: the process may already be gone.
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Sends `sig` to process `pid`.
+pub fn signal(pid: i32, sig: libc::c_int) {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    let rc = unsafe { libc::kill(pid, sig) };
+    if rc != 0 {
+        panic!(
+            "kill({pid}, {sig}) failed: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// The `mom-broker` executable: `MOM_BROKER_BIN`, else `mom-broker` in the directory above the test
+/// executable's (`target/debug/deps/..`).
+pub fn broker_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let bin = match std::env::var_os("MOM_BROKER_BIN") {
+            Some(path) => PathBuf::from(path),
+            None => {
+                let exe = std::env::current_exe()
+                    .unwrap_or_else(|e| panic!("cannot find the test executable: {e}"));
+                let profile_dir = exe.parent().and_then(Path::parent).unwrap_or_else(|| {
+                    panic!("test executable {} has no grandparent dir", exe.display())
+                });
+                profile_dir.join("mom-broker")
+            }
+        };
+        assert!(
+            bin.is_file(),
+            "broker binary {} not found: run `cargo build -p mom-broker` first (same CARGO_TARGET_DIR), \
+             or set MOM_BROKER_BIN",
+            bin.display()
+        );
+        warn_if_stale(&bin);
+        bin
+    })
+}
+
+/// Warns (in the captured test output) when a broker source file is newer than the binary, the
+/// usual cause of puzzling failures after `cargo test` without `cargo build -p mom-broker`.
+fn warn_if_stale(bin: &Path) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../broker");
+    let modified = |p: &Path| p.metadata().and_then(|m| m.modified()).ok();
+    let Some(built) = modified(bin) else { return };
+    let newest = newest_mtime(&src).unwrap_or(SystemTime::UNIX_EPOCH);
+    if newest > built {
+        eprintln!(
+            "WARNING: {} is older than the sources in {}; run `cargo build -p mom-broker`",
+            bin.display(),
+            src.display()
+        );
+    }
+}
+
+fn newest_mtime(dir: &Path) -> Option<SystemTime> {
+    let mut newest = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let time = if path.is_dir() {
+            newest_mtime(&path)
+        } else {
+            entry.metadata().and_then(|m| m.modified()).ok()
+        };
+        newest = newest.max(time);
+    }
+    newest
+}

@@ -1,0 +1,231 @@
+//! The HTTP client of the tests. Every request goes through [`Client::try_request`], so adding
+//! authentication (a bearer token) later is a change in one place.
+
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, CONTENT_TYPE};
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::queue::Queue;
+
+/// Time allowed for a request unless [`Client::with_timeout`] says otherwise; long polls wait at most 20 s.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A request body: JSON, raw bytes with a content type (malformed JSON), or none at all.
+#[derive(Debug, Clone)]
+pub enum Body {
+    None,
+    Json(Value),
+    Raw {
+        content_type: Option<&'static str>,
+        bytes: Vec<u8>,
+    },
+}
+
+impl From<Value> for Body {
+    fn from(value: Value) -> Self {
+        Body::Json(value)
+    }
+}
+
+/// Client of one broker's HTTP API.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    bearer: Option<String>,
+    timeout: Duration,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client").field("base", &self.base).finish()
+    }
+}
+
+impl Client {
+    /// A client of the broker at `base`, e.g. `http://127.0.0.1:8080`.
+    pub fn new(base: impl Into<String>) -> Self {
+        let http = reqwest::Client::builder()
+            .build()
+            .unwrap_or_else(|e| panic!("cannot build an HTTP client: {e}"));
+        Self {
+            http,
+            base: base.into(),
+            bearer: None,
+            timeout: REQUEST_TIMEOUT,
+        }
+    }
+
+    /// The same client with another time limit per request.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The same client, sending `Authorization: Bearer <token>` on every request.
+    pub fn with_bearer(mut self, token: impl Into<String>) -> Self {
+        self.bearer = Some(token.into());
+        self
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Helper for the routes of one queue.
+    pub fn queue(&self, name: &str) -> Queue {
+        Queue::new(self.clone(), name)
+    }
+
+    /// Sends one request. Transport errors (connection refused, timeout) are returned, so a test can
+    /// expect them, e.g. from a broker that is shutting down.
+    pub async fn try_request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body,
+    ) -> Result<Resp, reqwest::Error> {
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base))
+            .timeout(self.timeout);
+        if let Some(token) = &self.bearer {
+            req = req.bearer_auth(token);
+        }
+        req = match body {
+            Body::None => req,
+            Body::Json(value) => req.json(&value),
+            Body::Raw {
+                content_type,
+                bytes,
+            } => {
+                let req = match content_type {
+                    Some(ct) => req.header(CONTENT_TYPE, ct),
+                    None => req,
+                };
+                req.body(bytes)
+            }
+        };
+        let response = req.send().await?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await?;
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Ok(Resp {
+            method,
+            path: path.to_string(),
+            status,
+            headers,
+            text,
+            json,
+        })
+    }
+
+    /// Sends one request; a transport error fails the test.
+    pub async fn request(&self, method: Method, path: &str, body: Body) -> Resp {
+        let what = format!("{method} {path}");
+        self.try_request(method, path, body)
+            .await
+            .unwrap_or_else(|e| panic!("{what} on {}: transport error: {e}", self.base))
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.request(Method::GET, path, Body::None).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.request(Method::DELETE, path, Body::None).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> Resp {
+        self.request(Method::PUT, path, body.into()).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        self.request(Method::POST, path, body.into()).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Resp {
+        self.request(Method::PATCH, path, body.into()).await
+    }
+}
+
+/// A response, with the request it answers for error messages.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub method: Method,
+    pub path: String,
+    pub status: u16,
+    pub headers: HeaderMap,
+    /// The body as text.
+    pub text: String,
+    /// The body as JSON, `Null` when it is not JSON.
+    pub json: Value,
+}
+
+impl Resp {
+    /// Fails the test unless the status is `status`; returns the response for chaining.
+    #[track_caller]
+    pub fn expect_status(self, status: u16) -> Self {
+        assert_eq!(
+            self.status, status,
+            "{} {} answered {} (expected {status}): {}",
+            self.method, self.path, self.status, self.text
+        );
+        self
+    }
+
+    /// Fails the test unless this is `{"error":{"code": code, "message": <non-empty>}}` with `status`.
+    #[track_caller]
+    pub fn expect_error(self, status: u16, code: &str) -> Self {
+        let me = self.expect_status(status);
+        assert_error_object(&me.json["error"], code, &me.to_string());
+        me
+    }
+
+    /// `error.code` of an error response.
+    pub fn error_code(&self) -> Option<&str> {
+        self.json["error"]["code"].as_str()
+    }
+
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+impl fmt::Display for Resp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} -> {} {}",
+            self.method, self.path, self.status, self.text
+        )
+    }
+}
+
+/// Fails the test unless `error` is `{"code": code, "message": <non-empty string>}` with no
+/// leaked transport or storage error text in the message. `context` goes into failure messages.
+#[track_caller]
+pub fn assert_error_object(error: &Value, code: &str, context: &str) {
+    assert_eq!(
+        error["code"].as_str(),
+        Some(code),
+        "expected error code {code:?} in {context}"
+    );
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(
+        !message.trim().is_empty(),
+        "error without a message in {context}"
+    );
+    let lower = message.to_ascii_lowercase();
+    for leak in ["os error", "connection refused", "ioerror", "backtrace", "panicked"] {
+        assert!(
+            !lower.contains(leak),
+            "error message leaks internals ({leak:?}) in {context}"
+        );
+    }
+}

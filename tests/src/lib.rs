@@ -1,0 +1,35 @@
+//! Harness for mom's end-to-end tests: broker processes against the shared Redis and ZooKeeper
+//! (`MOM_TEST_REDIS_URL`, `MOM_TEST_ZK`), private Redis servers, and an HTTP client of the API.
+//!
+//! Each test makes its own [`Cluster`] (a random ZooKeeper root and Redis prefix), so tests run in
+//! parallel on the shared services without seeing each other.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use mom_tests::{Cluster, json};
+//! let broker = Cluster::new().start_broker().await;
+//! let queue = broker.client().queue("orders");
+//! queue.create(json!({})).await;
+//! queue.send("hello").await;
+//! # }
+//! ```
+
+pub mod broker;
+pub mod client;
+pub mod queue;
+pub mod redis_server;
+pub mod util;
+
+pub use broker::{Broker, BrokerBuilder, Cluster, Services};
+pub use client::{Body, Client, Resp};
+pub use queue::{
+    assert_error_result, assert_ok_result, id_set, ids, Message, Queue, Stats,
+};
+pub use redis_server::{Persistence, RedisServer};
+pub use serde_json::{json, Value};
+pub use util::{wait_until, TempDir};
+
+/// Starts one ready broker in a fresh cluster namespace.
+pub async fn start_broker() -> Broker {
+    Cluster::new().start_broker().await
+}

@@ -1,0 +1,262 @@
+//! Typed helpers for the routes of one queue. The `*_resp` variants return the raw response for
+//! tests that check errors; the others assert success and return the decoded result.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::client::{assert_error_object, Client, Resp};
+use crate::util::is_rfc3339_millis;
+
+/// A delivered message, as in `POST /v1/queues/{name}/receive`. Deserializing it asserts the field names.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Message {
+    pub id: String,
+    pub body: String,
+    pub attributes: BTreeMap<String, String>,
+    pub receipt: String,
+    pub receive_count: u64,
+    pub sent_at: String,
+}
+
+/// `stats` of `GET /v1/queues/{name}`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Stats {
+    pub available: u64,
+    pub in_flight: u64,
+    pub delayed: u64,
+    pub oldest_age_s: Option<f64>,
+}
+
+impl Stats {
+    /// `(available, in_flight, delayed)`, for compact assertions.
+    pub fn counts(&self) -> (u64, u64, u64) {
+        (self.available, self.in_flight, self.delayed)
+    }
+}
+
+/// One queue on one broker.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    client: Client,
+    name: String,
+}
+
+impl Queue {
+    pub fn new(client: Client, name: &str) -> Self {
+        Self {
+            client,
+            name: name.to_string(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `/v1/queues/{name}` followed by `suffix`.
+    pub fn path(&self, suffix: &str) -> String {
+        format!("/v1/queues/{}{suffix}", self.name)
+    }
+
+    pub async fn create_resp(&self, config: Value) -> Resp {
+        self.client.put(&self.path(""), config).await
+    }
+
+    /// Creates the queue, expecting 201.
+    pub async fn create(&self, config: Value) -> &Self {
+        self.create_resp(config).await.expect_status(201);
+        self
+    }
+
+    pub async fn get(&self) -> Resp {
+        self.client.get(&self.path("")).await
+    }
+
+    /// The queue's `stats`, expecting 200.
+    pub async fn stats(&self) -> Stats {
+        let resp = self.get().await.expect_status(200);
+        assert!(
+            resp.json["stats"].get("oldest_age_s").is_some(),
+            "stats without oldest_age_s in {resp}"
+        );
+        serde_json::from_value(resp.json["stats"].clone())
+            .unwrap_or_else(|e| panic!("bad stats ({e}) in {resp}"))
+    }
+
+    pub async fn patch(&self, changes: Value) -> Resp {
+        self.client.patch(&self.path(""), changes).await
+    }
+
+    pub async fn delete(&self) -> Resp {
+        self.client.delete(&self.path("")).await
+    }
+
+    pub async fn purge(&self) -> Resp {
+        self.client.post(&self.path("/purge"), json!({})).await
+    }
+
+    pub async fn send_resp(&self, message: Value) -> Resp {
+        self.client.post(&self.path("/messages"), message).await
+    }
+
+    /// Sends `message` (a full send body), expecting 201; returns the new id.
+    pub async fn send_msg(&self, message: Value) -> String {
+        let resp = self.send_resp(message).await.expect_status(201);
+        message_id(&resp.json, &resp.to_string())
+    }
+
+    /// Sends a message with this body and nothing else, expecting 201; returns the new id.
+    pub async fn send(&self, body: &str) -> String {
+        self.send_msg(json!({ "body": body })).await
+    }
+
+    /// Sends one message per body, one request each and in order; returns the ids.
+    pub async fn send_many<S: AsRef<str>>(&self, bodies: &[S]) -> Vec<String> {
+        let mut ids = Vec::with_capacity(bodies.len());
+        for body in bodies {
+            ids.push(self.send(body.as_ref()).await);
+        }
+        ids
+    }
+
+    pub async fn send_batch(&self, messages: Value) -> Resp {
+        self.client
+            .post(&self.path("/messages/batch"), json!({ "messages": messages }))
+            .await
+    }
+
+    pub async fn receive_resp(&self, request: Value) -> Resp {
+        self.client.post(&self.path("/receive"), request).await
+    }
+
+    /// Receives with this request body, expecting 200; returns the messages, each checked for shape.
+    pub async fn receive_with(&self, request: Value) -> Vec<Message> {
+        let resp = self.receive_resp(request).await.expect_status(200);
+        let messages: Vec<Message> = serde_json::from_value(resp.json["messages"].clone())
+            .unwrap_or_else(|e| panic!("bad messages ({e}) in {resp}"));
+        for m in &messages {
+            assert!(
+                is_rfc3339_millis(&m.sent_at),
+                "sent_at {:?} is not RFC 3339 UTC with milliseconds",
+                m.sent_at
+            );
+            assert!(m.receive_count >= 1, "receive_count below 1 in {resp}");
+        }
+        messages
+    }
+
+    /// Receives up to `max` messages without waiting.
+    pub async fn receive(&self, max: u32) -> Vec<Message> {
+        self.receive_with(json!({ "max": max })).await
+    }
+
+    /// Receives until `count` messages arrived (long polls of at most 1 s), failing after `timeout`.
+    pub async fn receive_n(&self, count: usize, timeout: Duration) -> Vec<Message> {
+        let deadline = Instant::now() + timeout;
+        let mut got = Vec::new();
+        while got.len() < count {
+            assert!(
+                Instant::now() < deadline,
+                "received {} of {count} messages from {} within {timeout:?}: {got:?}",
+                got.len(),
+                self.name
+            );
+            let max = (count - got.len()).min(100);
+            got.extend(self.receive_with(json!({ "max": max, "wait_s": 1 })).await);
+        }
+        got
+    }
+
+    pub async fn ack_resp(&self, receipts: &[&str]) -> Resp {
+        self.client
+            .post(&self.path("/ack"), json!({ "receipts": receipts }))
+            .await
+    }
+
+    /// Acks, expecting 200; returns `results`, one per receipt.
+    pub async fn ack(&self, receipts: &[&str]) -> Vec<Value> {
+        results(self.ack_resp(receipts).await, receipts.len())
+    }
+
+    /// Acks receipts that must all be valid.
+    pub async fn ack_all(&self, messages: &[Message]) {
+        let receipts: Vec<&str> = messages.iter().map(|m| m.receipt.as_str()).collect();
+        for (i, result) in self.ack(&receipts).await.iter().enumerate() {
+            assert_ok_result(result, &format!("ack of {}", messages[i].id));
+        }
+    }
+
+    /// Nacks, expecting 200; returns `results`, one per receipt.
+    pub async fn nack(&self, receipts: &[&str], delay_s: u64) -> Vec<Value> {
+        let resp = self
+            .client
+            .post(
+                &self.path("/nack"),
+                json!({ "receipts": receipts, "delay_s": delay_s }),
+            )
+            .await;
+        results(resp, receipts.len())
+    }
+
+    /// `POST /visibility` for one receipt.
+    pub async fn extend(&self, receipt: &str, visibility_timeout_s: u64) -> Resp {
+        self.client
+            .post(
+                &self.path("/visibility"),
+                json!({ "receipt": receipt, "visibility_timeout_s": visibility_timeout_s }),
+            )
+            .await
+    }
+
+    pub async fn redrive(&self, request: Value) -> Resp {
+        self.client.post(&self.path("/redrive"), request).await
+    }
+}
+
+/// The `id` of a `{"id": ...}` answer, checked to be a non-empty string.
+#[track_caller]
+pub fn message_id(answer: &Value, context: &str) -> String {
+    let id = answer["id"].as_str().unwrap_or_default();
+    assert!(!id.is_empty(), "no message id in {context}");
+    id.to_string()
+}
+
+/// Fails the test unless `result` is `{"ok": true}`.
+#[track_caller]
+pub fn assert_ok_result(result: &Value, context: &str) {
+    assert_eq!(result, &json!({ "ok": true }), "{context}");
+}
+
+/// Fails the test unless `result` is `{"error": {"code": code, "message": ...}}`.
+#[track_caller]
+pub fn assert_error_result(result: &Value, code: &str, context: &str) {
+    assert_error_object(&result["error"], code, &format!("{context}: {result}"));
+}
+
+/// The ids of `messages`, in order.
+pub fn ids(messages: &[Message]) -> Vec<String> {
+    messages.iter().map(|m| m.id.clone()).collect()
+}
+
+/// The ids of `messages`, as a set; fails the test on a duplicate.
+#[track_caller]
+pub fn id_set(messages: &[Message]) -> HashSet<String> {
+    let set: HashSet<String> = messages.iter().map(|m| m.id.clone()).collect();
+    assert_eq!(set.len(), messages.len(), "duplicate deliveries: {messages:?}");
+    set
+}
+
+/// `results` of an ack/nack answer: 200, with one entry per receipt.
+#[track_caller]
+fn results(resp: Resp, expected: usize) -> Vec<Value> {
+    let resp = resp.expect_status(200);
+    let results = resp.json["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no results array in {resp}"))
+        .clone();
+    assert_eq!(results.len(), expected, "one result per receipt in {resp}");
+    results
+}

@@ -1,0 +1,105 @@
+//! Small helpers shared by the harness and the tests: temp dirs, ports, random names, waiting.
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rand::distr::{Alphanumeric, SampleString};
+
+/// A lowercase random alphanumeric string, for names that must not collide between tests.
+pub fn random_suffix(len: usize) -> String {
+    Alphanumeric
+        .sample_string(&mut rand::rng(), len)
+        .to_ascii_lowercase()
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (the kernel picked it).
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .unwrap_or_else(|e| panic!("cannot bind 127.0.0.1:0 to find a free port: {e}"));
+    listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("cannot read the address of a bound socket: {e}"))
+        .port()
+}
+
+/// A directory under the system temp dir, removed with its content on drop.
+#[derive(Debug)]
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(prefix: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("{prefix}-{}", random_suffix(10)));
+        std::fs::create_dir_all(&path)
+            .unwrap_or_else(|e| panic!("cannot create temp dir {}: {e}", path.display()));
+        Self { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        // Best effort: a leftover temp dir is not worth a panic while dropping.
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// The last `lines` lines of a text file, or a note saying why it could not be read.
+pub fn file_tail(path: &Path, lines: usize) -> String {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let all: Vec<&str> = text.lines().collect();
+            all[all.len().saturating_sub(lines)..].join("\n")
+        }
+        Err(e) => format!("<cannot read {}: {e}>", path.display()),
+    }
+}
+
+/// Polls `probe` every 20 ms until it returns `Some`, and returns that value.
+/// Panics with `what` when `timeout` passes first.
+pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// True for an RFC 3339 UTC timestamp with milliseconds, like `2026-11-25T17:06:29.123Z`.
+pub fn is_rfc3339_millis(s: &str) -> bool {
+    const PATTERN: &[u8] = b"dddd-dd-ddTdd:dd:dd.dddZ";
+    s.len() == PATTERN.len()
+        && s.bytes().zip(PATTERN).all(|(c, &p)| match p {
+            b'd' => c.is_ascii_digit(),
+            other => c == other,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_millis() {
+        assert!(is_rfc3339_millis("2026-11-25T17:06:29.123Z"));
+        assert!(!is_rfc3339_millis("2026-11-25T17:06:29Z"));
+        assert!(!is_rfc3339_millis("2026-11-25T17:06:29.123+00:00"));
+        assert!(!is_rfc3339_millis("2026-11-25 17:06:29.123Z"));
+    }
+}
