@@ -48,6 +48,34 @@ pub struct Config {
     #[arg(long, env = "MOM_REDIS_TIMEOUT_MS", default_value_t = 2000)]
     pub redis_timeout_ms: u64,
 
+    /// Name of the first admin, created when no admin exists.
+    #[arg(long, env = "MOM_ADMIN_USER", default_value = "admin")]
+    pub admin_user: String,
+
+    /// Password of the first admin. Read from the environment only; there is no default.
+    #[arg(long, env = "MOM_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+
+    /// Key that signs tokens (default: one generated once and shared through ZooKeeper).
+    #[arg(long, env = "MOM_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Lifetime of issued tokens, in seconds.
+    #[arg(long, env = "MOM_TOKEN_TTL_S", default_value_t = 3600)]
+    pub token_ttl_s: u64,
+
+    /// Requests per second per user, across the cluster; 0 disables the limit.
+    #[arg(long, env = "MOM_RATE_LIMIT_RPS", default_value_t = 1000)]
+    pub rate_limit_rps: u32,
+
+    /// Burst allowance per user on top of the steady rate.
+    #[arg(long, env = "MOM_RATE_LIMIT_BURST", default_value_t = 2000)]
+    pub rate_limit_burst: u32,
+
+    /// Proxies (IP addresses or CIDR blocks, comma-separated) whose X-Forwarded-For is trusted.
+    #[arg(long, env = "MOM_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
     /// Log format: text or json.
     #[arg(long, env = "MOM_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

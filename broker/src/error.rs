@@ -9,18 +9,24 @@ pub enum Error {
     InvalidRequest(String),
     #[error("{0}")]
     InvalidName(String),
-    #[error("not authenticated")]
+    #[error("{0}")]
     Unauthenticated(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("queue '{0}' does not exist")]
     QueueNotFound(String),
+    #[error("user '{0}' does not exist")]
+    UserNotFound(String),
+    #[error("{0}")]
+    NotFound(String),
     #[error("{0}")]
     AlreadyExists(String),
     #[error("the receipt is stale or unknown: the message was acknowledged, redelivered or returned")]
     ReceiptInvalid,
     #[error("{0}")]
     MessageTooLarge(String),
+    #[error("too many requests; retry after {retry_after_s} s")]
+    RateLimited { retry_after_s: u64 },
     #[error("{0}")]
     Unavailable(String),
 }
@@ -36,9 +42,12 @@ impl Error {
             Error::Unauthenticated(_) => "unauthenticated",
             Error::Forbidden(_) => "forbidden",
             Error::QueueNotFound(_) => "queue_not_found",
+            Error::UserNotFound(_) => "user_not_found",
+            Error::NotFound(_) => "not_found",
             Error::AlreadyExists(_) => "already_exists",
             Error::ReceiptInvalid => "receipt_invalid",
             Error::MessageTooLarge(_) => "message_too_large",
+            Error::RateLimited { .. } => "rate_limited",
             Error::Unavailable(_) => "unavailable",
         }
     }

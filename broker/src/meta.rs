@@ -29,6 +29,41 @@ pub struct QueueMeta {
     pub config: QueueConfig,
     pub owner: String,
     pub created_at: String,
+    /// Per-user rights on a `restricted` queue.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub grants: BTreeMap<String, Grant>,
+}
+
+/// What a grantee may do on a restricted queue or topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+pub struct Grant {
+    #[serde(default)]
+    pub publish: bool,
+    #[serde(default)]
+    pub consume: bool,
+}
+
+/// A user as stored in ZooKeeper. The znode's data version is the user's token generation: a
+/// password change or role change bumps it, and tokens minted under an older one stop working.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub role: Role,
+    /// argon2id, PHC string format.
+    pub password_hash: String,
+    pub created_at: String,
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord").field("role", &self.role).field("created_at", &self.created_at).finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    User,
 }
 
 /// A live broker node, as registered in `nodes/ID`.
@@ -40,12 +75,70 @@ pub struct NodeRecord {
     pub started_at: String,
 }
 
+/// A cached record with its znode data version.
+#[derive(Debug, Clone)]
+pub struct Versioned<T> {
+    pub value: T,
+    pub version: i32,
+}
+
+type Slot<T> = BTreeMap<String, Versioned<T>>;
+
 #[derive(Default)]
-struct Cache {
-    queues: BTreeMap<String, QueueMeta>,
-    nodes: BTreeMap<String, NodeRecord>,
+pub struct Cache {
+    queues: Slot<QueueMeta>,
+    users: Slot<UserRecord>,
+    nodes: Slot<NodeRecord>,
     /// Leader candidates by sequence znode name, with the node id each holds.
     candidates: BTreeMap<String, String>,
+}
+
+/// A kind of record kept as JSON in one ZooKeeper directory and mirrored in the cache.
+pub trait Record: Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static {
+    const DIR: &'static str;
+    fn slot(cache: &Cache) -> &Slot<Self>;
+    fn slot_mut(cache: &mut Cache) -> &mut Slot<Self>;
+    /// The error for a missing record of this kind.
+    fn not_found(name: &str) -> Error;
+}
+
+impl Record for QueueMeta {
+    const DIR: &'static str = "queues";
+    fn slot(c: &Cache) -> &Slot<Self> {
+        &c.queues
+    }
+    fn slot_mut(c: &mut Cache) -> &mut Slot<Self> {
+        &mut c.queues
+    }
+    fn not_found(name: &str) -> Error {
+        Error::QueueNotFound(name.to_string())
+    }
+}
+
+impl Record for UserRecord {
+    const DIR: &'static str = "users";
+    fn slot(c: &Cache) -> &Slot<Self> {
+        &c.users
+    }
+    fn slot_mut(c: &mut Cache) -> &mut Slot<Self> {
+        &mut c.users
+    }
+    fn not_found(name: &str) -> Error {
+        Error::UserNotFound(name.to_string())
+    }
+}
+
+impl Record for NodeRecord {
+    const DIR: &'static str = "nodes";
+    fn slot(c: &Cache) -> &Slot<Self> {
+        &c.nodes
+    }
+    fn slot_mut(c: &mut Cache) -> &mut Slot<Self> {
+        &mut c.nodes
+    }
+    fn not_found(name: &str) -> Error {
+        Error::NotFound(format!("node '{name}' is not registered"))
+    }
 }
 
 /// Why a session ended.
@@ -62,11 +155,20 @@ pub struct Meta {
     client: RwLock<Option<zk::Client>>,
     cache: RwLock<Cache>,
     loaded: AtomicBool,
-    receipt_key: RwLock<Option<ReceiptKey>>,
+    secrets: RwLock<Option<Secrets>>,
     node: NodeRecord,
     /// Cleared on drain: the node must not come back after it deregistered.
     register: AtomicBool,
     my_candidate: RwLock<Option<String>>,
+    /// A token-signing key given by the operator (`MOM_JWT_SECRET`) instead of the shared one.
+    jwt_override: Option<Vec<u8>>,
+}
+
+/// Keys every node of a cluster shares, generated once and kept in ZooKeeper.
+#[derive(Clone)]
+pub struct Secrets {
+    pub receipt: ReceiptKey,
+    pub jwt: Vec<u8>,
 }
 
 fn zk_unavailable(e: impl std::fmt::Display) -> Error {
@@ -84,7 +186,8 @@ impl Meta {
             client: RwLock::new(None),
             cache: RwLock::new(Cache::default()),
             loaded: AtomicBool::new(false),
-            receipt_key: RwLock::new(None),
+            secrets: RwLock::new(None),
+            jwt_override: None,
             node,
             register: AtomicBool::new(true),
             my_candidate: RwLock::new(None),
@@ -112,16 +215,27 @@ impl Meta {
         self.cache.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn queue(&self, name: &str) -> Option<QueueMeta> {
-        self.read().queues.get(name).cloned()
+    /// A cached record.
+    pub fn get<T: Record>(&self, name: &str) -> Option<T> {
+        T::slot(&self.read()).get(name).map(|v| v.value.clone())
     }
 
-    pub fn queues(&self) -> Vec<(String, QueueMeta)> {
-        self.read().queues.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    /// A cached record with its version.
+    pub fn get_versioned<T: Record>(&self, name: &str) -> Option<Versioned<T>> {
+        T::slot(&self.read()).get(name).cloned()
+    }
+
+    /// Every cached record of a kind, by name.
+    pub fn list<T: Record>(&self) -> Vec<(String, T)> {
+        T::slot(&self.read()).iter().map(|(k, v)| (k.clone(), v.value.clone())).collect()
+    }
+
+    pub fn queue(&self, name: &str) -> Option<QueueMeta> {
+        self.get(name)
     }
 
     pub fn nodes(&self) -> Vec<NodeRecord> {
-        self.read().nodes.values().cloned().collect()
+        self.list::<NodeRecord>().into_iter().map(|(_, n)| n).collect()
     }
 
     /// The id of the node holding the lowest leader znode.
@@ -136,12 +250,23 @@ impl Meta {
         connected && mine.is_some() && self.read().candidates.keys().next() == mine.as_ref()
     }
 
-    pub fn receipt_key(&self) -> Result<ReceiptKey> {
-        self.receipt_key
+    /// The cluster's shared keys, once loaded.
+    pub fn secrets(&self) -> Result<Secrets> {
+        self.secrets
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
             .ok_or_else(|| Error::Unavailable("the broker has not loaded its metadata yet".into()))
+    }
+
+    pub fn receipt_key(&self) -> Result<ReceiptKey> {
+        self.secrets().map(|s| s.receipt)
+    }
+
+    /// Uses `secret` to sign tokens instead of the key shared through ZooKeeper.
+    pub fn with_jwt_secret(mut self, secret: Option<Vec<u8>>) -> Self {
+        self.jwt_override = secret;
+        self
     }
 
     /// A connected client, or `unavailable`: metadata writes need a live session.
@@ -158,68 +283,79 @@ impl Meta {
         tokio::time::timeout(self.op_timeout, f).await.unwrap_or(Err(zk::Error::Timeout))
     }
 
-    /// Creates a queue. `Ok(true)`: created; `Ok(false)`: it existed with the same config.
-    pub async fn create_queue(&self, name: &str, meta: QueueMeta) -> Result<bool> {
+    fn record_path<T: Record>(&self, name: &str) -> String {
+        self.path(&format!("{}/{name}", T::DIR))
+    }
+
+    fn cache_put<T: Record>(&self, name: &str, value: T, version: i32) {
+        T::slot_mut(&mut self.write()).insert(name.to_string(), Versioned { value, version });
+    }
+
+    /// Creates a record with a conditional create, so two nodes racing on one name make one.
+    /// `Ok(true)`: created; `Ok(false)`: it existed and `same` says the existing one matches;
+    /// otherwise 409 `already_exists`.
+    pub async fn create<T: Record>(&self, name: &str, value: T, same: impl Fn(&T, &T) -> bool) -> Result<bool> {
         let client = self.client()?;
-        let path = self.path(&format!("queues/{name}"));
-        let data = serde_json::to_vec(&meta).map_err(|e| Error::invalid(e.to_string()))?;
+        let path = self.record_path::<T>(name);
+        let data = serde_json::to_vec(&value).map_err(|e| Error::invalid(e.to_string()))?;
         let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
         match self.bounded(client.create(&path, &data, &opts)).await {
-            Ok(_) => {
-                self.write().queues.insert(name.to_string(), meta);
+            Ok((stat, _)) => {
+                self.cache_put(name, value, stat.version);
                 Ok(true)
             }
             Err(zk::Error::NodeExists) => {
-                let (data, _) = self.bounded(client.get_data(&path)).await.map_err(zk_unavailable)?;
-                let existing: QueueMeta = serde_json::from_slice(&data).map_err(zk_unavailable)?;
-                let same = existing.config == meta.config;
-                self.write().queues.insert(name.to_string(), existing);
-                if same {
+                let (data, stat) = self.bounded(client.get_data(&path)).await.map_err(zk_unavailable)?;
+                let existing: T = serde_json::from_slice(&data).map_err(zk_unavailable)?;
+                let matches = same(&existing, &value);
+                self.cache_put(name, existing, stat.version);
+                if matches {
                     Ok(false)
                 } else {
-                    Err(Error::AlreadyExists(format!("queue '{name}' exists with a different configuration")))
+                    Err(Error::AlreadyExists(format!("{} '{name}' exists with a different configuration", T::DIR.trim_end_matches('s'))))
                 }
             }
             Err(e) => Err(zk_unavailable(e)),
         }
     }
 
-    /// Changes a queue's config with a versioned write, retrying when another writer got first.
-    pub async fn update_queue(
-        &self,
-        name: &str,
-        change: impl Fn(QueueConfig) -> Result<QueueConfig>,
-    ) -> Result<QueueMeta> {
+    /// Changes a record with a versioned write, retrying when another writer got there first.
+    pub async fn update<T: Record>(&self, name: &str, change: impl Fn(T) -> Result<T>) -> Result<T> {
         let client = self.client()?;
-        let path = self.path(&format!("queues/{name}"));
+        let path = self.record_path::<T>(name);
         for _ in 0..10 {
             let (data, stat) = match self.bounded(client.get_data(&path)).await {
                 Ok(v) => v,
-                Err(zk::Error::NoNode) => return Err(Error::QueueNotFound(name.to_string())),
+                Err(zk::Error::NoNode) => return Err(T::not_found(name)),
                 Err(e) => return Err(zk_unavailable(e)),
             };
-            let mut meta: QueueMeta = serde_json::from_slice(&data).map_err(zk_unavailable)?;
-            meta.config = change(meta.config)?;
-            let data = serde_json::to_vec(&meta).map_err(|e| Error::invalid(e.to_string()))?;
+            let current: T = serde_json::from_slice(&data).map_err(zk_unavailable)?;
+            let next = change(current)?;
+            let data = serde_json::to_vec(&next).map_err(|e| Error::invalid(e.to_string()))?;
             match self.bounded(client.set_data(&path, &data, Some(stat.version))).await {
-                Ok(_) => {
-                    self.write().queues.insert(name.to_string(), meta.clone());
-                    return Ok(meta);
+                Ok(stat) => {
+                    self.cache_put(name, next.clone(), stat.version);
+                    return Ok(next);
                 }
                 Err(zk::Error::BadVersion) => continue,
-                Err(zk::Error::NoNode) => return Err(Error::QueueNotFound(name.to_string())),
+                Err(zk::Error::NoNode) => return Err(T::not_found(name)),
                 Err(e) => return Err(zk_unavailable(e)),
             }
         }
-        Err(Error::Unavailable("too many concurrent changes to this queue; retry".into()))
+        Err(Error::Unavailable("too many concurrent changes; retry".into()))
     }
 
-    pub async fn delete_queue(&self, name: &str) -> Result<()> {
+    /// Deletes a record; a missing one is the kind's 404.
+    pub async fn delete<T: Record>(&self, name: &str) -> Result<()> {
         let client = self.client()?;
-        match self.bounded(client.delete(&self.path(&format!("queues/{name}")), None)).await {
-            Ok(()) | Err(zk::Error::NoNode) => {
-                self.write().queues.remove(name);
+        match self.bounded(client.delete(&self.record_path::<T>(name), None)).await {
+            Ok(()) => {
+                T::slot_mut(&mut self.write()).remove(name);
                 Ok(())
+            }
+            Err(zk::Error::NoNode) => {
+                T::slot_mut(&mut self.write()).remove(name);
+                Err(T::not_found(name))
             }
             Err(e) => Err(zk_unavailable(e)),
         }
@@ -317,11 +453,11 @@ impl Meta {
 
     async fn prepare(&self, client: &zk::Client) -> Result<zk::PersistentWatcher, zk::Error> {
         let dir = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-        for d in ["queues", "nodes", "leader", "secrets"] {
+        for d in [QueueMeta::DIR, UserRecord::DIR, NodeRecord::DIR, "leader", "secrets"] {
             self.bounded(client.mkdir(&self.path(d), &dir)).await?;
         }
         let watcher = self.bounded(client.watch(&self.root, zk::AddWatchMode::PersistentRecursive)).await?;
-        self.load_receipt_key(client).await?;
+        self.load_secrets(client).await?;
         self.reload(client).await?;
         if self.register.load(Ordering::Relaxed) {
             self.register_node(client).await?;
@@ -330,16 +466,25 @@ impl Meta {
         Ok(watcher)
     }
 
-    async fn load_receipt_key(&self, client: &zk::Client) -> Result<(), zk::Error> {
-        let path = self.path("secrets/receipt-key");
+    /// Reads a 32-byte secret, creating it first if this is the cluster's first node.
+    async fn load_secret(&self, client: &zk::Client, name: &str) -> Result<Vec<u8>, zk::Error> {
+        let path = self.path(&format!("secrets/{name}"));
         let fresh: [u8; 32] = rand::random();
         let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
         match self.bounded(client.create(&path, &fresh, &opts)).await {
             Ok(_) | Err(zk::Error::NodeExists) => {}
             Err(e) => return Err(e),
         }
-        let (secret, _) = self.bounded(client.get_data(&path)).await?;
-        *self.receipt_key.write().unwrap_or_else(|e| e.into_inner()) = Some(ReceiptKey::new(&secret));
+        Ok(self.bounded(client.get_data(&path)).await?.0)
+    }
+
+    async fn load_secrets(&self, client: &zk::Client) -> Result<(), zk::Error> {
+        let receipt = ReceiptKey::new(&self.load_secret(client, "receipt-key").await?);
+        let jwt = match &self.jwt_override {
+            Some(s) => s.clone(),
+            None => self.load_secret(client, "jwt-key").await?,
+        };
+        *self.secrets.write().unwrap_or_else(|e| e.into_inner()) = Some(Secrets { receipt, jwt });
         Ok(())
     }
 
@@ -363,25 +508,28 @@ impl Meta {
         self.reload(client).await
     }
 
-    /// Reads every queue, node and leader candidate afresh.
+    /// Reads every record and leader candidate afresh.
     async fn reload(&self, client: &zk::Client) -> Result<(), zk::Error> {
-        let queues = self.read_dir(client, "queues").await?;
-        let nodes = self.read_dir(client, "nodes").await?;
+        let queues = self.read_dir(client, QueueMeta::DIR).await?;
+        let users = self.read_dir(client, UserRecord::DIR).await?;
+        let nodes = self.read_dir(client, NodeRecord::DIR).await?;
         let candidates = self.read_dir(client, "leader").await?;
         let mut cache = self.write();
         cache.queues = parse_all(queues);
+        cache.users = parse_all(users);
         cache.nodes = parse_all(nodes);
-        cache.candidates = candidates.into_iter().map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned())).collect();
+        cache.candidates =
+            candidates.into_iter().map(|(k, v, _)| (k, String::from_utf8_lossy(&v).into_owned())).collect();
         Ok(())
     }
 
-    async fn read_dir(&self, client: &zk::Client, dir: &str) -> Result<Vec<(String, Vec<u8>)>, zk::Error> {
+    async fn read_dir(&self, client: &zk::Client, dir: &str) -> Result<Vec<(String, Vec<u8>, i32)>, zk::Error> {
         let path = self.path(dir);
         let children = self.bounded(client.list_children(&path)).await?;
         let mut out = Vec::with_capacity(children.len());
         for child in children {
             match self.bounded(client.get_data(&format!("{path}/{child}"))).await {
-                Ok((data, _)) => out.push((child, data)),
+                Ok((data, stat)) => out.push((child, data, stat.version)),
                 Err(zk::Error::NoNode) => {}
                 Err(e) => return Err(e),
             }
@@ -395,50 +543,56 @@ impl Meta {
             return Ok(());
         };
         let Some((dir, name)) = rel.split_once('/') else { return Ok(()) };
-        if name.contains('/') || !["queues", "nodes", "leader"].contains(&dir) {
+        if name.contains('/') {
             return Ok(());
         }
         let data = match self.bounded(client.get_data(path)).await {
-            Ok((data, _)) => Some(data),
+            Ok((data, stat)) => Some((data, stat.version)),
             Err(zk::Error::NoNode) => None,
             Err(e) => return Err(e),
         };
         let mut cache = self.write();
-        let name = name.to_string();
-        match (dir, data) {
-            ("queues", Some(d)) => insert_parsed(&mut cache.queues, name, &d),
-            ("nodes", Some(d)) => insert_parsed(&mut cache.nodes, name, &d),
-            ("leader", Some(d)) => {
-                cache.candidates.insert(name, String::from_utf8_lossy(&d).into_owned());
-            }
-            ("queues", None) => {
-                cache.queues.remove(&name);
-            }
-            ("nodes", None) => {
-                cache.nodes.remove(&name);
-            }
-            (_, None) => {
-                cache.candidates.remove(&name);
-            }
+        match dir {
+            QueueMeta::DIR => apply(&mut cache.queues, name, data),
+            UserRecord::DIR => apply(&mut cache.users, name, data),
+            NodeRecord::DIR => apply(&mut cache.nodes, name, data),
+            "leader" => match data {
+                Some((d, _)) => {
+                    cache.candidates.insert(name.to_string(), String::from_utf8_lossy(&d).into_owned());
+                }
+                None => {
+                    cache.candidates.remove(name);
+                }
+            },
             _ => {}
         }
         Ok(())
     }
 }
 
-fn insert_parsed<T: serde::de::DeserializeOwned>(map: &mut BTreeMap<String, T>, name: String, data: &[u8]) {
+/// Puts a re-read znode into its slot, or removes it when it is gone.
+fn apply<T: serde::de::DeserializeOwned>(slot: &mut Slot<T>, name: &str, data: Option<(Vec<u8>, i32)>) {
+    match data {
+        Some((d, version)) => insert_parsed(slot, name.to_string(), &d, version),
+        None => {
+            slot.remove(name);
+        }
+    }
+}
+
+fn insert_parsed<T: serde::de::DeserializeOwned>(slot: &mut Slot<T>, name: String, data: &[u8], version: i32) {
     match serde_json::from_slice(data) {
-        Ok(v) => {
-            map.insert(name, v);
+        Ok(value) => {
+            slot.insert(name, Versioned { value, version });
         }
         Err(e) => tracing::warn!(error = %e, %name, "ignoring unreadable znode"),
     }
 }
 
-fn parse_all<T: serde::de::DeserializeOwned>(entries: Vec<(String, Vec<u8>)>) -> BTreeMap<String, T> {
-    let mut map = BTreeMap::new();
-    for (name, data) in entries {
-        insert_parsed(&mut map, name, &data);
+fn parse_all<T: serde::de::DeserializeOwned>(entries: Vec<(String, Vec<u8>, i32)>) -> Slot<T> {
+    let mut slot = BTreeMap::new();
+    for (name, data, version) in entries {
+        insert_parsed(&mut slot, name, &data, version);
     }
-    map
+    slot
 }

@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::meta::{Meta, NodeRecord};
 use crate::metrics::Metrics;
 use crate::model::{now_ms, rfc3339_ms};
+use crate::service::auth::{AuthSettings, Bootstrap};
 use crate::service::Broker;
 use crate::store::Redis;
 use crate::{http, shutdown};
@@ -30,15 +31,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     tracing::info!(node = %node.id, listen = %config.listen, "starting mom-broker");
 
-    let meta = Arc::new(Meta::new(
-        &config.zk_connect,
-        &config.zk_root,
-        Duration::from_millis(config.zk_session_timeout_ms),
-        node,
-    ));
+    let meta = Arc::new(
+        Meta::new(&config.zk_connect, &config.zk_root, Duration::from_millis(config.zk_session_timeout_ms), node)
+            .with_jwt_secret(config.jwt_secret.clone().map(String::into_bytes)),
+    );
     let redis = Redis::new(&config.redis_url, &config.redis_prefix, Duration::from_millis(config.redis_timeout_ms))
         .context("invalid --redis-url")?;
-    let broker = Arc::new(Broker::new(meta.clone(), redis.clone(), Arc::new(Metrics::new())));
+    let auth = AuthSettings {
+        token_ttl: Duration::from_secs(config.token_ttl_s),
+        rate_limit_rps: config.rate_limit_rps,
+        rate_limit_burst: config.rate_limit_burst,
+        trusted_proxies: config.trusted_proxies.clone(),
+    };
+    let broker = Arc::new(Broker::new(meta.clone(), redis.clone(), Arc::new(Metrics::new()), auth));
 
     // Background work stops after the listener closed.
     let stop = CancellationToken::new();
@@ -49,6 +54,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         async move { meta.run(stop).await }
     });
     tokio::spawn(sweep(broker.clone(), stop.clone()));
+    tokio::spawn(bootstrap(broker.clone(), config.admin_user.clone(), config.admin_password.clone()));
 
     let terminate = CancellationToken::new();
     tokio::spawn({
@@ -66,7 +72,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             shutdown::drain(broker, drain_timeout).await;
         }
     };
-    let server = axum::serve(listener, http::router(broker)).with_graceful_shutdown(graceful);
+    let app = http::router(broker).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
     let deadline = async {
         terminate.cancelled().await;
         tokio::time::sleep(drain_timeout).await;
@@ -89,6 +96,32 @@ async fn sweep(broker: Arc<Broker>, stop: CancellationToken) {
         }
         if broker.meta.is_leader() && broker.redis.is_healthy() {
             broker.sweep().await;
+        }
+    }
+}
+
+/// Once metadata is loaded, makes sure an admin exists; exits the process when none can be made,
+/// since a cluster nobody can log in to is useless. While ZooKeeper is unreachable it cannot
+/// tell, so it waits (and the node stays unready).
+async fn bootstrap(broker: Arc<Broker>, user: String, password: Option<String>) {
+    while !broker.meta.is_loaded() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    loop {
+        match broker.ensure_admin(&user, password.clone()).await {
+            Ok(()) => {
+                broker.set_bootstrapped();
+                return;
+            }
+            Err(Bootstrap::Retry(e)) => {
+                tracing::warn!(error = %e, "cannot check for an admin yet");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(Bootstrap::Fatal(msg)) => {
+                tracing::error!("{msg}");
+                eprintln!("mom-broker: {msg}");
+                std::process::exit(2);
+            }
         }
     }
 }

@@ -12,9 +12,10 @@ pub fn status(e: &Error) -> StatusCode {
         Error::InvalidRequest(_) | Error::InvalidName(_) => StatusCode::BAD_REQUEST,
         Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
-        Error::QueueNotFound(_) => StatusCode::NOT_FOUND,
+        Error::QueueNotFound(_) | Error::UserNotFound(_) | Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::AlreadyExists(_) | Error::ReceiptInvalid => StatusCode::CONFLICT,
         Error::MessageTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
@@ -30,7 +31,11 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (status(&self.0), Json(ErrorBody::from(&self.0))).into_response()
+        let mut res = (status(&self.0), Json(ErrorBody::from(&self.0))).into_response();
+        if let Error::RateLimited { retry_after_s } = self.0 {
+            res.headers_mut().insert(axum::http::header::RETRY_AFTER, retry_after_s.into());
+        }
+        res
     }
 }
 

@@ -32,15 +32,21 @@ fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(text).map_err(|e| ApiError(Error::invalid(format!("invalid JSON body: {e}"))))
 }
 
-/// The authenticated caller. Every `/v1` handler takes one, so authentication cannot be forgotten
-/// on a new route. Until auth lands, everyone is `anonymous`.
+/// The authenticated caller, put there by the authentication layer that wraps every protected
+/// route. On a route outside that layer there is no caller, and the request is refused: a
+/// mistake in wiring denies rather than opens.
 pub struct Caller(pub Principal);
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Caller(Principal::anonymous()))
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .map(Caller)
+            .ok_or_else(|| ApiError(Error::Unauthenticated("a bearer token is required".into())))
     }
 }
 

@@ -1,9 +1,11 @@
 //! The native HTTP API: one module per resource, each a thin adapter over [`crate::service`].
 
+mod auth;
 mod error;
 mod extract;
 mod ops;
 mod queues;
+mod users;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,9 +26,11 @@ use crate::service::Broker;
     paths(
         queues::create, queues::list, queues::show, queues::patch, queues::delete, queues::purge,
         queues::send, queues::send_batch, queues::receive, queues::ack, queues::nack,
-        queues::visibility, queues::redrive, ops::cluster,
+        queues::visibility, queues::redrive, queues::grant, queues::revoke, ops::cluster,
+        auth::token, users::create, users::list, users::remove, users::password,
     ),
-    components(schemas(crate::model::ErrorBody))
+    components(schemas(crate::model::ErrorBody)),
+    modifiers(&BearerAuth)
 )]
 struct ApiDoc;
 
@@ -35,11 +39,35 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
-/// Every route of the HTTP API, with request metrics around them.
+/// Declares the bearer-token scheme and applies it to every operation but login.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+        doc.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+    }
+}
+
+/// Every route of the HTTP API. Protected routes are the default: everything merged into
+/// `protected` goes through authentication and rate limiting; only login, health, readiness,
+/// metrics and the OpenAPI document are public.
 pub fn router(broker: Arc<Broker>) -> Router {
-    Router::new()
+    let protected = Router::new()
         .merge(queues::routes())
+        .merge(users::routes())
         .merge(ops::routes())
+        .route_layer(middleware::from_fn_with_state(broker.clone(), auth::require));
+    Router::new()
+        .merge(protected)
+        .merge(auth::routes())
+        .merge(ops::public())
+        .fallback(|| async { error::ApiError(crate::error::Error::NotFound("no such route".into())) })
         .layer(middleware::from_fn_with_state(broker.clone(), observe))
         .with_state(broker)
 }

@@ -11,13 +11,18 @@ use axum::{Json, Router};
 use super::extract::Caller;
 use crate::service::{Broker, Cluster};
 
-pub fn routes() -> Router<Arc<Broker>> {
+/// Routes anyone may call.
+pub fn public() -> Router<Arc<Broker>> {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/v1/cluster", get(cluster))
         .route("/v1/openapi.json", get(|| async { Json(super::openapi()) }))
+}
+
+/// Routes for authenticated callers.
+pub fn routes() -> Router<Arc<Broker>> {
+    Router::new().route("/v1/cluster", get(cluster))
 }
 
 async fn readyz(State(b): State<Arc<Broker>>) -> impl IntoResponse {

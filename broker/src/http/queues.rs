@@ -13,6 +13,7 @@ use crate::model::{
     AckRequest, Done, Entry, ErrorBody, Messages, Moved, NackRequest, QueueInfo, QueueList, QueueSpec,
     ReceiveRequest, RedriveRequest, Results, SendBatch, SendMessage, SentId, VisibilityRequest,
 };
+use crate::meta::Grant;
 use crate::service::Broker;
 
 type App = State<Arc<Broker>>;
@@ -29,6 +30,7 @@ pub fn routes() -> Router<Arc<Broker>> {
         .route("/v1/queues/{name}/nack", post(nack))
         .route("/v1/queues/{name}/visibility", post(visibility))
         .route("/v1/queues/{name}/redrive", post(redrive))
+        .route("/v1/queues/{name}/grants/{username}", put(grant).delete(revoke))
 }
 
 fn done(results: Vec<crate::error::Result<()>>) -> Json<Results<Done>> {
@@ -120,4 +122,18 @@ async fn visibility(State(b): App, Caller(who): Caller, Names(name): Names<Strin
 #[utoipa::path(post, path = "/v1/queues/{name}/redrive", request_body = RedriveRequest, tag = "queues", responses((status = 200, body = Moved)))]
 async fn redrive(State(b): App, Caller(who): Caller, Names(name): Names<String>, Body(req): Body<RedriveRequest>) -> ApiResult<Json<Moved>> {
     Ok(Json(Moved { moved: b.redrive(&who, &name, req.to).await? }))
+}
+
+/// Grant a user publish and/or consume rights on a restricted queue (owner or admin).
+#[utoipa::path(put, path = "/v1/queues/{name}/grants/{username}", request_body = Grant, tag = "queues", responses((status = 204)))]
+async fn grant(State(b): App, Caller(who): Caller, Names((name, user)): Names<(String, String)>, Body(g): Body<Grant>) -> ApiResult<StatusCode> {
+    b.grant_queue(&who, &name, &user, Some(g)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revoke a user's grant on a queue.
+#[utoipa::path(delete, path = "/v1/queues/{name}/grants/{username}", tag = "queues", responses((status = 204)))]
+async fn revoke(State(b): App, Caller(who): Caller, Names((name, user)): Names<(String, String)>) -> ApiResult<StatusCode> {
+    b.grant_queue(&who, &name, &user, None).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -2,8 +2,12 @@
 //! gRPC methods and the SQS endpoint) are thin adapters that parse, call one method here, and
 //! format the answer.
 
+pub mod access;
+pub mod auth;
 mod queues;
+pub mod users;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -12,21 +16,15 @@ use utoipa::ToSchema;
 
 use crate::meta::{Meta, NodeRecord};
 use crate::metrics::Metrics;
-use crate::store::{QueueStore, Redis};
+use crate::store::{LimitStore, QueueStore, Redis};
+use auth::{Auth, AuthSettings};
 use crate::waiters::Waiters;
 
-/// Who is calling. Auth fills this in from the request's token; until it lands every caller is
-/// `anonymous`.
+/// Who is calling, as proven by a token.
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub name: String,
     pub admin: bool,
-}
-
-impl Principal {
-    pub fn anonymous() -> Self {
-        Principal { name: "anonymous".into(), admin: true }
-    }
 }
 
 /// The live nodes and the leader, as `GET /v1/cluster` shows them.
@@ -42,14 +40,19 @@ pub struct Broker {
     pub queues: QueueStore,
     pub waiters: Arc<Waiters>,
     pub metrics: Arc<Metrics>,
+    pub auth: Auth,
+    /// Set once an admin is known to exist.
+    bootstrapped: AtomicBool,
     /// Cancelled on SIGTERM: readiness turns off and held long polls answer at once.
     pub draining: CancellationToken,
 }
 
 impl Broker {
-    pub fn new(meta: Arc<Meta>, redis: Arc<Redis>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(meta: Arc<Meta>, redis: Arc<Redis>, metrics: Arc<Metrics>, auth: AuthSettings) -> Self {
         Broker {
             meta,
+            auth: Auth::new(auth, LimitStore::new(redis.clone())),
+            bootstrapped: AtomicBool::new(false),
             queues: QueueStore::new(redis.clone()),
             redis,
             waiters: Arc::new(Waiters::default()),
@@ -58,9 +61,17 @@ impl Broker {
         }
     }
 
-    /// Ready: Redis answers, metadata was loaded once, and the node is not draining.
+    /// Ready: Redis answers, metadata and users were loaded once, an admin exists, and the node
+    /// is not draining.
     pub fn ready(&self) -> bool {
-        self.redis.is_healthy() && self.meta.is_loaded() && !self.draining.is_cancelled()
+        self.redis.is_healthy()
+            && self.meta.is_loaded()
+            && self.bootstrapped.load(Ordering::Relaxed)
+            && !self.draining.is_cancelled()
+    }
+
+    pub fn set_bootstrapped(&self) {
+        self.bootstrapped.store(true, Ordering::Relaxed);
     }
 
     pub fn cluster(&self) -> Cluster {

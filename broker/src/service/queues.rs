@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::access::{self, Right};
 use super::{Broker, Principal};
 use crate::error::{Error, Result};
-use crate::meta::QueueMeta;
+use crate::meta::{Grant, QueueMeta};
 use crate::metrics::Event;
 use crate::model::{
     now_ms, rfc3339_ms, validate_name, Attributes, Message, QueueConfig, QueueInfo, QueueSpec, ReceiveRequest,
@@ -42,62 +43,72 @@ fn check_count(what: &str, n: usize) -> Result<()> {
 }
 
 impl Broker {
-    /// The queue's metadata, after checking the name: 400 before 404.
-    fn queue_meta(&self, name: &str) -> Result<QueueMeta> {
+    /// The queue's metadata if `who` has `right` on it: 400 for a bad name, then 404, then 403.
+    fn queue_for(&self, who: &Principal, name: &str, right: Right) -> Result<QueueMeta> {
         validate_name("queue", name)?;
-        self.meta.queue(name).ok_or_else(|| Error::QueueNotFound(name.to_string()))
+        let meta = self.meta.queue(name).ok_or_else(|| Error::QueueNotFound(name.to_string()))?;
+        access::check(who, &meta, right, &format!("queue '{name}'"))?;
+        Ok(meta)
     }
 
-    fn check_dead_letter_queue(&self, name: &str, config: &QueueConfig) -> Result<()> {
-        match config.dead_letter_queue.as_deref() {
-            Some(dlq) if dlq == name => Err(Error::invalid("a queue cannot be its own dead_letter_queue")),
-            Some(dlq) if self.meta.queue(dlq).is_none() => {
-                Err(Error::invalid(format!("dead_letter_queue '{dlq}' does not exist")))
-            }
-            _ => Ok(()),
+    /// A dead-letter queue must exist, differ from the queue, and take the caller's messages.
+    fn check_dead_letter_queue(&self, who: &Principal, name: &str, config: &QueueConfig) -> Result<()> {
+        let Some(dlq) = config.dead_letter_queue.as_deref() else { return Ok(()) };
+        if dlq == name {
+            return Err(Error::invalid("a queue cannot be its own dead_letter_queue"));
         }
+        let Some(target) = self.meta.queue(dlq) else {
+            return Err(Error::invalid(format!("dead_letter_queue '{dlq}' does not exist")));
+        };
+        access::check(who, &target, Right::Publish, &format!("queue '{dlq}'"))
     }
 
     /// Creates a queue; `true` when created, `false` when it existed with the same config.
     pub async fn create_queue(&self, who: &Principal, name: &str, spec: QueueSpec) -> Result<(QueueInfo, bool)> {
         validate_name("queue", name)?;
         let config = spec.apply(QueueConfig::default())?;
-        self.check_dead_letter_queue(name, &config)?;
-        let meta = QueueMeta { config, owner: who.name.clone(), created_at: rfc3339_ms(now_ms()) };
-        let created = self.meta.create_queue(name, meta.clone()).await?;
+        self.check_dead_letter_queue(who, name, &config)?;
+        let meta = QueueMeta { config, owner: who.name.clone(), created_at: rfc3339_ms(now_ms()), grants: Default::default() };
+        let created = self.meta.create(name, meta.clone(), |a: &QueueMeta, b| a.config == b.config).await?;
         let stored = self.meta.queue(name).unwrap_or(meta);
         Ok((info(name, stored), created))
     }
 
-    pub fn list_queues(&self, _who: &Principal) -> Vec<QueueInfo> {
-        self.meta.queues().into_iter().map(|(name, meta)| info(&name, meta)).collect()
+    /// The queues `who` may see.
+    pub fn list_queues(&self, who: &Principal) -> Vec<QueueInfo> {
+        self.meta
+            .list::<QueueMeta>()
+            .into_iter()
+            .filter(|(_, meta)| access::allowed(who, meta, Right::View))
+            .map(|(name, meta)| info(&name, meta))
+            .collect()
     }
 
-    pub async fn get_queue(&self, _who: &Principal, name: &str) -> Result<QueueInfo> {
-        let meta = self.queue_meta(name)?;
+    pub async fn get_queue(&self, who: &Principal, name: &str) -> Result<QueueInfo> {
+        let meta = self.queue_for(who, name, Right::View)?;
         let retention_ms = meta.config.retention_s as u64 * 1000;
         let (stats, trimmed, _) = self.queues.stats(name, retention_ms).await?;
         self.metrics.count(Event::Expired, KIND, name, trimmed);
         Ok(QueueInfo { stats: Some(stats), ..info(name, meta) })
     }
 
-    pub async fn patch_queue(&self, _who: &Principal, name: &str, spec: QueueSpec) -> Result<QueueInfo> {
-        self.queue_meta(name)?;
+    pub async fn patch_queue(&self, who: &Principal, name: &str, spec: QueueSpec) -> Result<QueueInfo> {
+        self.queue_for(who, name, Right::Manage)?;
         let meta = self
             .meta
-            .update_queue(name, |config| {
-                let config = spec.clone().apply(config)?;
-                self.check_dead_letter_queue(name, &config)?;
-                Ok(config)
+            .update(name, |mut meta: QueueMeta| {
+                meta.config = spec.clone().apply(meta.config)?;
+                self.check_dead_letter_queue(who, name, &meta.config)?;
+                Ok(meta)
             })
             .await?;
         Ok(info(name, meta))
     }
 
-    pub async fn delete_queue(&self, _who: &Principal, name: &str) -> Result<()> {
-        self.queue_meta(name)?;
+    pub async fn delete_queue(&self, who: &Principal, name: &str) -> Result<()> {
+        self.queue_for(who, name, Right::Manage)?;
         // Metadata first: once the znode is gone no node accepts new sends for it.
-        self.meta.delete_queue(name).await?;
+        self.meta.delete::<QueueMeta>(name).await?;
         self.queues.purge(name).await?;
         self.metrics.forget(KIND, name);
         self.waiters.wake(&QueueStore::wake_key(name));
@@ -105,15 +116,32 @@ impl Broker {
         Ok(())
     }
 
-    pub async fn purge_queue(&self, _who: &Principal, name: &str) -> Result<()> {
-        self.queue_meta(name)?;
+    pub async fn purge_queue(&self, who: &Principal, name: &str) -> Result<()> {
+        self.queue_for(who, name, Right::Manage)?;
         self.queues.purge(name).await
     }
 
+    /// Grants `user` rights on a queue (replacing earlier ones); `None` revokes.
+    pub async fn grant_queue(&self, who: &Principal, name: &str, user: &str, grant: Option<Grant>) -> Result<()> {
+        validate_name("queue", name)?;
+        self.require_user(user)?;
+        self.queue_for(who, name, Right::Manage)?;
+        self.meta
+            .update(name, |mut meta: QueueMeta| {
+                match grant {
+                    Some(g) => meta.grants.insert(user.to_string(), g),
+                    None => meta.grants.remove(user),
+                };
+                Ok(meta)
+            })
+            .await?;
+        Ok(())
+    }
+
     /// Sends messages, each checked on its own: the answer holds one result per message, in order.
-    pub async fn send(&self, _who: &Principal, name: &str, messages: Vec<SendMessage>) -> Result<Vec<Result<Sent>>> {
-        let meta = self.queue_meta(name)?;
+    pub async fn send(&self, who: &Principal, name: &str, messages: Vec<SendMessage>) -> Result<Vec<Result<Sent>>> {
         check_count("messages", messages.len())?;
+        let meta = self.queue_for(who, name, Right::Publish)?;
         let mut results: Vec<Option<Result<Sent>>> = Vec::with_capacity(messages.len());
         let mut outgoing = Vec::with_capacity(messages.len());
         for m in messages {
@@ -157,9 +185,9 @@ impl Broker {
     }
 
     /// Receives up to `max` messages, holding the request up to `wait_s` while none is available.
-    pub async fn receive(&self, _who: &Principal, name: &str, req: ReceiveRequest) -> Result<Vec<Message>> {
-        let meta = self.queue_meta(name)?;
+    pub async fn receive(&self, who: &Principal, name: &str, req: ReceiveRequest) -> Result<Vec<Message>> {
         let (max, wait_s) = req.limits()?;
+        let meta = self.queue_for(who, name, Right::Consume)?;
         let key = self.meta.receipt_key()?;
         let config = &meta.config;
         let params = ReceiveParams {
@@ -222,37 +250,37 @@ impl Broker {
             .collect())
     }
 
-    pub async fn ack(&self, _who: &Principal, name: &str, receipts: Vec<String>) -> Result<Vec<Result<()>>> {
-        self.queue_meta(name)?;
+    pub async fn ack(&self, who: &Principal, name: &str, receipts: Vec<String>) -> Result<Vec<Result<()>>> {
         check_count("receipts", receipts.len())?;
+        self.queue_for(who, name, Right::Consume)?;
         let results = self.settle(name, Settle::Ack, &receipts).await?;
         self.metrics.count(Event::Acked, KIND, name, results.iter().filter(|r| r.is_ok()).count() as u64);
         Ok(results)
     }
 
-    pub async fn nack(&self, _who: &Principal, name: &str, receipts: Vec<String>, delay_s: u32) -> Result<Vec<Result<()>>> {
-        self.queue_meta(name)?;
+    pub async fn nack(&self, who: &Principal, name: &str, receipts: Vec<String>, delay_s: u32) -> Result<Vec<Result<()>>> {
         check_count("receipts", receipts.len())?;
         check_seconds("delay_s", delay_s)?;
+        self.queue_for(who, name, Right::Consume)?;
         self.settle(name, Settle::Nack { delay_ms: delay_s as u64 * 1000 }, &receipts).await
     }
 
     /// Changes the visibility timeout of one delivery, counted from now.
-    pub async fn extend(&self, _who: &Principal, name: &str, receipt: String, timeout_s: u32) -> Result<()> {
-        self.queue_meta(name)?;
+    pub async fn extend(&self, who: &Principal, name: &str, receipt: String, timeout_s: u32) -> Result<()> {
         check_seconds("visibility_timeout_s", timeout_s)?;
+        self.queue_for(who, name, Right::Consume)?;
         let how = Settle::Visibility { timeout_ms: timeout_s as u64 * 1000 };
         self.settle(name, how, &[receipt]).await?.pop().unwrap_or(Err(Error::ReceiptInvalid))
     }
 
     /// Moves every dead letter that is not in flight to `to`, or back to its source queue.
-    pub async fn redrive(&self, _who: &Principal, name: &str, to: Option<String>) -> Result<u64> {
-        self.queue_meta(name)?;
+    pub async fn redrive(&self, who: &Principal, name: &str, to: Option<String>) -> Result<u64> {
         if let Some(to) = &to {
             validate_name("queue", to)?;
-            if self.meta.queue(to).is_none() {
-                return Err(Error::QueueNotFound(to.clone()));
-            }
+        }
+        self.queue_for(who, name, Right::Manage)?;
+        if let Some(to) = &to {
+            self.queue_for(who, to, Right::Publish)?;
         }
         let bound = self.queues.next_id(name).await?;
         while self.queues.take_for_redrive(name, to.as_deref(), &bound, 500).await? > 0 {}
@@ -307,7 +335,7 @@ impl Broker {
     /// Periodic upkeep (run by the leader): trims expired messages of idle queues, finishes
     /// outbox moves a crashed node left behind.
     pub async fn sweep(&self) {
-        for (name, meta) in self.meta.queues() {
+        for (name, meta) in self.meta.list::<QueueMeta>() {
             match self.queues.stats(&name, meta.config.retention_s as u64 * 1000).await {
                 Ok((_, trimmed, outbox)) => {
                     self.metrics.count(Event::Expired, KIND, &name, trimmed);
@@ -322,7 +350,7 @@ impl Broker {
 
     /// Sets the depth gauges of every queue (called when `/metrics` is scraped).
     pub async fn refresh_gauges(&self) {
-        for (name, meta) in self.meta.queues() {
+        for (name, meta) in self.meta.list::<QueueMeta>() {
             if let Ok((s, _, _)) = self.queues.stats(&name, meta.config.retention_s as u64 * 1000).await {
                 for (state, v) in [("available", s.available), ("in_flight", s.in_flight), ("delayed", s.delayed)] {
                     self.metrics.depth.with_label_values(&[&name, state]).set(v as i64);

@@ -1,8 +1,10 @@
 //! Everything that touches Redis. The rest of the broker sees only [`Redis`] (a connection that
 //! comes and goes) and [`QueueStore`] (typed queue operations, one script call each).
 
+mod limits;
 mod queue;
 
+pub use limits::{LimitStore, LOGIN_WINDOW_S};
 pub use queue::{Outgoing, QueueStore, RawDelivery, ReceiveParams, Received, Settle, Transfer, DEDUP_WINDOW_S};
 
 use std::sync::atomic::{AtomicBool, Ordering};

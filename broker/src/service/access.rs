@@ -1,0 +1,77 @@
+//! Who may do what to a queue (and, later, a topic): admins and the owner may do everything;
+//! others may publish and consume when access is `authenticated`, or when granted on a
+//! `restricted` one.
+
+use std::collections::BTreeMap;
+
+use super::Principal;
+use crate::error::{Error, Result};
+use crate::meta::{Grant, QueueMeta};
+use crate::model::Access;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Right {
+    /// See it listed and read its config and stats.
+    View,
+    Publish,
+    Consume,
+    /// Change, purge, delete, grant, redrive.
+    Manage,
+}
+
+/// Anything with an owner, an access mode and grants.
+pub trait Owned {
+    fn owner(&self) -> &str;
+    fn access(&self) -> Access;
+    fn grants(&self) -> &BTreeMap<String, Grant>;
+}
+
+impl Owned for QueueMeta {
+    fn owner(&self) -> &str {
+        &self.owner
+    }
+    fn access(&self) -> Access {
+        self.config.access
+    }
+    fn grants(&self) -> &BTreeMap<String, Grant> {
+        &self.grants
+    }
+}
+
+pub fn allowed(who: &Principal, target: &impl Owned, right: Right) -> bool {
+    if who.admin || who.name == target.owner() {
+        return true;
+    }
+    let grant = target.grants().get(&who.name).copied().unwrap_or_default();
+    let open = target.access() == Access::Authenticated;
+    match right {
+        Right::Manage => false,
+        Right::Publish => open || grant.publish,
+        Right::Consume => open || grant.consume,
+        Right::View => open || grant.publish || grant.consume,
+    }
+}
+
+/// 403 unless `who` has `right` on `target` (named `what` in the message).
+pub fn check(who: &Principal, target: &impl Owned, right: Right, what: &str) -> Result<()> {
+    if allowed(who, target, right) {
+        Ok(())
+    } else {
+        let verb = match right {
+            Right::View => "see",
+            Right::Publish => "publish to",
+            Right::Consume => "consume from",
+            Right::Manage => "manage",
+        };
+        Err(Error::Forbidden(format!("{} may not {verb} {what}", who.name)))
+    }
+}
+
+/// 403 unless `who` is an admin.
+pub fn admin_only(who: &Principal) -> Result<()> {
+    if who.admin {
+        Ok(())
+    } else {
+        Err(Error::Forbidden("only admins may do this".into()))
+    }
+}

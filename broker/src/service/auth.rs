@@ -1,0 +1,264 @@
+//! Authentication: passwords (argon2id), tokens (HS256 JWT), the first admin, and rate limits.
+//!
+//! A token carries the user's *generation*: the data version of the user's znode. Changing the
+//! password (or role) bumps it and deleting the user removes it; every node checks tokens against
+//! its watched cache, so old tokens stop working cluster-wide within a watch round trip.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use ipnet::IpNet;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use super::{Broker, Principal};
+use crate::error::{Error, Result};
+use crate::meta::{Role, UserRecord, Versioned};
+use crate::model::{now_ms, rfc3339_ms};
+use crate::store::{LimitStore, LOGIN_WINDOW_S};
+
+/// Failed logins allowed per username and per client address in one window.
+const MAX_FAILED_LOGINS: u64 = 10;
+
+/// Settings of authentication, from the command line.
+#[derive(Clone)]
+pub struct AuthSettings {
+    pub token_ttl: Duration,
+    /// Tokens per second per user, cluster-wide; 0 turns the limit off.
+    pub rate_limit_rps: u32,
+    pub rate_limit_burst: u32,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    role: Role,
+    /// The user's generation when the token was issued.
+    gen: i32,
+    iat: u64,
+    exp: u64,
+}
+
+/// Why the first admin could not be made: try again later, or give up with a message.
+pub enum Bootstrap {
+    Retry(Error),
+    Fatal(String),
+}
+
+/// A freshly issued token.
+pub struct Token {
+    pub access_token: String,
+    pub expires_in: u64,
+}
+
+/// Per-node share of a user's cluster-wide token bucket.
+#[derive(Default)]
+struct Lease {
+    tokens: u32,
+    taken_at: Option<Instant>,
+    denied_until: Option<Instant>,
+}
+
+/// Leased tokens not used within this long go unused, so idle nodes cannot hoard them.
+const LEASE_LIFE: Duration = Duration::from_secs(1);
+
+pub struct Auth {
+    pub settings: AuthSettings,
+    limits: LimitStore,
+    leases: Mutex<HashMap<String, Lease>>,
+    keys: OnceLock<(EncodingKey, DecodingKey)>,
+}
+
+pub fn validate_username(name: &str) -> Result<()> {
+    let ok = (3..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidName("username must be 3 to 64 characters of A-Z, a-z, 0-9, '_', '.' and '-'".into()))
+    }
+}
+
+pub fn validate_password(pw: &str) -> Result<()> {
+    let n = pw.chars().count();
+    if (12..=256).contains(&n) {
+        Ok(())
+    } else {
+        Err(Error::invalid("password must be 12 to 256 characters"))
+    }
+}
+
+/// Hashes with argon2id and a fresh salt. CPU-heavy: call from a blocking thread.
+pub fn hash_password(pw: &str) -> Result<String> {
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
+        .map_err(|_| Error::Unavailable("cannot make a salt".into()))?;
+    Argon2::default()
+        .hash_password(pw.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|_| Error::Unavailable("cannot hash the password".into()))
+}
+
+fn verify_password(pw: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(pw.as_bytes(), &h).is_ok())
+}
+
+/// Runs CPU-heavy password work off the async threads.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|_| Error::Unavailable("password worker failed".into()))
+}
+
+impl Auth {
+    pub fn new(settings: AuthSettings, limits: LimitStore) -> Self {
+        Auth { settings, limits, leases: Mutex::new(HashMap::new()), keys: OnceLock::new() }
+    }
+
+    /// The client's address: the peer, or the nearest untrusted hop of `X-Forwarded-For` when
+    /// the peer is a trusted proxy.
+    pub fn client_ip(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+        let trusted = |ip: &IpAddr| self.settings.trusted_proxies.iter().any(|n| n.contains(ip));
+        if !trusted(&peer) {
+            return peer;
+        }
+        let hops = forwarded_for.unwrap_or("").split(',').rev().filter_map(|h| h.trim().parse::<IpAddr>().ok());
+        let mut last = peer;
+        for hop in hops {
+            last = hop;
+            if !trusted(&hop) {
+                break;
+            }
+        }
+        last
+    }
+
+    /// Takes one token from `user`'s bucket; most calls are answered from this node's lease.
+    pub async fn admit(&self, user: &str) -> Result<()> {
+        let s = &self.settings;
+        if s.rate_limit_rps == 0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        {
+            let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+            let lease = leases.entry(user.to_string()).or_default();
+            if lease.taken_at.is_some_and(|t| now.duration_since(t) > LEASE_LIFE) {
+                lease.tokens = 0;
+            }
+            if lease.tokens > 0 {
+                lease.tokens -= 1;
+                return Ok(());
+            }
+            if let Some(until) = lease.denied_until.filter(|u| *u > now) {
+                return Err(Error::RateLimited { retry_after_s: until.duration_since(now).as_secs().max(1) });
+            }
+        }
+        let want = (s.rate_limit_rps / 50).clamp(1, s.rate_limit_burst.max(1));
+        let (granted, retry_ms) = match self.limits.take(user, s.rate_limit_rps, s.rate_limit_burst.max(1), want).await {
+            Ok(v) => v,
+            // Without Redis the request fails on its own; the limiter does not add a second error.
+            Err(_) => return Ok(()),
+        };
+        let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        let lease = leases.entry(user.to_string()).or_default();
+        if granted > 0 {
+            lease.tokens += granted - 1;
+            lease.taken_at = Some(now);
+            lease.denied_until = None;
+            Ok(())
+        } else {
+            let wait = Duration::from_millis(retry_ms.max(1));
+            lease.denied_until = Some(now + wait);
+            Err(Error::RateLimited { retry_after_s: wait.as_secs_f64().ceil() as u64 })
+        }
+    }
+
+    fn keys(&self, secret: &[u8]) -> &(EncodingKey, DecodingKey) {
+        self.keys.get_or_init(|| (EncodingKey::from_secret(secret), DecodingKey::from_secret(secret)))
+    }
+}
+
+impl Broker {
+    /// `POST /v1/auth/token`: checks the password and issues a token.
+    pub async fn login(&self, username: &str, password: &str, client: IpAddr) -> Result<Token> {
+        let counters = [format!("u:{username}"), format!("a:{client}")];
+        let failures = self.auth.limits.failures(&counters).await?;
+        if let Some((_, ttl)) = failures.iter().find(|(n, _)| *n >= MAX_FAILED_LOGINS) {
+            let retry_after_s = if *ttl > 0 { *ttl as u64 } else { LOGIN_WINDOW_S };
+            return Err(Error::RateLimited { retry_after_s });
+        }
+        let user = self.meta.get_versioned::<UserRecord>(username);
+        let hash = user.as_ref().map(|u| u.value.password_hash.clone());
+        let pw = password.to_string();
+        let ok = blocking(move || match hash {
+            Some(h) => verify_password(&pw, &h),
+            None => {
+                // Same work for an unknown user, so timing does not tell which names exist.
+                let _ = hash_password(&pw);
+                false
+            }
+        })
+        .await?;
+        let Some(Versioned { value: user, version }) = user.filter(|_| ok) else {
+            self.auth.limits.record_failure(&counters).await?;
+            tracing::info!(%username, %client, "failed login");
+            return Err(Error::Unauthenticated("wrong username or password".into()));
+        };
+        let secret = self.meta.secrets()?.jwt;
+        let ttl = self.auth.settings.token_ttl.as_secs();
+        let iat = (now_ms() / 1000) as u64;
+        let claims = Claims { sub: username.to_string(), role: user.role, gen: version, iat, exp: iat + ttl };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.auth.keys(&secret).0)
+            .map_err(|_| Error::Unavailable("cannot sign the token".into()))?;
+        Ok(Token { access_token: token, expires_in: ttl })
+    }
+
+    /// Checks a bearer token: signature, expiry, and that the user still exists at the same
+    /// generation.
+    pub fn authenticate(&self, token: &str) -> Result<Principal> {
+        let denied = |why: &str| Error::Unauthenticated(why.to_string());
+        let secret = self.meta.secrets()?.jwt;
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.auth.keys(&secret).1, &validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => denied("the token has expired"),
+                _ => denied("the token is malformed or its signature is wrong"),
+            })?
+            .claims;
+        match self.meta.get_versioned::<UserRecord>(&claims.sub) {
+            Some(u) if u.version == claims.gen => Ok(Principal { admin: u.value.role == Role::Admin, name: claims.sub }),
+            _ => Err(denied("the token was revoked: its user was deleted or changed password")),
+        }
+    }
+
+    /// Makes sure an admin exists, creating the first one from the environment. Fails (and the
+    /// process exits) when there is none and no password to create one with.
+    pub async fn ensure_admin(&self, user: &str, password: Option<String>) -> Result<(), Bootstrap> {
+        use Bootstrap::Fatal;
+        let has_admin = self.meta.list::<UserRecord>().iter().any(|(_, u)| u.role == Role::Admin);
+        if has_admin {
+            return Ok(());
+        }
+        let Some(password) = password.filter(|p| !p.is_empty()) else {
+            return Err(Fatal("no admin user exists: set MOM_ADMIN_PASSWORD (and optionally MOM_ADMIN_USER, default 'admin') to create the first one".into()));
+        };
+        validate_username(user).map_err(|e| Fatal(format!("MOM_ADMIN_USER: {e}")))?;
+        validate_password(&password).map_err(|e| Fatal(format!("MOM_ADMIN_PASSWORD: {e}")))?;
+        let hash = blocking(move || hash_password(&password)).await.and_then(|h| h).map_err(Bootstrap::Retry)?;
+        let record = UserRecord { role: Role::Admin, password_hash: hash, created_at: rfc3339_ms(now_ms()) };
+        match self.meta.create::<UserRecord>(user, record, |a, _| a.role == Role::Admin).await {
+            Ok(_) => {
+                tracing::info!(user, "created the first admin");
+                Ok(())
+            }
+            Err(Error::AlreadyExists(_)) => {
+                Err(Fatal(format!("user '{user}' exists but is not an admin; set MOM_ADMIN_USER to another name")))
+            }
+            Err(e) => Err(Bootstrap::Retry(e)),
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! Counters behind rate limits: the cluster-wide token buckets and failed-login counts.
+
+use std::sync::{Arc, LazyLock};
+
+use redis::Script;
+
+use super::Redis;
+use crate::error::{Error, Result};
+
+static BUCKET: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/bucket.lua")));
+
+/// Failed logins are counted over this window.
+pub const LOGIN_WINDOW_S: u64 = 60;
+
+#[derive(Clone)]
+pub struct LimitStore {
+    redis: Arc<Redis>,
+}
+
+impl LimitStore {
+    pub fn new(redis: Arc<Redis>) -> Self {
+        LimitStore { redis }
+    }
+
+    /// Takes up to `want` tokens from `user`'s bucket: (granted, ms until the next token).
+    pub async fn take(&self, user: &str, rate: u32, burst: u32, want: u32) -> Result<(u32, u64)> {
+        BUCKET
+            .key(format!("{}:rl:{{{user}}}", self.redis.prefix))
+            .arg(rate)
+            .arg(burst)
+            .arg(want)
+            .invoke_async(&mut self.redis.conn()?)
+            .await
+            .map_err(Error::redis)
+    }
+
+    fn failure_key(&self, what: &str) -> String {
+        format!("{}:lf:{what}", self.redis.prefix)
+    }
+
+    /// Failed logins in the current window for each key, with the seconds left in its window.
+    pub async fn failures(&self, keys: &[String]) -> Result<Vec<(u64, i64)>> {
+        let mut pipe = redis::pipe();
+        for k in keys {
+            pipe.cmd("GET").arg(self.failure_key(k)).cmd("TTL").arg(self.failure_key(k));
+        }
+        let raw: Vec<(Option<u64>, i64)> = pipe.query_async(&mut self.redis.conn()?).await.map_err(Error::redis)?;
+        Ok(raw.into_iter().map(|(n, ttl)| (n.unwrap_or(0), ttl)).collect())
+    }
+
+    pub async fn record_failure(&self, keys: &[String]) -> Result<()> {
+        let mut pipe = redis::pipe();
+        for k in keys {
+            let key = self.failure_key(k);
+            pipe.cmd("INCR").arg(&key).ignore().cmd("EXPIRE").arg(&key).arg(LOGIN_WINDOW_S).arg("NX").ignore();
+        }
+        pipe.query_async::<()>(&mut self.redis.conn()?).await.map_err(Error::redis)
+    }
+}
