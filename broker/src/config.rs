@@ -76,6 +76,10 @@ pub struct Config {
     #[arg(long, env = "MOM_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<ipnet::IpNet>,
 
+    /// Seconds between heartbeat comments on idle event streams (keep proxies from closing them).
+    #[arg(long, env = "MOM_STREAM_HEARTBEAT_S", default_value_t = 15)]
+    pub stream_heartbeat_s: u64,
+
     /// Log format: text or json.
     #[arg(long, env = "MOM_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

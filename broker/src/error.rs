@@ -15,6 +15,10 @@ pub enum Error {
     Forbidden(String),
     #[error("queue '{0}' does not exist")]
     QueueNotFound(String),
+    #[error("topic '{0}' does not exist")]
+    TopicNotFound(String),
+    #[error("subscription '{0}' does not exist")]
+    SubscriptionNotFound(String),
     #[error("user '{0}' does not exist")]
     UserNotFound(String),
     #[error("{0}")]
@@ -42,6 +46,8 @@ impl Error {
             Error::Unauthenticated(_) => "unauthenticated",
             Error::Forbidden(_) => "forbidden",
             Error::QueueNotFound(_) => "queue_not_found",
+            Error::TopicNotFound(_) => "topic_not_found",
+            Error::SubscriptionNotFound(_) => "subscription_not_found",
             Error::UserNotFound(_) => "user_not_found",
             Error::NotFound(_) => "not_found",
             Error::AlreadyExists(_) => "already_exists",

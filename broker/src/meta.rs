@@ -1,6 +1,7 @@
 //! Metadata in ZooKeeper, served from an in-memory cache that watches keep fresh.
 //!
-//! Layout under the root (`--zk-root`): `queues/NAME` (JSON [`QueueMeta`]), `nodes/ID` (ephemeral
+//! Layout under the root (`--zk-root`): `queues/NAME` (JSON [`QueueMeta`]), `topics/NAME`,
+//! `subscriptions/TOPIC.NAME`, `users/NAME`, `nodes/ID` (ephemeral
 //! [`NodeRecord`]), `leader/n-SEQ` (ephemeral sequential; the lowest is the leader), `secrets/...`.
 //! Reads never go to ZooKeeper on the data path: a ZooKeeper outage stops metadata writes (answered
 //! `unavailable`), not sends and receives. Writes go to ZooKeeper first (conditional create,
@@ -19,7 +20,7 @@ use utoipa::ToSchema;
 use zookeeper_client as zk;
 
 use crate::error::{Error, Result};
-use crate::model::QueueConfig;
+use crate::model::{QueueConfig, SubscriptionConfig, TopicConfig};
 use crate::receipt::ReceiptKey;
 
 /// A queue's definition as stored in ZooKeeper.
@@ -32,6 +33,36 @@ pub struct QueueMeta {
     /// Per-user rights on a `restricted` queue.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub grants: BTreeMap<String, Grant>,
+}
+
+/// A topic's definition as stored in ZooKeeper.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopicMeta {
+    #[serde(flatten)]
+    pub config: TopicConfig,
+    pub owner: String,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub grants: BTreeMap<String, Grant>,
+}
+
+/// A subscription's definition, stored as `subscriptions/TOPIC.NAME` (names cannot hold '.').
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubscriptionMeta {
+    pub topic: String,
+    pub name: String,
+    #[serde(flatten)]
+    pub config: SubscriptionConfig,
+    /// The start point as given at creation.
+    pub start: serde_json::Value,
+    pub owner: String,
+    pub created_at: String,
+}
+
+impl SubscriptionMeta {
+    pub fn key(topic: &str, name: &str) -> String {
+        format!("{topic}.{name}")
+    }
 }
 
 /// What a grantee may do on a restricted queue or topic.
@@ -87,6 +118,8 @@ type Slot<T> = BTreeMap<String, Versioned<T>>;
 #[derive(Default)]
 pub struct Cache {
     queues: Slot<QueueMeta>,
+    topics: Slot<TopicMeta>,
+    subscriptions: Slot<SubscriptionMeta>,
     users: Slot<UserRecord>,
     nodes: Slot<NodeRecord>,
     /// Leader candidates by sequence znode name, with the node id each holds.
@@ -112,6 +145,32 @@ impl Record for QueueMeta {
     }
     fn not_found(name: &str) -> Error {
         Error::QueueNotFound(name.to_string())
+    }
+}
+
+impl Record for TopicMeta {
+    const DIR: &'static str = "topics";
+    fn slot(c: &Cache) -> &Slot<Self> {
+        &c.topics
+    }
+    fn slot_mut(c: &mut Cache) -> &mut Slot<Self> {
+        &mut c.topics
+    }
+    fn not_found(name: &str) -> Error {
+        Error::TopicNotFound(name.to_string())
+    }
+}
+
+impl Record for SubscriptionMeta {
+    const DIR: &'static str = "subscriptions";
+    fn slot(c: &Cache) -> &Slot<Self> {
+        &c.subscriptions
+    }
+    fn slot_mut(c: &mut Cache) -> &mut Slot<Self> {
+        &mut c.subscriptions
+    }
+    fn not_found(key: &str) -> Error {
+        Error::SubscriptionNotFound(key.replacen('.', "/", 1))
     }
 }
 
@@ -453,7 +512,7 @@ impl Meta {
 
     async fn prepare(&self, client: &zk::Client) -> Result<zk::PersistentWatcher, zk::Error> {
         let dir = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-        for d in [QueueMeta::DIR, UserRecord::DIR, NodeRecord::DIR, "leader", "secrets"] {
+        for d in [QueueMeta::DIR, TopicMeta::DIR, SubscriptionMeta::DIR, UserRecord::DIR, NodeRecord::DIR, "leader", "secrets"] {
             self.bounded(client.mkdir(&self.path(d), &dir)).await?;
         }
         let watcher = self.bounded(client.watch(&self.root, zk::AddWatchMode::PersistentRecursive)).await?;
@@ -511,11 +570,15 @@ impl Meta {
     /// Reads every record and leader candidate afresh.
     async fn reload(&self, client: &zk::Client) -> Result<(), zk::Error> {
         let queues = self.read_dir(client, QueueMeta::DIR).await?;
+        let topics = self.read_dir(client, TopicMeta::DIR).await?;
+        let subscriptions = self.read_dir(client, SubscriptionMeta::DIR).await?;
         let users = self.read_dir(client, UserRecord::DIR).await?;
         let nodes = self.read_dir(client, NodeRecord::DIR).await?;
         let candidates = self.read_dir(client, "leader").await?;
         let mut cache = self.write();
         cache.queues = parse_all(queues);
+        cache.topics = parse_all(topics);
+        cache.subscriptions = parse_all(subscriptions);
         cache.users = parse_all(users);
         cache.nodes = parse_all(nodes);
         cache.candidates =
@@ -554,6 +617,8 @@ impl Meta {
         let mut cache = self.write();
         match dir {
             QueueMeta::DIR => apply(&mut cache.queues, name, data),
+            TopicMeta::DIR => apply(&mut cache.topics, name, data),
+            SubscriptionMeta::DIR => apply(&mut cache.subscriptions, name, data),
             UserRecord::DIR => apply(&mut cache.users, name, data),
             NodeRecord::DIR => apply(&mut cache.nodes, name, data),
             "leader" => match data {

@@ -19,6 +19,7 @@ pub struct Metrics {
     pub http_latency: HistogramVec,
     events: [IntCounterVec; 5],
     pub depth: IntGaugeVec,
+    pub lag: IntGaugeVec,
 }
 
 impl Metrics {
@@ -55,8 +56,14 @@ impl Metrics {
         for e in &events {
             registry.register(Box::new(e.clone())).expect("unique metric");
         }
+        let lag = IntGaugeVec::new(
+            Opts::new("mom_subscription_lag", "Retained messages a subscription matches and has not acked, at scrape time"),
+            &["topic", "subscription"],
+        )
+        .expect("valid metric");
         registry.register(Box::new(depth.clone())).expect("unique metric");
-        Metrics { registry, http_requests, http_latency, events, depth }
+        registry.register(Box::new(lag.clone())).expect("unique metric");
+        Metrics { registry, http_requests, http_latency, events, depth, lag }
     }
 
     pub fn count(&self, event: Event, kind: &str, name: &str, n: u64) {

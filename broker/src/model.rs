@@ -358,3 +358,165 @@ pub fn rfc3339_ms(unix_ms: i64) -> String {
 pub fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
+
+/// A topic's settings, with every default filled in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TopicConfig {
+    pub retention_s: u32,
+    pub max_message_bytes: u32,
+    pub access: Access,
+}
+
+impl Default for TopicConfig {
+    fn default() -> Self {
+        TopicConfig { retention_s: 604_800, max_message_bytes: 262_144, access: Access::Authenticated }
+    }
+}
+
+/// Body of `PUT /v1/topics/{name}`.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TopicSpec {
+    pub retention_s: Option<u32>,
+    pub max_message_bytes: Option<u32>,
+    pub access: Option<Access>,
+}
+
+impl TopicSpec {
+    pub fn apply(self, mut base: TopicConfig) -> Result<TopicConfig> {
+        if let Some(v) = self.retention_s {
+            base.retention_s = v;
+        }
+        if let Some(v) = self.max_message_bytes {
+            base.max_message_bytes = v;
+        }
+        if let Some(v) = self.access {
+            base.access = v;
+        }
+        check_range("retention_s", base.retention_s, RETENTION_S)?;
+        check_range("max_message_bytes", base.max_message_bytes, 1..=MAX_MESSAGE_BYTES)?;
+        Ok(base)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema, PartialEq, Eq)]
+pub struct TopicStats {
+    /// Messages retained for replay.
+    pub messages: u64,
+    pub subscriptions: u64,
+    pub oldest_age_s: u64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TopicInfo {
+    pub name: String,
+    #[serde(flatten)]
+    pub config: TopicConfig,
+    pub owner: String,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats: Option<TopicStats>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TopicList {
+    pub topics: Vec<TopicInfo>,
+}
+
+/// Where a new subscription starts: `"latest"`, `"earliest"`, or `{"time": RFC 3339}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum StartSpec {
+    Named(String),
+    Time { time: String },
+}
+
+/// A subscription's settings that decide what and how it delivers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SubscriptionConfig {
+    pub filter: Attributes,
+    pub no_local: bool,
+    pub ack_deadline_s: u32,
+    pub max_receives: Option<u32>,
+    pub dead_letter_queue: Option<String>,
+}
+
+/// Body of `PUT /v1/topics/{name}/subscriptions/{sub}`.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionSpec {
+    pub start: Option<StartSpec>,
+    pub filter: Option<Attributes>,
+    pub no_local: Option<bool>,
+    pub ack_deadline_s: Option<u32>,
+    pub max_receives: Option<u32>,
+    pub dead_letter_queue: Option<String>,
+}
+
+impl SubscriptionSpec {
+    /// The config, and the start point as a time in ms (`None`: latest; `Some(0)`: earliest).
+    pub fn resolve(self) -> Result<(SubscriptionConfig, Option<i64>, StartSpec)> {
+        let start = self.start.unwrap_or(StartSpec::Named("latest".into()));
+        let from = match &start {
+            StartSpec::Named(n) if n == "latest" => None,
+            StartSpec::Named(n) if n == "earliest" => Some(0),
+            StartSpec::Named(n) => {
+                return Err(Error::invalid(format!("start must be \"latest\", \"earliest\" or {{\"time\": RFC 3339}}, got {n:?}")))
+            }
+            StartSpec::Time { time } => Some(parse_time(time)?),
+        };
+        let config = SubscriptionConfig {
+            filter: self.filter.unwrap_or_default(),
+            no_local: self.no_local.unwrap_or(false),
+            ack_deadline_s: self.ack_deadline_s.unwrap_or(30),
+            max_receives: self.max_receives,
+            dead_letter_queue: self.dead_letter_queue,
+        };
+        check_range("ack_deadline_s", config.ack_deadline_s, 1..=MAX_VISIBILITY_S)?;
+        if let Some(m) = config.max_receives {
+            check_range("max_receives", m, 1..=MAX_RECEIVES)?;
+        }
+        if config.dead_letter_queue.is_some() && config.max_receives.is_none() {
+            return Err(Error::invalid("dead_letter_queue needs max_receives"));
+        }
+        if config.filter.len() > MAX_ATTRIBUTES {
+            return Err(Error::invalid(format!("a filter has at most {MAX_ATTRIBUTES} attributes")));
+        }
+        Ok((config, from, start))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SubscriptionInfo {
+    pub name: String,
+    pub topic: String,
+    #[schema(value_type = Object)]
+    pub start: serde_json::Value,
+    #[serde(flatten)]
+    pub config: SubscriptionConfig,
+    pub owner: String,
+    pub created_at: String,
+    /// Retained messages matching the subscription that it has not acked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionList {
+    pub subscriptions: Vec<SubscriptionInfo>,
+}
+
+/// Body of `.../seek`: a time or a message id.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeekRequest {
+    pub time: Option<String>,
+    pub id: Option<String>,
+}
+
+/// Parses an RFC 3339 time into ms since the epoch.
+pub fn parse_time(s: &str) -> Result<i64> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        .map_err(|_| Error::invalid(format!("{s:?} is not an RFC 3339 time, e.g. 2026-11-25T17:06:29.123Z")))
+}

@@ -23,11 +23,11 @@ impl std::fmt::Debug for ReceiptKey {
     }
 }
 
-/// A verified receipt: message id and delivery number.
+/// A verified receipt: message id and delivery number (epoch and receive count).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     pub id: String,
-    pub receive_count: u32,
+    pub delivery: u64,
 }
 
 impl ReceiptKey {
@@ -36,14 +36,14 @@ impl ReceiptKey {
         ReceiptKey(Hmac::new_from_slice(secret).expect("HMAC takes keys of any length"))
     }
 
-    fn tagged(&self, scope: &str, id: &str, rc: u32) -> Hmac<Sha256> {
+    fn tagged(&self, scope: &str, id: &str, rc: u64) -> Hmac<Sha256> {
         let mut mac = self.0.clone();
         mac.update(format!("{scope}\n{id}\n{rc}").as_bytes());
         mac
     }
 
     /// `scope` names the queue or subscription, e.g. `q/orders`.
-    pub fn issue(&self, scope: &str, id: &str, rc: u32) -> String {
+    pub fn issue(&self, scope: &str, id: &str, rc: u64) -> String {
         let full = self.tagged(scope, id, rc).finalize().into_bytes();
         format!("{id}.{rc}.{}", URL_SAFE_NO_PAD.encode(&full[..MAC_LEN]))
     }
@@ -54,13 +54,13 @@ impl ReceiptKey {
         let (Some(id), Some(rc), Some(mac)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(Error::ReceiptInvalid);
         };
-        let rc: u32 = rc.parse().map_err(|_| Error::ReceiptInvalid)?;
+        let rc: u64 = rc.parse().map_err(|_| Error::ReceiptInvalid)?;
         let given = URL_SAFE_NO_PAD.decode(mac).map_err(|_| Error::ReceiptInvalid)?;
         if given.len() != MAC_LEN {
             return Err(Error::ReceiptInvalid);
         }
         self.tagged(scope, id, rc).verify_truncated_left(&given).map_err(|_| Error::ReceiptInvalid)?;
-        Ok(Delivery { id: id.to_string(), receive_count: rc })
+        Ok(Delivery { id: id.to_string(), delivery: rc })
     }
 }
 
@@ -74,7 +74,7 @@ mod tests {
         let r = key.issue("q/a", "0000000000000007", 3);
         assert_eq!(
             key.verify("q/a", &r).unwrap(),
-            Delivery { id: "0000000000000007".into(), receive_count: 3 }
+            Delivery { id: "0000000000000007".into(), delivery: 3 }
         );
         // Another queue, another key, a changed delivery count, garbage: all invalid.
         assert!(key.verify("q/b", &r).is_err());

@@ -43,7 +43,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         rate_limit_burst: config.rate_limit_burst,
         trusted_proxies: config.trusted_proxies.clone(),
     };
-    let broker = Arc::new(Broker::new(meta.clone(), redis.clone(), Arc::new(Metrics::new()), auth));
+    let mut broker = Broker::new(meta.clone(), redis.clone(), Arc::new(Metrics::new()), auth);
+    broker.stream_heartbeat = Duration::from_secs(config.stream_heartbeat_s.max(1));
+    let broker = Arc::new(broker);
 
     // Background work stops after the listener closed.
     let stop = CancellationToken::new();

@@ -12,7 +12,11 @@ pub fn status(e: &Error) -> StatusCode {
         Error::InvalidRequest(_) | Error::InvalidName(_) => StatusCode::BAD_REQUEST,
         Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
-        Error::QueueNotFound(_) | Error::UserNotFound(_) | Error::NotFound(_) => StatusCode::NOT_FOUND,
+        Error::QueueNotFound(_)
+        | Error::TopicNotFound(_)
+        | Error::SubscriptionNotFound(_)
+        | Error::UserNotFound(_)
+        | Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::AlreadyExists(_) | Error::ReceiptInvalid => StatusCode::CONFLICT,
         Error::MessageTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,

@@ -63,3 +63,17 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Names<T
             .map_err(|e| ApiError(Error::InvalidName(format!("bad path: {e}"))))
     }
 }
+
+/// Query parameters, with a malformed query answered as 400 `invalid_request`.
+pub struct Params<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Params(q.0))
+            .map_err(|e| ApiError(Error::invalid(format!("bad query: {e}"))))
+    }
+}

@@ -5,6 +5,7 @@ mod error;
 mod extract;
 mod ops;
 mod queues;
+mod topics;
 mod users;
 
 use std::sync::Arc;
@@ -28,6 +29,9 @@ use crate::service::Broker;
         queues::send, queues::send_batch, queues::receive, queues::ack, queues::nack,
         queues::visibility, queues::redrive, queues::grant, queues::revoke, ops::cluster,
         auth::token, users::create, users::list, users::remove, users::password,
+        topics::create, topics::list, topics::show, topics::delete, topics::publish, topics::publish_batch,
+        topics::grant, topics::revoke, topics::subscriptions, topics::subscribe, topics::unsubscribe,
+        topics::receive, topics::ack, topics::nack, topics::visibility, topics::seek, topics::stream,
     ),
     components(schemas(crate::model::ErrorBody)),
     modifiers(&BearerAuth)
@@ -60,6 +64,7 @@ impl utoipa::Modify for BearerAuth {
 pub fn router(broker: Arc<Broker>) -> Router {
     let protected = Router::new()
         .merge(queues::routes())
+        .merge(topics::routes())
         .merge(users::routes())
         .merge(ops::routes())
         .route_layer(middleware::from_fn_with_state(broker.clone(), auth::require));

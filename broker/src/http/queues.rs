@@ -13,7 +13,7 @@ use crate::model::{
     AckRequest, Done, Entry, ErrorBody, Messages, Moved, NackRequest, QueueInfo, QueueList, QueueSpec,
     ReceiveRequest, RedriveRequest, Results, SendBatch, SendMessage, SentId, VisibilityRequest,
 };
-use crate::meta::Grant;
+use crate::meta::{Grant, QueueMeta};
 use crate::service::Broker;
 
 type App = State<Arc<Broker>>;
@@ -33,7 +33,7 @@ pub fn routes() -> Router<Arc<Broker>> {
         .route("/v1/queues/{name}/grants/{username}", put(grant).delete(revoke))
 }
 
-fn done(results: Vec<crate::error::Result<()>>) -> Json<Results<Done>> {
+pub(super) fn done(results: Vec<crate::error::Result<()>>) -> Json<Results<Done>> {
     Json(Results { results: results.into_iter().map(|r| r.map(|()| Done { ok: true }).into()).collect() })
 }
 
@@ -127,13 +127,13 @@ async fn redrive(State(b): App, Caller(who): Caller, Names(name): Names<String>,
 /// Grant a user publish and/or consume rights on a restricted queue (owner or admin).
 #[utoipa::path(put, path = "/v1/queues/{name}/grants/{username}", request_body = Grant, tag = "queues", responses((status = 204)))]
 async fn grant(State(b): App, Caller(who): Caller, Names((name, user)): Names<(String, String)>, Body(g): Body<Grant>) -> ApiResult<StatusCode> {
-    b.grant_queue(&who, &name, &user, Some(g)).await?;
+    b.grant::<QueueMeta>(&who, &name, &user, Some(g)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Revoke a user's grant on a queue.
 #[utoipa::path(delete, path = "/v1/queues/{name}/grants/{username}", tag = "queues", responses((status = 204)))]
 async fn revoke(State(b): App, Caller(who): Caller, Names((name, user)): Names<(String, String)>) -> ApiResult<StatusCode> {
-    b.grant_queue(&who, &name, &user, None).await?;
+    b.grant::<QueueMeta>(&who, &name, &user, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }

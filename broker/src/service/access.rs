@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::Principal;
 use crate::error::{Error, Result};
-use crate::meta::{Grant, QueueMeta};
+use crate::meta::{Grant, QueueMeta, TopicMeta};
 use crate::model::Access;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,19 +24,30 @@ pub trait Owned {
     fn owner(&self) -> &str;
     fn access(&self) -> Access;
     fn grants(&self) -> &BTreeMap<String, Grant>;
+    fn grants_mut(&mut self) -> &mut BTreeMap<String, Grant>;
 }
 
-impl Owned for QueueMeta {
-    fn owner(&self) -> &str {
-        &self.owner
-    }
-    fn access(&self) -> Access {
-        self.config.access
-    }
-    fn grants(&self) -> &BTreeMap<String, Grant> {
-        &self.grants
-    }
+macro_rules! owned {
+    ($t:ty) => {
+        impl Owned for $t {
+            fn owner(&self) -> &str {
+                &self.owner
+            }
+            fn access(&self) -> Access {
+                self.config.access
+            }
+            fn grants(&self) -> &BTreeMap<String, Grant> {
+                &self.grants
+            }
+            fn grants_mut(&mut self) -> &mut BTreeMap<String, Grant> {
+                &mut self.grants
+            }
+        }
+    };
 }
+
+owned!(QueueMeta);
+owned!(TopicMeta);
 
 pub fn allowed(who: &Principal, target: &impl Owned, right: Right) -> bool {
     if who.admin || who.name == target.owner() {

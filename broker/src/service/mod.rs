@@ -4,7 +4,9 @@
 
 pub mod access;
 pub mod auth;
+mod mailbox;
 mod queues;
+pub mod topics;
 pub mod users;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,9 +16,11 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
-use crate::meta::{Meta, NodeRecord};
+use crate::error::Result;
+use crate::meta::{Grant, Meta, NodeRecord, Record};
 use crate::metrics::Metrics;
-use crate::store::{LimitStore, QueueStore, Redis};
+use crate::model::validate_name;
+use crate::store::{LimitStore, MailboxStore, Redis, TopicStore};
 use auth::{Auth, AuthSettings};
 use crate::waiters::Waiters;
 
@@ -37,12 +41,15 @@ pub struct Cluster {
 pub struct Broker {
     pub meta: Arc<Meta>,
     pub redis: Arc<Redis>,
-    pub queues: QueueStore,
+    pub mailboxes: MailboxStore,
+    pub topics: TopicStore,
     pub waiters: Arc<Waiters>,
     pub metrics: Arc<Metrics>,
     pub auth: Auth,
     /// Set once an admin is known to exist.
     bootstrapped: AtomicBool,
+    /// Comment lines keep idle event streams open through proxies at this interval.
+    pub stream_heartbeat: std::time::Duration,
     /// Cancelled on SIGTERM: readiness turns off and held long polls answer at once.
     pub draining: CancellationToken,
 }
@@ -53,7 +60,9 @@ impl Broker {
             meta,
             auth: Auth::new(auth, LimitStore::new(redis.clone())),
             bootstrapped: AtomicBool::new(false),
-            queues: QueueStore::new(redis.clone()),
+            mailboxes: MailboxStore::new(redis.clone()),
+            topics: TopicStore::new(redis.clone()),
+            stream_heartbeat: std::time::Duration::from_secs(15),
             redis,
             waiters: Arc::new(Waiters::default()),
             metrics,
@@ -76,5 +85,43 @@ impl Broker {
 
     pub fn cluster(&self) -> Cluster {
         Cluster { nodes: self.meta.nodes(), leader: self.meta.leader() }
+    }
+}
+
+impl Broker {
+    /// Grants `user` rights on a queue or topic (replacing earlier ones); `None` revokes. Owner or
+    /// admin only.
+    pub async fn grant<T: Record + access::Owned>(&self, who: &Principal, name: &str, user: &str, grant: Option<Grant>) -> Result<()> {
+        validate_name(T::DIR.trim_end_matches('s'), name)?;
+        self.require_user(user)?;
+        let target = self.meta.get::<T>(name).ok_or_else(|| T::not_found(name))?;
+        access::check(who, &target, access::Right::Manage, name)?;
+        self.meta
+            .update(name, |mut t: T| {
+                match grant {
+                    Some(g) => t.grants_mut().insert(user.to_string(), g),
+                    None => t.grants_mut().remove(user),
+                };
+                Ok(t)
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Periodic upkeep (run by the leader): retention of idle queues and topics, outbox moves a
+    /// crashed node left behind, subscriptions missing from the Redis registry.
+    pub async fn sweep(&self) {
+        if let Err(e) = self.sweep_queues().await {
+            tracing::warn!(error = %e, "queue sweep stopped");
+        }
+        if let Err(e) = self.sweep_topics().await {
+            tracing::warn!(error = %e, "topic sweep stopped");
+        }
+    }
+
+    /// Sets the depth and lag gauges (called when `/metrics` is scraped).
+    pub async fn refresh_gauges(&self) {
+        self.queue_gauges().await;
+        self.subscription_gauges().await;
     }
 }

@@ -1,60 +1,46 @@
 //! Queue operations: point to point, at-least-once, competing consumers.
 
-use std::time::Duration;
-
-use serde::{Deserialize, Serialize};
-
 use super::access::{self, Right};
+use super::mailbox::{check_count, check_seconds, Delivering, Label, Payload};
 use super::{Broker, Principal};
 use crate::error::{Error, Result};
-use crate::meta::{Grant, QueueMeta};
+use crate::meta::QueueMeta;
 use crate::metrics::Event;
 use crate::model::{
-    now_ms, rfc3339_ms, validate_name, Attributes, Message, QueueConfig, QueueInfo, QueueSpec, ReceiveRequest,
-    SendMessage, Sent, MAX_BATCH, MAX_VISIBILITY_S,
+    now_ms, rfc3339_ms, validate_name, Message, QueueConfig, QueueInfo, QueueSpec, ReceiveRequest, SendMessage, Sent,
 };
-use crate::store::{Outgoing, QueueStore, RawDelivery, ReceiveParams, Settle};
+use crate::store::{Mailbox, Outgoing, Settle};
 
 const KIND: &str = "queue";
-const SOURCE_ATTR: &str = "mom.source_queue";
-
-/// A message as stored: body and attributes, serialized once on send.
-#[derive(Serialize, Deserialize)]
-struct Payload {
-    b: String,
-    #[serde(default, skip_serializing_if = "Attributes::is_empty")]
-    a: Attributes,
-}
-
-fn receipt_scope(queue: &str) -> String {
-    format!("q/{queue}")
-}
 
 fn info(name: &str, meta: QueueMeta) -> QueueInfo {
     QueueInfo { name: name.to_string(), config: meta.config, owner: meta.owner, created_at: meta.created_at, stats: None }
 }
 
-fn check_count(what: &str, n: usize) -> Result<()> {
-    if (1..=MAX_BATCH).contains(&n) {
-        Ok(())
-    } else {
-        Err(Error::invalid(format!("{what} must hold 1 to {MAX_BATCH} entries, got {n}")))
+fn delivering(config: &QueueConfig) -> Delivering<'_> {
+    Delivering {
+        visibility_s: config.visibility_timeout_s,
+        max_receives: config.max_receives,
+        dead_letter_queue: config.dead_letter_queue.as_deref(),
+        retention_s: config.retention_s,
     }
 }
 
 impl Broker {
-    /// The queue's metadata if `who` has `right` on it: 400 for a bad name, then 404, then 403.
-    fn queue_for(&self, who: &Principal, name: &str, right: Right) -> Result<QueueMeta> {
+    /// The queue's metadata and mailbox if `who` has `right` on it: 400 for a bad name, then 404,
+    /// then 403.
+    fn queue_for(&self, who: &Principal, name: &str, right: Right) -> Result<(QueueMeta, Mailbox)> {
         validate_name("queue", name)?;
         let meta = self.meta.queue(name).ok_or_else(|| Error::QueueNotFound(name.to_string()))?;
         access::check(who, &meta, right, &format!("queue '{name}'"))?;
-        Ok(meta)
+        Ok((meta, self.mailboxes.queue(name)))
     }
 
-    /// A dead-letter queue must exist, differ from the queue, and take the caller's messages.
-    fn check_dead_letter_queue(&self, who: &Principal, name: &str, config: &QueueConfig) -> Result<()> {
-        let Some(dlq) = config.dead_letter_queue.as_deref() else { return Ok(()) };
-        if dlq == name {
+    /// A dead-letter queue must exist, differ from the source, and take the caller's messages.
+    pub(super) fn check_dead_letter_queue(&self, who: &Principal, source: Option<&str>, dlq: Option<&str>) -> Result<()> {
+        let Some(dlq) = dlq else { return Ok(()) };
+        validate_name("dead_letter_queue", dlq)?;
+        if Some(dlq) == source {
             return Err(Error::invalid("a queue cannot be its own dead_letter_queue"));
         }
         let Some(target) = self.meta.queue(dlq) else {
@@ -67,7 +53,7 @@ impl Broker {
     pub async fn create_queue(&self, who: &Principal, name: &str, spec: QueueSpec) -> Result<(QueueInfo, bool)> {
         validate_name("queue", name)?;
         let config = spec.apply(QueueConfig::default())?;
-        self.check_dead_letter_queue(who, name, &config)?;
+        self.check_dead_letter_queue(who, Some(name), config.dead_letter_queue.as_deref())?;
         let meta = QueueMeta { config, owner: who.name.clone(), created_at: rfc3339_ms(now_ms()), grants: Default::default() };
         let created = self.meta.create(name, meta.clone(), |a: &QueueMeta, b| a.config == b.config).await?;
         let stored = self.meta.queue(name).unwrap_or(meta);
@@ -85,9 +71,8 @@ impl Broker {
     }
 
     pub async fn get_queue(&self, who: &Principal, name: &str) -> Result<QueueInfo> {
-        let meta = self.queue_for(who, name, Right::View)?;
-        let retention_ms = meta.config.retention_s as u64 * 1000;
-        let (stats, trimmed, _) = self.queues.stats(name, retention_ms).await?;
+        let (meta, mb) = self.queue_for(who, name, Right::View)?;
+        let (stats, trimmed, _) = self.mailboxes.stats(&mb, meta.config.retention_s as u64 * 1000).await?;
         self.metrics.count(Event::Expired, KIND, name, trimmed);
         Ok(QueueInfo { stats: Some(stats), ..info(name, meta) })
     }
@@ -98,7 +83,7 @@ impl Broker {
             .meta
             .update(name, |mut meta: QueueMeta| {
                 meta.config = spec.clone().apply(meta.config)?;
-                self.check_dead_letter_queue(who, name, &meta.config)?;
+                self.check_dead_letter_queue(who, Some(name), meta.config.dead_letter_queue.as_deref())?;
                 Ok(meta)
             })
             .await?;
@@ -106,171 +91,96 @@ impl Broker {
     }
 
     pub async fn delete_queue(&self, who: &Principal, name: &str) -> Result<()> {
-        self.queue_for(who, name, Right::Manage)?;
+        let (_, mb) = self.queue_for(who, name, Right::Manage)?;
         // Metadata first: once the znode is gone no node accepts new sends for it.
         self.meta.delete::<QueueMeta>(name).await?;
-        self.queues.purge(name).await?;
+        self.mailboxes.purge(&mb).await?;
         self.metrics.forget(KIND, name);
-        self.waiters.wake(&QueueStore::wake_key(name));
-        self.waiters.forget(&QueueStore::wake_key(name));
+        self.waiters.wake(&mb.wake_key);
+        self.waiters.forget(&mb.wake_key);
         Ok(())
     }
 
     pub async fn purge_queue(&self, who: &Principal, name: &str) -> Result<()> {
-        self.queue_for(who, name, Right::Manage)?;
-        self.queues.purge(name).await
-    }
-
-    /// Grants `user` rights on a queue (replacing earlier ones); `None` revokes.
-    pub async fn grant_queue(&self, who: &Principal, name: &str, user: &str, grant: Option<Grant>) -> Result<()> {
-        validate_name("queue", name)?;
-        self.require_user(user)?;
-        self.queue_for(who, name, Right::Manage)?;
-        self.meta
-            .update(name, |mut meta: QueueMeta| {
-                match grant {
-                    Some(g) => meta.grants.insert(user.to_string(), g),
-                    None => meta.grants.remove(user),
-                };
-                Ok(meta)
-            })
-            .await?;
-        Ok(())
+        let (_, mb) = self.queue_for(who, name, Right::Manage)?;
+        self.mailboxes.purge(&mb).await
     }
 
     /// Sends messages, each checked on its own: the answer holds one result per message, in order.
     pub async fn send(&self, who: &Principal, name: &str, messages: Vec<SendMessage>) -> Result<Vec<Result<Sent>>> {
         check_count("messages", messages.len())?;
-        let meta = self.queue_for(who, name, Right::Publish)?;
-        let mut results: Vec<Option<Result<Sent>>> = Vec::with_capacity(messages.len());
-        let mut outgoing = Vec::with_capacity(messages.len());
-        for m in messages {
-            match self.prepare(name, &meta.config, m) {
-                Ok(o) => {
-                    outgoing.push(o);
-                    results.push(None);
+        let (meta, mb) = self.queue_for(who, name, Right::Publish)?;
+        let config = &meta.config;
+        let prepared: Vec<Result<Outgoing>> = messages
+            .into_iter()
+            .map(|m| {
+                let delay_s = m.delay_s.unwrap_or(config.delay_s);
+                let dedup = m.dedup_id.as_deref().map(|d| mb.dedup_key(d));
+                let payload = encode(name, config.max_message_bytes, m, None)?;
+                Ok(Outgoing { payload, delay_ms: delay_s as u64 * 1000, dedup })
+            })
+            .collect();
+        let (results, stored) = self.store_valid(prepared, |valid| self.mailboxes.send(&mb, valid)).await?;
+        self.metrics.count(Event::Sent, KIND, name, stored);
+        Ok(results)
+    }
+
+    /// Stores the entries that passed their checks in one call and merges the answers back in
+    /// order; also returns how many were newly stored.
+    pub(super) async fn store_valid<T, F>(&self, prepared: Vec<Result<T>>, store: impl FnOnce(Vec<T>) -> F) -> Result<(Vec<Result<Sent>>, u64)>
+    where
+        F: std::future::Future<Output = Result<Vec<(String, bool)>>>,
+    {
+        let mut slots = Vec::with_capacity(prepared.len());
+        let mut valid = Vec::with_capacity(prepared.len());
+        for p in prepared {
+            match p {
+                Ok(v) => {
+                    valid.push(v);
+                    slots.push(None);
                 }
-                Err(e) => results.push(Some(Err(e))),
+                Err(e) => slots.push(Some(Err(e))),
             }
         }
-        let mut stored = self.queues.send(name, outgoing).await?.into_iter();
-        let results: Vec<Result<Sent>> = results
+        let mut stored = if valid.is_empty() { Vec::new() } else { store(valid).await? }.into_iter();
+        let results: Vec<Result<Sent>> = slots
             .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| {
+            .map(|slot| {
+                slot.unwrap_or_else(|| {
                     let (id, created) = stored.next().ok_or_else(|| Error::Unavailable("short reply from the store".into()))?;
                     Ok(Sent { id, created })
                 })
             })
             .collect();
-        let created = results.iter().filter(|r| matches!(r, Ok(s) if s.created)).count();
-        self.metrics.count(Event::Sent, KIND, name, created as u64);
-        Ok(results)
+        let created = results.iter().filter(|r| matches!(r, Ok(s) if s.created)).count() as u64;
+        Ok((results, created))
     }
 
-    fn prepare(&self, name: &str, config: &QueueConfig, m: SendMessage) -> Result<Outgoing> {
-        m.validate()?;
-        if m.body.len() > config.max_message_bytes as usize {
-            return Err(Error::MessageTooLarge(format!(
-                "the body has {} bytes; queue '{name}' takes at most {}",
-                m.body.len(),
-                config.max_message_bytes
-            )));
-        }
-        let delay_s = m.delay_s.unwrap_or(config.delay_s);
-        let dedup = m.dedup_id.as_deref().map(|d| self.queues.dedup_key(name, d));
-        let payload = serde_json::to_string(&Payload { b: m.body, a: m.attributes })
-            .map_err(|e| Error::invalid(e.to_string()))?;
-        Ok(Outgoing { payload, delay_ms: delay_s as u64 * 1000, dedup })
-    }
-
-    /// Receives up to `max` messages, holding the request up to `wait_s` while none is available.
     pub async fn receive(&self, who: &Principal, name: &str, req: ReceiveRequest) -> Result<Vec<Message>> {
-        let (max, wait_s) = req.limits()?;
-        let meta = self.queue_for(who, name, Right::Consume)?;
-        let key = self.meta.receipt_key()?;
-        let config = &meta.config;
-        let params = ReceiveParams {
-            max,
-            visibility_ms: req.visibility_timeout_s.unwrap_or(config.visibility_timeout_s) as u64 * 1000,
-            max_receives: config.max_receives,
-            dead_letter_queue: config.dead_letter_queue.as_deref(),
-            retention_ms: config.retention_s as u64 * 1000,
-        };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(wait_s as u64);
-        let notify = self.waiters.get(&QueueStore::wake_key(name));
-        loop {
-            // Register before looking, so a send between the look and the wait still wakes us.
-            let notified = notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-
-            let got = self.queues.receive(name, &params).await?;
-            self.metrics.count(Event::Expired, KIND, name, got.trimmed);
-            if got.dead_lettered > 0 {
-                self.metrics.count(Event::DeadLettered, KIND, name, got.dead_lettered);
-                self.forward_outbox(name).await;
-            }
-            let now = tokio::time::Instant::now();
-            if !got.deliveries.is_empty() || now >= deadline || self.draining.is_cancelled() {
-                self.metrics.count(Event::Received, KIND, name, got.deliveries.len() as u64);
-                let scope = receipt_scope(name);
-                return Ok(got.deliveries.into_iter().map(|d| to_message(&key, &scope, d)).collect());
-            }
-            // Sleep until a notification, the next visibility deadline, the end of the wait, or a drain.
-            let wake_at = match got.next_visible_ms {
-                Some(next) => deadline.min(now + Duration::from_millis((next - got.now_ms).max(0) as u64 + 1)),
-                None => deadline,
-            };
-            tokio::select! {
-                _ = notified => {}
-                _ = tokio::time::sleep_until(wake_at) => {}
-                _ = self.draining.cancelled() => {}
-            }
-        }
-    }
-
-    /// Verifies receipts; the valid ones go to the store in one call. One result per receipt.
-    async fn settle(&self, name: &str, how: Settle, receipts: &[String]) -> Result<Vec<Result<()>>> {
-        let key = self.meta.receipt_key()?;
-        let scope = receipt_scope(name);
-        let checked: Vec<Result<(String, u32)>> = receipts
-            .iter()
-            .map(|r| key.verify(&scope, r).map(|d| (d.id, d.receive_count)))
-            .collect();
-        let valid: Vec<(String, u32)> = checked.iter().filter_map(|c| c.as_ref().ok().cloned()).collect();
-        let mut done = self.queues.settle(name, how, &valid).await?.into_iter();
-        Ok(checked
-            .into_iter()
-            .map(|c| match c {
-                Ok(_) if done.next() == Some(true) => Ok(()),
-                Ok(_) => Err(Error::ReceiptInvalid),
-                Err(e) => Err(e),
-            })
-            .collect())
+        req.limits()?;
+        let (meta, mb) = self.queue_for(who, name, Right::Consume)?;
+        self.receive_from(&mb, Label(KIND, name), &delivering(&meta.config), &req).await
     }
 
     pub async fn ack(&self, who: &Principal, name: &str, receipts: Vec<String>) -> Result<Vec<Result<()>>> {
         check_count("receipts", receipts.len())?;
-        self.queue_for(who, name, Right::Consume)?;
-        let results = self.settle(name, Settle::Ack, &receipts).await?;
-        self.metrics.count(Event::Acked, KIND, name, results.iter().filter(|r| r.is_ok()).count() as u64);
-        Ok(results)
+        let (_, mb) = self.queue_for(who, name, Right::Consume)?;
+        self.settle_in(&mb, Label(KIND, name), Settle::Ack, &receipts).await
     }
 
     pub async fn nack(&self, who: &Principal, name: &str, receipts: Vec<String>, delay_s: u32) -> Result<Vec<Result<()>>> {
         check_count("receipts", receipts.len())?;
         check_seconds("delay_s", delay_s)?;
-        self.queue_for(who, name, Right::Consume)?;
-        self.settle(name, Settle::Nack { delay_ms: delay_s as u64 * 1000 }, &receipts).await
+        let (_, mb) = self.queue_for(who, name, Right::Consume)?;
+        self.settle_in(&mb, Label(KIND, name), Settle::Nack { delay_ms: delay_s as u64 * 1000 }, &receipts).await
     }
 
     /// Changes the visibility timeout of one delivery, counted from now.
     pub async fn extend(&self, who: &Principal, name: &str, receipt: String, timeout_s: u32) -> Result<()> {
         check_seconds("visibility_timeout_s", timeout_s)?;
-        self.queue_for(who, name, Right::Consume)?;
+        let (_, mb) = self.queue_for(who, name, Right::Consume)?;
         let how = Settle::Visibility { timeout_ms: timeout_s as u64 * 1000 };
-        self.settle(name, how, &[receipt]).await?.pop().unwrap_or(Err(Error::ReceiptInvalid))
+        self.settle_in(&mb, Label(KIND, name), how, &[receipt]).await?.pop().unwrap_or(Err(Error::ReceiptInvalid))
     }
 
     /// Moves every dead letter that is not in flight to `to`, or back to its source queue.
@@ -278,80 +188,34 @@ impl Broker {
         if let Some(to) = &to {
             validate_name("queue", to)?;
         }
-        self.queue_for(who, name, Right::Manage)?;
+        let (_, mb) = self.queue_for(who, name, Right::Manage)?;
         if let Some(to) = &to {
             self.queue_for(who, to, Right::Publish)?;
         }
-        let bound = self.queues.next_id(name).await?;
-        while self.queues.take_for_redrive(name, to.as_deref(), &bound, 500).await? > 0 {}
-        Ok(self.forward_outbox(name).await)
+        let bound = self.mailboxes.next_id(&mb).await?;
+        while self.mailboxes.take_for_redrive(&mb, to.as_deref(), &bound, 500).await? > 0 {}
+        Ok(self.forward_outbox(&mb).await)
     }
 
-    /// Moves what waits in a queue's outbox to its targets (step two of a dead-letter or redrive
-    /// move); returns how many arrived at another queue. Failures stay in the outbox for the
-    /// next sweep.
-    pub async fn forward_outbox(&self, name: &str) -> u64 {
-        let entries = match self.queues.outbox(name).await {
-            Ok(e) => e,
-            Err(_) => return 0,
-        };
-        let mut moved = 0;
-        for t in entries {
-            let Ok(mut p) = serde_json::from_str::<Payload>(&t.payload) else {
-                tracing::error!(queue = name, id = %t.id, "dropping an unreadable outbox entry");
-                let _ = self.queues.outbox_done(name, &t.id).await;
-                continue;
-            };
-            let target = if t.kind == "dlq" {
-                p.a.insert(SOURCE_ATTR.into(), name.into());
-                t.target
-            } else {
-                let source = p.a.remove(SOURCE_ATTR);
-                if t.target.is_empty() { source.unwrap_or_else(|| name.to_string()) } else { t.target }
-            };
-            // A target that vanished: a redrive goes back where it was; a dead letter waits.
-            let (target, payload) = if self.meta.queue(&target).is_some() {
-                (target, serde_json::to_string(&p).unwrap_or_default())
-            } else if t.kind == "dlq" {
-                tracing::warn!(queue = name, dead_letter_queue = %target, "dead-letter queue missing; keeping message in the outbox");
-                continue;
-            } else {
-                (name.to_string(), t.payload)
-            };
-            let dedup = Some(self.queues.transfer_key(&target, name, &t.id));
-            let out = Outgoing { payload, delay_ms: 0, dedup };
-            if let Err(e) = self.queues.send(&target, vec![out]).await {
-                tracing::warn!(queue = name, error = %e, "outbox transfer failed; will retry");
-                return moved;
-            }
-            if self.queues.outbox_done(name, &t.id).await.is_ok() && target != name {
-                self.metrics.count(Event::Sent, KIND, &target, 1);
-                moved += 1;
-            }
-        }
-        moved
-    }
-
-    /// Periodic upkeep (run by the leader): trims expired messages of idle queues, finishes
-    /// outbox moves a crashed node left behind.
-    pub async fn sweep(&self) {
+    /// Periodic upkeep of queues (run by the leader): trims expired messages of idle queues,
+    /// finishes outbox moves a crashed node left behind.
+    pub(super) async fn sweep_queues(&self) -> Result<()> {
         for (name, meta) in self.meta.list::<QueueMeta>() {
-            match self.queues.stats(&name, meta.config.retention_s as u64 * 1000).await {
-                Ok((_, trimmed, outbox)) => {
-                    self.metrics.count(Event::Expired, KIND, &name, trimmed);
-                    if outbox > 0 {
-                        self.forward_outbox(&name).await;
-                    }
-                }
-                Err(_) => return,
+            let mb = self.mailboxes.queue(&name);
+            let (_, trimmed, outbox) = self.mailboxes.stats(&mb, meta.config.retention_s as u64 * 1000).await?;
+            self.metrics.count(Event::Expired, KIND, &name, trimmed);
+            if outbox > 0 {
+                self.forward_outbox(&mb).await;
             }
         }
+        Ok(())
     }
 
     /// Sets the depth gauges of every queue (called when `/metrics` is scraped).
-    pub async fn refresh_gauges(&self) {
+    pub(super) async fn queue_gauges(&self) {
         for (name, meta) in self.meta.list::<QueueMeta>() {
-            if let Ok((s, _, _)) = self.queues.stats(&name, meta.config.retention_s as u64 * 1000).await {
+            let mb = self.mailboxes.queue(&name);
+            if let Ok((s, _, _)) = self.mailboxes.stats(&mb, meta.config.retention_s as u64 * 1000).await {
                 for (state, v) in [("available", s.available), ("in_flight", s.in_flight), ("delayed", s.delayed)] {
                     self.metrics.depth.with_label_values(&[&name, state]).set(v as i64);
                 }
@@ -360,26 +224,15 @@ impl Broker {
     }
 }
 
-fn check_seconds(field: &str, v: u32) -> Result<()> {
-    if v <= MAX_VISIBILITY_S {
-        Ok(())
-    } else {
-        Err(Error::invalid(format!("{field} must be between 0 and {MAX_VISIBILITY_S}, got {v}")))
+/// Checks one message against its destination's limits and serializes it.
+pub(super) fn encode(dest: &str, max_bytes: u32, m: SendMessage, publisher: Option<&str>) -> Result<String> {
+    m.validate()?;
+    if m.body.len() > max_bytes as usize {
+        return Err(Error::MessageTooLarge(format!(
+            "the body has {} bytes; '{dest}' takes at most {max_bytes}",
+            m.body.len()
+        )));
     }
+    serde_json::to_string(&Payload { b: m.body, a: m.attributes, p: publisher.map(str::to_string) })
+        .map_err(|e| Error::invalid(e.to_string()))
 }
-
-fn to_message(key: &crate::receipt::ReceiptKey, scope: &str, d: RawDelivery) -> Message {
-    let (body, attributes) = match serde_json::from_str::<Payload>(&d.payload) {
-        Ok(p) => (p.b, p.a),
-        Err(_) => (d.payload, Attributes::new()),
-    };
-    Message {
-        receipt: key.issue(scope, &d.id, d.receive_count),
-        id: d.id,
-        body,
-        attributes,
-        receive_count: d.receive_count,
-        sent_at: rfc3339_ms(d.sent_ms),
-    }
-}
-

@@ -1,11 +1,14 @@
 //! Everything that touches Redis. The rest of the broker sees only [`Redis`] (a connection that
-//! comes and goes) and [`QueueStore`] (typed queue operations, one script call each).
+//! comes and goes), [`MailboxStore`] (queues and subscriptions: typed operations, one script call
+//! each) and [`TopicStore`] (publish, subscribe, seek).
 
 mod limits;
-mod queue;
+mod mailbox;
+mod topic;
 
 pub use limits::{LimitStore, LOGIN_WINDOW_S};
-pub use queue::{Outgoing, QueueStore, RawDelivery, ReceiveParams, Received, Settle, Transfer, DEDUP_WINDOW_S};
+pub use mailbox::{topic_base, Mailbox, MailboxStore, Outgoing, RawDelivery, ReceiveParams, Received, Settle, Transfer};
+pub use topic::{Publication, Published, Start, TopicStore};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};

@@ -1,19 +1,25 @@
--- Shared prelude of every queue script (prepended by store/queue.rs).
--- KEYS[1..7] are always the keys of one queue, all in one hash slot:
---   1 m    hash  id -> payload (JSON of body and attributes)
---   2 rc   hash  id -> receive count (the delivery number)
+-- Shared prelude of every mailbox script (prepended by store/mailbox.rs). A mailbox is what
+-- consumers receive from: a queue, or one subscription of a topic.
+-- KEYS[1..7] are the mailbox's keys, all in one hash slot:
+--   1 m    hash  id -> payload (for a subscription: the topic's shared payloads, read-only here)
+--   2 rc   hash  id -> delivery number: epoch * EPOCH + receive count (field '#epoch': the epoch)
 --   3 vis  zset  id -> time (ms) the message is visible from; every live message is here
 --   4 inf  zset  id -> visibility deadline of the current delivery (in flight while in the future)
 --   5 del  zset  id -> due time of a delayed message (delayed while in the future)
 --   6 sent zset  id -> sent_at (ms); also orders retention trimming
 --   7 out  hash  id -> "kind\ntarget\npayload": messages on their way to another queue
+-- ARGV[1] is '1' when the mailbox owns its payloads (a queue) and '0' when they are shared.
+local OWNS = ARGV[1] == '1'
+-- A seek starts a new epoch, so receipts of deliveries before it can never match again.
+local EPOCH = 1048576
+
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
 local function remove(id)
-  redis.call('HDEL', KEYS[1], id)
+  if OWNS then redis.call('HDEL', KEYS[1], id) end
   redis.call('HDEL', KEYS[2], id)
   redis.call('ZREM', KEYS[3], id)
   redis.call('ZREM', KEYS[4], id)

@@ -1,13 +1,13 @@
 -- Delivers up to `max` visible messages in order of visibility time, then id (FIFO of first delivery).
--- ARGV: max, visibility_ms, max_receives (0 = unlimited), dead-letter queue ('' = discard), retention_ms.
+-- ARGV[2..]: max, visibility_ms, max_receives (0 = unlimited), dead-letter queue ('' = discard), retention_ms.
 -- A message that would be delivered a max_receives+1-th time goes to the outbox (or is dropped).
--- Returns {now, trimmed, dead, next_visible_ms or '', {id, payload, rc, sent_at, ...}}.
+-- Returns {now, trimmed, dead, next_visible_ms or '', {id, payload, delivery number, sent_at, ...}}.
 local now = now_ms()
-local max = tonumber(ARGV[1])
-local vt = tonumber(ARGV[2])
-local max_receives = tonumber(ARGV[3])
-local dlq = ARGV[4]
-local trimmed = trim(now, tonumber(ARGV[5]))
+local max = tonumber(ARGV[2])
+local vt = tonumber(ARGV[3])
+local max_receives = tonumber(ARGV[4])
+local dlq = ARGV[5]
+local trimmed = trim(now, tonumber(ARGV[6]))
 local res = {}
 local got, dead, nseen = 0, 0, 0
 local seen = {}
@@ -24,7 +24,7 @@ while got < max do
         remove(id)
       else
         local rc = redis.call('HINCRBY', KEYS[2], id, 1)
-        if max_receives > 0 and rc > max_receives then
+        if max_receives > 0 and rc % EPOCH > max_receives then
           if dlq ~= '' then redis.call('HSET', KEYS[7], id, 'dlq\n' .. dlq .. '\n' .. payload) end
           remove(id)
           dead = dead + 1

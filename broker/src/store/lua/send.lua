@@ -1,14 +1,14 @@
--- Stores messages. KEYS[8] = id sequence; KEYS[9..] = dedup keys.
--- ARGV: channel, queue name, n, then per message: payload, delay_ms, dedup key index (0 = none).
+-- Stores messages in a queue. KEYS[8] = id sequence; KEYS[9..] = dedup keys.
+-- ARGV[2..]: channel, wake key, n, then per message: payload, delay_ms, dedup key index (0 = none).
 -- Returns per message: id, 1 when stored now or 0 when a dedup key named an earlier message.
 local now = now_ms()
-local n = tonumber(ARGV[3])
+local n = tonumber(ARGV[4])
 local out = {}
 local stored = false
 for i = 0, n - 1 do
-  local payload = ARGV[4 + i * 3]
-  local delay = tonumber(ARGV[5 + i * 3])
-  local dk = tonumber(ARGV[6 + i * 3])
+  local payload = ARGV[5 + i * 3]
+  local delay = tonumber(ARGV[6 + i * 3])
+  local dk = tonumber(ARGV[7 + i * 3])
   local earlier = false
   if dk > 0 then earlier = redis.call('GET', KEYS[dk]) end
   if earlier then
@@ -26,5 +26,5 @@ for i = 0, n - 1 do
     stored = true
   end
 end
-if stored then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
+if stored then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
 return out

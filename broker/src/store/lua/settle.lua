@@ -1,16 +1,18 @@
 -- Ack, nack or visibility change of deliveries named by receipts.
--- ARGV: channel, queue name, mode ('ack' | 'nack' | 'vis'), ms (nack delay or new visibility timeout),
--- then pairs of id, receive count. Returns 1 (done) or 0 (stale or unknown receipt) per pair.
+-- ARGV[2..]: channel, wake key, mode ('ack' | 'nack' | 'vis'), ms (nack delay or new visibility
+-- timeout), '1' to announce acks too (streams wait for free in-flight slots), then pairs of id,
+-- delivery number. Returns 1 (done) or 0 (stale or unknown receipt) per pair.
 local now = now_ms()
-local mode = ARGV[3]
-local ms = tonumber(ARGV[4])
+local mode = ARGV[4]
+local ms = tonumber(ARGV[5])
 local out = {}
 local wake = false
-for i = 5, #ARGV, 2 do
+for i = 7, #ARGV, 2 do
   local id = ARGV[i]
   if current_delivery(id, ARGV[i + 1]) then
     if mode == 'ack' then
       remove(id)
+      wake = wake or ARGV[6] == '1'
     elseif mode == 'nack' then
       redis.call('ZADD', KEYS[3], now + ms, id)
       redis.call('ZREM', KEYS[4], id)
@@ -26,5 +28,5 @@ for i = 5, #ARGV, 2 do
     out[#out + 1] = 0
   end
 end
-if wake then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
+if wake then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
 return out

@@ -1,7 +1,7 @@
--- Exact counts at this instant. ARGV: retention_ms.
+-- Exact counts at this instant. ARGV[2]: retention_ms.
 -- Returns {available, in_flight, delayed, oldest_sent_ms or -1, now, trimmed, outbox}.
 local now = now_ms()
-local trimmed = trim(now, tonumber(ARGV[1]))
+local trimmed = trim(now, tonumber(ARGV[2]))
 local available = redis.call('ZCOUNT', KEYS[3], '-inf', now)
 local in_flight = redis.call('ZCOUNT', KEYS[4], '(' .. now, '+inf')
 local delayed = redis.call('ZCOUNT', KEYS[5], '(' .. now, '+inf')

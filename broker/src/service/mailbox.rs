@@ -1,0 +1,172 @@
+//! What queues and subscriptions share: receive (with long polling), ack, nack, visibility,
+//! and moving dead letters on. Queue and topic operations call these; nothing here is copied.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::Broker;
+use crate::error::{Error, Result};
+use crate::metrics::Event;
+use crate::model::{rfc3339_ms, Attributes, Message, ReceiveRequest, MAX_BATCH, MAX_VISIBILITY_S};
+use crate::receipt::ReceiptKey;
+use crate::store::{Mailbox, Outgoing, RawDelivery, ReceiveParams, Settle};
+
+pub const SOURCE_ATTR: &str = "mom.source_queue";
+
+/// A message as stored: body, attributes, and (on topics) who published it; serialized once.
+#[derive(Serialize, Deserialize)]
+pub struct Payload {
+    pub b: String,
+    #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+    pub a: Attributes,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p: Option<String>,
+}
+
+/// How a mailbox delivers: the settings of its queue or subscription.
+pub struct Delivering<'a> {
+    pub visibility_s: u32,
+    pub max_receives: Option<u32>,
+    pub dead_letter_queue: Option<&'a str>,
+    pub retention_s: u32,
+}
+
+/// Metric labels of a mailbox: kind and name.
+#[derive(Clone, Copy)]
+pub struct Label<'a>(pub &'static str, pub &'a str);
+
+pub fn check_count(what: &str, n: usize) -> Result<()> {
+    if (1..=MAX_BATCH).contains(&n) {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!("{what} must hold 1 to {MAX_BATCH} entries, got {n}")))
+    }
+}
+
+pub fn check_seconds(field: &str, v: u32) -> Result<()> {
+    if v <= MAX_VISIBILITY_S {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!("{field} must be between 0 and {MAX_VISIBILITY_S}, got {v}")))
+    }
+}
+
+fn to_message(key: &ReceiptKey, scope: &str, d: RawDelivery) -> Message {
+    let receive_count = d.receive_count();
+    let (body, attributes) = match serde_json::from_str::<Payload>(&d.payload) {
+        Ok(p) => (p.b, p.a),
+        Err(_) => (d.payload, Attributes::new()),
+    };
+    Message { receipt: key.issue(scope, &d.id, d.delivery), id: d.id, body, attributes, receive_count, sent_at: rfc3339_ms(d.sent_ms) }
+}
+
+impl Broker {
+    /// Receives up to `max` messages, holding the request up to `wait_s` while none is available.
+    /// The caller has checked `req.limits()` and access.
+    pub(super) async fn receive_from(&self, mb: &Mailbox, label: Label<'_>, cfg: &Delivering<'_>, req: &ReceiveRequest) -> Result<Vec<Message>> {
+        let (max, wait_s) = req.limits()?;
+        let key = self.meta.receipt_key()?;
+        let params = ReceiveParams {
+            max,
+            visibility_ms: req.visibility_timeout_s.unwrap_or(cfg.visibility_s) as u64 * 1000,
+            max_receives: cfg.max_receives,
+            dead_letter_queue: cfg.dead_letter_queue,
+            retention_ms: cfg.retention_s as u64 * 1000,
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(wait_s as u64);
+        let notify = self.waiters.get(&mb.wake_key);
+        loop {
+            // Register before looking, so a send between the look and the wait still wakes us.
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+
+            let got = self.mailboxes.receive(mb, &params).await?;
+            self.metrics.count(Event::Expired, label.0, label.1, got.trimmed);
+            if got.dead_lettered > 0 {
+                self.metrics.count(Event::DeadLettered, label.0, label.1, got.dead_lettered);
+                self.forward_outbox(mb).await;
+            }
+            let now = tokio::time::Instant::now();
+            if !got.deliveries.is_empty() || now >= deadline || self.draining.is_cancelled() {
+                self.metrics.count(Event::Received, label.0, label.1, got.deliveries.len() as u64);
+                return Ok(got.deliveries.into_iter().map(|d| to_message(&key, &mb.scope, d)).collect());
+            }
+            // Sleep until a notification, the next visibility deadline, the end of the wait, or a drain.
+            let wake_at = match got.next_visible_ms {
+                Some(next) => deadline.min(now + Duration::from_millis((next - got.now_ms).max(0) as u64 + 1)),
+                None => deadline,
+            };
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(wake_at) => {}
+                _ = self.draining.cancelled() => {}
+            }
+        }
+    }
+
+    /// Verifies receipts; the valid ones go to the store in one call. One result per receipt.
+    pub(super) async fn settle_in(&self, mb: &Mailbox, label: Label<'_>, how: Settle, receipts: &[String]) -> Result<Vec<Result<()>>> {
+        let key = self.meta.receipt_key()?;
+        let checked: Vec<Result<(String, u64)>> =
+            receipts.iter().map(|r| key.verify(&mb.scope, r).map(|d| (d.id, d.delivery))).collect();
+        let valid: Vec<(String, u64)> = checked.iter().filter_map(|c| c.as_ref().ok().cloned()).collect();
+        let mut done = self.mailboxes.settle(mb, how, &valid).await?.into_iter();
+        let results: Vec<Result<()>> = checked
+            .into_iter()
+            .map(|c| match c {
+                Ok(_) if done.next() == Some(true) => Ok(()),
+                Ok(_) => Err(Error::ReceiptInvalid),
+                Err(e) => Err(e),
+            })
+            .collect();
+        if let Settle::Ack = how {
+            self.metrics.count(Event::Acked, label.0, label.1, results.iter().filter(|r| r.is_ok()).count() as u64);
+        }
+        Ok(results)
+    }
+
+    /// Moves what waits in a mailbox's outbox to its target queues (step two of a dead-letter or
+    /// redrive move); returns how many arrived at another queue. Failures stay in the outbox for
+    /// the next sweep.
+    pub async fn forward_outbox(&self, mb: &Mailbox) -> u64 {
+        let Ok(entries) = self.mailboxes.outbox(mb).await else { return 0 };
+        let source_queue = mb.scope.strip_prefix("q/");
+        let mut moved = 0;
+        for t in entries {
+            let Ok(mut p) = serde_json::from_str::<Payload>(&t.payload) else {
+                tracing::error!(mailbox = %mb.scope, id = %t.id, "dropping an unreadable outbox entry");
+                let _ = self.mailboxes.outbox_done(mb, &t.id).await;
+                continue;
+            };
+            p.p = None;
+            let target = if t.kind == "dlq" {
+                p.a.insert(SOURCE_ATTR.into(), source_queue.unwrap_or(&mb.scope).to_string());
+                t.target
+            } else {
+                let source = p.a.remove(SOURCE_ATTR);
+                if t.target.is_empty() { source.unwrap_or_default() } else { t.target }
+            };
+            // A target that vanished: a redrive goes back where it was; a dead letter waits.
+            let (target_mb, payload) = if self.meta.queue(&target).is_some() {
+                (self.mailboxes.queue(&target), serde_json::to_string(&p).unwrap_or_default())
+            } else if t.kind == "dlq" {
+                tracing::warn!(mailbox = %mb.scope, dead_letter_queue = %target, "dead-letter queue missing; keeping message in the outbox");
+                continue;
+            } else {
+                (mb.clone(), t.payload)
+            };
+            let dedup = Some(self.mailboxes.transfer_key(&target_mb, mb, &t.id));
+            if let Err(e) = self.mailboxes.send(&target_mb, vec![Outgoing { payload, delay_ms: 0, dedup }]).await {
+                tracing::warn!(mailbox = %mb.scope, error = %e, "outbox transfer failed; will retry");
+                return moved;
+            }
+            if self.mailboxes.outbox_done(mb, &t.id).await.is_ok() && target_mb.scope != mb.scope {
+                self.metrics.count(Event::Sent, "queue", &target, 1);
+                moved += 1;
+            }
+        }
+        moved
+    }
+}

@@ -1,0 +1,44 @@
+-- Publishes messages and fans each out to every subscription whose filter matches, atomically
+-- with the registry: a subscription registered before this call gets every matching message.
+-- KEYS[4] id sequence, KEYS[5..] dedup keys.
+-- ARGV: channel, wake key, subscription prefix, retention_ms, n, then per message:
+-- payload, attributes JSON, publisher, dedup key index (0 = none).
+-- Returns {trimmed, {id, 1 stored now | 0 dedup hit, ...}}.
+local now = now_ms()
+local subs = {}
+local reg = redis.call('HGETALL', KEYS[3])
+for i = 1, #reg, 2 do
+  subs[#subs + 1] = { prefix = ARGV[3] .. reg[i] .. ':', spec = cjson.decode(reg[i + 1]) }
+end
+local n = tonumber(ARGV[5])
+local out = {}
+local fanned = false
+for i = 0, n - 1 do
+  local payload = ARGV[6 + i * 4]
+  local attrs = cjson.decode(ARGV[7 + i * 4])
+  local publisher = ARGV[8 + i * 4]
+  local dk = tonumber(ARGV[9 + i * 4])
+  local earlier = false
+  if dk > 0 then earlier = redis.call('GET', KEYS[dk]) end
+  if earlier then
+    out[#out + 1] = earlier
+    out[#out + 1] = 0
+  else
+    local id = string.format('%016d', redis.call('INCR', KEYS[4]))
+    redis.call('HSET', KEYS[1], id, payload)
+    redis.call('ZADD', KEYS[2], now, id)
+    for _, s in ipairs(subs) do
+      if matches(s.spec, attrs, publisher) then
+        redis.call('ZADD', s.prefix .. 'sent', now, id)
+        redis.call('ZADD', s.prefix .. 'vis', now, id)
+        fanned = true
+      end
+    end
+    if dk > 0 then redis.call('SET', KEYS[dk], id, 'EX', 300) end
+    out[#out + 1] = id
+    out[#out + 1] = 1
+  end
+end
+local trimmed = trim_log(now, tonumber(ARGV[4]))
+if fanned then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
+return {trimmed, out}

@@ -1,0 +1,326 @@
+//! Mailboxes on Redis: what consumers receive from — a queue, or one subscription of a topic.
+//! One Lua script call per API call on the hot path.
+//!
+//! Layout (see `lua/common.lua`): every key of queue `NAME` is `PREFIX:{q:NAME}:...`, and every
+//! key of topic `T` and its subscriptions is `PREFIX:{t:T}:...`: one hash tag each, so every script
+//! touches a single slot and the layout works on Redis Cluster. Moves between two queues (dead
+//! letters, redrive) go through the source's outbox in two idempotent steps instead of one
+//! cross-slot script: add to the target under a dedup key, then drop from the outbox. A crash
+//! between the two duplicates at most; it never loses.
+
+use std::sync::{Arc, LazyLock};
+
+use redis::Script;
+
+use super::Redis;
+use crate::error::{Error, Result};
+use crate::model::QueueStats;
+
+macro_rules! script {
+    ($file:literal) => {
+        LazyLock::new(|| Script::new(concat!(include_str!("lua/common.lua"), include_str!(concat!("lua/", $file)))))
+    };
+}
+
+static SEND: LazyLock<Script> = script!("send.lua");
+static RECEIVE: LazyLock<Script> = script!("receive.lua");
+static SETTLE: LazyLock<Script> = script!("settle.lua");
+static STATS: LazyLock<Script> = script!("stats.lua");
+static TAKE: LazyLock<Script> = script!("take.lua");
+static CURRENT: LazyLock<Script> = script!("current.lua");
+
+/// Delivery numbers are `epoch * EPOCH + receive count`; a seek starts a new epoch.
+pub const EPOCH: u64 = 1 << 20;
+
+/// Where a mailbox lives and how its long polls and receipts are keyed.
+#[derive(Debug, Clone)]
+pub struct Mailbox {
+    /// Key prefix of the mailbox's own keys.
+    base: String,
+    /// The payload hash: the mailbox's own (a queue) or its topic's (a subscription).
+    payloads: String,
+    owns_payloads: bool,
+    /// What long polls on it wait for (announced on the notification channel).
+    pub wake_key: String,
+    /// What its receipts are signed for.
+    pub scope: String,
+    /// Whether acks are announced too (streams wait for free in-flight slots).
+    wake_on_ack: bool,
+}
+
+/// A message ready to store: its serialized payload, its delay and its dedup key, if any.
+pub struct Outgoing {
+    pub payload: String,
+    pub delay_ms: u64,
+    /// Dedup keys live 5 minutes (`lua/send.lua`): a second send with the same key within them is
+    /// stored once.
+    pub dedup: Option<String>,
+}
+
+/// One delivery as the store hands it out.
+#[derive(Debug)]
+pub struct RawDelivery {
+    pub id: String,
+    pub payload: String,
+    /// Epoch and receive count: what a receipt names.
+    pub delivery: u64,
+    pub sent_ms: i64,
+}
+
+impl RawDelivery {
+    pub fn receive_count(&self) -> u32 {
+        (self.delivery % EPOCH) as u32
+    }
+}
+
+/// What one receive did.
+#[derive(Debug)]
+pub struct Received {
+    pub deliveries: Vec<RawDelivery>,
+    /// Redis's clock at the time of the call, in ms.
+    pub now_ms: i64,
+    /// When nothing was delivered: when the next message becomes visible, by Redis's clock.
+    pub next_visible_ms: Option<i64>,
+    pub trimmed: u64,
+    pub dead_lettered: u64,
+}
+
+/// What a settle call does with each delivery.
+#[derive(Debug, Clone, Copy)]
+pub enum Settle {
+    Ack,
+    Nack { delay_ms: u64 },
+    Visibility { timeout_ms: u64 },
+}
+
+/// A message in a queue's outbox, on its way to another queue.
+#[derive(Debug)]
+pub struct Transfer {
+    pub id: String,
+    pub kind: String,
+    pub target: String,
+    pub payload: String,
+}
+
+/// The mailboxes' storage, behind one narrow type.
+#[derive(Clone)]
+pub struct MailboxStore {
+    redis: Arc<Redis>,
+}
+
+/// The receive-count parameters of a queue, as the receive script needs them.
+pub struct ReceiveParams<'a> {
+    pub max: u32,
+    pub visibility_ms: u64,
+    pub max_receives: Option<u32>,
+    pub dead_letter_queue: Option<&'a str>,
+    pub retention_ms: u64,
+}
+
+/// The names of the seven mailbox keys, in the order of `lua/common.lua` (after the payloads).
+const MAILBOX_KEYS: [&str; 6] = ["rc", "vis", "inf", "del", "sent", "out"];
+
+/// The hash-tagged key prefix of a topic: the topic and all its subscriptions share one slot.
+pub fn topic_base(prefix: &str, topic: &str) -> String {
+    format!("{prefix}:{{t:{topic}}}")
+}
+
+impl Mailbox {
+    /// The mailbox's keys in script order (payloads first).
+    pub(super) fn keys(&self) -> [String; 7] {
+        let mut keys: [String; 7] = Default::default();
+        keys[0] = self.payloads.clone();
+        for (slot, k) in keys[1..].iter_mut().zip(MAILBOX_KEYS) {
+            *slot = format!("{}:{k}", self.base);
+        }
+        keys
+    }
+
+    /// The key recording a client's `dedup_id` on this mailbox.
+    pub fn dedup_key(&self, dedup_id: &str) -> String {
+        format!("{}:dd:{dedup_id}", self.base)
+    }
+}
+
+impl MailboxStore {
+    pub fn new(redis: Arc<Redis>) -> Self {
+        MailboxStore { redis }
+    }
+
+    /// The mailbox of queue `name`.
+    pub fn queue(&self, name: &str) -> Mailbox {
+        let base = format!("{}:{{q:{name}}}", self.redis.prefix);
+        Mailbox {
+            payloads: format!("{base}:m"),
+            base,
+            owns_payloads: true,
+            wake_key: format!("q/{name}"),
+            scope: format!("q/{name}"),
+            wake_on_ack: false,
+        }
+    }
+
+    /// The mailbox of subscription `sub` of `topic`.
+    pub fn subscription(&self, topic: &str, sub: &str) -> Mailbox {
+        let topic_base = topic_base(&self.redis.prefix, topic);
+        Mailbox {
+            base: format!("{topic_base}:s:{sub}"),
+            payloads: format!("{topic_base}:m"),
+            owns_payloads: false,
+            wake_key: format!("t/{topic}"),
+            scope: format!("s/{topic}/{sub}"),
+            wake_on_ack: true,
+        }
+    }
+
+    /// The key making a transfer out of `source`'s outbox idempotent on the target.
+    pub fn transfer_key(&self, target: &Mailbox, source: &Mailbox, id: &str) -> String {
+        format!("{}:dx:{}:{id}", target.base, source.scope)
+    }
+
+    fn invocation(&self, script: &'static Script, mb: &Mailbox) -> redis::ScriptInvocation<'static> {
+        let mut inv = script.prepare_invoke();
+        for k in mb.keys() {
+            inv.key(k);
+        }
+        inv.arg(if mb.owns_payloads { "1" } else { "0" });
+        inv
+    }
+
+    /// Stores messages in a queue, in order; `201` may be answered once this returns.
+    pub async fn send(&self, mb: &Mailbox, messages: Vec<Outgoing>) -> Result<Vec<(String, bool)>> {
+        let mut inv = self.invocation(&SEND, mb);
+        inv.key(format!("{}:seq", mb.base));
+        inv.arg(self.redis.channel()).arg(&mb.wake_key).arg(messages.len());
+        let mut next_key = 9;
+        for m in messages {
+            let dk = match m.dedup {
+                Some(k) => {
+                    inv.key(k);
+                    next_key += 1;
+                    next_key - 1
+                }
+                None => 0,
+            };
+            inv.arg(m.payload).arg(m.delay_ms).arg(dk);
+        }
+        let flat: Vec<(String, i64)> = inv.invoke_async(&mut self.redis.conn()?).await.map_err(Error::redis)?;
+        Ok(flat.into_iter().map(|(id, new)| (id, new == 1)).collect())
+    }
+
+    pub async fn receive(&self, mb: &Mailbox, d: &ReceiveParams<'_>) -> Result<Received> {
+        let mut inv = self.invocation(&RECEIVE, mb);
+        inv.arg(d.max)
+            .arg(d.visibility_ms)
+            .arg(d.max_receives.unwrap_or(0))
+            .arg(d.dead_letter_queue.unwrap_or(""))
+            .arg(d.retention_ms);
+        type Reply = (i64, u64, u64, String, Vec<(String, String, u64, String)>);
+        let (now_ms, trimmed, dead_lettered, next, raw): Reply =
+            inv.invoke_async(&mut self.redis.conn()?).await.map_err(Error::redis)?;
+        let deliveries = raw
+            .into_iter()
+            .map(|(id, payload, delivery, sent)| RawDelivery {
+                id,
+                payload,
+                delivery,
+                sent_ms: sent.parse::<f64>().unwrap_or(0.0) as i64,
+            })
+            .collect();
+        let next_visible_ms = next.parse::<f64>().ok().map(|v| v as i64);
+        Ok(Received { deliveries, now_ms, next_visible_ms, trimmed, dead_lettered })
+    }
+
+    /// Acks, nacks or changes the visibility of deliveries; `true` per delivery that was current.
+    pub async fn settle(&self, mb: &Mailbox, how: Settle, deliveries: &[(String, u64)]) -> Result<Vec<bool>> {
+        let (mode, ms) = match how {
+            Settle::Ack => ("ack", 0),
+            Settle::Nack { delay_ms } => ("nack", delay_ms),
+            Settle::Visibility { timeout_ms } => ("vis", timeout_ms),
+        };
+        let mut inv = self.invocation(&SETTLE, mb);
+        inv.arg(self.redis.channel()).arg(&mb.wake_key).arg(mode).arg(ms).arg(if mb.wake_on_ack { "1" } else { "0" });
+        for (id, rc) in deliveries {
+            inv.arg(id).arg(rc);
+        }
+        let done: Vec<i64> = inv.invoke_async(&mut self.redis.conn()?).await.map_err(Error::redis)?;
+        Ok(done.into_iter().map(|d| d == 1).collect())
+    }
+
+    /// Exact counts, after trimming what retention expired. Also returns how many were trimmed and
+    /// how many messages wait in the outbox.
+    pub async fn stats(&self, mb: &Mailbox, retention_ms: u64) -> Result<(QueueStats, u64, u64)> {
+        let mut inv = self.invocation(&STATS, mb);
+        inv.arg(retention_ms);
+        let (available, in_flight, delayed, oldest, now, trimmed, outbox): (u64, u64, u64, i64, i64, u64, u64) =
+            inv.invoke_async(&mut self.redis.conn()?).await.map_err(Error::redis)?;
+        let oldest_age_s = if oldest < 0 { 0 } else { ((now - oldest).max(0) / 1000) as u64 };
+        Ok((QueueStats { available, in_flight, delayed, oldest_age_s }, trimmed, outbox))
+    }
+
+    /// Which of a stream's deliveries are still in flight.
+    pub async fn in_flight(&self, mb: &Mailbox, deliveries: &[(String, u64)]) -> Result<Vec<bool>> {
+        let mut inv = self.invocation(&CURRENT, mb);
+        for (id, d) in deliveries {
+            inv.arg(id).arg(d);
+        }
+        let live: Vec<i64> = inv.invoke_async(&mut self.redis.conn()?).await.map_err(Error::redis)?;
+        Ok(live.into_iter().map(|l| l == 1).collect())
+    }
+
+    /// Drops every message of the mailbox (and, for a queue, the payloads). The id sequence
+    /// stays, so ids are never reused.
+    pub async fn purge(&self, mb: &Mailbox) -> Result<()> {
+        let mut cmd = redis::cmd("DEL");
+        let keys = mb.keys();
+        let own = if mb.owns_payloads { &keys[..] } else { &keys[1..] };
+        for k in own {
+            cmd.arg(k);
+        }
+        cmd.query_async::<()>(&mut self.redis.conn()?).await.map_err(Error::redis)
+    }
+
+    /// Redrive, step one: moves up to `limit` visible messages sent before this call into the
+    /// outbox, addressed to `to` (None: each message's `mom.source_queue`). Returns how many.
+    pub async fn take_for_redrive(&self, mb: &Mailbox, to: Option<&str>, bound: &str, limit: u32) -> Result<u64> {
+        let mut inv = self.invocation(&TAKE, mb);
+        inv.arg(to.unwrap_or("")).arg(bound).arg(limit);
+        inv.invoke_async(&mut self.redis.conn()?).await.map_err(Error::redis)
+    }
+
+    /// The id the next message of the queue will get, bounding a redrive to what is already there.
+    pub async fn next_id(&self, mb: &Mailbox) -> Result<String> {
+        let seq: Option<u64> = redis::cmd("GET")
+            .arg(format!("{}:seq", mb.base))
+            .query_async(&mut self.redis.conn()?)
+            .await
+            .map_err(Error::redis)?;
+        Ok(format!("{:016}", seq.unwrap_or(0) + 1))
+    }
+
+    pub async fn outbox(&self, mb: &Mailbox) -> Result<Vec<Transfer>> {
+        let out = &mb.keys()[6];
+        let entries: Vec<(String, String)> = redis::cmd("HGETALL")
+            .arg(out)
+            .query_async(&mut self.redis.conn()?)
+            .await
+            .map_err(Error::redis)?;
+        Ok(entries
+            .into_iter()
+            .filter_map(|(id, v)| {
+                let mut parts = v.splitn(3, '\n');
+                let (kind, target, payload) = (parts.next()?, parts.next()?, parts.next()?);
+                Some(Transfer { id, kind: kind.into(), target: target.into(), payload: payload.into() })
+            })
+            .collect())
+    }
+
+    pub async fn outbox_done(&self, mb: &Mailbox, id: &str) -> Result<()> {
+        redis::cmd("HDEL")
+            .arg(&mb.keys()[6])
+            .arg(id)
+            .query_async::<()>(&mut self.redis.conn()?)
+            .await
+            .map_err(Error::redis)
+    }
+}

@@ -1,0 +1,150 @@
+//! Topics on Redis: a retained log of payloads, fanned out at publish time into one mailbox per
+//! subscription (see `lua/topic.lua`). The subscription registry lives in Redis beside the log,
+//! so registering and publishing are ordered by Redis itself: a subscription registered before a
+//! publish gets every matching message of it.
+
+use std::sync::{Arc, LazyLock};
+
+use redis::Script;
+
+use super::mailbox::{topic_base, Mailbox};
+use super::{Outgoing, Redis};
+use crate::error::{Error, Result};
+
+macro_rules! script {
+    ($file:literal) => {
+        LazyLock::new(|| Script::new(concat!(include_str!("lua/topic.lua"), include_str!(concat!("lua/", $file)))))
+    };
+}
+
+static PUBLISH: LazyLock<Script> = script!("publish.lua");
+static SUBSCRIBE: LazyLock<Script> = script!("subscribe.lua");
+static STATS: LazyLock<Script> = script!("topic_stats.lua");
+
+/// A message to publish: the payload, the attributes filters look at, and who published it.
+pub struct Publication {
+    pub out: Outgoing,
+    pub attributes_json: String,
+    pub publisher: String,
+}
+
+/// Where a (re)filled subscription starts.
+#[derive(Debug, Clone)]
+pub enum Start {
+    Latest,
+    /// Published at or after this time (ms).
+    Time(i64),
+    /// This id and later ones.
+    Id(String),
+}
+
+/// What a publish did.
+pub struct Published {
+    pub ids: Vec<(String, bool)>,
+    pub trimmed: u64,
+}
+
+#[derive(Clone)]
+pub struct TopicStore {
+    redis: Arc<Redis>,
+}
+
+impl TopicStore {
+    pub fn new(redis: Arc<Redis>) -> Self {
+        TopicStore { redis }
+    }
+
+    fn base(&self, topic: &str) -> String {
+        topic_base(&self.redis.prefix, topic)
+    }
+
+    /// Payloads, log and registry: the three keys every topic script starts with.
+    fn invocation(&self, script: &'static Script, topic: &str) -> redis::ScriptInvocation<'static> {
+        let b = self.base(topic);
+        let mut inv = script.prepare_invoke();
+        inv.key(format!("{b}:m")).key(format!("{b}:log")).key(format!("{b}:subs"));
+        inv
+    }
+
+    pub fn dedup_key(&self, topic: &str, dedup_id: &str) -> String {
+        format!("{}:dd:{dedup_id}", self.base(topic))
+    }
+
+    pub async fn publish(&self, topic: &str, retention_ms: u64, messages: Vec<Publication>) -> Result<Published> {
+        let b = self.base(topic);
+        let mut inv = self.invocation(&PUBLISH, topic);
+        inv.key(format!("{b}:seq"));
+        inv.arg(self.redis.channel()).arg(format!("t/{topic}")).arg(format!("{b}:s:")).arg(retention_ms).arg(messages.len());
+        let mut next_key = 5;
+        for m in messages {
+            let dk = match m.out.dedup {
+                Some(k) => {
+                    inv.key(k);
+                    next_key += 1;
+                    next_key - 1
+                }
+                None => 0,
+            };
+            inv.arg(m.out.payload).arg(m.attributes_json).arg(m.publisher).arg(dk);
+        }
+        let (trimmed, flat): (u64, Vec<(String, i64)>) =
+            inv.invoke_async(&mut self.redis.conn()?).await.map_err(Error::redis)?;
+        Ok(Published { ids: flat.into_iter().map(|(id, new)| (id, new == 1)).collect(), trimmed })
+    }
+
+    /// Registers `mb` (subscription `name`) with its filter spec and fills it from `start`; with
+    /// `reset`, first cancels its deliveries and empties it (seek). Returns how many it put in.
+    pub async fn subscribe(&self, topic: &str, name: &str, mb: &Mailbox, spec_json: &str, start: &Start, reset: bool) -> Result<u64> {
+        let mut inv = self.invocation(&SUBSCRIBE, topic);
+        for k in mb.keys() {
+            inv.key(k);
+        }
+        let (mode, from) = match start {
+            Start::Latest => ("latest", String::new()),
+            Start::Time(ms) => ("time", ms.to_string()),
+            Start::Id(id) => ("id", id.clone()),
+        };
+        inv.arg(name).arg(spec_json).arg(mode).arg(from).arg(if reset { "1" } else { "0" });
+        inv.arg(self.redis.channel()).arg(&mb.wake_key);
+        inv.invoke_async(&mut self.redis.conn()?).await.map_err(Error::redis)
+    }
+
+    /// Unregisters a subscription and drops its mailbox.
+    pub async fn unsubscribe(&self, topic: &str, name: &str, mb: &Mailbox) -> Result<()> {
+        let mut pipe = redis::pipe();
+        pipe.atomic().cmd("HDEL").arg(format!("{}:subs", self.base(topic))).arg(name).ignore();
+        pipe.cmd("DEL").arg(&mb.keys()[1..]).ignore();
+        pipe.query_async::<()>(&mut self.redis.conn()?).await.map_err(Error::redis)
+    }
+
+    /// Names in the Redis registry (to repair it against ZooKeeper).
+    pub async fn registered(&self, topic: &str) -> Result<Vec<String>> {
+        redis::cmd("HKEYS")
+            .arg(format!("{}:subs", self.base(topic)))
+            .query_async(&mut self.redis.conn()?)
+            .await
+            .map_err(Error::redis)
+    }
+
+    /// Drops the topic's log and registry (its subscriptions are dropped one by one first).
+    pub async fn delete(&self, topic: &str) -> Result<()> {
+        let b = self.base(topic);
+        redis::cmd("DEL")
+            .arg(format!("{b}:m"))
+            .arg(format!("{b}:log"))
+            .arg(format!("{b}:subs"))
+            .query_async::<()>(&mut self.redis.conn()?)
+            .await
+            .map_err(Error::redis)
+    }
+
+    /// (retained messages, age of the oldest in s, trimmed now), after trimming to retention.
+    pub async fn stats(&self, topic: &str, retention_ms: u64) -> Result<(u64, u64, u64)> {
+        let mut inv = self.invocation(&STATS, topic);
+        inv.arg(retention_ms);
+        let (count, oldest, now, trimmed): (u64, i64, i64, u64) =
+            inv.invoke_async(&mut self.redis.conn()?).await.map_err(Error::redis)?;
+        let age = if oldest < 0 { 0 } else { ((now - oldest).max(0) / 1000) as u64 };
+        Ok((count, age, trimmed))
+    }
+}
