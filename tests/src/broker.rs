@@ -1,20 +1,23 @@
 //! Broker processes: where the binary is, how to start one in an isolated cluster namespace,
 //! readiness, signals, exit, logs.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
+use std::process::{Child, Command, ExitStatus};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::client::Client;
-use crate::util::{file_tail, free_port, random_suffix, wait_until, TempDir};
+use crate::util::{file_tail, free_port, random_suffix, spawn_logged, wait_until, TempDir};
 
 /// How long a broker may take to answer `/readyz` with 200 after it was started.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Drain timeout given to brokers unless a test chooses another.
 pub const DEFAULT_DRAIN_TIMEOUT_S: u64 = 5;
+
+/// The first admin of every test cluster (`MOM_ADMIN_USER`, `MOM_ADMIN_PASSWORD`).
+pub const ADMIN_USER: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "mom-test-admin-password";
 
 /// Addresses of the Redis and ZooKeeper that all tests share (`MOM_TEST_REDIS_URL`, `MOM_TEST_ZK`).
 #[derive(Debug, Clone)]
@@ -41,6 +44,8 @@ pub struct Cluster {
     pub zk: String,
     pub zk_root: String,
     pub redis_prefix: String,
+    /// The admin's bearer token once a broker of this cluster issued one; valid on every node.
+    admin_token: Arc<Mutex<Option<String>>>,
 }
 
 impl Default for Cluster {
@@ -63,6 +68,14 @@ impl Cluster {
         })
     }
 
+    /// A fresh namespace on the shared Redis and the ZooKeeper at `zk` (`host:port`).
+    pub fn with_zk(zk: impl Into<String>) -> Self {
+        Self::on(Services {
+            zk: zk.into(),
+            ..Services::shared()
+        })
+    }
+
     fn on(services: Services) -> Self {
         let id = random_suffix(12);
         Self {
@@ -70,6 +83,7 @@ impl Cluster {
             zk: services.zk,
             zk_root: format!("/mom-test-{id}"),
             redis_prefix: format!("t{id}"),
+            admin_token: Arc::default(),
         }
     }
 
@@ -80,6 +94,7 @@ impl Cluster {
             node_id: format!("node-{}", random_suffix(6)),
             drain_timeout_s: DEFAULT_DRAIN_TIMEOUT_S,
             env: Vec::new(),
+            via_env: false,
         }
     }
 
@@ -96,6 +111,7 @@ pub struct BrokerBuilder {
     node_id: String,
     drain_timeout_s: u64,
     env: Vec<(String, String)>,
+    via_env: bool,
 }
 
 impl BrokerBuilder {
@@ -106,6 +122,12 @@ impl BrokerBuilder {
 
     pub fn drain_timeout_s(mut self, secs: u64) -> Self {
         self.drain_timeout_s = secs;
+        self
+    }
+
+    /// Passes every setting as its environment variable (`MOM_LISTEN`, ...) instead of its flag.
+    pub fn via_env(mut self) -> Self {
+        self.via_env = true;
         self
     }
 
@@ -123,35 +145,40 @@ impl BrokerBuilder {
         let listen = format!("127.0.0.1:{port}");
         let bin = broker_bin();
         let mut cmd = Command::new(bin);
-        cmd.args(["--listen", &listen])
-            .args(["--redis-url", &self.cluster.redis_url])
-            .args(["--zk", &self.cluster.zk])
-            .args(["--zk-root", &self.cluster.zk_root])
-            .args(["--redis-prefix", &self.cluster.redis_prefix])
-            .args(["--node-id", &self.node_id])
-            .args(["--drain-timeout", &self.drain_timeout_s.to_string()]);
         // Settings of the developer's shell must not leak into the brokers under test.
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("MOM_") {
                 cmd.env_remove(key);
             }
         }
+        let drain = self.drain_timeout_s.to_string();
+        let settings = [
+            ("--listen", "MOM_LISTEN", listen.as_str()),
+            ("--redis-url", "MOM_REDIS_URL", &self.cluster.redis_url),
+            ("--zk", "MOM_ZK_CONNECT", &self.cluster.zk),
+            ("--zk-root", "MOM_ZK_ROOT", &self.cluster.zk_root),
+            ("--redis-prefix", "MOM_REDIS_PREFIX", &self.cluster.redis_prefix),
+            ("--node-id", "MOM_NODE_ID", &self.node_id),
+            ("--drain-timeout", "MOM_DRAIN_TIMEOUT_S", &drain),
+        ];
+        for (flag, var, value) in settings {
+            if self.via_env {
+                cmd.env(var, value);
+            } else {
+                cmd.args([flag, value]);
+            }
+        }
+        cmd.env("MOM_ADMIN_USER", ADMIN_USER)
+            .env("MOM_ADMIN_PASSWORD", ADMIN_PASSWORD);
         cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let out = File::create(&log)
-            .unwrap_or_else(|e| panic!("cannot create broker log {}: {e}", log.display()));
-        let err = out
-            .try_clone()
-            .unwrap_or_else(|e| panic!("cannot duplicate broker log handle: {e}"));
-        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start broker {}: {e}", bin.display()));
+        let child = spawn_logged(&mut cmd, &log);
         Broker {
             child,
             exit: None,
             listen,
             node_id: self.node_id,
             log,
+            admin_token: self.cluster.admin_token,
             _dir: dir,
         }
     }
@@ -172,6 +199,7 @@ pub struct Broker {
     listen: String,
     node_id: String,
     log: PathBuf,
+    admin_token: Arc<Mutex<Option<String>>>,
     _dir: TempDir,
 }
 
@@ -181,12 +209,62 @@ impl Broker {
         format!("http://{}", self.listen)
     }
 
+    /// The `--listen` address, `127.0.0.1:<port>`.
+    pub fn listen(&self) -> &str {
+        &self.listen
+    }
+
     pub fn node_id(&self) -> &str {
         &self.node_id
     }
 
+    /// A client of this broker acting as the cluster's admin (once [`Broker::wait_ready`] logged in,
+    /// on a broker that has authentication).
     pub fn client(&self) -> Client {
+        let client = self.anonymous_client();
+        match self.token() {
+            Some(token) => client.with_bearer(token),
+            None => client,
+        }
+    }
+
+    /// A client of this broker without credentials.
+    pub fn anonymous_client(&self) -> Client {
         Client::new(self.url())
+    }
+
+    fn token(&self) -> Option<String> {
+        self.admin_token
+            .lock()
+            .unwrap_or_else(|e| panic!("admin token lock poisoned: {e}"))
+            .clone()
+    }
+
+    /// Logs in as the cluster's admin unless a broker of the cluster already did. A broker without
+    /// `POST /v1/auth/token` (404) needs no token.
+    async fn login(&self) {
+        if self.token().is_some() {
+            return;
+        }
+        let resp = self
+            .anonymous_client()
+            .post(
+                "/v1/auth/token",
+                serde_json::json!({ "username": ADMIN_USER, "password": ADMIN_PASSWORD }),
+            )
+            .await;
+        if resp.status == 404 {
+            return;
+        }
+        let resp = resp.expect_status(200);
+        let token = resp.json["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no access_token in {resp}"))
+            .to_string();
+        *self
+            .admin_token
+            .lock()
+            .unwrap_or_else(|e| panic!("admin token lock poisoned: {e}")) = Some(token);
     }
 
     pub fn log_path(&self) -> &Path {
@@ -208,10 +286,11 @@ impl Broker {
             .map(|r| r.status)
     }
 
-    /// Waits until `/readyz` answers 200; fails the test with the log tail otherwise, or at once if
-    /// the process exits.
+    /// Waits until `/readyz` answers 200, then logs in as admin (see [`Broker::client`]); fails the
+    /// test with the log tail otherwise, or at once if the process exits.
     pub async fn wait_ready(&mut self, timeout: Duration) {
         self.wait_probe("/readyz", 200, timeout).await;
+        self.login().await;
     }
 
     /// Waits until `GET path` answers `status`; fails the test with the log tail otherwise, or at

@@ -7,6 +7,8 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, CONTENT_TYPE};
 use reqwest::Method;
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use crate::queue::Queue;
 
@@ -150,6 +152,70 @@ impl Client {
 
     pub async fn patch(&self, path: &str, body: Value) -> Resp {
         self.request(Method::PATCH, path, body.into()).await
+    }
+
+    /// Starts `POST path` with a JSON body on a connection of its own, sending the headers and all
+    /// of the body but its last byte: the request stays in flight on the broker until
+    /// [`PartialRequest::finish`]. For testing what a draining broker does with requests in flight.
+    pub async fn start_partial_post(&self, path: &str, body: &Value) -> PartialRequest {
+        let host = self.base.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(host)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {host}: {e}"));
+        let body = body.to_string().into_bytes();
+        let auth = match &self.bearer {
+            Some(token) => format!("Authorization: Bearer {token}\r\n"),
+            None => String::new(),
+        };
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n{auth}\r\n",
+            body.len()
+        );
+        let (first, last) = body.split_at(body.len().saturating_sub(1));
+        stream
+            .write_all(head.as_bytes())
+            .await
+            .and(stream.write_all(first).await)
+            .and(stream.flush().await)
+            .unwrap_or_else(|e| panic!("cannot write a partial request to {host}: {e}"));
+        PartialRequest {
+            stream,
+            what: format!("POST {path}"),
+            rest: last.to_vec(),
+        }
+    }
+}
+
+/// A request whose body is not complete yet; see [`Client::start_partial_post`].
+#[derive(Debug)]
+pub struct PartialRequest {
+    stream: TcpStream,
+    what: String,
+    rest: Vec<u8>,
+}
+
+impl PartialRequest {
+    /// Sends the rest of the body and reads the response: status and body text.
+    pub async fn finish(mut self) -> (u16, String) {
+        let what = self.what;
+        self.stream
+            .write_all(&self.rest)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: cannot send the rest of the body: {e}"));
+        let mut raw = Vec::new();
+        self.stream
+            .read_to_end(&mut raw)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: cannot read the response: {e}"));
+        let text = String::from_utf8_lossy(&raw);
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{what}: no HTTP status in response {text:?}"));
+        (status, body.to_string())
     }
 }
 

@@ -1,5 +1,6 @@
 //! Harness for mom's end-to-end tests: broker processes against the shared Redis and ZooKeeper
-//! (`MOM_TEST_REDIS_URL`, `MOM_TEST_ZK`), private Redis servers, and an HTTP client of the API.
+//! (`MOM_TEST_REDIS_URL`, `MOM_TEST_ZK`), private Redis and ZooKeeper servers for failure tests, and
+//! an HTTP client of the API that acts as the cluster's admin.
 //!
 //! Each test makes its own [`Cluster`] (a random ZooKeeper root and Redis prefix), so tests run in
 //! parallel on the shared services without seeing each other.
@@ -19,17 +20,28 @@ pub mod client;
 pub mod queue;
 pub mod redis_server;
 pub mod util;
+pub mod zookeeper;
 
-pub use broker::{Broker, BrokerBuilder, Cluster, Services};
-pub use client::{Body, Client, Resp};
+pub use broker::{Broker, BrokerBuilder, Cluster, Services, ADMIN_PASSWORD, ADMIN_USER};
+pub use client::{Body, Client, PartialRequest, Resp};
 pub use queue::{
-    assert_error_result, assert_ok_result, id_set, ids, Message, Queue, Stats,
+    assert_error_result, assert_ok_result, id_set, ids, Message, Queue, Stats, Window,
+    DEADLINE_SLACK,
 };
 pub use redis_server::{Persistence, RedisServer};
 pub use serde_json::{json, Value};
-pub use util::{wait_until, TempDir};
+pub use util::{wait_until, wait_until_every, TempDir};
+pub use zookeeper::ZooKeeperServer;
 
 /// Starts one ready broker in a fresh cluster namespace.
 pub async fn start_broker() -> Broker {
     Cluster::new().start_broker().await
+}
+
+/// Starts one ready broker in a fresh cluster namespace and creates a queue on it (expecting 201).
+pub async fn broker_with_queue(name: &str, config: Value) -> (Broker, Queue) {
+    let broker = start_broker().await;
+    let queue = broker.client().queue(name);
+    queue.create(config).await;
+    (broker, queue)
 }

@@ -2,13 +2,48 @@
 //! tests that check errors; the others assert success and return the decoded result.
 
 use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tokio::task::JoinHandle;
 
 use crate::client::{assert_error_object, Client, Resp};
 use crate::util::is_rfc3339_millis;
+
+/// Allowance over the spec's 100 ms for a visibility or delay deadline to make a message receivable,
+/// for scheduling noise on a loaded 2-core machine. Still far below any polling interval.
+pub const DEADLINE_SLACK: Duration = Duration::from_millis(500);
+
+/// How much earlier than its deadline a message may show up, for the difference between the
+/// broker's and the test's measuring points.
+const EARLY_TOLERANCE: Duration = Duration::from_millis(50);
+
+/// Time given to a background long poll to reach the broker and be held there.
+const PARK_TIME: Duration = Duration::from_millis(300);
+
+/// The instants just before and just after a request that set a deadline on the broker.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub start: Instant,
+    pub end: Instant,
+}
+
+impl Window {
+    /// Runs `fut` and returns its output with the window around it.
+    pub async fn around<F: Future>(fut: F) -> (F::Output, Window) {
+        let start = Instant::now();
+        let out = fut.await;
+        (
+            out,
+            Window {
+                start,
+                end: Instant::now(),
+            },
+        )
+    }
+}
 
 /// A delivered message, as in `POST /v1/queues/{name}/receive`. Deserializing it asserts the field names.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -168,6 +203,59 @@ impl Queue {
             got.extend(self.receive_with(json!({ "max": max, "wait_s": 1 })).await);
         }
         got
+    }
+
+    /// Runs a receive in the background (e.g. a held long poll); the task yields the messages and
+    /// the instant the answer arrived.
+    pub fn spawn_receive(&self, request: Value) -> JoinHandle<(Vec<Message>, Instant)> {
+        let queue = self.clone();
+        tokio::spawn(async move {
+            let messages = queue.receive_with(request).await;
+            (messages, Instant::now())
+        })
+    }
+
+    /// Starts a long poll with this request in the background and gives it time to be parked on the
+    /// broker (there is no signal for that); fails the test if it answers meanwhile.
+    pub async fn hold_receive(&self, request: Value) -> JoinHandle<(Vec<Message>, Instant)> {
+        let poll = self.spawn_receive(request);
+        tokio::time::sleep(PARK_TIME).await;
+        assert!(
+            !poll.is_finished(),
+            "a long poll on {} answered at once though nothing was available",
+            self.name
+        );
+        poll
+    }
+
+    /// Long-polls for messages that must become receivable `delay` after the request timed by
+    /// `set`: not before `set.start + delay`, and at the latest `DEADLINE_SLACK` after
+    /// `set.end + delay`. The poll must start before the deadline for the lower bound to mean much.
+    pub async fn expect_receivable_after(&self, set: Window, delay: Duration) -> Vec<Message> {
+        let wait_s = (delay + Duration::from_secs(3)).as_secs().min(20);
+        let messages = self
+            .receive_with(json!({ "max": 100, "wait_s": wait_s }))
+            .await;
+        let now = Instant::now();
+        assert!(
+            !messages.is_empty(),
+            "nothing became receivable on {} within {wait_s} s; expected a message {delay:?} after the deadline was set",
+            self.name
+        );
+        let after_start = now - set.start;
+        assert!(
+            after_start + EARLY_TOLERANCE >= delay,
+            "message on {} was receivable {after_start:?} after the request that set a {delay:?} deadline",
+            self.name
+        );
+        let after_end = now.saturating_duration_since(set.end);
+        assert!(
+            after_end <= delay + DEADLINE_SLACK,
+            "message on {} became receivable only {after_end:?} after a {delay:?} deadline was set (allowed: {:?})",
+            self.name,
+            delay + DEADLINE_SLACK
+        );
+        messages
     }
 
     pub async fn ack_resp(&self, receipts: &[&str]) -> Resp {

@@ -1,12 +1,11 @@
 //! A private `redis-server` process on a free port, for tests that restart Redis, start a broker
 //! while Redis is down, or count the commands a broker sends.
 
-use std::fs::{File, OpenOptions};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use crate::util::{file_tail, free_port, TempDir};
+use crate::util::{file_tail, free_port, kill_and_reap, spawn_logged, TempDir};
 
 /// How the private Redis persists data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,25 +65,13 @@ impl RedisServer {
             Persistence::None => "no",
             Persistence::AppendFsyncAlways => "yes",
         };
-        let out: File = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap_or_else(|e| panic!("cannot open {}: {e}", self.log.display()));
-        let err = out
-            .try_clone()
-            .unwrap_or_else(|e| panic!("cannot duplicate redis log handle: {e}"));
-        let child = Command::new(&bin)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let mut cmd = Command::new(&bin);
+        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .arg("--dir")
             .arg(self.dir.path())
             .args(["--save", "", "--appendonly", appendonly, "--appendfsync", "always"])
-            .args(["--daemonize", "no", "--protected-mode", "no"])
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+            .args(["--daemonize", "no", "--protected-mode", "no"]);
+        let child = spawn_logged(&mut cmd, &self.log);
         self.child = Some(child);
         self.wait_ping(Duration::from_secs(10)).await;
     }
@@ -92,12 +79,7 @@ impl RedisServer {
     /// Kills the server with SIGKILL (a crash: only what was fsynced survives).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            if let Err(e) = child.kill() {
-                panic!("cannot kill private Redis: {e}");
-            }
-            if let Err(e) = child.wait() {
-                panic!("cannot reap private Redis: {e}");
-            }
+            kill_and_reap(&mut child, "private Redis");
         }
     }
 
@@ -151,6 +133,19 @@ impl RedisServer {
             .unwrap_or_else(|e| panic!("INFO {section} failed: {e}"))
     }
 
+    /// Every key matching `pattern` (`KEYS`; fine on a private server).
+    pub async fn keys(&self, pattern: &str) -> Vec<String> {
+        let mut con = self
+            .connection()
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to private Redis: {e}"));
+        redis::cmd("KEYS")
+            .arg(pattern)
+            .query_async(&mut con)
+            .await
+            .unwrap_or_else(|e| panic!("KEYS {pattern} failed: {e}"))
+    }
+
     /// `total_commands_processed` from `INFO stats`.
     pub async fn total_commands_processed(&self) -> u64 {
         let info = self.info("stats").await;
@@ -192,7 +187,7 @@ pub fn command_calls(commandstats: &str) -> Vec<(String, u64)> {
             Some((name.to_string(), calls))
         })
         .collect();
-    calls.sort_by(|a, b| b.1.cmp(&a.1));
+    calls.sort_by_key(|c| std::cmp::Reverse(c.1));
     calls
 }
 

@@ -1,8 +1,10 @@
 //! Small helpers shared by the harness and the tests: temp dirs, ports, random names, waiting.
 
+use std::fs::OpenOptions;
 use std::future::Future;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rand::distr::{Alphanumeric, SampleString};
@@ -50,6 +52,33 @@ impl Drop for TempDir {
     }
 }
 
+/// Starts `cmd` with stdin closed and stdout and stderr appended to the file `log`.
+pub fn spawn_logged(cmd: &mut Command, log: &Path) -> Child {
+    let out = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap_or_else(|e| panic!("cannot open log {}: {e}", log.display()));
+    let err = out
+        .try_clone()
+        .unwrap_or_else(|e| panic!("cannot duplicate log handle: {e}"));
+    cmd.stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", cmd.get_program()))
+}
+
+/// SIGKILLs a child process and reaps it.
+pub fn kill_and_reap(child: &mut Child, what: &str) {
+    if let Err(e) = child.kill() {
+        panic!("cannot kill {what}: {e}");
+    }
+    if let Err(e) = child.wait() {
+        panic!("cannot reap {what}: {e}");
+    }
+}
+
 /// The last `lines` lines of a text file, or a note saying why it could not be read.
 pub fn file_tail(path: &Path, lines: usize) -> String {
     match std::fs::read(path) {
@@ -64,7 +93,21 @@ pub fn file_tail(path: &Path, lines: usize) -> String {
 
 /// Polls `probe` every 20 ms until it returns `Some`, and returns that value.
 /// Panics with `what` when `timeout` passes first.
-pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    wait_until_every(what, timeout, Duration::from_millis(20), probe).await
+}
+
+/// Like [`wait_until`], polling every `interval`.
+pub async fn wait_until_every<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    interval: Duration,
+    mut probe: F,
+) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -77,7 +120,7 @@ where
         if Instant::now() >= deadline {
             panic!("timed out after {timeout:?} waiting for: {what}");
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(interval).await;
     }
 }
 
