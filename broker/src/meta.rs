@@ -302,11 +302,16 @@ impl Meta {
         self.read().candidates.values().next().cloned()
     }
 
-    /// True while this node holds the lowest leader znode of a live session.
-    pub fn is_leader(&self) -> bool {
-        let mine = self.my_candidate.read().unwrap_or_else(|e| e.into_inner()).clone();
-        let connected = self.client().is_ok();
-        connected && mine.is_some() && self.read().candidates.keys().next() == mine.as_ref()
+    /// This node's fencing token while it holds the lowest leader znode of a live session: the
+    /// znode's sequence number, which only grows across leaders. A suspended session counts as
+    /// lost leadership.
+    pub fn leadership(&self) -> Option<u64> {
+        let mine = self.my_candidate.read().unwrap_or_else(|e| e.into_inner()).clone()?;
+        self.client().ok()?;
+        if self.read().candidates.keys().next() != Some(&mine) {
+            return None;
+        }
+        mine.strip_prefix("n-").and_then(|n| n.parse().ok())
     }
 
     /// The cluster's shared keys, once loaded.

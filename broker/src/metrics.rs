@@ -20,6 +20,8 @@ pub struct Metrics {
     events: [IntCounterVec; 5],
     pub depth: IntGaugeVec,
     pub lag: IntGaugeVec,
+    /// 1 while this node is the cluster's leader.
+    pub leader: prometheus::IntGauge,
 }
 
 impl Metrics {
@@ -63,7 +65,10 @@ impl Metrics {
         .expect("valid metric");
         registry.register(Box::new(depth.clone())).expect("unique metric");
         registry.register(Box::new(lag.clone())).expect("unique metric");
-        Metrics { registry, http_requests, http_latency, events, depth, lag }
+        let leader = prometheus::IntGauge::new("mom_leader", "1 while this node leads the cluster's background work")
+            .expect("valid metric");
+        registry.register(Box::new(leader.clone())).expect("unique metric");
+        Metrics { registry, http_requests, http_latency, events, depth, lag, leader }
     }
 
     pub fn count(&self, event: Event, kind: &str, name: &str, n: u64) {

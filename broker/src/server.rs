@@ -89,14 +89,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The leader's periodic upkeep; the other nodes idle.
+/// The leader's periodic upkeep, fenced by its token; the other nodes idle.
 async fn sweep(broker: Arc<Broker>, stop: CancellationToken) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(SWEEP_EVERY) => {}
             _ = stop.cancelled() => return,
         }
-        if broker.meta.is_leader() && broker.redis.is_healthy() {
+        let Some(token) = broker.meta.leadership() else { continue };
+        if broker.redis.is_healthy() && broker.auth.limits.fence(token).await.unwrap_or(false) {
             broker.sweep().await;
         }
     }

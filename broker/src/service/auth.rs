@@ -70,7 +70,7 @@ const LEASE_LIFE: Duration = Duration::from_secs(1);
 
 pub struct Auth {
     pub settings: AuthSettings,
-    limits: LimitStore,
+    pub limits: LimitStore,
     leases: Mutex<HashMap<String, Lease>>,
     keys: OnceLock<(EncodingKey, DecodingKey)>,
 }

@@ -121,6 +121,7 @@ impl Broker {
 
     /// Sets the depth and lag gauges (called when `/metrics` is scraped).
     pub async fn refresh_gauges(&self) {
+        self.metrics.leader.set(self.meta.leadership().is_some() as i64);
         self.queue_gauges().await;
         self.subscription_gauges().await;
     }

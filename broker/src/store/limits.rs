@@ -9,6 +9,15 @@ use crate::error::{Error, Result};
 
 static BUCKET: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/bucket.lua")));
 
+/// Fencing for the leader's work: accepts a token at least as new as the last one seen.
+static FENCE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "local cur = tonumber(redis.call('GET', KEYS[1]) or '-1') \
+         if tonumber(ARGV[1]) < cur then return 0 end \
+         redis.call('SET', KEYS[1], ARGV[1]) return 1",
+    )
+});
+
 /// Failed logins are counted over this window.
 pub const LOGIN_WINDOW_S: u64 = 60;
 
@@ -32,6 +41,18 @@ impl LimitStore {
             .invoke_async(&mut self.redis.conn()?)
             .await
             .map_err(Error::redis)
+    }
+
+    /// Records `token` as the newest leader's; false when a newer leader has already acted, so
+    /// a deposed leader that has not noticed yet does no work.
+    pub async fn fence(&self, token: u64) -> Result<bool> {
+        let ok: i64 = FENCE
+            .key(format!("{}:leader-fence", self.redis.prefix))
+            .arg(token)
+            .invoke_async(&mut self.redis.conn()?)
+            .await
+            .map_err(Error::redis)?;
+        Ok(ok == 1)
     }
 
     fn failure_key(&self, what: &str) -> String {
