@@ -157,7 +157,11 @@ impl BrokerBuilder {
             ("--redis-url", "MOM_REDIS_URL", &self.cluster.redis_url),
             ("--zk", "MOM_ZK_CONNECT", &self.cluster.zk),
             ("--zk-root", "MOM_ZK_ROOT", &self.cluster.zk_root),
-            ("--redis-prefix", "MOM_REDIS_PREFIX", &self.cluster.redis_prefix),
+            (
+                "--redis-prefix",
+                "MOM_REDIS_PREFIX",
+                &self.cluster.redis_prefix,
+            ),
             ("--node-id", "MOM_NODE_ID", &self.node_id),
             ("--drain-timeout", "MOM_DRAIN_TIMEOUT_S", &drain),
         ];

@@ -158,10 +158,7 @@ impl Client {
     /// of the body but its last byte: the request stays in flight on the broker until
     /// [`PartialRequest::finish`]. For testing what a draining broker does with requests in flight.
     pub async fn start_partial_post(&self, path: &str, body: &Value) -> PartialRequest {
-        let host = self.base.trim_start_matches("http://");
-        let mut stream = TcpStream::connect(host)
-            .await
-            .unwrap_or_else(|e| panic!("cannot connect to {host}: {e}"));
+        let host = self.base.trim_start_matches("http://").to_string();
         let body = body.to_string().into_bytes();
         let auth = match &self.bearer {
             Some(token) => format!("Authorization: Bearer {token}\r\n"),
@@ -173,17 +170,34 @@ impl Client {
             body.len()
         );
         let (first, last) = body.split_at(body.len().saturating_sub(1));
-        stream
-            .write_all(head.as_bytes())
-            .await
-            .and(stream.write_all(first).await)
-            .and(stream.flush().await)
-            .unwrap_or_else(|e| panic!("cannot write a partial request to {host}: {e}"));
+        let what = format!("POST {path} on {host}");
+        let stream = within(self.timeout, &what, async {
+            let mut stream = TcpStream::connect(&host).await?;
+            stream.write_all(head.as_bytes()).await?;
+            stream.write_all(first).await?;
+            stream.flush().await?;
+            Ok(stream)
+        })
+        .await;
         PartialRequest {
             stream,
-            what: format!("POST {path}"),
+            what,
             rest: last.to_vec(),
+            timeout: self.timeout,
         }
+    }
+}
+
+/// Runs an I/O exchange with a time limit; an error or the timeout fails the test.
+async fn within<T>(
+    limit: Duration,
+    what: &str,
+    io: impl std::future::Future<Output = std::io::Result<T>>,
+) -> T {
+    match tokio::time::timeout(limit, io).await {
+        Ok(Ok(value)) => value,
+        Ok(Err(e)) => panic!("{what}: {e}"),
+        Err(_) => panic!("{what}: no answer within {limit:?}"),
     }
 }
 
@@ -193,21 +207,22 @@ pub struct PartialRequest {
     stream: TcpStream,
     what: String,
     rest: Vec<u8>,
+    timeout: Duration,
 }
 
 impl PartialRequest {
     /// Sends the rest of the body and reads the response: status and body text.
     pub async fn finish(mut self) -> (u16, String) {
         let what = self.what;
-        self.stream
-            .write_all(&self.rest)
-            .await
-            .unwrap_or_else(|e| panic!("{what}: cannot send the rest of the body: {e}"));
-        let mut raw = Vec::new();
-        self.stream
-            .read_to_end(&mut raw)
-            .await
-            .unwrap_or_else(|e| panic!("{what}: cannot read the response: {e}"));
+        let stream = &mut self.stream;
+        let rest = &self.rest;
+        let raw = within(self.timeout, &what, async {
+            stream.write_all(rest).await?;
+            let mut raw = Vec::new();
+            stream.read_to_end(&mut raw).await?;
+            Ok(raw)
+        })
+        .await;
         let text = String::from_utf8_lossy(&raw);
         let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
         let status = head
@@ -288,7 +303,13 @@ pub fn assert_error_object(error: &Value, code: &str, context: &str) {
         "error without a message in {context}"
     );
     let lower = message.to_ascii_lowercase();
-    for leak in ["os error", "connection refused", "ioerror", "backtrace", "panicked"] {
+    for leak in [
+        "os error",
+        "connection refused",
+        "ioerror",
+        "backtrace",
+        "panicked",
+    ] {
         assert!(
             !lower.contains(leak),
             "error message leaks internals ({leak:?}) in {context}"

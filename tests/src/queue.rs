@@ -159,7 +159,10 @@ impl Queue {
 
     pub async fn send_batch(&self, messages: Value) -> Resp {
         self.client
-            .post(&self.path("/messages/batch"), json!({ "messages": messages }))
+            .post(
+                &self.path("/messages/batch"),
+                json!({ "messages": messages }),
+            )
             .await
     }
 
@@ -333,7 +336,11 @@ pub fn ids(messages: &[Message]) -> Vec<String> {
 #[track_caller]
 pub fn id_set(messages: &[Message]) -> HashSet<String> {
     let set: HashSet<String> = messages.iter().map(|m| m.id.clone()).collect();
-    assert_eq!(set.len(), messages.len(), "duplicate deliveries: {messages:?}");
+    assert_eq!(
+        set.len(),
+        messages.len(),
+        "duplicate deliveries: {messages:?}"
+    );
     set
 }
 

@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::util::{file_tail, free_port, kill_and_reap, spawn_logged, TempDir};
+use crate::util::{free_port, kill_and_reap, spawn_logged, wait_child_ready, TempDir};
 
 /// How the private Redis persists data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,11 +69,22 @@ impl RedisServer {
         cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .arg("--dir")
             .arg(self.dir.path())
-            .args(["--save", "", "--appendonly", appendonly, "--appendfsync", "always"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                appendonly,
+                "--appendfsync",
+                "always",
+            ])
             .args(["--daemonize", "no", "--protected-mode", "no"]);
-        let child = spawn_logged(&mut cmd, &self.log);
-        self.child = Some(child);
-        self.wait_ping(Duration::from_secs(10)).await;
+        let url = self.url();
+        let what = format!("private Redis on port {}", self.port);
+        let child = self.child.insert(spawn_logged(&mut cmd, &self.log));
+        wait_child_ready(child, &what, &self.log, Duration::from_secs(10), || {
+            ping(&url)
+        })
+        .await;
     }
 
     /// Kills the server with SIGKILL (a crash: only what was fsynced survives).
@@ -89,61 +100,26 @@ impl RedisServer {
         self.start().await;
     }
 
-    async fn connection(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
-        redis::Client::open(self.url())?
-            .get_multiplexed_async_connection()
+    /// Runs `name arg` on the server; fails the test on any error.
+    pub async fn command<T: redis::FromRedisValue>(&self, name: &str, arg: &str) -> T {
+        let mut con = connect(&self.url())
             .await
-    }
-
-    async fn wait_ping(&mut self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(mut con) = self.connection().await {
-                let pong: redis::RedisResult<String> =
-                    redis::cmd("PING").query_async(&mut con).await;
-                if pong.is_ok() {
-                    return;
-                }
-            }
-            let exited = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten());
-            if exited.is_some() || Instant::now() >= deadline {
-                panic!(
-                    "private Redis on port {} did not answer PING (exit: {exited:?}); log:\n{}",
-                    self.port,
-                    file_tail(&self.log, 30)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            .unwrap_or_else(|e| panic!("cannot connect to private Redis: {e}"));
+        redis::cmd(name)
+            .arg(arg)
+            .query_async(&mut con)
+            .await
+            .unwrap_or_else(|e| panic!("{name} {arg} failed: {e}"))
     }
 
     /// The text of `INFO <section>`.
     pub async fn info(&self, section: &str) -> String {
-        let mut con = self
-            .connection()
-            .await
-            .unwrap_or_else(|e| panic!("cannot connect to private Redis: {e}"));
-        redis::cmd("INFO")
-            .arg(section)
-            .query_async(&mut con)
-            .await
-            .unwrap_or_else(|e| panic!("INFO {section} failed: {e}"))
+        self.command("INFO", section).await
     }
 
     /// Every key matching `pattern` (`KEYS`; fine on a private server).
     pub async fn keys(&self, pattern: &str) -> Vec<String> {
-        let mut con = self
-            .connection()
-            .await
-            .unwrap_or_else(|e| panic!("cannot connect to private Redis: {e}"));
-        redis::cmd("KEYS")
-            .arg(pattern)
-            .query_async(&mut con)
-            .await
-            .unwrap_or_else(|e| panic!("KEYS {pattern} failed: {e}"))
+        self.command("KEYS", pattern).await
     }
 
     /// `total_commands_processed` from `INFO stats`.
@@ -152,6 +128,24 @@ impl RedisServer {
         info_field(&info, "total_commands_processed")
             .unwrap_or_else(|| panic!("no total_commands_processed in INFO stats:\n{info}"))
     }
+}
+
+async fn connect(url: &str) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Duration::from_secs(2))
+        .set_response_timeout(Duration::from_secs(5));
+    redis::Client::open(url)?
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+}
+
+/// True when the Redis at `url` answers PING.
+async fn ping(url: &str) -> bool {
+    let Ok(mut con) = connect(url).await else {
+        return false;
+    };
+    let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut con).await;
+    pong.is_ok()
 }
 
 impl Drop for RedisServer {

@@ -79,6 +79,32 @@ pub fn kill_and_reap(child: &mut Child, what: &str) {
     }
 }
 
+/// Polls `ready` every 50 ms until it is true. Fails the test, with the tail of `log`, when `child`
+/// exits first or `timeout` passes.
+pub async fn wait_child_ready<F, Fut>(
+    child: &mut Child,
+    what: &str,
+    log: &Path,
+    timeout: Duration,
+    mut ready: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !ready().await {
+        let exited = child.try_wait().ok().flatten();
+        if exited.is_some() || Instant::now() >= deadline {
+            panic!(
+                "{what} did not get ready within {timeout:?} (exit: {exited:?}); log {}:\n{}",
+                log.display(),
+                file_tail(log, 30)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The last `lines` lines of a text file, or a note saying why it could not be read.
 pub fn file_tail(path: &Path, lines: usize) -> String {
     match std::fs::read(path) {

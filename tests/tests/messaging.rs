@@ -1,0 +1,278 @@
+//! Sending, receiving and acking, without waiting for deadlines: message shape, dedup, batches,
+//! FIFO and `max`, size and attribute limits, ack results, long-poll basics.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use mom_tests::{assert_error_result, assert_ok_result, broker_with_queue, ids, json, Value};
+
+/// The attributes of a delivery without the broker's own `mom.` keys.
+fn user_attributes(attributes: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    attributes
+        .iter()
+        .filter(|(k, _)| !k.starts_with("mom."))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn bodies(messages: &[mom_tests::Message]) -> Vec<&str> {
+    messages.iter().map(|m| m.body.as_str()).collect()
+}
+
+#[tokio::test]
+async fn send_answers_201_with_an_id_and_receive_returns_the_message_once() {
+    let (_broker, queue) = broker_with_queue("inbox", json!({})).await;
+    let resp = queue
+        .send_resp(
+            json!({ "body": "héllo ✓", "attributes": { "kind": "greeting", "trace.id": "t-1" } }),
+        )
+        .await
+        .expect_status(201);
+    let id = resp.json["id"].as_str().unwrap_or_default().to_string();
+    assert!(!id.is_empty(), "{resp}");
+
+    let got = queue.receive(1).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    let m = &got[0];
+    assert_eq!(m.id, id);
+    assert_eq!(m.body, "héllo ✓");
+    assert_eq!(
+        user_attributes(&m.attributes),
+        BTreeMap::from([
+            ("kind".to_string(), "greeting".to_string()),
+            ("trace.id".to_string(), "t-1".to_string()),
+        ])
+    );
+    assert_eq!(m.receive_count, 1);
+    assert!(!m.receipt.is_empty());
+    // Invisible while in flight.
+    assert!(queue.receive(1).await.is_empty());
+}
+
+#[tokio::test]
+async fn dedup_id_stores_a_message_once_and_answers_200_with_the_first_id() {
+    let (_broker, queue) = broker_with_queue("dedup", json!({})).await;
+    let first = queue
+        .send_resp(json!({ "body": "a", "dedup_id": "order-1" }))
+        .await
+        .expect_status(201);
+    let again = queue
+        .send_resp(json!({ "body": "a changed", "dedup_id": "order-1" }))
+        .await
+        .expect_status(200);
+    assert_eq!(first.json["id"], again.json["id"], "{first} / {again}");
+    let other = queue
+        .send_msg(json!({ "body": "b", "dedup_id": "order-2" }))
+        .await;
+    assert_ne!(json!(other), first.json["id"]);
+    queue.send("c").await;
+    assert_eq!(queue.stats().await.counts(), (3, 0, 0));
+
+    let got = queue.receive(10).await;
+    assert_eq!(bodies(&got), ["a", "b", "c"]);
+    queue.ack_all(&got).await;
+    // Still a duplicate within the 5-minute window, even after the first was consumed.
+    let late = queue
+        .send_resp(json!({ "body": "a", "dedup_id": "order-1" }))
+        .await
+        .expect_status(200);
+    assert_eq!(late.json["id"], first.json["id"]);
+    assert_eq!(queue.stats().await.counts(), (0, 0, 0));
+}
+
+#[tokio::test]
+async fn batch_send_answers_one_result_per_entry_in_order() {
+    let (_broker, queue) = broker_with_queue("batched", json!({ "max_message_bytes": 1024 })).await;
+    let resp = queue
+        .send_batch(json!([
+            { "body": "one" },
+            { "body": "x".repeat(1025) },
+            { "body": "three", "attributes": { "bad key": "v" } },
+            { "body": "four", "attributes": { "k": "v" } },
+        ]))
+        .await
+        .expect_status(200);
+    let results = resp.json["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no results in {resp}"));
+    assert_eq!(results.len(), 4, "{resp}");
+    let sent: Vec<String> = [0, 3]
+        .iter()
+        .map(|&i| {
+            let id = results[i]["id"].as_str().unwrap_or_default();
+            assert!(!id.is_empty(), "entry {i} should have an id: {resp}");
+            id.to_string()
+        })
+        .collect();
+    assert_error_result(&results[1], "message_too_large", "entry 1");
+    assert_error_result(&results[2], "invalid_request", "entry 2");
+
+    let got = queue.receive(10).await;
+    assert_eq!(bodies(&got), ["one", "four"]);
+    assert_eq!(ids(&got), sent);
+}
+
+#[tokio::test]
+async fn batch_send_takes_up_to_100_messages() {
+    let (_broker, queue) = broker_with_queue("bulk", json!({})).await;
+    let batch =
+        |n: usize| Value::Array((0..n).map(|i| json!({ "body": format!("m{i}") })).collect());
+    queue
+        .send_batch(batch(101))
+        .await
+        .expect_error(400, "invalid_request");
+    assert_eq!(queue.stats().await.counts(), (0, 0, 0));
+    let resp = queue.send_batch(batch(100)).await.expect_status(200);
+    assert_eq!(resp.json["results"].as_array().map(Vec::len), Some(100));
+    assert_eq!(queue.stats().await.counts(), (100, 0, 0));
+}
+
+#[tokio::test]
+async fn receive_returns_every_available_message_up_to_max_in_fifo_order() {
+    let (_broker, queue) = broker_with_queue("fifo", json!({})).await;
+    let names: Vec<String> = (0..15).map(|i| format!("m{i:02}")).collect();
+    let mut sent = queue.send_many(&names[..7]).await;
+    let batch: Vec<Value> = names[7..].iter().map(|b| json!({ "body": b })).collect();
+    let resp = queue
+        .send_batch(Value::Array(batch))
+        .await
+        .expect_status(200);
+    sent.extend(
+        resp.json["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| r["id"].as_str().unwrap_or_default().to_string()),
+    );
+
+    // Default max is 1.
+    let first = queue.receive_with(json!({})).await;
+    assert_eq!(ids(&first), sent[..1]);
+    let next = queue.receive(10).await;
+    assert_eq!(ids(&next), sent[1..11]);
+    let rest = queue.receive(10).await;
+    assert_eq!(ids(&rest), sent[11..], "all 4 remaining, though max was 10");
+    assert!(queue.receive(10).await.is_empty());
+}
+
+#[tokio::test]
+async fn receive_parameters_out_of_range_are_invalid_request() {
+    let (_broker, queue) = broker_with_queue("picky", json!({})).await;
+    for request in [
+        json!({ "max": 0 }),
+        json!({ "max": 101 }),
+        json!({ "max": "1" }),
+        json!({ "wait_s": 21 }),
+        json!({ "wait_s": -1 }),
+        json!({ "visibility_timeout_s": -1 }),
+    ] {
+        queue
+            .receive_resp(request)
+            .await
+            .expect_error(400, "invalid_request");
+    }
+    queue.receive_with(json!({ "max": 100, "wait_s": 0 })).await;
+}
+
+#[tokio::test]
+async fn bodies_over_max_message_bytes_are_413_counting_utf8_bytes_only() {
+    let (broker, queue) = broker_with_queue("small", json!({ "max_message_bytes": 1024 })).await;
+    queue.send(&"x".repeat(1024)).await;
+    queue.send(&"é".repeat(512)).await; // 1024 bytes
+    queue
+        .send_msg(json!({ "body": "x".repeat(1024), "attributes": { "big": "y".repeat(900) } }))
+        .await;
+    for body in ["x".repeat(1025), "é".repeat(513)] {
+        queue
+            .send_resp(json!({ "body": body }))
+            .await
+            .expect_error(413, "message_too_large");
+    }
+    assert_eq!(queue.stats().await.counts(), (3, 0, 0));
+
+    // A request over 5 MiB is refused whatever the queue allows.
+    let large = broker.client().queue("large");
+    large
+        .create(json!({ "max_message_bytes": 1_048_576 }))
+        .await;
+    large
+        .send_resp(json!({ "body": "z".repeat(6 * 1024 * 1024) }))
+        .await
+        .expect_error(413, "message_too_large");
+}
+
+#[tokio::test]
+async fn attributes_are_limited_to_16_string_entries_with_valid_keys() {
+    let (_broker, queue) = broker_with_queue("attrs", json!({})).await;
+    let attrs = |n: usize| -> Value {
+        (0..n)
+            .map(|i| (format!("k{i}"), json!("v")))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    queue
+        .send_msg(json!({ "body": "ok", "attributes": attrs(16) }))
+        .await;
+    let long_key = "k".repeat(65);
+    for bad in [
+        attrs(17),
+        json!({ "bad key": "v" }),
+        json!({ long_key: "v" }),
+        json!({ "n": 1 }),
+        json!(["k", "v"]),
+    ] {
+        queue
+            .send_resp(json!({ "body": "x", "attributes": bad }))
+            .await
+            .expect_error(400, "invalid_request");
+    }
+    let got = queue.receive(10).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(user_attributes(&got[0].attributes).len(), 16);
+}
+
+#[tokio::test]
+async fn ack_answers_per_receipt_and_removes_the_messages() {
+    let (_broker, queue) = broker_with_queue("acked", json!({})).await;
+    queue.send_many(&["a", "b"]).await;
+    let got = queue.receive(2).await;
+    assert_eq!(got.len(), 2);
+    let results = queue.ack(&[got[0].receipt.as_str()]).await;
+    assert_ok_result(&results[0], "ack of a fresh receipt");
+    assert_eq!(queue.stats().await.counts(), (0, 1, 0));
+    let results = queue.ack(&["not-a-receipt", got[1].receipt.as_str()]).await;
+    assert_error_result(&results[0], "receipt_invalid", "unknown receipt");
+    assert_ok_result(&results[1], "ack after an invalid entry");
+    assert_eq!(queue.stats().await.counts(), (0, 0, 0));
+    queue
+        .extend("not-a-receipt", 10)
+        .await
+        .expect_error(409, "receipt_invalid");
+}
+
+#[tokio::test]
+async fn a_long_poll_answers_empty_when_the_wait_ends_and_at_once_on_a_send() {
+    let (_broker, queue) = broker_with_queue("polled", json!({})).await;
+    let start = Instant::now();
+    let (got, end) = queue
+        .spawn_receive(json!({ "wait_s": 1 }))
+        .await
+        .expect("poll task");
+    assert!(got.is_empty(), "{got:?}");
+    let waited = end - start;
+    assert!(
+        waited >= Duration::from_millis(950) && waited < Duration::from_millis(2500),
+        "an empty long poll with wait_s 1 took {waited:?}"
+    );
+
+    let poll = queue.hold_receive(json!({ "max": 10, "wait_s": 20 })).await;
+    let sent_at = Instant::now();
+    queue.send("wake up").await;
+    let (got, answered) = poll.await.expect("poll task");
+    assert_eq!(bodies(&got), ["wake up"]);
+    let latency = answered.saturating_duration_since(sent_at);
+    assert!(
+        latency < Duration::from_millis(500),
+        "held receive answered {latency:?} after the send"
+    );
+}
