@@ -80,6 +80,14 @@ pub struct Config {
     #[arg(long, env = "MOM_STREAM_HEARTBEAT_S", default_value_t = 15)]
     pub stream_heartbeat_s: u64,
 
+    /// Base URL of the SQS endpoint's queue URLs (default: the request's scheme and host).
+    #[arg(long, env = "MOM_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Region named in SQS queue ARNs.
+    #[arg(long, env = "MOM_REGION", default_value = "us-east-1")]
+    pub region: String,
+
     /// Log format: text or json.
     #[arg(long, env = "MOM_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

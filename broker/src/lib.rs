@@ -11,5 +11,6 @@ pub mod receipt;
 pub mod server;
 pub mod service;
 pub mod shutdown;
+pub mod sqs;
 pub mod store;
 pub mod waiters;

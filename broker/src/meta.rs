@@ -121,6 +121,7 @@ pub struct Cache {
     topics: Slot<TopicMeta>,
     subscriptions: Slot<SubscriptionMeta>,
     users: Slot<UserRecord>,
+    access_keys: Slot<AccessKeyRecord>,
     nodes: Slot<NodeRecord>,
     /// Leader candidates by sequence znode name, with the node id each holds.
     candidates: BTreeMap<String, String>,
@@ -171,6 +172,35 @@ impl Record for SubscriptionMeta {
     }
     fn not_found(key: &str) -> Error {
         Error::SubscriptionNotFound(key.replacen('.', "/", 1))
+    }
+}
+
+/// An access key for the SQS endpoint's Signature V4, stored as `access-keys/ID`. The secret
+/// is kept encrypted with the cluster's vault key: verifying a signature needs it in clear.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessKeyRecord {
+    pub user: String,
+    /// AES-256-GCM: base64 of nonce || ciphertext.
+    pub secret_sealed: String,
+    pub created_at: String,
+}
+
+impl std::fmt::Debug for AccessKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessKeyRecord").field("user", &self.user).field("created_at", &self.created_at).finish()
+    }
+}
+
+impl Record for AccessKeyRecord {
+    const DIR: &'static str = "access-keys";
+    fn slot(c: &Cache) -> &Slot<Self> {
+        &c.access_keys
+    }
+    fn slot_mut(c: &mut Cache) -> &mut Slot<Self> {
+        &mut c.access_keys
+    }
+    fn not_found(name: &str) -> Error {
+        Error::NotFound(format!("access key '{name}' does not exist"))
     }
 }
 
@@ -228,6 +258,8 @@ pub struct Meta {
 pub struct Secrets {
     pub receipt: ReceiptKey,
     pub jwt: Vec<u8>,
+    /// Encrypts secrets the broker must be able to read back (SQS access keys' secrets).
+    pub vault: Vec<u8>,
 }
 
 fn zk_unavailable(e: impl std::fmt::Display) -> Error {
@@ -517,7 +549,16 @@ impl Meta {
 
     async fn prepare(&self, client: &zk::Client) -> Result<zk::PersistentWatcher, zk::Error> {
         let dir = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-        for d in [QueueMeta::DIR, TopicMeta::DIR, SubscriptionMeta::DIR, UserRecord::DIR, NodeRecord::DIR, "leader", "secrets"] {
+        for d in [
+            QueueMeta::DIR,
+            TopicMeta::DIR,
+            SubscriptionMeta::DIR,
+            UserRecord::DIR,
+            AccessKeyRecord::DIR,
+            NodeRecord::DIR,
+            "leader",
+            "secrets",
+        ] {
             self.bounded(client.mkdir(&self.path(d), &dir)).await?;
         }
         let watcher = self.bounded(client.watch(&self.root, zk::AddWatchMode::PersistentRecursive)).await?;
@@ -548,7 +589,8 @@ impl Meta {
             Some(s) => s.clone(),
             None => self.load_secret(client, "jwt-key").await?,
         };
-        *self.secrets.write().unwrap_or_else(|e| e.into_inner()) = Some(Secrets { receipt, jwt });
+        let vault = self.load_secret(client, "vault-key").await?;
+        *self.secrets.write().unwrap_or_else(|e| e.into_inner()) = Some(Secrets { receipt, jwt, vault });
         Ok(())
     }
 
@@ -578,6 +620,7 @@ impl Meta {
         let topics = self.read_dir(client, TopicMeta::DIR).await?;
         let subscriptions = self.read_dir(client, SubscriptionMeta::DIR).await?;
         let users = self.read_dir(client, UserRecord::DIR).await?;
+        let access_keys = self.read_dir(client, AccessKeyRecord::DIR).await?;
         let nodes = self.read_dir(client, NodeRecord::DIR).await?;
         let candidates = self.read_dir(client, "leader").await?;
         let mut cache = self.write();
@@ -585,6 +628,7 @@ impl Meta {
         cache.topics = parse_all(topics);
         cache.subscriptions = parse_all(subscriptions);
         cache.users = parse_all(users);
+        cache.access_keys = parse_all(access_keys);
         cache.nodes = parse_all(nodes);
         cache.candidates =
             candidates.into_iter().map(|(k, v, _)| (k, String::from_utf8_lossy(&v).into_owned())).collect();
@@ -625,6 +669,7 @@ impl Meta {
             TopicMeta::DIR => apply(&mut cache.topics, name, data),
             SubscriptionMeta::DIR => apply(&mut cache.subscriptions, name, data),
             UserRecord::DIR => apply(&mut cache.users, name, data),
+            AccessKeyRecord::DIR => apply(&mut cache.access_keys, name, data),
             NodeRecord::DIR => apply(&mut cache.nodes, name, data),
             "leader" => match data {
                 Some((d, _)) => {

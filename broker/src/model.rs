@@ -179,6 +179,9 @@ pub struct SendMessage {
     pub attributes: Attributes,
     pub delay_s: Option<u32>,
     pub dedup_id: Option<String>,
+    /// Broker-owned (`mom.`) attributes set by a trusted front door, never by the client.
+    #[serde(skip)]
+    pub system: Attributes,
 }
 
 impl SendMessage {

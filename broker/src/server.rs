@@ -74,7 +74,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             shutdown::drain(broker, drain_timeout).await;
         }
     };
-    let app = http::router(broker).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let sqs = crate::sqs::SqsSettings { public_url: config.public_url.clone(), region: config.region.clone() };
+    let app = http::router(broker, sqs).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
     let deadline = async {
         terminate.cancelled().await;

@@ -29,6 +29,7 @@ use crate::service::Broker;
         queues::send, queues::send_batch, queues::receive, queues::ack, queues::nack,
         queues::visibility, queues::redrive, queues::grant, queues::revoke, ops::cluster,
         auth::token, users::create, users::list, users::remove, users::password,
+        users::create_key, users::list_keys, users::delete_key,
         topics::create, topics::list, topics::show, topics::delete, topics::publish, topics::publish_batch,
         topics::grant, topics::revoke, topics::subscriptions, topics::subscribe, topics::unsubscribe,
         topics::receive, topics::ack, topics::nack, topics::visibility, topics::seek, topics::stream,
@@ -60,8 +61,8 @@ impl utoipa::Modify for BearerAuth {
 
 /// Every route of the HTTP API. Protected routes are the default: everything merged into
 /// `protected` goes through authentication and rate limiting; only login, health, readiness,
-/// metrics and the OpenAPI document are public.
-pub fn router(broker: Arc<Broker>) -> Router {
+/// metrics and the OpenAPI document are public (and `POST /`, SQS, which checks signatures).
+pub fn router(broker: Arc<Broker>, sqs: crate::sqs::SqsSettings) -> Router {
     let protected = Router::new()
         .merge(queues::routes())
         .merge(topics::routes())
@@ -72,6 +73,8 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .merge(protected)
         .merge(auth::routes())
         .merge(ops::public())
+        // The SQS-compatible front door authenticates with Signature V4 itself.
+        .merge(crate::sqs::routes(sqs))
         .fallback(|| async { error::ApiError(crate::error::Error::NotFound("no such route".into())) })
         .layer(middleware::from_fn_with_state(broker.clone(), observe))
         .with_state(broker)

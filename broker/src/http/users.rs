@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use super::error::ApiResult;
 use super::extract::{Body, Caller, Names};
+use crate::service::access_keys::{AccessKeyInfo, NewAccessKey};
 use crate::service::users::{NewUser, UserInfo};
 use crate::service::Broker;
 
@@ -21,6 +22,32 @@ pub fn routes() -> Router<Arc<Broker>> {
         .route("/v1/users", get(list).post(create))
         .route("/v1/users/{username}", delete(remove))
         .route("/v1/users/{username}/password", put(password))
+        .route("/v1/users/{username}/access-keys", get(list_keys).post(create_key))
+        .route("/v1/users/{username}/access-keys/{id}", delete(delete_key))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AccessKeyList {
+    access_keys: Vec<AccessKeyInfo>,
+}
+
+/// Create an access key for the SQS endpoint (admin or self); the secret is shown this once.
+#[utoipa::path(post, path = "/v1/users/{username}/access-keys", tag = "users", responses((status = 201, body = NewAccessKey)))]
+async fn create_key(State(b): App, Caller(who): Caller, Names(name): Names<String>) -> ApiResult<(StatusCode, Json<NewAccessKey>)> {
+    Ok((StatusCode::CREATED, Json(b.create_access_key(&who, &name).await?)))
+}
+
+/// List a user's access keys (ids only).
+#[utoipa::path(get, path = "/v1/users/{username}/access-keys", tag = "users", responses((status = 200, body = AccessKeyList)))]
+async fn list_keys(State(b): App, Caller(who): Caller, Names(name): Names<String>) -> ApiResult<Json<AccessKeyList>> {
+    Ok(Json(AccessKeyList { access_keys: b.list_access_keys(&who, &name)? }))
+}
+
+/// Delete an access key.
+#[utoipa::path(delete, path = "/v1/users/{username}/access-keys/{id}", tag = "users", responses((status = 204)))]
+async fn delete_key(State(b): App, Caller(who): Caller, Names((name, id)): Names<(String, String)>) -> ApiResult<StatusCode> {
+    b.delete_access_key(&who, &name, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Serialize, ToSchema)]

@@ -3,6 +3,7 @@
 //! format the answer.
 
 pub mod access;
+pub mod access_keys;
 pub mod auth;
 mod mailbox;
 mod queues;

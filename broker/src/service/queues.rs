@@ -183,6 +183,11 @@ impl Broker {
         self.settle_in(&mb, Label(KIND, name), how, &[receipt]).await?.pop().unwrap_or(Err(Error::ReceiptInvalid))
     }
 
+    /// Whether `receipt` was issued by this cluster for `queue` (stale or not).
+    pub fn genuine_receipt(&self, queue: &str, receipt: &str) -> bool {
+        self.meta.receipt_key().is_ok_and(|k| k.verify(&self.mailboxes.queue(queue).scope, receipt).is_ok())
+    }
+
     /// Moves every dead letter that is not in flight to `to`, or back to its source queue.
     pub async fn redrive(&self, who: &Principal, name: &str, to: Option<String>) -> Result<u64> {
         if let Some(to) = &to {
@@ -233,6 +238,8 @@ pub(super) fn encode(dest: &str, max_bytes: u32, m: SendMessage, publisher: Opti
             m.body.len()
         )));
     }
-    serde_json::to_string(&Payload { b: m.body, a: m.attributes, p: publisher.map(str::to_string) })
+    let mut attributes = m.attributes;
+    attributes.extend(m.system.into_iter().filter(|(k, _)| k.starts_with("mom.")));
+    serde_json::to_string(&Payload { b: m.body, a: attributes, p: publisher.map(str::to_string) })
         .map_err(|e| Error::invalid(e.to_string()))
 }

@@ -71,7 +71,8 @@ impl Broker {
         if user.role == Role::Admin && admins <= 1 {
             return Err(Error::invalid("cannot delete the last admin"));
         }
-        self.meta.delete::<UserRecord>(name).await
+        self.meta.delete::<UserRecord>(name).await?;
+        self.delete_access_keys_of(name).await
     }
 
     /// Admins may set anyone's password; users their own. Bumps the user's generation, so every
