@@ -127,6 +127,24 @@ pub struct Cache {
     candidates: BTreeMap<String, String>,
 }
 
+/// Implements [`Record`] for a type kept in directory `$dir` and cache slot `$slot`.
+macro_rules! record {
+    ($t:ty, $dir:literal, $slot:ident, |$name:ident| $not_found:expr) => {
+        impl Record for $t {
+            const DIR: &'static str = $dir;
+            fn slot(c: &Cache) -> &Slot<Self> {
+                &c.$slot
+            }
+            fn slot_mut(c: &mut Cache) -> &mut Slot<Self> {
+                &mut c.$slot
+            }
+            fn not_found($name: &str) -> Error {
+                $not_found
+            }
+        }
+    };
+}
+
 /// A kind of record kept as JSON in one ZooKeeper directory and mirrored in the cache.
 pub trait Record: Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static {
     const DIR: &'static str;
@@ -136,44 +154,11 @@ pub trait Record: Serialize + serde::de::DeserializeOwned + Clone + Send + Sync 
     fn not_found(name: &str) -> Error;
 }
 
-impl Record for QueueMeta {
-    const DIR: &'static str = "queues";
-    fn slot(c: &Cache) -> &Slot<Self> {
-        &c.queues
-    }
-    fn slot_mut(c: &mut Cache) -> &mut Slot<Self> {
-        &mut c.queues
-    }
-    fn not_found(name: &str) -> Error {
-        Error::QueueNotFound(name.to_string())
-    }
-}
+record!(QueueMeta, "queues", queues, |name| Error::QueueNotFound(name.to_string()));
 
-impl Record for TopicMeta {
-    const DIR: &'static str = "topics";
-    fn slot(c: &Cache) -> &Slot<Self> {
-        &c.topics
-    }
-    fn slot_mut(c: &mut Cache) -> &mut Slot<Self> {
-        &mut c.topics
-    }
-    fn not_found(name: &str) -> Error {
-        Error::TopicNotFound(name.to_string())
-    }
-}
+record!(TopicMeta, "topics", topics, |name| Error::TopicNotFound(name.to_string()));
 
-impl Record for SubscriptionMeta {
-    const DIR: &'static str = "subscriptions";
-    fn slot(c: &Cache) -> &Slot<Self> {
-        &c.subscriptions
-    }
-    fn slot_mut(c: &mut Cache) -> &mut Slot<Self> {
-        &mut c.subscriptions
-    }
-    fn not_found(key: &str) -> Error {
-        Error::SubscriptionNotFound(key.replacen('.', "/", 1))
-    }
-}
+record!(SubscriptionMeta, "subscriptions", subscriptions, |key| Error::SubscriptionNotFound(key.replacen('.', "/", 1)));
 
 /// An access key for the SQS endpoint's Signature V4, stored as `access-keys/ID`. The secret
 /// is kept encrypted with the cluster's vault key: verifying a signature needs it in clear.
@@ -191,44 +176,11 @@ impl std::fmt::Debug for AccessKeyRecord {
     }
 }
 
-impl Record for AccessKeyRecord {
-    const DIR: &'static str = "access-keys";
-    fn slot(c: &Cache) -> &Slot<Self> {
-        &c.access_keys
-    }
-    fn slot_mut(c: &mut Cache) -> &mut Slot<Self> {
-        &mut c.access_keys
-    }
-    fn not_found(name: &str) -> Error {
-        Error::NotFound(format!("access key '{name}' does not exist"))
-    }
-}
+record!(AccessKeyRecord, "access-keys", access_keys, |name| Error::NotFound(format!("access key '{name}' does not exist")));
 
-impl Record for UserRecord {
-    const DIR: &'static str = "users";
-    fn slot(c: &Cache) -> &Slot<Self> {
-        &c.users
-    }
-    fn slot_mut(c: &mut Cache) -> &mut Slot<Self> {
-        &mut c.users
-    }
-    fn not_found(name: &str) -> Error {
-        Error::UserNotFound(name.to_string())
-    }
-}
+record!(UserRecord, "users", users, |name| Error::UserNotFound(name.to_string()));
 
-impl Record for NodeRecord {
-    const DIR: &'static str = "nodes";
-    fn slot(c: &Cache) -> &Slot<Self> {
-        &c.nodes
-    }
-    fn slot_mut(c: &mut Cache) -> &mut Slot<Self> {
-        &mut c.nodes
-    }
-    fn not_found(name: &str) -> Error {
-        Error::NotFound(format!("node '{name}' is not registered"))
-    }
-}
+record!(NodeRecord, "nodes", nodes, |name| Error::NotFound(format!("node '{name}' is not registered")));
 
 /// Why a session ended.
 enum End {

@@ -77,6 +77,22 @@ fn check_range(field: &str, value: u32, range: std::ops::RangeInclusive<u32>) ->
     }
 }
 
+/// Applies the settings queues and topics share (retention, size limit, access) and checks them.
+fn apply_storage(given: (Option<u32>, Option<u32>, Option<Access>), into: (&mut u32, &mut u32, &mut Access)) -> Result<()> {
+    let (retention, max_bytes, access) = into;
+    if let Some(v) = given.0 {
+        *retention = v;
+    }
+    if let Some(v) = given.1 {
+        *max_bytes = v;
+    }
+    if let Some(v) = given.2 {
+        *access = v;
+    }
+    check_range("retention_s", *retention, RETENTION_S)?;
+    check_range("max_message_bytes", *max_bytes, 1..=MAX_MESSAGE_BYTES)
+}
+
 /// Body of `PUT` and `PATCH /v1/queues/{name}`: every field optional. On `PATCH`, an absent field
 /// keeps its value and `null` clears a nullable one.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -116,19 +132,12 @@ impl QueueSpec {
         if let Some(v) = self.delay_s {
             base.delay_s = v;
         }
-        if let Some(v) = self.retention_s {
-            base.retention_s = v;
-        }
-        if let Some(v) = self.max_message_bytes {
-            base.max_message_bytes = v;
-        }
-        if let Some(v) = self.access {
-            base.access = v;
-        }
+        apply_storage(
+            (self.retention_s, self.max_message_bytes, self.access),
+            (&mut base.retention_s, &mut base.max_message_bytes, &mut base.access),
+        )?;
         check_range("visibility_timeout_s", base.visibility_timeout_s, 0..=MAX_VISIBILITY_S)?;
         check_range("delay_s", base.delay_s, 0..=MAX_DELAY_S)?;
-        check_range("retention_s", base.retention_s, RETENTION_S)?;
-        check_range("max_message_bytes", base.max_message_bytes, 1..=MAX_MESSAGE_BYTES)?;
         if let Some(m) = base.max_receives {
             check_range("max_receives", m, 1..=MAX_RECEIVES)?;
         }
@@ -387,17 +396,10 @@ pub struct TopicSpec {
 
 impl TopicSpec {
     pub fn apply(self, mut base: TopicConfig) -> Result<TopicConfig> {
-        if let Some(v) = self.retention_s {
-            base.retention_s = v;
-        }
-        if let Some(v) = self.max_message_bytes {
-            base.max_message_bytes = v;
-        }
-        if let Some(v) = self.access {
-            base.access = v;
-        }
-        check_range("retention_s", base.retention_s, RETENTION_S)?;
-        check_range("max_message_bytes", base.max_message_bytes, 1..=MAX_MESSAGE_BYTES)?;
+        apply_storage(
+            (self.retention_s, self.max_message_bytes, self.access),
+            (&mut base.retention_s, &mut base.max_message_bytes, &mut base.access),
+        )?;
         Ok(base)
     }
 }

@@ -16,13 +16,14 @@ use super::Redis;
 use crate::error::{Error, Result};
 use crate::model::QueueStats;
 
+/// A script with the mailbox prelude (and any shared pieces) before it.
 macro_rules! script {
-    ($file:literal) => {
-        LazyLock::new(|| Script::new(concat!(include_str!("lua/common.lua"), include_str!(concat!("lua/", $file)))))
+    ($($file:literal),+) => {
+        LazyLock::new(|| Script::new(concat!(include_str!("lua/common.lua"), $(include_str!(concat!("lua/", $file))),+)))
     };
 }
 
-static SEND: LazyLock<Script> = script!("send.lua");
+static SEND: LazyLock<Script> = script!("store_once.lua", "send.lua");
 static RECEIVE: LazyLock<Script> = script!("receive.lua");
 static SETTLE: LazyLock<Script> = script!("settle.lua");
 static STATS: LazyLock<Script> = script!("stats.lua");

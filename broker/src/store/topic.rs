@@ -11,13 +11,14 @@ use super::mailbox::{topic_base, Mailbox};
 use super::{Outgoing, Redis};
 use crate::error::{Error, Result};
 
+/// A script with the topic prelude (and any shared pieces) before it.
 macro_rules! script {
-    ($file:literal) => {
-        LazyLock::new(|| Script::new(concat!(include_str!("lua/topic.lua"), include_str!(concat!("lua/", $file)))))
+    ($($file:literal),+) => {
+        LazyLock::new(|| Script::new(concat!(include_str!("lua/topic.lua"), $(include_str!(concat!("lua/", $file))),+)))
     };
 }
 
-static PUBLISH: LazyLock<Script> = script!("publish.lua");
+static PUBLISH: LazyLock<Script> = script!("store_once.lua", "publish.lua");
 static SUBSCRIBE: LazyLock<Script> = script!("subscribe.lua");
 static STATS: LazyLock<Script> = script!("topic_stats.lua");
 

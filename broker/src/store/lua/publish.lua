@@ -18,13 +18,7 @@ for i = 0, n - 1 do
   local attrs = cjson.decode(ARGV[7 + i * 4])
   local publisher = ARGV[8 + i * 4]
   local dk = tonumber(ARGV[9 + i * 4])
-  local earlier = false
-  if dk > 0 then earlier = redis.call('GET', KEYS[dk]) end
-  if earlier then
-    out[#out + 1] = earlier
-    out[#out + 1] = 0
-  else
-    local id = string.format('%016d', redis.call('INCR', KEYS[4]))
+  store_once(out, KEYS[4], dk, function(id)
     redis.call('HSET', KEYS[1], id, payload)
     redis.call('ZADD', KEYS[2], now, id)
     for _, s in ipairs(subs) do
@@ -34,10 +28,7 @@ for i = 0, n - 1 do
         fanned = true
       end
     end
-    if dk > 0 then redis.call('SET', KEYS[dk], id, 'EX', 300) end
-    out[#out + 1] = id
-    out[#out + 1] = 1
-  end
+  end)
 end
 local trimmed = trim_log(now, tonumber(ARGV[4]))
 if fanned then redis.call('PUBLISH', ARGV[1], ARGV[2]) end

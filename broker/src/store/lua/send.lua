@@ -9,22 +9,12 @@ for i = 0, n - 1 do
   local payload = ARGV[5 + i * 3]
   local delay = tonumber(ARGV[6 + i * 3])
   local dk = tonumber(ARGV[7 + i * 3])
-  local earlier = false
-  if dk > 0 then earlier = redis.call('GET', KEYS[dk]) end
-  if earlier then
-    out[#out + 1] = earlier
-    out[#out + 1] = 0
-  else
-    local id = string.format('%016d', redis.call('INCR', KEYS[8]))
+  stored = store_once(out, KEYS[8], dk, function(id)
     redis.call('HSET', KEYS[1], id, payload)
     redis.call('ZADD', KEYS[6], now, id)
     redis.call('ZADD', KEYS[3], now + delay, id)
     if delay > 0 then redis.call('ZADD', KEYS[5], now + delay, id) end
-    if dk > 0 then redis.call('SET', KEYS[dk], id, 'EX', 300) end
-    out[#out + 1] = id
-    out[#out + 1] = 1
-    stored = true
-  end
+  end) or stored
 end
 if stored then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
 return out
