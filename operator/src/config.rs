@@ -1,0 +1,695 @@
+//! `mom.yaml`: its typed shape, parsing (serde-saphyr) and validation.
+//!
+//! Parsing produces [`Config`], which keeps the position of every value that validation can
+//! reject; [`Config::settings`] checks it and yields [`Settings`], the plain, defaulted values the
+//! rest of momctl works from. Every problem becomes one [`ConfigError`] naming the field, its line
+//! and what is allowed, and it is raised before anything is touched.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use ipnet::Ipv4Net;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// The file momctl reads when `--file` is not given.
+pub const DEFAULT_FILE: &str = "mom.yaml";
+
+/// Most broker nodes one cluster may have (each gets a fixed address in the cluster's subnet).
+pub const MAX_BROKERS: u32 = 64;
+
+/// A value of `mom.yaml` and the line it came from (absent fields get their default).
+type Sp<T> = Option<Spanned<T>>;
+
+/// `mom.yaml` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub cluster: Spanned<String>,
+    #[serde(default)]
+    pub provider: Sp<Provider>,
+    #[serde(default)]
+    pub aws: Option<AwsConfig>,
+    #[serde(default)]
+    pub network: NetworkConfig,
+    #[serde(default)]
+    pub broker: BrokerConfig,
+    #[serde(default)]
+    pub redis: RedisConfig,
+    #[serde(default)]
+    pub zookeeper: ZookeeperConfig,
+    #[serde(default)]
+    pub nginx: NginxConfig,
+    #[serde(default)]
+    pub secrets: SecretsConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    Local,
+    Aws,
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Provider::Local => "local",
+            Provider::Aws => "aws",
+        })
+    }
+}
+
+/// Accepted now so files written for the AWS provider parse; the provider itself comes later.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsConfig {
+    pub region: Option<String>,
+    pub instance_type: Option<String>,
+    pub hosts: Option<u32>,
+    pub ami: Option<String>,
+    pub admin_cidr: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    #[serde(default)]
+    pub subnet: Sp<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerConfig {
+    #[serde(default)]
+    pub image: Sp<String>,
+    #[serde(default)]
+    pub nodes: Sp<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMode {
+    Single,
+    Replicated,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppendFsync {
+    Always,
+    Everysec,
+    No,
+}
+
+impl AppendFsync {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppendFsync::Always => "always",
+            AppendFsync::Everysec => "everysec",
+            AppendFsync::No => "no",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    #[serde(default)]
+    pub image: Sp<String>,
+    #[serde(default)]
+    pub mode: Sp<RedisMode>,
+    #[serde(default)]
+    pub appendfsync: Option<AppendFsync>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZookeeperConfig {
+    #[serde(default)]
+    pub image: Sp<String>,
+    #[serde(default)]
+    pub nodes: Sp<u32>,
+}
+
+/// `nginx.tls`: certificate files, or `self_signed`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum TlsConfig {
+    Keyword(String),
+    Files { cert: String, key: String },
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NginxConfig {
+    #[serde(default)]
+    pub image: Sp<String>,
+    #[serde(default)]
+    pub http_port: Sp<u16>,
+    /// Host address NGINX's port is published on (local provider).
+    #[serde(default)]
+    pub bind: Sp<String>,
+    #[serde(default)]
+    pub tls: Sp<TlsConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    #[serde(default)]
+    pub admin_password_env: Sp<String>,
+}
+
+/// The checked configuration with every default filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub cluster: String,
+    pub provider: Provider,
+    pub subnet: Ipv4Net,
+    pub broker_image: String,
+    pub broker_nodes: u32,
+    pub redis_image: String,
+    pub redis_appendfsync: AppendFsync,
+    pub zookeeper_image: String,
+    pub nginx_image: String,
+    pub nginx_http_port: u16,
+    pub nginx_bind: Ipv4Addr,
+    pub admin_password_env: String,
+}
+
+pub mod defaults {
+    pub const PROVIDER: &str = "local";
+    pub const BROKER_IMAGE: &str = "mom-broker:0.1.0";
+    pub const BROKER_NODES: u32 = 3;
+    pub const REDIS_IMAGE: &str = "mom-redis:7";
+    pub const ZOOKEEPER_IMAGE: &str = "mom-zookeeper:3.8";
+    pub const NGINX_IMAGE: &str = "mom-nginx:1.22";
+    pub const NGINX_HTTP_PORT: u16 = 8080;
+    pub const NGINX_BIND: &str = "127.0.0.1";
+    pub const ADMIN_PASSWORD_ENV: &str = "MOM_ADMIN_PASSWORD";
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {file}: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The one error a bad `mom.yaml` gets.
+    #[error("{file}:{line}:{column}: {field}: {problem}; allowed: {allowed}")]
+    Invalid {
+        file: String,
+        field: String,
+        line: u64,
+        column: u64,
+        problem: String,
+        allowed: String,
+    },
+    /// A feature the schema accepts but this version of momctl does not run yet.
+    #[error("{file}:{line}: {field}: {what} is not implemented yet{hint}")]
+    NotImplemented {
+        file: String,
+        field: String,
+        line: u64,
+        what: String,
+        hint: String,
+    },
+}
+
+impl ConfigError {
+    /// The field the error is about (`broker.nodes`), when it names one.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            ConfigError::Read { .. } => None,
+            ConfigError::Invalid { field, .. } | ConfigError::NotImplemented { field, .. } => {
+                Some(field)
+            }
+        }
+    }
+
+    /// The line the error points at.
+    pub fn line(&self) -> Option<u64> {
+        match self {
+            ConfigError::Read { .. } => None,
+            ConfigError::Invalid { line, .. } | ConfigError::NotImplemented { line, .. } => {
+                Some(*line)
+            }
+        }
+    }
+}
+
+/// What each field accepts, for error messages (and `momctl init`'s comments say the same).
+pub fn allowed(field: &str) -> &'static str {
+    match field {
+        "cluster" => "a name of 1 to 32 characters: lowercase letters, digits and '-', starting with a letter or digit",
+        "provider" => "local or aws",
+        "aws" => "a mapping with region, instance_type, hosts, ami, admin_cidr",
+        "aws.region" | "aws.instance_type" | "aws.ami" => "a string",
+        "aws.hosts" => "a whole number of EC2 instances",
+        "aws.admin_cidr" => "an IPv4 CIDR block such as 203.0.113.0/24",
+        "network" => "a mapping with subnet",
+        "network.subnet" => "an IPv4 CIDR block of /24 or larger, e.g. 10.210.0.0/24 (default: derived from the cluster name)",
+        "broker" => "a mapping with image, nodes",
+        "broker.image" | "redis.image" | "zookeeper.image" | "nginx.image" => {
+            "a Docker image reference such as mom-broker:0.1.0 (letters, digits, '.', '_', '-', '/', ':', '@')"
+        }
+        "broker.nodes" => "a whole number from 1 to 64",
+        "redis" => "a mapping with image, mode, appendfsync",
+        "redis.mode" => "single (replicated is not implemented yet)",
+        "redis.appendfsync" => "always, everysec or no",
+        "zookeeper" => "a mapping with image, nodes",
+        "zookeeper.nodes" => "1 (a 3-node ensemble is not implemented yet)",
+        "nginx" => "a mapping with image, http_port, bind, tls",
+        "nginx.http_port" => "a TCP port from 1 to 65535",
+        "nginx.bind" => "an IPv4 address of this host, e.g. 127.0.0.1 (default) or 0.0.0.0",
+        "nginx.tls" => "null (TLS is not implemented yet)",
+        "secrets" => "a mapping with admin_password_env",
+        "secrets.admin_password_env" => {
+            "the name of an environment variable (letters, digits, '_'), e.g. MOM_ADMIN_PASSWORD"
+        }
+        "" => "a YAML mapping with cluster, provider, aws, network, broker, redis, zookeeper, nginx, secrets",
+        _ => "see `momctl init` for the fields and their values",
+    }
+}
+
+/// Reads and checks a `mom.yaml` file.
+pub fn load(path: &Path) -> Result<(Config, Settings), ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        file: file.clone(),
+        source,
+    })?;
+    let config = parse(&text, &file)?;
+    let settings = config.settings(&file)?;
+    Ok((config, settings))
+}
+
+/// Parses `mom.yaml` text; `file` names it in errors.
+pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+    let mut path = String::new();
+    let parsed = serde_saphyr::with_deserializer_from_str(text, |de| {
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            path = e.path().to_string();
+            e.into_inner()
+        })
+    });
+    parsed.map_err(|e| {
+        // `Spanned` values show up as `.value` in the path; `.` alone is the document.
+        let field = path
+            .trim_end_matches(".value")
+            .trim_start_matches('.')
+            .to_string();
+        let field = if field == "." || field == "?" {
+            String::new()
+        } else {
+            field
+        };
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((1, 1));
+        let problem = bare_message(&e.without_snippet().to_string());
+        let allowed = if problem.contains("expected one of") {
+            // serde already listed the allowed names; say it once more in the fixed place.
+            problem
+                .split("expected one of ")
+                .nth(1)
+                .map(|s| format!("one of {s}"))
+                .unwrap_or_else(|| allowed(&field).to_string())
+        } else {
+            allowed(&field).to_string()
+        };
+        ConfigError::Invalid {
+            file: file.to_string(),
+            field: if field.is_empty() {
+                "(document)".to_string()
+            } else {
+                field
+            },
+            line,
+            column,
+            problem,
+            allowed,
+        }
+    })
+}
+
+/// serde-saphyr's message without its `line L column C: ` prefix and any trailing snippet.
+fn bare_message(rendered: &str) -> String {
+    let first = rendered.lines().next().unwrap_or(rendered).trim();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let stripped = match first.strip_prefix("line ") {
+        Some(rest) => rest.split_once(": ").map(|(_, msg)| msg).unwrap_or(rest),
+        None => first,
+    };
+    // The position is printed in front already; drop hints meant for programmers.
+    let stripped = stripped
+        .rsplit_once(" at line ")
+        .map(|(msg, _)| msg)
+        .unwrap_or(stripped);
+    let stripped = stripped
+        .split_once(", set DuplicateKeyPolicy")
+        .map(|(msg, _)| msg)
+        .unwrap_or(stripped);
+    stripped.to_string()
+}
+
+impl Config {
+    /// Checks every value and fills in defaults.
+    pub fn settings(&self, file: &str) -> Result<Settings, ConfigError> {
+        let invalid =
+            |field: &str, at: &serde_saphyr::Location, problem: String| ConfigError::Invalid {
+                file: file.to_string(),
+                field: field.to_string(),
+                line: at.line(),
+                column: at.column(),
+                problem,
+                allowed: allowed(field).to_string(),
+            };
+        let not_implemented = |field: &str, at: &serde_saphyr::Location, what: &str, hint: &str| {
+            ConfigError::NotImplemented {
+                file: file.to_string(),
+                field: field.to_string(),
+                line: at.line(),
+                what: what.to_string(),
+                hint: hint.to_string(),
+            }
+        };
+
+        let cluster = &self.cluster.value;
+        if !valid_cluster_name(cluster) {
+            return Err(invalid(
+                "cluster",
+                &self.cluster.referenced,
+                format!("`{cluster}` is not a valid cluster name"),
+            ));
+        }
+
+        let provider = self
+            .provider
+            .as_ref()
+            .map(|p| p.value)
+            .unwrap_or(Provider::Local);
+
+        let image = |field: &str, value: &Sp<String>, default: &str| match value {
+            None => Ok(default.to_string()),
+            Some(v) if valid_image(&v.value) => Ok(v.value.clone()),
+            Some(v) => Err(invalid(
+                field,
+                &v.referenced,
+                format!("`{}` is not an image reference", v.value),
+            )),
+        };
+        let broker_image = image("broker.image", &self.broker.image, defaults::BROKER_IMAGE)?;
+        let redis_image = image("redis.image", &self.redis.image, defaults::REDIS_IMAGE)?;
+        let zookeeper_image = image(
+            "zookeeper.image",
+            &self.zookeeper.image,
+            defaults::ZOOKEEPER_IMAGE,
+        )?;
+        let nginx_image = image("nginx.image", &self.nginx.image, defaults::NGINX_IMAGE)?;
+
+        let broker_nodes = match &self.broker.nodes {
+            None => defaults::BROKER_NODES,
+            Some(n) if (1..=MAX_BROKERS).contains(&n.value) => n.value,
+            Some(n) => {
+                return Err(invalid(
+                    "broker.nodes",
+                    &n.referenced,
+                    format!("{} is out of range", n.value),
+                ))
+            }
+        };
+
+        if let Some(mode) = &self.redis.mode {
+            if mode.value == RedisMode::Replicated {
+                return Err(not_implemented(
+                    "redis.mode",
+                    &mode.referenced,
+                    "replicated Redis (primary, replicas and Sentinel)",
+                    "; use `mode: single`",
+                ));
+            }
+        }
+
+        if let Some(nodes) = &self.zookeeper.nodes {
+            match nodes.value {
+                1 => {}
+                3 => {
+                    return Err(not_implemented(
+                        "zookeeper.nodes",
+                        &nodes.referenced,
+                        "a 3-node ZooKeeper ensemble",
+                        "; use `nodes: 1`",
+                    ))
+                }
+                n => {
+                    return Err(invalid(
+                        "zookeeper.nodes",
+                        &nodes.referenced,
+                        format!("{n} nodes"),
+                    ))
+                }
+            }
+        }
+
+        let nginx_http_port = match &self.nginx.http_port {
+            None => defaults::NGINX_HTTP_PORT,
+            Some(p) if p.value >= 1 => p.value,
+            Some(p) => {
+                return Err(invalid(
+                    "nginx.http_port",
+                    &p.referenced,
+                    "port 0".to_string(),
+                ))
+            }
+        };
+        let nginx_bind = match &self.nginx.bind {
+            None => Ipv4Addr::LOCALHOST,
+            Some(b) => b.value.parse::<Ipv4Addr>().map_err(|_| {
+                invalid(
+                    "nginx.bind",
+                    &b.referenced,
+                    format!("`{}` is not an IPv4 address", b.value),
+                )
+            })?,
+        };
+        if let Some(tls) = &self.nginx.tls {
+            if let TlsConfig::Keyword(k) = &tls.value {
+                if k != "self_signed" {
+                    return Err(invalid(
+                        "nginx.tls",
+                        &tls.referenced,
+                        format!("`{k}` is neither self_signed nor {{cert, key}}"),
+                    ));
+                }
+            }
+            return Err(not_implemented(
+                "nginx.tls",
+                &tls.referenced,
+                "TLS on NGINX",
+                "; remove `tls` (or set it to null) for plain HTTP",
+            ));
+        }
+
+        let subnet = match &self.network.subnet {
+            None => default_subnet(cluster),
+            Some(s) => {
+                let net: Ipv4Net = s.value.parse().map_err(|_| {
+                    invalid(
+                        "network.subnet",
+                        &s.referenced,
+                        format!("`{}` is not an IPv4 CIDR block", s.value),
+                    )
+                })?;
+                if net.prefix_len() > 24 {
+                    return Err(invalid(
+                        "network.subnet",
+                        &s.referenced,
+                        format!("/{} is too small for a cluster", net.prefix_len()),
+                    ));
+                }
+                net.trunc()
+            }
+        };
+
+        let admin_password_env = match &self.secrets.admin_password_env {
+            None => defaults::ADMIN_PASSWORD_ENV.to_string(),
+            Some(v) if valid_env_name(&v.value) => v.value.clone(),
+            Some(v) => {
+                return Err(invalid(
+                    "secrets.admin_password_env",
+                    &v.referenced,
+                    format!("`{}` is not an environment variable name", v.value),
+                ))
+            }
+        };
+
+        Ok(Settings {
+            cluster: cluster.clone(),
+            provider,
+            subnet,
+            broker_image,
+            broker_nodes,
+            redis_image,
+            redis_appendfsync: self.redis.appendfsync.unwrap_or(AppendFsync::Everysec),
+            zookeeper_image,
+            nginx_image,
+            nginx_http_port,
+            nginx_bind,
+            admin_password_env,
+        })
+    }
+
+    /// Only the local provider runs in this version; `aws` is accepted by the schema and
+    /// answered here, before anything is touched.
+    pub fn require_local(&self, file: &str) -> Result<(), ConfigError> {
+        match &self.provider {
+            Some(p) if p.value == Provider::Aws => Err(ConfigError::NotImplemented {
+                file: file.to_string(),
+                field: "provider".to_string(),
+                line: p.referenced.line(),
+                what: "the aws provider".to_string(),
+                hint: "; this version runs `provider: local` (the whole cluster on this machine's Docker engine)"
+                    .to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn valid_cluster_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 32
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+}
+
+fn valid_image(image: &str) -> bool {
+    !image.is_empty()
+        && image.len() <= 255
+        && !image.starts_with(['-', ':', '/', '.'])
+        && image.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b':' | b'@')
+        })
+}
+
+fn valid_env_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// A /24 in 10.200.0.0 – 10.249.255.0 picked from the cluster name, so that clusters with
+/// different names get different subnets without configuration (FNV-1a: stable across builds).
+pub fn default_subnet(cluster: &str) -> Ipv4Net {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in cluster.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    let second = 200 + (h % 50) as u8;
+    let third = ((h / 50) % 256) as u8;
+    Ipv4Net::new(Ipv4Addr::new(10, second, third, 0), 24).unwrap_or_default()
+}
+
+/// The commented `mom.yaml` that `momctl init` writes.
+pub fn default_file(cluster: &str) -> String {
+    INIT_TEMPLATE.replace("{{cluster}}", cluster)
+}
+
+const INIT_TEMPLATE: &str = r#"# mom.yaml: the whole mom cluster in one file. `momctl plan` shows what `momctl up` would do;
+# `momctl up` makes the cluster match this file; `momctl down` removes it.
+
+# Name of the cluster: every container, network and volume momctl makes carries the label
+# mom.cluster=<name>, and that label is how momctl finds them again (there is no state file).
+# Lowercase letters, digits and '-', at most 32 characters.
+cluster: {{cluster}}
+
+# Where the cluster runs: `local` (this machine's Docker engine, the default) or `aws`
+# (EC2 instances; not implemented yet in this version).
+provider: local
+
+# Settings for provider: aws (ignored by the local provider).
+# aws: { region: us-east-1, instance_type: t3.small, hosts: 3, ami: null, admin_cidr: 203.0.113.0/24 }
+
+# The private Docker network the containers share. Each service gets a fixed address in it.
+# Default: a /24 in 10.200.0.0/13 derived from the cluster name.
+# network: { subnet: 10.210.0.0/24 }
+
+# The brokers: stateless, all equal, behind NGINX. Build the image with `momctl build`.
+broker:
+  image: mom-broker:0.1.0
+  nodes: 3                      # 1 to 64
+
+# Messages live in Redis, with the append-only file on.
+redis:
+  image: mom-redis:7
+  mode: single                  # single (replicated: not implemented yet)
+  appendfsync: everysec         # always | everysec | no
+
+# Metadata, users and membership live in ZooKeeper.
+zookeeper:
+  image: mom-zookeeper:3.8
+  nodes: 1                      # 1 (a 3-node ensemble: not implemented yet)
+
+# NGINX is the only public entry: http://<bind>:<http_port>/
+nginx:
+  image: mom-nginx:1.22
+  http_port: 8080
+  bind: 127.0.0.1               # 0.0.0.0 to accept other machines
+  tls: null                     # {cert, key} | self_signed (not implemented yet)
+
+# Secrets come from the environment, never from this file: momctl reads the first admin's
+# password from the variable named here when it creates brokers.
+secrets:
+  admin_password_env: MOM_ADMIN_PASSWORD
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_init_file_parses_to_the_defaults() {
+        let config = parse(&default_file("demo"), "mom.yaml").expect("default file parses");
+        let settings = config.settings("mom.yaml").expect("default file is valid");
+        assert_eq!(settings.cluster, "demo");
+        assert_eq!(settings.broker_nodes, 3);
+        assert_eq!(settings.provider, Provider::Local);
+        assert_eq!(settings.subnet, default_subnet("demo"));
+        assert_eq!(settings.nginx_bind, Ipv4Addr::LOCALHOST);
+    }
+
+    #[test]
+    fn default_subnets_are_stable_and_private() {
+        let a = default_subnet("demo");
+        assert_eq!(a, default_subnet("demo"));
+        assert_ne!(a, default_subnet("demo2"));
+        assert_eq!(a.prefix_len(), 24);
+        assert_eq!(a.addr().octets()[0], 10);
+    }
+
+    #[test]
+    fn messages_lose_their_position_prefix() {
+        assert_eq!(
+            bare_message("error: line 4 column 10: invalid u32\n --> x"),
+            "invalid u32"
+        );
+        assert_eq!(
+            bare_message("missing field `cluster`"),
+            "missing field `cluster`"
+        );
+        assert_eq!(
+            bare_message("invalid u16 at line 2, column 21"),
+            "invalid u16"
+        );
+    }
+}

@@ -1,0 +1,494 @@
+//! The desired state of a cluster, computed from [`Settings`] alone: the network, the volumes and
+//! one [`ServiceSpec`] per container. Both `momctl render` (through the templates) and the planner
+//! (against what Docker reports) start from this one description.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::config::Settings;
+
+/// Labels every resource momctl makes carries; the real world is found by them, not a state file.
+pub mod labels {
+    /// The cluster's name: the one label that finds everything the cluster owns.
+    pub const CLUSTER: &str = "mom.cluster";
+    /// `network`, `volume`, `redis`, `zookeeper`, `broker` or `nginx`.
+    pub const ROLE: &str = "mom.role";
+    /// The service within the cluster: `redis`, `zookeeper`, `broker-1`, …, `nginx`.
+    pub const SERVICE: &str = "mom.service";
+    /// Hash of the container's specification: a different hash means the container is replaced.
+    pub const SPEC_HASH: &str = "mom.spec-hash";
+    pub const MANAGED_BY: &str = "mom.managed-by";
+    pub const MANAGED_BY_VALUE: &str = "momctl";
+}
+
+/// The host a local cluster runs on (render writes one directory per host).
+pub const LOCAL_HOST: &str = "local";
+
+/// Port every broker listens on inside the network.
+pub const BROKER_PORT: u16 = 8080;
+/// Port NGINX listens on inside its container.
+pub const NGINX_PORT: u16 = 80;
+/// Where a broker's drain may take (`MOM_DRAIN_TIMEOUT_S` default) plus a margin.
+const BROKER_STOP_GRACE_S: u32 = 35;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Redis,
+    Zookeeper,
+    Broker,
+    Nginx,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Redis => "redis",
+            Role::Zookeeper => "zookeeper",
+            Role::Broker => "broker",
+            Role::Nginx => "nginx",
+        }
+    }
+
+    /// Start order: each tier waits until the one before is healthy.
+    pub fn tier(self) -> u8 {
+        match self {
+            Role::Redis | Role::Zookeeper => 0,
+            Role::Broker => 1,
+            Role::Nginx => 2,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "redis" => Some(Role::Redis),
+            "zookeeper" => Some(Role::Zookeeper),
+            "broker" => Some(Role::Broker),
+            "nginx" => Some(Role::Nginx),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Desired {
+    pub cluster: String,
+    pub host: String,
+    pub network: NetworkSpec,
+    pub volumes: Vec<VolumeSpec>,
+    pub services: Vec<ServiceSpec>,
+    /// Where clients reach the cluster: NGINX's published address.
+    pub endpoint: Endpoint,
+    /// Environment variable (of momctl's environment) holding the first admin's password.
+    pub admin_password_env: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NetworkSpec {
+    pub name: String,
+    pub subnet: Ipv4Net,
+    pub gateway: Ipv4Addr,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VolumeSpec {
+    /// Docker's name for it.
+    pub name: String,
+    /// Its key in compose.yml.
+    pub key: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Endpoint {
+    pub bind: Ipv4Addr,
+    pub port: u16,
+}
+
+impl Endpoint {
+    /// The base URL momctl itself uses (a wildcard bind is reached on loopback).
+    pub fn url(&self) -> String {
+        let host = if self.bind.is_unspecified() {
+            Ipv4Addr::LOCALHOST
+        } else {
+            self.bind
+        };
+        format!("http://{host}:{}", self.port)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceSpec {
+    pub service: String,
+    pub role: Role,
+    pub container_name: String,
+    pub image: String,
+    /// Empty: the image's own command.
+    pub command: Vec<String>,
+    /// Non-secret environment (also written to the service's env file).
+    pub env: BTreeMap<String, String>,
+    /// Environment filled from momctl's own environment when the container is created.
+    pub secret_env: Vec<SecretEnv>,
+    pub ipv4: Ipv4Addr,
+    pub aliases: Vec<String>,
+    pub mounts: Vec<VolumeMount>,
+    pub ports: Vec<PortSpec>,
+    pub health: HealthSpec,
+    pub config_files: Vec<ConfigFile>,
+    pub depends_on: Vec<String>,
+    pub stop_grace_s: u32,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SecretEnv {
+    /// Variable inside the container.
+    pub name: String,
+    /// Variable of momctl's (or docker-compose's) environment it comes from.
+    pub from_env: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VolumeMount {
+    pub volume: String,
+    pub key: String,
+    pub target: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PortSpec {
+    pub host_ip: Ipv4Addr,
+    pub host_port: u16,
+    pub container_port: u16,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthSpec {
+    /// Docker's form: `["CMD", prog, args…]`.
+    pub test: Vec<String>,
+    pub interval_s: u32,
+    pub timeout_s: u32,
+    pub retries: u32,
+    pub start_period_s: u32,
+}
+
+/// A rendered file a container needs (copied in before it starts; mounted by compose).
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigFile {
+    /// Path inside the container.
+    pub target: String,
+    /// Path of the rendered file relative to the host's directory (`nginx/nginx.conf`).
+    pub rendered: String,
+}
+
+/// The rendered NGINX configuration lives here in the render output and in the repository.
+pub const NGINX_CONF_PATH: &str = "nginx/nginx.conf";
+pub const NGINX_CONF_TARGET: &str = "/etc/nginx/nginx.conf";
+
+fn health(test: &[&str], start_period_s: u32) -> HealthSpec {
+    HealthSpec {
+        test: std::iter::once("CMD")
+            .chain(test.iter().copied())
+            .map(str::to_string)
+            .collect(),
+        interval_s: 2,
+        timeout_s: 5,
+        retries: 3,
+        start_period_s,
+    }
+}
+
+/// The address of the n-th host of the subnet (`.1` is Docker's gateway).
+fn host_addr(subnet: Ipv4Net, n: u32) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(subnet.network()) + n)
+}
+
+/// Fixed addresses, so NGINX's upstreams need no DNS and survive a container's replacement.
+pub fn service_addr(subnet: Ipv4Net, role: Role, node: u32) -> Ipv4Addr {
+    host_addr(
+        subnet,
+        match role {
+            Role::Redis => 2,
+            Role::Zookeeper => 3,
+            Role::Nginx => 4,
+            Role::Broker => 10 + node,
+        },
+    )
+}
+
+pub fn container_name(cluster: &str, service: &str) -> String {
+    format!("mom-{cluster}-{service}")
+}
+
+pub fn network_name(cluster: &str) -> String {
+    format!("mom-{cluster}")
+}
+
+fn base_labels(cluster: &str, role: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (labels::CLUSTER.to_string(), cluster.to_string()),
+        (labels::ROLE.to_string(), role.to_string()),
+        (
+            labels::MANAGED_BY.to_string(),
+            labels::MANAGED_BY_VALUE.to_string(),
+        ),
+    ])
+}
+
+impl Desired {
+    pub fn from_settings(s: &Settings) -> Desired {
+        let cluster = s.cluster.as_str();
+        let network = NetworkSpec {
+            name: network_name(cluster),
+            subnet: s.subnet,
+            gateway: host_addr(s.subnet, 1),
+            labels: base_labels(cluster, "network"),
+        };
+        let volume = |key: &str| VolumeSpec {
+            name: format!("mom-{cluster}-{key}"),
+            key: key.to_string(),
+            labels: base_labels(cluster, "volume"),
+        };
+        let volumes = vec![volume("redis-data"), volume("zookeeper-data")];
+        let mount = |v: &VolumeSpec, target: &str| VolumeMount {
+            volume: v.name.clone(),
+            key: v.key.clone(),
+            target: target.to_string(),
+        };
+
+        let service = |role: Role, name: &str, node: u32| ServiceSpec {
+            service: name.to_string(),
+            role,
+            container_name: container_name(cluster, name),
+            image: String::new(),
+            command: Vec::new(),
+            env: BTreeMap::new(),
+            secret_env: Vec::new(),
+            ipv4: service_addr(s.subnet, role, node),
+            aliases: vec![name.to_string()],
+            mounts: Vec::new(),
+            ports: Vec::new(),
+            health: health(&["true"], 0),
+            config_files: Vec::new(),
+            depends_on: Vec::new(),
+            stop_grace_s: 10,
+            labels: base_labels(cluster, role.as_str()),
+        };
+
+        let mut services = Vec::new();
+
+        let mut redis = service(Role::Redis, "redis", 0);
+        redis.image = s.redis_image.clone();
+        redis.command = [
+            "redis-server",
+            "--bind",
+            "0.0.0.0",
+            "--protected-mode",
+            "no",
+            "--dir",
+            "/data",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            s.redis_appendfsync.as_str(),
+        ]
+        .map(str::to_string)
+        .to_vec();
+        redis.mounts = vec![mount(&volumes[0], "/data")];
+        redis.health = health(&["redis-cli", "ping"], 30);
+        services.push(redis);
+
+        let mut zookeeper = service(Role::Zookeeper, "zookeeper", 0);
+        zookeeper.image = s.zookeeper_image.clone();
+        zookeeper.mounts = vec![mount(&volumes[1], "/data")];
+        // `ruok` over bash's /dev/tcp: the image needs no netcat.
+        zookeeper.health = health(
+            &[
+                "bash",
+                "-c",
+                "exec 3<>/dev/tcp/127.0.0.1/2181 && printf ruok >&3 && grep -q imok <&3",
+            ],
+            120,
+        );
+        services.push(zookeeper);
+
+        let brokers: Vec<String> = (1..=s.broker_nodes)
+            .map(|n| format!("broker-{n}"))
+            .collect();
+        for (i, name) in brokers.iter().enumerate() {
+            let node = i as u32 + 1;
+            let mut broker = service(Role::Broker, name, node);
+            broker.image = s.broker_image.clone();
+            broker.env = BTreeMap::from([
+                ("MOM_LISTEN".to_string(), format!("0.0.0.0:{BROKER_PORT}")),
+                (
+                    "MOM_ADVERTISE_ADDRESS".to_string(),
+                    format!("{}:{BROKER_PORT}", broker.ipv4),
+                ),
+                ("MOM_NODE_ID".to_string(), name.clone()),
+                (
+                    "MOM_REDIS_URL".to_string(),
+                    "redis://redis:6379".to_string(),
+                ),
+                ("MOM_ZK_CONNECT".to_string(), "zookeeper:2181".to_string()),
+                ("MOM_TRUSTED_PROXIES".to_string(), s.subnet.to_string()),
+            ]);
+            broker.secret_env = vec![SecretEnv {
+                name: "MOM_ADMIN_PASSWORD".to_string(),
+                from_env: s.admin_password_env.clone(),
+            }];
+            broker.health = health(
+                &[
+                    "curl",
+                    "-fsS",
+                    "-o",
+                    "/dev/null",
+                    &format!("http://127.0.0.1:{BROKER_PORT}/readyz"),
+                ],
+                180,
+            );
+            broker.depends_on = vec!["redis".to_string(), "zookeeper".to_string()];
+            broker.stop_grace_s = BROKER_STOP_GRACE_S;
+            broker
+                .labels
+                .insert("mom.node".to_string(), node.to_string());
+            services.push(broker);
+        }
+
+        let mut nginx = service(Role::Nginx, "nginx", 0);
+        nginx.image = s.nginx_image.clone();
+        nginx.ports = vec![PortSpec {
+            host_ip: s.nginx_bind,
+            host_port: s.nginx_http_port,
+            container_port: NGINX_PORT,
+        }];
+        nginx.health = health(
+            &[
+                "curl",
+                "-fsS",
+                "-o",
+                "/dev/null",
+                &format!("http://127.0.0.1:{NGINX_PORT}/.mom/nginx-health"),
+            ],
+            30,
+        );
+        nginx.config_files = vec![ConfigFile {
+            target: NGINX_CONF_TARGET.to_string(),
+            rendered: NGINX_CONF_PATH.to_string(),
+        }];
+        nginx.depends_on = brokers;
+        services.push(nginx);
+
+        for spec in &mut services {
+            let hash = spec.hash();
+            spec.labels
+                .insert(labels::SERVICE.to_string(), spec.service.clone());
+            spec.labels.insert(labels::SPEC_HASH.to_string(), hash);
+        }
+
+        Desired {
+            cluster: cluster.to_string(),
+            host: LOCAL_HOST.to_string(),
+            network,
+            volumes,
+            services,
+            endpoint: Endpoint {
+                bind: s.nginx_bind,
+                port: s.nginx_http_port,
+            },
+            admin_password_env: s.admin_password_env.clone(),
+        }
+    }
+
+    pub fn service(&self, name: &str) -> Option<&ServiceSpec> {
+        self.services.iter().find(|s| s.service == name)
+    }
+
+    pub fn brokers(&self) -> impl Iterator<Item = &ServiceSpec> {
+        self.services.iter().filter(|s| s.role == Role::Broker)
+    }
+
+    /// Labels that select everything the cluster owns.
+    pub fn cluster_filter(cluster: &str) -> String {
+        format!("{}={cluster}", labels::CLUSTER)
+    }
+}
+
+impl ServiceSpec {
+    /// Hash of everything that, when changed, needs a new container. Secrets' values are not in
+    /// it (they never leave the environment); config file contents are tracked separately, since
+    /// they can be updated in place (NGINX reloads), and so is start order (compose's `depends_on`:
+    /// NGINX depends on every broker, yet a new broker must not replace NGINX).
+    fn hash(&self) -> String {
+        let mut hashed = self.clone();
+        hashed.depends_on.clear();
+        let json = serde_json::to_vec(&hashed).unwrap_or_default();
+        let digest = Sha256::digest(&json);
+        digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub fn spec_hash(&self) -> &str {
+        self.labels
+            .get(labels::SPEC_HASH)
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::config;
+
+    /// The default cluster (`demo`) with `nodes` brokers.
+    pub(crate) fn desired(nodes: u32) -> Desired {
+        let text = config::default_file("demo").replace("nodes: 3 ", &format!("nodes: {nodes} "));
+        let cfg = config::parse(&text, "mom.yaml").expect("parses");
+        Desired::from_settings(&cfg.settings("mom.yaml").expect("valid"))
+    }
+
+    #[test]
+    fn a_cluster_has_redis_zookeeper_brokers_and_nginx() {
+        let d = desired(3);
+        let names: Vec<_> = d.services.iter().map(|s| s.service.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "redis",
+                "zookeeper",
+                "broker-1",
+                "broker-2",
+                "broker-3",
+                "nginx"
+            ]
+        );
+        assert!(d
+            .services
+            .iter()
+            .all(|s| s.labels[labels::CLUSTER] == "demo"));
+    }
+
+    #[test]
+    fn adding_a_broker_changes_no_other_container() {
+        let (three, four) = (desired(3), desired(4));
+        for s in &three.services {
+            let other = four.service(&s.service).expect("still there");
+            assert_eq!(s.spec_hash(), other.spec_hash(), "{} changed", s.service);
+        }
+        assert_eq!(four.brokers().count(), 4);
+    }
+
+    #[test]
+    fn addresses_are_fixed_within_the_subnet() {
+        let d = desired(2);
+        for s in &d.services {
+            assert!(d.network.subnet.contains(&s.ipv4));
+            assert_ne!(s.ipv4, d.network.gateway);
+        }
+    }
+}

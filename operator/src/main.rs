@@ -1,0 +1,404 @@
+//! `momctl`: the command line. It parses arguments, calls the library and reports; planning and
+//! execution live in the library (`mom_operator`).
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use futures::StreamExt;
+
+use mom_operator::config::{self, Settings};
+use mom_operator::desired::Desired;
+use mom_operator::docker::Engine;
+use mom_operator::exec::{self, Reporter};
+use mom_operator::{compute_plan, images, render, status};
+
+#[derive(Parser)]
+#[command(
+    name = "momctl",
+    version,
+    about = "Brings a whole mom cluster (brokers, Redis, ZooKeeper, NGINX) to match one mom.yaml"
+)]
+struct Cli {
+    /// The cluster's file (as in Kamal, `-c`; `logs -f` follows).
+    #[arg(short = 'c', long = "config", visible_alias = "file", global = true, default_value = config::DEFAULT_FILE, env = "MOMCTL_CONFIG")]
+    file: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a commented mom.yaml with safe defaults.
+    Init {
+        /// The cluster's name.
+        #[arg(long, default_value = "demo")]
+        cluster: String,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show what `up` would create, change or remove; change nothing. Exit 0: nothing to do; 2: changes.
+    Plan {
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Make the cluster match mom.yaml: create, start or replace what differs, wait for health.
+    Up,
+    /// Containers, health, broker nodes and versions, queue and topic counts.
+    Status {
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// A service's container logs (redis, zookeeper, broker-N, nginx).
+    Logs {
+        service: String,
+        /// Keep printing new lines.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only the last N lines.
+        #[arg(long)]
+        tail: Option<u32>,
+    },
+    /// Write the per-host compose.yml, nginx.conf and env files `up` would deploy.
+    Render {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Remove every container, network and volume of the cluster (asks unless --yes).
+    Down {
+        #[arg(short, long)]
+        yes: bool,
+    },
+    /// Build the broker image (mom.yaml's broker.image) from a broker binary built on this host.
+    Build {
+        /// The mom-broker binary (default: $CARGO_TARGET_DIR or ./target, release then debug).
+        #[arg(long)]
+        binary: Option<PathBuf>,
+        /// The image tag (default: broker.image of mom.yaml, else mom-broker:<version>).
+        #[arg(long)]
+        tag: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("momctl: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("momctl: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Loads and checks mom.yaml: everything wrong with it is reported before anything is touched.
+fn load(file: &Path) -> Result<(Settings, Desired)> {
+    let (config, settings) = config::load(file)?;
+    config.require_local(&file.display().to_string())?;
+    let desired = Desired::from_settings(&settings);
+    Ok((settings, desired))
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Init { cluster, force } => init(&cli.file, &cluster, force),
+        Command::Plan { output } => plan(&cli.file, output).await,
+        Command::Up => up(&cli.file).await,
+        Command::Status { output } => show_status(&cli.file, output).await,
+        Command::Logs {
+            service,
+            follow,
+            tail,
+        } => logs(&cli.file, &service, follow, tail).await,
+        Command::Render { out } => render_files(&cli.file, &out),
+        Command::Down { yes } => down(&cli.file, yes).await,
+        Command::Build { binary, tag } => build(&cli.file, binary, tag).await,
+    }
+}
+
+fn init(file: &Path, cluster: &str, force: bool) -> Result<ExitCode> {
+    if file.exists() && !force {
+        bail!("{} exists; pass --force to overwrite it", file.display());
+    }
+    let text = config::default_file(cluster);
+    // What init writes must itself be valid.
+    config::parse(&text, &file.display().to_string())?.settings(&file.display().to_string())?;
+    std::fs::write(file, text).with_context(|| format!("writing {}", file.display()))?;
+    println!(
+        "wrote {} (cluster {cluster}); next: `momctl plan`, then `momctl up`",
+        file.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn plan(file: &Path, output: Output) -> Result<ExitCode> {
+    let (_, desired) = load(file)?;
+    let engine = Engine::connect().await?;
+    let (plan, _) = compute_plan(&engine, &desired).await?;
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
+        Output::Text if plan.is_empty() => {
+            println!(
+                "nothing to do: cluster {} matches {}",
+                desired.cluster,
+                file.display()
+            )
+        }
+        Output::Text => {
+            println!(
+                "cluster {} (local Docker engine): {} change(s)",
+                desired.cluster,
+                plan.changes.len()
+            );
+            for change in &plan.changes {
+                println!("  {change}");
+            }
+        }
+    }
+    Ok(if plan.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+/// Prints a line per step with its duration (and a line when a long step begins).
+struct Lines;
+
+impl Reporter for Lines {
+    fn started(&self, what: &str, long: bool) {
+        if long {
+            println!("  … {what}");
+            let _ = std::io::stdout().flush();
+        }
+    }
+
+    fn finished(&self, what: &str, took: Duration) {
+        println!("  ✓ {what} ({:.1} s)", took.as_secs_f64());
+        let _ = std::io::stdout().flush();
+    }
+}
+
+async fn up(file: &Path) -> Result<ExitCode> {
+    let started = Instant::now();
+    let (_, desired) = load(file)?;
+    let engine = Engine::connect().await?;
+    let (plan, nginx_conf) = compute_plan(&engine, &desired).await?;
+    if plan.is_empty() {
+        println!(
+            "nothing to do: cluster {} already matches {} ({})",
+            desired.cluster,
+            file.display(),
+            desired.endpoint.url()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let secrets = exec::secrets_from_env(&plan, &desired)?;
+    println!(
+        "momctl up: cluster {} on the local Docker engine, {} change(s)",
+        desired.cluster,
+        plan.changes.len()
+    );
+    exec::apply(&engine, &desired, &plan, &nginx_conf, &secrets, &Lines).await?;
+    println!(
+        "cluster {} is up at {}/ ({} brokers; took {:.1} s)",
+        desired.cluster,
+        desired.endpoint.url(),
+        desired.brokers().count(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn show_status(file: &Path, output: Output) -> Result<ExitCode> {
+    let (_, desired) = load(file)?;
+    let engine = Engine::connect().await?;
+    let password = std::env::var(&desired.admin_password_env)
+        .ok()
+        .filter(|p| !p.is_empty());
+    let status = status::gather(&engine, &desired, password.as_deref()).await?;
+    if let Output::Json = output {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("cluster {} at {}/", status.cluster, status.endpoint);
+    if status.containers.is_empty() {
+        println!("  no containers (run `momctl up`)");
+    } else {
+        println!(
+            "  {:<11} {:<34} {:<9} {:<10} IMAGE",
+            "SERVICE", "CONTAINER", "STATE", "HEALTH"
+        );
+        for c in &status.containers {
+            println!(
+                "  {:<11} {:<34} {:<9} {:<10} {}",
+                c.service,
+                c.container,
+                c.state,
+                c.health.as_deref().unwrap_or("-"),
+                c.image
+            );
+        }
+    }
+    match (&status.api, &status.api_error) {
+        (Some(api), _) => {
+            println!(
+                "  brokers (GET /v1/cluster through NGINX): {} node(s), leader {}",
+                api.nodes.len(),
+                api.leader.as_deref().unwrap_or("-")
+            );
+            for node in &api.nodes {
+                println!(
+                    "    {:<10} {:<22} version {:<8} since {}",
+                    node.id, node.address, node.version, node.started_at
+                );
+            }
+            println!("  queues: {}, topics: {}", api.queues, api.topics);
+        }
+        (None, Some(why)) => println!("  brokers: not asked ({why})"),
+        (None, None) => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn logs(file: &Path, service: &str, follow: bool, tail: Option<u32>) -> Result<ExitCode> {
+    let (_, desired) = load(file)?;
+    let engine = Engine::connect().await?;
+    let containers = engine.containers(&desired.cluster).await?;
+    let Some(container) = containers
+        .iter()
+        .find(|c| c.service.as_deref() == Some(service) || c.name == service)
+    else {
+        let known: Vec<&str> = containers
+            .iter()
+            .filter_map(|c| c.service.as_deref())
+            .collect();
+        if known.is_empty() {
+            bail!(
+                "cluster {} has no containers (run `momctl up`)",
+                desired.cluster
+            );
+        }
+        bail!(
+            "cluster {} has no service {service}; it has: {}",
+            desired.cluster,
+            known.join(", ")
+        );
+    };
+    let mut stream = Box::pin(engine.logs(&container.name, follow, tail));
+    let mut stdout = std::io::stdout();
+    while let Some(chunk) = stream.next().await {
+        stdout.write_all(&chunk?)?;
+        stdout.flush()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render_files(file: &Path, out: &Path) -> Result<ExitCode> {
+    let (_, desired) = load(file)?;
+    let files = render::host_files(&desired)?;
+    let written = render::write_files(&out.join(&desired.host), &files)?;
+    for path in written {
+        println!("wrote {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn down(file: &Path, yes: bool) -> Result<ExitCode> {
+    let (_, desired) = load(file)?;
+    let engine = Engine::connect().await?;
+    let owned = engine.owned(&desired.cluster).await?;
+    if owned.is_empty() {
+        println!(
+            "nothing to remove: nothing is labelled {}",
+            Desired::cluster_filter(&desired.cluster)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "cluster {} owns (label {}):",
+        desired.cluster,
+        Desired::cluster_filter(&desired.cluster)
+    );
+    for (kind, names) in [
+        ("container", &owned.containers),
+        ("network", &owned.networks),
+        ("volume", &owned.volumes),
+    ] {
+        for name in names {
+            println!("  - {kind} {name}");
+        }
+    }
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            bail!("refusing to remove without confirmation: pass --yes");
+        }
+        print!("Remove all of it, with the messages and metadata in the volumes? [y/N] ");
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            println!("nothing removed");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    let started = Instant::now();
+    exec::teardown(&engine, &owned, &Lines).await?;
+    println!(
+        "cluster {} removed ({:.1} s)",
+        desired.cluster,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn build(file: &Path, binary: Option<PathBuf>, tag: Option<String>) -> Result<ExitCode> {
+    let tag = match tag {
+        Some(tag) => tag,
+        None if file.exists() => load(file)?.0.broker_image,
+        None => config::defaults::BROKER_IMAGE.to_string(),
+    };
+    let binary = match binary {
+        Some(path) => path,
+        None => images::find_binary(
+            std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .as_deref(),
+        )?,
+    };
+    let engine = Engine::connect().await?;
+    let what = format!("build {tag} from {}", binary.display());
+    Lines.started(&what, true);
+    let started = Instant::now();
+    let id = images::build_broker(&engine, &tag, &binary).await?;
+    Lines.finished(&what, started.elapsed());
+    println!("{tag} is {id}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,176 @@
+//! Rendering (tera): the per-host `compose.yml`, `nginx.conf` and env files of a [`Desired`]
+//! cluster, from the templates in the repository's `templates/` (compiled into momctl).
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use tera::{Context, Tera};
+
+use crate::desired::{Desired, Role, ServiceSpec, BROKER_PORT, NGINX_CONF_PATH, NGINX_PORT};
+
+const COMPOSE: (&str, &str) = (
+    "compose.yml",
+    include_str!("../../templates/compose.yml.tera"),
+);
+const NGINX: (&str, &str) = (
+    "nginx.conf",
+    include_str!("../../templates/nginx.conf.tera"),
+);
+const ENV: (&str, &str) = (
+    "service.env",
+    include_str!("../../templates/service.env.tera"),
+);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("template {template}: {message}")]
+    Template { template: String, message: String },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One rendered file, relative to its host's directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedFile {
+    pub path: String,
+    pub content: String,
+    /// Unix permissions it is written with (env files: 0600).
+    pub mode: u32,
+}
+
+fn tera() -> Result<Tera, RenderError> {
+    let mut tera = Tera::default();
+    tera.add_raw_templates([COMPOSE, NGINX, ENV])
+        .map_err(|e| template_error("(loading)", &e))?;
+    Ok(tera)
+}
+
+fn template_error(template: &str, e: &tera::Error) -> RenderError {
+    // tera's own message is generic; the cause chain says what went wrong.
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    RenderError::Template {
+        template: template.to_string(),
+        message,
+    }
+}
+
+fn render(tera: &Tera, template: &str, context: &Context) -> Result<String, RenderError> {
+    tera.render(template, context)
+        .map_err(|e| template_error(template, &e))
+}
+
+#[derive(Serialize)]
+struct Upstream<'a> {
+    service: &'a str,
+    address: String,
+}
+
+/// The NGINX configuration: every broker of `desired` in the upstream.
+pub fn nginx_conf(desired: &Desired) -> Result<String, RenderError> {
+    let brokers: Vec<Upstream> = desired
+        .brokers()
+        .map(|b| Upstream {
+            service: &b.service,
+            address: format!("{}:{BROKER_PORT}", b.ipv4),
+        })
+        .collect();
+    let mut context = Context::new();
+    context.insert("cluster", &desired.cluster);
+    context.insert("host", &desired.host);
+    context.insert("brokers", &brokers);
+    context.insert("listen_port", &NGINX_PORT);
+    render(&tera()?, NGINX.0, &context)
+}
+
+fn env_file(tera: &Tera, desired: &Desired, service: &ServiceSpec) -> Result<String, RenderError> {
+    let mut context = Context::new();
+    context.insert("cluster", &desired.cluster);
+    context.insert("service", &service.service);
+    context.insert("env", &service.env);
+    context.insert("secret_env", &service.secret_env);
+    render(tera, ENV.0, &context)
+}
+
+/// Every file of the host, as `momctl render` writes them:
+/// `compose/compose.yml`, `compose/<service>.env`, `nginx/nginx.conf`.
+pub fn host_files(desired: &Desired) -> Result<Vec<RenderedFile>, RenderError> {
+    let tera = tera()?;
+    let mut context = Context::new();
+    context.insert("cluster", &desired.cluster);
+    context.insert("host", &desired.host);
+    context.insert("services", &desired.services);
+    context.insert("network", &desired.network);
+    context.insert("volumes", &desired.volumes);
+    context.insert("admin_password_env", &desired.admin_password_env);
+    context.insert("endpoint_url", &desired.endpoint.url());
+
+    let mut files = vec![RenderedFile {
+        path: "compose/compose.yml".to_string(),
+        content: render(&tera, COMPOSE.0, &context)?,
+        mode: 0o644,
+    }];
+    for service in desired.services.iter().filter(|s| !s.env.is_empty()) {
+        files.push(RenderedFile {
+            path: format!("compose/{}.env", service.service),
+            content: env_file(&tera, desired, service)?,
+            mode: 0o600,
+        });
+    }
+    debug_assert!(desired.services.iter().any(|s| s.role == Role::Nginx));
+    files.push(RenderedFile {
+        path: NGINX_CONF_PATH.to_string(),
+        content: nginx_conf(desired)?,
+        mode: 0o644,
+    });
+    Ok(files)
+}
+
+/// Writes the files under `dir` (which is created); returns the paths written.
+pub fn write_files(dir: &Path, files: &[RenderedFile]) -> Result<Vec<PathBuf>, RenderError> {
+    let mut written = Vec::new();
+    for file in files {
+        let path = dir.join(&file.path);
+        let write = |path: &Path| -> std::io::Result<()> {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            write_with_mode(path, file.content.as_bytes(), file.mode)
+        };
+        write(&path).map_err(|source| RenderError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+#[cfg(unix)]
+fn write_with_mode(path: &Path, content: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)?;
+    // An existing file keeps its old mode through open(); set it explicitly.
+    file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    file.write_all(content)
+}
+
+#[cfg(not(unix))]
+fn write_with_mode(path: &Path, content: &[u8], _mode: u32) -> std::io::Result<()> {
+    std::fs::write(path, content)
+}
