@@ -263,6 +263,22 @@ impl Meta {
         T::slot(&self.read()).get(name).map(|v| v.value.clone())
     }
 
+    /// A record from the cache or, when the cache lacks it and ZooKeeper answers, from ZooKeeper
+    /// (after a `sync`, so a record just created through another node is found at once). Hits
+    /// never leave the process; only misses pay a round trip.
+    pub async fn fetch<T: Record>(&self, name: &str) -> Option<T> {
+        if let Some(v) = self.get(name) {
+            return Some(v);
+        }
+        let client = self.client().ok()?;
+        let path = self.record_path::<T>(name);
+        self.bounded(client.sync(&path)).await.ok()?;
+        let (data, stat) = self.bounded(client.get_data(&path)).await.ok()?;
+        let value: T = serde_json::from_slice(&data).ok()?;
+        self.cache_put(name, value.clone(), stat.version);
+        Some(value)
+    }
+
     /// A cached record with its version.
     pub fn get_versioned<T: Record>(&self, name: &str) -> Option<Versioned<T>> {
         T::slot(&self.read()).get(name).cloned()

@@ -175,7 +175,7 @@ async fn stream(
         return Err(ApiError(crate::error::Error::invalid("max_in_flight must be at least 1")));
     }
     // Fail before the 200 when the subscription is missing or forbidden.
-    b.sub_receive_check(&who, &name, &sub)?;
+    b.sub_receive_check(&who, &name, &sub).await?;
     let heartbeat = b.stream_heartbeat;
     let state = (b, who, name, sub, PushState::new(q.max_in_flight), Vec::<Event>::new());
     let events = futures::stream::unfold(state, |(b, who, name, sub, mut st, mut pending)| async move {

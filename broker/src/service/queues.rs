@@ -29,11 +29,19 @@ fn delivering(config: &QueueConfig) -> Delivering<'_> {
 impl Broker {
     /// The queue's metadata and mailbox if `who` has `right` on it: 400 for a bad name, then 404,
     /// then 403.
-    fn queue_for(&self, who: &Principal, name: &str, right: Right) -> Result<(QueueMeta, Mailbox)> {
+    async fn queue_for(&self, who: &Principal, name: &str, right: Right) -> Result<(QueueMeta, Mailbox)> {
         validate_name("queue", name)?;
-        let meta = self.meta.queue(name).ok_or_else(|| Error::QueueNotFound(name.to_string()))?;
+        let meta = self.meta.fetch::<QueueMeta>(name).await.ok_or_else(|| Error::QueueNotFound(name.to_string()))?;
         access::check(who, &meta, right, &format!("queue '{name}'"))?;
         Ok((meta, self.mailboxes.queue(name)))
+    }
+
+    /// Makes sure a queue named in a request is in the cache if it exists anywhere (it may have
+    /// been created through another node a moment ago).
+    pub(super) async fn warm(&self, queue: Option<&str>) {
+        if let Some(q) = queue {
+            self.meta.fetch::<QueueMeta>(q).await;
+        }
     }
 
     /// A dead-letter queue must exist, differ from the source, and take the caller's messages.
@@ -53,6 +61,7 @@ impl Broker {
     pub async fn create_queue(&self, who: &Principal, name: &str, spec: QueueSpec) -> Result<(QueueInfo, bool)> {
         validate_name("queue", name)?;
         let config = spec.apply(QueueConfig::default())?;
+        self.warm(config.dead_letter_queue.as_deref()).await;
         self.check_dead_letter_queue(who, Some(name), config.dead_letter_queue.as_deref())?;
         let meta = QueueMeta { config, owner: who.name.clone(), created_at: rfc3339_ms(now_ms()), grants: Default::default() };
         let created = self.meta.create(name, meta.clone(), |a: &QueueMeta, b| a.config == b.config).await?;
@@ -71,14 +80,15 @@ impl Broker {
     }
 
     pub async fn get_queue(&self, who: &Principal, name: &str) -> Result<QueueInfo> {
-        let (meta, mb) = self.queue_for(who, name, Right::View)?;
+        let (meta, mb) = self.queue_for(who, name, Right::View).await?;
         let (stats, trimmed, _) = self.mailboxes.stats(&mb, meta.config.retention_s as u64 * 1000).await?;
         self.metrics.count(Event::Expired, KIND, name, trimmed);
         Ok(QueueInfo { stats: Some(stats), ..info(name, meta) })
     }
 
     pub async fn patch_queue(&self, who: &Principal, name: &str, spec: QueueSpec) -> Result<QueueInfo> {
-        self.queue_for(who, name, Right::Manage)?;
+        self.queue_for(who, name, Right::Manage).await?;
+        self.warm(spec.dead_letter_queue.clone().flatten().as_deref()).await;
         let meta = self
             .meta
             .update(name, |mut meta: QueueMeta| {
@@ -91,7 +101,7 @@ impl Broker {
     }
 
     pub async fn delete_queue(&self, who: &Principal, name: &str) -> Result<()> {
-        let (_, mb) = self.queue_for(who, name, Right::Manage)?;
+        let (_, mb) = self.queue_for(who, name, Right::Manage).await?;
         // Metadata first: once the znode is gone no node accepts new sends for it.
         self.meta.delete::<QueueMeta>(name).await?;
         self.mailboxes.purge(&mb).await?;
@@ -102,14 +112,14 @@ impl Broker {
     }
 
     pub async fn purge_queue(&self, who: &Principal, name: &str) -> Result<()> {
-        let (_, mb) = self.queue_for(who, name, Right::Manage)?;
+        let (_, mb) = self.queue_for(who, name, Right::Manage).await?;
         self.mailboxes.purge(&mb).await
     }
 
     /// Sends messages, each checked on its own: the answer holds one result per message, in order.
     pub async fn send(&self, who: &Principal, name: &str, messages: Vec<SendMessage>) -> Result<Vec<Result<Sent>>> {
         check_count("messages", messages.len())?;
-        let (meta, mb) = self.queue_for(who, name, Right::Publish)?;
+        let (meta, mb) = self.queue_for(who, name, Right::Publish).await?;
         let config = &meta.config;
         let prepared: Vec<Result<Outgoing>> = messages
             .into_iter()
@@ -158,27 +168,27 @@ impl Broker {
 
     pub async fn receive(&self, who: &Principal, name: &str, req: ReceiveRequest) -> Result<Vec<Message>> {
         req.limits()?;
-        let (meta, mb) = self.queue_for(who, name, Right::Consume)?;
+        let (meta, mb) = self.queue_for(who, name, Right::Consume).await?;
         self.receive_from(&mb, Label(KIND, name), &delivering(&meta.config), &req).await
     }
 
     pub async fn ack(&self, who: &Principal, name: &str, receipts: Vec<String>) -> Result<Vec<Result<()>>> {
         check_count("receipts", receipts.len())?;
-        let (_, mb) = self.queue_for(who, name, Right::Consume)?;
+        let (_, mb) = self.queue_for(who, name, Right::Consume).await?;
         self.settle_in(&mb, Label(KIND, name), Settle::Ack, &receipts).await
     }
 
     pub async fn nack(&self, who: &Principal, name: &str, receipts: Vec<String>, delay_s: u32) -> Result<Vec<Result<()>>> {
         check_count("receipts", receipts.len())?;
         check_seconds("delay_s", delay_s)?;
-        let (_, mb) = self.queue_for(who, name, Right::Consume)?;
+        let (_, mb) = self.queue_for(who, name, Right::Consume).await?;
         self.settle_in(&mb, Label(KIND, name), Settle::Nack { delay_ms: delay_s as u64 * 1000 }, &receipts).await
     }
 
     /// Changes the visibility timeout of one delivery, counted from now.
     pub async fn extend(&self, who: &Principal, name: &str, receipt: String, timeout_s: u32) -> Result<()> {
         check_seconds("visibility_timeout_s", timeout_s)?;
-        let (_, mb) = self.queue_for(who, name, Right::Consume)?;
+        let (_, mb) = self.queue_for(who, name, Right::Consume).await?;
         let how = Settle::Visibility { timeout_ms: timeout_s as u64 * 1000 };
         self.settle_in(&mb, Label(KIND, name), how, &[receipt]).await?.pop().unwrap_or(Err(Error::ReceiptInvalid))
     }
@@ -193,9 +203,9 @@ impl Broker {
         if let Some(to) = &to {
             validate_name("queue", to)?;
         }
-        let (_, mb) = self.queue_for(who, name, Right::Manage)?;
+        let (_, mb) = self.queue_for(who, name, Right::Manage).await?;
         if let Some(to) = &to {
-            self.queue_for(who, to, Right::Publish)?;
+            self.queue_for(who, to, Right::Publish).await?;
         }
         let bound = self.mailboxes.next_id(&mb).await?;
         while self.mailboxes.take_for_redrive(&mb, to.as_deref(), &bound, 500).await? > 0 {}

@@ -79,21 +79,22 @@ impl Stream {
 }
 
 impl Broker {
-    fn topic_for(&self, who: &Principal, name: &str, right: Right) -> Result<TopicMeta> {
+    async fn topic_for(&self, who: &Principal, name: &str, right: Right) -> Result<TopicMeta> {
         validate_name("topic", name)?;
-        let meta = self.meta.get::<TopicMeta>(name).ok_or_else(|| Error::TopicNotFound(name.to_string()))?;
+        let meta = self.meta.fetch::<TopicMeta>(name).await.ok_or_else(|| Error::TopicNotFound(name.to_string()))?;
         access::check(who, &meta, right, &format!("topic '{name}'"))?;
         Ok(meta)
     }
 
     /// A subscription, if `who` has `right` on its topic (or owns it, for `Manage`).
-    fn sub_for(&self, who: &Principal, topic: &str, sub: &str, right: Right) -> Result<Sub> {
+    async fn sub_for(&self, who: &Principal, topic: &str, sub: &str, right: Right) -> Result<Sub> {
         validate_name("topic", topic)?;
         validate_name("subscription", sub)?;
-        let t = self.meta.get::<TopicMeta>(topic).ok_or_else(|| Error::TopicNotFound(topic.to_string()))?;
+        let t = self.meta.fetch::<TopicMeta>(topic).await.ok_or_else(|| Error::TopicNotFound(topic.to_string()))?;
         let meta = self
             .meta
-            .get::<SubscriptionMeta>(&SubscriptionMeta::key(topic, sub))
+            .fetch::<SubscriptionMeta>(&SubscriptionMeta::key(topic, sub))
+            .await
             .ok_or_else(|| Error::SubscriptionNotFound(format!("{topic}/{sub}")))?;
         if !(right == Right::Manage && meta.owner == who.name) {
             access::check(who, &t, right, &format!("topic '{topic}'"))?;
@@ -123,7 +124,7 @@ impl Broker {
     }
 
     pub async fn get_topic(&self, who: &Principal, name: &str) -> Result<TopicInfo> {
-        let meta = self.topic_for(who, name, Right::View)?;
+        let meta = self.topic_for(who, name, Right::View).await?;
         let (messages, oldest_age_s, trimmed) = self.topics.stats(name, meta.config.retention_s as u64 * 1000).await?;
         self.metrics.count(Event::Expired, KIND, name, trimmed);
         let subscriptions = self.subscriptions_of(name).len() as u64;
@@ -132,7 +133,7 @@ impl Broker {
 
     /// Deletes a topic, its subscriptions and its retained messages.
     pub async fn delete_topic(&self, who: &Principal, name: &str) -> Result<()> {
-        self.topic_for(who, name, Right::Manage)?;
+        self.topic_for(who, name, Right::Manage).await?;
         // Metadata first: once the znode is gone no node publishes to it or subscribes to it.
         self.meta.delete::<TopicMeta>(name).await?;
         for sub in self.subscriptions_of(name) {
@@ -159,7 +160,7 @@ impl Broker {
     /// Publishes messages: each is checked on its own, and fanned out to every matching subscription.
     pub async fn publish(&self, who: &Principal, topic: &str, messages: Vec<SendMessage>) -> Result<Vec<Result<Sent>>> {
         check_count("messages", messages.len())?;
-        let meta = self.topic_for(who, topic, Right::Publish)?;
+        let meta = self.topic_for(who, topic, Right::Publish).await?;
         let prepared: Vec<Result<Publication>> = messages
             .into_iter()
             .map(|m| {
@@ -190,7 +191,8 @@ impl Broker {
         validate_name("topic", topic)?;
         validate_name("subscription", name)?;
         let (config, from, start) = spec.resolve()?;
-        self.topic_for(who, topic, Right::Consume)?;
+        self.topic_for(who, topic, Right::Consume).await?;
+        self.warm(config.dead_letter_queue.as_deref()).await;
         self.check_dead_letter_queue(who, None, config.dead_letter_queue.as_deref())?;
         let meta = SubscriptionMeta {
             topic: topic.to_string(),
@@ -215,7 +217,7 @@ impl Broker {
 
     /// The subscriptions of a topic, each with its lag.
     pub async fn list_subscriptions(&self, who: &Principal, topic: &str) -> Result<Vec<SubscriptionInfo>> {
-        let meta = self.topic_for(who, topic, Right::View)?;
+        let meta = self.topic_for(who, topic, Right::View).await?;
         let mut out = Vec::new();
         for sub in self.subscriptions_of(topic) {
             let lag = self.lag(&sub, meta.config.retention_s).await?;
@@ -231,37 +233,37 @@ impl Broker {
     }
 
     pub async fn delete_subscription(&self, who: &Principal, topic: &str, name: &str) -> Result<()> {
-        let sub = self.sub_for(who, topic, name, Right::Manage)?;
+        let sub = self.sub_for(who, topic, name, Right::Manage).await?;
         self.drop_subscription(&sub.meta).await
     }
 
     /// 400/404/403 for a stream that cannot be opened, before any event is sent.
-    pub fn sub_receive_check(&self, who: &Principal, topic: &str, name: &str) -> Result<()> {
-        self.sub_for(who, topic, name, Right::Consume).map(|_| ())
+    pub async fn sub_receive_check(&self, who: &Principal, topic: &str, name: &str) -> Result<()> {
+        self.sub_for(who, topic, name, Right::Consume).await.map(|_| ())
     }
 
     pub async fn sub_receive(&self, who: &Principal, topic: &str, name: &str, req: ReceiveRequest) -> Result<Vec<Message>> {
         req.limits()?;
-        let sub = self.sub_for(who, topic, name, Right::Consume)?;
+        let sub = self.sub_for(who, topic, name, Right::Consume).await?;
         self.receive_from(&sub.mailbox, sub.label(), &sub.delivering(), &req).await
     }
 
     pub async fn sub_ack(&self, who: &Principal, topic: &str, name: &str, receipts: Vec<String>) -> Result<Vec<Result<()>>> {
         check_count("receipts", receipts.len())?;
-        let sub = self.sub_for(who, topic, name, Right::Consume)?;
+        let sub = self.sub_for(who, topic, name, Right::Consume).await?;
         self.settle_in(&sub.mailbox, sub.label(), Settle::Ack, &receipts).await
     }
 
     pub async fn sub_nack(&self, who: &Principal, topic: &str, name: &str, receipts: Vec<String>, delay_s: u32) -> Result<Vec<Result<()>>> {
         check_count("receipts", receipts.len())?;
         check_seconds("delay_s", delay_s)?;
-        let sub = self.sub_for(who, topic, name, Right::Consume)?;
+        let sub = self.sub_for(who, topic, name, Right::Consume).await?;
         self.settle_in(&sub.mailbox, sub.label(), Settle::Nack { delay_ms: delay_s as u64 * 1000 }, &receipts).await
     }
 
     pub async fn sub_extend(&self, who: &Principal, topic: &str, name: &str, receipt: String, timeout_s: u32) -> Result<()> {
         check_seconds("visibility_timeout_s", timeout_s)?;
-        let sub = self.sub_for(who, topic, name, Right::Consume)?;
+        let sub = self.sub_for(who, topic, name, Right::Consume).await?;
         let how = Settle::Visibility { timeout_ms: timeout_s as u64 * 1000 };
         self.settle_in(&sub.mailbox, sub.label(), how, &[receipt]).await?.pop().unwrap_or(Err(Error::ReceiptInvalid))
     }
@@ -275,7 +277,7 @@ impl Broker {
             (None, Some(id)) => return Err(Error::invalid(format!("{id:?} is not a message id"))),
             _ => return Err(Error::invalid("give exactly one of time and id")),
         };
-        let sub = self.sub_for(who, topic, name, Right::Consume)?;
+        let sub = self.sub_for(who, topic, name, Right::Consume).await?;
         self.topics.subscribe(topic, name, &sub.mailbox, &registry_spec(&sub.meta), &start, true).await
     }
 
@@ -286,7 +288,7 @@ impl Broker {
             if self.draining.is_cancelled() {
                 return Ok(None);
             }
-            let sub = self.sub_for(who, topic, name, Right::Consume)?;
+            let sub = self.sub_for(who, topic, name, Right::Consume).await?;
             let room = match st.max_in_flight {
                 None => 100,
                 Some(max) => {
