@@ -159,8 +159,9 @@ impl Auth {
         let want = (s.rate_limit_rps / 50).clamp(1, s.rate_limit_burst.max(1));
         let (granted, retry_ms) = match self.limits.take(user, s.rate_limit_rps, s.rate_limit_burst.max(1), want).await {
             Ok(v) => v,
-            // Without Redis the request fails on its own; the limiter does not add a second error.
-            Err(_) => return Ok(()),
+            // Redis is the request's own store too: answer 503 now rather than wait out a second
+            // timeout on the request's own call.
+            Err(e) => return Err(e),
         };
         let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
         let lease = leases.entry(user.to_string()).or_default();
