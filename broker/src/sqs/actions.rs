@@ -17,6 +17,19 @@ use crate::service::Broker;
 /// Where non-String data types of message attributes are kept (a broker attribute).
 const TYPES_ATTR: &str = "mom.sqs.types";
 const MAX_BATCH: usize = 10;
+/// SQS queue attributes a client may ask for that mom never sets.
+const KNOWN_UNSET: [&str; 10] = [
+    "RedrivePolicy",
+    "Policy",
+    "RedriveAllowPolicy",
+    "SqsManagedSseEnabled",
+    "KmsMasterKeyId",
+    "KmsDataKeyReusePeriodSeconds",
+    "FifoQueue",
+    "ContentBasedDeduplication",
+    "DeduplicationScope",
+    "FifoThroughputLimit",
+];
 
 type Out = Result<Value, SqsError>;
 
@@ -148,18 +161,29 @@ async fn get_queue_url(b: &Broker, ctx: &Ctx, req: GetQueueUrl) -> Out {
 struct ListQueues {
     queue_name_prefix: Option<String>,
     max_results: Option<usize>,
+    /// The last name of the previous page.
+    next_token: Option<String>,
 }
 
 fn list_queues(b: &Broker, ctx: &Ctx, req: ListQueues) -> Out {
     let prefix = req.queue_name_prefix.unwrap_or_default();
-    let urls: Vec<String> = b
+    let mut names: Vec<String> = b
         .list_queues(&ctx.who)
         .into_iter()
-        .filter(|q| q.name.starts_with(&prefix))
-        .take(req.max_results.unwrap_or(1000))
-        .map(|q| queue_url(ctx, &q.name))
+        .map(|q| q.name)
+        .filter(|n| n.starts_with(&prefix))
+        .filter(|n| req.next_token.as_ref().is_none_or(|after| n > after))
         .collect();
-    Ok(json!({ "QueueUrls": urls }))
+    names.sort();
+    let page = req.max_results.unwrap_or(1000).clamp(1, 1000);
+    let more = req.max_results.is_some() && names.len() > page;
+    names.truncate(page);
+    let urls: Vec<String> = names.iter().map(|n| queue_url(ctx, n)).collect();
+    let mut answer = json!({ "QueueUrls": urls });
+    if more {
+        answer["NextToken"] = json!(names.last());
+    }
+    Ok(answer)
 }
 
 /// Queue attributes SQS users set, as a native queue spec.
@@ -252,7 +276,8 @@ async fn get_queue_attributes(b: &Broker, ctx: &Ctx, req: GetAttributes) -> Out 
             Some(v) => {
                 out.insert(name.to_string(), v.clone());
             }
-            None if name == "RedrivePolicy" => {}
+            // Real SQS attributes mom has no value for are left out, as SQS leaves out unset ones.
+            None if KNOWN_UNSET.contains(&name) => {}
             None => return Err(SqsError::bad("InvalidAttributeName", format!("Unknown Attribute {name}."))),
         }
     }
@@ -294,11 +319,20 @@ fn to_native(e: Entry) -> Result<(SendMessage, Value), SqsError> {
     if e.message_group_id.is_some() {
         return Err(SqsError::invalid("MessageGroupId is only valid on FIFO queues, which this endpoint does not support yet"));
     }
+    if e.message_body.is_empty() {
+        return Err(SqsError::bad("MissingParameter", "The request must contain the parameter MessageBody."));
+    }
     let mut attributes = Attributes::new();
     let mut sqs_attrs = BTreeMap::new();
     let mut types = BTreeMap::new();
     for (name, v) in e.message_attributes {
+        if name.starts_with("AWS.") || name.starts_with("Amazon.") {
+            return Err(SqsError::invalid(format!("attribute {name}: names starting AWS. or Amazon. are reserved")));
+        }
         let binary = v.data_type.starts_with("Binary");
+        if v.data_type.starts_with("Number") && v.string_value.as_deref().is_some_and(|n| n.trim().parse::<f64>().is_err()) {
+            return Err(SqsError::invalid(format!("attribute {name}: a Number must hold a number")));
+        }
         let (stored, raw) = match (binary, v.string_value, v.binary_value) {
             (false, Some(s), _) => (s.clone(), s.into_bytes()),
             (true, _, Some(b64)) => {

@@ -84,7 +84,14 @@ pub fn expected_signature(auth: &Authorization, req: &Signed<'_>, secret: &str) 
         let value = value.split_whitespace().collect::<Vec<_>>().join(" ");
         canonical_headers.push_str(&format!("{name}:{value}\n"));
     }
-    let payload_hash = (req.header)("x-amz-content-sha256").unwrap_or_else(|| hex_sha256(req.body));
+    // The payload hash is always that of the body that arrived: a claimed x-amz-content-sha256
+    // (signed or not, or UNSIGNED-PAYLOAD) that differs fails the check.
+    let payload_hash = hex_sha256(req.body);
+    if let Some(claimed) = (req.header)("x-amz-content-sha256") {
+        if !claimed.eq_ignore_ascii_case(&payload_hash) {
+            return None;
+        }
+    }
     let canonical_request = format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
         req.method,
