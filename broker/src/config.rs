@@ -88,6 +88,11 @@ pub struct Config {
     #[arg(long, env = "MOM_REGION", default_value = "us-east-1")]
     pub region: String,
 
+    /// Threads serving requests (default: one per core). On a host where Redis shares two cores
+    /// with the broker, 1 is faster: see BENCHMARKS.md.
+    #[arg(long, env = "MOM_WORKER_THREADS")]
+    pub worker_threads: Option<usize>,
+
     /// Log format: text or json.
     #[arg(long, env = "MOM_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

@@ -1,8 +1,11 @@
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() {
+/// mimalloc: glibc's malloc/free was a fifth of the broker's CPU per request (BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() {
     let config = mom_broker::config::Config::parse();
     let filter = EnvFilter::try_from_env("MOM_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt().with_env_filter(filter);
@@ -11,10 +14,21 @@ async fn main() {
     } else {
         logs.init();
     }
-    let code = match mom_broker::server::run(config).await {
-        Ok(()) => 0,
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(n) = config.worker_threads {
+        runtime.worker_threads(n.max(1));
+    }
+    let code = match runtime.build() {
+        Ok(rt) => match rt.block_on(mom_broker::server::run(config)) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("mom-broker: {e:#}");
+                1
+            }
+        },
         Err(e) => {
-            eprintln!("mom-broker: {e:#}");
+            eprintln!("mom-broker: cannot start the runtime: {e}");
             1
         }
     };

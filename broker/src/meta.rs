@@ -279,6 +279,11 @@ impl Meta {
         Some(value)
     }
 
+    /// A user's token generation and role, without copying the record (checked per request).
+    pub fn user_generation(&self, name: &str) -> Option<(i32, Role)> {
+        self.read().users.get(name).map(|u| (u.version, u.value.role))
+    }
+
     /// A cached record with its version.
     pub fn get_versioned<T: Record>(&self, name: &str) -> Option<Versioned<T>> {
         T::slot(&self.read()).get(name).cloned()

@@ -60,7 +60,9 @@ pub struct Token {
 /// Per-node share of a user's cluster-wide token bucket.
 #[derive(Default)]
 struct Lease {
-    tokens: u32,
+    /// Negative while requests admitted during a refill are owed.
+    tokens: i64,
+    refilling: bool,
     taken_at: Option<Instant>,
     denied_until: Option<Instant>,
 }
@@ -73,6 +75,7 @@ pub struct Auth {
     pub limits: LimitStore,
     leases: Mutex<HashMap<String, Lease>>,
     keys: OnceLock<(EncodingKey, DecodingKey)>,
+    validation: Validation,
 }
 
 pub fn validate_username(name: &str) -> Result<()> {
@@ -114,7 +117,9 @@ pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
 
 impl Auth {
     pub fn new(settings: AuthSettings, limits: LimitStore) -> Self {
-        Auth { settings, limits, leases: Mutex::new(HashMap::new()), keys: OnceLock::new() }
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        Auth { settings, limits, leases: Mutex::new(HashMap::new()), keys: OnceLock::new(), validation }
     }
 
     /// The client's address: the peer, or the nearest untrusted hop of `X-Forwarded-For` when
@@ -144,9 +149,12 @@ impl Auth {
         let now = Instant::now();
         {
             let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
-            let lease = leases.entry(user.to_string()).or_default();
+            if !leases.contains_key(user) {
+                leases.insert(user.to_string(), Lease::default());
+            }
+            let Some(lease) = leases.get_mut(user) else { return Ok(()) };
             if lease.taken_at.is_some_and(|t| now.duration_since(t) > LEASE_LIFE) {
-                lease.tokens = 0;
+                lease.tokens = lease.tokens.min(0);
             }
             if lease.tokens > 0 {
                 lease.tokens -= 1;
@@ -155,19 +163,26 @@ impl Auth {
             if let Some(until) = lease.denied_until.filter(|u| *u > now) {
                 return Err(Error::RateLimited { retry_after_s: until.duration_since(now).as_secs().max(1) });
             }
+            if lease.refilling {
+                // One refill per user at a time: meanwhile requests run on credit, paid back from
+                // the refill, so concurrent requests cannot drain the shared bucket between them.
+                lease.tokens -= 1;
+                return Ok(());
+            }
+            lease.refilling = true;
         }
         let want = (s.rate_limit_rps / 50).clamp(1, s.rate_limit_burst.max(1));
-        let (granted, retry_ms) = match self.limits.take(user, s.rate_limit_rps, s.rate_limit_burst.max(1), want).await {
-            Ok(v) => v,
-            // Redis is the request's own store too: answer 503 now rather than wait out a second
-            // timeout on the request's own call.
-            Err(e) => return Err(e),
-        };
+        let taken = self.limits.take(user, s.rate_limit_rps, s.rate_limit_burst.max(1), want).await;
         let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
-        let lease = leases.entry(user.to_string()).or_default();
-        if granted > 0 {
-            lease.tokens += granted - 1;
-            lease.taken_at = Some(now);
+        let Some(lease) = leases.get_mut(user) else { return Ok(()) };
+        lease.refilling = false;
+        // Redis is the request's own store too: on failure answer 503 now rather than let the
+        // request wait out a second timeout on its own call.
+        let (granted, retry_ms) = taken?;
+        lease.tokens += granted as i64;
+        lease.taken_at = Some(now);
+        if lease.tokens > 0 {
+            lease.tokens -= 1;
             lease.denied_until = None;
             Ok(())
         } else {
@@ -221,17 +236,18 @@ impl Broker {
     /// generation.
     pub fn authenticate(&self, token: &str) -> Result<Principal> {
         let denied = |why: &str| Error::Unauthenticated(why.to_string());
-        let secret = self.meta.secrets()?.jwt;
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 0;
-        let claims = jsonwebtoken::decode::<Claims>(token, &self.auth.keys(&secret).1, &validation)
+        let keys = match self.auth.keys.get() {
+            Some(k) => k,
+            None => self.auth.keys(&self.meta.secrets()?.jwt),
+        };
+        let claims = jsonwebtoken::decode::<Claims>(token, &keys.1, &self.auth.validation)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => denied("the token has expired"),
                 _ => denied("the token is malformed or its signature is wrong"),
             })?
             .claims;
-        match self.meta.get_versioned::<UserRecord>(&claims.sub) {
-            Some(u) if u.version == claims.gen => Ok(Principal { admin: u.value.role == Role::Admin, name: claims.sub }),
+        match self.meta.user_generation(&claims.sub) {
+            Some((gen, role)) if gen == claims.gen => Ok(Principal { admin: role == Role::Admin, name: claims.sub }),
             _ => Err(denied("the token was revoked: its user was deleted or changed password")),
         }
     }

@@ -125,7 +125,7 @@ impl Broker {
             .into_iter()
             .map(|m| {
                 let delay_s = m.delay_s.unwrap_or(config.delay_s);
-                let dedup = m.dedup_id.as_deref().map(|d| mb.dedup_key(d));
+                let dedup = m.dedup_id.as_deref().map(|d| mb.dedup_key(&meta.created_at, d));
                 let payload = encode(name, config.max_message_bytes, m, None)?;
                 Ok(Outgoing { payload, delay_ms: delay_s as u64 * 1000, dedup })
             })

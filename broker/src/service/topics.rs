@@ -167,7 +167,7 @@ impl Broker {
                 if m.delay_s.is_some() {
                     return Err(Error::invalid("topics take no delay_s"));
                 }
-                let dedup = m.dedup_id.as_deref().map(|d| self.topics.dedup_key(topic, d));
+                let dedup = m.dedup_id.as_deref().map(|d| self.topics.dedup_key(topic, &meta.created_at, d));
                 let attributes_json = serde_json::to_string(&m.attributes).map_err(|e| Error::invalid(e.to_string()))?;
                 let payload = encode(topic, meta.config.max_message_bytes, m, Some(&who.name))?;
                 Ok(Publication { out: Outgoing { payload, delay_ms: 0, dedup }, attributes_json, publisher: who.name.clone() })
@@ -203,7 +203,7 @@ impl Broker {
             created_at: rfc3339_ms(now_ms()),
         };
         let key = SubscriptionMeta::key(topic, name);
-        let created = self.meta.create(&key, meta.clone(), |a: &SubscriptionMeta, b| a.config == b.config).await?;
+        let created = self.meta.create(&key, meta.clone(), |a: &SubscriptionMeta, b| a.config == b.config && a.start == b.start).await?;
         if created {
             let start = match from {
                 None => Start::Latest,
@@ -289,6 +289,11 @@ impl Broker {
                 return Ok(None);
             }
             let sub = self.sub_for(who, topic, name, Right::Consume).await?;
+            // Listen before looking at what is in flight, so an ack landing in between wakes us.
+            let notify = self.waiters.get(&sub.mailbox.wake_key);
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             let room = match st.max_in_flight {
                 None => 100,
                 Some(max) => {
@@ -303,8 +308,6 @@ impl Broker {
             };
             if room == 0 {
                 // Full: wait for an ack anywhere on the topic, or the first ack deadline to pass.
-                let notify = self.waiters.get(&sub.mailbox.wake_key);
-                let notified = notify.notified();
                 let first_deadline = st.tracked.iter().map(|t| t.2).min().unwrap_or_else(Instant::now);
                 tokio::select! {
                     _ = notified => {}

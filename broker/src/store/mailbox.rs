@@ -137,9 +137,11 @@ impl Mailbox {
         keys
     }
 
-    /// The key recording a client's `dedup_id` on this mailbox.
-    pub fn dedup_key(&self, dedup_id: &str) -> String {
-        format!("{}:dd:{dedup_id}", self.base)
+    /// The key recording a client's `dedup_id` on this mailbox. `incarnation` (the queue's
+    /// creation time) keeps a queue re-created under the same name from matching ids sent to the
+    /// deleted one; those keys simply expire.
+    pub fn dedup_key(&self, incarnation: &str, dedup_id: &str) -> String {
+        format!("{}:dd:{incarnation}:{dedup_id}", self.base)
     }
 }
 

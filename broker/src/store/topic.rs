@@ -67,8 +67,9 @@ impl TopicStore {
         inv
     }
 
-    pub fn dedup_key(&self, topic: &str, dedup_id: &str) -> String {
-        format!("{}:dd:{dedup_id}", self.base(topic))
+    /// As for queues: `incarnation` (the topic's creation time) separates a re-created topic.
+    pub fn dedup_key(&self, topic: &str, incarnation: &str, dedup_id: &str) -> String {
+        format!("{}:dd:{incarnation}:{dedup_id}", self.base(topic))
     }
 
     pub async fn publish(&self, topic: &str, retention_ms: u64, messages: Vec<Publication>) -> Result<Published> {
