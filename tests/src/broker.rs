@@ -19,6 +19,11 @@ pub const DEFAULT_DRAIN_TIMEOUT_S: u64 = 5;
 pub const ADMIN_USER: &str = "admin";
 pub const ADMIN_PASSWORD: &str = "mom-test-admin-password";
 
+/// The password [`Broker::add_user`] gives a user: long enough for the broker's 12-character minimum.
+pub fn user_password(username: &str) -> String {
+    format!("{username}-test-password")
+}
+
 /// Addresses of the Redis and ZooKeeper that all tests share (`MOM_TEST_REDIS_URL`, `MOM_TEST_ZK`).
 #[derive(Debug, Clone)]
 pub struct Services {
@@ -76,6 +81,11 @@ impl Cluster {
         })
     }
 
+    /// A fresh namespace on the Redis and ZooKeeper of `services`, e.g. private servers of both.
+    pub fn with_services(services: Services) -> Self {
+        Self::on(services)
+    }
+
     fn on(services: Services) -> Self {
         let id = random_suffix(12);
         Self {
@@ -95,6 +105,7 @@ impl Cluster {
             drain_timeout_s: DEFAULT_DRAIN_TIMEOUT_S,
             env: Vec::new(),
             via_env: false,
+            admin_password: Some(ADMIN_PASSWORD.to_string()),
         }
     }
 
@@ -112,6 +123,8 @@ pub struct BrokerBuilder {
     drain_timeout_s: u64,
     env: Vec<(String, String)>,
     via_env: bool,
+    /// `MOM_ADMIN_PASSWORD`; `None` leaves the variable unset.
+    admin_password: Option<String>,
 }
 
 impl BrokerBuilder {
@@ -134,6 +147,12 @@ impl BrokerBuilder {
     /// An extra environment variable for the broker process.
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Starts the broker without `MOM_ADMIN_PASSWORD` in its environment (it is set by default).
+    pub fn no_admin_password(mut self) -> Self {
+        self.admin_password = None;
         self
     }
 
@@ -172,8 +191,10 @@ impl BrokerBuilder {
                 cmd.args([flag, value]);
             }
         }
-        cmd.env("MOM_ADMIN_USER", ADMIN_USER)
-            .env("MOM_ADMIN_PASSWORD", ADMIN_PASSWORD);
+        cmd.env("MOM_ADMIN_USER", ADMIN_USER);
+        if let Some(password) = &self.admin_password {
+            cmd.env("MOM_ADMIN_PASSWORD", password);
+        }
         cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let child = spawn_logged(&mut cmd, &log);
         Broker {
@@ -237,6 +258,51 @@ impl Broker {
         Client::new(self.url())
     }
 
+    /// A client of this broker sending `Authorization: Bearer <token>`.
+    pub fn client_with_token(&self, token: &str) -> Client {
+        self.anonymous_client().with_bearer(token)
+    }
+
+    /// `POST /v1/auth/token` with these credentials, from an anonymous client.
+    pub async fn login_resp(&self, username: &str, password: &str) -> crate::client::Resp {
+        self.anonymous_client()
+            .post(
+                "/v1/auth/token",
+                serde_json::json!({ "username": username, "password": password }),
+            )
+            .await
+    }
+
+    /// Logs in (expecting 200) and returns the access token.
+    pub async fn token_for(&self, username: &str, password: &str) -> String {
+        let resp = self.login_resp(username, password).await.expect_status(200);
+        resp.json["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no access_token in {resp}"))
+            .to_string()
+    }
+
+    /// A client logged in as `username` (expecting the login to succeed).
+    pub async fn client_as(&self, username: &str, password: &str) -> Client {
+        let token = self.token_for(username, password).await;
+        self.client_with_token(&token)
+    }
+
+    /// Creates `username` with `role` (`"user"` or `"admin"`) and the password
+    /// [`user_password`]`(username)` through the admin (expecting 201), and returns a client
+    /// logged in as the new user.
+    pub async fn add_user(&self, username: &str, role: &str) -> Client {
+        let password = user_password(username);
+        self.client()
+            .post(
+                "/v1/users",
+                serde_json::json!({ "username": username, "password": password, "role": role }),
+            )
+            .await
+            .expect_status(201);
+        self.client_as(username, &password).await
+    }
+
     fn token(&self) -> Option<String> {
         self.admin_token
             .lock()
@@ -288,6 +354,36 @@ impl Broker {
             .await
             .ok()
             .map(|r| r.status)
+    }
+
+    /// The value of the unlabelled series `name` on `/metrics`, or `None` when the broker cannot
+    /// be reached or does not report it.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let client = self.anonymous_client().with_timeout(Duration::from_secs(2));
+        let resp = client
+            .try_request(reqwest::Method::GET, "/metrics", crate::client::Body::None)
+            .await
+            .ok()?;
+        if resp.status != 200 {
+            return None;
+        }
+        resp.text.lines().find_map(|line| {
+            let value = line.strip_prefix(name)?.strip_prefix(' ')?;
+            value.trim().parse().ok()
+        })
+    }
+
+    /// `GET /v1/cluster` (expecting 200), with the ids of the nodes listed, sorted.
+    pub async fn cluster_view(&self) -> (serde_json::Value, Vec<String>) {
+        let resp = self.client().get("/v1/cluster").await.expect_status(200);
+        let mut ids: Vec<String> = resp.json["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n["id"].as_str().map(str::to_string))
+            .collect();
+        ids.sort();
+        (resp.json, ids)
     }
 
     /// Waits until `/readyz` answers 200, then logs in as admin (see [`Broker::client`]); fails the

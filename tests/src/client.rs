@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use reqwest::Method;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -38,6 +38,8 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     bearer: Option<String>,
+    /// Sent on every request besides the bearer token (e.g. `X-Forwarded-For`).
+    headers: HeaderMap,
     timeout: Duration,
 }
 
@@ -57,6 +59,7 @@ impl Client {
             http,
             base: base.into(),
             bearer: None,
+            headers: HeaderMap::new(),
             timeout: REQUEST_TIMEOUT,
         }
     }
@@ -73,8 +76,21 @@ impl Client {
         self
     }
 
+    /// The same client, sending `name: value` on every request.
+    pub fn with_header(mut self, name: &'static str, value: &str) -> Self {
+        let value = HeaderValue::from_str(value)
+            .unwrap_or_else(|e| panic!("bad value {value:?} for header {name}: {e}"));
+        self.headers.insert(HeaderName::from_static(name), value);
+        self
+    }
+
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// The bearer token this client sends, if any.
+    pub fn bearer(&self) -> Option<&str> {
+        self.bearer.as_deref()
     }
 
     /// Helper for the routes of one queue.
@@ -97,6 +113,7 @@ impl Client {
         if let Some(token) = &self.bearer {
             req = req.bearer_auth(token);
         }
+        req = req.headers(self.headers.clone());
         req = match body {
             Body::None => req,
             Body::Json(value) => req.json(&value),
@@ -186,6 +203,13 @@ impl Client {
             timeout: self.timeout,
         }
     }
+}
+
+/// True for a transport failure that says "this node is gone, try another": the connection was
+/// refused, reset, or closed before the response arrived (a node killed or done draining). A
+/// timeout is not one: the node may still be working on the request.
+pub fn is_connection_error(e: &reqwest::Error) -> bool {
+    !e.is_timeout() && (e.is_connect() || e.is_request() || e.is_body())
 }
 
 /// Runs an I/O exchange with a time limit; an error or the timeout fails the test.

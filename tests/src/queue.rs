@@ -77,13 +77,22 @@ impl Stats {
 pub struct Queue {
     client: Client,
     name: String,
+    /// The path its routes hang off: `/v1/queues/{name}`, or a topic subscription's.
+    base: String,
 }
 
 impl Queue {
     pub fn new(client: Client, name: &str) -> Self {
+        Self::at(client, name, format!("/v1/queues/{name}"))
+    }
+
+    /// Helpers for the pull routes (`/receive`, `/ack`, `/nack`, `/visibility`) of another mailbox
+    /// at `base`: a topic subscription, whose routes have the queue's bodies and semantics.
+    pub fn at(client: Client, name: &str, base: String) -> Self {
         Self {
             client,
             name: name.to_string(),
+            base,
         }
     }
 
@@ -91,9 +100,9 @@ impl Queue {
         &self.name
     }
 
-    /// `/v1/queues/{name}` followed by `suffix`.
+    /// `/v1/queues/{name}` (or the base given to [`Queue::at`]) followed by `suffix`.
     pub fn path(&self, suffix: &str) -> String {
-        format!("/v1/queues/{}{suffix}", self.name)
+        format!("{}{suffix}", self.base)
     }
 
     pub async fn create_resp(&self, config: Value) -> Resp {
@@ -280,6 +289,16 @@ impl Queue {
         }
     }
 
+    /// Acks the receipts of deliveries that are over (redelivered, expired, cancelled by a seek):
+    /// each must be refused as `receipt_invalid`; `why` says why, for failure messages.
+    pub async fn ack_stale(&self, messages: &[Message], why: &str) {
+        let receipts: Vec<&str> = messages.iter().map(|m| m.receipt.as_str()).collect();
+        for (i, result) in self.ack(&receipts).await.iter().enumerate() {
+            let context = format!("ack of {} ({why})", messages[i].id);
+            assert_error_result(result, "receipt_invalid", &context);
+        }
+    }
+
     /// Nacks, expecting 200; returns `results`, one per receipt.
     pub async fn nack(&self, receipts: &[&str], delay_s: u64) -> Vec<Value> {
         let resp = self
@@ -327,9 +346,24 @@ pub fn assert_error_result(result: &Value, code: &str, context: &str) {
     assert_error_object(&result["error"], code, &format!("{context}: {result}"));
 }
 
+/// Fails the test unless `resp` refuses a `dead_letter_queue` that does not exist, as a bad field
+/// (400 `invalid_request`) or as a missing queue (404 `queue_not_found`): the spec allows either.
+#[track_caller]
+pub fn expect_missing_dead_letter_queue(resp: Resp) -> Resp {
+    match resp.status {
+        400 => resp.expect_error(400, "invalid_request"),
+        _ => resp.expect_error(404, "queue_not_found"),
+    }
+}
+
 /// The ids of `messages`, in order.
 pub fn ids(messages: &[Message]) -> Vec<String> {
     messages.iter().map(|m| m.id.clone()).collect()
+}
+
+/// The bodies of `messages`, in order.
+pub fn bodies(messages: &[Message]) -> Vec<&str> {
+    messages.iter().map(|m| m.body.as_str()).collect()
 }
 
 /// The ids of `messages`, as a set; fails the test on a duplicate.

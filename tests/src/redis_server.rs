@@ -94,6 +94,22 @@ impl RedisServer {
         }
     }
 
+    /// Freezes the server with SIGSTOP: it keeps its port and accepts connections (the kernel
+    /// does) but answers nothing, like a hung or partitioned Redis, until [`RedisServer::resume`].
+    pub fn pause(&self) {
+        crate::broker::signal(self.pid(), libc::SIGSTOP);
+    }
+
+    /// Lets a paused server run again (SIGCONT); it then works off what queued up meanwhile.
+    pub fn resume(&self) {
+        crate::broker::signal(self.pid(), libc::SIGCONT);
+    }
+
+    fn pid(&self) -> i32 {
+        let child = self.child.as_ref().expect("private Redis is not running");
+        i32::try_from(child.id()).unwrap_or_else(|e| panic!("pid out of range: {e}"))
+    }
+
     /// Kills the server and starts it again on the same port and data dir.
     pub async fn restart(&mut self) {
         self.kill();

@@ -150,6 +150,18 @@ where
     }
 }
 
+/// Fails the test unless the JSON object `got` has every key of `expected` with the same value
+/// (other keys may be there too).
+#[track_caller]
+pub fn assert_fields(got: &serde_json::Value, expected: &serde_json::Value) {
+    let expected = expected
+        .as_object()
+        .unwrap_or_else(|| panic!("expected fields {expected} are not an object"));
+    for (key, value) in expected {
+        assert_eq!(&got[key], value, "field {key} in {got}");
+    }
+}
+
 /// True for an RFC 3339 UTC timestamp with milliseconds, like `2026-11-25T17:06:29.123Z`.
 pub fn is_rfc3339_millis(s: &str) -> bool {
     const PATTERN: &[u8] = b"dddd-dd-ddTdd:dd:dd.dddZ";

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use mom_tests::util::is_rfc3339_millis;
-use mom_tests::{json, wait_until, Broker, Cluster, Queue, Value};
+use mom_tests::{json, wait_until, Cluster, Queue};
 
 /// A metadata write must reach every node within 1 s; the rest is polling and scheduling slack.
 const PROPAGATION: Duration = Duration::from_millis(1250);
@@ -134,26 +134,13 @@ async fn two_nodes_racing_to_create_one_name_make_one_queue() {
     assert_eq!(statuses, [200, 201], "{ra} / {rb}");
 }
 
-/// `GET /v1/cluster` on `broker`, with the ids of the nodes listed.
-async fn cluster_view(broker: &Broker) -> (Value, Vec<String>) {
-    let resp = broker.client().get("/v1/cluster").await.expect_status(200);
-    let ids = resp.json["nodes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|n| n["id"].as_str().map(str::to_string))
-        .collect();
-    (resp.json, ids)
-}
-
 #[tokio::test]
 async fn the_cluster_lists_its_nodes_and_a_drained_node_leaves_it() {
     let cluster = Cluster::new();
     let a = cluster.broker().node_id("node-a").start().await;
     let mut b = cluster.broker().node_id("node-b").start().await;
     let view = wait_until("both nodes to be listed", PROPAGATION, || async {
-        let (view, mut ids) = cluster_view(&a).await;
-        ids.sort();
+        let (view, ids) = a.cluster_view().await;
         (ids == ["node-a", "node-b"]).then_some(view)
     })
     .await;
@@ -183,13 +170,13 @@ async fn the_cluster_lists_its_nodes_and_a_drained_node_leaves_it() {
     b.sigterm();
     b.wait_exit(Duration::from_secs(10)).await;
     wait_until("the drained node to leave", PROPAGATION, || async {
-        (cluster_view(&a).await.1 == ["node-a"]).then_some(())
+        (a.cluster_view().await.1 == ["node-a"]).then_some(())
     })
     .await;
     wait_until(
         "the remaining node to lead",
         Duration::from_secs(5),
-        || async { (cluster_view(&a).await.0["leader"] == "node-a").then_some(()) },
+        || async { (a.cluster_view().await.0["leader"] == "node-a").then_some(()) },
     )
     .await;
 }

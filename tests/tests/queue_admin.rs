@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use mom_tests::{broker_with_queue, json, start_broker, Body, Value};
+use mom_tests::{
+    assert_fields, broker_with_queue, expect_missing_dead_letter_queue, json, start_broker, Body,
+    Value,
+};
 use reqwest::Method;
 
 /// The documented defaults of a queue created with `{}`.
@@ -17,14 +20,6 @@ fn default_config() -> Value {
         "max_message_bytes": 262144,
         "access": "authenticated",
     })
-}
-
-#[track_caller]
-fn assert_config(got: &Value, expected: &Value) {
-    let expected = expected.as_object().expect("expected config is an object");
-    for (key, value) in expected {
-        assert_eq!(&got[key], value, "config field {key} in {got}");
-    }
 }
 
 #[tokio::test]
@@ -70,7 +65,7 @@ async fn get_returns_name_default_config_and_zero_stats() {
     let (_broker, queue) = broker_with_queue("fresh", json!({})).await;
     let got = queue.get().await.expect_status(200);
     assert_eq!(got.json["name"], "fresh", "{got}");
-    assert_config(&got.json, &default_config());
+    assert_fields(&got.json, &default_config());
     let stats = queue.stats().await;
     assert_eq!(stats.counts(), (0, 0, 0), "{stats:?}");
     assert!(
@@ -127,14 +122,11 @@ async fn out_of_range_config_is_invalid_request_and_creates_nothing() {
         assert_eq!(resp.status, 400, "config {config} must be rejected: {resp}");
         resp.expect_error(400, "invalid_request");
     }
-    // A dead-letter queue that does not exist: a bad field (400) or a missing queue (404).
-    let resp = queue
-        .create_resp(json!({ "max_receives": 3, "dead_letter_queue": "nope" }))
-        .await;
-    match resp.status {
-        400 => resp.expect_error(400, "invalid_request"),
-        _ => resp.expect_error(404, "queue_not_found"),
-    };
+    expect_missing_dead_letter_queue(
+        queue
+            .create_resp(json!({ "max_receives": 3, "dead_letter_queue": "nope" }))
+            .await,
+    );
     queue.get().await.expect_error(404, "queue_not_found");
     // The upper bound itself is allowed.
     client
@@ -163,7 +155,7 @@ async fn list_returns_every_queue_with_its_config() {
         .iter()
         .find(|q| q["name"] == "beta")
         .unwrap_or_else(|| panic!("beta missing in {resp}"));
-    assert_config(
+    assert_fields(
         beta,
         &json!({ "visibility_timeout_s": 5, "delay_s": 0, "max_message_bytes": 262144 }),
     );
@@ -180,13 +172,13 @@ async fn patch_changes_only_the_given_fields() {
     let mut expected = default_config();
     expected["visibility_timeout_s"] = json!(5);
     expected["delay_s"] = json!(1);
-    assert_config(&got.json, &expected);
+    assert_fields(&got.json, &expected);
 
     queue
         .patch(json!({ "max_message_bytes": 2_000_000 }))
         .await
         .expect_error(400, "invalid_request");
-    assert_config(&queue.get().await.expect_status(200).json, &expected);
+    assert_fields(&queue.get().await.expect_status(200).json, &expected);
     // The config now differs from `{}`.
     queue
         .create_resp(json!({}))
@@ -312,7 +304,7 @@ async fn an_empty_body_is_treated_as_an_empty_object() {
         .request(Method::PUT, "/v1/queues/bare2", json_but_empty.clone())
         .await
         .expect_status(201);
-    assert_config(
+    assert_fields(
         &client.queue("bare").get().await.expect_status(200).json,
         &default_config(),
     );

@@ -1,0 +1,294 @@
+//! The broker's HTTP API under load: one HTTP/1.1 keep-alive connection per worker (a pool sized
+//! to the concurrency), `TCP_NODELAY`, bodies serialized once up front.
+//!
+//! Every request is built by [`Endpoint::request`], the one place that adds the
+//! `Authorization: Bearer <token>` header obtained by [`Endpoint::login`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper::{Method, Request, StatusCode, Uri};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use tokio::net::TcpStream;
+
+use super::{message_json, Error, Result, Scenario, Scenarios};
+
+/// Where the broker listens, and how each request to it is dressed.
+#[derive(Debug)]
+pub struct Endpoint {
+    addr: SocketAddr,
+    host: HeaderValue,
+    bearer: Option<HeaderValue>,
+}
+
+#[derive(Deserialize)]
+struct Token {
+    access_token: String,
+}
+
+impl Endpoint {
+    /// `base` is `http://host:port`; with `credentials` (user, password), logs in first.
+    pub async fn connect(base: &str, credentials: Option<(&str, &str)>) -> Result<Arc<Self>> {
+        let mut endpoint = Self::resolve(base).await?;
+        if let Some((user, password)) = credentials {
+            endpoint.bearer = Some(endpoint.login(user, password).await?);
+        }
+        Ok(Arc::new(endpoint))
+    }
+
+    /// `POST /v1/auth/token`; the header value to send with every later request.
+    async fn login(&self, user: &str, password: &str) -> Result<HeaderValue> {
+        let path = Uri::from_static("/v1/auth/token");
+        let body = serde_json::to_vec(&serde_json::json!({ "username": user, "password": password }))?;
+        let mut conn = Conn::new(Arc::new(Endpoint { addr: self.addr, host: self.host.clone(), bearer: None }));
+        let bytes = conn.expect(Method::POST, &path, Bytes::from(body), &[StatusCode::OK]).await?;
+        let token: Token = serde_json::from_slice(&bytes)?;
+        HeaderValue::from_str(&format!("Bearer {}", token.access_token))
+            .map_err(|e| Error::Protocol(format!("unusable token: {e}")))
+    }
+
+    async fn resolve(base: &str) -> Result<Self> {
+        let uri: Uri = base.parse().map_err(|e| Error::Input(format!("bad --url {base}: {e}")))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(Error::Input(format!("--url must be http://host:port, got {base}")));
+        }
+        let authority = uri
+            .authority()
+            .ok_or_else(|| Error::Input(format!("--url has no host: {base}")))?
+            .clone();
+        let port = authority.port_u16().unwrap_or(80);
+        let addr = tokio::net::lookup_host((authority.host(), port))
+            .await?
+            .next()
+            .ok_or_else(|| Error::Input(format!("{} resolves to no address", authority.host())))?;
+        let host = HeaderValue::from_str(authority.as_str())
+            .map_err(|e| Error::Input(format!("bad host {authority}: {e}")))?;
+        Ok(Endpoint { addr, host, bearer: None })
+    }
+
+    /// The one place every request is built.
+    fn request(&self, method: Method, path: &Uri, body: Bytes) -> Result<Request<Full<Bytes>>> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path.clone())
+            .header(HOST, self.host.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(bearer) = &self.bearer {
+            req = req.header(AUTHORIZATION, bearer.clone());
+        }
+        Ok(req.body(Full::new(body))?)
+    }
+}
+
+/// A keep-alive connection that reconnects after an error.
+pub struct Conn {
+    endpoint: Arc<Endpoint>,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl Conn {
+    pub fn new(endpoint: Arc<Endpoint>) -> Self {
+        Conn { endpoint, sender: None }
+    }
+
+    async fn sender(&mut self) -> Result<&mut SendRequest<Full<Bytes>>> {
+        if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
+            let stream = TcpStream::connect(self.endpoint.addr).await?;
+            stream.set_nodelay(true)?;
+            let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(async move {
+                // The connection ends when the sender is dropped or the peer closes; the next
+                // request notices through `is_closed` and reconnects.
+                let _ = conn.await;
+            });
+            self.sender = Some(sender);
+        }
+        self.sender
+            .as_mut()
+            .ok_or_else(|| Error::Protocol("no HTTP connection".into()))
+    }
+
+    /// One request; the status and the whole body of the answer.
+    pub async fn call(&mut self, method: Method, path: &Uri, body: Bytes) -> Result<(StatusCode, Bytes)> {
+        let req = self.endpoint.request(method, path, body)?;
+        let result = async {
+            let sender = self.sender().await?;
+            sender.ready().await?;
+            let res = sender.send_request(req).await?;
+            let status = res.status();
+            let bytes = res.into_body().collect().await?.to_bytes();
+            Ok::<_, Error>((status, bytes))
+        }
+        .await;
+        if result.is_err() {
+            self.sender = None;
+        }
+        result
+    }
+
+    /// A request that must answer `expected`.
+    pub async fn expect(&mut self, method: Method, path: &Uri, body: Bytes, expected: &[StatusCode]) -> Result<Bytes> {
+        let (status, bytes) = self.call(method, path, body).await?;
+        if expected.contains(&status) {
+            Ok(bytes)
+        } else {
+            Err(Error::Status {
+                status: status.as_u16(),
+                path: path.to_string(),
+                body: String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned(),
+            })
+        }
+    }
+}
+
+/// The paths of one queue, parsed once.
+#[derive(Clone)]
+struct Paths {
+    queue: Uri,
+    purge: Uri,
+    send: Uri,
+    batch: Uri,
+    receive: Uri,
+    ack: Uri,
+}
+
+impl Paths {
+    fn new(queue: &str) -> Result<Self> {
+        let p = |suffix: &str| -> Result<Uri> {
+            format!("/v1/queues/{queue}{suffix}")
+                .parse()
+                .map_err(|e| Error::Input(format!("bad queue name {queue}: {e}")))
+        };
+        Ok(Paths {
+            queue: p("")?,
+            purge: p("/purge")?,
+            send: p("/messages")?,
+            batch: p("/messages/batch")?,
+            receive: p("/receive")?,
+            ack: p("/ack")?,
+        })
+    }
+}
+
+/// One worker of a scenario on the broker.
+pub struct Worker {
+    conn: Conn,
+    paths: Paths,
+    scenario: Scenario,
+    send_body: Bytes,
+    batch_body: Bytes,
+    batch: usize,
+}
+
+const RECEIVE_BODY: &str = r#"{"max":1,"wait_s":1}"#;
+/// Long polls of 1 s that may come back empty before a lifecycle counts as failed.
+const EMPTY_RECEIVES: u32 = 10;
+const OK: [StatusCode; 2] = [StatusCode::OK, StatusCode::CREATED];
+
+#[derive(Deserialize)]
+struct Received {
+    messages: Vec<Receipt>,
+}
+
+#[derive(Deserialize)]
+struct Receipt {
+    receipt: String,
+}
+
+#[derive(Deserialize)]
+struct Results {
+    results: Vec<serde_json::Value>,
+}
+
+impl Scenarios for Worker {
+    fn scenario(&self) -> Scenario {
+        self.scenario
+    }
+
+    async fn send(&mut self) -> Result<u64> {
+        self.conn.expect(Method::POST, &self.paths.send, self.send_body.clone(), &[StatusCode::CREATED]).await?;
+        Ok(1)
+    }
+
+    async fn send_batch(&mut self) -> Result<u64> {
+        let bytes = self.conn.expect(Method::POST, &self.paths.batch, self.batch_body.clone(), &OK).await?;
+        let results: Results = serde_json::from_slice(&bytes)?;
+        let stored = results.results.iter().filter(|r| r.get("id").is_some()).count();
+        if stored != self.batch {
+            return Err(Error::Protocol(format!("batch stored {stored} of {}", self.batch)));
+        }
+        Ok(stored as u64)
+    }
+
+    /// Send one, then receive until one arrives (a competing worker may take ours; we take the
+    /// next), then ack it. Gives up after [`EMPTY_RECEIVES`] empty long polls.
+    async fn lifecycle(&mut self) -> Result<u64> {
+        self.send().await?;
+        let mut empty = 0;
+        let receipt = loop {
+            let bytes = self
+                .conn
+                .expect(Method::POST, &self.paths.receive, Bytes::from_static(RECEIVE_BODY.as_bytes()), &OK)
+                .await?;
+            let got: Received = serde_json::from_slice(&bytes)?;
+            if let Some(m) = got.messages.into_iter().next() {
+                break m.receipt;
+            }
+            empty += 1;
+            if empty == EMPTY_RECEIVES {
+                return Err(Error::Protocol(format!("{EMPTY_RECEIVES} receives in a row found nothing")));
+            }
+        };
+        let body = serde_json::to_vec(&serde_json::json!({ "receipts": [receipt] }))?;
+        let bytes = self.conn.expect(Method::POST, &self.paths.ack, Bytes::from(body), &OK).await?;
+        let results: Results = serde_json::from_slice(&bytes)?;
+        match results.results.first().and_then(|r| r.get("ok")) {
+            Some(serde_json::Value::Bool(true)) => Ok(1),
+            _ => Err(Error::Protocol(format!("ack failed: {}", String::from_utf8_lossy(&bytes)))),
+        }
+    }
+}
+
+/// A fresh queue for one run, and the workers that load it.
+pub struct Setup {
+    admin: Conn,
+    paths: Paths,
+}
+
+impl Setup {
+    /// Creates (or reuses) `queue` and empties it.
+    pub async fn new(endpoint: &Arc<Endpoint>, queue: &str) -> Result<Self> {
+        let mut admin = Conn::new(endpoint.clone());
+        let paths = Paths::new(queue)?;
+        admin.expect(Method::PUT, &paths.queue, Bytes::from_static(b"{}"), &OK).await?;
+        admin.expect(Method::POST, &paths.purge, Bytes::new(), &[StatusCode::NO_CONTENT]).await?;
+        Ok(Setup { admin, paths })
+    }
+
+    pub fn workers(&self, endpoint: &Arc<Endpoint>, scenario: Scenario, n: usize, body_bytes: usize, batch: usize) -> Vec<Worker> {
+        let one = message_json(body_bytes);
+        let many = format!("{{\"messages\":[{}]}}", vec![one.as_str(); batch].join(","));
+        let (send_body, batch_body) = (Bytes::from(one), Bytes::from(many));
+        (0..n)
+            .map(|_| Worker {
+                conn: Conn::new(endpoint.clone()),
+                paths: self.paths.clone(),
+                scenario,
+                send_body: send_body.clone(),
+                batch_body: batch_body.clone(),
+                batch,
+            })
+            .collect()
+    }
+
+    /// Empties the queue after a run so the next one starts from nothing.
+    pub async fn purge(&mut self) -> Result<()> {
+        self.admin.expect(Method::POST, &self.paths.purge, Bytes::new(), &[StatusCode::NO_CONTENT]).await?;
+        Ok(())
+    }
+}

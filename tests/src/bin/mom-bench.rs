@@ -1,0 +1,294 @@
+//! mom-bench: throughput and latency (HdrHistogram p50/p99/p99.9) of the broker's HTTP API and of
+//! RabbitMQ, at equal concurrency and body size, in closed loop (max) and open loop (fixed rate).
+//!
+//! ```text
+//! mom-bench http --url http://127.0.0.1:8080 --scenario send,batch,lifecycle --open-at-half --json out/http.json
+//! mom-bench amqp --url amqp://guest:guest@127.0.0.1:5672/%2f --open-at-half --json out/amqp.json
+//! mom-bench import-redis --label xadd --csv xadd.csv --requests 200000 --concurrency 50 --json out/redis-xadd.json
+//! mom-bench report --dir out --json results.json > tables.md
+//! ```
+//!
+//! `bench/run.sh` runs all of it against its own Redis, broker and RabbitMQ; see `BENCHMARKS.md`.
+
+#[path = "../bench/mod.rs"]
+mod bench;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use bench::load::{self, Plan};
+use bench::{amqp, cpu, http, report, BenchResult, Scenario};
+
+#[derive(Parser)]
+#[command(name = "mom-bench", about = "Benchmarks mom's HTTP API side by side with RabbitMQ and redis-benchmark")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load the broker's HTTP API.
+    Http(RunArgs),
+    /// Load RabbitMQ over AMQP 0-9-1 (durable queue, persistent messages, confirms, manual acks).
+    Amqp(RunArgs),
+    /// Turn `redis-benchmark --csv` output into a result file.
+    ImportRedis(ImportArgs),
+    /// Replay a command captured with `redis-cli MONITOR` (e.g. the broker's send script) in
+    /// `redis-benchmark`, writing its CSV: the store's own ceiling for one broker call.
+    ReplayMonitor {
+        /// A file of `redis-cli MONITOR` output.
+        #[arg(long)]
+        monitor: PathBuf,
+        /// The command to replay: its first occurrence in the file.
+        #[arg(long, default_value = "evalsha")]
+        command: String,
+        /// Only a call one of whose arguments contains this (e.g. the message body).
+        #[arg(long, default_value = "")]
+        containing: String,
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        requests: u64,
+        #[arg(long, default_value_t = 50)]
+        concurrency: usize,
+        #[arg(long)]
+        csv: PathBuf,
+    },
+    /// Print markdown tables of every result file in a directory (and optionally merge them to JSON).
+    Report {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Also write every result as one JSON array here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// http://host:port for `http`; amqp://user:pass@host:port/vhost for `amqp`.
+    #[arg(long)]
+    url: String,
+    #[arg(long, value_delimiter = ',', default_value = "send,batch,lifecycle")]
+    scenario: Vec<Scenario>,
+    /// Workers, each with its own connection.
+    #[arg(long, default_value_t = 50)]
+    concurrency: usize,
+    /// Seconds of load before measuring.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Open loop at this many requests per second over all workers (default: closed loop at max).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// After each closed-loop run, run open loop at half the rate it reached.
+    #[arg(long)]
+    open_at_half: bool,
+    #[arg(long, default_value_t = 1024)]
+    body_bytes: usize,
+    /// Messages per batch request.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Queue name prefix; each scenario uses `<prefix>-<scenario>`, emptied before each run.
+    #[arg(long, default_value = "bench")]
+    queue: String,
+    /// Write the results as a JSON array here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// AMQP only: connections the workers' channels share (default: one per worker).
+    #[arg(long)]
+    amqp_connections: Option<usize>,
+    /// Broker user to log in as (`POST /v1/auth/token`); without it requests carry no token.
+    #[arg(long, env = "MOM_BENCH_USER")]
+    user: Option<String>,
+    /// Password of `--user`.
+    #[arg(long, env = "MOM_BENCH_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// `label=pid` of a process whose CPU time to record over the measured window (repeatable).
+    #[arg(long)]
+    watch: Vec<cpu::Watched>,
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// Scenario label, e.g. `xadd`, `read_ack`, `send_script`.
+    #[arg(long)]
+    label: String,
+    #[arg(long)]
+    csv: PathBuf,
+    /// The `-n` given to redis-benchmark.
+    #[arg(long)]
+    requests: u64,
+    #[arg(long, default_value_t = 50)]
+    concurrency: usize,
+    #[arg(long, default_value_t = 1024)]
+    body_bytes: usize,
+    #[arg(long)]
+    json: PathBuf,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Target {
+    Http,
+    Amqp,
+}
+
+impl Target {
+    fn name(self) -> &'static str {
+        match self {
+            Target::Http => "http",
+            Target::Amqp => "amqp",
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Http(args) => run(Target::Http, args).await,
+        Command::Amqp(args) => run(Target::Amqp, args).await,
+        Command::ImportRedis(a) => {
+            let csv = std::fs::read_to_string(&a.csv).with_context(|| format!("reading {}", a.csv.display()))?;
+            let r = report::import_redis_csv(&csv, &a.label, a.concurrency, a.body_bytes, a.requests)?;
+            write_json(&a.json, &[r])
+        }
+        Command::ReplayMonitor { monitor, command, containing, host, port, requests, concurrency, csv } => {
+            let text = std::fs::read_to_string(&monitor).with_context(|| format!("reading {}", monitor.display()))?;
+            let args = report::monitor_command(&text, &command, &containing)
+                .with_context(|| format!("no {command} in {}", monitor.display()))?;
+            let out = std::process::Command::new("redis-benchmark")
+                .args(["-h", &host, "-p", &port.to_string(), "-c", &concurrency.to_string()])
+                .args(["-n", &requests.to_string(), "--csv"])
+                .args(&args)
+                .output()
+                .context("running redis-benchmark")?;
+            anyhow::ensure!(out.status.success(), "redis-benchmark failed: {}", String::from_utf8_lossy(&out.stderr));
+            std::fs::write(&csv, &out.stdout).with_context(|| format!("writing {}", csv.display()))
+        }
+        Command::Report { dir, json } => {
+            let results = report::load_dir(&dir)?;
+            if let Some(path) = json {
+                write_json(&path, &results)?;
+            }
+            println!("{}", report::results_table(&results));
+            println!("### The issue's targets, as ratios\n\n{}", report::targets_table(&results));
+            println!(
+                "### Where the CPU went (closed loop, measured window)\n\nCPU time of each process per message, from \
+                 /proc; \"everything else\" is the rest of the machine's busy time (the kernel's network \
+                 softirqs, and other work on the machine).\n\n{}",
+                report::cpu_table(&results)
+            );
+            Ok(())
+        }
+    }
+}
+
+fn write_json(path: &std::path::Path, results: &[BenchResult]) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(results)?;
+    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
+}
+
+async fn run(target: Target, args: RunArgs) -> anyhow::Result<()> {
+    let mut results = Vec::new();
+    for &scenario in &args.scenario {
+        let closed = Plan {
+            concurrency: args.concurrency,
+            warmup: Duration::from_secs_f64(args.warmup),
+            duration: Duration::from_secs_f64(args.duration),
+            rate: args.rate,
+        };
+        let first = measure(target, &args, scenario, closed).await?;
+        let half = first.requests_per_s / 2.0;
+        results.push(first);
+        if args.open_at_half && args.rate.is_none() && half > 0.0 {
+            results.push(measure(target, &args, scenario, Plan { rate: Some(half), ..closed }).await?);
+        }
+    }
+    if let Some(path) = &args.json {
+        write_json(path, &results)?;
+    }
+    println!("{}", report::results_table(&results));
+    Ok(())
+}
+
+/// Runs the load and records the watched processes' CPU over the same measured window.
+async fn drive<O: load::Op>(plan: Plan, workers: Vec<O>, watch: &[cpu::Watched]) -> anyhow::Result<(load::Outcome, cpu::CpuUse)> {
+    let window = tokio::spawn(cpu::measure(watch.to_vec(), load::START_DELAY + plan.warmup, plan.duration));
+    let outcome = load::drive(plan, workers).await?;
+    Ok((outcome, window.await?))
+}
+
+/// One run of one scenario on a freshly emptied queue.
+async fn measure(target: Target, args: &RunArgs, scenario: Scenario, plan: Plan) -> anyhow::Result<BenchResult> {
+    let queue = format!("{}-{}", args.queue, scenario.name());
+    let per_request = if scenario == Scenario::Batch { args.batch } else { 1 };
+    let what = match plan.rate {
+        Some(r) => format!("open loop at {r:.0} req/s"),
+        None => "closed loop".to_string(),
+    };
+    eprintln!("mom-bench: {} {scenario} ({what}, concurrency {}) on queue {queue}", target.name(), plan.concurrency);
+    let (outcome, cpu) = match target {
+        Target::Http => {
+            let credentials = args.user.as_deref().map(|u| (u, args.password.as_deref().unwrap_or("")));
+            let endpoint = http::Endpoint::connect(&args.url, credentials).await.context("logging in")?;
+            let mut setup = http::Setup::new(&endpoint, &queue).await.context("creating the queue")?;
+            let workers = setup.workers(&endpoint, scenario, plan.concurrency, args.body_bytes, args.batch);
+            let outcome = drive(plan, workers, &args.watch).await?;
+            setup.purge().await.context("emptying the queue")?;
+            outcome
+        }
+        Target::Amqp => {
+            amqp::prepare(&args.url, &queue).await.context("declaring the queue")?;
+            let n = args.amqp_connections.unwrap_or(plan.concurrency).clamp(1, plan.concurrency.max(1));
+            let conns = amqp::connections(&args.url, n).await.context("connecting to RabbitMQ")?;
+            let opens = (0..plan.concurrency).map(|i| {
+                amqp::Worker::open(&conns[i % conns.len()], &queue, scenario, args.body_bytes, args.batch, i)
+            });
+            let workers = futures::future::try_join_all(opens).await.context("opening channels")?;
+            let outcome = drive(plan, workers, &args.watch).await?;
+            for c in &conns {
+                // Best effort: the measurement is done; RabbitMQ requeues what was unacked.
+                let _ = c.close(200, "done".into()).await;
+            }
+            amqp::prepare(&args.url, &queue).await.context("emptying the queue")?;
+            outcome
+        }
+    };
+    let secs = plan.duration.as_secs_f64();
+    let r = BenchResult {
+        target: target.name().into(),
+        scenario: scenario.name().into(),
+        mode: if plan.rate.is_some() { "open" } else { "closed" }.into(),
+        target_rate: plan.rate,
+        concurrency: plan.concurrency,
+        body_bytes: args.body_bytes,
+        messages_per_request: per_request,
+        duration_s: secs,
+        requests: outcome.requests,
+        messages: outcome.messages,
+        errors: outcome.errors,
+        first_error: outcome.first_error.clone(),
+        requests_per_s: outcome.requests as f64 / secs,
+        messages_per_s: outcome.messages as f64 / secs,
+        latency: outcome.latency(),
+        cpu,
+    };
+    eprintln!(
+        "mom-bench:   {:.0} msg/s, {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, errors {}{}",
+        r.messages_per_s,
+        r.requests_per_s,
+        r.latency.p50_us / 1000.0,
+        r.latency.p99_us / 1000.0,
+        r.errors,
+        r.first_error.as_deref().map(|e| format!(" (first: {e})")).unwrap_or_default()
+    );
+    Ok(r)
+}
