@@ -12,6 +12,10 @@ pub struct Config {
     #[arg(long, env = "MOM_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// Address to serve the gRPC API on (`proto/mom/v1/broker.proto`); unset: no gRPC.
+    #[arg(long, env = "MOM_GRPC_LISTEN")]
+    pub grpc_listen: Option<SocketAddr>,
+
     /// Address other nodes and operators reach this node at (default: the listen address).
     #[arg(long, env = "MOM_ADVERTISE_ADDRESS")]
     pub advertise: Option<String>,
@@ -52,12 +56,14 @@ pub struct Config {
     #[arg(long, env = "MOM_ADMIN_USER", default_value = "admin")]
     pub admin_user: String,
 
-    /// Password of the first admin. Read from the environment only; there is no default.
-    #[arg(long, env = "MOM_ADMIN_PASSWORD", hide_env_values = true)]
+    /// Password of the first admin: `MOM_ADMIN_PASSWORD`, from the environment only (a flag
+    /// would show in the process list); there is no default.
+    #[arg(skip = std::env::var("MOM_ADMIN_PASSWORD").ok())]
     pub admin_password: Option<String>,
 
-    /// Key that signs tokens (default: one generated once and shared through ZooKeeper).
-    #[arg(long, env = "MOM_JWT_SECRET", hide_env_values = true)]
+    /// Key that signs tokens: `MOM_JWT_SECRET`, environment only (default: one generated once
+    /// and shared through ZooKeeper).
+    #[arg(skip = std::env::var("MOM_JWT_SECRET").ok())]
     pub jwt_secret: Option<String>,
 
     /// Lifetime of issued tokens, in seconds.

@@ -106,11 +106,25 @@ pub struct NodeRecord {
     pub started_at: String,
 }
 
-/// A cached record with its znode data version.
+/// Which write of which znode a cached record came from: the data version, and the zxid that
+/// created the znode (so a znode deleted and created again never looks like the old one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub version: i32,
+    pub czxid: i64,
+}
+
+impl Stamp {
+    fn of(stat: &zk::Stat) -> Self {
+        Stamp { version: stat.version, czxid: stat.czxid }
+    }
+}
+
+/// A cached record with its stamp.
 #[derive(Debug, Clone)]
 pub struct Versioned<T> {
     pub value: T,
-    pub version: i32,
+    pub stamp: Stamp,
 }
 
 type Slot<T> = BTreeMap<String, Versioned<T>>;
@@ -275,13 +289,13 @@ impl Meta {
         self.bounded(client.sync(&path)).await.ok()?;
         let (data, stat) = self.bounded(client.get_data(&path)).await.ok()?;
         let value: T = serde_json::from_slice(&data).ok()?;
-        self.cache_put(name, value.clone(), stat.version);
+        self.cache_put(name, value.clone(), Stamp::of(&stat));
         Some(value)
     }
 
     /// A user's token generation and role, without copying the record (checked per request).
-    pub fn user_generation(&self, name: &str) -> Option<(i32, Role)> {
-        self.read().users.get(name).map(|u| (u.version, u.value.role))
+    pub fn user_generation(&self, name: &str) -> Option<(Stamp, Role)> {
+        self.read().users.get(name).map(|u| (u.stamp, u.value.role))
     }
 
     /// A cached record with its version.
@@ -356,8 +370,8 @@ impl Meta {
         self.path(&format!("{}/{name}", T::DIR))
     }
 
-    fn cache_put<T: Record>(&self, name: &str, value: T, version: i32) {
-        T::slot_mut(&mut self.write()).insert(name.to_string(), Versioned { value, version });
+    fn cache_put<T: Record>(&self, name: &str, value: T, stamp: Stamp) {
+        T::slot_mut(&mut self.write()).insert(name.to_string(), Versioned { value, stamp });
     }
 
     /// Creates a record with a conditional create, so two nodes racing on one name make one.
@@ -370,14 +384,14 @@ impl Meta {
         let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
         match self.bounded(client.create(&path, &data, &opts)).await {
             Ok((stat, _)) => {
-                self.cache_put(name, value, stat.version);
+                self.cache_put(name, value, Stamp::of(&stat));
                 Ok(true)
             }
             Err(zk::Error::NodeExists) => {
                 let (data, stat) = self.bounded(client.get_data(&path)).await.map_err(zk_unavailable)?;
                 let existing: T = serde_json::from_slice(&data).map_err(zk_unavailable)?;
                 let matches = same(&existing, &value);
-                self.cache_put(name, existing, stat.version);
+                self.cache_put(name, existing, Stamp::of(&stat));
                 if matches {
                     Ok(false)
                 } else {
@@ -403,7 +417,7 @@ impl Meta {
             let data = serde_json::to_vec(&next).map_err(|e| Error::invalid(e.to_string()))?;
             match self.bounded(client.set_data(&path, &data, Some(stat.version))).await {
                 Ok(stat) => {
-                    self.cache_put(name, next.clone(), stat.version);
+                    self.cache_put(name, next.clone(), Stamp::of(&stat));
                     return Ok(next);
                 }
                 Err(zk::Error::BadVersion) => continue,
@@ -608,13 +622,13 @@ impl Meta {
         Ok(())
     }
 
-    async fn read_dir(&self, client: &zk::Client, dir: &str) -> Result<Vec<(String, Vec<u8>, i32)>, zk::Error> {
+    async fn read_dir(&self, client: &zk::Client, dir: &str) -> Result<Vec<(String, Vec<u8>, Stamp)>, zk::Error> {
         let path = self.path(dir);
         let children = self.bounded(client.list_children(&path)).await?;
         let mut out = Vec::with_capacity(children.len());
         for child in children {
             match self.bounded(client.get_data(&format!("{path}/{child}"))).await {
-                Ok((data, stat)) => out.push((child, data, stat.version)),
+                Ok((data, stat)) => out.push((child, data, Stamp::of(&stat))),
                 Err(zk::Error::NoNode) => {}
                 Err(e) => return Err(e),
             }
@@ -632,7 +646,7 @@ impl Meta {
             return Ok(());
         }
         let data = match self.bounded(client.get_data(path)).await {
-            Ok((data, stat)) => Some((data, stat.version)),
+            Ok((data, stat)) => Some((data, Stamp::of(&stat))),
             Err(zk::Error::NoNode) => None,
             Err(e) => return Err(e),
         };
@@ -659,28 +673,28 @@ impl Meta {
 }
 
 /// Puts a re-read znode into its slot, or removes it when it is gone.
-fn apply<T: serde::de::DeserializeOwned>(slot: &mut Slot<T>, name: &str, data: Option<(Vec<u8>, i32)>) {
+fn apply<T: serde::de::DeserializeOwned>(slot: &mut Slot<T>, name: &str, data: Option<(Vec<u8>, Stamp)>) {
     match data {
-        Some((d, version)) => insert_parsed(slot, name.to_string(), &d, version),
+        Some((d, stamp)) => insert_parsed(slot, name.to_string(), &d, stamp),
         None => {
             slot.remove(name);
         }
     }
 }
 
-fn insert_parsed<T: serde::de::DeserializeOwned>(slot: &mut Slot<T>, name: String, data: &[u8], version: i32) {
+fn insert_parsed<T: serde::de::DeserializeOwned>(slot: &mut Slot<T>, name: String, data: &[u8], stamp: Stamp) {
     match serde_json::from_slice(data) {
         Ok(value) => {
-            slot.insert(name, Versioned { value, version });
+            slot.insert(name, Versioned { value, stamp });
         }
         Err(e) => tracing::warn!(error = %e, %name, "ignoring unreadable znode"),
     }
 }
 
-fn parse_all<T: serde::de::DeserializeOwned>(entries: Vec<(String, Vec<u8>, i32)>) -> Slot<T> {
+fn parse_all<T: serde::de::DeserializeOwned>(entries: Vec<(String, Vec<u8>, Stamp)>) -> Slot<T> {
     let mut slot = BTreeMap::new();
-    for (name, data, version) in entries {
-        insert_parsed(&mut slot, name, &data, version);
+    for (name, data, stamp) in entries {
+        insert_parsed(&mut slot, name, &data, stamp);
     }
     slot
 }

@@ -13,7 +13,7 @@ use crate::model::{now_ms, rfc3339_ms};
 use crate::service::auth::{AuthSettings, Bootstrap};
 use crate::service::Broker;
 use crate::store::Redis;
-use crate::{http, shutdown};
+use crate::{grpc, http, shutdown};
 
 /// How often the leader runs the cluster's periodic upkeep.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
@@ -22,6 +22,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let grpc_listener = match config.grpc_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen for gRPC on {addr}"))?,
+        ),
+        None => None,
+    };
     let address = config.advertise.clone().unwrap_or_else(|| config.listen.to_string());
     let node = NodeRecord {
         id: config.node_id(),
@@ -74,6 +80,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             shutdown::drain(broker, drain_timeout).await;
         }
     };
+    // gRPC beside HTTP: it closes its listener when the drain steps are done (the same moment
+    // as HTTP's) and finishes the calls in flight; Subscribe streams end on the drain itself.
+    let grpc = grpc_listener.map(|listener| {
+        tracing::info!(listen = ?config.grpc_listen, "serving gRPC");
+        let drained = broker.draining.clone();
+        let stop = {
+            let terminate = terminate.clone();
+            async move {
+                terminate.cancelled().await;
+                drained.cancelled().await;
+                tokio::time::sleep(shutdown::LINGER.min(drain_timeout / 2)).await;
+            }
+        };
+        tokio::spawn(grpc::serve(broker.clone(), listener, stop))
+    });
     let sqs = crate::sqs::SqsSettings { public_url: config.public_url.clone(), region: config.region.clone() };
     let app = http::router(broker, sqs).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
@@ -81,8 +102,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         terminate.cancelled().await;
         tokio::time::sleep(drain_timeout).await;
     };
+    // Both servers finish within the one drain deadline.
+    let servers = async {
+        let http = std::future::IntoFuture::into_future(server);
+        let Some(grpc) = grpc else { return http.await };
+        let (http, grpc) = tokio::join!(http, grpc);
+        match grpc {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "gRPC server failed"),
+            Err(e) => tracing::error!(error = %e, "gRPC server task failed"),
+        }
+        http
+    };
     tokio::select! {
-        r = std::future::IntoFuture::into_future(server) => r.context("server failed")?,
+        r = servers => r.context("server failed")?,
         _ = deadline => tracing::warn!("drain timeout reached; exiting with requests still in flight"),
     }
     stop.cancel();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::service::Broker;
 
 /// How long a draining node keeps accepting new requests after it deregistered.
-const LINGER: Duration = Duration::from_secs(1);
+pub const LINGER: Duration = Duration::from_secs(1);
 
 /// Resolves on SIGTERM or SIGINT.
 pub async fn signal() {

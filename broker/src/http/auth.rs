@@ -50,16 +50,19 @@ async fn token(
     Ok(Json(TokenResponse { access_token: t.access_token, token_type: "Bearer", expires_in: t.expires_in }))
 }
 
-/// Authenticates the bearer token (401), then takes a rate-limit token (429), then hands the
-/// caller to the handler.
-pub async fn require(State(b): State<Arc<Broker>>, mut req: Request, next: Next) -> Response {
-    let token = req
-        .headers()
+/// The bearer token of a request, if it has one.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim);
-    let Some(token) = token else {
+        .map(str::trim)
+}
+
+/// Authenticates the bearer token (401), then takes a rate-limit token (429), then hands the
+/// caller to the handler.
+pub async fn require(State(b): State<Arc<Broker>>, mut req: Request, next: Next) -> Response {
+    let Some(token) = bearer(req.headers()) else {
         return ApiError(Error::Unauthenticated("a bearer token is required".into())).into_response();
     };
     let who = match b.authenticate(token) {

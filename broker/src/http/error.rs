@@ -44,3 +44,9 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = std::result::Result<T, ApiError>;
+
+/// 405 in the API's error shape (the method is not one this route serves).
+pub fn method_not_allowed() -> Response {
+    let body = serde_json::json!({ "error": { "code": "method_not_allowed", "message": "this route does not take that method" } });
+    (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
+}

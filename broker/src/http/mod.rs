@@ -18,6 +18,7 @@ use axum::Router;
 use utoipa::OpenApi;
 
 pub use error::status;
+pub use extract::MAX_REQUEST_BYTES;
 
 use crate::service::Broker;
 
@@ -76,6 +77,7 @@ pub fn router(broker: Arc<Broker>, sqs: crate::sqs::SqsSettings) -> Router {
         // The SQS-compatible front door authenticates with Signature V4 itself.
         .merge(crate::sqs::routes(sqs))
         .fallback(|| async { error::ApiError(crate::error::Error::NotFound("no such route".into())) })
+        .method_not_allowed_fallback(|| async { error::method_not_allowed() })
         .layer(middleware::from_fn_with_state(broker.clone(), observe))
         .with_state(broker)
 }

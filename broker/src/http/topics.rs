@@ -168,6 +168,7 @@ struct StreamQuery {
 async fn stream(
     State(b): App,
     Caller(who): Caller,
+    headers: axum::http::HeaderMap,
     Names((name, sub)): Names<(String, String)>,
     Params(q): Params<StreamQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
@@ -177,13 +178,20 @@ async fn stream(
     // Fail before the 200 when the subscription is missing or forbidden.
     b.sub_receive_check(&who, &name, &sub).await?;
     let heartbeat = b.stream_heartbeat;
-    let state = (b, who, name, sub, PushState::new(q.max_in_flight), Vec::<Event>::new());
-    let events = futures::stream::unfold(state, |(b, who, name, sub, mut st, mut pending)| async move {
+    let token = super::auth::bearer(&headers).unwrap_or_default().to_string();
+    let state = (b, (who, token), name, sub, PushState::new(q.max_in_flight), Vec::<Event>::new());
+    let events = futures::stream::unfold(state, |(b, (who, token), name, sub, mut st, mut pending)| async move {
         loop {
             if let Some(e) = pending.pop() {
-                return Some((Ok(e), (b, who, name, sub, st, pending)));
+                return Some((Ok(e), (b, (who, token), name, sub, st, pending)));
             }
-            match b.stream_next(&who, &name, &sub, &mut st).await {
+            let next = b.stream_next(&who, &name, &sub, &mut st).await;
+            // A token revoked while the stream was open ends it: what it just took comes back
+            // after the ack deadline, to a consumer that is still allowed.
+            if b.authenticate(&token).is_err() {
+                return None;
+            }
+            match next {
                 Ok(Some(messages)) => {
                     pending = messages
                         .into_iter()

@@ -1,12 +1,13 @@
 //! Authentication: passwords (argon2id), tokens (HS256 JWT), the first admin, and rate limits.
 //!
-//! A token carries the user's *generation*: the data version of the user's znode. Changing the
+//! A token carries the user's *generation*: the data version of the user's znode and the zxid that
+//! created it (a user deleted and created again is a new generation). Changing the
 //! password (or role) bumps it and deleting the user removes it; every node checks tokens against
 //! its watched cache, so old tokens stop working cluster-wide within a watch round trip.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -14,6 +15,7 @@ use argon2::Argon2;
 use ipnet::IpNet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 
 use super::{Broker, Principal};
 use crate::error::{Error, Result};
@@ -39,8 +41,9 @@ pub struct AuthSettings {
 struct Claims {
     sub: String,
     role: Role,
-    /// The user's generation when the token was issued.
+    /// The user's generation when the token was issued: znode data version and creation zxid.
     gen: i32,
+    inc: i64,
     iat: u64,
     exp: u64,
 }
@@ -60,9 +63,9 @@ pub struct Token {
 /// Per-node share of a user's cluster-wide token bucket.
 #[derive(Default)]
 struct Lease {
-    /// Negative while requests admitted during a refill are owed.
     tokens: i64,
-    refilling: bool,
+    /// Set while one request refills the lease from Redis; the others wait on it.
+    refill: Option<Arc<Notify>>,
     taken_at: Option<Instant>,
     denied_until: Option<Instant>,
 }
@@ -147,42 +150,56 @@ impl Auth {
             return Ok(());
         }
         let now = Instant::now();
-        {
-            let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
-            if !leases.contains_key(user) {
-                leases.insert(user.to_string(), Lease::default());
+        // One refill per user at a time; the others wait for it instead of each taking tokens
+        // from the shared bucket (which let concurrent requests drain it between them).
+        loop {
+            let waiting = {
+                let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+                if !leases.contains_key(user) {
+                    leases.insert(user.to_string(), Lease::default());
+                }
+                let Some(lease) = leases.get_mut(user) else { return Ok(()) };
+                if lease.taken_at.is_some_and(|t| now.duration_since(t) > LEASE_LIFE) {
+                    lease.tokens = 0;
+                }
+                if lease.tokens > 0 {
+                    lease.tokens -= 1;
+                    return Ok(());
+                }
+                if let Some(until) = lease.denied_until.filter(|u| *u > now) {
+                    return Err(Error::RateLimited { retry_after_s: until.duration_since(now).as_secs().max(1) });
+                }
+                match &lease.refill {
+                    Some(n) => {
+                        let mut done = Box::pin(n.clone().notified_owned());
+                        done.as_mut().enable();
+                        Some(done)
+                    }
+                    None => {
+                        let n = Arc::new(Notify::new());
+                        lease.refill = Some(n.clone());
+                        None
+                    }
+                }
+            };
+            match waiting {
+                Some(done) => done.await,
+                None => break,
             }
-            let Some(lease) = leases.get_mut(user) else { return Ok(()) };
-            if lease.taken_at.is_some_and(|t| now.duration_since(t) > LEASE_LIFE) {
-                lease.tokens = lease.tokens.min(0);
-            }
-            if lease.tokens > 0 {
-                lease.tokens -= 1;
-                return Ok(());
-            }
-            if let Some(until) = lease.denied_until.filter(|u| *u > now) {
-                return Err(Error::RateLimited { retry_after_s: until.duration_since(now).as_secs().max(1) });
-            }
-            if lease.refilling {
-                // One refill per user at a time: meanwhile requests run on credit, paid back from
-                // the refill, so concurrent requests cannot drain the shared bucket between them.
-                lease.tokens -= 1;
-                return Ok(());
-            }
-            lease.refilling = true;
         }
         let want = (s.rate_limit_rps / 50).clamp(1, s.rate_limit_burst.max(1));
         let taken = self.limits.take(user, s.rate_limit_rps, s.rate_limit_burst.max(1), want).await;
         let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
         let Some(lease) = leases.get_mut(user) else { return Ok(()) };
-        lease.refilling = false;
+        if let Some(n) = lease.refill.take() {
+            n.notify_waiters();
+        }
         // Redis is the request's own store too: on failure answer 503 now rather than let the
         // request wait out a second timeout on its own call.
         let (granted, retry_ms) = taken?;
-        lease.tokens += granted as i64;
         lease.taken_at = Some(now);
-        if lease.tokens > 0 {
-            lease.tokens -= 1;
+        if granted > 0 {
+            lease.tokens = granted as i64 - 1;
             lease.denied_until = None;
             Ok(())
         } else {
@@ -201,8 +218,10 @@ impl Broker {
     /// `POST /v1/auth/token`: checks the password and issues a token.
     pub async fn login(&self, username: &str, password: &str, client: IpAddr) -> Result<Token> {
         let counters = [format!("u:{username}"), format!("a:{client}")];
-        let failures = self.auth.limits.failures(&counters).await?;
-        if let Some((_, ttl)) = failures.iter().find(|(n, _)| *n >= MAX_FAILED_LOGINS) {
+        // Reserve the attempt before the (slow) password check, so concurrent guesses cannot all
+        // pass a check made before any of them failed.
+        let attempts = self.auth.limits.reserve(&counters).await?;
+        if let Some((_, ttl)) = attempts.iter().find(|(n, _)| *n > MAX_FAILED_LOGINS) {
             let retry_after_s = if *ttl > 0 { *ttl as u64 } else { LOGIN_WINDOW_S };
             return Err(Error::RateLimited { retry_after_s });
         }
@@ -218,15 +237,16 @@ impl Broker {
             }
         })
         .await?;
-        let Some(Versioned { value: user, version }) = user.filter(|_| ok) else {
-            self.auth.limits.record_failure(&counters).await?;
+        let Some(Versioned { value: user, stamp }) = user.filter(|_| ok) else {
             tracing::info!(%username, %client, "failed login");
             return Err(Error::Unauthenticated("wrong username or password".into()));
         };
         let secret = self.meta.secrets()?.jwt;
         let ttl = self.auth.settings.token_ttl.as_secs();
         let iat = (now_ms() / 1000) as u64;
-        let claims = Claims { sub: username.to_string(), role: user.role, gen: version, iat, exp: iat + ttl };
+        // A successful login does not count against the failure limit.
+        self.auth.limits.release(&counters).await?;
+        let claims = Claims { sub: username.to_string(), role: user.role, gen: stamp.version, inc: stamp.czxid, iat, exp: iat + ttl };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.auth.keys(&secret).0)
             .map_err(|_| Error::Unavailable("cannot sign the token".into()))?;
         Ok(Token { access_token: token, expires_in: ttl })
@@ -247,7 +267,9 @@ impl Broker {
             })?
             .claims;
         match self.meta.user_generation(&claims.sub) {
-            Some((gen, role)) if gen == claims.gen => Ok(Principal { admin: role == Role::Admin, name: claims.sub }),
+            Some((stamp, role)) if stamp.version == claims.gen && stamp.czxid == claims.inc => {
+                Ok(Principal { admin: role == Role::Admin, name: claims.sub })
+            }
             _ => Err(denied("the token was revoked: its user was deleted or changed password")),
         }
     }

@@ -59,21 +59,23 @@ impl LimitStore {
         format!("{}:lf:{what}", self.redis.prefix)
     }
 
-    /// Failed logins in the current window for each key, with the seconds left in its window.
-    pub async fn failures(&self, keys: &[String]) -> Result<Vec<(u64, i64)>> {
-        let mut pipe = redis::pipe();
-        for k in keys {
-            pipe.cmd("GET").arg(self.failure_key(k)).cmd("TTL").arg(self.failure_key(k));
-        }
-        let raw: Vec<(Option<u64>, i64)> = pipe.query_async(&mut self.redis.conn()?).await.map_err(Error::redis)?;
-        Ok(raw.into_iter().map(|(n, ttl)| (n.unwrap_or(0), ttl)).collect())
-    }
-
-    pub async fn record_failure(&self, keys: &[String]) -> Result<()> {
+    /// Counts a login attempt against each key before the password is checked; returns each
+    /// key's attempts in the current window with the seconds left in it.
+    pub async fn reserve(&self, keys: &[String]) -> Result<Vec<(u64, i64)>> {
         let mut pipe = redis::pipe();
         for k in keys {
             let key = self.failure_key(k);
-            pipe.cmd("INCR").arg(&key).ignore().cmd("EXPIRE").arg(&key).arg(LOGIN_WINDOW_S).arg("NX").ignore();
+            pipe.cmd("INCR").arg(&key).cmd("EXPIRE").arg(&key).arg(LOGIN_WINDOW_S).arg("NX").ignore();
+            pipe.cmd("TTL").arg(&key);
+        }
+        pipe.query_async(&mut self.redis.conn()?).await.map_err(Error::redis)
+    }
+
+    /// Takes back the reservation of a login that succeeded.
+    pub async fn release(&self, keys: &[String]) -> Result<()> {
+        let mut pipe = redis::pipe();
+        for k in keys {
+            pipe.cmd("DECR").arg(self.failure_key(k)).ignore();
         }
         pipe.query_async::<()>(&mut self.redis.conn()?).await.map_err(Error::redis)
     }
