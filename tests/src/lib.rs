@@ -22,6 +22,7 @@
 pub mod broker;
 pub mod client;
 pub mod failover;
+pub mod grpc;
 pub mod nginx;
 pub mod queue;
 pub mod redis_server;

@@ -65,11 +65,31 @@ pub fn nginx_bin() -> PathBuf {
 struct Upstream {
     service: String,
     address: String,
+    /// The broker's gRPC `host:port`, when NGINX proxies gRPC too.
+    grpc_address: Option<String>,
+}
+
+/// What NGINX needs to proxy the gRPC API: each upstream's gRPC `host:port` (in the order of the
+/// upstreams) and NGINX's own gRPC listen address.
+#[derive(Debug, Clone, Copy)]
+pub struct GrpcUpstreams<'a> {
+    pub addresses: &'a [String],
+    pub listen: &'a str,
 }
 
 /// Renders `templates/nginx.conf.tera` for these upstream `(name, host:port)` pairs listening on
 /// `listen` (`host:port`), then moves the pid file and temp paths into `dir` (see the module doc).
 pub fn render_config(upstreams: &[(String, String)], listen: &str, dir: &Path) -> String {
+    render_config_with_grpc(upstreams, None, listen, dir)
+}
+
+/// [`render_config`], with the gRPC server of the template when `grpc` is given.
+pub fn render_config_with_grpc(
+    upstreams: &[(String, String)],
+    grpc: Option<GrpcUpstreams>,
+    listen: &str,
+    dir: &Path,
+) -> String {
     let path = template_path();
     let template = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read the NGINX template {}: {e}", path.display()));
@@ -80,13 +100,23 @@ pub fn render_config(upstreams: &[(String, String)], listen: &str, dir: &Path) -
         "brokers",
         &upstreams
             .iter()
-            .map(|(service, address)| Upstream {
+            .enumerate()
+            .map(|(i, (service, address))| Upstream {
                 service: service.clone(),
                 address: address.clone(),
+                grpc_address: grpc.and_then(|g| g.addresses.get(i).cloned()),
             })
             .collect::<Vec<_>>(),
     );
     context.insert("listen_port", listen);
+    if let Some(g) = grpc {
+        assert_eq!(
+            g.addresses.len(),
+            upstreams.len(),
+            "one gRPC address per upstream"
+        );
+        context.insert("grpc_listen_port", g.listen);
+    }
     let rendered = tera::Tera::one_off(&template, &context, false)
         .unwrap_or_else(|e| panic!("cannot render {}: {e:?}", path.display()));
     localize(&rendered, dir)
@@ -157,6 +187,8 @@ fn user_exists(name: &str) -> bool {
 pub struct Nginx {
     child: Child,
     port: u16,
+    /// The port of the gRPC server, when NGINX proxies gRPC.
+    grpc_port: Option<u16>,
     log: PathBuf,
     config: PathBuf,
     _dir: TempDir,
@@ -174,10 +206,35 @@ impl Nginx {
 
     /// Starts NGINX with these `(name, host:port)` upstream servers.
     pub async fn start_for(upstreams: &[(String, String)]) -> Nginx {
+        Self::start_with(upstreams, None).await
+    }
+
+    /// Starts NGINX in front of brokers that serve gRPC too: `(broker, its gRPC host:port)`.
+    /// NGINX proxies HTTP on [`Nginx::url`] and gRPC on [`Nginx::grpc_addr`].
+    pub async fn start_grpc(brokers: &[(&Broker, &str)]) -> Nginx {
+        let upstreams: Vec<(String, String)> = brokers
+            .iter()
+            .map(|(b, _)| (b.node_id().to_string(), b.listen().to_string()))
+            .collect();
+        let grpc: Vec<String> = brokers.iter().map(|(_, g)| g.to_string()).collect();
+        Self::start_with(&upstreams, Some(&grpc)).await
+    }
+
+    async fn start_with(upstreams: &[(String, String)], grpc: Option<&[String]>) -> Nginx {
         let dir = TempDir::new("mom-nginx");
         let port = free_port();
+        let grpc_port = grpc.map(|_| free_port());
+        let grpc_listen = grpc_port.map(|p| format!("127.0.0.1:{p}"));
         let config = dir.path().join("nginx.conf");
-        let text = render_config(upstreams, &format!("127.0.0.1:{port}"), dir.path());
+        let grpc_upstreams = grpc
+            .zip(grpc_listen.as_deref())
+            .map(|(addresses, listen)| GrpcUpstreams { addresses, listen });
+        let text = render_config_with_grpc(
+            upstreams,
+            grpc_upstreams,
+            &format!("127.0.0.1:{port}"),
+            dir.path(),
+        );
         std::fs::write(&config, text)
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", config.display()));
         let log = dir.path().join("nginx.log");
@@ -189,6 +246,7 @@ impl Nginx {
         let mut nginx = Nginx {
             child,
             port,
+            grpc_port,
             log,
             config,
             _dir: dir,
@@ -212,6 +270,14 @@ impl Nginx {
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `127.0.0.1:<port>` of the gRPC server (panics when NGINX was started without gRPC).
+    pub fn grpc_addr(&self) -> String {
+        let port = self
+            .grpc_port
+            .unwrap_or_else(|| panic!("this NGINX was started without gRPC"));
+        format!("127.0.0.1:{port}")
     }
 
     /// A client of the API through NGINX, sending the same bearer token as `client`.
@@ -276,5 +342,30 @@ mod tests {
         );
         assert!(!conf.contains("/run/nginx.pid"), "{conf}");
         assert!(conf.contains("proxy_buffering off;"), "{conf}");
+        assert!(!conf.contains("grpc_pass"), "{conf}");
+    }
+
+    #[test]
+    fn the_template_proxies_grpc_over_http2_when_asked() {
+        let dir = TempDir::new("mom-nginx-render");
+        let upstreams = vec![
+            ("node-a".to_string(), "127.0.0.1:4001".to_string()),
+            ("node-b".to_string(), "127.0.0.1:4002".to_string()),
+        ];
+        let grpc = ["127.0.0.1:5001".to_string(), "127.0.0.1:5002".to_string()];
+        let conf = render_config_with_grpc(
+            &upstreams,
+            Some(GrpcUpstreams {
+                addresses: &grpc,
+                listen: "127.0.0.1:6666",
+            }),
+            "127.0.0.1:5555",
+            dir.path(),
+        );
+        assert!(conf.contains("listen 127.0.0.1:6666 http2;"), "{conf}");
+        assert!(conf.contains("server 127.0.0.1:5001 "), "{conf}");
+        assert!(conf.contains("server 127.0.0.1:5002 "), "{conf}");
+        assert!(conf.contains("grpc_pass grpc://mom_grpc;"), "{conf}");
+        assert!(conf.contains("listen 127.0.0.1:5555;"), "{conf}");
     }
 }
