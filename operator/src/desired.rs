@@ -22,6 +22,14 @@ pub mod labels {
     /// Hash of the container's specification: a different hash means the container is replaced.
     pub const SPEC_HASH: &str = "mom.spec-hash";
     pub const MANAGED_BY: &str = "mom.managed-by";
+    /// A broker's generation: absent (0) for the one `up` made from `broker.image`; each
+    /// `upgrade`/`rollback` starts generation N+1 beside N (named `…-gN+1`).
+    pub const GENERATION: &str = "mom.generation";
+    /// The image the broker ran before this generation (what `rollback` returns to).
+    pub const PREVIOUS_IMAGE: &str = "mom.previous-image";
+    /// mom.yaml's `broker.image` when this generation was made: while the file still says the
+    /// same, `plan`/`up` keep the upgraded image; once it changes, the file wins again.
+    pub const FILE_IMAGE: &str = "mom.file-image";
     pub const MANAGED_BY_VALUE: &str = "momctl";
 }
 
@@ -219,6 +227,19 @@ pub fn service_addr(subnet: Ipv4Net, role: Role, node: u32) -> Ipv4Addr {
             Role::Broker => 10 + node,
         },
     )
+}
+
+/// A broker of an odd generation sits this many addresses above its base one (brokers use
+/// `.11`–`.74`, so the alternates are `.111`–`.174`).
+const ALTERNATE_OFFSET: u32 = 100;
+
+/// The broker's node id (`MOM_NODE_ID`, as `/v1/cluster` lists it) in a generation.
+pub fn broker_node_id(service: &str, generation: u32) -> String {
+    if generation == 0 {
+        service.to_string()
+    } else {
+        format!("{service}-g{generation}")
+    }
 }
 
 pub fn container_name(cluster: &str, service: &str) -> String {
@@ -432,6 +453,54 @@ impl ServiceSpec {
         digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
     }
 
+    /// A broker's container for generation `generation` (> 0) running `image`: started beside
+    /// generation N-1 under another name and address (odd generations use the alternate
+    /// address), with its own node id so both can be registered while the old one drains.
+    /// `self` is the spec made from mom.yaml; its image is recorded as the file's image.
+    pub fn broker_generation(&self, generation: u32, image: &str, previous: &str) -> ServiceSpec {
+        self.broker_generation_from(generation, image, previous, &self.image)
+    }
+
+    /// [`ServiceSpec::broker_generation`] recording `file_image` as mom.yaml's image.
+    pub fn broker_generation_from(
+        &self,
+        generation: u32,
+        image: &str,
+        previous: &str,
+        file_image: &str,
+    ) -> ServiceSpec {
+        let mut spec = self.clone();
+        if generation == 0 || self.role != Role::Broker {
+            return spec;
+        }
+        spec.labels.remove(labels::SPEC_HASH);
+        spec.labels.remove(labels::SERVICE);
+        spec.container_name = format!("{}-g{generation}", self.container_name);
+        if generation % 2 == 1 {
+            spec.ipv4 = Ipv4Addr::from(u32::from(self.ipv4) + ALTERNATE_OFFSET);
+        }
+        spec.image = image.to_string();
+        spec.env.insert(
+            "MOM_ADVERTISE_ADDRESS".to_string(),
+            format!("{}:{BROKER_PORT}", spec.ipv4),
+        );
+        spec.env.insert(
+            "MOM_NODE_ID".to_string(),
+            broker_node_id(&self.service, generation),
+        );
+        spec.labels
+            .insert(labels::GENERATION.to_string(), generation.to_string());
+        spec.labels
+            .insert(labels::PREVIOUS_IMAGE.to_string(), previous.to_string());
+        spec.labels
+            .insert(labels::FILE_IMAGE.to_string(), file_image.to_string());
+        let hash = spec.hash();
+        spec.labels
+            .insert(labels::SERVICE.to_string(), spec.service.clone());
+        spec.labels.insert(labels::SPEC_HASH.to_string(), hash);
+        spec
+    }
+
     pub fn spec_hash(&self) -> &str {
         self.labels
             .get(labels::SPEC_HASH)
@@ -481,6 +550,26 @@ pub(crate) mod tests {
             assert_eq!(s.spec_hash(), other.spec_hash(), "{} changed", s.service);
         }
         assert_eq!(four.brokers().count(), 4);
+    }
+
+    #[test]
+    fn a_new_generation_moves_name_address_and_node_id() {
+        let d = desired(3);
+        let base = d.service("broker-2").expect("broker-2");
+        let g1 = base.broker_generation(1, "mom-broker:next", &base.image);
+        assert_eq!(g1.container_name, "mom-demo-broker-2-g1");
+        assert_ne!(g1.ipv4, base.ipv4);
+        assert!(d.network.subnet.contains(&g1.ipv4));
+        assert_eq!(g1.env["MOM_NODE_ID"], "broker-2-g1");
+        assert_eq!(g1.labels[labels::FILE_IMAGE], base.image);
+        assert_ne!(g1.spec_hash(), base.spec_hash());
+        let g2 = base.broker_generation(2, &base.image, "mom-broker:next");
+        assert_eq!(g2.ipv4, base.ipv4);
+        assert_ne!(g2.spec_hash(), base.spec_hash());
+        assert_eq!(
+            base.broker_generation(0, "x", "y").spec_hash(),
+            base.spec_hash()
+        );
     }
 
     #[test]

@@ -94,6 +94,7 @@ impl Owned {
 pub struct ContainerState {
     pub state: String,
     pub health: Option<String>,
+    pub restarts: i64,
 }
 
 /// The local Docker engine.
@@ -149,11 +150,17 @@ impl Engine {
         let volumes = self.volumes(cluster).await?;
         let containers = self.containers(cluster).await?;
 
+        // The images the file wants and those the containers run (an upgraded broker's).
         let mut image_ids = BTreeMap::new();
-        for spec in &desired.services {
-            if !image_ids.contains_key(&spec.image) {
-                if let Some(id) = self.image_id(&spec.image).await? {
-                    image_ids.insert(spec.image.clone(), id);
+        let images = desired
+            .services
+            .iter()
+            .map(|s| &s.image)
+            .chain(containers.iter().map(|c| &c.image));
+        for image in images {
+            if !image_ids.contains_key(image) {
+                if let Some(id) = self.image_id(image).await? {
+                    image_ids.insert(image.clone(), id);
                 }
             }
         }
@@ -254,6 +261,13 @@ impl Engine {
                 .and_then(|h| h.status)
                 .map(|h| h.to_string())
                 .filter(|h| !h.is_empty() && h != "none"),
+            generation: labels
+                .get(labels::GENERATION)
+                .and_then(|g| g.parse().ok())
+                .unwrap_or(0),
+            previous_image: labels.get(labels::PREVIOUS_IMAGE).cloned(),
+            file_image: labels.get(labels::FILE_IMAGE).cloned(),
+            restarts: inspect.restart_count.unwrap_or(0),
         }))
     }
 
@@ -611,6 +625,7 @@ impl Engine {
         Ok(self.observe_container(name).await?.map(|c| ContainerState {
             state: c.state,
             health: c.health,
+            restarts: c.restarts,
         }))
     }
 
@@ -621,11 +636,29 @@ impl Engine {
         name: &str,
         timeout: Duration,
     ) -> Result<Duration, DockerError> {
+        self.wait_until_healthy(name, timeout, false).await
+    }
+
+    /// [`Engine::wait_healthy`] for a container started beside a serving one (a rolling
+    /// upgrade): one that Docker is restarting has crashed, which fails at once too.
+    pub async fn wait_ready(&self, name: &str, timeout: Duration) -> Result<Duration, DockerError> {
+        self.wait_until_healthy(name, timeout, true).await
+    }
+
+    async fn wait_until_healthy(
+        &self,
+        name: &str,
+        timeout: Duration,
+        restarting_fails: bool,
+    ) -> Result<Duration, DockerError> {
         let started = Instant::now();
         loop {
             let state = self.state(name).await?;
             let problem = match &state {
                 None => Some("is gone".to_string()),
+                Some(s) if restarting_fails && (s.state == "restarting" || s.restarts > 0) => {
+                    Some("exited and is being restarted".to_string())
+                }
                 Some(s) if matches!(s.state.as_str(), "exited" | "dead") => {
                     Some(format!("stopped ({})", s.state))
                 }

@@ -9,7 +9,7 @@ use futures::future::try_join_all;
 
 use crate::desired::{Desired, Role, ServiceSpec, NGINX_CONF_TARGET};
 use crate::docker::{DockerError, Engine, Owned};
-use crate::plan::{Action, Change, Kind, Plan};
+use crate::plan::{Action, Change, Kind, Plan, UpgradePlan, UpgradeStep};
 
 /// Where progress goes: the CLI prints a line per step with its duration.
 pub trait Reporter: Sync {
@@ -45,8 +45,15 @@ pub fn secrets_from_env(
     plan: &Plan,
     desired: &Desired,
 ) -> Result<BTreeMap<String, String>, ExecError> {
+    read_secrets(plan.needs_secrets(desired))
+}
+
+/// The values of the environment variables `vars`; a missing or empty one is an error.
+fn read_secrets<'a>(
+    vars: impl Iterator<Item = &'a str>,
+) -> Result<BTreeMap<String, String>, ExecError> {
     let mut secrets = BTreeMap::new();
-    for var in plan.needs_secrets(desired) {
+    for var in vars {
         match std::env::var(var) {
             Ok(value) if !value.is_empty() => {
                 secrets.insert(var.to_string(), value);
@@ -261,4 +268,269 @@ pub async fn teardown(
         }
     }
     Ok(())
+}
+
+/// How long NGINX gets after a reload before the broker it no longer routes to is stopped: its
+/// master starts the new workers and tells the old ones to finish what they hold.
+const NGINX_SETTLE: Duration = Duration::from_secs(1);
+
+/// One broker's part of a rolling upgrade.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BrokerUpgrade {
+    pub service: String,
+    pub from_image: String,
+    pub to_image: String,
+    pub old_container: String,
+    pub new_container: String,
+    /// `upgraded` or `failed`.
+    pub outcome: String,
+    /// From start until the new container's `/readyz` answered 200.
+    pub ready_s: f64,
+    /// The old container's drain (SIGTERM until it exited and was removed).
+    pub drain_s: f64,
+    pub total_s: f64,
+}
+
+/// What `momctl upgrade`/`rollback` did (`--output json`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UpgradeSummary {
+    pub cluster: String,
+    pub image: String,
+    pub ok: bool,
+    pub brokers: Vec<BrokerUpgrade>,
+    /// Brokers that already ran the image.
+    pub unchanged: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The last log lines of the new container that never got ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_logs: Option<String>,
+    pub took_s: f64,
+}
+
+/// Runs a rolling upgrade, one broker at a time: start the new container beside the old one,
+/// wait for its `/readyz` (at most `ready_timeout`), point NGINX at it instead of the old one and
+/// reload, then SIGTERM the old one (it drains) and remove it once it exited. A new container
+/// that never gets ready is removed and the upgrade stops there, the old ones still serving.
+/// Never returns early without a summary: the caller reports it and picks the exit code.
+pub async fn upgrade(
+    engine: &Engine,
+    desired: &Desired,
+    plan: &UpgradePlan,
+    nginx_confs: &[String],
+    secrets: &BTreeMap<String, String>,
+    ready_timeout: Duration,
+    report: &dyn Reporter,
+) -> UpgradeSummary {
+    let started = Instant::now();
+    let mut summary = UpgradeSummary {
+        cluster: plan.cluster.clone(),
+        image: plan.image.clone(),
+        ok: true,
+        brokers: Vec::new(),
+        unchanged: plan.unchanged.clone(),
+        error: None,
+        failed_logs: None,
+        took_s: 0.0,
+    };
+    let nginx = desired
+        .services
+        .iter()
+        .find(|s| s.role == Role::Nginx)
+        .map(|s| s.container_name.clone());
+    for (step, conf) in plan.steps.iter().zip(nginx_confs) {
+        let (record, failure) = upgrade_one(
+            engine,
+            desired,
+            step,
+            conf,
+            nginx.as_deref(),
+            secrets,
+            ready_timeout,
+            report,
+        )
+        .await;
+        summary.brokers.push(record);
+        if let Some((error, logs)) = failure {
+            summary.ok = false;
+            summary.error = Some(error);
+            summary.failed_logs = logs;
+            break;
+        }
+    }
+    summary.took_s = started.elapsed().as_secs_f64();
+    summary
+}
+
+/// One broker; the record, and on failure the error and the new container's last log lines.
+#[allow(clippy::too_many_arguments)]
+async fn upgrade_one(
+    engine: &Engine,
+    desired: &Desired,
+    one: &UpgradeStep,
+    nginx_conf: &str,
+    nginx: Option<&str>,
+    secrets: &BTreeMap<String, String>,
+    ready_timeout: Duration,
+    report: &dyn Reporter,
+) -> (BrokerUpgrade, Option<(String, Option<String>)>) {
+    let started = Instant::now();
+    let new = &one.new;
+    let mut record = BrokerUpgrade {
+        service: one.service.clone(),
+        from_image: one.old_image.clone(),
+        to_image: one.new_image.clone(),
+        old_container: one.old_container.clone(),
+        new_container: one.new_container.clone(),
+        outcome: "failed".to_string(),
+        ready_s: 0.0,
+        drain_s: 0.0,
+        total_s: 0.0,
+    };
+    let mut env = BTreeMap::new();
+    for secret in &new.secret_env {
+        match secrets.get(&secret.from_env) {
+            Some(value) => {
+                env.insert(secret.name.clone(), value.clone());
+            }
+            None => {
+                let e = ExecError::MissingSecret {
+                    var: secret.from_env.clone(),
+                };
+                return (record, Some((e.to_string(), None)));
+            }
+        }
+    }
+    let name = &new.container_name;
+    let started_new = step(
+        report,
+        format!("{}: create and start {name} ({})", one.service, new.image),
+        false,
+        async {
+            // A container of that name left by an interrupted upgrade is not serving.
+            engine.remove_container(name).await?;
+            engine
+                .create_container(new, &desired.network.name, &env, &[])
+                .await?;
+            engine.start_container(name).await
+        },
+    )
+    .await;
+    let ready = match started_new {
+        Ok(()) => {
+            step(
+                report,
+                format!("{}: wait until {name} is ready (/readyz)", one.service),
+                true,
+                engine.wait_ready(name, ready_timeout),
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    record.ready_s = started.elapsed().as_secs_f64();
+    if let Err(e) = ready {
+        let logs = match &e {
+            DockerError::Unhealthy { logs, .. } => Some(logs.clone()),
+            _ => None,
+        };
+        let removed = step(
+            report,
+            format!(
+                "{}: remove {name}; {} keeps serving",
+                one.service, one.old_container
+            ),
+            false,
+            engine.remove_container(name),
+        )
+        .await;
+        let mut error = format!("{}: {name} did not get ready: {}", one.service, short(&e));
+        if let Err(r) = removed {
+            error.push_str(&format!(" (and removing it failed: {r})"));
+        }
+        record.total_s = started.elapsed().as_secs_f64();
+        return (record, Some((error, logs)));
+    }
+    if let Some(nginx) = nginx {
+        let switched = step(
+            report,
+            format!(
+                "{}: NGINX upstreams {name} in, {} out; reload NGINX",
+                one.service, one.old_container
+            ),
+            false,
+            async {
+                engine
+                    .write_file(nginx, NGINX_CONF_TARGET, nginx_conf)
+                    .await?;
+                engine.exec(nginx, &["nginx", "-t", "-q"]).await?;
+                engine.exec(nginx, &["nginx", "-s", "reload"]).await?;
+                tokio::time::sleep(NGINX_SETTLE).await;
+                Ok::<_, DockerError>(())
+            },
+        )
+        .await;
+        if let Err(e) = switched {
+            // NGINX still routes to the old container (a failed `nginx -t` loads nothing).
+            let _ = engine.remove_container(name).await;
+            record.total_s = started.elapsed().as_secs_f64();
+            return (
+                record,
+                Some((
+                    format!("{}: switching NGINX failed: {e}", one.service),
+                    None,
+                )),
+            );
+        }
+    }
+    let drain_started = Instant::now();
+    let stopped = step(
+        report,
+        format!(
+            "{}: stop {} (SIGTERM: it drains) and remove it",
+            one.service, one.old_container
+        ),
+        true,
+        engine.stop_and_remove(&one.old_container, new.stop_grace_s),
+    )
+    .await;
+    record.drain_s = drain_started.elapsed().as_secs_f64();
+    record.total_s = started.elapsed().as_secs_f64();
+    if let Err(e) = stopped {
+        return (
+            record,
+            Some((
+                format!("{}: removing the old container: {e}", one.service),
+                None,
+            )),
+        );
+    }
+    record.outcome = "upgraded".to_string();
+    report.finished(
+        &format!(
+            "{} upgraded: {} -> {} (ready in {:.1} s, drained in {:.1} s)",
+            one.service, one.old_image, one.new_image, record.ready_s, record.drain_s
+        ),
+        started.elapsed(),
+    );
+    (record, None)
+}
+
+/// A Docker error without the log lines it may carry (they are reported on their own).
+fn short(e: &DockerError) -> String {
+    match e {
+        DockerError::Unhealthy {
+            container, problem, ..
+        } => format!("{container} {problem}"),
+        other => other.to_string(),
+    }
+}
+
+/// The secrets a rolling upgrade's new containers need, from momctl's environment.
+pub fn upgrade_secrets(plan: &UpgradePlan) -> Result<BTreeMap<String, String>, ExecError> {
+    read_secrets(
+        plan.steps
+            .iter()
+            .flat_map(|s| s.new.secret_env.iter().map(|e| e.from_env.as_str())),
+    )
 }

@@ -14,7 +14,7 @@ use mom_operator::config::{self, Settings};
 use mom_operator::desired::Desired;
 use mom_operator::docker::Engine;
 use mom_operator::exec::{self, Reporter};
-use mom_operator::{compute_plan, images, render, status};
+use mom_operator::{compute_plan, compute_upgrade, images, render, status, Target};
 
 #[derive(Parser)]
 #[command(
@@ -79,6 +79,19 @@ enum Command {
         #[arg(short, long)]
         yes: bool,
     },
+    /// Rolling upgrade of the brokers to IMG, one at a time, with no failed client request.
+    Upgrade {
+        /// The broker image to run (local, e.g. made by `momctl build --tag`).
+        #[arg(long)]
+        broker_image: String,
+        #[command(flatten)]
+        rolling: Rolling,
+    },
+    /// Rolling upgrade back to the image the last upgrade replaced.
+    Rollback {
+        #[command(flatten)]
+        rolling: Rolling,
+    },
     /// Build the broker image (mom.yaml's broker.image) from a broker binary built on this host.
     Build {
         /// The mom-broker binary (default: $CARGO_TARGET_DIR or ./target, release then debug).
@@ -88,6 +101,16 @@ enum Command {
         #[arg(long)]
         tag: Option<String>,
     },
+}
+
+#[derive(clap::Args)]
+struct Rolling {
+    /// How long a new broker may take to answer /readyz 200 before the upgrade stops.
+    #[arg(long, default_value_t = 90)]
+    ready_timeout_s: u64,
+    /// `json`: a summary on stdout (progress goes to stderr).
+    #[arg(long, value_enum, default_value = "text")]
+    output: Output,
 }
 
 fn main() -> ExitCode {
@@ -140,6 +163,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Render { out } => render_files(&cli.file, &out),
         Command::Down { yes } => down(&cli.file, yes).await,
         Command::Build { binary, tag } => build(&cli.file, binary, tag).await,
+        Command::Upgrade {
+            broker_image,
+            rolling,
+        } => rolling_upgrade(&cli.file, Target::Image(&broker_image), &rolling).await,
+        Command::Rollback { rolling } => {
+            rolling_upgrade(&cli.file, Target::Previous, &rolling).await
+        }
     }
 }
 
@@ -161,7 +191,7 @@ fn init(file: &Path, cluster: &str, force: bool) -> Result<ExitCode> {
 async fn plan(file: &Path, output: Output) -> Result<ExitCode> {
     let (_, desired) = load(file)?;
     let engine = Engine::connect().await?;
-    let (plan, _) = compute_plan(&engine, &desired).await?;
+    let plan = compute_plan(&engine, &desired).await?.plan;
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
         Output::Text if plan.is_empty() => {
@@ -206,11 +236,27 @@ impl Reporter for Lines {
     }
 }
 
+/// [`Lines`] on stderr, when stdout carries JSON.
+struct ErrLines;
+
+impl Reporter for ErrLines {
+    fn started(&self, what: &str, long: bool) {
+        if long {
+            eprintln!("  … {what}");
+        }
+    }
+
+    fn finished(&self, what: &str, took: Duration) {
+        eprintln!("  ✓ {what} ({:.1} s)", took.as_secs_f64());
+    }
+}
+
 async fn up(file: &Path) -> Result<ExitCode> {
     let started = Instant::now();
     let (_, desired) = load(file)?;
     let engine = Engine::connect().await?;
-    let (plan, nginx_conf) = compute_plan(&engine, &desired).await?;
+    let computed = compute_plan(&engine, &desired).await?;
+    let (plan, nginx_conf, desired) = (computed.plan, computed.nginx_conf, computed.desired);
     if plan.is_empty() {
         println!(
             "nothing to do: cluster {} already matches {} ({})",
@@ -253,16 +299,17 @@ async fn show_status(file: &Path, output: Output) -> Result<ExitCode> {
         println!("  no containers (run `momctl up`)");
     } else {
         println!(
-            "  {:<11} {:<34} {:<9} {:<10} IMAGE",
-            "SERVICE", "CONTAINER", "STATE", "HEALTH"
+            "  {:<11} {:<34} {:<9} {:<10} {:<8} IMAGE",
+            "SERVICE", "CONTAINER", "STATE", "HEALTH", "VERSION"
         );
         for c in &status.containers {
             println!(
-                "  {:<11} {:<34} {:<9} {:<10} {}",
+                "  {:<11} {:<34} {:<9} {:<10} {:<8} {}",
                 c.service,
                 c.container,
                 c.state,
                 c.health.as_deref().unwrap_or("-"),
+                c.version.as_deref().unwrap_or("-"),
                 c.image
             );
         }
@@ -401,4 +448,81 @@ async fn build(file: &Path, binary: Option<PathBuf>, tag: Option<String>) -> Res
     Lines.finished(&what, started.elapsed());
     println!("{tag} is {id}");
     Ok(ExitCode::SUCCESS)
+}
+
+async fn rolling_upgrade(file: &Path, target: Target<'_>, rolling: &Rolling) -> Result<ExitCode> {
+    let (_, desired) = load(file)?;
+    let engine = Engine::connect().await?;
+    let computed = compute_upgrade(&engine, &desired, target).await?;
+    let plan = &computed.plan;
+    let json = matches!(rolling.output, Output::Json);
+    let say = |line: String| {
+        if json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
+    if plan.steps.is_empty() {
+        say(format!(
+            "nothing to do: every broker of cluster {} runs {}",
+            plan.cluster, plan.image
+        ));
+    } else {
+        say(format!(
+            "momctl: rolling upgrade of cluster {} to {}, {} broker(s), one at a time",
+            plan.cluster,
+            plan.image,
+            plan.steps.len()
+        ));
+    }
+    let secrets = exec::upgrade_secrets(plan)?;
+    let report: &dyn Reporter = if json { &ErrLines } else { &Lines };
+    let summary = exec::upgrade(
+        &engine,
+        &desired,
+        plan,
+        &computed.nginx_confs,
+        &secrets,
+        Duration::from_secs(rolling.ready_timeout_s),
+        report,
+    )
+    .await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    }
+    if summary.ok {
+        if !plan.steps.is_empty() {
+            say(format!(
+                "cluster {} runs {} on every broker (took {:.1} s)",
+                summary.cluster, summary.image, summary.took_s
+            ));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "momctl: upgrade stopped: {}",
+        summary.error.as_deref().unwrap_or("unknown error")
+    );
+    if let Some(logs) = &summary.failed_logs {
+        eprintln!("its last log lines:");
+        for line in logs.lines() {
+            eprintln!("  | {line}");
+        }
+    }
+    let upgraded: Vec<&str> = summary
+        .brokers
+        .iter()
+        .filter(|b| b.outcome == "upgraded")
+        .map(|b| b.service.as_str())
+        .collect();
+    eprintln!(
+        "the other brokers keep serving on their image{}",
+        if upgraded.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} already on {})", upgraded.join(", "), summary.image)
+        }
+    );
+    Ok(ExitCode::FAILURE)
 }

@@ -41,6 +41,18 @@ pub struct ObservedContainer {
     pub state: String,
     /// `healthy`, `unhealthy`, `starting`, or none.
     pub health: Option<String>,
+    /// Broker generation (`mom.generation`; 0 when absent).
+    #[serde(default)]
+    pub generation: u32,
+    /// `mom.previous-image`: what the broker ran before this generation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_image: Option<String>,
+    /// `mom.file-image`: mom.yaml's `broker.image` when this generation was made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_image: Option<String>,
+    /// How often Docker restarted it (its command exited).
+    #[serde(default)]
+    pub restarts: i64,
 }
 
 impl ObservedContainer {
@@ -148,6 +160,150 @@ pub enum PlanError {
         actual: String,
         wanted: String,
     },
+}
+
+/// The broker container of `service` that counts: the running one of the highest generation
+/// (a half-finished upgrade can leave two).
+pub fn current_broker<'a>(observed: &'a Observed, service: &str) -> Option<&'a ObservedContainer> {
+    observed
+        .containers
+        .iter()
+        .filter(|c| c.role == Some(Role::Broker) && c.service.as_deref() == Some(service))
+        .max_by_key(|c| (c.running(), c.generation))
+}
+
+/// The desired cluster given what runs. A broker that `upgrade`/`rollback` moved to generation
+/// N keeps that image as long as mom.yaml's `broker.image` is still the one it was upgraded
+/// from (as Kamal keeps the deployed version); once the file's image changed, the file wins
+/// (generation N+1 from it, started beside the old one). A broker the cluster lacks gets the
+/// image the others were upgraded to.
+pub fn effective(desired: &Desired, observed: &Observed) -> Desired {
+    let mut out = desired.clone();
+    let deployed = observed
+        .containers
+        .iter()
+        .filter(|c| c.role == Some(Role::Broker) && c.generation > 0 && c.running())
+        .max_by_key(|c| c.generation);
+    for spec in out.services.iter_mut().filter(|s| s.role == Role::Broker) {
+        let from_file = spec.image.clone();
+        let next = match current_broker(observed, &spec.service) {
+            Some(c) if c.generation > 0 => {
+                let previous = c.previous_image.as_deref().unwrap_or(&from_file);
+                if c.file_image.as_deref() == Some(from_file.as_str()) {
+                    spec.broker_generation(c.generation, &c.image, previous)
+                } else if c.image == from_file {
+                    // The file was set to the image the broker already runs: nothing to do.
+                    let recorded = c.file_image.as_deref().unwrap_or(&from_file);
+                    spec.broker_generation_from(c.generation, &c.image, previous, recorded)
+                } else {
+                    spec.broker_generation(c.generation + 1, &from_file, &c.image)
+                }
+            }
+            Some(_) => continue,
+            None => match deployed {
+                Some(d) if d.file_image.as_deref() == Some(from_file.as_str()) => {
+                    spec.broker_generation(1, &d.image, &from_file)
+                }
+                _ => continue,
+            },
+        };
+        *spec = next;
+    }
+    out
+}
+
+/// One broker of a rolling upgrade: `new` starts beside `old_container`.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpgradeStep {
+    pub service: String,
+    pub old_container: String,
+    pub old_image: String,
+    pub new_container: String,
+    pub new_image: String,
+    #[serde(skip)]
+    pub new: ServiceSpec,
+}
+
+/// A rolling upgrade of every broker to `image`, one at a time, in node order.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpgradePlan {
+    pub cluster: String,
+    pub image: String,
+    pub steps: Vec<UpgradeStep>,
+    /// Brokers that already run `image`.
+    pub unchanged: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpgradeError {
+    #[error(
+        "image {image} is not in the local Docker engine; build it first \
+         (`momctl build --tag {image}`)"
+    )]
+    ImageMissing { image: String },
+    #[error("{service} has no running container; run `momctl up` first")]
+    NotRunning { service: String },
+    #[error(
+        "nothing to roll back to: no broker of cluster {cluster} was made by \
+         `momctl upgrade` (mom.previous-image label)"
+    )]
+    NoPrevious { cluster: String },
+}
+
+/// The steps of `momctl upgrade --broker-image image`. Brokers already on `image` (same image
+/// id) are left alone, so an interrupted upgrade can be run again.
+pub fn upgrade(
+    desired: &Desired,
+    observed: &Observed,
+    image: &str,
+) -> Result<UpgradePlan, UpgradeError> {
+    let Some(image_id) = observed.image_ids.get(image) else {
+        return Err(UpgradeError::ImageMissing {
+            image: image.to_string(),
+        });
+    };
+    let mut steps = Vec::new();
+    let mut unchanged = Vec::new();
+    for spec in desired.brokers() {
+        let current = current_broker(observed, &spec.service)
+            .filter(|c| c.running())
+            .ok_or_else(|| UpgradeError::NotRunning {
+                service: spec.service.clone(),
+            })?;
+        if current.image == image && current.image_id == *image_id {
+            unchanged.push(spec.service.clone());
+            continue;
+        }
+        let new = spec.broker_generation(current.generation + 1, image, &current.image);
+        steps.push(UpgradeStep {
+            service: spec.service.clone(),
+            old_container: current.name.clone(),
+            old_image: current.image.clone(),
+            new_container: new.container_name.clone(),
+            new_image: image.to_string(),
+            new,
+        });
+    }
+    Ok(UpgradePlan {
+        cluster: desired.cluster.clone(),
+        image: image.to_string(),
+        steps,
+        unchanged,
+    })
+}
+
+/// The image `momctl rollback` returns to: the one the newest generation replaced.
+pub fn rollback_image(desired: &Desired, observed: &Observed) -> Result<String, UpgradeError> {
+    observed
+        .containers
+        .iter()
+        .filter(|c| c.role == Some(Role::Broker) && c.generation > 0 && c.running())
+        .max_by_key(|c| c.generation)
+        .and_then(|c| c.previous_image.clone())
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| UpgradeError::NoPrevious {
+            cluster: desired.cluster.clone(),
+        })
 }
 
 /// The diff: what `up` has to do so that Docker matches `desired`, in execution order.
@@ -317,6 +473,10 @@ mod tests {
                     image_id: format!("sha256:{}", s.image),
                     state: "running".to_string(),
                     health: Some("healthy".to_string()),
+                    generation: 0,
+                    previous_image: None,
+                    file_image: None,
+                    restarts: 0,
                 })
                 .collect(),
             image_ids: images(d),
@@ -415,6 +575,79 @@ mod tests {
                 (Action::Replace, "mom-demo-broker-1")
             ]
         );
+    }
+
+    /// `o` after an upgrade of every broker to `image`.
+    fn upgraded(d: &Desired, o: &Observed, image: &str) -> Observed {
+        let mut o = o.clone();
+        o.image_ids
+            .insert(image.to_string(), format!("sha256:{image}"));
+        let p = upgrade(d, &o, image).expect("upgrade plan");
+        for step in &p.steps {
+            o.containers.retain(|c| c.name != step.old_container);
+            o.containers.push(ObservedContainer {
+                id: step.new_container.clone(),
+                name: step.new_container.clone(),
+                service: Some(step.service.clone()),
+                role: Some(Role::Broker),
+                spec_hash: Some(step.new.spec_hash().to_string()),
+                image: image.to_string(),
+                image_id: format!("sha256:{image}"),
+                state: "running".to_string(),
+                health: Some("healthy".to_string()),
+                generation: step.new.labels[crate::desired::labels::GENERATION]
+                    .parse()
+                    .expect("generation"),
+                previous_image: Some(step.old_image.clone()),
+                file_image: Some(d.brokers().next().expect("broker").image.clone()),
+                restarts: 0,
+            });
+        }
+        o.nginx_conf = Some(crate::render::nginx_conf(&effective(d, &o)).expect("renders"));
+        o
+    }
+
+    #[test]
+    fn an_upgraded_cluster_is_converged_and_rolls_back() {
+        let d = desired(3);
+        let o = upgraded(&d, &converged(&d), "mom-broker:next");
+        let e = effective(&d, &o);
+        assert!(diff(&e, &o, o.nginx_conf.as_deref().expect("conf"))
+            .expect("plans")
+            .is_empty());
+        assert_eq!(
+            upgrade(&d, &o, "mom-broker:next")
+                .expect("plan")
+                .steps
+                .len(),
+            0
+        );
+        let back = rollback_image(&d, &o).expect("previous");
+        assert_eq!(back, d.brokers().next().expect("broker").image);
+        let o2 = upgraded(&d, &o, &back);
+        assert!(o2
+            .containers
+            .iter()
+            .all(|c| c.role != Some(Role::Broker) || (c.generation == 2 && c.image == back)));
+        let e2 = effective(&d, &o2);
+        assert!(diff(&e2, &o2, o2.nginx_conf.as_deref().expect("conf"))
+            .expect("plans")
+            .is_empty());
+        // mom.yaml set to the image the brokers run: converged, nothing replaced.
+        let mut d_next = d.clone();
+        for s in d_next
+            .services
+            .iter_mut()
+            .filter(|s| s.role == Role::Broker)
+        {
+            s.image = "mom-broker:next".to_string();
+        }
+        let e = effective(&d_next, &o);
+        assert!(diff(&e, &o, o.nginx_conf.as_deref().expect("conf"))
+            .expect("plans")
+            .is_empty());
+        // A fresh cluster has nothing to roll back to.
+        assert!(rollback_image(&d, &converged(&d)).is_err());
     }
 
     #[test]

@@ -27,6 +27,14 @@ pub struct ContainerStatus {
     pub image: String,
     pub state: String,
     pub health: Option<String>,
+    /// A broker's generation (0: made by `up`; each upgrade/rollback adds one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u32>,
+    /// A broker's node id, and the version that node reports (`GET /v1/cluster`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -145,6 +153,14 @@ pub async fn gather(
         .await?
         .into_iter()
         .map(|c| ContainerStatus {
+            generation: (c.role == Some(Role::Broker)).then_some(c.generation),
+            node: match (&c.service, c.role) {
+                (Some(service), Some(Role::Broker)) => {
+                    Some(crate::desired::broker_node_id(service, c.generation))
+                }
+                _ => None,
+            },
+            version: None,
             service: c.service.unwrap_or_else(|| "?".to_string()),
             role: c
                 .role
@@ -181,6 +197,15 @@ pub async fn gather(
             },
         }
     };
+    if let Some(api) = &api {
+        for c in &mut containers {
+            c.version = api
+                .nodes
+                .iter()
+                .find(|n| c.node.as_deref() == Some(n.id.as_str()))
+                .map(|n| n.version.clone());
+        }
+    }
     Ok(Status {
         cluster: desired.cluster.clone(),
         endpoint,

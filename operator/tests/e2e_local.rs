@@ -9,9 +9,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use bollard::query_parameters::{
@@ -20,79 +17,8 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use serde_json::{json, Value};
 
+use common::cluster::{docker_or_skip, ok, run, runtime, Down, Unique, PASSWORD, PASSWORD_ENV};
 use common::{momctl, text, TempDir};
-
-const PASSWORD_ENV: &str = "MOM_E2E_ADMIN_PASSWORD";
-const PASSWORD: &str = "e2e-admin-password-long-enough";
-const IMAGES: [&str; 4] = [
-    "mom-broker:0.1.0",
-    "mom-redis:7",
-    "mom-zookeeper:3.8",
-    "mom-nginx:1.22",
-];
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
-async fn docker() -> Option<Docker> {
-    let docker = Docker::connect_with_defaults()
-        .ok()?
-        .negotiate_version()
-        .await
-        .ok()?;
-    docker.ping().await.ok()?;
-    Some(docker)
-}
-
-/// Docker and every image the cluster needs, or why not.
-async fn ready() -> Result<Docker, String> {
-    let docker = docker().await.ok_or("no Docker engine")?;
-    for image in IMAGES {
-        if docker.inspect_image(image).await.is_err() {
-            return Err(format!(
-                "image {image} is missing (scripts/images.sh, then `momctl build`)"
-            ));
-        }
-    }
-    Ok(docker)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// Brings the cluster down whatever happens to the test.
-struct Down<'a>(&'a Path);
-
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        let _ = momctl(self.0, &["down", "--yes"], &[]);
-    }
-}
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    let out = momctl(dir, args, &[(PASSWORD_ENV, PASSWORD)]);
-    eprintln!(
-        "$ momctl {}\n{}{}",
-        args.join(" "),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    out
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = run(dir, args);
-    assert!(out.status.success(), "momctl {} failed", args.join(" "));
-    text(&out.stdout)
-}
 
 struct Api {
     base: String,
@@ -222,39 +148,14 @@ async fn leftovers(docker: &Docker, cluster: &str) -> Vec<String> {
 #[test]
 fn up_serves_through_nginx_scales_and_down_leaves_nothing() {
     let rt = runtime();
-    let docker = match rt.block_on(ready()) {
-        Ok(docker) => docker,
-        Err(why) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "end-to-end test cannot run in CI: {why}"
-            );
-            eprintln!("skipping the end-to-end test: {why}");
-            return;
-        }
+    let Some(docker) = docker_or_skip(&rt) else {
+        return;
     };
-
-    // Unique name, port and subnet: other tests (and clusters) may run beside this one.
-    let id = std::process::id();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let cluster = format!("e2e-{id}-{}", nanos % 10_000);
-    let port = free_port();
-    let seed = id.wrapping_mul(31).wrapping_add(nanos);
-    let subnet = format!("10.{}.{}.0/24", 180 + seed % 20, (seed / 20) % 256);
+    let unique = Unique::new("e2e");
+    let cluster = unique.cluster.clone();
+    let port = unique.port;
     let dir = TempDir::new("e2e");
-    let yaml = |nodes: u32| {
-        format!(
-            "cluster: {cluster}\nprovider: local\nnetwork: {{ subnet: {subnet} }}\n\
-             broker: {{ image: mom-broker:0.1.0, nodes: {nodes} }}\n\
-             redis: {{ image: mom-redis:7, mode: single, appendfsync: everysec }}\n\
-             zookeeper: {{ image: mom-zookeeper:3.8, nodes: 1 }}\n\
-             nginx: {{ image: mom-nginx:1.22, http_port: {port}, tls: null }}\n\
-             secrets: {{ admin_password_env: {PASSWORD_ENV} }}\n"
-        )
-    };
+    let yaml = |nodes: u32| unique.yaml(nodes);
     dir.write("mom.yaml", &yaml(3));
     let _down = Down(dir.path());
 

@@ -1,6 +1,8 @@
 //! Helpers shared by momctl's integration tests.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -44,18 +44,29 @@ impl Endpoint {
     /// `POST /v1/auth/token`; the header value to send with every later request.
     async fn login(&self, user: &str, password: &str) -> Result<HeaderValue> {
         let path = Uri::from_static("/v1/auth/token");
-        let body = serde_json::to_vec(&serde_json::json!({ "username": user, "password": password }))?;
-        let mut conn = Conn::new(Arc::new(Endpoint { addr: self.addr, host: self.host.clone(), bearer: None }));
-        let bytes = conn.expect(Method::POST, &path, Bytes::from(body), &[StatusCode::OK]).await?;
+        let body =
+            serde_json::to_vec(&serde_json::json!({ "username": user, "password": password }))?;
+        let mut conn = Conn::new(Arc::new(Endpoint {
+            addr: self.addr,
+            host: self.host.clone(),
+            bearer: None,
+        }));
+        let bytes = conn
+            .expect(Method::POST, &path, Bytes::from(body), &[StatusCode::OK])
+            .await?;
         let token: Token = serde_json::from_slice(&bytes)?;
         HeaderValue::from_str(&format!("Bearer {}", token.access_token))
             .map_err(|e| Error::Protocol(format!("unusable token: {e}")))
     }
 
     async fn resolve(base: &str) -> Result<Self> {
-        let uri: Uri = base.parse().map_err(|e| Error::Input(format!("bad --url {base}: {e}")))?;
+        let uri: Uri = base
+            .parse()
+            .map_err(|e| Error::Input(format!("bad --url {base}: {e}")))?;
         if uri.scheme_str() != Some("http") {
-            return Err(Error::Input(format!("--url must be http://host:port, got {base}")));
+            return Err(Error::Input(format!(
+                "--url must be http://host:port, got {base}"
+            )));
         }
         let authority = uri
             .authority()
@@ -68,7 +79,11 @@ impl Endpoint {
             .ok_or_else(|| Error::Input(format!("{} resolves to no address", authority.host())))?;
         let host = HeaderValue::from_str(authority.as_str())
             .map_err(|e| Error::Input(format!("bad host {authority}: {e}")))?;
-        Ok(Endpoint { addr, host, bearer: None })
+        Ok(Endpoint {
+            addr,
+            host,
+            bearer: None,
+        })
     }
 
     /// The one place every request is built.
@@ -93,7 +108,10 @@ pub struct Conn {
 
 impl Conn {
     pub fn new(endpoint: Arc<Endpoint>) -> Self {
-        Conn { endpoint, sender: None }
+        Conn {
+            endpoint,
+            sender: None,
+        }
     }
 
     async fn sender(&mut self) -> Result<&mut SendRequest<Full<Bytes>>> {
@@ -114,7 +132,12 @@ impl Conn {
     }
 
     /// One request; the status and the whole body of the answer.
-    pub async fn call(&mut self, method: Method, path: &Uri, body: Bytes) -> Result<(StatusCode, Bytes)> {
+    pub async fn call(
+        &mut self,
+        method: Method,
+        path: &Uri,
+        body: Bytes,
+    ) -> Result<(StatusCode, Bytes)> {
         let req = self.endpoint.request(method, path, body)?;
         let result = async {
             let sender = self.sender().await?;
@@ -132,7 +155,13 @@ impl Conn {
     }
 
     /// A request that must answer `expected`.
-    pub async fn expect(&mut self, method: Method, path: &Uri, body: Bytes, expected: &[StatusCode]) -> Result<Bytes> {
+    pub async fn expect(
+        &mut self,
+        method: Method,
+        path: &Uri,
+        body: Bytes,
+        expected: &[StatusCode],
+    ) -> Result<Bytes> {
         let (status, bytes) = self.call(method, path, body).await?;
         if expected.contains(&status) {
             Ok(bytes)
@@ -211,16 +240,38 @@ impl Scenarios for Worker {
     }
 
     async fn send(&mut self) -> Result<u64> {
-        self.conn.expect(Method::POST, &self.paths.send, self.send_body.clone(), &[StatusCode::CREATED]).await?;
+        self.conn
+            .expect(
+                Method::POST,
+                &self.paths.send,
+                self.send_body.clone(),
+                &[StatusCode::CREATED],
+            )
+            .await?;
         Ok(1)
     }
 
     async fn send_batch(&mut self) -> Result<u64> {
-        let bytes = self.conn.expect(Method::POST, &self.paths.batch, self.batch_body.clone(), &OK).await?;
+        let bytes = self
+            .conn
+            .expect(
+                Method::POST,
+                &self.paths.batch,
+                self.batch_body.clone(),
+                &OK,
+            )
+            .await?;
         let results: Results = serde_json::from_slice(&bytes)?;
-        let stored = results.results.iter().filter(|r| r.get("id").is_some()).count();
+        let stored = results
+            .results
+            .iter()
+            .filter(|r| r.get("id").is_some())
+            .count();
         if stored != self.batch {
-            return Err(Error::Protocol(format!("batch stored {stored} of {}", self.batch)));
+            return Err(Error::Protocol(format!(
+                "batch stored {stored} of {}",
+                self.batch
+            )));
         }
         Ok(stored as u64)
     }
@@ -233,7 +284,12 @@ impl Scenarios for Worker {
         let receipt = loop {
             let bytes = self
                 .conn
-                .expect(Method::POST, &self.paths.receive, Bytes::from_static(RECEIVE_BODY.as_bytes()), &OK)
+                .expect(
+                    Method::POST,
+                    &self.paths.receive,
+                    Bytes::from_static(RECEIVE_BODY.as_bytes()),
+                    &OK,
+                )
                 .await?;
             let got: Received = serde_json::from_slice(&bytes)?;
             if let Some(m) = got.messages.into_iter().next() {
@@ -241,15 +297,23 @@ impl Scenarios for Worker {
             }
             empty += 1;
             if empty == EMPTY_RECEIVES {
-                return Err(Error::Protocol(format!("{EMPTY_RECEIVES} receives in a row found nothing")));
+                return Err(Error::Protocol(format!(
+                    "{EMPTY_RECEIVES} receives in a row found nothing"
+                )));
             }
         };
         let body = serde_json::to_vec(&serde_json::json!({ "receipts": [receipt] }))?;
-        let bytes = self.conn.expect(Method::POST, &self.paths.ack, Bytes::from(body), &OK).await?;
+        let bytes = self
+            .conn
+            .expect(Method::POST, &self.paths.ack, Bytes::from(body), &OK)
+            .await?;
         let results: Results = serde_json::from_slice(&bytes)?;
         match results.results.first().and_then(|r| r.get("ok")) {
             Some(serde_json::Value::Bool(true)) => Ok(1),
-            _ => Err(Error::Protocol(format!("ack failed: {}", String::from_utf8_lossy(&bytes)))),
+            _ => Err(Error::Protocol(format!(
+                "ack failed: {}",
+                String::from_utf8_lossy(&bytes)
+            ))),
         }
     }
 }
@@ -265,12 +329,28 @@ impl Setup {
     pub async fn new(endpoint: &Arc<Endpoint>, queue: &str) -> Result<Self> {
         let mut admin = Conn::new(endpoint.clone());
         let paths = Paths::new(queue)?;
-        admin.expect(Method::PUT, &paths.queue, Bytes::from_static(b"{}"), &OK).await?;
-        admin.expect(Method::POST, &paths.purge, Bytes::new(), &[StatusCode::NO_CONTENT]).await?;
+        admin
+            .expect(Method::PUT, &paths.queue, Bytes::from_static(b"{}"), &OK)
+            .await?;
+        admin
+            .expect(
+                Method::POST,
+                &paths.purge,
+                Bytes::new(),
+                &[StatusCode::NO_CONTENT],
+            )
+            .await?;
         Ok(Setup { admin, paths })
     }
 
-    pub fn workers(&self, endpoint: &Arc<Endpoint>, scenario: Scenario, n: usize, body_bytes: usize, batch: usize) -> Vec<Worker> {
+    pub fn workers(
+        &self,
+        endpoint: &Arc<Endpoint>,
+        scenario: Scenario,
+        n: usize,
+        body_bytes: usize,
+        batch: usize,
+    ) -> Vec<Worker> {
         let one = message_json(body_bytes);
         let many = format!("{{\"messages\":[{}]}}", vec![one.as_str(); batch].join(","));
         let (send_body, batch_body) = (Bytes::from(one), Bytes::from(many));
@@ -288,7 +368,14 @@ impl Setup {
 
     /// Empties the queue after a run so the next one starts from nothing.
     pub async fn purge(&mut self) -> Result<()> {
-        self.admin.expect(Method::POST, &self.paths.purge, Bytes::new(), &[StatusCode::NO_CONTENT]).await?;
+        self.admin
+            .expect(
+                Method::POST,
+                &self.paths.purge,
+                Bytes::new(),
+                &[StatusCode::NO_CONTENT],
+            )
+            .await?;
         Ok(())
     }
 }

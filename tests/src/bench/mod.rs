@@ -9,6 +9,7 @@ pub mod cpu;
 pub mod http;
 pub mod load;
 pub mod report;
+pub mod verify;
 
 use std::fmt;
 
@@ -24,7 +25,11 @@ pub enum Error {
     #[error("HTTP request: {0}")]
     Request(#[from] hyper::http::Error),
     #[error("unexpected HTTP {status} from {path}: {body}")]
-    Status { status: u16, path: String, body: String },
+    Status {
+        status: u16,
+        path: String,
+        body: String,
+    },
     #[error("JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error("AMQP: {0}")]

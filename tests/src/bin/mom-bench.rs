@@ -6,7 +6,11 @@
 //! mom-bench amqp --url amqp://guest:guest@127.0.0.1:5672/%2f --open-at-half --json out/amqp.json
 //! mom-bench import-redis --label xadd --csv xadd.csv --requests 200000 --concurrency 50 --json out/redis-xadd.json
 //! mom-bench report --dir out --json results.json > tables.md
+//! mom-bench verify --url http://127.0.0.1:8080 --user admin --rate 150 --stop-file /tmp/stop --json verdict.json
 //! ```
+//!
+//! `verify` is the correctness mode (used by the rolling-upgrade test, `operator/tests/`): sends
+//! with `dedup_id`, receives and acks, and reports failed requests, lost and duplicate messages.
 //!
 //! `bench/run.sh` runs all of it against its own Redis, broker and RabbitMQ; see `BENCHMARKS.md`.
 
@@ -20,10 +24,13 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use bench::load::{self, Plan};
-use bench::{amqp, cpu, http, report, BenchResult, Scenario};
+use bench::{amqp, cpu, http, report, verify, BenchResult, Scenario};
 
 #[derive(Parser)]
-#[command(name = "mom-bench", about = "Benchmarks mom's HTTP API side by side with RabbitMQ and redis-benchmark")]
+#[command(
+    name = "mom-bench",
+    about = "Benchmarks mom's HTTP API side by side with RabbitMQ and redis-benchmark"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -60,6 +67,10 @@ enum Command {
         #[arg(long)]
         csv: PathBuf,
     },
+    /// Correctness under load: send (with dedup_id), receive and ack until --stop-file exists,
+    /// then report failed requests, acknowledged sends lost, duplicates (JSON; exit 1 if any
+    /// request failed or a send was lost).
+    Verify(VerifyArgs),
     /// Print markdown tables of every result file in a directory (and optionally merge them to JSON).
     Report {
         #[arg(long)]
@@ -118,6 +129,38 @@ struct RunArgs {
 }
 
 #[derive(Args)]
+struct VerifyArgs {
+    /// http://host:port (NGINX in front of the cluster, or one broker).
+    #[arg(long)]
+    url: String,
+    #[arg(long, env = "MOM_BENCH_USER")]
+    user: Option<String>,
+    #[arg(long, env = "MOM_BENCH_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    #[arg(long, default_value = "verify")]
+    queue: String,
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Cycles per second over all workers; a cycle is a send, a receive and an ack (about 3 requests).
+    #[arg(long, default_value_t = 120.0)]
+    rate: f64,
+    /// Stop sending once this file exists.
+    #[arg(long)]
+    stop_file: Option<PathBuf>,
+    /// Stop sending after this many seconds at the latest.
+    #[arg(long, default_value_t = 600.0)]
+    max_duration: f64,
+    /// Seconds to keep receiving, after sending stopped, until every acknowledged send came back.
+    #[arg(long, default_value_t = 30.0)]
+    drain_timeout: f64,
+    #[arg(long, default_value_t = 5)]
+    visibility_timeout_s: u32,
+    /// Write the verdict here (else stdout).
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Args)]
 struct ImportArgs {
     /// Scenario label, e.g. `xadd`, `read_ack`, `send_script`.
     #[arg(long)]
@@ -156,30 +199,57 @@ async fn main() -> anyhow::Result<()> {
         Command::Http(args) => run(Target::Http, args).await,
         Command::Amqp(args) => run(Target::Amqp, args).await,
         Command::ImportRedis(a) => {
-            let csv = std::fs::read_to_string(&a.csv).with_context(|| format!("reading {}", a.csv.display()))?;
-            let r = report::import_redis_csv(&csv, &a.label, a.concurrency, a.body_bytes, a.requests)?;
+            let csv = std::fs::read_to_string(&a.csv)
+                .with_context(|| format!("reading {}", a.csv.display()))?;
+            let r =
+                report::import_redis_csv(&csv, &a.label, a.concurrency, a.body_bytes, a.requests)?;
             write_json(&a.json, &[r])
         }
-        Command::ReplayMonitor { monitor, command, containing, host, port, requests, concurrency, csv } => {
-            let text = std::fs::read_to_string(&monitor).with_context(|| format!("reading {}", monitor.display()))?;
+        Command::ReplayMonitor {
+            monitor,
+            command,
+            containing,
+            host,
+            port,
+            requests,
+            concurrency,
+            csv,
+        } => {
+            let text = std::fs::read_to_string(&monitor)
+                .with_context(|| format!("reading {}", monitor.display()))?;
             let args = report::monitor_command(&text, &command, &containing)
                 .with_context(|| format!("no {command} in {}", monitor.display()))?;
             let out = std::process::Command::new("redis-benchmark")
-                .args(["-h", &host, "-p", &port.to_string(), "-c", &concurrency.to_string()])
+                .args([
+                    "-h",
+                    &host,
+                    "-p",
+                    &port.to_string(),
+                    "-c",
+                    &concurrency.to_string(),
+                ])
                 .args(["-n", &requests.to_string(), "--csv"])
                 .args(&args)
                 .output()
                 .context("running redis-benchmark")?;
-            anyhow::ensure!(out.status.success(), "redis-benchmark failed: {}", String::from_utf8_lossy(&out.stderr));
+            anyhow::ensure!(
+                out.status.success(),
+                "redis-benchmark failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             std::fs::write(&csv, &out.stdout).with_context(|| format!("writing {}", csv.display()))
         }
+        Command::Verify(a) => verify(a).await,
         Command::Report { dir, json } => {
             let results = report::load_dir(&dir)?;
             if let Some(path) = json {
                 write_json(&path, &results)?;
             }
             println!("{}", report::results_table(&results));
-            println!("### The issue's targets, as ratios\n\n{}", report::targets_table(&results));
+            println!(
+                "### The issue's targets, as ratios\n\n{}",
+                report::targets_table(&results)
+            );
             println!(
                 "### Where the CPU went (closed loop, measured window)\n\nCPU time of each process per message, from \
                  /proc; \"everything else\" is the rest of the machine's busy time (the kernel's network \
@@ -189,6 +259,44 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
+    let credentials = a
+        .user
+        .as_deref()
+        .map(|u| (u, a.password.as_deref().unwrap_or("")));
+    let endpoint = http::Endpoint::connect(&a.url, credentials)
+        .await
+        .context("logging in")?;
+    let config = verify::Config {
+        queue: a.queue,
+        concurrency: a.concurrency,
+        cycles_per_s: a.rate,
+        stop_file: a.stop_file,
+        max_duration: Duration::from_secs_f64(a.max_duration),
+        drain_timeout: Duration::from_secs_f64(a.drain_timeout),
+        visibility_timeout_s: a.visibility_timeout_s,
+    };
+    let v = verify::run(endpoint, config).await?;
+    eprintln!(
+        "mom-bench verify: {} requests in {:.1} s ({:.0} req/s), failed {}, sent {} (failed {}), received {} ({} unique, {} duplicates), acked {}, lost {}, resent unwritten {}",
+        v.requests, v.load_s, v.requests_per_s, v.failed, v.sent_acknowledged, v.send_failed,
+        v.received, v.received_unique, v.duplicates, v.acked, v.lost, v.resent_unwritten
+    );
+    for f in v.failures.iter().take(10) {
+        eprintln!("  failed at {:.2} s: {} {}", f.at_s, f.request, f.error);
+    }
+    let text = serde_json::to_string_pretty(&v)?;
+    match &a.json {
+        Some(path) => std::fs::write(path, text + "\n")
+            .with_context(|| format!("writing {}", path.display()))?,
+        None => println!("{text}"),
+    }
+    if !v.passed() {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 fn write_json(path: &std::path::Path, results: &[BenchResult]) -> anyhow::Result<()> {
@@ -209,7 +317,18 @@ async fn run(target: Target, args: RunArgs) -> anyhow::Result<()> {
         let half = first.requests_per_s / 2.0;
         results.push(first);
         if args.open_at_half && args.rate.is_none() && half > 0.0 {
-            results.push(measure(target, &args, scenario, Plan { rate: Some(half), ..closed }).await?);
+            results.push(
+                measure(
+                    target,
+                    &args,
+                    scenario,
+                    Plan {
+                        rate: Some(half),
+                        ..closed
+                    },
+                )
+                .await?,
+            );
         }
     }
     if let Some(path) = &args.json {
@@ -220,45 +339,97 @@ async fn run(target: Target, args: RunArgs) -> anyhow::Result<()> {
 }
 
 /// Runs the load and records the watched processes' CPU over the same measured window.
-async fn drive<O: load::Op>(plan: Plan, workers: Vec<O>, watch: &[cpu::Watched]) -> anyhow::Result<(load::Outcome, cpu::CpuUse)> {
-    let window = tokio::spawn(cpu::measure(watch.to_vec(), load::START_DELAY + plan.warmup, plan.duration));
+async fn drive<O: load::Op>(
+    plan: Plan,
+    workers: Vec<O>,
+    watch: &[cpu::Watched],
+) -> anyhow::Result<(load::Outcome, cpu::CpuUse)> {
+    let window = tokio::spawn(cpu::measure(
+        watch.to_vec(),
+        load::START_DELAY + plan.warmup,
+        plan.duration,
+    ));
     let outcome = load::drive(plan, workers).await?;
     Ok((outcome, window.await?))
 }
 
 /// One run of one scenario on a freshly emptied queue.
-async fn measure(target: Target, args: &RunArgs, scenario: Scenario, plan: Plan) -> anyhow::Result<BenchResult> {
+async fn measure(
+    target: Target,
+    args: &RunArgs,
+    scenario: Scenario,
+    plan: Plan,
+) -> anyhow::Result<BenchResult> {
     let queue = format!("{}-{}", args.queue, scenario.name());
-    let per_request = if scenario == Scenario::Batch { args.batch } else { 1 };
+    let per_request = if scenario == Scenario::Batch {
+        args.batch
+    } else {
+        1
+    };
     let what = match plan.rate {
         Some(r) => format!("open loop at {r:.0} req/s"),
         None => "closed loop".to_string(),
     };
-    eprintln!("mom-bench: {} {scenario} ({what}, concurrency {}) on queue {queue}", target.name(), plan.concurrency);
+    eprintln!(
+        "mom-bench: {} {scenario} ({what}, concurrency {}) on queue {queue}",
+        target.name(),
+        plan.concurrency
+    );
     let (outcome, cpu) = match target {
         Target::Http => {
-            let credentials = args.user.as_deref().map(|u| (u, args.password.as_deref().unwrap_or("")));
-            let endpoint = http::Endpoint::connect(&args.url, credentials).await.context("logging in")?;
-            let mut setup = http::Setup::new(&endpoint, &queue).await.context("creating the queue")?;
-            let workers = setup.workers(&endpoint, scenario, plan.concurrency, args.body_bytes, args.batch);
+            let credentials = args
+                .user
+                .as_deref()
+                .map(|u| (u, args.password.as_deref().unwrap_or("")));
+            let endpoint = http::Endpoint::connect(&args.url, credentials)
+                .await
+                .context("logging in")?;
+            let mut setup = http::Setup::new(&endpoint, &queue)
+                .await
+                .context("creating the queue")?;
+            let workers = setup.workers(
+                &endpoint,
+                scenario,
+                plan.concurrency,
+                args.body_bytes,
+                args.batch,
+            );
             let outcome = drive(plan, workers, &args.watch).await?;
             setup.purge().await.context("emptying the queue")?;
             outcome
         }
         Target::Amqp => {
-            amqp::prepare(&args.url, &queue).await.context("declaring the queue")?;
-            let n = args.amqp_connections.unwrap_or(plan.concurrency).clamp(1, plan.concurrency.max(1));
-            let conns = amqp::connections(&args.url, n).await.context("connecting to RabbitMQ")?;
+            amqp::prepare(&args.url, &queue)
+                .await
+                .context("declaring the queue")?;
+            let n = args
+                .amqp_connections
+                .unwrap_or(plan.concurrency)
+                .clamp(1, plan.concurrency.max(1));
+            let conns = amqp::connections(&args.url, n)
+                .await
+                .context("connecting to RabbitMQ")?;
             let opens = (0..plan.concurrency).map(|i| {
-                amqp::Worker::open(&conns[i % conns.len()], &queue, scenario, args.body_bytes, args.batch, i)
+                amqp::Worker::open(
+                    &conns[i % conns.len()],
+                    &queue,
+                    scenario,
+                    args.body_bytes,
+                    args.batch,
+                    i,
+                )
             });
-            let workers = futures::future::try_join_all(opens).await.context("opening channels")?;
+            let workers = futures::future::try_join_all(opens)
+                .await
+                .context("opening channels")?;
             let outcome = drive(plan, workers, &args.watch).await?;
             for c in &conns {
                 // Best effort: the measurement is done; RabbitMQ requeues what was unacked.
                 let _ = c.close(200, "done".into()).await;
             }
-            amqp::prepare(&args.url, &queue).await.context("emptying the queue")?;
+            amqp::prepare(&args.url, &queue)
+                .await
+                .context("emptying the queue")?;
             outcome
         }
     };
@@ -266,7 +437,12 @@ async fn measure(target: Target, args: &RunArgs, scenario: Scenario, plan: Plan)
     let r = BenchResult {
         target: target.name().into(),
         scenario: scenario.name().into(),
-        mode: if plan.rate.is_some() { "open" } else { "closed" }.into(),
+        mode: if plan.rate.is_some() {
+            "open"
+        } else {
+            "closed"
+        }
+        .into(),
         target_rate: plan.rate,
         concurrency: plan.concurrency,
         body_bytes: args.body_bytes,
@@ -288,7 +464,10 @@ async fn measure(target: Target, args: &RunArgs, scenario: Scenario, plan: Plan)
         r.latency.p50_us / 1000.0,
         r.latency.p99_us / 1000.0,
         r.errors,
-        r.first_error.as_deref().map(|e| format!(" (first: {e})")).unwrap_or_default()
+        r.first_error
+            .as_deref()
+            .map(|e| format!(" (first: {e})"))
+            .unwrap_or_default()
     );
     Ok(r)
 }
