@@ -134,8 +134,7 @@ async fn admit(broker: &Broker, headers: &http::HeaderMap) -> Result<Principal, 
     let token = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim)
+        .and_then(crate::service::auth::bearer_token)
         .ok_or_else(|| Error::Unauthenticated("a bearer token is required".into()))?;
     let who = broker.authenticate(token)?;
     broker.auth.admit(&who.name).await?;
@@ -502,6 +501,14 @@ impl pb::broker_server::Broker for Api {
     /// Drives [`Broker::stream_next`] as the SSE route does; ends when the node drains, and with
     /// the error status when the subscription goes away.
     async fn subscribe(&self, req: Request<pb::SubscribeRequest>) -> Answer<Self::SubscribeStream> {
+        // The stream re-checks its token as it goes, so a revoked one ends it.
+        let token = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::service::auth::bearer_token)
+            .unwrap_or_default()
+            .to_string();
         let (who, r) = open(req)?;
         if r.max_in_flight == Some(0) {
             return Err(status(&Error::invalid("max_in_flight must be at least 1")));
@@ -513,7 +520,7 @@ impl pb::broker_server::Broker for Api {
             who,
             topic: r.topic,
             subscription: r.subscription,
-            state: PushState::new(r.max_in_flight.map(|n| n as usize)),
+            state: PushState::new(r.max_in_flight.map(|n| n as usize), token),
             pending: std::collections::VecDeque::new(),
             done: false,
         };

@@ -52,11 +52,7 @@ async fn token(
 
 /// The bearer token of a request, if it has one.
 pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
-    headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim)
+    headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(crate::service::auth::bearer_token)
 }
 
 /// Authenticates the bearer token (401), then takes a rate-limit token (429), then hands the

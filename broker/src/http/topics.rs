@@ -179,19 +179,13 @@ async fn stream(
     b.sub_receive_check(&who, &name, &sub).await?;
     let heartbeat = b.stream_heartbeat;
     let token = super::auth::bearer(&headers).unwrap_or_default().to_string();
-    let state = (b, (who, token), name, sub, PushState::new(q.max_in_flight), Vec::<Event>::new());
-    let events = futures::stream::unfold(state, |(b, (who, token), name, sub, mut st, mut pending)| async move {
+    let state = (b, who, name, sub, PushState::new(q.max_in_flight, token), Vec::<Event>::new());
+    let events = futures::stream::unfold(state, |(b, who, name, sub, mut st, mut pending)| async move {
         loop {
             if let Some(e) = pending.pop() {
-                return Some((Ok(e), (b, (who, token), name, sub, st, pending)));
+                return Some((Ok(e), (b, who, name, sub, st, pending)));
             }
-            let next = b.stream_next(&who, &name, &sub, &mut st).await;
-            // A token revoked while the stream was open ends it: what it just took comes back
-            // after the ack deadline, to a consumer that is still allowed.
-            if b.authenticate(&token).is_err() {
-                return None;
-            }
-            match next {
+            match b.stream_next(&who, &name, &sub, &mut st).await {
                 Ok(Some(messages)) => {
                     pending = messages
                         .into_iter()

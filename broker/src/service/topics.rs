@@ -66,15 +66,17 @@ impl Sub {
     }
 }
 
-/// One server-push stream: the deliveries it made that may still be unacked.
+/// One server-push stream: the token it was opened with (re-checked as it goes, so a revoked
+/// token ends it on every front door) and the deliveries it made that may still be unacked.
 pub struct Stream {
     pub max_in_flight: Option<usize>,
+    token: String,
     tracked: Vec<(String, u64, Instant)>,
 }
 
 impl Stream {
-    pub fn new(max_in_flight: Option<usize>) -> Self {
-        Stream { max_in_flight, tracked: Vec::new() }
+    pub fn new(max_in_flight: Option<usize>, token: String) -> Self {
+        Stream { max_in_flight, token, tracked: Vec::new() }
     }
 }
 
@@ -318,6 +320,11 @@ impl Broker {
             }
             let req = ReceiveRequest { max: Some(room as u32), wait_s: Some(20), visibility_timeout_s: None };
             let messages = self.receive_from(&sub.mailbox, sub.label(), &sub.delivering(), &req).await?;
+            // A token revoked while the stream was open ends it: what it just took comes back
+            // after the ack deadline, to a consumer that is still allowed.
+            if self.authenticate(&st.token).is_err() {
+                return Ok(None);
+            }
             if messages.is_empty() {
                 continue;
             }
