@@ -15,3 +15,22 @@ pub mod shutdown;
 pub mod sqs;
 pub mod store;
 pub mod waiters;
+
+/// The parsers of outside input that are private to their transport, for the fuzz targets in
+/// `fuzz/`. Not an API: no stability promise.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::http::auth::Login;
+    pub use crate::http::extract::{parse as parse_body, Names, Params};
+    pub use crate::http::topics::StreamQuery;
+    pub use crate::http::users::NewPassword;
+    pub use crate::sqs::actions::{
+        batch_ids, parse as sqs_parse, queue_name as sqs_queue_name, spec_from_attributes, to_native,
+        to_sqs_message, Entry as SqsEntry,
+    };
+    pub mod sigv4 {
+        pub use crate::sqs::sigv4::{
+            expected_signature, parse_amz_date, parse_authorization, signature_matches, Authorization, Signed,
+        };
+    }
+}

@@ -54,7 +54,11 @@ impl ReceiptKey {
         let (Some(id), Some(rc), Some(mac)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(Error::ReceiptInvalid);
         };
-        let rc: u64 = rc.parse().map_err(|_| Error::ReceiptInvalid)?;
+        let (rc_text, rc) = (rc, rc.parse::<u64>().map_err(|_| Error::ReceiptInvalid)?);
+        // One delivery has one receipt: `03` or `+3` would verify as `3`, so refuse non-canonical forms.
+        if rc.to_string() != rc_text {
+            return Err(Error::ReceiptInvalid);
+        }
         let given = URL_SAFE_NO_PAD.decode(mac).map_err(|_| Error::ReceiptInvalid)?;
         if given.len() != MAC_LEN {
             return Err(Error::ReceiptInvalid);
@@ -80,6 +84,8 @@ mod tests {
         assert!(key.verify("q/b", &r).is_err());
         assert!(ReceiptKey::new(b"other").verify("q/a", &r).is_err());
         assert!(key.verify("q/a", &r.replacen(".3.", ".4.", 1)).is_err());
+        assert!(key.verify("q/a", &r.replacen(".3.", ".03.", 1)).is_err());
+        assert!(key.verify("q/a", &r.replacen(".3.", ".+3.", 1)).is_err());
         assert!(key.verify("q/a", "garbage").is_err());
         assert!(key.verify("q/a", "").is_err());
     }

@@ -61,16 +61,44 @@ impl fmt::Display for Provider {
     }
 }
 
-/// Accepted now so files written for the AWS provider parse; the provider itself comes later.
+/// `aws:`, read by `provider: aws` (see `aws.rs`). Credentials never come from here: they come
+/// from the standard AWS chain (environment, profile, instance role).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AwsConfig {
-    pub region: Option<String>,
-    pub instance_type: Option<String>,
-    pub hosts: Option<u32>,
-    pub ami: Option<String>,
-    pub admin_cidr: Option<String>,
+    #[serde(default)]
+    pub region: Sp<String>,
+    #[serde(default)]
+    pub instance_type: Sp<String>,
+    #[serde(default)]
+    pub hosts: Sp<u32>,
+    /// `null`: the newest Debian 12 AMI of the region.
+    #[serde(default)]
+    pub ami: Sp<Option<String>>,
+    #[serde(default)]
+    pub admin_cidr: Sp<String>,
+    /// Another EC2 endpoint (moto_server in tests); default: AWS's, or `AWS_ENDPOINT_URL`.
+    #[serde(default)]
+    pub endpoint_url: Sp<String>,
+    /// How long `up` waits for a new instance to reach `running` (default 600).
+    #[serde(default)]
+    pub running_timeout_s: Sp<u64>,
 }
+
+/// `aws:` checked, with defaults (only when `provider: aws`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsSettings {
+    pub region: String,
+    pub instance_type: String,
+    pub hosts: u32,
+    pub ami: Option<String>,
+    pub admin_cidr: Ipv4Net,
+    pub endpoint_url: Option<String>,
+    pub running_timeout_s: u64,
+}
+
+/// Most EC2 instances one cluster may have.
+pub const MAX_AWS_HOSTS: u32 = 20;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -153,6 +181,16 @@ pub struct NginxConfig {
     pub bind: Sp<String>,
     #[serde(default)]
     pub tls: Sp<TlsConfig>,
+    /// Port of the gRPC API; absent means the default, `null` turns gRPC off.
+    #[serde(default, deserialize_with = "present")]
+    pub grpc_port: Sp<Option<u16>>,
+}
+
+/// Tells a key that is absent (`None`) from one set to `null` (`Some(null)`).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -176,7 +214,11 @@ pub struct Settings {
     pub nginx_image: String,
     pub nginx_http_port: u16,
     pub nginx_bind: Ipv4Addr,
+    /// Port NGINX serves the brokers' gRPC API on; `None` when gRPC is off.
+    pub nginx_grpc_port: Option<u16>,
     pub admin_password_env: String,
+    /// `Some` exactly when `provider: aws`.
+    pub aws: Option<AwsSettings>,
 }
 
 pub mod defaults {
@@ -187,8 +229,13 @@ pub mod defaults {
     pub const ZOOKEEPER_IMAGE: &str = "mom-zookeeper:3.8";
     pub const NGINX_IMAGE: &str = "mom-nginx:1.22";
     pub const NGINX_HTTP_PORT: u16 = 8080;
+    pub const NGINX_GRPC_PORT: u16 = 9090;
     pub const NGINX_BIND: &str = "127.0.0.1";
     pub const ADMIN_PASSWORD_ENV: &str = "MOM_ADMIN_PASSWORD";
+    pub const AWS_REGION: &str = "us-east-1";
+    pub const AWS_INSTANCE_TYPE: &str = "t3.small";
+    pub const AWS_HOSTS: u32 = 1;
+    pub const AWS_RUNNING_TIMEOUT_S: u64 = 600;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -247,10 +294,14 @@ pub fn allowed(field: &str) -> &'static str {
     match field {
         "cluster" => "a name of 1 to 32 characters: lowercase letters, digits and '-', starting with a letter or digit",
         "provider" => "local or aws",
-        "aws" => "a mapping with region, instance_type, hosts, ami, admin_cidr",
-        "aws.region" | "aws.instance_type" | "aws.ami" => "a string",
-        "aws.hosts" => "a whole number of EC2 instances",
-        "aws.admin_cidr" => "an IPv4 CIDR block such as 203.0.113.0/24",
+        "aws" => "a mapping with region, instance_type, hosts, ami, admin_cidr, endpoint_url, running_timeout_s",
+        "aws.region" => "an AWS region name such as us-east-1 or eu-west-3",
+        "aws.instance_type" => "an EC2 instance type such as t3.small",
+        "aws.ami" => "an AMI id such as ami-0123456789abcdef0, or null for the newest Debian 12",
+        "aws.hosts" => "a whole number of EC2 instances from 1 to 20",
+        "aws.admin_cidr" => "an IPv4 CIDR block such as 203.0.113.0/24 (who may reach SSH and the Docker API); required with provider aws",
+        "aws.endpoint_url" => "an http(s) URL of an EC2 endpoint, e.g. http://127.0.0.1:5000 for moto_server",
+        "aws.running_timeout_s" => "a whole number of seconds from 1",
         "network" => "a mapping with subnet",
         "network.subnet" => "an IPv4 CIDR block of /24 or larger, e.g. 10.210.0.0/24 (default: derived from the cluster name)",
         "broker" => "a mapping with image, nodes",
@@ -263,7 +314,8 @@ pub fn allowed(field: &str) -> &'static str {
         "redis.appendfsync" => "always, everysec or no",
         "zookeeper" => "a mapping with image, nodes",
         "zookeeper.nodes" => "1 (a 3-node ensemble is not implemented yet)",
-        "nginx" => "a mapping with image, http_port, bind, tls",
+        "nginx" => "a mapping with image, http_port, grpc_port, bind, tls",
+        "nginx.grpc_port" => "a TCP port from 1 to 65535 other than http_port, or null to turn gRPC off",
         "nginx.http_port" => "a TCP port from 1 to 65535",
         "nginx.bind" => "an IPv4 address of this host, e.g. 127.0.0.1 (default) or 0.0.0.0",
         "nginx.tls" => "null (TLS is not implemented yet)",
@@ -468,7 +520,43 @@ impl Config {
                 ))
             }
         };
+        let nginx_grpc_port = match &self.nginx.grpc_port {
+            // The default gRPC port must not take the HTTP port a user chose.
+            None => match &self.nginx.http_port {
+                Some(http) if http.value == defaults::NGINX_GRPC_PORT => {
+                    return Err(invalid(
+                        "nginx.http_port",
+                        &http.referenced,
+                        format!(
+                            "{} is also the default nginx.grpc_port; set nginx.grpc_port to another port, or to null",
+                            http.value
+                        ),
+                    ))
+                }
+                _ => Some(defaults::NGINX_GRPC_PORT),
+            },
+            Some(p) => match p.value {
+                None => None,
+                Some(0) => {
+                    return Err(invalid(
+                        "nginx.grpc_port",
+                        &p.referenced,
+                        "port 0".to_string(),
+                    ))
+                }
+                Some(port) if port == nginx_http_port => {
+                    return Err(invalid(
+                        "nginx.grpc_port",
+                        &p.referenced,
+                        format!("{port} is already nginx.http_port"),
+                    ))
+                }
+                Some(port) => Some(port),
+            },
+        };
         let nginx_bind = match &self.nginx.bind {
+            // On an EC2 instance NGINX is the public entry; locally only loopback by default.
+            None if provider == Provider::Aws => Ipv4Addr::UNSPECIFIED,
             None => Ipv4Addr::LOCALHOST,
             Some(b) => b.value.parse::<Ipv4Addr>().map_err(|_| {
                 invalid(
@@ -529,7 +617,13 @@ impl Config {
             }
         };
 
+        let aws = match provider {
+            Provider::Local => None,
+            Provider::Aws => Some(self.aws_settings(file)?),
+        };
+
         Ok(Settings {
+            aws,
             cluster: cluster.clone(),
             provider,
             subnet,
@@ -541,25 +635,172 @@ impl Config {
             nginx_image,
             nginx_http_port,
             nginx_bind,
+            nginx_grpc_port,
             admin_password_env,
         })
     }
 
-    /// Only the local provider runs in this version; `aws` is accepted by the schema and
-    /// answered here, before anything is touched.
-    pub fn require_local(&self, file: &str) -> Result<(), ConfigError> {
-        match &self.provider {
-            Some(p) if p.value == Provider::Aws => Err(ConfigError::NotImplemented {
-                file: file.to_string(),
-                field: "provider".to_string(),
-                line: p.referenced.line(),
-                what: "the aws provider".to_string(),
-                hint: "; this version runs `provider: local` (the whole cluster on this machine's Docker engine)"
-                    .to_string(),
-            }),
-            _ => Ok(()),
-        }
+    fn aws_settings(&self, file: &str) -> Result<AwsSettings, ConfigError> {
+        let invalid = |field: &str, line: u64, column: u64, problem: String| ConfigError::Invalid {
+            file: file.to_string(),
+            field: field.to_string(),
+            line,
+            column,
+            problem,
+            allowed: allowed(field).to_string(),
+        };
+        let at = |l: &serde_saphyr::Location| (l.line(), l.column());
+        let (pline, pcol) = self
+            .provider
+            .as_ref()
+            .map(|p| at(&p.referenced))
+            .unwrap_or((1, 1));
+        let aws = self.aws.clone().unwrap_or_default();
+        let region = match &aws.region {
+            None => defaults::AWS_REGION.to_string(),
+            Some(r) if valid_region(&r.value) => r.value.clone(),
+            Some(r) => {
+                let (l, c) = at(&r.referenced);
+                return Err(invalid(
+                    "aws.region",
+                    l,
+                    c,
+                    format!("`{}` is not an AWS region name", r.value),
+                ));
+            }
+        };
+        let instance_type = match &aws.instance_type {
+            None => defaults::AWS_INSTANCE_TYPE.to_string(),
+            Some(t) if valid_instance_type(&t.value) => t.value.clone(),
+            Some(t) => {
+                let (l, c) = at(&t.referenced);
+                return Err(invalid(
+                    "aws.instance_type",
+                    l,
+                    c,
+                    format!("`{}` is not an instance type", t.value),
+                ));
+            }
+        };
+        let hosts = match &aws.hosts {
+            None => defaults::AWS_HOSTS,
+            Some(h) if (1..=MAX_AWS_HOSTS).contains(&h.value) => h.value,
+            Some(h) => {
+                let (l, c) = at(&h.referenced);
+                return Err(invalid(
+                    "aws.hosts",
+                    l,
+                    c,
+                    format!("{} is out of range", h.value),
+                ));
+            }
+        };
+        let ami = match &aws.ami {
+            None => None,
+            Some(a) => match &a.value {
+                None => None,
+                Some(id)
+                    if id.starts_with("ami-")
+                        && id.len() > 4
+                        && id[4..].bytes().all(|b| b.is_ascii_alphanumeric()) =>
+                {
+                    Some(id.clone())
+                }
+                Some(id) => {
+                    let (l, c) = at(&a.referenced);
+                    return Err(invalid("aws.ami", l, c, format!("`{id}` is not an AMI id")));
+                }
+            },
+        };
+        let admin_cidr = match &aws.admin_cidr {
+            None => {
+                return Err(invalid(
+                    "aws.admin_cidr",
+                    pline,
+                    pcol,
+                    "provider aws needs aws.admin_cidr (who may reach SSH and the Docker API)"
+                        .to_string(),
+                ))
+            }
+            Some(c) => c.value.parse::<Ipv4Net>().map(|n| n.trunc()).map_err(|_| {
+                let (l, col) = at(&c.referenced);
+                invalid(
+                    "aws.admin_cidr",
+                    l,
+                    col,
+                    format!("`{}` is not an IPv4 CIDR block", c.value),
+                )
+            })?,
+        };
+        let endpoint_url = match &aws.endpoint_url {
+            None => None,
+            Some(u)
+                if (u.value.starts_with("http://") || u.value.starts_with("https://"))
+                    && u.value.len() > 8 =>
+            {
+                Some(u.value.clone())
+            }
+            Some(u) => {
+                let (l, c) = at(&u.referenced);
+                return Err(invalid(
+                    "aws.endpoint_url",
+                    l,
+                    c,
+                    format!("`{}` is not an http(s) URL", u.value),
+                ));
+            }
+        };
+        let running_timeout_s = match &aws.running_timeout_s {
+            None => defaults::AWS_RUNNING_TIMEOUT_S,
+            Some(t) if t.value >= 1 => t.value,
+            Some(t) => {
+                let (l, c) = at(&t.referenced);
+                return Err(invalid(
+                    "aws.running_timeout_s",
+                    l,
+                    c,
+                    "0 seconds".to_string(),
+                ));
+            }
+        };
+        Ok(AwsSettings {
+            region,
+            instance_type,
+            hosts,
+            ami,
+            admin_cidr,
+            endpoint_url,
+            running_timeout_s,
+        })
     }
+}
+
+/// `us-east-1`, `eu-central-2`, `us-gov-west-1`, `ap-southeast-4`: area, optional `gov`, direction, number.
+fn valid_region(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    let (area, rest) = match parts.as_slice() {
+        [area, rest @ ..] => (area, rest),
+        [] => return false,
+    };
+    let rest = match rest {
+        ["gov", rest @ ..] | ["iso", rest @ ..] => rest,
+        rest => rest,
+    };
+    area.len() == 2
+        && area.bytes().all(|b| b.is_ascii_lowercase())
+        && rest.len() == 2
+        && !rest[0].is_empty()
+        && rest[0].bytes().all(|b| b.is_ascii_lowercase())
+        && !rest[1].is_empty()
+        && rest[1].bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `t3.small`, `m7g.2xlarge`, `u-6tb1.metal`.
+fn valid_instance_type(t: &str) -> bool {
+    matches!(t.split_once('.'), Some((family, size))
+        if !family.is_empty() && !size.is_empty()
+            && family.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && size.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
 }
 
 fn valid_cluster_name(name: &str) -> bool {
@@ -614,10 +855,12 @@ const INIT_TEMPLATE: &str = r#"# mom.yaml: the whole mom cluster in one file. `m
 cluster: {{cluster}}
 
 # Where the cluster runs: `local` (this machine's Docker engine, the default) or `aws`
-# (EC2 instances; not implemented yet in this version).
+# (EC2 instances found by the tag mom:cluster=<name>; credentials from the usual AWS
+# environment variables or profile, never from this file).
 provider: local
 
-# Settings for provider: aws (ignored by the local provider).
+# Settings for provider: aws (ignored by the local provider). admin_cidr (who may reach SSH
+# and the Docker API) is required; ami: null picks the newest Debian 12 AMI of the region.
 # aws: { region: us-east-1, instance_type: t3.small, hosts: 3, ami: null, admin_cidr: 203.0.113.0/24 }
 
 # The private Docker network the containers share. Each service gets a fixed address in it.
@@ -644,6 +887,7 @@ zookeeper:
 nginx:
   image: mom-nginx:1.22
   http_port: 8080
+  grpc_port: 9090               # the gRPC API (HTTP/2); null turns it off
   bind: 127.0.0.1               # 0.0.0.0 to accept other machines
   tls: null                     # {cert, key} | self_signed (not implemented yet)
 

@@ -38,8 +38,12 @@ pub const LOCAL_HOST: &str = "local";
 
 /// Port every broker listens on inside the network.
 pub const BROKER_PORT: u16 = 8080;
+/// Port every broker serves gRPC on inside the network (when gRPC is on).
+pub const BROKER_GRPC_PORT: u16 = 9090;
 /// Port NGINX listens on inside its container.
 pub const NGINX_PORT: u16 = 80;
+/// Port NGINX serves gRPC on inside its container (when gRPC is on).
+pub const NGINX_GRPC_PORT: u16 = 90;
 /// Where a broker's drain may take (`MOM_DRAIN_TIMEOUT_S` default) plus a margin.
 const BROKER_STOP_GRACE_S: u32 = 35;
 
@@ -116,6 +120,8 @@ pub struct VolumeSpec {
 pub struct Endpoint {
     pub bind: Ipv4Addr,
     pub port: u16,
+    /// NGINX's gRPC port on the host, when gRPC is on.
+    pub grpc_port: Option<u16>,
 }
 
 impl Endpoint {
@@ -127,6 +133,16 @@ impl Endpoint {
             self.bind
         };
         format!("http://{host}:{}", self.port)
+    }
+
+    /// Where gRPC clients connect (`host:port`), when gRPC is on.
+    pub fn grpc_address(&self) -> Option<String> {
+        let host = if self.bind.is_unspecified() {
+            Ipv4Addr::LOCALHOST
+        } else {
+            self.bind
+        };
+        self.grpc_port.map(|p| format!("{host}:{p}"))
     }
 }
 
@@ -359,6 +375,12 @@ impl Desired {
                 ("MOM_ZK_CONNECT".to_string(), "zookeeper:2181".to_string()),
                 ("MOM_TRUSTED_PROXIES".to_string(), s.subnet.to_string()),
             ]);
+            if s.nginx_grpc_port.is_some() {
+                broker.env.insert(
+                    "MOM_GRPC_LISTEN".to_string(),
+                    format!("0.0.0.0:{BROKER_GRPC_PORT}"),
+                );
+            }
             broker.secret_env = vec![SecretEnv {
                 name: "MOM_ADMIN_PASSWORD".to_string(),
                 from_env: s.admin_password_env.clone(),
@@ -388,6 +410,13 @@ impl Desired {
             host_port: s.nginx_http_port,
             container_port: NGINX_PORT,
         }];
+        if let Some(port) = s.nginx_grpc_port {
+            nginx.ports.push(PortSpec {
+                host_ip: s.nginx_bind,
+                host_port: port,
+                container_port: NGINX_GRPC_PORT,
+            });
+        }
         nginx.health = health(
             &[
                 "curl",
@@ -421,6 +450,7 @@ impl Desired {
             endpoint: Endpoint {
                 bind: s.nginx_bind,
                 port: s.nginx_http_port,
+                grpc_port: s.nginx_grpc_port,
             },
             admin_password_env: s.admin_password_env.clone(),
         }

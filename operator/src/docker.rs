@@ -119,6 +119,29 @@ impl Engine {
         Ok(Engine { docker })
     }
 
+    /// Connects to a remote engine's API over mutual TLS (an EC2 host of provider aws):
+    /// `addr` is `https://IP:2376`, `dir` holds `ca.pem`, `cert.pem` and `key.pem` (Docker's names).
+    pub async fn connect_tls(addr: &str, dir: &std::path::Path) -> Result<Engine, DockerError> {
+        // bollard's TLS uses rustls' process-wide provider; ring is the one momctl links.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let connect_error = |source| DockerError::Connect {
+            hint: addr.to_string(),
+            source,
+        };
+        let docker = Docker::connect_with_ssl(
+            addr,
+            &dir.join(crate::pki::CLIENT_KEY),
+            &dir.join(crate::pki::CLIENT_CERT),
+            &dir.join(crate::pki::CA_CERT),
+            120,
+            bollard::API_DEFAULT_VERSION,
+        )
+        .map_err(connect_error)?;
+        let docker = docker.negotiate_version().await.map_err(connect_error)?;
+        docker.ping().await.map_err(connect_error)?;
+        Ok(Engine { docker })
+    }
+
     fn label_filter(cluster: &str) -> HashMap<String, Vec<String>> {
         HashMap::from([("label".to_string(), vec![Desired::cluster_filter(cluster)])])
     }

@@ -6,11 +6,13 @@
 //! Execution ([`exec`]) turns each diff entry into Docker API calls and rendered files
 //! ([`render`], tera templates in `templates/`).
 
+pub mod aws;
 pub mod config;
 pub mod desired;
 pub mod docker;
 pub mod exec;
 pub mod images;
+pub mod pki;
 pub mod plan;
 pub mod render;
 pub mod status;
@@ -36,6 +38,8 @@ pub enum Error {
     Build(#[from] images::BuildError),
     #[error(transparent)]
     Upgrade(#[from] plan::UpgradeError),
+    #[error(transparent)]
+    Aws(#[from] aws::AwsError),
 }
 
 /// What `up` works from: the diff, the NGINX configuration it was computed for, and the desired
@@ -100,4 +104,87 @@ pub async fn compute_upgrade(
         nginx_confs.push(render::nginx_conf(&running)?);
     }
     Ok(ComputedUpgrade { plan, nginx_confs })
+}
+
+/// Provider aws: the EC2 diff, then the containers' diff on host 1's Docker engine. Both are
+/// `plan`'s output and what `up` executes.
+pub struct AwsComputed {
+    pub observed: aws::Ec2Observed,
+    /// EC2 changes first, then the containers'.
+    pub plan: Plan,
+    /// How many of `plan.changes` are EC2's.
+    pub ec2_changes: usize,
+    /// The containers' part, when host 1 is up (else the containers are planned as new).
+    pub docker: Option<Computed>,
+    /// Why the containers' part is missing although host 1 exists (its Docker API did not
+    /// answer; `plan` asks once).
+    pub docker_error: Option<String>,
+}
+
+/// The containers of a host that does not exist yet: everything is created.
+fn fresh_host_plan(desired: &Desired) -> Result<Plan, Error> {
+    let observed = plan::Observed {
+        image_ids: desired
+            .services
+            .iter()
+            .map(|s| (s.image.clone(), String::new()))
+            .collect(),
+        ..plan::Observed::default()
+    };
+    let nginx_conf = render::nginx_conf(desired)?;
+    Ok(plan::diff(desired, &observed, &nginx_conf)?)
+}
+
+/// `wait_docker`: keep asking host 1's Docker API until it answers (`up`), or ask once (`plan`).
+pub async fn compute_aws_plan(
+    ec2: &aws::Ec2,
+    aws_desired: &aws::AwsDesired,
+    desired: &Desired,
+    wait_docker: bool,
+) -> Result<AwsComputed, Error> {
+    let observed = ec2.observe(&aws_desired.cluster).await?;
+    let mut changes = plan::ec2_diff(aws_desired, &observed);
+    let ec2_changes = changes.len();
+    // Host 1 carries the containers; when it is (re)made they all are new there.
+    let primary_change = |action: plan::Action| {
+        aws_desired.hosts.first().is_none_or(|h| {
+            changes
+                .iter()
+                .any(|c| c.kind == plan::Kind::Instance && c.action == action && c.name == h.name)
+        })
+    };
+    let primary_new = primary_change(plan::Action::Create);
+    let primary_stopped = primary_change(plan::Action::Start);
+    let mut docker_error = None;
+    let docker = if primary_stopped && !aws::docker_override() {
+        docker_error =
+            Some("host 1 is stopped; `up` starts it, then plans its containers".to_string());
+        None
+    } else if primary_new && !aws::docker_override() {
+        changes.extend(fresh_host_plan(desired)?.changes);
+        None
+    } else {
+        match aws::primary_engine(aws_desired, &observed, wait_docker).await {
+            Ok(engine) => {
+                let computed = compute_plan(&engine, desired).await?;
+                changes.extend(computed.plan.changes.iter().cloned());
+                Some(computed)
+            }
+            Err(e) if !wait_docker => {
+                docker_error = Some(e.to_string());
+                None
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    Ok(AwsComputed {
+        observed,
+        plan: Plan {
+            cluster: desired.cluster.clone(),
+            changes,
+        },
+        ec2_changes,
+        docker,
+        docker_error,
+    })
 }

@@ -10,11 +10,14 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
 
+use mom_operator::aws::{self, AwsDesired, Ec2};
 use mom_operator::config::{self, Settings};
 use mom_operator::desired::Desired;
 use mom_operator::docker::Engine;
 use mom_operator::exec::{self, Reporter};
-use mom_operator::{compute_plan, compute_upgrade, images, render, status, Target};
+use mom_operator::{
+    compute_aws_plan, compute_plan, compute_upgrade, images, render, status, Target,
+};
 
 #[derive(Parser)]
 #[command(
@@ -118,7 +121,10 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // The AWS SDK warns about unset config files; momctl's own errors say what matters.
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new("warn,aws_config=error,aws_runtime=error")
+                }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -143,8 +149,7 @@ fn main() -> ExitCode {
 
 /// Loads and checks mom.yaml: everything wrong with it is reported before anything is touched.
 fn load(file: &Path) -> Result<(Settings, Desired)> {
-    let (config, settings) = config::load(file)?;
-    config.require_local(&file.display().to_string())?;
+    let (_, settings) = config::load(file)?;
     let desired = Desired::from_settings(&settings);
     Ok((settings, desired))
 }
@@ -188,8 +193,34 @@ fn init(file: &Path, cluster: &str, force: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The Docker engine the cluster's containers run on: the local one, or (provider aws) host 1's.
+async fn engine_for(settings: &Settings) -> Result<Engine> {
+    match AwsDesired::from_settings(settings) {
+        None => Ok(Engine::connect().await?),
+        Some(aws_desired) => {
+            let ec2 = Ec2::connect(&aws_desired.settings).await?;
+            let observed = ec2.observe(&aws_desired.cluster).await?;
+            Ok(aws::primary_engine(&aws_desired, &observed, false).await?)
+        }
+    }
+}
+
+/// Says where the containers go when the test-only override is on.
+fn override_note(aws_desired: &AwsDesired) -> Option<String> {
+    aws::docker_override().then(|| {
+        format!(
+            "note: {}=local: the containers go onto the local Docker engine in place of {} (for tests; moto starts no machine)",
+            aws::DOCKER_OVERRIDE_ENV,
+            aws::host_name(&aws_desired.cluster, 1)
+        )
+    })
+}
+
 async fn plan(file: &Path, output: Output) -> Result<ExitCode> {
-    let (_, desired) = load(file)?;
+    let (settings, desired) = load(file)?;
+    if let Some(aws_desired) = AwsDesired::from_settings(&settings) {
+        return aws_plan(file, output, &aws_desired, &desired).await;
+    }
     let engine = Engine::connect().await?;
     let plan = compute_plan(&engine, &desired).await?.plan;
     match output {
@@ -217,6 +248,217 @@ async fn plan(file: &Path, output: Output) -> Result<ExitCode> {
     } else {
         ExitCode::from(2)
     })
+}
+
+async fn aws_plan(
+    file: &Path,
+    output: Output,
+    aws_desired: &AwsDesired,
+    desired: &Desired,
+) -> Result<ExitCode> {
+    let ec2 = Ec2::connect(&aws_desired.settings).await?;
+    let computed = compute_aws_plan(&ec2, aws_desired, desired, false).await?;
+    let plan = &computed.plan;
+    if let Some(why) = &computed.docker_error {
+        eprintln!("momctl: the containers are not planned: {why}");
+    }
+    let unknown = computed.docker_error.is_some();
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(plan)?),
+        Output::Text if plan.is_empty() && !unknown => println!(
+            "nothing to do: cluster {} matches {}",
+            desired.cluster,
+            file.display()
+        ),
+        Output::Text => {
+            println!(
+                "cluster {} (AWS {}, {} host(s)): {} change(s), {} on EC2",
+                desired.cluster,
+                aws_desired.settings.region,
+                aws_desired.settings.hosts,
+                plan.changes.len(),
+                computed.ec2_changes
+            );
+            for change in &plan.changes {
+                println!("  {change}");
+            }
+            if computed.docker.is_none() && !unknown {
+                println!("  (containers: host 1 is new, so all of them are created on it)");
+            }
+            if let Some(note) = override_note(aws_desired) {
+                println!("{note}");
+            }
+        }
+    }
+    Ok(if plan.is_empty() && !unknown {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+async fn aws_up(file: &Path, aws_desired: &AwsDesired, desired: Desired) -> Result<ExitCode> {
+    let started = Instant::now();
+    let ec2 = Ec2::connect(&aws_desired.settings).await?;
+    let computed = compute_aws_plan(&ec2, aws_desired, &desired, true).await?;
+    let plan = &computed.plan;
+    if plan.is_empty() {
+        println!(
+            "nothing to do: cluster {} already matches {} ({} host(s) on AWS {})",
+            desired.cluster,
+            file.display(),
+            aws_desired.settings.hosts,
+            aws_desired.settings.region
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Secrets first: a missing one stops here, before EC2 or Docker is touched.
+    exec::secrets_from_env(plan, &desired)?;
+    println!(
+        "momctl up: cluster {} on AWS {} ({} host(s)), {} change(s), {} on EC2",
+        desired.cluster,
+        aws_desired.settings.region,
+        aws_desired.settings.hosts,
+        plan.changes.len(),
+        computed.ec2_changes
+    );
+    if let Some(note) = override_note(aws_desired) {
+        println!("{note}");
+    }
+    let ec2_part = &plan.changes[..computed.ec2_changes];
+    let observed = if ec2_part.is_empty() {
+        computed.observed
+    } else {
+        aws::apply(&ec2, aws_desired, &computed.observed, ec2_part, &Lines).await?;
+        ec2.observe(&aws_desired.cluster).await?
+    };
+    // The containers: the same diff as `plan`'s, now against host 1's engine.
+    let what = format!(
+        "connect to the Docker API of {}",
+        aws::host_name(&desired.cluster, 1)
+    );
+    Lines.started(&what, !aws::docker_override());
+    let step = Instant::now();
+    let engine = aws::primary_engine(aws_desired, &observed, true).await?;
+    Lines.finished(&what, step.elapsed());
+    let docker = match computed.docker {
+        Some(docker) if ec2_part.is_empty() => docker,
+        _ => compute_plan(&engine, &desired).await?,
+    };
+    if !docker.plan.is_empty() {
+        let secrets = exec::secrets_from_env(&docker.plan, &docker.desired)?;
+        exec::apply(
+            &engine,
+            &docker.desired,
+            &docker.plan,
+            &docker.nginx_conf,
+            &secrets,
+            &Lines,
+        )
+        .await?;
+    }
+    let public = observed
+        .address(1)
+        .and_then(|a| a.public_ip)
+        .map(|ip| format!("http://{ip}:{}", desired.endpoint.port));
+    println!(
+        "cluster {} is up at {}/ ({} host(s), {} brokers; took {:.1} s)",
+        desired.cluster,
+        match (aws::docker_override(), public) {
+            (false, Some(url)) => url,
+            _ => desired.endpoint.url(),
+        },
+        aws_desired.settings.hosts,
+        desired.brokers().count(),
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "keys and certificates: {} (SSH key and Docker TLS client certificate; keep them private)",
+        aws::cluster_dir(&desired.cluster).display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn aws_down(aws_desired: &AwsDesired, yes: bool) -> Result<ExitCode> {
+    let cluster = &aws_desired.cluster;
+    let ec2 = Ec2::connect(&aws_desired.settings).await?;
+    let observed = ec2.observe(cluster).await?;
+    let local = if aws::docker_override() {
+        let engine = Engine::connect().await?;
+        let owned = engine.owned(cluster).await?;
+        Some((engine, owned))
+    } else {
+        None
+    };
+    if observed.is_empty() && local.as_ref().is_none_or(|(_, o)| o.is_empty()) {
+        println!(
+            "nothing to remove: nothing is tagged {}={cluster}",
+            aws::CLUSTER_TAG
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "cluster {cluster} owns (tag {}={cluster}):",
+        aws::CLUSTER_TAG
+    );
+    for i in &observed.instances {
+        println!(
+            "  - instance {} ({}, {})",
+            i.id,
+            i.name.as_deref().unwrap_or("-"),
+            i.state
+        );
+    }
+    for a in &observed.addresses {
+        println!(
+            "  - Elastic IP {} ({})",
+            a.allocation_id,
+            a.public_ip.map(|ip| ip.to_string()).unwrap_or_default()
+        );
+    }
+    if let Some(g) = &observed.security_group {
+        println!("  - security group {} ({})", g.name, g.id);
+    }
+    if let Some(k) = &observed.key_pair {
+        println!("  - key pair {}", k.name);
+    }
+    if let Some((_, owned)) = &local {
+        for (kind, names) in [
+            ("container", &owned.containers),
+            ("network", &owned.networks),
+            ("volume", &owned.volumes),
+        ] {
+            for name in names {
+                println!(
+                    "  - {kind} {name} (local Docker engine, {}=local)",
+                    aws::DOCKER_OVERRIDE_ENV
+                );
+            }
+        }
+    }
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            bail!("refusing to remove without confirmation: pass --yes");
+        }
+        print!("Terminate and delete all of it, with the data on the instances? [y/N] ");
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            println!("nothing removed");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    let started = Instant::now();
+    if let Some((engine, owned)) = &local {
+        exec::teardown(engine, owned, &Lines).await?;
+    }
+    aws::teardown(&ec2, cluster, &observed, &Lines).await?;
+    println!(
+        "cluster {cluster} removed ({:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints a line per step with its duration (and a line when a long step begins).
@@ -253,7 +495,10 @@ impl Reporter for ErrLines {
 
 async fn up(file: &Path) -> Result<ExitCode> {
     let started = Instant::now();
-    let (_, desired) = load(file)?;
+    let (settings, desired) = load(file)?;
+    if let Some(aws_desired) = AwsDesired::from_settings(&settings) {
+        return aws_up(file, &aws_desired, desired).await;
+    }
     let engine = Engine::connect().await?;
     let computed = compute_plan(&engine, &desired).await?;
     let (plan, nginx_conf, desired) = (computed.plan, computed.nginx_conf, computed.desired);
@@ -280,12 +525,39 @@ async fn up(file: &Path) -> Result<ExitCode> {
         desired.brokers().count(),
         started.elapsed().as_secs_f64()
     );
+    if let Some(grpc) = desired.endpoint.grpc_address() {
+        println!("gRPC (mom.v1.Broker, HTTP/2 without TLS) at {grpc}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 async fn show_status(file: &Path, output: Output) -> Result<ExitCode> {
-    let (_, desired) = load(file)?;
-    let engine = Engine::connect().await?;
+    let (settings, desired) = load(file)?;
+    if let (Some(aws_desired), Output::Text) = (AwsDesired::from_settings(&settings), output) {
+        let ec2 = Ec2::connect(&aws_desired.settings).await?;
+        let observed = ec2.observe(&aws_desired.cluster).await?;
+        println!(
+            "hosts (AWS {}, tag {}={}):",
+            aws_desired.settings.region,
+            aws::CLUSTER_TAG,
+            aws_desired.cluster
+        );
+        for i in &observed.instances {
+            println!(
+                "  {:<28} {:<20} {:<9} {}",
+                i.name.as_deref().unwrap_or("-"),
+                i.id,
+                i.state,
+                i.host
+                    .and_then(|h| observed.address(h))
+                    .and_then(|a| a.public_ip)
+                    .or(i.public_ip)
+                    .map(|ip| ip.to_string())
+                    .unwrap_or_else(|| "-".to_string())
+            );
+        }
+    }
+    let engine = engine_for(&settings).await?;
     let password = std::env::var(&desired.admin_password_env)
         .ok()
         .filter(|p| !p.is_empty());
@@ -295,6 +567,9 @@ async fn show_status(file: &Path, output: Output) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!("cluster {} at {}/", status.cluster, status.endpoint);
+    if let Some(grpc) = &status.grpc_endpoint {
+        println!("  gRPC at {grpc}");
+    }
     if status.containers.is_empty() {
         println!("  no containers (run `momctl up`)");
     } else {
@@ -336,8 +611,8 @@ async fn show_status(file: &Path, output: Output) -> Result<ExitCode> {
 }
 
 async fn logs(file: &Path, service: &str, follow: bool, tail: Option<u32>) -> Result<ExitCode> {
-    let (_, desired) = load(file)?;
-    let engine = Engine::connect().await?;
+    let (settings, desired) = load(file)?;
+    let engine = engine_for(&settings).await?;
     let containers = engine.containers(&desired.cluster).await?;
     let Some(container) = containers
         .iter()
@@ -379,7 +654,10 @@ fn render_files(file: &Path, out: &Path) -> Result<ExitCode> {
 }
 
 async fn down(file: &Path, yes: bool) -> Result<ExitCode> {
-    let (_, desired) = load(file)?;
+    let (settings, desired) = load(file)?;
+    if let Some(aws_desired) = AwsDesired::from_settings(&settings) {
+        return aws_down(&aws_desired, yes).await;
+    }
     let engine = Engine::connect().await?;
     let owned = engine.owned(&desired.cluster).await?;
     if owned.is_empty() {
@@ -451,8 +729,8 @@ async fn build(file: &Path, binary: Option<PathBuf>, tag: Option<String>) -> Res
 }
 
 async fn rolling_upgrade(file: &Path, target: Target<'_>, rolling: &Rolling) -> Result<ExitCode> {
-    let (_, desired) = load(file)?;
-    let engine = Engine::connect().await?;
+    let (settings, desired) = load(file)?;
+    let engine = engine_for(&settings).await?;
     let computed = compute_upgrade(&engine, &desired, target).await?;
     let plan = &computed.plan;
     let json = matches!(rolling.output, Output::Json);

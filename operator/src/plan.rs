@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::aws::{AwsDesired, Ec2Observed};
 use crate::desired::{Desired, Role, ServiceSpec};
 
 /// What Docker has for a cluster, found by its labels (see `docker::observe`).
@@ -79,6 +80,14 @@ pub enum Kind {
     Container,
     /// A rendered file inside a running container.
     Config,
+    /// EC2 (provider aws): see `aws.rs`.
+    #[serde(rename = "security_group")]
+    SecurityGroup,
+    #[serde(rename = "key_pair")]
+    KeyPair,
+    /// An Elastic IP of one host.
+    Address,
+    Instance,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -103,7 +112,9 @@ impl fmt::Display for Change {
             Action::Remove => '-',
         };
         let action = serde_json::to_value(self.action).ok();
-        let kind = serde_json::to_value(self.kind).ok();
+        let kind = serde_json::to_value(self.kind)
+            .ok()
+            .map(|k| serde_json::Value::String(k.as_str().unwrap_or_default().replace('_', " ")));
         let word = |v: &Option<serde_json::Value>| {
             v.as_ref()
                 .and_then(|v| v.as_str().map(str::to_string))
@@ -304,6 +315,164 @@ pub fn rollback_image(desired: &Desired, observed: &Observed) -> Result<String, 
         .ok_or_else(|| UpgradeError::NoPrevious {
             cluster: desired.cluster.clone(),
         })
+}
+
+/// The EC2 part of the diff (provider aws): what `up` has to do so that EC2 matches `desired`,
+/// in execution order. Removals are named by their EC2 id; the rest by their `Name` tag.
+pub fn ec2_diff(desired: &AwsDesired, observed: &Ec2Observed) -> Vec<Change> {
+    let mut changes = Vec::new();
+    let change = |action, kind, name: &str, reason: String| Change {
+        action,
+        kind,
+        name: name.to_string(),
+        service: None,
+        reason,
+    };
+    if let Some(group) = &observed.security_group {
+        let wanted = crate::aws::rule_keys(&desired.ingress(&group.id));
+        if wanted != group.rules {
+            let added: Vec<&str> = wanted
+                .iter()
+                .filter(|r| !group.rules.contains(r))
+                .map(String::as_str)
+                .collect();
+            let gone: Vec<&str> = group
+                .rules
+                .iter()
+                .filter(|r| !wanted.contains(r))
+                .map(String::as_str)
+                .collect();
+            changes.push(change(
+                Action::Update,
+                Kind::SecurityGroup,
+                &group.name,
+                format!(
+                    "inbound rules differ: add [{}], remove [{}]",
+                    added.join(", "),
+                    gone.join(", ")
+                ),
+            ));
+        }
+    }
+    if observed.security_group.is_none() {
+        changes.push(change(
+            Action::Create,
+            Kind::SecurityGroup,
+            &desired.group_name,
+            format!(
+                "all traffic inside the group; NGINX {} from anywhere; SSH and Docker API ({}) from {}",
+                desired
+                    .public_ports
+                    .iter()
+                    .map(|p| format!("tcp/{p}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                crate::aws::DOCKER_TLS_PORT,
+                desired.settings.admin_cidr
+            ),
+        ));
+    }
+    if observed.key_pair.is_none() {
+        changes.push(change(
+            Action::Create,
+            Kind::KeyPair,
+            &desired.key_name,
+            format!(
+                "private key to {} (mode 0600)",
+                crate::aws::cluster_dir(&desired.cluster)
+                    .join(crate::aws::SSH_KEY_FILE)
+                    .display()
+            ),
+        ));
+    }
+    for host in &desired.hosts {
+        if observed.address(host.index).is_none() {
+            changes.push(change(
+                Action::Create,
+                Kind::Address,
+                &host.name,
+                "Elastic IP (its Docker TLS certificate names it)".to_string(),
+            ));
+        }
+    }
+    for host in &desired.hosts {
+        match observed.instance(host.index) {
+            None => changes.push(change(
+                Action::Create,
+                Kind::Instance,
+                &host.name,
+                format!(
+                    "{} from {}, user data installs Docker with its API on tcp/{} (mutual TLS)",
+                    desired.settings.instance_type,
+                    desired
+                        .settings
+                        .ami
+                        .as_deref()
+                        .unwrap_or("the newest Debian 12 AMI"),
+                    crate::aws::DOCKER_TLS_PORT
+                ),
+            )),
+            Some(i) if i.state == "stopped" => changes.push(change(
+                Action::Start,
+                Kind::Instance,
+                &host.name,
+                format!("{} is {}", i.id, i.state),
+            )),
+            Some(i) => {
+                if let Some(a) = observed.address(host.index) {
+                    if a.instance_id.as_deref() != Some(i.id.as_str()) {
+                        changes.push(change(
+                            Action::Update,
+                            Kind::Address,
+                            &host.name,
+                            format!("associate {} with {}", a.allocation_id, i.id),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    for instance in &observed.instances {
+        let wanted = instance
+            .host
+            .is_some_and(|h| (1..=desired.settings.hosts).contains(&h))
+            && instance
+                .host
+                .and_then(|h| observed.instance(h))
+                .is_some_and(|kept| kept.id == instance.id);
+        if !wanted {
+            changes.push(change(
+                Action::Remove,
+                Kind::Instance,
+                &instance.id,
+                format!(
+                    "{} is not one of the {} host(s) in mom.yaml (terminate)",
+                    instance.name.as_deref().unwrap_or("untitled"),
+                    desired.settings.hosts
+                ),
+            ));
+        }
+    }
+    for address in &observed.addresses {
+        if !address
+            .host
+            .is_some_and(|h| (1..=desired.settings.hosts).contains(&h))
+        {
+            changes.push(change(
+                Action::Remove,
+                Kind::Address,
+                &address.allocation_id,
+                format!(
+                    "Elastic IP {} of a host no longer in mom.yaml (release)",
+                    address
+                        .public_ip
+                        .map(|ip| ip.to_string())
+                        .unwrap_or_default()
+                ),
+            ));
+        }
+    }
+    changes
 }
 
 /// The diff: what `up` has to do so that Docker matches `desired`, in execution order.

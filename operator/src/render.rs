@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use tera::{Context, Tera};
 
-use crate::desired::{Desired, Role, ServiceSpec, BROKER_PORT, NGINX_CONF_PATH, NGINX_PORT};
+use crate::desired::{
+    Desired, Role, ServiceSpec, BROKER_GRPC_PORT, BROKER_PORT, NGINX_CONF_PATH, NGINX_GRPC_PORT, NGINX_PORT,
+};
 
 const COMPOSE: (&str, &str) = (
     "compose.yml",
@@ -73,6 +75,8 @@ fn render(tera: &Tera, template: &str, context: &Context) -> Result<String, Rend
 struct Upstream<'a> {
     service: &'a str,
     address: String,
+    /// The broker's gRPC address, when gRPC is on.
+    grpc_address: Option<String>,
 }
 
 /// The NGINX configuration: every broker of `desired` in the upstream.
@@ -82,6 +86,10 @@ pub fn nginx_conf(desired: &Desired) -> Result<String, RenderError> {
         .map(|b| Upstream {
             service: &b.service,
             address: format!("{}:{BROKER_PORT}", b.ipv4),
+            grpc_address: b
+                .env
+                .contains_key("MOM_GRPC_LISTEN")
+                .then(|| format!("{}:{BROKER_GRPC_PORT}", b.ipv4)),
         })
         .collect();
     let mut context = Context::new();
@@ -89,6 +97,9 @@ pub fn nginx_conf(desired: &Desired) -> Result<String, RenderError> {
     context.insert("host", &desired.host);
     context.insert("brokers", &brokers);
     context.insert("listen_port", &NGINX_PORT);
+    if desired.endpoint.grpc_port.is_some() {
+        context.insert("grpc_listen_port", &NGINX_GRPC_PORT);
+    }
     render(&tera()?, NGINX.0, &context)
 }
 

@@ -12,6 +12,8 @@ use crate::docker::{DockerError, Engine};
 pub struct Status {
     pub cluster: String,
     pub endpoint: String,
+    /// `host:port` of the gRPC API, when it is on.
+    pub grpc_endpoint: Option<String>,
     pub containers: Vec<ContainerStatus>,
     /// What the brokers say (None when the API could not be asked; see `api_error`).
     pub api: Option<ApiStatus>,
@@ -209,6 +211,7 @@ pub async fn gather(
     Ok(Status {
         cluster: desired.cluster.clone(),
         endpoint,
+        grpc_endpoint: desired.endpoint.grpc_address(),
         containers,
         api,
         api_error,

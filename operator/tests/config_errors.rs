@@ -109,22 +109,44 @@ fn broken_yaml_points_at_the_line() {
 }
 
 #[test]
-fn the_aws_provider_is_accepted_but_not_implemented_yet() {
+fn the_aws_provider_checks_its_fields_before_anything_is_touched() {
     let yaml = "cluster: demo\nprovider: aws\naws: { region: us-east-1, instance_type: t3.small, hosts: 3, ami: null, admin_cidr: 203.0.113.0/24 }\n";
     let parsed = config::parse(yaml, "mom.yaml").expect("aws is part of the schema");
-    assert_eq!(
-        parsed.settings("mom.yaml").expect("valid").provider,
-        Provider::Aws
-    );
-    let err = up_fails(yaml);
+    let settings = parsed.settings("mom.yaml").expect("valid");
+    assert_eq!(settings.provider, Provider::Aws);
+    let aws = settings.aws.expect("aws settings");
+    assert_eq!((aws.hosts, aws.ami), (3, None));
+    // NGINX is the public entry of an instance.
+    assert!(settings.nginx_bind.is_unspecified());
+
+    let err = up_fails("cluster: demo\nprovider: aws\naws: { region: us-east-1 }\n");
     assert_mentions(
         &err,
         &[
             "mom.yaml:2:",
-            "provider",
-            "aws provider is not implemented yet",
+            "aws.admin_cidr",
+            "required with provider aws",
         ],
     );
+    let err = up_fails(
+        "cluster: demo\nprovider: aws\naws:\n  admin_cidr: 203.0.113.0/24\n  region: useast1\n",
+    );
+    assert_mentions(
+        &err,
+        &["mom.yaml:5:", "aws.region", "not an AWS region name"],
+    );
+    let err = up_fails("cluster: demo\nprovider: aws\naws: { admin_cidr: everyone }\n");
+    assert_mentions(
+        &err,
+        &["mom.yaml:3:", "aws.admin_cidr", "not an IPv4 CIDR block"],
+    );
+    let err =
+        up_fails("cluster: demo\nprovider: aws\naws: { admin_cidr: 203.0.113.0/24, hosts: 0 }\n");
+    assert_mentions(&err, &["mom.yaml:3:", "aws.hosts", "1 to 20"]);
+    let err = up_fails(
+        "cluster: demo\nprovider: aws\naws: { admin_cidr: 203.0.113.0/24, ami: ubuntu }\n",
+    );
+    assert_mentions(&err, &["mom.yaml:3:", "aws.ami", "not an AMI id"]);
 }
 
 #[test]
@@ -207,4 +229,13 @@ fn init_writes_a_valid_commented_file_and_keeps_an_existing_one() {
     let again = momctl(dir.path(), &["init"], &[NO_DOCKER]);
     assert_eq!(again.status.code(), Some(1));
     assert!(text(&again.stderr).contains("--force"));
+}
+
+#[test]
+fn grpc_and_http_cannot_share_nginx_port() {
+    // Written on both sides, and implied: 9090 is also gRPC's default port.
+    let err = up_fails("cluster: demo\nnginx:\n  http_port: 8080\n  grpc_port: 8080\n");
+    assert_mentions(&err, &["mom.yaml:4:", "nginx.grpc_port", "8080 is already nginx.http_port"]);
+    let err = up_fails("cluster: demo\nnginx:\n  http_port: 9090\n");
+    assert_mentions(&err, &["mom.yaml:3:", "nginx.http_port", "default nginx.grpc_port", "null"]);
 }

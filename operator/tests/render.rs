@@ -103,14 +103,22 @@ fn the_nginx_config_does_what_the_brokers_need() {
         !directives.iter().any(|l| l.contains("non_idempotent")),
         "POSTs must never be replayed on another broker"
     );
-    assert_eq!(
+    // One server per broker in each upstream: HTTP on the brokers' 8080, gRPC on their 9090.
+    let servers_on = |port: &str| {
         directives
             .iter()
-            .filter(|l| l.starts_with("server 10."))
-            .count(),
-        3,
-        "one upstream per broker"
-    );
+            .filter(|l| l.starts_with("server 10.") && l.contains(&format!(":{port} ")))
+            .count()
+    };
+    assert_eq!(servers_on("8080"), 3, "one HTTP upstream server per broker:\n{conf}");
+    assert_eq!(servers_on("9090"), 3, "one gRPC upstream server per broker:\n{conf}");
+    for needed in ["listen 90 http2;", "grpc_pass grpc://mom_grpc;", "grpc_next_upstream error timeout;"] {
+        assert!(has(needed), "missing `{needed}` (gRPC is on by default) in:\n{conf}");
+    }
+    // `grpc_port: null` turns the gRPC server block off.
+    let off = rendered(&config::default_file("ngx").replace("grpc_port: 9090", "grpc_port: null"));
+    let off = file(&off, "nginx/nginx.conf");
+    assert!(!off.contains("grpc_pass"), "gRPC still proxied with grpc_port: null:\n{off}");
     // Long polls hold 20 s: every read timeout is well above 25 s.
     for line in directives
         .iter()

@@ -207,7 +207,7 @@ fn access_out(a: model::Access) -> i32 {
     }
 }
 
-fn queue_spec(c: Option<pb::QueueConfig>) -> model::QueueSpec {
+pub fn queue_spec(c: Option<pb::QueueConfig>) -> model::QueueSpec {
     let c = c.unwrap_or_default();
     model::QueueSpec {
         visibility_timeout_s: c.visibility_timeout_s,
@@ -244,7 +244,7 @@ fn queue_info(q: model::QueueInfo) -> pb::QueueInfo {
     }
 }
 
-fn topic_spec(c: Option<pb::TopicConfig>) -> model::TopicSpec {
+pub fn topic_spec(c: Option<pb::TopicConfig>) -> model::TopicSpec {
     let c = c.unwrap_or_default();
     model::TopicSpec { retention_s: c.retention_s, max_message_bytes: c.max_message_bytes, access: access_in(c.access) }
 }
@@ -268,7 +268,7 @@ fn topic_info(t: model::TopicInfo) -> pb::TopicInfo {
     }
 }
 
-fn subscription_spec(c: Option<pb::SubscriptionConfig>) -> model::SubscriptionSpec {
+pub fn subscription_spec(c: Option<pb::SubscriptionConfig>) -> model::SubscriptionSpec {
     let c = c.unwrap_or_default();
     let start = match c.start.as_str() {
         "" => None,
@@ -308,7 +308,7 @@ fn subscription_info(s: model::SubscriptionInfo) -> pb::SubscriptionInfo {
     }
 }
 
-fn outgoing(m: pb::OutgoingMessage) -> model::SendMessage {
+pub fn outgoing(m: pb::OutgoingMessage) -> model::SendMessage {
     model::SendMessage {
         body: m.body,
         attributes: m.attributes,

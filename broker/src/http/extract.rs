@@ -27,7 +27,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     }
 }
 
-fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+pub fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
     serde_json::from_slice(text).map_err(|e| ApiError(Error::invalid(format!("invalid JSON body: {e}"))))
 }

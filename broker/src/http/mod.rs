@@ -1,12 +1,12 @@
 //! The native HTTP API: one module per resource, each a thin adapter over [`crate::service`].
 
-mod auth;
+pub(crate) mod auth;
 mod error;
-mod extract;
+pub(crate) mod extract;
 mod ops;
 mod queues;
-mod topics;
-mod users;
+pub(crate) mod topics;
+pub(crate) mod users;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -156,7 +156,7 @@ async fn seek(State(b): App, Caller(who): Caller, Names((name, sub)): Names<(Str
 }
 
 #[derive(Deserialize)]
-struct StreamQuery {
+pub struct StreamQuery {
     max_in_flight: Option<usize>,
 }
 

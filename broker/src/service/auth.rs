@@ -38,7 +38,7 @@ pub struct AuthSettings {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct Claims {
+pub struct Claims {
     sub: String,
     role: Role,
     /// The user's generation when the token was issued: znode data version and creation zxid.
@@ -78,7 +78,7 @@ pub struct Auth {
     pub limits: LimitStore,
     leases: Mutex<HashMap<String, Lease>>,
     keys: OnceLock<(EncodingKey, DecodingKey)>,
-    validation: Validation,
+    pub validation: Validation,
 }
 
 /// The token of an `Authorization: Bearer <token>` header value.
@@ -214,7 +214,7 @@ impl Auth {
         }
     }
 
-    fn keys(&self, secret: &[u8]) -> &(EncodingKey, DecodingKey) {
+    pub fn keys(&self, secret: &[u8]) -> &(EncodingKey, DecodingKey) {
         self.keys.get_or_init(|| (EncodingKey::from_secret(secret), DecodingKey::from_secret(secret)))
     }
 }

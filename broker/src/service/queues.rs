@@ -39,7 +39,8 @@ impl Broker {
     /// Makes sure a queue named in a request is in the cache if it exists anywhere (it may have
     /// been created through another node a moment ago).
     pub(super) async fn warm(&self, queue: Option<&str>) {
-        if let Some(q) = queue {
+        // An invalid name is refused later with a clear error; it must not reach ZooKeeper as a path.
+        if let Some(q) = queue.filter(|q| validate_name("queue", q).is_ok()) {
             self.meta.fetch::<QueueMeta>(q).await;
         }
     }

@@ -89,7 +89,7 @@ pub async fn dispatch(b: &Broker, ctx: &Ctx, action: &str, input: Value) -> Out 
     }
 }
 
-fn parse<T: DeserializeOwned>(input: Value) -> Result<T, SqsError> {
+pub fn parse<T: DeserializeOwned>(input: Value) -> Result<T, SqsError> {
     serde_json::from_value(input).map_err(|e| {
         let msg = e.to_string();
         if msg.starts_with("missing field") {
@@ -106,7 +106,7 @@ fn one(mut results: Vec<Result<(), SqsError>>) -> Out {
 }
 
 /// The queue named by the last segment of a queue URL.
-fn queue_name(url: &str) -> Result<String, SqsError> {
+pub fn queue_name(url: &str) -> Result<String, SqsError> {
     let name = url.trim_end_matches('/').rsplit('/').next().unwrap_or("");
     if name.is_empty() {
         return Err(SqsError::bad("InvalidAddress", "The address is not a valid queue URL."));
@@ -187,7 +187,7 @@ fn list_queues(b: &Broker, ctx: &Ctx, req: ListQueues) -> Out {
 }
 
 /// Queue attributes SQS users set, as a native queue spec.
-fn spec_from_attributes(attrs: &BTreeMap<String, String>) -> Result<QueueSpec, SqsError> {
+pub fn spec_from_attributes(attrs: &BTreeMap<String, String>) -> Result<QueueSpec, SqsError> {
     let number = |k: &str, v: &str| {
         v.parse::<u32>().map_err(|_| SqsError::bad("InvalidAttributeValue", format!("Invalid value for the parameter {k}.")))
     };
@@ -208,7 +208,7 @@ fn spec_from_attributes(attrs: &BTreeMap<String, String>) -> Result<QueueSpec, S
                 let arn = policy.get("deadLetterTargetArn").and_then(Value::as_str).ok_or_else(bad)?;
                 let max = match policy.get("maxReceiveCount") {
                     Some(Value::String(s)) => s.parse::<u32>().map_err(|_| bad())?,
-                    Some(Value::Number(n)) => n.as_u64().ok_or_else(bad)? as u32,
+                    Some(Value::Number(n)) => n.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(bad)?,
                     _ => return Err(bad()),
                 };
                 let dlq = arn.rsplit(':').next().unwrap_or("").to_string();
@@ -303,7 +303,7 @@ struct Send {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct Entry {
+pub struct Entry {
     #[serde(default)]
     id: String,
     message_body: String,
@@ -315,7 +315,7 @@ struct Entry {
 }
 
 /// An SQS message into the core's shape, with the digests SQS would answer.
-fn to_native(e: Entry) -> Result<(SendMessage, Value), SqsError> {
+pub fn to_native(e: Entry) -> Result<(SendMessage, Value), SqsError> {
     if e.message_group_id.is_some() {
         return Err(SqsError::invalid("MessageGroupId is only valid on FIFO queues, which this endpoint does not support yet"));
     }
@@ -397,7 +397,7 @@ struct SendBatch {
 }
 
 /// Checks a batch's entry ids: 1 to 10, distinct.
-fn batch_ids<'a>(ids: impl Iterator<Item = &'a String>) -> Result<Vec<String>, SqsError> {
+pub fn batch_ids<'a>(ids: impl Iterator<Item = &'a String>) -> Result<Vec<String>, SqsError> {
     let ids: Vec<String> = ids.cloned().collect();
     if ids.is_empty() {
         return Err(SqsError::bad("EmptyBatchRequest", "There should be at least one entry in the request."));
@@ -474,7 +474,7 @@ fn selects(pattern: &str, name: &str) -> bool {
     }
 }
 
-fn to_sqs_message(m: Message, attr_patterns: &[String], system: &HashSet<&str>) -> Value {
+pub fn to_sqs_message(m: Message, attr_patterns: &[String], system: &HashSet<&str>) -> Value {
     let mut out = json!({
         "MessageId": m.id,
         "ReceiptHandle": m.receipt,

@@ -3,10 +3,10 @@
 //! changed. Every action is a thin adapter over the same `service` methods as the native API:
 //! the queues are the same queues.
 
-mod actions;
+pub(crate) mod actions;
 mod error;
 mod md5;
-mod sigv4;
+pub(crate) mod sigv4;
 
 use std::sync::Arc;
 
