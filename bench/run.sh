@@ -13,7 +13,7 @@
 # Knobs (environment): BENCH_REDIS_ARGS (extra redis-server flags), BENCH_CONCURRENCY (50), BENCH_DURATION (10 s), BENCH_WARMUP (2 s),
 # BENCH_BODY_BYTES (1024), BENCH_BATCH (100), BENCH_REDIS_REQUESTS (200000),
 # BENCH_SCENARIOS (send,batch,lifecycle), BENCH_REPEAT (1: runs per scenario and target; the
-# ratios use the best of them, see tests/src/bench/report.rs), BENCH_SKIP_AMQP=1, BENCH_KEEP=1 (keep the work dir), BROKER_BIN (use this broker binary
+# ratios use the best of them, see tests/src/bench/report.rs), BENCH_SKIP_AMQP=1, BENCH_SKIP_GRPC=1, BENCH_KEEP=1 (keep the work dir), BROKER_BIN (use this broker binary
 # instead of building one), BENCH_BROKER_ENV ("K=V ..." added to the broker's environment, e.g.
 # "TOKIO_WORKER_THREADS=1"), BENCH_AMQP_CONNECTIONS (4: connections the 50 AMQP channels share),
 # BENCH_PROFILE=1 (perf-record the broker during a closed-loop send run).
@@ -129,12 +129,14 @@ fi
 # once: with burst = rate, 50 concurrent requests drained the bucket and one answered 429.
 BROKER_PORT=$(free_port)
 BROKER_URL=http://127.0.0.1:$BROKER_PORT
+GRPC_PORT=$(free_port)
 ADMIN_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 export MOM_BENCH_USER=bench MOM_BENCH_PASSWORD
 MOM_BENCH_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 read -r -a broker_env <<<"${BENCH_BROKER_ENV:-}"
 env ${broker_env[@]+"${broker_env[@]}"} MOM_LOG=${MOM_LOG:-warn} MOM_ADMIN_USER=admin MOM_ADMIN_PASSWORD=$ADMIN_PASSWORD \
     MOM_RATE_LIMIT_RPS=1000000000 MOM_RATE_LIMIT_BURST=4000000000 \
+    MOM_GRPC_LISTEN="127.0.0.1:$GRPC_PORT" \
     "$BROKER_BIN" --listen "127.0.0.1:$BROKER_PORT" --redis-url "redis://127.0.0.1:$REDIS_PORT" \
     --zk "$ZK" --zk-root "/mom-bench-$$" --redis-prefix "bench$$" >"$WORK/broker.log" 2>&1 &
 BROKER_PID=$!
@@ -213,6 +215,19 @@ for sc in "${scenario_list[@]}"; do
         log "  AOF rewrites started so far: $(grep -c 'Starting automatic rewriting' "$WORK/redis/redis.log" || true)"
     done
 done
+
+# The gRPC front door on the same broker: send and lifecycle (BENCH_SKIP_GRPC=1 skips it).
+if [[ ${BENCH_SKIP_GRPC:-0} != 1 ]]; then
+    for sc in "${scenario_list[@]}"; do
+        [[ $sc == batch ]] && continue
+        for rep in $(seq "$REPEAT"); do
+            log "mom-bench grpc $sc ($rep/$REPEAT)"
+            wait_for "an idle AOF (no rewrite running)" 120 aof_idle
+            "$BENCH" grpc --url "$BROKER_URL" --grpc "127.0.0.1:$GRPC_PORT" --scenario "$sc" "${common[@]}" \
+                --watch "broker=$BROKER_PID" --watch "redis=$REDIS_PID" --json "$RESULTS/grpc-$sc-$rep.json" >&2
+        done
+    done
+fi
 
 if [[ ${BENCH_PROFILE:-0} == 1 ]] && command -v perf >/dev/null; then
     log "profiling the broker (perf record, cpu-clock) during a closed-loop send"

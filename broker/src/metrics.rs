@@ -17,6 +17,10 @@ pub struct Metrics {
     registry: Registry,
     pub http_requests: IntCounterVec,
     pub http_latency: HistogramVec,
+    /// gRPC calls by method and status code (`mom_grpc_requests_total`).
+    pub grpc_requests: IntCounterVec,
+    /// gRPC latency by method: to the response (unary) or to the stream's start (Subscribe).
+    pub grpc_latency: HistogramVec,
     events: [IntCounterVec; 5],
     pub depth: IntGaugeVec,
     pub lag: IntGaugeVec,
@@ -32,10 +36,25 @@ impl Metrics {
             &["route", "method", "status"],
         )
         .expect("valid metric");
+        let buckets = || vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0];
         let http_latency = HistogramVec::new(
             HistogramOpts::new("mom_http_request_duration_seconds", "HTTP request latency by route and method")
-                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0]),
+                .buckets(buckets()),
             &["route", "method"],
+        )
+        .expect("valid metric");
+        let grpc_requests = IntCounterVec::new(
+            Opts::new("mom_grpc_requests_total", "gRPC calls by method and status code"),
+            &["method", "code"],
+        )
+        .expect("valid metric");
+        let grpc_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "mom_grpc_request_duration_seconds",
+                "gRPC latency by method (to the response, or to the start of a Subscribe stream)",
+            )
+            .buckets(buckets()),
+            &["method"],
         )
         .expect("valid metric");
         let event = |name: &str, help: &str| {
@@ -55,6 +74,8 @@ impl Metrics {
         .expect("valid metric");
         registry.register(Box::new(http_requests.clone())).expect("unique metric");
         registry.register(Box::new(http_latency.clone())).expect("unique metric");
+        registry.register(Box::new(grpc_requests.clone())).expect("unique metric");
+        registry.register(Box::new(grpc_latency.clone())).expect("unique metric");
         for e in &events {
             registry.register(Box::new(e.clone())).expect("unique metric");
         }
@@ -68,7 +89,7 @@ impl Metrics {
         let leader = prometheus::IntGauge::new("mom_leader", "1 while this node leads the cluster's background work")
             .expect("valid metric");
         registry.register(Box::new(leader.clone())).expect("unique metric");
-        Metrics { registry, http_requests, http_latency, events, depth, lag, leader }
+        Metrics { registry, http_requests, http_latency, grpc_requests, grpc_latency, events, depth, lag, leader }
     }
 
     pub fn count(&self, event: Event, kind: &str, name: &str, n: u64) {

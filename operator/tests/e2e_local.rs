@@ -236,6 +236,38 @@ fn up_serves_through_nginx_scales_and_down_leaves_nothing() {
             .await;
         assert_eq!(stats["stats"]["available"], 0, "{stats}");
         assert_eq!(stats["stats"]["in_flight"], 0, "{stats}");
+
+        // gRPC through the cluster's NGINX (`nginx.grpc_port`, grpc_pass to every broker): a
+        // client no one here wrote (Python grpcio, tests/grpc/client.py) does send/receive/ack,
+        // errors and a Subscribe stream; what it sent is then received over HTTP.
+        let root = common::repo_root();
+        let out = tokio::process::Command::new("python3")
+            .arg(root.join("tests/grpc/client.py"))
+            .env("MOM_GRPC_TARGET", format!("127.0.0.1:{}", unique.grpc_port))
+            .env("MOM_GRPC_TOKEN", &api.token)
+            .env("MOM_GRPC_PROTO_DIR", root.join("broker/proto"))
+            .env("MOM_GRPC_PREFIX", "e2e-py")
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(Duration::from_secs(120), out)
+            .await
+            .expect("the Python gRPC client ran over 120 s")
+            .expect("python3 with grpcio (installed by .ci/run)");
+        assert!(
+            out.status.success(),
+            "gRPC through NGINX failed:\n{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        let (status, got) = api
+            .call(
+                Method::POST,
+                "/v1/queues/e2e-py-cross/receive",
+                json!({"max": 10, "wait_s": 5}),
+            )
+            .await;
+        assert_eq!(status, 200, "{got}");
+        assert_eq!(got["messages"][0]["body"], "from python", "{got}");
     });
 
     // Converged: a second up and plan have nothing to do.
@@ -285,6 +317,11 @@ fn up_serves_through_nginx_scales_and_down_leaves_nothing() {
     let status: Value = serde_json::from_str(&status).expect("status json");
     let containers = status["containers"].as_array().expect("containers");
     assert_eq!(containers.len(), 7, "{status}");
+    assert_eq!(
+        status["grpc_endpoint"],
+        format!("127.0.0.1:{}", unique.grpc_port),
+        "{status}"
+    );
     assert!(
         containers
             .iter()
@@ -301,7 +338,9 @@ fn up_serves_through_nginx_scales_and_down_leaves_nothing() {
         .into_iter()
         .flatten()
         .all(|n| n["version"] == "0.1.0"));
-    assert_eq!(status["api"]["queues"], 1);
+    // e2e-orders, and e2e-py-orders and e2e-py-cross from the gRPC client; its one topic too.
+    assert_eq!(status["api"]["queues"], 3, "{status}");
+    assert_eq!(status["api"]["topics"], 1, "{status}");
 
     let logs = ok(dir.path(), &["logs", "nginx", "--tail", "20"]);
     assert!(logs.contains("/v1/cluster"), "NGINX's access log: {logs}");

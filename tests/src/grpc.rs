@@ -26,6 +26,13 @@ pub type GrpcClient = BrokerClient<InterceptedService<Channel, Bearer>>;
 #[derive(Clone)]
 pub struct Bearer(Option<MetadataValue<Ascii>>);
 
+impl Bearer {
+    /// Sends `value` (`Bearer <token>`) as `authorization`, or nothing.
+    pub fn new(value: Option<MetadataValue<Ascii>>) -> Self {
+        Bearer(value)
+    }
+}
+
 impl tonic::service::Interceptor for Bearer {
     fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
         if let Some(token) = &self.0 {

@@ -709,3 +709,68 @@ async fn grpc_works_through_nginx() {
         .unwrap_or_else(|| panic!("the stream ended"));
     assert_eq!(m.body, "pushed");
 }
+
+/// The value of the `mom_grpc_requests_total` series for `method` and `code` in `/metrics`.
+fn grpc_count(metrics: &str, method: &str, code: &str) -> u64 {
+    let series = format!("mom_grpc_requests_total{{code=\"{code}\",method=\"{method}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// gRPC calls show in `/metrics` by method and status code, with a latency histogram; a path
+/// that is no method of the service cannot add label values.
+#[tokio::test]
+async fn grpc_calls_are_counted_by_method_and_code() {
+    let (broker, addr, mut c) = grpc_broker_with_admin().await;
+    create_queue(&mut c, "metered", pb::QueueConfig::default()).await;
+    send(&mut c, "metered", body("one")).await;
+    send(&mut c, "metered", body("two")).await;
+    expect_status(
+        c.receive(from_queue("metered", 0, 0)).await,
+        Code::InvalidArgument,
+        "invalid_request",
+    );
+    let mut anonymous = grpc_client(&addr, None).await;
+    expect_status(
+        anonymous.send(pb::SendRequest {
+            queue: "metered".into(),
+            message: Some(body("x")),
+        })
+        .await,
+        Code::Unauthenticated,
+        "unauthenticated",
+    );
+    // A path the service does not have, sent by hand.
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/mom.v1.Broker/NoSuchMethod");
+    let mut raw = tonic::client::Grpc::new(
+        tonic::transport::Channel::from_shared(format!("http://{addr}"))
+            .expect("address")
+            .connect()
+            .await
+            .expect("connect"),
+    );
+    raw.ready().await.expect("ready");
+    let unknown = raw
+        .unary(
+            tonic::Request::new(pb::SendRequest::default()),
+            path,
+            tonic_prost::ProstCodec::<pb::SendRequest, pb::SendResponse>::default(),
+        )
+        .await;
+    assert!(unknown.is_err(), "{unknown:?}");
+
+    let metrics = broker.client().get("/metrics").await.expect_status(200).text;
+    assert_eq!(grpc_count(&metrics, "Send", "Ok"), 2, "{metrics}");
+    assert_eq!(grpc_count(&metrics, "CreateQueue", "Ok"), 1, "{metrics}");
+    assert_eq!(grpc_count(&metrics, "Receive", "InvalidArgument"), 1, "{metrics}");
+    assert_eq!(grpc_count(&metrics, "Send", "Unauthenticated"), 1, "{metrics}");
+    assert!(!metrics.contains("NoSuchMethod"), "{metrics}");
+    assert_eq!(grpc_count(&metrics, "unknown", "Unauthenticated"), 1, "{metrics}");
+    assert!(
+        metrics.contains("mom_grpc_request_duration_seconds_count{method=\"Send\"} 3"),
+        "{metrics}"
+    );
+}

@@ -115,7 +115,9 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let broker = self.broker.clone();
         Box::pin(async move {
-            match admit(&broker, req.headers()).await {
+            let start = std::time::Instant::now();
+            let method = req.uri().path().rsplit('/').next().unwrap_or_default().to_owned();
+            let res = match admit(&broker, req.headers()).await {
                 Ok(who) => {
                     req.extensions_mut().insert(who);
                     inner.call(req).await
@@ -124,9 +126,37 @@ where
                     tracing::debug!(code = e.code(), "refusing a gRPC call");
                     Ok(status(&e).into_http())
                 }
+            };
+            if let Ok(res) = &res {
+                observe(&broker, &method, res, start.elapsed());
             }
+            res
         })
     }
+}
+
+/// The service's methods, as the proto names them (a test keeps this list equal to the proto's).
+const METHODS: &[&str] = &[
+    "CreateQueue", "ListQueues", "GetQueue", "DeleteQueue", "PurgeQueue", "Send", "SendBatch", "Receive", "Ack",
+    "Nack", "ExtendVisibility", "CreateTopic", "ListTopics", "GetTopic", "DeleteTopic", "Publish",
+    "CreateSubscription", "ListSubscriptions", "DeleteSubscription", "Subscribe",
+];
+
+/// Counts a call by method and gRPC status. An error before any message is a trailers-only
+/// response, with `grpc-status` in the headers; without it the call went on (unary: answered, its
+/// status in the trailers; Subscribe: streaming) and counts as `Ok`. Paths that are not a method
+/// of the service count as `unknown`, so no client can grow the label set.
+fn observe(broker: &Broker, method: &str, res: &http::Response<tonic::body::Body>, took: std::time::Duration) {
+    let code = res
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .map_or(Code::Ok, Code::from_i32);
+    let method = METHODS.iter().find(|m| **m == method).copied().unwrap_or("unknown");
+    let code = format!("{code:?}");
+    broker.metrics.grpc_requests.with_label_values(&[method, &code]).inc();
+    broker.metrics.grpc_latency.with_label_values(&[method]).observe(took.as_secs_f64());
 }
 
 /// The bearer token (401 → UNAUTHENTICATED), then a rate-limit token (RESOURCE_EXHAUSTED).
@@ -557,4 +587,20 @@ struct Push {
     pending: std::collections::VecDeque<model::Message>,
     /// Set after an error was sent: the stream ends.
     done: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    /// [`super::METHODS`] lists exactly the proto's `rpc`s, in order.
+    #[test]
+    fn metric_labels_are_the_protos_methods() {
+        let proto = include_str!("../../proto/mom/v1/broker.proto");
+        let rpcs: Vec<&str> = proto
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("rpc "))
+            .filter_map(|l| l.split('(').next())
+            .map(str::trim)
+            .collect();
+        assert_eq!(rpcs, super::METHODS);
+    }
 }

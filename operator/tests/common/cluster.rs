@@ -85,6 +85,8 @@ impl Drop for Down<'_> {
 pub struct Unique {
     pub cluster: String,
     pub port: u16,
+    /// NGINX's gRPC port (not the default 9090: clusters of other tests may hold it).
+    pub grpc_port: u16,
     pub subnet: String,
 }
 
@@ -99,6 +101,7 @@ impl Unique {
         Unique {
             cluster: format!("{prefix}-{id}-{}", nanos % 10_000),
             port: free_port(),
+            grpc_port: free_port(),
             subnet: format!("10.{}.{}.0/24", 180 + seed % 20, (seed / 20) % 256),
         }
     }
@@ -110,9 +113,9 @@ impl Unique {
              broker: {{ image: {BROKER_IMAGE}, nodes: {nodes} }}\n\
              redis: {{ image: mom-redis:7, mode: single, appendfsync: everysec }}\n\
              zookeeper: {{ image: mom-zookeeper:3.8, nodes: 1 }}\n\
-             nginx: {{ image: mom-nginx:1.22, http_port: {}, tls: null }}\n\
+             nginx: {{ image: mom-nginx:1.22, http_port: {}, grpc_port: {}, tls: null }}\n\
              secrets: {{ admin_password_env: {PASSWORD_ENV} }}\n",
-            self.cluster, self.subnet, self.port
+            self.cluster, self.subnet, self.port, self.grpc_port
         )
     }
 

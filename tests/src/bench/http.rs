@@ -41,6 +41,11 @@ impl Endpoint {
         Ok(Arc::new(endpoint))
     }
 
+    /// The `Authorization` value every request carries (`Bearer <token>`), once logged in.
+    pub fn bearer(&self) -> Option<&str> {
+        self.bearer.as_ref().and_then(|b| b.to_str().ok())
+    }
+
     /// `POST /v1/auth/token`; the header value to send with every later request.
     async fn login(&self, user: &str, password: &str) -> Result<HeaderValue> {
         let path = Uri::from_static("/v1/auth/token");

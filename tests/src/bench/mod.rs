@@ -1,4 +1,4 @@
-//! mom-bench: load generators for the broker's HTTP API and for RabbitMQ over AMQP, driven by the
+//! mom-bench: load generators for the broker's HTTP and gRPC APIs and for RabbitMQ over AMQP, driven by the
 //! same open- or closed-loop [`load`] engine, recorded in HdrHistograms, and reported as markdown
 //! and JSON next to `redis-benchmark`'s figures.
 //!
@@ -6,6 +6,7 @@
 
 pub mod amqp;
 pub mod cpu;
+pub mod grpc;
 pub mod http;
 pub mod load;
 pub mod report;
@@ -103,7 +104,7 @@ pub struct Latency {
 /// One measured run: what ran, against what, and what came out.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BenchResult {
-    /// `http` (the broker), `amqp` (RabbitMQ) or `redis` (redis-benchmark).
+    /// `http` or `grpc` (the broker), `amqp` (RabbitMQ) or `redis` (redis-benchmark).
     pub target: String,
     /// `send`, `batch`, `lifecycle`, or a redis-benchmark label.
     pub scenario: String,

@@ -319,6 +319,20 @@ pub fn targets_table(results: &[BenchResult]) -> String {
         msg("redis", "xadd"),
         None,
     );
+    ratio_row(
+        &mut s,
+        "gRPC send / HTTP send",
+        msg("grpc", "send"),
+        msg("http", "send"),
+        None,
+    );
+    ratio_row(
+        &mut s,
+        "gRPC lifecycle / HTTP lifecycle",
+        msg("grpc", "lifecycle"),
+        msg("http", "lifecycle"),
+        None,
+    );
     let redis_lifecycle = match (msg("redis", "xadd"), msg("redis", "read_ack")) {
         (Some(a), Some(b)) if a > 0.0 && b > 0.0 => Some(1.0 / (1.0 / a + 1.0 / b)),
         _ => None,
@@ -334,8 +348,10 @@ pub fn targets_table(results: &[BenchResult]) -> String {
     let _ = writeln!(s, "\n| latency target | rate | p50 ms | p99 ms | p99.9 ms | goal |\n|---|---:|---:|---:|---:|---|");
     for (target, sc) in [
         ("http", "send"),
+        ("grpc", "send"),
         ("amqp", "send"),
         ("http", "lifecycle"),
+        ("grpc", "lifecycle"),
         ("amqp", "lifecycle"),
     ] {
         if let Some(r) = find(results, target, sc, true) {

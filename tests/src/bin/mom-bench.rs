@@ -1,8 +1,9 @@
-//! mom-bench: throughput and latency (HdrHistogram p50/p99/p99.9) of the broker's HTTP API and of
-//! RabbitMQ, at equal concurrency and body size, in closed loop (max) and open loop (fixed rate).
+//! mom-bench: throughput and latency (HdrHistogram p50/p99/p99.9) of the broker's HTTP and gRPC
+//! APIs and of RabbitMQ, at equal concurrency and body size, in closed loop (max) and open loop (fixed rate).
 //!
 //! ```text
 //! mom-bench http --url http://127.0.0.1:8080 --scenario send,batch,lifecycle --open-at-half --json out/http.json
+//! mom-bench grpc --url http://127.0.0.1:8080 --grpc 127.0.0.1:9090 --scenario send,lifecycle --json out/grpc.json
 //! mom-bench amqp --url amqp://guest:guest@127.0.0.1:5672/%2f --open-at-half --json out/amqp.json
 //! mom-bench import-redis --label xadd --csv xadd.csv --requests 200000 --concurrency 50 --json out/redis-xadd.json
 //! mom-bench report --dir out --json results.json > tables.md
@@ -24,7 +25,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use bench::load::{self, Plan};
-use bench::{amqp, cpu, http, report, verify, BenchResult, Scenario};
+use bench::{amqp, cpu, grpc, http, report, verify, BenchResult, Scenario};
 
 #[derive(Parser)]
 #[command(
@@ -40,6 +41,9 @@ struct Cli {
 enum Command {
     /// Load the broker's HTTP API.
     Http(RunArgs),
+    /// Load the broker's gRPC API (`--grpc host:port`; `--url` still names its HTTP API, which
+    /// logs in and creates and empties the queue).
+    Grpc(RunArgs),
     /// Load RabbitMQ over AMQP 0-9-1 (durable queue, persistent messages, confirms, manual acks).
     Amqp(RunArgs),
     /// Turn `redis-benchmark --csv` output into a result file.
@@ -114,6 +118,9 @@ struct RunArgs {
     /// Write the results as a JSON array here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// gRPC only: the broker's gRPC address (`host:port`, its `MOM_GRPC_LISTEN`).
+    #[arg(long)]
+    grpc: Option<String>,
     /// AMQP only: connections the workers' channels share (default: one per worker).
     #[arg(long)]
     amqp_connections: Option<usize>,
@@ -181,6 +188,7 @@ struct ImportArgs {
 #[derive(Clone, Copy, PartialEq)]
 enum Target {
     Http,
+    Grpc,
     Amqp,
 }
 
@@ -188,6 +196,7 @@ impl Target {
     fn name(self) -> &'static str {
         match self {
             Target::Http => "http",
+            Target::Grpc => "grpc",
             Target::Amqp => "amqp",
         }
     }
@@ -197,6 +206,7 @@ impl Target {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Http(args) => run(Target::Http, args).await,
+        Command::Grpc(args) => run(Target::Grpc, args).await,
         Command::Amqp(args) => run(Target::Amqp, args).await,
         Command::ImportRedis(a) => {
             let csv = std::fs::read_to_string(&a.csv)
@@ -376,7 +386,7 @@ async fn measure(
         plan.concurrency
     );
     let (outcome, cpu) = match target {
-        Target::Http => {
+        Target::Http | Target::Grpc => {
             let credentials = args
                 .user
                 .as_deref()
@@ -387,14 +397,35 @@ async fn measure(
             let mut setup = http::Setup::new(&endpoint, &queue)
                 .await
                 .context("creating the queue")?;
-            let workers = setup.workers(
-                &endpoint,
-                scenario,
-                plan.concurrency,
-                args.body_bytes,
-                args.batch,
-            );
-            let outcome = drive(plan, workers, &args.watch).await?;
+            let outcome = if target == Target::Grpc {
+                let addr = args
+                    .grpc
+                    .as_deref()
+                    .context("`mom-bench grpc` needs --grpc host:port")?;
+                let opens = (0..plan.concurrency).map(|_| {
+                    grpc::Worker::open(
+                        addr,
+                        endpoint.bearer(),
+                        &queue,
+                        scenario,
+                        args.body_bytes,
+                        args.batch,
+                    )
+                });
+                let workers = futures::future::try_join_all(opens)
+                    .await
+                    .context("connecting to the gRPC API")?;
+                drive(plan, workers, &args.watch).await?
+            } else {
+                let workers = setup.workers(
+                    &endpoint,
+                    scenario,
+                    plan.concurrency,
+                    args.body_bytes,
+                    args.batch,
+                );
+                drive(plan, workers, &args.watch).await?
+            };
             setup.purge().await.context("emptying the queue")?;
             outcome
         }
