@@ -20,8 +20,9 @@ pub struct Config {
     #[arg(long, env = "MOM_ADVERTISE_ADDRESS")]
     pub advertise: Option<String>,
 
-    /// Redis URL, e.g. redis://127.0.0.1:6379.
-    #[arg(long, env = "MOM_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    /// Redis URL, e.g. redis://127.0.0.1:6379. It may carry a password
+    /// (`redis://:PASSWORD@host:6379`), so `--help` never shows its value and it is never logged.
+    #[arg(long, env = "MOM_REDIS_URL", default_value = "redis://127.0.0.1:6379", hide_env_values = true)]
     pub redis_url: String,
 
     /// ZooKeeper connect string: a comma-separated list of host:port.
@@ -65,6 +66,18 @@ pub struct Config {
     /// and shared through ZooKeeper).
     #[arg(skip = std::env::var("MOM_JWT_SECRET").ok())]
     pub jwt_secret: Option<String>,
+
+    /// Password Redis requires (`requirepass`): `MOM_REDIS_PASSWORD`, environment only; it
+    /// overrides a password in `MOM_REDIS_URL`. momctl generates one per cluster.
+    #[arg(skip = std::env::var("MOM_REDIS_PASSWORD").ok().filter(|p| !p.is_empty()))]
+    pub redis_password: Option<String>,
+
+    /// ZooKeeper digest credential `user:password`: `MOM_ZK_AUTH`, environment only. When set,
+    /// the broker authenticates its session with it and creates every znode readable and
+    /// writable by that identity only (and takes over znodes an older broker left open), so a
+    /// client without it can neither read the cluster's secrets nor change its metadata.
+    #[arg(skip = std::env::var("MOM_ZK_AUTH").ok().filter(|a| !a.is_empty()))]
+    pub zk_auth: Option<String>,
 
     /// Lifetime of issued tokens, in seconds.
     #[arg(long, env = "MOM_TOKEN_TTL_S", default_value_t = 3600)]

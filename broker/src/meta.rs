@@ -217,6 +217,26 @@ pub struct Meta {
     my_candidate: RwLock<Option<String>>,
     /// A token-signing key given by the operator (`MOM_JWT_SECRET`) instead of the shared one.
     jwt_override: Option<Vec<u8>>,
+    /// Digest credential `user:password` (`MOM_ZK_AUTH`): with it, every znode is created for
+    /// this identity alone ([`Meta::acls`]).
+    auth: Option<Vec<u8>>,
+}
+
+/// The directories under the root, each created on start.
+const DIRS: [&str; 8] = [
+    QueueMeta::DIR,
+    TopicMeta::DIR,
+    SubscriptionMeta::DIR,
+    UserRecord::DIR,
+    AccessKeyRecord::DIR,
+    NodeRecord::DIR,
+    "leader",
+    "secrets",
+];
+
+/// Whether an ACL lets anyone at all in (`world:anyone`), as znodes made without a credential do.
+fn is_open(acl: &[zk::Acl]) -> bool {
+    acl.iter().any(|a| a.scheme() == "world" && a.id() == "anyone")
 }
 
 /// Keys every node of a cluster shares, generated once and kept in ZooKeeper.
@@ -245,6 +265,7 @@ impl Meta {
             loaded: AtomicBool::new(false),
             secrets: RwLock::new(None),
             jwt_override: None,
+            auth: None,
             node,
             register: AtomicBool::new(true),
             my_candidate: RwLock::new(None),
@@ -352,6 +373,24 @@ impl Meta {
         self
     }
 
+    /// Authenticates the session with a ZooKeeper digest credential (`user:password`).
+    pub fn with_auth(mut self, auth: Option<String>) -> Self {
+        self.auth = auth.map(String::into_bytes);
+        self
+    }
+
+    /// The ACL of every znode this broker creates: with a credential, all rights to the
+    /// identity that created it (every broker of the cluster shares the credential) and none to
+    /// anyone else, since `secrets/` holds the keys that sign tokens and receipts; without one,
+    /// open (a development setup with ZooKeeper on loopback).
+    fn acls(&self) -> zk::Acls<'static> {
+        if self.auth.is_some() {
+            zk::Acls::creator_all()
+        } else {
+            zk::Acls::anyone_all()
+        }
+    }
+
     /// A connected client, or `unavailable`: metadata writes need a live session.
     fn client(&self) -> Result<zk::Client> {
         let guard = self.client.read().unwrap_or_else(|e| e.into_inner());
@@ -381,7 +420,7 @@ impl Meta {
         let client = self.client()?;
         let path = self.record_path::<T>(name);
         let data = serde_json::to_vec(&value).map_err(|e| Error::invalid(e.to_string()))?;
-        let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        let opts = zk::CreateMode::Persistent.with_acls(self.acls());
         match self.bounded(client.create(&path, &data, &opts)).await {
             Ok((stat, _)) => {
                 self.cache_put(name, value, Stamp::of(&stat));
@@ -459,11 +498,15 @@ impl Meta {
     pub async fn run(&self, stop: CancellationToken) {
         let mut backoff = Duration::from_millis(100);
         while !stop.is_cancelled() {
-            let connecting = zk::Client::connector()
+            let mut connector = zk::Client::connector()
                 .with_session_timeout(self.session_timeout)
                 .with_connection_timeout(Duration::from_secs(2))
-                .with_fail_eagerly()
-                .connect(&self.connect);
+                .with_fail_eagerly();
+            if let Some(auth) = &self.auth {
+                // Sent again on every reconnect of the session.
+                connector = connector.with_auth("digest", auth);
+            }
+            let connecting = connector.connect(&self.connect);
             let client = tokio::select! {
                 c = connecting => c,
                 _ = stop.cancelled() => return,
@@ -535,18 +578,12 @@ impl Meta {
     }
 
     async fn prepare(&self, client: &zk::Client) -> Result<zk::PersistentWatcher, zk::Error> {
-        let dir = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-        for d in [
-            QueueMeta::DIR,
-            TopicMeta::DIR,
-            SubscriptionMeta::DIR,
-            UserRecord::DIR,
-            AccessKeyRecord::DIR,
-            NodeRecord::DIR,
-            "leader",
-            "secrets",
-        ] {
+        let dir = zk::CreateMode::Persistent.with_acls(self.acls());
+        for d in DIRS {
             self.bounded(client.mkdir(&self.path(d), &dir)).await?;
+        }
+        if self.auth.is_some() {
+            self.protect(client).await?;
         }
         let watcher = self.bounded(client.watch(&self.root, zk::AddWatchMode::PersistentRecursive)).await?;
         self.load_secrets(client).await?;
@@ -558,11 +595,37 @@ impl Meta {
         Ok(watcher)
     }
 
+    /// Takes over a tree an older broker (or one without `MOM_ZK_AUTH`) left open to anyone:
+    /// every znode gets this credential's ACL, the root last, so a root that is no longer open
+    /// means an earlier walk finished and the check costs one read. A tree that belongs to
+    /// another credential answers `NoAuth` here, and the broker keeps retrying (and saying so)
+    /// rather than run without its metadata.
+    async fn protect(&self, client: &zk::Client) -> Result<(), zk::Error> {
+        let (acl, _) = self.bounded(client.get_acl(&self.root)).await?;
+        if !is_open(&acl) {
+            return Ok(());
+        }
+        tracing::info!(root = %self.root, "restricting znodes created without a credential to this cluster's");
+        let acls = self.acls();
+        for d in DIRS {
+            let dir = self.path(d);
+            for child in self.bounded(client.list_children(&dir)).await? {
+                match self.bounded(client.set_acl(&format!("{dir}/{child}"), &acls, None)).await {
+                    Ok(_) | Err(zk::Error::NoNode) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            self.bounded(client.set_acl(&dir, &acls, None)).await?;
+        }
+        self.bounded(client.set_acl(&self.root, &acls, None)).await?;
+        Ok(())
+    }
+
     /// Reads a 32-byte secret, creating it first if this is the cluster's first node.
     async fn load_secret(&self, client: &zk::Client, name: &str) -> Result<Vec<u8>, zk::Error> {
         let path = self.path(&format!("secrets/{name}"));
         let fresh: [u8; 32] = rand::random();
-        let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        let opts = zk::CreateMode::Persistent.with_acls(self.acls());
         match self.bounded(client.create(&path, &fresh, &opts)).await {
             Ok(_) | Err(zk::Error::NodeExists) => {}
             Err(e) => return Err(e),
@@ -584,7 +647,7 @@ impl Meta {
     async fn register_node(&self, client: &zk::Client) -> Result<(), zk::Error> {
         let path = self.path(&format!("nodes/{}", self.node.id));
         let data = serde_json::to_vec(&self.node).unwrap_or_default();
-        let eph = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
+        let eph = zk::CreateMode::Ephemeral.with_acls(self.acls());
         // A node restarted under the same id may find its previous session's znode still there.
         match self.bounded(client.create(&path, &data, &eph)).await {
             Err(zk::Error::NodeExists) => {
@@ -595,7 +658,7 @@ impl Meta {
                 other?;
             }
         }
-        let seq = zk::CreateMode::EphemeralSequential.with_acls(zk::Acls::anyone_all());
+        let seq = zk::CreateMode::EphemeralSequential.with_acls(self.acls());
         let (_, n) = self.bounded(client.create(&self.path("leader/n-"), self.node.id.as_bytes(), &seq)).await?;
         *self.my_candidate.write().unwrap_or_else(|e| e.into_inner()) = Some(format!("n-{n}"));
         self.reload(client).await

@@ -39,10 +39,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let meta = Arc::new(
         Meta::new(&config.zk_connect, &config.zk_root, Duration::from_millis(config.zk_session_timeout_ms), node)
-            .with_jwt_secret(config.jwt_secret.clone().map(String::into_bytes)),
+            .with_jwt_secret(config.jwt_secret.clone().map(String::into_bytes))
+            .with_auth(config.zk_auth.clone()),
     );
-    let redis = Redis::new(&config.redis_url, &config.redis_prefix, Duration::from_millis(config.redis_timeout_ms))
-        .context("invalid --redis-url")?;
+    // The URL may hold a password: redis' parse errors name the fault, never the URL.
+    let redis = Redis::with_password(
+        &config.redis_url,
+        config.redis_password.as_deref(),
+        &config.redis_prefix,
+        Duration::from_millis(config.redis_timeout_ms),
+    )
+    .context("invalid --redis-url")?;
     let auth = AuthSettings {
         token_ttl: Duration::from_secs(config.token_ttl_s),
         rate_limit_rps: config.rate_limit_rps,

@@ -7,7 +7,7 @@
 
 use std::fmt;
 use std::net::Ipv4Addr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
 use serde::Deserialize;
@@ -181,6 +181,9 @@ pub struct NginxConfig {
     pub bind: Sp<String>,
     #[serde(default)]
     pub tls: Sp<TlsConfig>,
+    /// Port HTTPS is served on when `tls` is set (then `http_port` only redirects to it).
+    #[serde(default)]
+    pub https_port: Sp<u16>,
     /// Port of the gRPC API; absent means the default, `null` turns gRPC off.
     #[serde(default, deserialize_with = "present")]
     pub grpc_port: Sp<Option<u16>>,
@@ -200,6 +203,15 @@ pub struct SecretsConfig {
     pub admin_password_env: Sp<String>,
 }
 
+/// TLS on NGINX, as checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tls {
+    /// momctl's CA (the cluster's directory) signs a certificate for the cluster's addresses.
+    SelfSigned,
+    /// The user's PEM files (paths resolved against mom.yaml's directory).
+    Files { cert: PathBuf, key: PathBuf },
+}
+
 /// The checked configuration with every default filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -216,6 +228,10 @@ pub struct Settings {
     pub nginx_bind: Ipv4Addr,
     /// Port NGINX serves the brokers' gRPC API on; `None` when gRPC is off.
     pub nginx_grpc_port: Option<u16>,
+    /// TLS on NGINX (`nginx.tls`); `None`: plain HTTP.
+    pub nginx_tls: Option<Tls>,
+    /// Port of HTTPS when TLS is on (`nginx.https_port`, default 8443).
+    pub nginx_https_port: Option<u16>,
     pub admin_password_env: String,
     /// `Some` exactly when `provider: aws`.
     pub aws: Option<AwsSettings>,
@@ -230,6 +246,7 @@ pub mod defaults {
     pub const NGINX_IMAGE: &str = "mom-nginx:1.22";
     pub const NGINX_HTTP_PORT: u16 = 8080;
     pub const NGINX_GRPC_PORT: u16 = 9090;
+    pub const NGINX_HTTPS_PORT: u16 = 8443;
     pub const NGINX_BIND: &str = "127.0.0.1";
     pub const ADMIN_PASSWORD_ENV: &str = "MOM_ADMIN_PASSWORD";
     pub const AWS_REGION: &str = "us-east-1";
@@ -314,11 +331,12 @@ pub fn allowed(field: &str) -> &'static str {
         "redis.appendfsync" => "always, everysec or no",
         "zookeeper" => "a mapping with image, nodes",
         "zookeeper.nodes" => "1 (a 3-node ensemble is not implemented yet)",
-        "nginx" => "a mapping with image, http_port, grpc_port, bind, tls",
+        "nginx" => "a mapping with image, http_port, https_port, grpc_port, bind, tls",
+        "nginx.https_port" => "a TCP port from 1 to 65535 other than http_port and grpc_port (used when tls is set)",
         "nginx.grpc_port" => "a TCP port from 1 to 65535 other than http_port, or null to turn gRPC off",
         "nginx.http_port" => "a TCP port from 1 to 65535",
         "nginx.bind" => "an IPv4 address of this host, e.g. 127.0.0.1 (default) or 0.0.0.0",
-        "nginx.tls" => "null (TLS is not implemented yet)",
+        "nginx.tls" => "null (plain HTTP), self_signed (momctl makes a CA and a certificate) or {cert: FILE, key: FILE} (PEM files)",
         "secrets" => "a mapping with admin_password_env",
         "secrets.admin_password_env" => {
             "the name of an environment variable (letters, digits, '_'), e.g. MOM_ADMIN_PASSWORD"
@@ -566,22 +584,57 @@ impl Config {
                 )
             })?,
         };
-        if let Some(tls) = &self.nginx.tls {
-            if let TlsConfig::Keyword(k) = &tls.value {
-                if k != "self_signed" {
+        let nginx_tls = match &self.nginx.tls {
+            None => None,
+            Some(tls) => Some(match &tls.value {
+                TlsConfig::Keyword(k) if k == "self_signed" => Tls::SelfSigned,
+                TlsConfig::Keyword(k) => {
                     return Err(invalid(
                         "nginx.tls",
                         &tls.referenced,
                         format!("`{k}` is neither self_signed nor {{cert, key}}"),
-                    ));
+                    ))
                 }
+                TlsConfig::Files { cert, key } => {
+                    // Relative paths are relative to mom.yaml, like Kamal's and compose's.
+                    let base = Path::new(file).parent().unwrap_or(Path::new(""));
+                    let (cert, key) = (base.join(cert), base.join(key));
+                    for (what, path) in [("cert", &cert), ("key", &key)] {
+                        if !path.is_file() {
+                            return Err(invalid(
+                                "nginx.tls",
+                                &tls.referenced,
+                                format!("the {what} file {} does not exist", path.display()),
+                            ));
+                        }
+                    }
+                    Tls::Files { cert, key }
+                }
+            }),
+        };
+        let nginx_https_port = match (&nginx_tls, &self.nginx.https_port) {
+            (None, _) => None,
+            (Some(_), None) => Some(defaults::NGINX_HTTPS_PORT),
+            (Some(_), Some(p)) => Some(p.value),
+        };
+        if let Some(port) = nginx_https_port {
+            let clash = if port == 0 {
+                Some("port 0".to_string())
+            } else if port == nginx_http_port {
+                Some(format!("{port} is already nginx.http_port"))
+            } else if Some(port) == nginx_grpc_port {
+                Some(format!("{port} is already nginx.grpc_port"))
+            } else {
+                None
+            };
+            let at = match (&self.nginx.https_port, &self.nginx.tls) {
+                (Some(p), _) => Some(("nginx.https_port", &p.referenced)),
+                (None, Some(t)) => Some(("nginx.tls", &t.referenced)),
+                (None, None) => None,
+            };
+            if let (Some(problem), Some((field, at))) = (clash, at) {
+                return Err(invalid(field, at, problem));
             }
-            return Err(not_implemented(
-                "nginx.tls",
-                &tls.referenced,
-                "TLS on NGINX",
-                "; remove `tls` (or set it to null) for plain HTTP",
-            ));
         }
 
         let subnet = match &self.network.subnet {
@@ -636,6 +689,8 @@ impl Config {
             nginx_http_port,
             nginx_bind,
             nginx_grpc_port,
+            nginx_tls,
+            nginx_https_port,
             admin_password_env,
         })
     }
@@ -883,13 +938,18 @@ zookeeper:
   image: mom-zookeeper:3.8
   nodes: 1                      # 1 (a 3-node ensemble: not implemented yet)
 
-# NGINX is the only public entry: http://<bind>:<http_port>/
+# NGINX is the only public entry: http://<bind>:<http_port>/ . With tls set, HTTPS (HTTP/2,
+# TLS 1.2 and 1.3 only) is served on https_port, http_port answers every request with a
+# redirect (308) to it, and the gRPC port speaks TLS too. self_signed: momctl makes a CA in
+# ~/.momctl/<cluster>/ (ca.pem: give it to your clients) and a certificate for localhost,
+# 127.0.0.1 and bind. {cert: FILE, key: FILE}: your PEM files (relative to this file).
 nginx:
   image: mom-nginx:1.22
   http_port: 8080
   grpc_port: 9090               # the gRPC API (HTTP/2); null turns it off
   bind: 127.0.0.1               # 0.0.0.0 to accept other machines
-  tls: null                     # {cert, key} | self_signed (not implemented yet)
+  tls: null                     # null | self_signed | {cert: server.pem, key: server-key.pem}
+  # https_port: 8443            # where HTTPS is served when tls is set (default 8443)
 
 # Secrets come from the environment, never from this file: momctl reads the first admin's
 # password from the variable named here when it creates brokers.

@@ -9,7 +9,7 @@ use ipnet::Ipv4Net;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::Settings;
+use crate::config::{Settings, Tls};
 
 /// Labels every resource momctl makes carries; the real world is found by them, not a state file.
 pub mod labels {
@@ -44,6 +44,8 @@ pub const BROKER_GRPC_PORT: u16 = 9090;
 pub const NGINX_PORT: u16 = 80;
 /// Port NGINX serves gRPC on inside its container (when gRPC is on).
 pub const NGINX_GRPC_PORT: u16 = 90;
+/// Port NGINX serves HTTPS on inside its container (when TLS is on).
+pub const NGINX_HTTPS_PORT: u16 = 443;
 /// Where a broker's drain may take (`MOM_DRAIN_TIMEOUT_S` default) plus a margin.
 const BROKER_STOP_GRACE_S: u32 = 35;
 
@@ -97,6 +99,9 @@ pub struct Desired {
     pub endpoint: Endpoint,
     /// Environment variable (of momctl's environment) holding the first admin's password.
     pub admin_password_env: String,
+    /// TLS at NGINX ([`crate::tls::material`] loads or makes the certificate).
+    #[serde(skip)]
+    pub tls: Option<Tls>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -122,6 +127,8 @@ pub struct Endpoint {
     pub port: u16,
     /// NGINX's gRPC port on the host, when gRPC is on.
     pub grpc_port: Option<u16>,
+    /// NGINX's HTTPS port on the host, when TLS is on (`port` then only redirects to it).
+    pub https_port: Option<u16>,
 }
 
 impl Endpoint {
@@ -132,7 +139,10 @@ impl Endpoint {
         } else {
             self.bind
         };
-        format!("http://{host}:{}", self.port)
+        match self.https_port {
+            Some(port) => format!("https://{host}:{port}"),
+            None => format!("http://{host}:{}", self.port),
+        }
     }
 
     /// Where gRPC clients connect (`host:port`), when gRPC is on.
@@ -173,8 +183,21 @@ pub struct ServiceSpec {
 pub struct SecretEnv {
     /// Variable inside the container.
     pub name: String,
-    /// Variable of momctl's (or docker-compose's) environment it comes from.
+    /// Variable of momctl's (or docker-compose's) environment it comes from; for a generated
+    /// one, its name in the cluster's secrets file (and in compose's `.env`).
     pub from_env: String,
+    /// Made by momctl for the cluster ([`crate::secrets`]) rather than given by the user.
+    pub generated: bool,
+}
+
+impl SecretEnv {
+    fn generated(name: &str) -> SecretEnv {
+        SecretEnv {
+            name: name.to_string(),
+            from_env: name.to_string(),
+            generated: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -321,7 +344,12 @@ impl Desired {
 
         let mut redis = service(Role::Redis, "redis", 0);
         redis.image = s.redis_image.clone();
+        // The password reaches redis-server as a configuration line on its standard input, so
+        // it shows neither in the container's command nor in its process list.
         redis.command = [
+            "bash",
+            "-c",
+            "exec redis-server - \"$@\" <<< \"requirepass $MOM_REDIS_PASSWORD\"",
             "redis-server",
             "--bind",
             "0.0.0.0",
@@ -336,8 +364,16 @@ impl Desired {
         ]
         .map(str::to_string)
         .to_vec();
+        redis.secret_env = vec![SecretEnv::generated(crate::secrets::REDIS_PASSWORD)];
         redis.mounts = vec![mount(&volumes[0], "/data")];
-        redis.health = health(&["redis-cli", "ping"], 30);
+        redis.health = health(
+            &[
+                "bash",
+                "-c",
+                "REDISCLI_AUTH=\"$MOM_REDIS_PASSWORD\" redis-cli ping | grep -q PONG",
+            ],
+            30,
+        );
         services.push(redis);
 
         let mut zookeeper = service(Role::Zookeeper, "zookeeper", 0);
@@ -381,10 +417,15 @@ impl Desired {
                     format!("0.0.0.0:{BROKER_GRPC_PORT}"),
                 );
             }
-            broker.secret_env = vec![SecretEnv {
-                name: "MOM_ADMIN_PASSWORD".to_string(),
-                from_env: s.admin_password_env.clone(),
-            }];
+            broker.secret_env = vec![
+                SecretEnv {
+                    name: "MOM_ADMIN_PASSWORD".to_string(),
+                    from_env: s.admin_password_env.clone(),
+                    generated: false,
+                },
+                SecretEnv::generated(crate::secrets::REDIS_PASSWORD),
+                SecretEnv::generated(crate::secrets::ZK_AUTH),
+            ];
             broker.health = health(
                 &[
                     "curl",
@@ -410,6 +451,13 @@ impl Desired {
             host_port: s.nginx_http_port,
             container_port: NGINX_PORT,
         }];
+        if let Some(port) = s.nginx_https_port {
+            nginx.ports.push(PortSpec {
+                host_ip: s.nginx_bind,
+                host_port: port,
+                container_port: NGINX_HTTPS_PORT,
+            });
+        }
         if let Some(port) = s.nginx_grpc_port {
             nginx.ports.push(PortSpec {
                 host_ip: s.nginx_bind,
@@ -431,6 +479,17 @@ impl Desired {
             target: NGINX_CONF_TARGET.to_string(),
             rendered: NGINX_CONF_PATH.to_string(),
         }];
+        if s.nginx_tls.is_some() {
+            for (target, rendered) in [
+                (crate::tls::CERT_TARGET, crate::tls::CERT_RENDERED),
+                (crate::tls::KEY_TARGET, crate::tls::KEY_RENDERED),
+            ] {
+                nginx.config_files.push(ConfigFile {
+                    target: target.to_string(),
+                    rendered: rendered.to_string(),
+                });
+            }
+        }
         nginx.depends_on = brokers;
         services.push(nginx);
 
@@ -451,8 +510,10 @@ impl Desired {
                 bind: s.nginx_bind,
                 port: s.nginx_http_port,
                 grpc_port: s.nginx_grpc_port,
+                https_port: s.nginx_https_port,
             },
             admin_password_env: s.admin_password_env.clone(),
+            tls: s.nginx_tls.clone(),
         }
     }
 

@@ -442,7 +442,8 @@ impl Engine {
             .await
             .map_err(api(format!("create container {}", spec.container_name)))?;
         for (path, content) in files {
-            self.write_file(&spec.container_name, path, content).await?;
+            let mode = if crate::tls::is_private(path) { 0o600 } else { 0o644 };
+            self.write_file_mode(&spec.container_name, path, content, mode).await?;
         }
         Ok(())
     }
@@ -533,6 +534,17 @@ impl Engine {
         path: &str,
         content: &str,
     ) -> Result<(), DockerError> {
+        self.write_file_mode(container, path, content, 0o644).await
+    }
+
+    /// [`Engine::write_file`] with the file's permissions (a private key: 0600).
+    pub async fn write_file_mode(
+        &self,
+        container: &str,
+        path: &str,
+        content: &str,
+        mode: u32,
+    ) -> Result<(), DockerError> {
         let (dir, file) = path.rsplit_once('/').unwrap_or(("/", path));
         let dir = if dir.is_empty() { "/" } else { dir };
         let archive_error = |e: std::io::Error| DockerError::Archive {
@@ -542,7 +554,7 @@ impl Engine {
         let mut builder = tar::Builder::new(Vec::new());
         let mut header = tar::Header::new_gnu();
         header.set_size(content.len() as u64);
-        header.set_mode(0o644);
+        header.set_mode(mode);
         header.set_mtime(0);
         header.set_cksum();
         builder

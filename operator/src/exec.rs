@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::try_join_all;
 
-use crate::desired::{Desired, Role, ServiceSpec, NGINX_CONF_TARGET};
+use crate::desired::{Desired, Role, SecretEnv, ServiceSpec, NGINX_CONF_TARGET};
 use crate::docker::{DockerError, Engine, Owned};
 use crate::plan::{Action, Change, Kind, Plan, UpgradePlan, UpgradeStep};
 
@@ -33,6 +33,10 @@ pub enum ExecError {
          (mom.yaml secrets.admin_password_env) and is needed to create brokers"
     )]
     MissingSecret { var: String },
+    #[error("the cluster's generated secrets: {0}")]
+    Generated(#[from] crate::pki::PkiError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("{change}: no such service in mom.yaml")]
     UnknownService { change: String },
     #[error(transparent)]
@@ -40,20 +44,34 @@ pub enum ExecError {
 }
 
 /// Values of the secrets that executing `plan` needs, read from momctl's environment (never
-/// from mom.yaml). Call it before anything is touched: a missing one stops `up` at once.
+/// from mom.yaml) or, for the ones momctl generates, from the cluster's directory (made there
+/// on first use). Call it before anything is touched: a missing one stops `up` at once.
 pub fn secrets_from_env(
     plan: &Plan,
     desired: &Desired,
 ) -> Result<BTreeMap<String, String>, ExecError> {
-    read_secrets(plan.needs_secrets(desired))
+    read_secrets(&desired.cluster, plan.needs_secrets(desired))
 }
 
-/// The values of the environment variables `vars`; a missing or empty one is an error.
+/// The values of `wanted`: environment variables (a missing or empty one is an error) and
+/// generated secrets.
 fn read_secrets<'a>(
-    vars: impl Iterator<Item = &'a str>,
+    cluster: &str,
+    wanted: impl Iterator<Item = &'a SecretEnv>,
 ) -> Result<BTreeMap<String, String>, ExecError> {
     let mut secrets = BTreeMap::new();
-    for var in vars {
+    let mut generated = None;
+    for secret in wanted {
+        let var = secret.from_env.as_str();
+        if secret.generated {
+            if generated.is_none() {
+                generated = Some(crate::secrets::ensure(&crate::aws::cluster_dir(cluster))?);
+            }
+            if let Some(value) = generated.as_ref().and_then(|g| g.get(var)) {
+                secrets.insert(var.to_string(), value.clone());
+            }
+            continue;
+        }
         match std::env::var(var) {
             Ok(value) if !value.is_empty() => {
                 secrets.insert(var.to_string(), value);
@@ -145,6 +163,7 @@ pub async fn apply(
     }
 
     for change in of_kind(Kind::Config) {
+        let files = nginx_files(desired, nginx_conf)?;
         step(
             report,
             format!(
@@ -153,9 +172,10 @@ pub async fn apply(
             ),
             false,
             async {
-                engine
-                    .write_file(&change.name, NGINX_CONF_TARGET, nginx_conf)
-                    .await?;
+                for (path, content) in &files {
+                    let mode = if crate::tls::is_private(path) { 0o600 } else { 0o644 };
+                    engine.write_file_mode(&change.name, path, content, mode).await?;
+                }
                 engine.exec(&change.name, &["nginx", "-t", "-q"]).await?;
                 engine.exec(&change.name, &["nginx", "-s", "reload"]).await
             },
@@ -174,6 +194,17 @@ pub async fn apply(
         .await?;
     }
     Ok(())
+}
+
+/// The files NGINX's container needs (path inside → content): nginx.conf and, with TLS, the
+/// certificate and its key.
+fn nginx_files(desired: &Desired, nginx_conf: &str) -> Result<Vec<(String, String)>, ExecError> {
+    let mut files = vec![(NGINX_CONF_TARGET.to_string(), nginx_conf.to_string())];
+    if let Some(m) = crate::tls::material(desired)? {
+        files.push((crate::tls::CERT_TARGET.to_string(), m.cert_pem));
+        files.push((crate::tls::KEY_TARGET.to_string(), m.key_pem));
+    }
+    Ok(files)
 }
 
 fn service_of<'a>(desired: &'a Desired, change: &Change) -> Result<&'a ServiceSpec, ExecError> {
@@ -225,7 +256,7 @@ async fn converge_container(
         env.insert(secret.name.clone(), value.clone());
     }
     let files: Vec<(String, String)> = if spec.role == Role::Nginx {
-        vec![(NGINX_CONF_TARGET.to_string(), nginx_conf.to_string())]
+        nginx_files(desired, nginx_conf)?
     } else {
         Vec::new()
     };
@@ -529,8 +560,7 @@ fn short(e: &DockerError) -> String {
 /// The secrets a rolling upgrade's new containers need, from momctl's environment.
 pub fn upgrade_secrets(plan: &UpgradePlan) -> Result<BTreeMap<String, String>, ExecError> {
     read_secrets(
-        plan.steps
-            .iter()
-            .flat_map(|s| s.new.secret_env.iter().map(|e| e.from_env.as_str())),
+        &plan.cluster,
+        plan.steps.iter().flat_map(|s| s.new.secret_env.iter()),
     )
 }

@@ -15,7 +15,9 @@ pub mod images;
 pub mod pki;
 pub mod plan;
 pub mod render;
+pub mod secrets;
 pub mod status;
+pub mod tls;
 
 use desired::Desired;
 use docker::Engine;

@@ -526,9 +526,21 @@ async fn up(file: &Path) -> Result<ExitCode> {
         started.elapsed().as_secs_f64()
     );
     if let Some(grpc) = desired.endpoint.grpc_address() {
-        println!("gRPC (mom.v1.Broker, HTTP/2 without TLS) at {grpc}");
+        let tls = if desired.tls.is_some() { "with TLS" } else { "without TLS" };
+        println!("gRPC (mom.v1.Broker, HTTP/2 {tls}) at {grpc}");
     }
+    print_tls_note(&desired);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where a client finds the CA of a self-signed certificate.
+fn print_tls_note(desired: &Desired) {
+    if desired.tls == Some(mom_operator::config::Tls::SelfSigned) {
+        println!(
+            "HTTPS certificate signed by the cluster's CA: give clients {} (e.g. curl --cacert)",
+            aws::cluster_dir(&desired.cluster).join(mom_operator::pki::CA_CERT).display()
+        );
+    }
 }
 
 async fn show_status(file: &Path, output: Output) -> Result<ExitCode> {
@@ -645,7 +657,8 @@ async fn logs(file: &Path, service: &str, follow: bool, tail: Option<u32>) -> Re
 
 fn render_files(file: &Path, out: &Path) -> Result<ExitCode> {
     let (_, desired) = load(file)?;
-    let files = render::host_files(&desired)?;
+    let mut files = render::host_files(&desired)?;
+    files.extend(render::secret_files(&desired)?);
     let written = render::write_files(&out.join(&desired.host), &files)?;
     for path in written {
         println!("wrote {}", path.display());

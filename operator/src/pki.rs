@@ -138,8 +138,15 @@ impl Pki {
 
     /// A server certificate for a Docker daemon reached at `ip` (and as `name`).
     pub fn server_cert(&self, name: &str, ip: Ipv4Addr) -> Result<ServerCert, PkiError> {
+        self.server_cert_for(&[ip.to_string(), name.to_string()])
+    }
+
+    /// A server certificate for `names` (host names or IP addresses; the first is its CN), e.g.
+    /// NGINX's with `nginx.tls: self_signed`.
+    pub fn server_cert_for(&self, names: &[String]) -> Result<ServerCert, PkiError> {
         let key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(vec![ip.to_string(), name.to_string()])?;
+        let mut params = CertificateParams::new(names.to_vec())?;
+        let name = names.last().map(String::as_str).unwrap_or("mom");
         params.distinguished_name.push(DnType::CommonName, name);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.key_usages = vec![

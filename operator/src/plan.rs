@@ -7,7 +7,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::aws::{AwsDesired, Ec2Observed};
-use crate::desired::{Desired, Role, ServiceSpec};
+use crate::desired::{Desired, Role, SecretEnv, ServiceSpec};
 
 /// What Docker has for a cluster, found by its labels (see `docker::observe`).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -143,14 +143,14 @@ impl Plan {
     }
 
     /// Whether executing it creates a container that needs a secret from the environment.
-    pub fn needs_secrets<'a>(&'a self, desired: &'a Desired) -> impl Iterator<Item = &'a str> + 'a {
+    pub fn needs_secrets<'a>(&'a self, desired: &'a Desired) -> impl Iterator<Item = &'a SecretEnv> + 'a {
         self.changes
             .iter()
             .filter(|c| {
                 c.kind == Kind::Container && matches!(c.action, Action::Create | Action::Replace)
             })
             .filter_map(|c| c.service.as_deref().and_then(|s| desired.service(s)))
-            .flat_map(|s| s.secret_env.iter().map(|e| e.from_env.as_str()))
+            .flat_map(|s| s.secret_env.iter())
     }
 }
 
@@ -688,7 +688,11 @@ mod tests {
             ]
         );
         assert!(p.changes.iter().all(|c| c.action == Action::Create));
-        assert_eq!(p.needs_secrets(&d).count(), 3);
+        // Each broker: the admin's password from the environment, the generated Redis
+        // password and ZooKeeper credential; Redis: its password.
+        let from_env = p.needs_secrets(&d).filter(|e| !e.generated).count();
+        assert_eq!(from_env, 3);
+        assert_eq!(p.needs_secrets(&d).count(), 3 * 3 + 1);
     }
 
     #[test]
@@ -714,7 +718,7 @@ mod tests {
                 (Action::Update, Kind::Config, "mom-demo-nginx")
             ]
         );
-        assert_eq!(p.needs_secrets(&d4).count(), 1);
+        assert_eq!(p.needs_secrets(&d4).filter(|e| !e.generated).count(), 1);
     }
 
     #[test]

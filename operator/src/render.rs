@@ -7,8 +7,10 @@ use serde::Serialize;
 use tera::{Context, Tera};
 
 use crate::desired::{
-    Desired, Role, ServiceSpec, BROKER_GRPC_PORT, BROKER_PORT, NGINX_CONF_PATH, NGINX_GRPC_PORT, NGINX_PORT,
+    Desired, Role, ServiceSpec, BROKER_GRPC_PORT, BROKER_PORT, NGINX_CONF_PATH, NGINX_GRPC_PORT, NGINX_HTTPS_PORT,
+    NGINX_PORT,
 };
+use crate::tls::{self, Material, TlsError};
 
 const COMPOSE: (&str, &str) = (
     "compose.yml",
@@ -27,6 +29,10 @@ const ENV: (&str, &str) = (
 pub enum RenderError {
     #[error("template {template}: {message}")]
     Template { template: String, message: String },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("the cluster's secrets: {0}")]
+    Secrets(#[from] crate::pki::PkiError),
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -81,6 +87,11 @@ struct Upstream<'a> {
 
 /// The NGINX configuration: every broker of `desired` in the upstream.
 pub fn nginx_conf(desired: &Desired) -> Result<String, RenderError> {
+    nginx_conf_with(desired, tls::material(desired)?.as_ref())
+}
+
+/// [`nginx_conf`] for TLS material already loaded.
+fn nginx_conf_with(desired: &Desired, tls: Option<&Material>) -> Result<String, RenderError> {
     let brokers: Vec<Upstream> = desired
         .brokers()
         .map(|b| Upstream {
@@ -99,6 +110,15 @@ pub fn nginx_conf(desired: &Desired) -> Result<String, RenderError> {
     context.insert("listen_port", &NGINX_PORT);
     if desired.endpoint.grpc_port.is_some() {
         context.insert("grpc_listen_port", &NGINX_GRPC_PORT);
+    }
+    if let (Some(material), Some(public_port)) = (tls, desired.endpoint.https_port) {
+        context.insert("https_listen_port", &NGINX_HTTPS_PORT);
+        // Where the redirect sends clients: the host's port, left out when it is HTTPS's own.
+        let suffix = if public_port == 443 { String::new() } else { format!(":{public_port}") };
+        context.insert("https_port_suffix", &suffix);
+        context.insert("tls_cert", tls::CERT_TARGET);
+        context.insert("tls_key", tls::KEY_TARGET);
+        context.insert("tls_fingerprint", &material.fingerprint());
     }
     render(&tera()?, NGINX.0, &context)
 }
@@ -138,12 +158,37 @@ pub fn host_files(desired: &Desired) -> Result<Vec<RenderedFile>, RenderError> {
         });
     }
     debug_assert!(desired.services.iter().any(|s| s.role == Role::Nginx));
+    let material = tls::material(desired)?;
     files.push(RenderedFile {
         path: NGINX_CONF_PATH.to_string(),
-        content: nginx_conf(desired)?,
+        content: nginx_conf_with(desired, material.as_ref())?,
         mode: 0o644,
     });
+    if let Some(m) = material {
+        files.push(RenderedFile {
+            path: tls::CERT_RENDERED.to_string(),
+            content: m.cert_pem,
+            mode: 0o644,
+        });
+        files.push(RenderedFile {
+            path: tls::KEY_RENDERED.to_string(),
+            content: m.key_pem,
+            mode: 0o600,
+        });
+    }
     Ok(files)
+}
+
+/// `compose/.env` (mode 0600): the secrets momctl generated for the cluster
+/// ([`crate::secrets`]), which compose.yml passes to the containers. Kept apart from
+/// [`host_files`] so that rendering a reference never writes a secret.
+pub fn secret_files(desired: &Desired) -> Result<Vec<RenderedFile>, RenderError> {
+    let values = crate::secrets::ensure(&crate::aws::cluster_dir(&desired.cluster))?;
+    Ok(vec![RenderedFile {
+        path: "compose/.env".to_string(),
+        content: crate::secrets::env_file(&values),
+        mode: 0o600,
+    }])
 }
 
 /// Writes the files under `dir` (which is created); returns the paths written.

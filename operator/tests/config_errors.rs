@@ -158,8 +158,16 @@ fn features_for_later_say_so() {
         &err,
         &["mom.yaml:2:", "zookeeper.nodes", "not implemented yet"],
     );
-    let err = up_fails("cluster: demo\nnginx: { tls: self_signed }\n");
-    assert_mentions(&err, &["mom.yaml:2:", "nginx.tls", "not implemented yet"]);
+}
+
+#[test]
+fn tls_settings_are_checked() {
+    let err = up_fails("cluster: demo\nnginx: { tls: selfsigned }\n");
+    assert_mentions(&err, &["mom.yaml:2:", "nginx.tls", "neither self_signed nor"]);
+    let err = up_fails("cluster: demo\nnginx: { tls: { cert: nope.pem, key: nope-key.pem } }\n");
+    assert_mentions(&err, &["mom.yaml:2:", "nginx.tls", "nope.pem does not exist"]);
+    let err = up_fails("cluster: demo\nnginx: { tls: self_signed, https_port: 8080 }\n");
+    assert_mentions(&err, &["mom.yaml:2:", "nginx.https_port", "already nginx.http_port"]);
 }
 
 #[test]

@@ -147,6 +147,9 @@ fn docker_compose_accepts_the_rendered_file() {
         .current_dir(dir.path().join("compose"))
         .args(["-f", "compose.yml", "config", "-q"])
         .env("MOM_ADMIN_PASSWORD", "rendered-file-check-password")
+        // `render --out` writes these generated ones to compose/.env.
+        .env("MOM_REDIS_PASSWORD", "rendered-redis-password")
+        .env("MOM_ZK_AUTH", "mom:rendered-zk-password")
         .output()
         .expect("run docker-compose");
     assert!(
@@ -159,6 +162,8 @@ fn docker_compose_accepts_the_rendered_file() {
         .current_dir(dir.path().join("compose"))
         .args(["-f", "compose.yml", "config", "-q"])
         .env_remove("MOM_ADMIN_PASSWORD")
+        .env("MOM_REDIS_PASSWORD", "rendered-redis-password")
+        .env("MOM_ZK_AUTH", "mom:rendered-zk-password")
         .output()
         .expect("run docker-compose");
     assert!(!out.status.success());
@@ -170,33 +175,111 @@ fn no_secret_is_written_and_env_files_are_private() {
     let dir = TempDir::new("render");
     dir.write("mom.yaml", &config::default_file("sec"));
     let secret = "do-not-write-this-password";
+    let home = dir.path().join("momctl-home");
+    let home_var = home.display().to_string();
     let out = momctl(
         dir.path(),
         &["render", "--out", "out"],
-        &[("MOM_ADMIN_PASSWORD", secret)],
+        &[("MOM_ADMIN_PASSWORD", secret), ("MOMCTL_HOME", &home_var)],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(!text(&out.stdout).contains(secret));
+    // The secrets momctl generated for the cluster, kept in its directory.
+    let generated = std::fs::read_to_string(home.join("sec").join(mom_operator::secrets::FILE))
+        .expect("the cluster's generated secrets");
+    let values: Vec<&str> = generated
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(_, v)| v))
+        .collect();
+    assert_eq!(values.len(), 2, "{generated}");
+    let output = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    for s in values.iter().copied().chain([secret]) {
+        assert!(!output.contains(s), "render printed a secret:\n{output}");
+    }
     let host = dir.path().join("out/local");
     for path in [
         "compose/compose.yml",
         "compose/broker-1.env",
         "compose/broker-3.env",
+        "compose/redis.env",
         "nginx/nginx.conf",
     ] {
-        let content =
-            std::fs::read_to_string(host.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let Ok(content) = std::fs::read_to_string(host.join(path)) else {
+            assert_eq!(path, "compose/redis.env", "{path} not rendered");
+            continue;
+        };
         assert!(!content.contains(secret), "{path} holds the secret");
+        for s in &values {
+            assert!(!content.contains(s), "{path} holds a generated secret");
+        }
+    }
+    // compose's .env carries the generated ones, for docker-compose to pass on.
+    let dotenv = std::fs::read_to_string(host.join("compose/.env")).expect(".env");
+    for s in &values {
+        assert!(dotenv.contains(s), ".env lacks a generated secret");
     }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(host.join("compose/broker-1.env"))
-            .expect("env file")
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
+        let mode = |p: &Path| std::fs::metadata(p).expect("file").permissions().mode() & 0o777;
+        for path in ["compose/broker-1.env", "compose/.env"] {
+            assert_eq!(mode(&host.join(path)), 0o600, "{path}");
+        }
+        assert_eq!(mode(&home.join("sec").join(mom_operator::secrets::FILE)), 0o600);
     }
+}
+
+#[test]
+fn tls_renders_a_redirect_an_https_server_and_a_private_key_nginx_accepts() {
+    let dir = TempDir::new("render-tls");
+    let yaml = config::default_file("tls").replace("tls: null", "tls: self_signed");
+    dir.write("mom.yaml", &yaml);
+    let home = dir.path().join("momctl-home");
+    let home_var = home.display().to_string();
+    let out = momctl(
+        dir.path(),
+        &["render", "--out", "out"],
+        &[("MOM_ADMIN_PASSWORD", "x"), ("MOMCTL_HOME", &home_var)],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let host = dir.path().join("out/local");
+    let conf = std::fs::read_to_string(host.join("nginx/nginx.conf")).expect("nginx.conf");
+    for needed in [
+        "listen 443 ssl http2;",
+        "listen 90 ssl http2;",
+        "ssl_protocols TLSv1.2 TLSv1.3;",
+        "return 308 https://$host:8443$request_uri;",
+    ] {
+        assert!(conf.contains(needed), "missing `{needed}` in:\n{conf}");
+    }
+    let compose = std::fs::read_to_string(host.join("compose/compose.yml")).expect("compose");
+    assert!(compose.contains("\"127.0.0.1:8443:443\""), "{compose}");
+    assert!(compose.contains("../nginx/tls/server.key:/etc/nginx/mom-server.key:ro"), "{compose}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).expect("file").permissions().mode() & 0o777;
+        assert_eq!(mode(&host.join("nginx/tls/server.key")), 0o600);
+        assert_eq!(mode(&home.join("tls/nginx-key.pem")), 0o600);
+        assert_eq!(mode(&home.join("tls/ca-key.pem")), 0o600);
+    }
+    // The same certificate as the cluster's directory keeps (made once, by its CA).
+    let cert = std::fs::read_to_string(host.join("nginx/tls/server.crt")).expect("cert");
+    assert_eq!(cert, std::fs::read_to_string(home.join("tls/nginx-cert.pem")).expect("kept"));
+    if !require("nginx") {
+        return;
+    }
+    let conf = conf
+        .replace("/etc/nginx/mom-server.crt", &host.join("nginx/tls/server.crt").display().to_string())
+        .replace("/etc/nginx/mom-server.key", &host.join("nginx/tls/server.key").display().to_string());
+    let path = dir.write("nginx-tls.conf", &conf);
+    let out = Command::new("nginx")
+        .args(["-t", "-p"])
+        .arg(dir.path())
+        .arg("-c")
+        .arg(&path)
+        .output()
+        .expect("run nginx -t");
+    assert!(out.status.success(), "nginx -t: {}", text(&out.stderr));
 }
 
 #[test]

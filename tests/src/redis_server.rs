@@ -25,6 +25,8 @@ pub struct RedisServer {
     child: Option<Child>,
     log: PathBuf,
     dir: TempDir,
+    /// `requirepass`, when the server demands one.
+    password: Option<String>,
 }
 
 impl RedisServer {
@@ -38,7 +40,16 @@ impl RedisServer {
             child: None,
             log,
             dir,
+            password: None,
         }
+    }
+
+    /// A started server that refuses clients without `password` (`--requirepass`).
+    pub async fn started_with_password(persistence: Persistence, password: &str) -> Self {
+        let mut server = Self::new(persistence);
+        server.password = Some(password.to_string());
+        server.start().await;
+        server
     }
 
     /// A started server.
@@ -52,9 +63,17 @@ impl RedisServer {
         self.port
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://127.0.0.1:<port>`, without the password.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// [`RedisServer::url`] with the password, when there is one.
+    pub fn authed_url(&self) -> String {
+        match &self.password {
+            Some(p) => format!("redis://:{p}@127.0.0.1:{}", self.port),
+            None => self.url(),
+        }
     }
 
     /// Starts the server (again) on its port and data dir and waits until it answers PING.
@@ -78,7 +97,10 @@ impl RedisServer {
                 "always",
             ])
             .args(["--daemonize", "no", "--protected-mode", "no"]);
-        let url = self.url();
+        if let Some(p) = &self.password {
+            cmd.args(["--requirepass", p]);
+        }
+        let url = self.authed_url();
         let what = format!("private Redis on port {}", self.port);
         let child = self.child.insert(spawn_logged(&mut cmd, &self.log));
         wait_child_ready(child, &what, &self.log, Duration::from_secs(10), || {
@@ -118,7 +140,7 @@ impl RedisServer {
 
     /// Runs `name arg` on the server; fails the test on any error.
     pub async fn command<T: redis::FromRedisValue>(&self, name: &str, arg: &str) -> T {
-        let mut con = connect(&self.url())
+        let mut con = connect(&self.authed_url())
             .await
             .unwrap_or_else(|e| panic!("cannot connect to private Redis: {e}"));
         redis::cmd(name)

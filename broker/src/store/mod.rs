@@ -36,8 +36,25 @@ pub struct Redis {
 impl Redis {
     /// Fails only on a malformed URL; connecting happens in [`Redis::run`].
     pub fn new(url: &str, prefix: &str, timeout: Duration) -> Result<Arc<Self>, redis::RedisError> {
+        Self::with_password(url, None, prefix, timeout)
+    }
+
+    /// [`Redis::new`] authenticating with `password` (Redis `requirepass`), which replaces any
+    /// password in the URL: the password can come from its own environment variable, so the
+    /// URL (which tools print) need not carry it.
+    pub fn with_password(
+        url: &str,
+        password: Option<&str>,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<Arc<Self>, redis::RedisError> {
+        use redis::IntoConnectionInfo;
+        let mut info = url.into_connection_info()?;
+        if let Some(p) = password {
+            info.redis.password = Some(p.to_string());
+        }
         Ok(Arc::new(Redis {
-            client: redis::Client::open(url)?,
+            client: redis::Client::open(info)?,
             conn: RwLock::new(None),
             healthy: AtomicBool::new(false),
             timeout,
