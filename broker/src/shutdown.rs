@@ -95,6 +95,13 @@ impl Connections {
     pub fn track<M>(&self, make: M, draining: CancellationToken) -> Track<M> {
         Track { make, connections: self.clone(), draining }
     }
+
+    /// One connection's service, counted and closing on drain as in [`Connections::track`] (for
+    /// a server loop that builds a service per connection itself).
+    pub fn serve<S>(&self, inner: S, draining: CancellationToken) -> Tracked<S> {
+        self.open.fetch_add(1, Ordering::SeqCst);
+        Tracked { inner, draining, _open: Arc::new(Open(self.clone())) }
+    }
 }
 
 /// One open connection; dropped with the last clone of its service.
@@ -132,14 +139,9 @@ where
     }
 
     fn call(&mut self, target: T) -> Self::Future {
-        self.connections.open.fetch_add(1, Ordering::SeqCst);
-        let open = Arc::new(Open(self.connections.clone()));
-        let draining = self.draining.clone();
+        let (connections, draining) = (self.connections.clone(), self.draining.clone());
         let made = self.make.call(target);
-        Box::pin(async move {
-            let inner = made.await?;
-            Ok(Tracked { inner, draining, _open: open })
-        })
+        Box::pin(async move { Ok(connections.serve(made.await?, draining)) })
     }
 }
 
