@@ -80,11 +80,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     });
     let drain_timeout = config.drain_timeout();
+    let connections = shutdown::Connections::default();
     let graceful = {
-        let (broker, terminate) = (broker.clone(), terminate.clone());
+        let (broker, terminate, connections) = (broker.clone(), terminate.clone(), connections.clone());
         async move {
             terminate.cancelled().await;
-            shutdown::drain(broker, drain_timeout).await;
+            shutdown::drain(broker, drain_timeout, &connections).await;
         }
     };
     // gRPC beside HTTP: it closes its listener when the drain steps are done (the same moment
@@ -103,7 +104,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tokio::spawn(grpc::serve(broker.clone(), listener, stop))
     });
     let sqs = crate::sqs::SqsSettings { public_url: config.public_url.clone(), region: config.region.clone() };
+    let draining = broker.draining.clone();
     let app = http::router(broker, sqs).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = connections.track(app, draining);
     let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
     let deadline = async {
         terminate.cancelled().await;

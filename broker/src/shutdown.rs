@@ -1,15 +1,33 @@
 //! Graceful stop. On SIGTERM (or Ctrl-C) the node drains: readiness turns 503 at once, it
 //! deregisters from ZooKeeper, held long polls answer with what they have, and it keeps serving
-//! what arrives for a moment so load balancers and clients move away; then the listener closes,
-//! requests in flight finish, and the process exits — all within the drain timeout.
+//! what arrives for a moment so load balancers and clients move away. From then on every answer
+//! says `Connection: close`, so a client (NGINX) learns from the answer itself that the
+//! connection ends. Idle keep-alive connections are kept open until their peer closes them (an
+//! NGINX worker of the previous configuration exits) or a bounded time passes: closing them at
+//! once, as hyper's graceful shutdown does, races a request the peer may be writing onto one at
+//! that instant, and NGINX does not resend a POST that met a closed connection (it answers 502).
+//! Then the listener closes, requests in flight finish, and the process exits — all within the
+//! drain timeout.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use axum::http::header::CONNECTION;
+use axum::http::HeaderValue;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::service::Broker;
 
 /// How long a draining node keeps accepting new requests after it deregistered.
 pub const LINGER: Duration = Duration::from_secs(1);
+
+/// The longest a draining node waits for its peers to close idle keep-alive connections.
+pub const IDLE_HOLD: Duration = Duration::from_secs(5);
 
 /// Resolves on SIGTERM or SIGINT.
 pub async fn signal() {
@@ -30,11 +48,136 @@ pub async fn signal() {
     }
 }
 
-/// The drain steps before the listener closes.
-pub async fn drain(broker: Arc<Broker>, drain_timeout: Duration) {
+/// The drain steps before the listener closes: unready, deregistered, the linger, then idle
+/// connections left to their peers for at most [`IDLE_HOLD`] (a quarter of the drain timeout
+/// at most, so requests in flight keep most of it).
+pub async fn drain(broker: Arc<Broker>, drain_timeout: Duration, connections: &Connections) {
     tracing::info!("draining: not ready, deregistering, answering held long polls");
     broker.draining.cancel();
     broker.meta.deregister().await;
     tokio::time::sleep(LINGER.min(drain_timeout / 2)).await;
+    let hold = IDLE_HOLD.min(drain_timeout / 4);
+    if tokio::time::timeout(hold, connections.all_closed()).await.is_err() {
+        tracing::info!(
+            open = connections.open(),
+            "draining: peers kept connections open for {hold:?}; closing the idle ones"
+        );
+    }
     tracing::info!("draining: closing the listener; finishing requests in flight");
+}
+
+/// The HTTP connections being served, counted so that the drain can end as soon as the peers
+/// closed them all.
+#[derive(Clone, Default)]
+pub struct Connections {
+    open: Arc<AtomicUsize>,
+    changed: Arc<Notify>,
+}
+
+impl Connections {
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
+    }
+
+    async fn all_closed(&self) {
+        loop {
+            let changed = self.changed.notified();
+            if self.open() == 0 {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    /// Wraps the server's make-service: each connection's service counts as one open
+    /// connection until hyper drops it (the connection ended), and its answers say
+    /// `Connection: close` once `draining` is cancelled.
+    pub fn track<M>(&self, make: M, draining: CancellationToken) -> Track<M> {
+        Track { make, connections: self.clone(), draining }
+    }
+
+    /// One connection's service, counted and closing on drain as in [`Connections::track`] (for
+    /// a server loop that builds a service per connection itself).
+    pub fn serve<S>(&self, inner: S, draining: CancellationToken) -> Tracked<S> {
+        self.open.fetch_add(1, Ordering::SeqCst);
+        Tracked { inner, draining, _open: Arc::new(Open(self.clone())) }
+    }
+}
+
+/// One open connection; dropped with the last clone of its service.
+struct Open(Connections);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+        self.0.changed.notify_waiters();
+    }
+}
+
+/// See [`Connections::track`].
+#[derive(Clone)]
+pub struct Track<M> {
+    make: M,
+    connections: Connections,
+    draining: CancellationToken,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<M, T> tower::Service<T> for Track<M>
+where
+    M: tower::Service<T>,
+    M::Future: Send + 'static,
+    M::Response: Send + 'static,
+{
+    type Response = Tracked<M::Response>;
+    type Error = M::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.make.poll_ready(cx)
+    }
+
+    fn call(&mut self, target: T) -> Self::Future {
+        let (connections, draining) = (self.connections.clone(), self.draining.clone());
+        let made = self.make.call(target);
+        Box::pin(async move { Ok(connections.serve(made.await?, draining)) })
+    }
+}
+
+/// One connection's service (see [`Connections::track`]).
+#[derive(Clone)]
+pub struct Tracked<S> {
+    inner: S,
+    draining: CancellationToken,
+    _open: Arc<Open>,
+}
+
+impl<S, R, B> tower::Service<R> for Tracked<S>
+where
+    S: tower::Service<R, Response = axum::http::Response<B>>,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        let answer = self.inner.call(request);
+        let draining = self.draining.clone();
+        Box::pin(async move {
+            let mut response = answer.await?;
+            // Checked when the answer is ready: a long poll held across the drain's start
+            // closes its connection too.
+            if draining.is_cancelled() {
+                response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok(response)
+        })
+    }
 }

@@ -16,7 +16,7 @@ use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder,
     ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
     LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
-    StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+    StopContainerOptionsBuilder, TopOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use bollard::Docker;
 use bytes::Bytes;
@@ -58,6 +58,8 @@ pub enum DockerError {
     Build { image: String, message: String },
     #[error("{what}: {message}")]
     Archive { what: String, message: String },
+    #[error("{container}: {problem}")]
+    Timeout { container: String, problem: String },
 }
 
 fn api(what: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> DockerError {
@@ -608,6 +610,64 @@ impl Engine {
                 Ok(Some(content))
             }
             None => Ok(None),
+        }
+    }
+
+    /// The processes of a running container as (pid, command line with its title), as
+    /// `docker top` shows them: NGINX's workers show there whether they still serve or are
+    /// shutting down after a reload.
+    pub async fn processes(&self, container: &str) -> Result<Vec<(String, String)>, DockerError> {
+        let options = TopOptionsBuilder::default().ps_args("-o pid,args").build();
+        let top = self
+            .docker
+            .top_processes(container, Some(options))
+            .await
+            .map_err(api(format!("list the processes of {container}")))?;
+        Ok(top
+            .processes
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| {
+                let mut fields = p.into_iter();
+                Some((fields.next()?, fields.next().unwrap_or_default()))
+            })
+            .collect())
+    }
+
+    /// Reloads NGINX's configuration and returns once the reload took effect: workers of the
+    /// new configuration run and every worker of the old one is shutting down or gone, so no
+    /// old worker takes a new connection. (`nginx -s reload` only signals the master; until
+    /// then the old workers may still route a new request to a broker that the new file left
+    /// out, so the caller stops such a broker only after this.)
+    pub async fn reload_nginx(&self, container: &str, timeout: Duration) -> Result<(), DockerError> {
+        const WORKER: &str = "nginx: worker process";
+        let serving = |procs: &[(String, String)]| -> Vec<String> {
+            procs
+                .iter()
+                .filter(|(_, cmd)| cmd.trim() == WORKER)
+                .map(|(pid, _)| pid.clone())
+                .collect()
+        };
+        let old = serving(&self.processes(container).await?);
+        self.exec(container, &["nginx", "-s", "reload"]).await?;
+        let started = Instant::now();
+        loop {
+            let now = serving(&self.processes(container).await?);
+            let new_started = now.iter().any(|pid| !old.contains(pid));
+            let old_serving = now.iter().any(|pid| old.contains(pid));
+            if new_started && !old_serving {
+                return Ok(());
+            }
+            if started.elapsed() > timeout {
+                return Err(DockerError::Timeout {
+                    container: container.to_string(),
+                    problem: format!(
+                        "NGINX's reload did not take effect within {} s (workers before: {old:?}, now: {now:?})",
+                        timeout.as_secs()
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

@@ -177,7 +177,7 @@ pub async fn apply(
                     engine.write_file_mode(&change.name, path, content, mode).await?;
                 }
                 engine.exec(&change.name, &["nginx", "-t", "-q"]).await?;
-                engine.exec(&change.name, &["nginx", "-s", "reload"]).await
+                engine.reload_nginx(&change.name, NGINX_RELOAD_TIMEOUT).await
             },
         )
         .await?;
@@ -301,9 +301,10 @@ pub async fn teardown(
     Ok(())
 }
 
-/// How long NGINX gets after a reload before the broker it no longer routes to is stopped: its
-/// master starts the new workers and tells the old ones to finish what they hold.
-const NGINX_SETTLE: Duration = Duration::from_secs(1);
+/// How long NGINX's master may take to start the workers of a new configuration and tell the old
+/// ones to finish what they hold (it takes milliseconds; a reload that never takes effect, e.g. a
+/// master that cannot read the file, fails the step instead of stopping a broker still in use).
+const NGINX_RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One broker's part of a rolling upgrade.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -495,20 +496,26 @@ async fn upgrade_one(
                     .write_file(nginx, NGINX_CONF_TARGET, nginx_conf)
                     .await?;
                 engine.exec(nginx, &["nginx", "-t", "-q"]).await?;
-                engine.exec(nginx, &["nginx", "-s", "reload"]).await?;
-                tokio::time::sleep(NGINX_SETTLE).await;
-                Ok::<_, DockerError>(())
+                // Only once no old worker takes new requests may the old broker be stopped.
+                engine.reload_nginx(nginx, NGINX_RELOAD_TIMEOUT).await
             },
         )
         .await;
         if let Err(e) = switched {
-            // NGINX still routes to the old container (a failed `nginx -t` loads nothing).
-            let _ = engine.remove_container(name).await;
+            let kept = if matches!(e, DockerError::Timeout { .. }) {
+                // The reload may still take effect: both containers keep serving, and running
+                // the upgrade again picks up from here.
+                format!("{name} and {} both kept", one.old_container)
+            } else {
+                // NGINX still routes to the old container (a failed `nginx -t` loads nothing).
+                let _ = engine.remove_container(name).await;
+                format!("{name} removed, {} keeps serving", one.old_container)
+            };
             record.total_s = started.elapsed().as_secs_f64();
             return (
                 record,
                 Some((
-                    format!("{}: switching NGINX failed: {e}", one.service),
+                    format!("{}: switching NGINX failed ({kept}): {e}", one.service),
                     None,
                 )),
             );

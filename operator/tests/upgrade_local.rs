@@ -29,6 +29,11 @@ const BAD_LINE: &str = "mom-e2e-bad: this image never serves";
 /// Cycles (send, receive, ack) per second: about 3 requests each.
 const CYCLES_PER_S: &str = "150";
 const MIN_REQUESTS_PER_S: f64 = 300.0;
+/// The load generator's workers, each on its own keep-alive connection.
+const CONCURRENCY: u64 = 24;
+/// NGINX reloads while the load runs: 3 brokers upgraded, 3 rolled back (the bad image never
+/// reaches NGINX).
+const NGINX_RELOADS: u64 = 6;
 
 /// Where cargo put this test: `<target>/<profile>/deps/…`.
 fn profile_dir() -> Option<PathBuf> {
@@ -111,7 +116,7 @@ impl Load {
                 "--rate",
                 CYCLES_PER_S,
                 "--concurrency",
-                "24",
+                &*CONCURRENCY.to_string(),
                 "--max-duration",
                 "600",
             ])
@@ -192,6 +197,28 @@ fn brokers(dir: &Path) -> Vec<(String, String, u64, Option<String>)> {
         .collect()
 }
 
+/// NGINX's error log lines (warn and worse) and the access log lines of 5xx answers.
+async fn nginx_problems(docker: &Docker, cluster: &str) -> Vec<String> {
+    let options = bollard::query_parameters::LogsOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .build();
+    let mut logs = Box::pin(docker.logs(&format!("mom-{cluster}-nginx"), Some(options)));
+    let mut text = String::new();
+    while let Some(Ok(chunk)) = logs.next().await {
+        text.push_str(&chunk.to_string());
+    }
+    text.lines()
+        .filter(|l| {
+            ["[warn]", "[error]", "[crit]", "[alert]", "[emerg]"]
+                .iter()
+                .any(|level| l.contains(level))
+                || l.contains("\" 50")
+        })
+        .map(str::to_string)
+        .collect()
+}
+
 fn assert_all_on(dir: &Path, image: &str, generation: u64) {
     let brokers = brokers(dir);
     assert_eq!(brokers.len(), 3, "{brokers:?}");
@@ -206,7 +233,6 @@ fn assert_all_on(dir: &Path, image: &str, generation: u64) {
 }
 
 #[test]
-#[ignore = "issue 8 open: NGINX's reload closes idle client keep-alive connections, and a request written into one at that instant fails (1-7 per upgrade); see the closing note"]
 fn rolling_upgrade_bad_image_and_rollback_under_load() {
     let rt = runtime();
     let Some(docker) = docker_or_skip(&rt) else {
@@ -291,8 +317,25 @@ fn rolling_upgrade_bad_image_and_rollback_under_load() {
     std::thread::sleep(Duration::from_secs(2));
     let verdict = load.finish();
     eprintln!("load verdict: {verdict:#}");
+    let nginx_problems = rt.block_on(nginx_problems(&docker, &unique.cluster));
+    eprintln!(
+        "NGINX error log and 5xx access lines ({}):\n{}",
+        nginx_problems.len(),
+        nginx_problems.join("\n")
+    );
     let duplicates = verdict["duplicates"].as_u64().unwrap_or(0);
     eprintln!("duplicates delivered during the upgrades: {duplicates}");
+    let retries = verdict["stale_connection_retries"].as_u64().unwrap_or(0);
+    eprintln!(
+        "stale_connection_retries (resent once after the client-side keep-alive race): {retries}"
+    );
+    // The race hits an idle client connection at most once per reload; more would be a server
+    // closing connections for another reason, hidden by the resends.
+    assert!(
+        retries <= CONCURRENCY * NGINX_RELOADS,
+        "{retries} stale-connection resends for {NGINX_RELOADS} reloads: {:#}",
+        verdict["stale_connection_retry_log"]
+    );
     let rps = verdict["requests_per_s"].as_f64().unwrap_or(0.0);
     assert!(
         rps >= MIN_REQUESTS_PER_S,

@@ -4,8 +4,13 @@
 //! Every request is built by [`Endpoint::request`], the one place that adds the
 //! `Authorization: Bearer <token>` header obtained by [`Endpoint::login`].
 
+use std::fmt;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -13,7 +18,8 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::{message_json, Error, Result, Scenario, Scenarios};
@@ -109,6 +115,56 @@ impl Endpoint {
 pub struct Conn {
     endpoint: Arc<Endpoint>,
     sender: Option<SendRequest<Full<Bytes>>>,
+    /// Bytes read so far on the current connection (shared with its I/O).
+    read: Arc<AtomicU64>,
+    /// Requests answered on the current connection: more than 0 means the next one reuses it.
+    answered: u64,
+}
+
+/// Why a request got no answer: the classes a client must tell apart to know what it may resend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailKind {
+    /// No TCP connection could be made (refused, unreachable).
+    Connect,
+    /// The connection had answered requests before and ended before this request got a single
+    /// byte of answer: the keep-alive race (RFC 9112 §9.3.1), where the server closed an idle
+    /// connection just as the client wrote onto it. Safe to resend if the request is idempotent.
+    StaleConnection,
+    /// A fresh connection ended before any byte of answer: the request may have been processed.
+    ClosedBeforeResponse,
+    /// The connection ended after part of the answer had arrived.
+    ClosedMidResponse,
+    /// No whole answer within the client's timeout.
+    Timeout,
+    /// Anything else (a malformed answer, a local error).
+    Other,
+}
+
+impl FailKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            FailKind::Connect => "connect",
+            FailKind::StaleConnection => "stale_connection",
+            FailKind::ClosedBeforeResponse => "closed_before_response",
+            FailKind::ClosedMidResponse => "closed_mid_response",
+            FailKind::Timeout => "timeout",
+            FailKind::Other => "other",
+        }
+    }
+}
+
+/// A request that got no answer, classified.
+#[derive(Debug)]
+pub struct CallFailure {
+    pub kind: FailKind,
+    pub error: Error,
+}
+
+impl fmt::Display for CallFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind.name(), self.error)
+    }
 }
 
 impl Conn {
@@ -116,14 +172,23 @@ impl Conn {
         Conn {
             endpoint,
             sender: None,
+            read: Arc::new(AtomicU64::new(0)),
+            answered: 0,
         }
     }
 
     async fn sender(&mut self) -> Result<&mut SendRequest<Full<Bytes>>> {
         if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
+            self.sender = None;
+            self.answered = 0;
             let stream = TcpStream::connect(self.endpoint.addr).await?;
             stream.set_nodelay(true)?;
-            let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
+            self.read = Arc::new(AtomicU64::new(0));
+            let io = Counted {
+                inner: stream,
+                read: self.read.clone(),
+            };
+            let (sender, conn) = http1::handshake(TokioIo::new(io)).await?;
             tokio::spawn(async move {
                 // The connection ends when the sender is dropped or the peer closes; the next
                 // request notices through `is_closed` and reconnects.
@@ -143,20 +208,86 @@ impl Conn {
         path: &Uri,
         body: Bytes,
     ) -> Result<(StatusCode, Bytes)> {
-        let req = self.endpoint.request(method, path, body)?;
-        let result = async {
-            let sender = self.sender().await?;
-            sender.ready().await?;
-            let res = sender.send_request(req).await?;
-            let status = res.status();
-            let bytes = res.into_body().collect().await?.to_bytes();
-            Ok::<_, Error>((status, bytes))
+        self.call_classified(method, path, body, None)
+            .await
+            .map_err(|f| f.error)
+    }
+
+    /// One request, at most `timeout` long; a failure says what kind it is (see [`FailKind`]),
+    /// so that a caller can resend exactly what an HTTP client may resend.
+    pub async fn call_classified(
+        &mut self,
+        method: Method,
+        path: &Uri,
+        body: Bytes,
+        timeout: Option<Duration>,
+    ) -> Result<(StatusCode, Bytes), CallFailure> {
+        let req = self
+            .endpoint
+            .request(method, path, body)
+            .map_err(|error| CallFailure {
+                kind: FailKind::Other,
+                error,
+            })?;
+        let exchange = async {
+            self.sender().await.map_err(|error| {
+                let kind = match &error {
+                    Error::Io(_) => FailKind::Connect,
+                    _ => FailKind::Other,
+                };
+                CallFailure { kind, error }
+            })?;
+            // After `sender()`: a connection it just made has answered nothing yet.
+            let reused = self.answered > 0;
+            let read = self.read.clone();
+            let read_before = read.load(Ordering::Relaxed);
+            let sender = self.sender.as_mut().ok_or_else(|| CallFailure {
+                kind: FailKind::Other,
+                error: Error::Protocol("no HTTP connection".into()),
+            })?;
+            let answer = async {
+                sender.ready().await?;
+                let res = sender.send_request(req).await?;
+                let status = res.status();
+                let bytes = res.into_body().collect().await?.to_bytes();
+                Ok::<_, Error>((status, bytes))
+            };
+            answer.await.map_err(|error| {
+                let kind = if read.load(Ordering::Relaxed) > read_before {
+                    FailKind::ClosedMidResponse
+                } else if reused {
+                    FailKind::StaleConnection
+                } else {
+                    FailKind::ClosedBeforeResponse
+                };
+                CallFailure { kind, error }
+            })
+        };
+        let result = match timeout {
+            Some(limit) => tokio::time::timeout(limit, exchange)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(CallFailure {
+                        kind: FailKind::Timeout,
+                        error: Error::Protocol(format!(
+                            "no answer within {} s",
+                            limit.as_secs_f64()
+                        )),
+                    })
+                }),
+            None => exchange.await,
+        };
+        match result {
+            Ok(answer) => {
+                self.answered += 1;
+                Ok(answer)
+            }
+            Err(failure) => {
+                self.sender = None;
+                self.answered = 0;
+                Err(failure)
+            }
         }
-        .await;
-        if result.is_err() {
-            self.sender = None;
-        }
-        result
     }
 
     /// A request that must answer `expected`.
@@ -382,5 +513,58 @@ impl Setup {
             )
             .await?;
         Ok(())
+    }
+}
+
+/// A TCP stream that counts the bytes it read, so that a failed request can tell whether any
+/// byte of its answer had arrived (only then may it have been processed, for a keep-alive race).
+struct Counted {
+    inner: TcpStream,
+    read: Arc<AtomicU64>,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let got = buf.filled().len().saturating_sub(before) as u64;
+        if got > 0 {
+            self.read.fetch_add(got, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 }

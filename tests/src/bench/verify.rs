@@ -6,12 +6,17 @@
 //! report counts failed requests (non-2xx answers, connection errors), acknowledged sends never
 //! received (lost), and messages delivered more than once (duplicates).
 //!
-//! A request that the HTTP client never wrote (the keep-alive connection was found closed, e.g.
-//! by an NGINX reload, before it went out) is sent again on a new connection, as any HTTP client
-//! does; those are counted (`resent_unwritten`), not failed. Anything that was written and got no
-//! 2xx answer is a failure.
+//! Every failure is classified ([`FailKind`], or `http_<status>_nginx`/`http_<status>_broker` for
+//! an answer that is not 2xx) and counted by kind. One kind is resent, once, on a new connection,
+//! as well-behaved HTTP clients do (RFC 9112 §9.3.1; Go's net/http, browsers, the AWS SDKs): a
+//! request that failed on a *reused* keep-alive connection before a single byte of answer arrived
+//! — the server (NGINX, on a reload) closed the idle connection just as the request was written.
+//! Every request here is safe to resend: sends carry `dedup_id`, an ack of an acked receipt
+//! is a no-op, and a resent receive at worst makes a message come again later (counted as a
+//! duplicate). Those resends are never hidden: `stale_connection_retries` counts them (with
+//! when each happened), and a resend that fails too is a failure.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,7 +26,7 @@ use hyper::{Method, StatusCode, Uri};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::http::{Conn, Endpoint};
+use super::http::{CallFailure, Conn, Endpoint, FailKind};
 use super::{Error, Result};
 
 /// How the verification runs.
@@ -49,6 +54,9 @@ pub struct Failure {
     /// Wall-clock time, milliseconds since the Unix epoch (to line up with other logs).
     pub at_unix_ms: u128,
     pub request: String,
+    /// `connect`, `stale_connection`, `closed_before_response`, `closed_mid_response`,
+    /// `timeout`, `other`, or `http_<status>_nginx` / `http_<status>_broker`.
+    pub kind: String,
     pub error: String,
 }
 
@@ -64,7 +72,13 @@ pub struct Verdict {
     pub failed: u64,
     /// The first failures (up to 50).
     pub failures: Vec<Failure>,
-    pub resent_unwritten: u64,
+    /// Failed requests by kind (see [`Failure::kind`]).
+    pub failures_by_kind: BTreeMap<String, u64>,
+    /// Requests that failed on a reused keep-alive connection before any byte of answer and were
+    /// sent again on a new connection (not counted in `failed` unless the resend failed too).
+    pub stale_connection_retries: u64,
+    /// The first of those (up to 50), to line up with what the server side did at that moment.
+    pub stale_connection_retry_log: Vec<Failure>,
     pub sent_acknowledged: u64,
     /// Sends that failed (the message may or may not be stored).
     pub send_failed: u64,
@@ -90,7 +104,9 @@ struct Tally {
     requests: u64,
     failed: u64,
     failures: Vec<Failure>,
-    resent_unwritten: u64,
+    failures_by_kind: BTreeMap<String, u64>,
+    stale_connection_retries: u64,
+    stale_connection_retry_log: Vec<Failure>,
     sent: BTreeSet<String>,
     send_failed: u64,
     received: HashMap<String, u32>,
@@ -98,6 +114,8 @@ struct Tally {
 }
 
 const MAX_FAILURES_KEPT: usize = 50;
+/// Longer than any answer takes here (long polls hold 1 s); past it a request is a `timeout`.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 struct Shared {
     tally: Mutex<Tally>,
@@ -109,17 +127,32 @@ impl Shared {
         self.tally.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn fail(&self, request: &str, error: String) {
-        let at_s = self.started.elapsed().as_secs_f64();
+    fn failure(&self, request: &str, kind: &str, error: String) -> Failure {
+        Failure {
+            at_s: self.started.elapsed().as_secs_f64(),
+            at_unix_ms: unix_ms(),
+            request: request.to_string(),
+            kind: kind.to_string(),
+            error,
+        }
+    }
+
+    fn fail(&self, request: &str, kind: &str, error: String) {
+        let failure = self.failure(request, kind, error);
         let mut t = self.tally();
         t.failed += 1;
+        *t.failures_by_kind.entry(kind.to_string()).or_insert(0) += 1;
         if t.failures.len() < MAX_FAILURES_KEPT {
-            t.failures.push(Failure {
-                at_s,
-                at_unix_ms: unix_ms(),
-                request: request.to_string(),
-                error,
-            });
+            t.failures.push(failure);
+        }
+    }
+
+    fn retried_stale(&self, request: &str, failure: &CallFailure) {
+        let record = self.failure(request, failure.kind.name(), failure.error.to_string());
+        let mut t = self.tally();
+        t.stale_connection_retries += 1;
+        if t.stale_connection_retry_log.len() < MAX_FAILURES_KEPT {
+            t.stale_connection_retry_log.push(record);
         }
     }
 
@@ -173,30 +206,45 @@ fn unix_ms() -> u128 {
         .unwrap_or(0)
 }
 
-fn is_unwritten(e: &Error) -> bool {
-    matches!(e, Error::Http(h) if h.is_canceled())
-}
-
 impl Worker {
     /// One request; a 2xx answer's body, or None (recorded as a failure).
     async fn call(&mut self, name: &str, path: &Uri, body: Bytes) -> Option<Bytes> {
-        let mut result = self.conn.call(Method::POST, path, body.clone()).await;
-        // Never written: safe to send again, once, on a new connection.
-        if result.as_ref().err().is_some_and(is_unwritten) {
-            self.shared.tally().resent_unwritten += 1;
-            result = self.conn.call(Method::POST, path, body).await;
+        let mut result = self
+            .conn
+            .call_classified(Method::POST, path, body.clone(), Some(REQUEST_TIMEOUT))
+            .await;
+        // The keep-alive race: resent once on a new connection (every request here is safe to
+        // resend; see the module's doc), and counted.
+        if let Err(failure) = &result {
+            if failure.kind == FailKind::StaleConnection {
+                self.shared.retried_stale(name, failure);
+                result = self
+                    .conn
+                    .call_classified(Method::POST, path, body, Some(REQUEST_TIMEOUT))
+                    .await;
+            }
         }
         self.shared.tally().requests += 1;
         match result {
             Ok((status, bytes)) if status.is_success() => Some(bytes),
             Ok((status, bytes)) => {
                 let text = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
-                self.shared
-                    .fail(name, format!("HTTP {}: {text}", status.as_u16()));
+                // NGINX's own error pages are HTML; the broker answers JSON.
+                let from = if text.trim_start().starts_with('<') {
+                    "nginx"
+                } else {
+                    "broker"
+                };
+                self.shared.fail(
+                    name,
+                    &format!("http_{}_{from}", status.as_u16()),
+                    format!("HTTP {}: {text}", status.as_u16()),
+                );
                 None
             }
-            Err(e) => {
-                self.shared.fail(name, format!("connection: {e}"));
+            Err(failure) => {
+                self.shared
+                    .fail(name, failure.kind.name(), failure.error.to_string());
                 None
             }
         }
@@ -230,7 +278,7 @@ impl Worker {
             Ok(got) => got,
             Err(e) => {
                 self.shared
-                    .fail("receive", format!("unreadable answer: {e}"));
+                    .fail("receive", "other", format!("unreadable answer: {e}"));
                 return 0;
             }
         };
@@ -255,7 +303,9 @@ impl Worker {
                         }
                     }
                 }
-                Err(e) => self.shared.fail("ack", format!("unreadable answer: {e}")),
+                Err(e) => self
+                    .shared
+                    .fail("ack", "other", format!("unreadable answer: {e}")),
             }
         }
         got.messages.len()
@@ -368,7 +418,9 @@ pub async fn run(endpoint: Arc<Endpoint>, config: Config) -> Result<Verdict> {
         },
         failed: t.failed,
         failures: t.failures.clone(),
-        resent_unwritten: t.resent_unwritten,
+        failures_by_kind: t.failures_by_kind.clone(),
+        stale_connection_retries: t.stale_connection_retries,
+        stale_connection_retry_log: t.stale_connection_retry_log.clone(),
         sent_acknowledged: t.sent.len() as u64,
         send_failed: t.send_failed,
         received: t.received.values().map(|&n| u64::from(n)).sum(),

@@ -290,12 +290,22 @@ async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
     };
     let v = verify::run(endpoint, config).await?;
     eprintln!(
-        "mom-bench verify: {} requests in {:.1} s ({:.0} req/s), failed {}, sent {} (failed {}), received {} ({} unique, {} duplicates), acked {}, lost {}, resent unwritten {}",
-        v.requests, v.load_s, v.requests_per_s, v.failed, v.sent_acknowledged, v.send_failed,
-        v.received, v.received_unique, v.duplicates, v.acked, v.lost, v.resent_unwritten
+        "mom-bench verify: {} requests in {:.1} s ({:.0} req/s), failed {} {:?}, sent {} (failed {}), received {} ({} unique, {} duplicates), acked {}, lost {}, stale_connection_retries {}",
+        v.requests, v.load_s, v.requests_per_s, v.failed, v.failures_by_kind, v.sent_acknowledged,
+        v.send_failed, v.received, v.received_unique, v.duplicates, v.acked, v.lost,
+        v.stale_connection_retries
     );
     for f in v.failures.iter().take(10) {
-        eprintln!("  failed at {:.2} s: {} {}", f.at_s, f.request, f.error);
+        eprintln!(
+            "  failed at {:.2} s (unix ms {}): {} [{}] {}",
+            f.at_s, f.at_unix_ms, f.request, f.kind, f.error
+        );
+    }
+    for r in v.stale_connection_retry_log.iter().take(10) {
+        eprintln!(
+            "  resent at {:.2} s (unix ms {}): {} [{}] {}",
+            r.at_s, r.at_unix_ms, r.request, r.kind, r.error
+        );
     }
     let text = serde_json::to_string_pretty(&v)?;
     match &a.json {
