@@ -103,7 +103,10 @@ fn tls_at_nginx_and_authenticated_stores() {
         unique
             .yaml(1)
             .replace(BROKER_IMAGE, &image)
-            .replace("tls: null }", &format!("tls: {tls}, https_port: {https_port}, grpc_port: null }}"))
+            .replace(
+                &format!("grpc_port: {}, tls: null }}", unique.grpc_port),
+                &format!("grpc_port: null, tls: {tls}, https_port: {https_port} }}"),
+            )
     };
     dir.write("mom.yaml", &yaml("self_signed"));
     let _down = Down(dir.path());
