@@ -1227,28 +1227,7 @@ pub async fn apply(
         .map(|c| c.name.clone())
         .collect();
     if !ids.is_empty() {
-        timed(
-            report,
-            format!("terminate instance(s) {}", ids.join(", ")),
-            false,
-            async {
-                client
-                    .terminate_instances()
-                    .set_instance_ids(Some(ids.clone()))
-                    .send()
-                    .await
-                    .map_err(|e| ec2.fail("TerminateInstances", e))?;
-                Ok(())
-            },
-        )
-        .await?;
-        timed(
-            report,
-            "wait until terminated".to_string(),
-            true,
-            ec2.wait_terminated(ids),
-        )
-        .await?;
+        terminate(ec2, ids, report).await?;
     }
     for change in of(Kind::Address, Action::Remove) {
         let allocation = change.name.clone();
@@ -1271,6 +1250,26 @@ pub async fn apply(
     Ok(())
 }
 
+/// Terminates `ids` and waits until EC2 reports them terminated (each a reported step).
+async fn terminate(ec2: &Ec2, ids: Vec<String>, report: &dyn Reporter) -> Result<(), AwsError> {
+    timed(
+        report,
+        format!("terminate instance(s) {}", ids.join(", ")),
+        false,
+        async {
+            ec2.client
+                .terminate_instances()
+                .set_instance_ids(Some(ids.clone()))
+                .send()
+                .await
+                .map_err(|e| ec2.fail("TerminateInstances", e))?;
+            Ok(())
+        },
+    )
+    .await?;
+    timed(report, "wait until terminated".to_string(), true, ec2.wait_terminated(ids)).await
+}
+
 /// Removes every EC2 resource tagged with the cluster (nothing else), then the cluster's local
 /// directory of keys and certificates.
 pub async fn teardown(
@@ -1282,28 +1281,7 @@ pub async fn teardown(
     let client = &ec2.client;
     let ids: Vec<String> = observed.instances.iter().map(|i| i.id.clone()).collect();
     if !ids.is_empty() {
-        timed(
-            report,
-            format!("terminate instance(s) {}", ids.join(", ")),
-            false,
-            async {
-                client
-                    .terminate_instances()
-                    .set_instance_ids(Some(ids.clone()))
-                    .send()
-                    .await
-                    .map_err(|e| ec2.fail("TerminateInstances", e))?;
-                Ok(())
-            },
-        )
-        .await?;
-        timed(
-            report,
-            "wait until terminated".to_string(),
-            true,
-            ec2.wait_terminated(ids),
-        )
-        .await?;
+        terminate(ec2, ids, report).await?;
     }
     for address in &observed.addresses {
         timed(

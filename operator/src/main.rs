@@ -436,18 +436,9 @@ async fn aws_down(aws_desired: &AwsDesired, yes: bool) -> Result<ExitCode> {
             }
         }
     }
-    if !yes {
-        if !std::io::stdin().is_terminal() {
-            bail!("refusing to remove without confirmation: pass --yes");
-        }
-        print!("Terminate and delete all of it, with the data on the instances? [y/N] ");
-        std::io::stdout().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            println!("nothing removed");
-            return Ok(ExitCode::FAILURE);
-        }
+    if !yes && !confirmed("Terminate and delete all of it, with the data on the instances?")? {
+        println!("nothing removed");
+        return Ok(ExitCode::FAILURE);
     }
     let started = Instant::now();
     if let Some((engine, owned)) = &local {
@@ -694,18 +685,9 @@ async fn down(file: &Path, yes: bool) -> Result<ExitCode> {
             println!("  - {kind} {name}");
         }
     }
-    if !yes {
-        if !std::io::stdin().is_terminal() {
-            bail!("refusing to remove without confirmation: pass --yes");
-        }
-        print!("Remove all of it, with the messages and metadata in the volumes? [y/N] ");
-        std::io::stdout().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            println!("nothing removed");
-            return Ok(ExitCode::FAILURE);
-        }
+    if !yes && !confirmed("Remove all of it, with the messages and metadata in the volumes?")? {
+        println!("nothing removed");
+        return Ok(ExitCode::FAILURE);
     }
     let started = Instant::now();
     exec::teardown(&engine, &owned, &Lines).await?;
@@ -816,4 +798,16 @@ async fn rolling_upgrade(file: &Path, target: Target<'_>, rolling: &Rolling) -> 
         }
     );
     Ok(ExitCode::FAILURE)
+}
+
+/// Asks `question` on the terminal; without one, refuses (a script must pass `--yes`).
+fn confirmed(question: &str) -> Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!("refusing to remove without confirmation: pass --yes");
+    }
+    print!("{question} [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
