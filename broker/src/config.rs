@@ -53,6 +53,16 @@ pub struct Config {
     #[arg(long, env = "MOM_REDIS_TIMEOUT_MS", default_value_t = 2000)]
     pub redis_timeout_ms: u64,
 
+    /// Replicas that must confirm a send or publish (Redis `WAIT`) before it is acknowledged; 0
+    /// acknowledges once the primary has it (asynchronous replication: a failover can lose the
+    /// last writes). When fewer confirm in time the send answers 503: it may have been stored.
+    #[arg(long, env = "MOM_REDIS_MIN_REPLICAS_ACK", default_value_t = 0)]
+    pub redis_min_replicas_ack: u32,
+
+    /// How long a send waits for those confirmations, in ms (kept below `MOM_REDIS_TIMEOUT_MS`).
+    #[arg(long, env = "MOM_REDIS_REPLICA_ACK_TIMEOUT_MS", default_value_t = 1000)]
+    pub redis_replica_ack_timeout_ms: u64,
+
     /// Name of the first admin, created when no admin exists.
     #[arg(long, env = "MOM_ADMIN_USER", default_value = "admin")]
     pub admin_user: String,
@@ -115,6 +125,28 @@ pub struct Config {
     /// Log format: text or json.
     #[arg(long, env = "MOM_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+
+    /// Largest request body any front door reads (native API, SQS endpoint, one gRPC message), in
+    /// bytes; past it 413 `message_too_large` (SQS: 413 `RequestEntityTooLarge`; gRPC:
+    /// INVALID_ARGUMENT). The default is the API's 5 MiB.
+    #[arg(long, env = "MOM_MAX_REQUEST_BYTES", default_value_t = crate::http::MAX_REQUEST_BYTES as u64,
+        value_parser = clap::value_parser!(u64).range(1024..=(1 << 30)))]
+    pub max_request_bytes: u64,
+
+    /// Seconds a client has to send a request's headers (slowloris); also how long an idle
+    /// HTTP/1.1 keep-alive connection stays open. 0 disables.
+    #[arg(long, env = "MOM_HEADER_READ_TIMEOUT_S", default_value_t = 30)]
+    pub header_read_timeout_s: u64,
+
+    /// Client connections this node holds open (HTTP and gRPC together); past it new ones are
+    /// refused (HTTP: 503 `unavailable`). Lowered to fit the open-files limit. 0: no bound of its own.
+    #[arg(long, env = "MOM_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Waiting receives (long polls) and push streams one user may hold open on this node; past
+    /// it 429 `rate_limited`. 0: no limit.
+    #[arg(long, env = "MOM_MAX_LONG_POLLS_PER_USER", default_value_t = crate::service::DEFAULT_MAX_LONG_POLLS_PER_USER)]
+    pub max_long_polls_per_user: usize,
 }
 
 impl Config {
@@ -129,7 +161,23 @@ impl Config {
         })
     }
 
+    /// The Redis settings; the replica wait is capped below the call timeout, so a slow replica
+    /// answers 503 rather than timing the whole call out.
+    pub fn redis_options(&self) -> crate::store::Options {
+        let timeout = Duration::from_millis(self.redis_timeout_ms);
+        let wait = Duration::from_millis(self.redis_replica_ack_timeout_ms).min(timeout.saturating_sub(Duration::from_millis(100)));
+        crate::store::Options { timeout, min_replicas_ack: self.redis_min_replicas_ack, replica_ack_timeout: wait.max(Duration::from_millis(1)) }
+    }
+
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_secs(self.drain_timeout_s)
+    }
+
+    pub fn max_request_bytes(&self) -> usize {
+        usize::try_from(self.max_request_bytes).unwrap_or(usize::MAX)
+    }
+
+    pub fn header_read_timeout(&self) -> Option<Duration> {
+        (self.header_read_timeout_s > 0).then(|| Duration::from_secs(self.header_read_timeout_s))
     }
 }

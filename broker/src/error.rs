@@ -31,6 +31,10 @@ pub enum Error {
     MessageTooLarge(String),
     #[error("too many requests; retry after {retry_after_s} s")]
     RateLimited { retry_after_s: u64 },
+    /// The caller already holds `max` waiting receives and push streams on this node
+    /// (`MOM_MAX_LONG_POLLS_PER_USER`). Clients back off as for a rate limit, hence the same code.
+    #[error("this user already holds {max} long polls and push streams on this node; retry after 1 s or hold fewer at once")]
+    TooManyLongPolls { max: usize },
     #[error("{0}")]
     Unavailable(String),
 }
@@ -53,8 +57,17 @@ impl Error {
             Error::AlreadyExists(_) => "already_exists",
             Error::ReceiptInvalid => "receipt_invalid",
             Error::MessageTooLarge(_) => "message_too_large",
-            Error::RateLimited { .. } => "rate_limited",
+            Error::RateLimited { .. } | Error::TooManyLongPolls { .. } => "rate_limited",
             Error::Unavailable(_) => "unavailable",
+        }
+    }
+
+    /// Seconds a client should wait before retrying (`Retry-After`), for the errors that say so.
+    pub fn retry_after_s(&self) -> Option<u64> {
+        match self {
+            Error::RateLimited { retry_after_s } => Some(*retry_after_s),
+            Error::TooManyLongPolls { .. } => Some(1),
+            _ => None,
         }
     }
 

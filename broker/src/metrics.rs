@@ -26,6 +26,12 @@ pub struct Metrics {
     pub lag: IntGaugeVec,
     /// 1 while this node is the cluster's leader.
     pub leader: prometheus::IntGauge,
+    /// Client connections open on this node (HTTP and gRPC), and those refused past the limit.
+    pub connections_open: prometheus::IntGauge,
+    pub connections_refused: prometheus::IntCounter,
+    /// Waiting receives and push streams held on this node, and those refused past a user's limit.
+    pub long_polls_held: prometheus::IntGauge,
+    pub long_polls_refused: prometheus::IntCounter,
 }
 
 impl Metrics {
@@ -89,7 +95,39 @@ impl Metrics {
         let leader = prometheus::IntGauge::new("mom_leader", "1 while this node leads the cluster's background work")
             .expect("valid metric");
         registry.register(Box::new(leader.clone())).expect("unique metric");
-        Metrics { registry, http_requests, http_latency, grpc_requests, grpc_latency, events, depth, lag, leader }
+        let gauge = |name: &str, help: &str| {
+            let g = prometheus::IntGauge::new(name, help).expect("valid metric");
+            registry.register(Box::new(g.clone())).expect("unique metric");
+            g
+        };
+        let counter = |name: &str, help: &str| {
+            let c = prometheus::IntCounter::new(name, help).expect("valid metric");
+            registry.register(Box::new(c.clone())).expect("unique metric");
+            c
+        };
+        let connections_open = gauge("mom_connections_open", "Client connections open on this node (HTTP and gRPC)");
+        let connections_refused =
+            counter("mom_connections_refused_total", "Connections refused because MOM_MAX_CONNECTIONS were open");
+        let long_polls_held = gauge("mom_long_polls_held", "Waiting receives and push streams held on this node");
+        let long_polls_refused = counter(
+            "mom_long_polls_refused_total",
+            "Receives and streams refused because their user held MOM_MAX_LONG_POLLS_PER_USER",
+        );
+        Metrics {
+            registry,
+            http_requests,
+            http_latency,
+            grpc_requests,
+            grpc_latency,
+            events,
+            depth,
+            lag,
+            leader,
+            connections_open,
+            connections_refused,
+            long_polls_held,
+            long_polls_refused,
+        }
     }
 
     pub fn count(&self, event: Event, kind: &str, name: &str, n: u64) {

@@ -11,9 +11,10 @@ use crate::meta::{Meta, NodeRecord};
 use crate::metrics::Metrics;
 use crate::model::{now_ms, rfc3339_ms};
 use crate::service::auth::{AuthSettings, Bootstrap};
+use crate::service::held::Held;
 use crate::service::Broker;
 use crate::store::Redis;
-use crate::{grpc, http, shutdown};
+use crate::{grpc, http, listen, shutdown};
 
 /// How often the leader runs the cluster's periodic upkeep.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
@@ -43,22 +44,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .with_auth(config.zk_auth.clone()),
     );
     // The URL may hold a password: redis' parse errors name the fault, never the URL.
-    let redis = Redis::with_password(
-        &config.redis_url,
-        config.redis_password.as_deref(),
-        &config.redis_prefix,
-        Duration::from_millis(config.redis_timeout_ms),
-    )
-    .context("invalid --redis-url")?;
+    let redis = Redis::new(&config.redis_url, config.redis_password.as_deref(), &config.redis_prefix, config.redis_options())
+        .context("invalid --redis-url")?;
     let auth = AuthSettings {
         token_ttl: Duration::from_secs(config.token_ttl_s),
         rate_limit_rps: config.rate_limit_rps,
         rate_limit_burst: config.rate_limit_burst,
         trusted_proxies: config.trusted_proxies.clone(),
     };
-    let mut broker = Broker::new(meta.clone(), redis.clone(), Arc::new(Metrics::new()), auth);
+    let metrics = Arc::new(Metrics::new());
+    let mut broker = Broker::new(meta.clone(), redis.clone(), metrics.clone(), auth);
     broker.stream_heartbeat = Duration::from_secs(config.stream_heartbeat_s.max(1));
+    broker.held = Arc::new(Held::new(config.max_long_polls_per_user, metrics.clone()));
     let broker = Arc::new(broker);
+    // One bound on client connections for both listeners, under the open-files limit.
+    let connections = listen::ConnectionLimit::new(listen::fit_fd_limit(config.max_connections), metrics);
 
     // Background work stops after the listener closed.
     let stop = CancellationToken::new();
@@ -80,12 +80,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     });
     let drain_timeout = config.drain_timeout();
-    let connections = shutdown::Connections::default();
+    // Connections counted for the drain (which waits for peers to close idle ones) and told
+    // `Connection: close` once it began; `connections` above bounds how many there are.
+    let tracked = shutdown::Connections::default();
     let graceful = {
-        let (broker, terminate, connections) = (broker.clone(), terminate.clone(), connections.clone());
+        let (broker, terminate, tracked) = (broker.clone(), terminate.clone(), tracked.clone());
         async move {
             terminate.cancelled().await;
-            shutdown::drain(broker, drain_timeout, &connections).await;
+            shutdown::drain(broker, drain_timeout, &tracked).await;
         }
     };
     // gRPC beside HTTP: it closes its listener when the drain steps are done (the same moment
@@ -101,31 +103,30 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 tokio::time::sleep(shutdown::LINGER.min(drain_timeout / 2)).await;
             }
         };
-        tokio::spawn(grpc::serve(broker.clone(), listener, stop))
+        let incoming = listen::grpc_incoming(listener, connections.clone());
+        tokio::spawn(grpc::serve(broker.clone(), incoming, config.max_request_bytes(), stop))
     });
     let sqs = crate::sqs::SqsSettings { public_url: config.public_url.clone(), region: config.region.clone() };
     let draining = broker.draining.clone();
-    let app = http::router(broker, sqs).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let app = connections.track(app, draining);
-    let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
+    let app = http::router(broker, sqs, config.max_request_bytes());
+    let server =
+        listen::serve_http(listener, connections, tracked, draining, app, config.header_read_timeout(), graceful);
     let deadline = async {
         terminate.cancelled().await;
         tokio::time::sleep(drain_timeout).await;
     };
     // Both servers finish within the one drain deadline.
     let servers = async {
-        let http = std::future::IntoFuture::into_future(server);
-        let Some(grpc) = grpc else { return http.await };
-        let (http, grpc) = tokio::join!(http, grpc);
+        let Some(grpc) = grpc else { return server.await };
+        let ((), grpc) = tokio::join!(server, grpc);
         match grpc {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "gRPC server failed"),
             Err(e) => tracing::error!(error = %e, "gRPC server task failed"),
         }
-        http
     };
     tokio::select! {
-        r = servers => r.context("server failed")?,
+        () = servers => {}
         _ = deadline => tracing::warn!("drain timeout reached; exiting with requests still in flight"),
     }
     stop.cancel();

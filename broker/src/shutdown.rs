@@ -89,15 +89,9 @@ impl Connections {
         }
     }
 
-    /// Wraps the server's make-service: each connection's service counts as one open
-    /// connection until hyper drops it (the connection ended), and its answers say
-    /// `Connection: close` once `draining` is cancelled.
-    pub fn track<M>(&self, make: M, draining: CancellationToken) -> Track<M> {
-        Track { make, connections: self.clone(), draining }
-    }
-
-    /// One connection's service, counted and closing on drain as in [`Connections::track`] (for
-    /// a server loop that builds a service per connection itself).
+    /// Wraps one connection's service: it counts as one open connection until the server drops
+    /// it (the connection ended), and its answers say `Connection: close` once `draining` is
+    /// cancelled.
     pub fn serve<S>(&self, inner: S, draining: CancellationToken) -> Tracked<S> {
         self.open.fetch_add(1, Ordering::SeqCst);
         Tracked { inner, draining, _open: Arc::new(Open(self.clone())) }
@@ -114,38 +108,9 @@ impl Drop for Open {
     }
 }
 
-/// See [`Connections::track`].
-#[derive(Clone)]
-pub struct Track<M> {
-    make: M,
-    connections: Connections,
-    draining: CancellationToken,
-}
-
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-impl<M, T> tower::Service<T> for Track<M>
-where
-    M: tower::Service<T>,
-    M::Future: Send + 'static,
-    M::Response: Send + 'static,
-{
-    type Response = Tracked<M::Response>;
-    type Error = M::Error;
-    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.make.poll_ready(cx)
-    }
-
-    fn call(&mut self, target: T) -> Self::Future {
-        let (connections, draining) = (self.connections.clone(), self.draining.clone());
-        let made = self.make.call(target);
-        Box::pin(async move { Ok(connections.serve(made.await?, draining)) })
-    }
-}
-
-/// One connection's service (see [`Connections::track`]).
+/// One connection's service (see [`Connections::serve`]).
 #[derive(Clone)]
 pub struct Tracked<S> {
     inner: S,

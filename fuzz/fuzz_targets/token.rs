@@ -27,7 +27,16 @@ const SECRET: &[u8] = b"fuzz jwt secret: not a secret, 32b";
 
 static AUTH: LazyLock<Auth> = LazyLock::new(|| {
     // Redis::new only parses the URL; nothing here connects.
-    let redis = Redis::new("redis://127.0.0.1:1", "fuzz", Duration::from_secs(1)).expect("a valid URL");
+    let redis = Redis::new(
+        "redis://127.0.0.1:1",
+        None,
+        "fuzz",
+        mom_broker::store::Options {
+            timeout: Duration::from_secs(1),
+            min_replicas_ack: 0,
+            replica_ack_timeout: Duration::from_secs(1),
+        },
+    ).expect("a valid URL");
     let settings = AuthSettings {
         token_ttl: Duration::from_secs(3600),
         rate_limit_rps: 0,

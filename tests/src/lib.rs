@@ -25,6 +25,7 @@ pub mod failover;
 pub mod grpc;
 pub mod nginx;
 pub mod queue;
+pub mod redis_ha;
 pub mod redis_server;
 pub mod sse;
 pub mod topic;

@@ -27,6 +27,8 @@ pub struct RedisServer {
     dir: TempDir,
     /// `requirepass`, when the server demands one.
     password: Option<String>,
+    /// More `--name value` arguments, e.g. cluster mode or `--replicaof`.
+    extra: Vec<String>,
 }
 
 impl RedisServer {
@@ -41,6 +43,7 @@ impl RedisServer {
             log,
             dir,
             password: None,
+            extra: Vec::new(),
         }
     }
 
@@ -50,6 +53,12 @@ impl RedisServer {
         server.password = Some(password.to_string());
         server.start().await;
         server
+    }
+
+    /// Adds server arguments (given before starting), e.g. `["--replicaof", "127.0.0.1 6379"]`.
+    pub fn with_args<S: Into<String>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+        self.extra.extend(args.into_iter().map(Into::into));
+        self
     }
 
     /// A started server.
@@ -96,7 +105,8 @@ impl RedisServer {
                 "--appendfsync",
                 "always",
             ])
-            .args(["--daemonize", "no", "--protected-mode", "no"]);
+            .args(["--daemonize", "no", "--protected-mode", "no"])
+            .args(&self.extra);
         if let Some(p) = &self.password {
             cmd.args(["--requirepass", p]);
         }
@@ -107,6 +117,16 @@ impl RedisServer {
             ping(&url)
         })
         .await;
+    }
+
+    /// The server's data dir (and working directory).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// The file the server logs to.
+    pub fn log_path(&self) -> &std::path::Path {
+        &self.log
     }
 
     /// Kills the server with SIGKILL (a crash: only what was fsynced survives).

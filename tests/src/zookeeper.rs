@@ -26,17 +26,28 @@ pub struct ZooKeeperServer {
 impl ZooKeeperServer {
     /// Reserves a port and writes the config without starting the server.
     pub fn new() -> Self {
+        Self::configured(free_port(), "", None)
+    }
+
+    /// A server on `port` whose `zoo.cfg` has `extra` lines too; with `myid`, a member of an
+    /// ensemble (the `server.N` lines are in `extra`).
+    fn configured(port: u16, extra: &str, myid: Option<u32>) -> Self {
         let dir = TempDir::new("mom-zk");
-        let port = free_port();
         let config = dir.path().join("zoo.cfg");
         let data = dir.path().join("data");
         let text = format!(
             "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
-             admin.enableServer=false\nmaxClientCnxns=0\n4lw.commands.whitelist=ruok,srvr\n",
+             admin.enableServer=false\nmaxClientCnxns=0\n4lw.commands.whitelist=ruok,srvr,cons\n{extra}",
             data.display()
         );
         std::fs::write(&config, text)
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", config.display()));
+        if let Some(id) = myid {
+            std::fs::create_dir_all(&data)
+                .unwrap_or_else(|e| panic!("cannot create {}: {e}", data.display()));
+            std::fs::write(data.join("myid"), id.to_string())
+                .unwrap_or_else(|e| panic!("cannot write myid: {e}"));
+        }
         Self {
             port,
             child: None,
@@ -74,6 +85,28 @@ impl ZooKeeperServer {
         wait_child_ready(child, &what, &self.log, START_TIMEOUT, || ruok(port)).await;
     }
 
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `leader` or `follower` while the server is part of a serving ensemble (`standalone` alone);
+    /// `None` while it serves nothing.
+    pub async fn mode(&self) -> Option<String> {
+        let reply = four_letters(self.port, "srvr").await?;
+        reply
+            .lines()
+            .find_map(|l| l.strip_prefix("Mode: "))
+            .map(|m| m.trim().to_string())
+    }
+
+    /// How many client sessions are connected to this server (`cons`), not counting the
+    /// connection that asks.
+    pub async fn client_connections(&self) -> Option<usize> {
+        let reply = four_letters(self.port, "cons").await?;
+        let sessions = reply.lines().filter(|l| l.contains("sid=0x")).count();
+        Some(sessions)
+    }
+
     /// Kills the server with SIGKILL.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -82,19 +115,24 @@ impl ZooKeeperServer {
     }
 }
 
-/// True when the ZooKeeper on `port` answers the `ruok` four-letter word with `imok` within a second.
-async fn ruok(port: u16) -> bool {
+/// The reply to a four-letter word (`ruok`, `srvr`, `cons`), or `None` within a second.
+async fn four_letters(port: u16, word: &str) -> Option<String> {
     let exchange = async {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-        stream.write_all(b"ruok").await.ok()?;
+        stream.write_all(word.as_bytes()).await.ok()?;
         let mut reply = String::new();
         stream.read_to_string(&mut reply).await.ok()?;
-        Some(reply == "imok")
+        Some(reply)
     };
-    matches!(
-        tokio::time::timeout(Duration::from_secs(1), exchange).await,
-        Ok(Some(true))
-    )
+    tokio::time::timeout(Duration::from_secs(1), exchange)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// True when the ZooKeeper on `port` answers the `ruok` four-letter word with `imok` within a second.
+async fn ruok(port: u16) -> bool {
+    four_letters(port, "ruok").await.as_deref() == Some("imok")
 }
 
 impl Default for ZooKeeperServer {
@@ -110,5 +148,73 @@ impl Drop for ZooKeeperServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// A ZooKeeper ensemble of `n` servers on free ports (`server.N` lines, one `myid` each).
+#[derive(Debug)]
+pub struct ZooKeeperEnsemble {
+    pub servers: Vec<ZooKeeperServer>,
+}
+
+impl ZooKeeperEnsemble {
+    /// Starts every server and waits until all serve, one as leader.
+    pub async fn started(n: u32) -> Self {
+        let ports: Vec<(u16, u16, u16)> = (0..n)
+            .map(|_| (free_port(), free_port(), free_port()))
+            .collect();
+        let members: String = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, peer, election))| {
+                format!("server.{}=127.0.0.1:{peer}:{election}\n", i + 1)
+            })
+            .collect();
+        let extra = format!("initLimit=10\nsyncLimit=5\n{members}");
+        let mut servers: Vec<ZooKeeperServer> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (client, _, _))| {
+                ZooKeeperServer::configured(*client, &extra, Some(i as u32 + 1))
+            })
+            .collect();
+        // Start them all before waiting for any: a member alone cannot elect a leader.
+        for server in servers.iter_mut() {
+            let script = std::env::var("MOM_TEST_ZK_SERVER")
+                .unwrap_or_else(|_| "/usr/share/zookeeper/bin/zkServer.sh".into());
+            let mut cmd = Command::new(&script);
+            cmd.arg("start-foreground")
+                .arg(&server.config)
+                .env("ZOOCFGDIR", server.dir.path())
+                .env("ZOO_LOG_DIR", server.dir.path());
+            server.child = Some(spawn_logged(&mut cmd, &server.log));
+        }
+        let ensemble = Self { servers };
+        ensemble.wait_serving(START_TIMEOUT).await;
+        ensemble
+    }
+
+    /// Waits until every running server serves as leader or follower.
+    pub async fn wait_serving(&self, timeout: Duration) {
+        for server in self.servers.iter().filter(|s| s.child.is_some()) {
+            crate::util::wait_until_every(
+                &format!("ZooKeeper on port {} to join the ensemble", server.port),
+                timeout,
+                Duration::from_millis(200),
+                || async {
+                    server
+                        .mode()
+                        .await
+                        .filter(|m| m == "leader" || m == "follower")
+                },
+            )
+            .await;
+        }
+    }
+
+    /// `127.0.0.1:p1,127.0.0.1:p2,...`, for `--zk`.
+    pub fn connect_string(&self) -> String {
+        let hosts: Vec<String> = self.servers.iter().map(|s| s.connect_string()).collect();
+        hosts.join(",")
     }
 }

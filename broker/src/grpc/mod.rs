@@ -52,35 +52,34 @@ pub fn status(e: &Error) -> Status {
         | Error::NotFound(_) => Code::NotFound,
         Error::AlreadyExists(_) => Code::AlreadyExists,
         Error::ReceiptInvalid => Code::FailedPrecondition,
-        Error::RateLimited { .. } => Code::ResourceExhausted,
+        Error::RateLimited { .. } | Error::TooManyLongPolls { .. } => Code::ResourceExhausted,
         Error::Unavailable(_) => Code::Unavailable,
     };
     let mut metadata = MetadataMap::new();
     metadata.insert(ERROR_CODE_KEY, MetadataValue::from_static(e.code()));
-    if let Error::RateLimited { retry_after_s } = e {
-        metadata.insert("retry-after", MetadataValue::from(*retry_after_s));
+    if let Some(retry_after_s) = e.retry_after_s() {
+        metadata.insert("retry-after", MetadataValue::from(retry_after_s));
     }
     let details = ErrorDetails::with_error_info(e.code(), ERROR_DOMAIN, std::collections::HashMap::new());
     Status::with_error_details_and_metadata(code, e.to_string(), details, metadata)
 }
 
-/// Serves the gRPC API on `listener` until `stop` resolves; requests in flight then finish.
+/// Serves the gRPC API on the connections of `incoming` until `stop` resolves; requests in flight
+/// then finish. A request message over `max_request_bytes` (`MOM_MAX_REQUEST_BYTES`) is refused.
 pub async fn serve(
     broker: Arc<Broker>,
-    listener: tokio::net::TcpListener,
+    incoming: impl futures::Stream<Item = std::io::Result<crate::listen::Counted>>,
+    max_request_bytes: usize,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let heartbeat = broker.stream_heartbeat;
     let service = BrokerServer::new(Api { broker: broker.clone() })
-        .max_decoding_message_size(crate::http::MAX_REQUEST_BYTES)
+        .max_decoding_message_size(max_request_bytes)
         .max_encoding_message_size(usize::MAX);
-    // Without TCP_NODELAY a response's HEADERS and DATA frames wait on Nagle and the client's
-    // delayed ACK: tens of milliseconds per call (measured with mom-bench grpc).
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
         // Pings keep idle Subscribe streams open through proxies, as heartbeats do for SSE.
         .http2_keepalive_interval(Some(heartbeat))
-        .add_service(Authenticate { inner: service, broker })
+        .add_service(Authenticate { inner: service, broker, max_request_bytes })
         .serve_with_incoming_shutdown(incoming, stop)
         .await
 }
@@ -90,6 +89,7 @@ pub async fn serve(
 pub struct Authenticate<S> {
     inner: S,
     broker: Arc<Broker>,
+    max_request_bytes: usize,
 }
 
 impl<S: NamedService> NamedService for Authenticate<S> {
@@ -117,13 +117,15 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let broker = self.broker.clone();
+        let max_request_bytes = self.max_request_bytes;
         Box::pin(async move {
             let start = std::time::Instant::now();
             let method = req.uri().path().rsplit('/').next().unwrap_or_default().to_owned();
             let res = match admit(&broker, req.headers()).await {
                 Ok(who) => {
                     req.extensions_mut().insert(who);
-                    inner.call(req).await
+                    let res = inner.call(req).await?;
+                    Ok(too_large_as_api_error(res, max_request_bytes))
                 }
                 Err(e) => {
                     tracing::debug!(code = e.code(), "refusing a gRPC call");
@@ -160,6 +162,17 @@ fn observe(broker: &Broker, method: &str, res: &http::Response<tonic::body::Body
     let code = format!("{code:?}");
     broker.metrics.grpc_requests.with_label_values(&[method, &code]).inc();
     broker.metrics.grpc_latency.with_label_values(&[method]).observe(took.as_secs_f64());
+}
+
+/// Tonic refuses a request message over the decoding limit with OUT_OF_RANGE and its own text,
+/// before any method runs; no method of ours answers OUT_OF_RANGE. That answer becomes the API's
+/// `message_too_large` (INVALID_ARGUMENT with `mom-error-code`), as every other front door says it.
+fn too_large_as_api_error(res: http::Response<tonic::body::Body>, max_request_bytes: usize) -> http::Response<tonic::body::Body> {
+    let out_of_range = res.headers().get("grpc-status").is_some_and(|v| v.as_bytes() == b"11");
+    if !out_of_range {
+        return res;
+    }
+    status(&Error::MessageTooLarge(format!("the request is over {max_request_bytes} bytes"))).into_http()
 }
 
 /// The bearer token (401 → UNAUTHENTICATED), then a rate-limit token (RESOURCE_EXHAUSTED).
@@ -546,14 +559,19 @@ impl pb::broker_server::Broker for Api {
         if r.max_in_flight == Some(0) {
             return Err(status(&Error::invalid("max_in_flight must be at least 1")));
         }
-        // Fail before the stream starts when the subscription is missing or forbidden.
-        self.broker.sub_receive_check(&who, &r.topic, &r.subscription).await.grpc()?;
+        // Fail before the stream starts when the subscription is missing or forbidden, or the
+        // caller holds too many.
+        let state = self
+            .broker
+            .open_stream(&who, &r.topic, &r.subscription, r.max_in_flight.map(|n| n as usize), token)
+            .await
+            .grpc()?;
         let push = Push {
             broker: self.broker.clone(),
             who,
             topic: r.topic,
             subscription: r.subscription,
-            state: PushState::new(r.max_in_flight.map(|n| n as usize), token),
+            state,
             pending: std::collections::VecDeque::new(),
             done: false,
         };

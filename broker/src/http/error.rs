@@ -19,7 +19,7 @@ pub fn status(e: &Error) -> StatusCode {
         | Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::AlreadyExists(_) | Error::ReceiptInvalid => StatusCode::CONFLICT,
         Error::MessageTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Error::RateLimited { .. } | Error::TooManyLongPolls { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
@@ -36,7 +36,7 @@ impl From<Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut res = (status(&self.0), Json(ErrorBody::from(&self.0))).into_response();
-        if let Error::RateLimited { retry_after_s } = self.0 {
+        if let Some(retry_after_s) = self.0.retry_after_s() {
             res.headers_mut().insert(axum::http::header::RETRY_AFTER, retry_after_s.into());
         }
         res

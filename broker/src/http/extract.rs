@@ -9,20 +9,45 @@ use super::error::ApiError;
 use crate::error::Error;
 use crate::service::Principal;
 
-/// Largest request body the API reads, whatever the queue's own limit.
+/// Largest request body the API reads, whatever the queue's own limit, unless
+/// `MOM_MAX_REQUEST_BYTES` says otherwise: the spec's 5 MiB.
 pub const MAX_REQUEST_BYTES: usize = 5 * 1024 * 1024;
 
+/// The configured largest request body, put on every request by [`super::router`] so that every
+/// reader of a body (this module's [`Body`], the SQS endpoint) applies the same bound.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// The bound on the body of the request with these extensions.
+pub fn body_limit(extensions: &axum::http::Extensions) -> usize {
+    extensions.get::<BodyLimit>().map_or(MAX_REQUEST_BYTES, |l| l.0)
+}
+
+/// The whole body, read no further than `limit` bytes: past it `MessageTooLarge` (413); a body
+/// the client broke off is `InvalidRequest`.
+pub async fn read_limited(body: axum::body::Body, limit: usize) -> Result<Bytes, Error> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(s) = source {
+            if s.is::<http_body_util::LengthLimitError>() {
+                return Error::MessageTooLarge(format!("the request is over {limit} bytes"));
+            }
+            source = s.source();
+        }
+        Error::invalid(format!("cannot read the request body: {e}"))
+    })
+}
+
 /// A JSON body; an empty body counts as `{}`. Malformed JSON or unknown fields are 400
-/// `invalid_request`, a body over 5 MiB is 413 `message_too_large`.
+/// `invalid_request`, a body over the limit (`MOM_MAX_REQUEST_BYTES`) is 413 `message_too_large`.
 pub struct Body<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::to_bytes(req.into_body(), MAX_REQUEST_BYTES)
-            .await
-            .map_err(|_| Error::MessageTooLarge(format!("the request is over {MAX_REQUEST_BYTES} bytes")))?;
+        let limit = body_limit(req.extensions());
+        let bytes = read_limited(req.into_body(), limit).await?;
         parse(&bytes).map(Body)
     }
 }

@@ -18,7 +18,7 @@ use axum::Router;
 use utoipa::OpenApi;
 
 pub use error::status;
-pub use extract::MAX_REQUEST_BYTES;
+pub use extract::{BodyLimit, MAX_REQUEST_BYTES};
 
 use crate::service::Broker;
 
@@ -63,7 +63,8 @@ impl utoipa::Modify for BearerAuth {
 /// Every route of the HTTP API. Protected routes are the default: everything merged into
 /// `protected` goes through authentication and rate limiting; only login, health, readiness,
 /// metrics and the OpenAPI document are public (and `POST /`, SQS, which checks signatures).
-pub fn router(broker: Arc<Broker>, sqs: crate::sqs::SqsSettings) -> Router {
+/// Every body is read up to `max_request_bytes` (`MOM_MAX_REQUEST_BYTES`).
+pub fn router(broker: Arc<Broker>, sqs: crate::sqs::SqsSettings, max_request_bytes: usize) -> Router {
     let protected = Router::new()
         .merge(queues::routes())
         .merge(topics::routes())
@@ -79,6 +80,7 @@ pub fn router(broker: Arc<Broker>, sqs: crate::sqs::SqsSettings) -> Router {
         .fallback(|| async { error::ApiError(crate::error::Error::NotFound("no such route".into())) })
         .method_not_allowed_fallback(|| async { error::method_not_allowed() })
         .layer(middleware::from_fn_with_state(broker.clone(), observe))
+        .layer(axum::Extension(BodyLimit(max_request_bytes)))
         .with_state(broker)
 }
 

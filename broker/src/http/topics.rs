@@ -19,7 +19,6 @@ use crate::model::{
     SendMessage, SentId, SubscriptionInfo, SubscriptionList, SubscriptionSpec, TopicInfo, TopicList, TopicSpec,
     VisibilityRequest,
 };
-use crate::service::topics::Stream as PushState;
 use crate::service::Broker;
 
 type App = State<Arc<Broker>>;
@@ -175,11 +174,11 @@ async fn stream(
     if q.max_in_flight == Some(0) {
         return Err(ApiError(crate::error::Error::invalid("max_in_flight must be at least 1")));
     }
-    // Fail before the 200 when the subscription is missing or forbidden.
-    b.sub_receive_check(&who, &name, &sub).await?;
-    let heartbeat = b.stream_heartbeat;
+    // Fail before the 200 when the subscription is missing or forbidden, or the caller holds too many.
     let token = super::auth::bearer(&headers).unwrap_or_default().to_string();
-    let state = (b, who, name, sub, PushState::new(q.max_in_flight, token), Vec::<Event>::new());
+    let push = b.open_stream(&who, &name, &sub, q.max_in_flight, token).await?;
+    let heartbeat = b.stream_heartbeat;
+    let state = (b, who, name, sub, push, Vec::<Event>::new());
     let events = futures::stream::unfold(state, |(b, who, name, sub, mut st, mut pending)| async move {
         loop {
             if let Some(e) = pending.pop() {

@@ -63,8 +63,17 @@ fn to_message(key: &ReceiptKey, scope: &str, d: RawDelivery) -> Message {
 
 impl Broker {
     /// Receives up to `max` messages, holding the request up to `wait_s` while none is available.
-    /// The caller has checked `req.limits()` and access.
-    pub(super) async fn receive_from(&self, mb: &Mailbox, label: Label<'_>, cfg: &Delivering<'_>, req: &ReceiveRequest) -> Result<Vec<Message>> {
+    /// The caller has checked `req.limits()` and access. Before it first waits it takes one of
+    /// `holder`'s long-poll slots (429 when they are all taken), kept until it answers or is
+    /// dropped; `None`: the caller holds one already (a push stream).
+    pub(super) async fn receive_from(
+        &self,
+        mb: &Mailbox,
+        label: Label<'_>,
+        cfg: &Delivering<'_>,
+        req: &ReceiveRequest,
+        holder: Option<&str>,
+    ) -> Result<Vec<Message>> {
         let (max, wait_s) = req.limits()?;
         let key = self.meta.receipt_key()?;
         let params = ReceiveParams {
@@ -76,6 +85,7 @@ impl Broker {
         };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(wait_s as u64);
         let notify = self.waiters.get(&mb.wake_key);
+        let mut slot = None;
         loop {
             // Register before looking, so a send between the look and the wait still wakes us.
             let notified = notify.notified();
@@ -92,6 +102,11 @@ impl Broker {
             if !got.deliveries.is_empty() || now >= deadline || self.draining.is_cancelled() {
                 self.metrics.count(Event::Received, label.0, label.1, got.deliveries.len() as u64);
                 return Ok(got.deliveries.into_iter().map(|d| to_message(&key, &mb.scope, d)).collect());
+            }
+            if slot.is_none() {
+                if let Some(user) = holder {
+                    slot = Some(self.held.take(user)?);
+                }
             }
             // Sleep until a notification, the next visibility deadline, the end of the wait, or a drain.
             let wake_at = match got.next_visible_ms {

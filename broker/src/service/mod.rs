@@ -5,6 +5,7 @@
 pub mod access;
 pub mod access_keys;
 pub mod auth;
+pub mod held;
 mod mailbox;
 mod queues;
 pub mod topics;
@@ -39,6 +40,9 @@ pub struct Cluster {
     pub leader: Option<String>,
 }
 
+/// `MOM_MAX_LONG_POLLS_PER_USER` unless configured.
+pub const DEFAULT_MAX_LONG_POLLS_PER_USER: usize = 100;
+
 pub struct Broker {
     pub meta: Arc<Meta>,
     pub redis: Arc<Redis>,
@@ -53,6 +57,8 @@ pub struct Broker {
     pub stream_heartbeat: std::time::Duration,
     /// Cancelled on SIGTERM: readiness turns off and held long polls answer at once.
     pub draining: CancellationToken,
+    /// Long polls and push streams each user holds on this node, and the bound on them.
+    pub held: Arc<held::Held>,
 }
 
 impl Broker {
@@ -66,6 +72,7 @@ impl Broker {
             stream_heartbeat: std::time::Duration::from_secs(15),
             redis,
             waiters: Arc::new(Waiters::default()),
+            held: Arc::new(held::Held::new(DEFAULT_MAX_LONG_POLLS_PER_USER, metrics.clone())),
             metrics,
             draining: CancellationToken::new(),
         }

@@ -170,7 +170,7 @@ impl Broker {
     pub async fn receive(&self, who: &Principal, name: &str, req: ReceiveRequest) -> Result<Vec<Message>> {
         req.limits()?;
         let (meta, mb) = self.queue_for(who, name, Right::Consume).await?;
-        self.receive_from(&mb, Label(KIND, name), &delivering(&meta.config), &req).await
+        self.receive_from(&mb, Label(KIND, name), &delivering(&meta.config), &req, Some(&who.name)).await
     }
 
     pub async fn ack(&self, who: &Principal, name: &str, receipts: Vec<String>) -> Result<Vec<Result<()>>> {

@@ -67,17 +67,13 @@ impl Sub {
 }
 
 /// One server-push stream: the token it was opened with (re-checked as it goes, so a revoked
-/// token ends it on every front door) and the deliveries it made that may still be unacked.
+/// token ends it on every front door), the deliveries it made that may still be unacked, and the
+/// long-poll slot of its user that it holds until it is dropped.
 pub struct Stream {
     pub max_in_flight: Option<usize>,
     token: String,
     tracked: Vec<(String, u64, Instant)>,
-}
-
-impl Stream {
-    pub fn new(max_in_flight: Option<usize>, token: String) -> Self {
-        Stream { max_in_flight, token, tracked: Vec::new() }
-    }
+    _slot: super::held::Slot,
 }
 
 impl Broker {
@@ -239,15 +235,18 @@ impl Broker {
         self.drop_subscription(&sub.meta).await
     }
 
-    /// 400/404/403 for a stream that cannot be opened, before any event is sent.
-    pub async fn sub_receive_check(&self, who: &Principal, topic: &str, name: &str) -> Result<()> {
-        self.sub_for(who, topic, name, Right::Consume).await.map(|_| ())
+    /// Opens a push stream: 400/404/403 for one that cannot be opened, 429 when the caller holds
+    /// all its long-poll slots, before any event is sent. `token` is re-checked as it goes.
+    pub async fn open_stream(&self, who: &Principal, topic: &str, name: &str, max_in_flight: Option<usize>, token: String) -> Result<Stream> {
+        self.sub_for(who, topic, name, Right::Consume).await?;
+        let slot = self.held.take(&who.name)?;
+        Ok(Stream { max_in_flight, token, tracked: Vec::new(), _slot: slot })
     }
 
     pub async fn sub_receive(&self, who: &Principal, topic: &str, name: &str, req: ReceiveRequest) -> Result<Vec<Message>> {
         req.limits()?;
         let sub = self.sub_for(who, topic, name, Right::Consume).await?;
-        self.receive_from(&sub.mailbox, sub.label(), &sub.delivering(), &req).await
+        self.receive_from(&sub.mailbox, sub.label(), &sub.delivering(), &req, Some(&who.name)).await
     }
 
     pub async fn sub_ack(&self, who: &Principal, topic: &str, name: &str, receipts: Vec<String>) -> Result<Vec<Result<()>>> {
@@ -319,7 +318,8 @@ impl Broker {
                 continue;
             }
             let req = ReceiveRequest { max: Some(room as u32), wait_s: Some(20), visibility_timeout_s: None };
-            let messages = self.receive_from(&sub.mailbox, sub.label(), &sub.delivering(), &req).await?;
+            // The stream holds its long-poll slot (taken in `open_stream`) for its whole life.
+            let messages = self.receive_from(&sub.mailbox, sub.label(), &sub.delivering(), &req, None).await?;
             // A token revoked while the stream was open ends it: what it just took comes back
             // after the ack deadline, to a consumer that is still allowed.
             if self.authenticate(&st.token).is_err() {

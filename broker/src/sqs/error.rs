@@ -55,6 +55,8 @@ impl From<Error> for SqsError {
             Error::Unauthenticated(_) => SqsError::new(StatusCode::FORBIDDEN, "InvalidClientTokenId", message),
             Error::Forbidden(_) => SqsError::new(StatusCode::FORBIDDEN, "AccessDenied", message),
             Error::RateLimited { .. } => SqsError::bad("RequestThrottled", message),
+            // SQS's own error for "the action violates a limit" (e.g. too many messages in flight).
+            Error::TooManyLongPolls { .. } => SqsError::bad("OverLimit", message),
             Error::TopicNotFound(_) | Error::SubscriptionNotFound(_) | Error::UserNotFound(_) | Error::NotFound(_) => {
                 SqsError::invalid(message)
             }

@@ -11,8 +11,8 @@ pub(crate) mod sigv4;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, Uri};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Router};
@@ -45,14 +45,17 @@ pub struct Ctx {
     pub region: String,
 }
 
-async fn handle(
-    State(b): State<Arc<Broker>>,
-    Extension(settings): Extension<Arc<SqsSettings>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn handle(State(b): State<Arc<Broker>>, Extension(settings): Extension<Arc<SqsSettings>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    // The same bound as the native API's (`MOM_MAX_REQUEST_BYTES`), answered in SQS's shape.
+    let body: Bytes = match crate::http::extract::read_limited(body, crate::http::extract::body_limit(&parts.extensions)).await {
+        Ok(b) => b,
+        Err(e @ crate::error::Error::MessageTooLarge(_)) => {
+            return SqsError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", e.to_string()).into_response()
+        }
+        Err(e) => return SqsError::from(e).into_response(),
+    };
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
     match serve(&b, &settings, &method, &uri, &headers, &body).await {
         Ok(v) => ([("content-type", "application/x-amz-json-1.0")], v.to_string()).into_response(),
         Err(e) => e.into_response(),
@@ -95,7 +98,6 @@ async fn serve(
 
 /// Checks the Signature V4 of a request and returns the access key's user.
 fn authenticate(b: &Broker, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Principal, SqsError> {
-    use axum::http::StatusCode;
     let forbidden = |code, msg: &str| SqsError::new(StatusCode::FORBIDDEN, code, msg);
     let auth = header(headers, "authorization")
         .ok_or_else(|| forbidden("MissingAuthenticationToken", "Request is missing Authentication Token"))?;

@@ -60,23 +60,32 @@ impl LimitStore {
     }
 
     /// Counts a login attempt against each key before the password is checked; returns each
-    /// key's attempts in the current window with the seconds left in it.
+    /// key's attempts in the current window with the seconds left in it. One pipeline per key,
+    /// all at once: the keys may live on different shards of a cluster.
     pub async fn reserve(&self, keys: &[String]) -> Result<Vec<(u64, i64)>> {
-        let mut pipe = redis::pipe();
-        for k in keys {
+        let conn = self.redis.conn()?;
+        let calls = keys.iter().map(|k| {
             let key = self.failure_key(k);
-            pipe.cmd("INCR").arg(&key).cmd("EXPIRE").arg(&key).arg(LOGIN_WINDOW_S).arg("NX").ignore();
-            pipe.cmd("TTL").arg(&key);
-        }
-        pipe.query_async(&mut self.redis.conn()?).await.map_err(Error::redis)
+            let mut conn = conn.clone();
+            async move {
+                let mut pipe = redis::pipe();
+                pipe.cmd("INCR").arg(&key).cmd("EXPIRE").arg(&key).arg(LOGIN_WINDOW_S).arg("NX").ignore();
+                pipe.cmd("TTL").arg(&key);
+                pipe.query_async::<(u64, i64)>(&mut conn).await
+            }
+        });
+        futures::future::try_join_all(calls).await.map_err(Error::redis)
     }
 
     /// Takes back the reservation of a login that succeeded.
     pub async fn release(&self, keys: &[String]) -> Result<()> {
-        let mut pipe = redis::pipe();
-        for k in keys {
-            pipe.cmd("DECR").arg(self.failure_key(k)).ignore();
-        }
-        pipe.query_async::<()>(&mut self.redis.conn()?).await.map_err(Error::redis)
+        let conn = self.redis.conn()?;
+        let calls = keys.iter().map(|k| {
+            let key = self.failure_key(k);
+            let mut conn = conn.clone();
+            async move { redis::cmd("DECR").arg(&key).query_async::<()>(&mut conn).await }
+        });
+        futures::future::try_join_all(calls).await.map_err(Error::redis)?;
+        Ok(())
     }
 }

@@ -207,7 +207,7 @@ impl MailboxStore {
             };
             inv.arg(m.payload).arg(m.delay_ms).arg(dk);
         }
-        let flat: Vec<(String, i64)> = inv.invoke_async(&mut self.redis.conn()?).await.map_err(Error::redis)?;
+        let flat: Vec<(String, i64)> = self.redis.write_conn()?.invoke(&inv).await?;
         Ok(flat.into_iter().map(|(id, new)| (id, new == 1)).collect())
     }
 

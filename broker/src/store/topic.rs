@@ -89,8 +89,7 @@ impl TopicStore {
             };
             inv.arg(m.out.payload).arg(m.attributes_json).arg(m.publisher).arg(dk);
         }
-        let (trimmed, flat): (u64, Vec<(String, i64)>) =
-            inv.invoke_async(&mut self.redis.conn()?).await.map_err(Error::redis)?;
+        let (trimmed, flat): (u64, Vec<(String, i64)>) = self.redis.write_conn()?.invoke(&inv).await?;
         Ok(Published { ids: flat.into_iter().map(|(id, new)| (id, new == 1)).collect(), trimmed })
     }
 

@@ -201,6 +201,11 @@ impl Conn {
             .ok_or_else(|| Error::Protocol("no HTTP connection".into()))
     }
 
+    /// Whether this holds a connection the broker has not closed.
+    pub fn is_open(&self) -> bool {
+        self.sender.as_ref().is_some_and(|s| !s.is_closed())
+    }
+
     /// One request; the status and the whole body of the answer.
     pub async fn call(
         &mut self,

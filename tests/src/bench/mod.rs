@@ -8,6 +8,7 @@ pub mod amqp;
 pub mod cpu;
 pub mod grpc;
 pub mod http;
+pub mod idle;
 pub mod load;
 pub mod report;
 pub mod verify;

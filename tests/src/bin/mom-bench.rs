@@ -8,7 +8,11 @@
 //! mom-bench import-redis --label xadd --csv xadd.csv --requests 200000 --concurrency 50 --json out/redis-xadd.json
 //! mom-bench report --dir out --json results.json > tables.md
 //! mom-bench verify --url http://127.0.0.1:8080 --user admin --rate 150 --stop-file /tmp/stop --json verdict.json
+//! mom-bench idle --url http://127.0.0.1:8080 --user admin --idle 5000 --rate 1000 --json idle.json
 //! ```
+//!
+//! `idle` measures another client's latency before and while 5,000 idle keep-alive connections
+//! are open (issue 13's 2x bound); it raises its own open-files limit to fit them.
 //!
 //! `verify` is the correctness mode (used by the rolling-upgrade test, `operator/tests/`): sends
 //! with `dedup_id`, receives and acks, and reports failed requests, lost and duplicate messages.
@@ -25,7 +29,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use bench::load::{self, Plan};
-use bench::{amqp, cpu, grpc, http, report, verify, BenchResult, Scenario};
+use bench::{amqp, cpu, grpc, http, idle, report, verify, BenchResult, Scenario};
 
 #[derive(Parser)]
 #[command(
@@ -75,6 +79,9 @@ enum Command {
     /// then report failed requests, acknowledged sends lost, duplicates (JSON; exit 1 if any
     /// request failed or a send was lost).
     Verify(VerifyArgs),
+    /// Another client's send latency (open loop) before and while `--idle` keep-alive connections
+    /// sit open doing nothing; exit 1 if p50 or p99 grew more than 2x or a request failed.
+    Idle(IdleArgs),
     /// Print markdown tables of every result file in a directory (and optionally merge them to JSON).
     Report {
         #[arg(long)]
@@ -168,6 +175,40 @@ struct VerifyArgs {
 }
 
 #[derive(Args)]
+struct IdleArgs {
+    /// http://host:port of one broker.
+    #[arg(long)]
+    url: String,
+    #[arg(long, env = "MOM_BENCH_USER")]
+    user: Option<String>,
+    #[arg(long, env = "MOM_BENCH_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// Idle keep-alive connections held open during the second run.
+    #[arg(long, default_value_t = 5000)]
+    idle: usize,
+    /// The measured client's connections.
+    #[arg(long, default_value_t = 10)]
+    concurrency: usize,
+    /// Sends per second over the measured client's connections (open loop).
+    #[arg(long, default_value_t = 1000.0)]
+    rate: f64,
+    /// Seconds of load before each measured window.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Seconds measured, per run. Both runs and the opening must fit in the broker's header read
+    /// timeout (30 s by default), after which it closes idle connections.
+    #[arg(long, default_value_t = 8.0)]
+    duration: f64,
+    #[arg(long, default_value_t = 1024)]
+    body_bytes: usize,
+    #[arg(long, default_value = "bench-idle")]
+    queue: String,
+    /// Write the report here as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Args)]
 struct ImportArgs {
     /// Scenario label, e.g. `xadd`, `read_ack`, `send_script`.
     #[arg(long)]
@@ -250,6 +291,7 @@ async fn main() -> anyhow::Result<()> {
             std::fs::write(&csv, &out.stdout).with_context(|| format!("writing {}", csv.display()))
         }
         Command::Verify(a) => verify(a).await,
+        Command::Idle(a) => idle_run(a).await,
         Command::Report { dir, json } => {
             let results = report::load_dir(&dir)?;
             if let Some(path) = json {
@@ -269,6 +311,58 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn idle_run(a: IdleArgs) -> anyhow::Result<()> {
+    let files = idle::raise_fd_limit(a.idle)?;
+    eprintln!("mom-bench idle: open-files limit {files}");
+    let credentials = a
+        .user
+        .as_deref()
+        .map(|u| (u, a.password.as_deref().unwrap_or("")));
+    let endpoint = http::Endpoint::connect(&a.url, credentials)
+        .await
+        .context("logging in")?;
+    let config = idle::Config {
+        idle: a.idle,
+        plan: Plan {
+            concurrency: a.concurrency,
+            warmup: Duration::from_secs_f64(a.warmup),
+            duration: Duration::from_secs_f64(a.duration),
+            rate: Some(a.rate),
+        },
+        queue: a.queue,
+        body_bytes: a.body_bytes,
+    };
+    let r = idle::run(endpoint, config).await?;
+    let row = |label: &str, run: &idle::Run| {
+        format!(
+            "| {label} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
+            run.idle_open,
+            run.requests_per_s,
+            run.latency.p50_us / 1000.0,
+            run.latency.p99_us / 1000.0,
+            run.latency.p999_us.unwrap_or(0.0) / 1000.0,
+            run.latency.max_us / 1000.0,
+            run.errors
+        )
+    };
+    println!("| run | idle connections open | req/s | p50 ms | p99 ms | p99.9 ms | max ms | errors |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("{}", row("before", &r.before));
+    println!("{}", row("with idle connections", &r.with_idle));
+    println!(
+        "\np50 x{:.2}, p99 x{:.2}; {} of {} idle connections still open at the end (opened in {:.1} s); within 2x: {}",
+        r.p50_ratio, r.p99_ratio, r.idle_still_open, a.idle, r.opening_s, r.within_2x
+    );
+    if let Some(path) = &a.json {
+        std::fs::write(path, serde_json::to_string_pretty(&r)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if !r.within_2x {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 async fn verify(a: VerifyArgs) -> anyhow::Result<()> {

@@ -1,0 +1,286 @@
+//! Accepting client connections. One bound on the connections a node holds open
+//! (`MOM_MAX_CONNECTIONS`), shared by the HTTP and gRPC listeners, so that a flood of clients meets
+//! a quick refusal instead of exhausting the process's file descriptors (after which the node could
+//! not even reach Redis); and the HTTP server loop, which cuts off a client that does not send its
+//! request headers within `MOM_HEADER_READ_TIMEOUT_S` (slowloris), a knob `axum::serve` does not
+//! expose (it gives hyper no timer).
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::metrics::Metrics;
+
+/// File descriptors kept for everything but client connections: Redis, ZooKeeper, the listeners,
+/// logs, refusals in progress.
+pub const FD_RESERVE: u64 = 256;
+/// Refusals in progress at once; past that a connection over the limit is closed without a word.
+const MAX_REFUSING: usize = 64;
+/// How long a refused client has to read its 503 before the connection is closed.
+const REFUSE_LINGER: Duration = Duration::from_secs(1);
+
+/// The connections this node holds open, and the bound on them.
+pub struct ConnectionLimit {
+    /// `None`: no bound of our own (the fd limit still applies).
+    open: Option<Arc<Semaphore>>,
+    max: usize,
+    refusing: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+}
+
+/// How a connection past the limit is refused.
+#[derive(Debug, Clone, Copy)]
+pub enum Refusal {
+    /// `503` `unavailable` in the API's error shape, then close: a client sees why, and a load
+    /// balancer (NGINX's `proxy_next_upstream http_503`) tries another node.
+    Http,
+    /// Close at once: gRPC speaks HTTP/2 from the first byte; the client sees UNAVAILABLE.
+    Close,
+}
+
+/// The body of the 503 a refused HTTP client reads.
+const REFUSED: &str =
+    r#"{"error":{"code":"unavailable","message":"this node holds its maximum of connections; retry shortly or use another node"}}"#;
+
+impl ConnectionLimit {
+    /// A bound of `max` connections (0: none of our own).
+    pub fn new(max: usize, metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(ConnectionLimit {
+            open: (max > 0).then(|| Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS)))),
+            max,
+            refusing: Arc::new(Semaphore::new(MAX_REFUSING)),
+            metrics,
+        })
+    }
+
+    /// The next connection that fits under the limit; those that do not are refused on the way.
+    /// Accept errors (a client gone before it was accepted, or no file descriptor left) are
+    /// logged and the loop goes on.
+    pub async fn accept(&self, listener: &TcpListener, refusal: Refusal) -> (Counted, SocketAddr) {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    accept_error(e).await;
+                    continue;
+                }
+            };
+            // Without TCP_NODELAY an answer written in pieces (gRPC's HEADERS and DATA frames)
+            // waits on Nagle and the client's delayed ACK: tens of milliseconds per call.
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+            let permit = match &self.open {
+                None => None,
+                Some(open) => match open.clone().try_acquire_owned() {
+                    Ok(p) => Some(p),
+                    Err(_) => {
+                        self.refuse(stream, refusal);
+                        continue;
+                    }
+                },
+            };
+            self.metrics.connections_open.inc();
+            return (Counted { io: stream, _permit: permit, metrics: self.metrics.clone() }, peer);
+        }
+    }
+
+    fn refuse(&self, stream: TcpStream, refusal: Refusal) {
+        self.metrics.connections_refused.inc();
+        tracing::debug!(max = self.max, "refusing a connection: this node holds MOM_MAX_CONNECTIONS");
+        let Refusal::Http = refusal else { return };
+        let Ok(permit) = self.refusing.clone().try_acquire_owned() else { return };
+        tokio::spawn(async move {
+            let _permit = permit;
+            let _ = tokio::time::timeout(REFUSE_LINGER, answer_refused(stream)).await;
+        });
+    }
+}
+
+/// Writes the 503 and closes our side, then reads what the client sent until it closes too:
+/// closing with its request unread would reset the connection, and the client could lose the 503.
+async fn answer_refused(mut stream: TcpStream) -> io::Result<()> {
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{REFUSED}",
+        REFUSED.len()
+    );
+    stream.write_all(answer.as_bytes()).await?;
+    stream.shutdown().await?;
+    let mut sink = [0u8; 4096];
+    while stream.read(&mut sink).await? > 0 {}
+    Ok(())
+}
+
+/// As `axum::serve` does: errors of one connection are not the listener's; anything else (no file
+/// descriptor left) would repeat at once, so wait a moment.
+async fn accept_error(e: io::Error) {
+    use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(e.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset) {
+        return;
+    }
+    tracing::error!(error = %e, "cannot accept a connection");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
+/// Raises the process's soft limit of open files as far as the hard limit allows and returns
+/// how many client connections fit under it: `max` when it fits with [`FD_RESERVE`] to spare, fewer
+/// (with a warning) when it does not. `max` 0 (no bound of our own) stays 0.
+pub fn fit_fd_limit(max: usize) -> usize {
+    let want = if max == 0 { u64::MAX } else { max as u64 + FD_RESERVE };
+    let soft = match rlimit::increase_nofile_limit(want) {
+        Ok(soft) => soft,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or raise the limit of open files");
+            return max;
+        }
+    };
+    if max == 0 || soft >= want {
+        return max;
+    }
+    let fit = soft.saturating_sub(FD_RESERVE).max(1) as usize;
+    tracing::warn!(
+        max_connections = max,
+        open_files_limit = soft,
+        using = fit,
+        "MOM_MAX_CONNECTIONS does not fit under the limit of open files (ulimit -n); raise that limit to allow more"
+    );
+    fit
+}
+
+/// A client connection that holds its place under the limit until it is dropped.
+pub struct Counted {
+    io: TcpStream,
+    _permit: Option<OwnedSemaphorePermit>,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.metrics.connections_open.dec();
+    }
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+impl tonic::transport::server::Connected for Counted {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.io.connect_info()
+    }
+}
+
+/// The gRPC listener's connections, under the same limit as HTTP's. Tonic drops the stream (and
+/// so closes the listener) when its shutdown signal resolves.
+pub fn grpc_incoming(listener: TcpListener, limit: Arc<ConnectionLimit>) -> impl futures::Stream<Item = io::Result<Counted>> {
+    futures::stream::unfold((listener, limit), |(listener, limit)| async move {
+        let (io, _) = limit.accept(&listener, Refusal::Close).await;
+        Some((Ok(io), (listener, limit)))
+    })
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves (the drain, which waits a bounded time
+/// for peers to close the connections `tracked` counts); then the listener closes, idle
+/// connections close, and it returns once the requests in flight have finished (the caller bounds
+/// that with the drain timeout).
+///
+/// With a `header_read_timeout`, a connection must deliver each request's headers within it: for
+/// the first request the watchdog below closes a connection that has not (whatever protocol it
+/// turns out to speak), and for later requests on a keep-alive HTTP/1.1 connection hyper's own
+/// header read timeout does, which also closes a keep-alive connection left idle that long.
+pub async fn serve_http(
+    listener: TcpListener,
+    limit: Arc<ConnectionLimit>,
+    tracked: crate::shutdown::Connections,
+    draining: tokio_util::sync::CancellationToken,
+    app: axum::Router,
+    header_read_timeout: Option<Duration>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (io, peer) = tokio::select! {
+            c = limit.accept(&listener, Refusal::Http) => c,
+            () = &mut shutdown => break,
+        };
+        let started = Arc::new(AtomicBool::new(false));
+        let service = {
+            let started = started.clone();
+            tower::ServiceExt::map_request(app.clone(), move |mut req: axum::http::Request<Incoming>| {
+                started.store(true, Ordering::Relaxed);
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req
+            })
+        };
+        // Counted for the drain, and answering `Connection: close` once it began.
+        let service = tracked.serve(service, draining.clone());
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service)).into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            tokio::pin!(conn);
+            if let Some(timeout) = header_read_timeout {
+                tokio::select! {
+                    r = &mut conn => return finished(r),
+                    () = tokio::time::sleep(timeout) => {}
+                }
+                if !started.load(Ordering::Relaxed) {
+                    tracing::debug!(%peer, "closing a connection that sent no request headers within the header read timeout");
+                    return;
+                }
+            }
+            finished(conn.await)
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+fn finished<E: std::fmt::Display>(r: Result<(), E>) {
+    if let Err(e) = r {
+        tracing::trace!(error = %e, "connection ended with an error");
+    }
+}
