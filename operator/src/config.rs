@@ -97,6 +97,9 @@ pub struct AwsSettings {
     pub running_timeout_s: u64,
 }
 
+/// Most Redis replicas `mode: replicated` may have.
+pub const MAX_REDIS_REPLICAS: u32 = 5;
+
 /// Most EC2 instances one cluster may have.
 pub const MAX_AWS_HOSTS: u32 = 20;
 
@@ -150,6 +153,12 @@ pub struct RedisConfig {
     pub mode: Sp<RedisMode>,
     #[serde(default)]
     pub appendfsync: Option<AppendFsync>,
+    /// Replicas of the primary (`mode: replicated` only).
+    #[serde(default)]
+    pub replicas: Sp<u32>,
+    /// Replicas that must confirm a send before it is acknowledged (`mode: replicated` only).
+    #[serde(default)]
+    pub min_replicas_ack: Sp<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -222,7 +231,14 @@ pub struct Settings {
     pub broker_nodes: u32,
     pub redis_image: String,
     pub redis_appendfsync: AppendFsync,
+    pub redis_mode: RedisMode,
+    /// Replicas beside the primary: 0 with `mode: single`.
+    pub redis_replicas: u32,
+    /// The brokers' `MOM_REDIS_MIN_REPLICAS_ACK`: 0 with `mode: single`.
+    pub redis_min_replicas_ack: u32,
     pub zookeeper_image: String,
+    /// 1, or 3 for an ensemble.
+    pub zookeeper_nodes: u32,
     pub nginx_image: String,
     pub nginx_http_port: u16,
     pub nginx_bind: Ipv4Addr,
@@ -242,6 +258,9 @@ pub mod defaults {
     pub const BROKER_IMAGE: &str = "mom-broker:0.1.0";
     pub const BROKER_NODES: u32 = 3;
     pub const REDIS_IMAGE: &str = "mom-redis:7";
+    pub const REDIS_REPLICAS: u32 = 2;
+    /// With replicas, a send waits for one of them: a failover then loses no acknowledged send.
+    pub const REDIS_MIN_REPLICAS_ACK: u32 = 1;
     pub const ZOOKEEPER_IMAGE: &str = "mom-zookeeper:3.8";
     pub const NGINX_IMAGE: &str = "mom-nginx:1.22";
     pub const NGINX_HTTP_PORT: u16 = 8080;
@@ -273,15 +292,6 @@ pub enum ConfigError {
         problem: String,
         allowed: String,
     },
-    /// A feature the schema accepts but this version of momctl does not run yet.
-    #[error("{file}:{line}: {field}: {what} is not implemented yet{hint}")]
-    NotImplemented {
-        file: String,
-        field: String,
-        line: u64,
-        what: String,
-        hint: String,
-    },
 }
 
 impl ConfigError {
@@ -289,9 +299,7 @@ impl ConfigError {
     pub fn field(&self) -> Option<&str> {
         match self {
             ConfigError::Read { .. } => None,
-            ConfigError::Invalid { field, .. } | ConfigError::NotImplemented { field, .. } => {
-                Some(field)
-            }
+            ConfigError::Invalid { field, .. } => Some(field),
         }
     }
 
@@ -299,9 +307,7 @@ impl ConfigError {
     pub fn line(&self) -> Option<u64> {
         match self {
             ConfigError::Read { .. } => None,
-            ConfigError::Invalid { line, .. } | ConfigError::NotImplemented { line, .. } => {
-                Some(*line)
-            }
+            ConfigError::Invalid { line, .. } => Some(*line),
         }
     }
 }
@@ -326,11 +332,15 @@ pub fn allowed(field: &str) -> &'static str {
             "a Docker image reference such as mom-broker:0.1.0 (letters, digits, '.', '_', '-', '/', ':', '@')"
         }
         "broker.nodes" => "a whole number from 1 to 64",
-        "redis" => "a mapping with image, mode, appendfsync",
-        "redis.mode" => "single (replicated is not implemented yet)",
+        "redis" => "a mapping with image, mode, appendfsync, replicas, min_replicas_ack",
+        "redis.mode" => "single (one Redis) or replicated (a primary, its replicas and 3 Sentinels)",
         "redis.appendfsync" => "always, everysec or no",
+        "redis.replicas" => "a whole number from 1 to 5, with mode: replicated",
+        "redis.min_replicas_ack" => {
+            "a whole number from 0 to redis.replicas, with mode: replicated (0: replication is asynchronous)"
+        }
         "zookeeper" => "a mapping with image, nodes",
-        "zookeeper.nodes" => "1 (a 3-node ensemble is not implemented yet)",
+        "zookeeper.nodes" => "1, or 3 for an ensemble",
         "nginx" => "a mapping with image, http_port, https_port, grpc_port, bind, tls",
         "nginx.https_port" => "a TCP port from 1 to 65535 other than http_port and grpc_port (used when tls is set)",
         "nginx.grpc_port" => "a TCP port from 1 to 65535 other than http_port, or null to turn gRPC off",
@@ -440,15 +450,6 @@ impl Config {
                 problem,
                 allowed: allowed(field).to_string(),
             };
-        let not_implemented = |field: &str, at: &serde_saphyr::Location, what: &str, hint: &str| {
-            ConfigError::NotImplemented {
-                file: file.to_string(),
-                field: field.to_string(),
-                line: at.line(),
-                what: what.to_string(),
-                hint: hint.to_string(),
-            }
-        };
 
         let cluster = &self.cluster.value;
         if !valid_cluster_name(cluster) {
@@ -495,37 +496,62 @@ impl Config {
             }
         };
 
-        if let Some(mode) = &self.redis.mode {
-            if mode.value == RedisMode::Replicated {
-                return Err(not_implemented(
-                    "redis.mode",
-                    &mode.referenced,
-                    "replicated Redis (primary, replicas and Sentinel)",
-                    "; use `mode: single`",
-                ));
+        let redis_mode = self
+            .redis
+            .mode
+            .as_ref()
+            .map(|m| m.value)
+            .unwrap_or(RedisMode::Single);
+        let replicated_only = |field: &str, v: &Sp<u32>| match v {
+            Some(v) if redis_mode == RedisMode::Single => Err(invalid(
+                field,
+                &v.referenced,
+                "it needs `redis.mode: replicated`".to_string(),
+            )),
+            _ => Ok(()),
+        };
+        replicated_only("redis.replicas", &self.redis.replicas)?;
+        replicated_only("redis.min_replicas_ack", &self.redis.min_replicas_ack)?;
+        let (redis_replicas, redis_min_replicas_ack) = match redis_mode {
+            RedisMode::Single => (0, 0),
+            RedisMode::Replicated => {
+                let replicas = match &self.redis.replicas {
+                    None => defaults::REDIS_REPLICAS,
+                    Some(n) if (1..=MAX_REDIS_REPLICAS).contains(&n.value) => n.value,
+                    Some(n) => {
+                        return Err(invalid(
+                            "redis.replicas",
+                            &n.referenced,
+                            format!("{} is out of range", n.value),
+                        ))
+                    }
+                };
+                let ack = match &self.redis.min_replicas_ack {
+                    None => defaults::REDIS_MIN_REPLICAS_ACK,
+                    Some(n) if n.value <= replicas => n.value,
+                    Some(n) => {
+                        return Err(invalid(
+                            "redis.min_replicas_ack",
+                            &n.referenced,
+                            format!("{} is more than the {replicas} replicas", n.value),
+                        ))
+                    }
+                };
+                (replicas, ack)
             }
-        }
+        };
 
-        if let Some(nodes) = &self.zookeeper.nodes {
-            match nodes.value {
-                1 => {}
-                3 => {
-                    return Err(not_implemented(
-                        "zookeeper.nodes",
-                        &nodes.referenced,
-                        "a 3-node ZooKeeper ensemble",
-                        "; use `nodes: 1`",
-                    ))
-                }
-                n => {
-                    return Err(invalid(
-                        "zookeeper.nodes",
-                        &nodes.referenced,
-                        format!("{n} nodes"),
-                    ))
-                }
+        let zookeeper_nodes = match &self.zookeeper.nodes {
+            None => 1,
+            Some(n) if n.value == 1 || n.value == 3 => n.value,
+            Some(n) => {
+                return Err(invalid(
+                    "zookeeper.nodes",
+                    &n.referenced,
+                    format!("{} nodes", n.value),
+                ))
             }
-        }
+        };
 
         let nginx_http_port = match &self.nginx.http_port {
             None => defaults::NGINX_HTTP_PORT,
@@ -684,7 +710,11 @@ impl Config {
             broker_nodes,
             redis_image,
             redis_appendfsync: self.redis.appendfsync.unwrap_or(AppendFsync::Everysec),
+            redis_mode,
+            redis_replicas,
+            redis_min_replicas_ack,
             zookeeper_image,
+            zookeeper_nodes,
             nginx_image,
             nginx_http_port,
             nginx_bind,
@@ -930,13 +960,19 @@ broker:
 # Messages live in Redis, with the append-only file on.
 redis:
   image: mom-redis:7
-  mode: single                  # single (replicated: not implemented yet)
+  mode: single                  # single | replicated (a primary, replicas and 3 Sentinels)
   appendfsync: everysec         # always | everysec | no
+  # With mode: replicated, the brokers find the primary through the Sentinels and follow a
+  # failover by themselves. Replication is asynchronous: a send is acknowledged once the
+  # primary has it and min_replicas_ack replicas confirmed it (0: at once; a failover can then
+  # lose the sends of the last moment).
+  # replicas: 2                 # 1 to 5
+  # min_replicas_ack: 1         # 0 to replicas
 
 # Metadata, users and membership live in ZooKeeper.
 zookeeper:
   image: mom-zookeeper:3.8
-  nodes: 1                      # 1 (a 3-node ensemble: not implemented yet)
+  nodes: 1                      # 1, or 3 for an ensemble that survives the loss of one node
 
 # NGINX is the only public entry: http://<bind>:<http_port>/ . With tls set, HTTPS (HTTP/2,
 # TLS 1.2 and 1.3 only) is served on https_port, http_port answers every request with a

@@ -9,13 +9,13 @@ use ipnet::Ipv4Net;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::{Settings, Tls};
+use crate::config::{RedisMode, Settings, Tls};
 
 /// Labels every resource momctl makes carries; the real world is found by them, not a state file.
 pub mod labels {
     /// The cluster's name: the one label that finds everything the cluster owns.
     pub const CLUSTER: &str = "mom.cluster";
-    /// `network`, `volume`, `redis`, `zookeeper`, `broker` or `nginx`.
+    /// `network`, `volume`, `redis`, `sentinel`, `zookeeper`, `broker` or `nginx`.
     pub const ROLE: &str = "mom.role";
     /// The service within the cluster: `redis`, `zookeeper`, `broker-1`, …, `nginx`.
     pub const SERVICE: &str = "mom.service";
@@ -52,7 +52,10 @@ const BROKER_STOP_GRACE_S: u32 = 35;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// A Redis data node: the primary, or one of its replicas (`redis.mode: replicated`).
     Redis,
+    /// A Redis Sentinel watching the primary (`redis.mode: replicated`).
+    Sentinel,
     Zookeeper,
     Broker,
     Nginx,
@@ -62,6 +65,7 @@ impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Redis => "redis",
+            Role::Sentinel => "sentinel",
             Role::Zookeeper => "zookeeper",
             Role::Broker => "broker",
             Role::Nginx => "nginx",
@@ -71,7 +75,7 @@ impl Role {
     /// Start order: each tier waits until the one before is healthy.
     pub fn tier(self) -> u8 {
         match self {
-            Role::Redis | Role::Zookeeper => 0,
+            Role::Redis | Role::Sentinel | Role::Zookeeper => 0,
             Role::Broker => 1,
             Role::Nginx => 2,
         }
@@ -80,6 +84,7 @@ impl Role {
     pub fn parse(s: &str) -> Option<Role> {
         match s {
             "redis" => Some(Role::Redis),
+            "sentinel" => Some(Role::Sentinel),
             "zookeeper" => Some(Role::Zookeeper),
             "broker" => Some(Role::Broker),
             "nginx" => Some(Role::Nginx),
@@ -256,16 +261,43 @@ fn host_addr(subnet: Ipv4Net, n: u32) -> Ipv4Addr {
 }
 
 /// Fixed addresses, so NGINX's upstreams need no DNS and survive a container's replacement.
+/// `node`: a broker's number (1–64); a Redis replica's (1–5; 0 is the primary); a Sentinel's
+/// (1–3); a ZooKeeper server's id (0 or 1 is the first server, 2 and 3 the ensemble's others).
 pub fn service_addr(subnet: Ipv4Net, role: Role, node: u32) -> Ipv4Addr {
     host_addr(
         subnet,
         match role {
-            Role::Redis => 2,
-            Role::Zookeeper => 3,
+            Role::Redis if node == 0 => 2,
+            Role::Redis => 80 + node,
+            Role::Sentinel => 90 + node,
+            Role::Zookeeper if node <= 1 => 3,
+            Role::Zookeeper => 94 + node,
             Role::Nginx => 4,
             Role::Broker => 10 + node,
         },
     )
+}
+
+/// The primary's name at the Sentinels (the path of the brokers' `redis-sentinel://` URL).
+pub const SENTINEL_SERVICE: &str = "mom";
+/// Port the Sentinels listen on.
+pub const SENTINEL_PORT: u16 = 26379;
+/// Sentinels that watch the primary; 2 of them must agree it is down.
+const SENTINELS: u32 = 3;
+
+/// The services of the Redis replicas, the Sentinels and the ZooKeeper servers, by number.
+fn redis_replica(n: u32) -> String {
+    format!("redis-replica-{n}")
+}
+fn sentinel(n: u32) -> String {
+    format!("redis-sentinel-{n}")
+}
+fn zookeeper(n: u32) -> String {
+    if n <= 1 {
+        "zookeeper".to_string()
+    } else {
+        format!("zookeeper-{n}")
+    }
 }
 
 /// A broker of an odd generation sits this many addresses above its base one (brokers use
@@ -314,11 +346,16 @@ impl Desired {
             key: key.to_string(),
             labels: base_labels(cluster, "volume"),
         };
-        let volumes = vec![volume("redis-data"), volume("zookeeper-data")];
-        let mount = |v: &VolumeSpec, target: &str| VolumeMount {
-            volume: v.name.clone(),
-            key: v.key.clone(),
-            target: target.to_string(),
+        let mut volumes = Vec::new();
+        let mut data_volume = |key: String| {
+            let v = volume(&key);
+            let m = VolumeMount {
+                volume: v.name.clone(),
+                key: v.key.clone(),
+                target: "/data".to_string(),
+            };
+            volumes.push(v);
+            m
         };
 
         let service = |role: Role, name: &str, node: u32| ServiceSpec {
@@ -341,54 +378,156 @@ impl Desired {
         };
 
         let mut services = Vec::new();
+        let replicated = s.redis_mode == RedisMode::Replicated;
+        let primary = service_addr(s.subnet, Role::Redis, 0);
 
-        let mut redis = service(Role::Redis, "redis", 0);
-        redis.image = s.redis_image.clone();
-        // The password reaches redis-server as a configuration line on its standard input, so
-        // it shows neither in the container's command nor in its process list.
-        redis.command = [
-            "bash",
-            "-c",
-            "exec redis-server - \"$@\" <<< \"requirepass $MOM_REDIS_PASSWORD\"",
-            "redis-server",
-            "--bind",
-            "0.0.0.0",
-            "--protected-mode",
-            "no",
-            "--dir",
-            "/data",
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            s.redis_appendfsync.as_str(),
-        ]
-        .map(str::to_string)
-        .to_vec();
-        redis.secret_env = vec![SecretEnv::generated(crate::secrets::REDIS_PASSWORD)];
-        redis.mounts = vec![mount(&volumes[0], "/data")];
-        redis.health = health(
-            &[
+        // The data nodes: the primary (`redis`), then its replicas.
+        for n in 0..=s.redis_replicas {
+            let name = if n == 0 {
+                "redis".to_string()
+            } else {
+                redis_replica(n)
+            };
+            let mut redis = service(Role::Redis, &name, n);
+            redis.image = s.redis_image.clone();
+            // The password reaches redis-server as configuration lines on its standard input,
+            // so it shows neither in the container's command nor in its process list. With
+            // replicas every node also knows it as `masterauth`: any of them may become the
+            // primary, and the old primary comes back as a replica.
+            let config = if replicated {
+                "exec redis-server - \"$@\" <<< \"requirepass $MOM_REDIS_PASSWORD\"$'\\n'\"masterauth $MOM_REDIS_PASSWORD\""
+            } else {
+                "exec redis-server - \"$@\" <<< \"requirepass $MOM_REDIS_PASSWORD\""
+            };
+            redis.command = [
                 "bash",
                 "-c",
-                "REDISCLI_AUTH=\"$MOM_REDIS_PASSWORD\" redis-cli ping | grep -q PONG",
-            ],
-            30,
-        );
-        services.push(redis);
+                config,
+                "redis-server",
+                "--bind",
+                "0.0.0.0",
+                "--protected-mode",
+                "no",
+                "--dir",
+                "/data",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                s.redis_appendfsync.as_str(),
+            ]
+            .map(str::to_string)
+            .to_vec();
+            if n > 0 {
+                redis.command.extend([
+                    "--replicaof".to_string(),
+                    primary.to_string(),
+                    "6379".to_string(),
+                ]);
+            }
+            redis.secret_env = vec![SecretEnv::generated(crate::secrets::REDIS_PASSWORD)];
+            redis.mounts = vec![data_volume(format!("{name}-data"))];
+            // Replicated: healthy as a primary, or as a replica whose link to the primary is
+            // up (the roles move with a failover, the check does not care which is which).
+            let check = if replicated {
+                "REDISCLI_AUTH=\"$MOM_REDIS_PASSWORD\" redis-cli info replication | grep -Eq '^(role:master|master_link_status:up)'"
+            } else {
+                "REDISCLI_AUTH=\"$MOM_REDIS_PASSWORD\" redis-cli ping | grep -q PONG"
+            };
+            redis.health = health(&["bash", "-c", check], 30);
+            services.push(redis);
+        }
 
-        let mut zookeeper = service(Role::Zookeeper, "zookeeper", 0);
-        zookeeper.image = s.zookeeper_image.clone();
-        zookeeper.mounts = vec![mount(&volumes[1], "/data")];
-        // `ruok` over bash's /dev/tcp: the image needs no netcat.
-        zookeeper.health = health(
-            &[
-                "bash",
-                "-c",
-                "exec 3<>/dev/tcp/127.0.0.1/2181 && printf ruok >&3 && grep -q imok <&3",
-            ],
-            120,
-        );
-        services.push(zookeeper);
+        // The Sentinels: they learn the replicas and each other from the primary, and write
+        // what they learn (failovers included) to their configuration file, which therefore
+        // lives on a volume: a replaced Sentinel still knows which node is the primary now.
+        let sentinels: Vec<String> = if replicated { (1..=SENTINELS).map(sentinel).collect() } else { Vec::new() };
+        for (i, name) in sentinels.iter().enumerate() {
+            let mut sentinel = service(Role::Sentinel, name, i as u32 + 1);
+            sentinel.image = s.redis_image.clone();
+            let conf = [
+                format!("port {SENTINEL_PORT}"),
+                "protected-mode no".to_string(),
+                format!(
+                    "sentinel monitor {SENTINEL_SERVICE} {primary} 6379 {}",
+                    SENTINELS / 2 + 1
+                ),
+                format!("sentinel auth-pass {SENTINEL_SERVICE} $MOM_REDIS_PASSWORD"),
+                format!("sentinel down-after-milliseconds {SENTINEL_SERVICE} 5000"),
+                format!("sentinel failover-timeout {SENTINEL_SERVICE} 30000"),
+            ];
+            let lines: Vec<String> = conf.iter().map(|l| format!("\"{l}\"")).collect();
+            sentinel.command = vec![
+                "bash".to_string(),
+                "-c".to_string(),
+                format!(
+                    "f=/data/sentinel.conf; [ -f $f ] || (umask 077; printf '%s\\n' {} > $f); exec redis-server $f --sentinel",
+                    lines.join(" ")
+                ),
+            ];
+            sentinel.secret_env = vec![SecretEnv::generated(crate::secrets::REDIS_PASSWORD)];
+            sentinel.mounts = vec![data_volume(format!("{name}-data"))];
+            // Ready once a majority of Sentinels know each other: a failover can be agreed.
+            sentinel.health = health(
+                &[
+                    "bash",
+                    "-c",
+                    &format!("redis-cli -p {SENTINEL_PORT} sentinel ckquorum {SENTINEL_SERVICE} | grep -q ^OK"),
+                ],
+                60,
+            );
+            services.push(sentinel);
+        }
+
+        // ZooKeeper: one server, or an ensemble of `zookeeper.nodes` (server ids 1–3).
+        let ensemble = s.zookeeper_nodes > 1;
+        let servers: Vec<String> = (1..=s.zookeeper_nodes)
+            .map(|n| {
+                format!(
+                    "server.{n}={}:2888:3888",
+                    service_addr(s.subnet, Role::Zookeeper, n)
+                )
+            })
+            .collect();
+        let mut zookeepers = Vec::new();
+        for n in 1..=s.zookeeper_nodes {
+            let name = zookeeper(n);
+            let mut zk = service(Role::Zookeeper, &name, if ensemble { n } else { 0 });
+            zk.image = s.zookeeper_image.clone();
+            zk.mounts = vec![data_volume(format!("{name}-data"))];
+            if ensemble {
+                // The image's zoo.cfg plus the ensemble's servers; the server id in /data/myid.
+                zk.command = vec![
+                    "bash".to_string(),
+                    "-c".to_string(),
+                    format!(
+                        "echo {n} > /data/myid && {{ cat /conf/zoo.cfg; printf '%s\\n' quorumListenOnAllIPs=true {}; }} > /tmp/zoo.cfg && exec /usr/share/zookeeper/bin/zkServer.sh start-foreground /tmp/zoo.cfg",
+                        servers.join(" ")
+                    ),
+                ];
+            }
+            // `ruok`/`srvr` over bash's /dev/tcp: the image needs no netcat. A server of an
+            // ensemble is ready once it has joined the quorum (leader or follower).
+            let check = if ensemble {
+                "exec 3<>/dev/tcp/127.0.0.1/2181 && printf srvr >&3 && grep -Eq 'Mode: (leader|follower)' <&3"
+            } else {
+                "exec 3<>/dev/tcp/127.0.0.1/2181 && printf ruok >&3 && grep -q imok <&3"
+            };
+            zk.health = health(&["bash", "-c", check], 120);
+            zookeepers.push(name);
+            services.push(zk);
+        }
+
+        // Where the brokers find the stores: the Sentinels (which name the primary) or the one
+        // Redis; every ZooKeeper server (the client moves to another when one is lost).
+        let stores: Vec<String> = services.iter().map(|s| s.service.clone()).collect();
+        let redis_url = if replicated {
+            let at: Vec<String> = sentinels.iter().map(|n| format!("{n}:{SENTINEL_PORT}")).collect();
+            format!("redis-sentinel://{}/{SENTINEL_SERVICE}", at.join(","))
+        } else {
+            "redis://redis:6379".to_string()
+        };
+        let zk_connect: Vec<String> = zookeepers.iter().map(|n| format!("{n}:2181")).collect();
+        let zk_connect = zk_connect.join(",");
 
         let brokers: Vec<String> = (1..=s.broker_nodes)
             .map(|n| format!("broker-{n}"))
@@ -404,13 +543,16 @@ impl Desired {
                     format!("{}:{BROKER_PORT}", broker.ipv4),
                 ),
                 ("MOM_NODE_ID".to_string(), name.clone()),
-                (
-                    "MOM_REDIS_URL".to_string(),
-                    "redis://redis:6379".to_string(),
-                ),
-                ("MOM_ZK_CONNECT".to_string(), "zookeeper:2181".to_string()),
+                ("MOM_REDIS_URL".to_string(), redis_url.clone()),
+                ("MOM_ZK_CONNECT".to_string(), zk_connect.clone()),
                 ("MOM_TRUSTED_PROXIES".to_string(), s.subnet.to_string()),
             ]);
+            if s.redis_min_replicas_ack > 0 {
+                broker.env.insert(
+                    "MOM_REDIS_MIN_REPLICAS_ACK".to_string(),
+                    s.redis_min_replicas_ack.to_string(),
+                );
+            }
             if s.nginx_grpc_port.is_some() {
                 broker.env.insert(
                     "MOM_GRPC_LISTEN".to_string(),
@@ -436,7 +578,7 @@ impl Desired {
                 ],
                 180,
             );
-            broker.depends_on = vec!["redis".to_string(), "zookeeper".to_string()];
+            broker.depends_on = stores.clone();
             broker.stop_grace_s = BROKER_STOP_GRACE_S;
             broker
                 .labels
@@ -660,6 +802,77 @@ pub(crate) mod tests {
         assert_eq!(
             base.broker_generation(0, "x", "y").spec_hash(),
             base.spec_hash()
+        );
+    }
+
+    fn replicated() -> Desired {
+        let text = config::default_file("demo")
+            .replace("mode: single ", "mode: replicated ")
+            .replace("nodes: 1 ", "nodes: 3 ");
+        let cfg = config::parse(&text, "mom.yaml").expect("parses");
+        Desired::from_settings(&cfg.settings("mom.yaml").expect("valid"))
+    }
+
+    #[test]
+    fn replicated_redis_has_replicas_and_three_sentinels_and_zookeeper_three_servers() {
+        let d = replicated();
+        let names: Vec<_> = d.services.iter().map(|s| s.service.as_str()).collect();
+        assert_eq!(
+            names[..9],
+            [
+                "redis",
+                "redis-replica-1",
+                "redis-replica-2",
+                "redis-sentinel-1",
+                "redis-sentinel-2",
+                "redis-sentinel-3",
+                "zookeeper",
+                "zookeeper-2",
+                "zookeeper-3",
+            ]
+        );
+        let primary = d.service("redis").expect("primary").ipv4.to_string();
+        for n in ["redis-replica-1", "redis-replica-2"] {
+            let cmd = &d.service(n).expect("replica").command;
+            assert!(cmd.windows(3).any(|w| w == ["--replicaof", primary.as_str(), "6379"]), "{cmd:?}");
+        }
+        let sentinel = d.service("redis-sentinel-1").expect("sentinel").command.join(" ");
+        assert!(sentinel.contains(&format!("sentinel monitor mom {primary} 6379 2")), "{sentinel}");
+        assert!(!sentinel.contains("secret"), "the password is read from the environment");
+        let zk = d.service("zookeeper-3").expect("zk").command.join(" ");
+        assert!(zk.contains("echo 3 > /data/myid"), "{zk}");
+        for n in ["zookeeper", "zookeeper-2", "zookeeper-3"] {
+            let ip = d.service(n).expect("zk").ipv4;
+            assert!(zk.contains(&format!("={ip}:2888:3888")), "{zk} lacks {n}");
+        }
+        let broker = d.service("broker-1").expect("broker");
+        assert_eq!(
+            broker.env["MOM_REDIS_URL"],
+            "redis-sentinel://redis-sentinel-1:26379,redis-sentinel-2:26379,redis-sentinel-3:26379/mom"
+        );
+        assert_eq!(broker.env["MOM_ZK_CONNECT"], "zookeeper:2181,zookeeper-2:2181,zookeeper-3:2181");
+        assert_eq!(broker.env["MOM_REDIS_MIN_REPLICAS_ACK"], "1");
+        let volumes: std::collections::BTreeSet<_> = d.volumes.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(volumes.len(), 9, "one volume per data node, Sentinel and ZooKeeper server");
+        let mut addresses: Vec<_> = d.services.iter().map(|s| s.ipv4).collect();
+        addresses.sort();
+        addresses.dedup();
+        assert_eq!(addresses.len(), d.services.len(), "every container has its own address");
+    }
+
+    #[test]
+    fn a_single_redis_and_zookeeper_keep_their_names_volumes_and_address() {
+        let (single, replicated) = (desired(3), replicated());
+        for name in ["redis", "zookeeper"] {
+            let (a, b) = (single.service(name).expect("single"), replicated.service(name).expect("replicated"));
+            assert_eq!((a.ipv4, &a.mounts[0].volume), (b.ipv4, &b.mounts[0].volume), "{name}");
+        }
+        assert_eq!(single.services.len(), 6);
+        assert_eq!(single.volumes.len(), 2);
+        assert_eq!(
+            single.service("nginx").expect("nginx").spec_hash(),
+            replicated.service("nginx").expect("nginx").spec_hash(),
+            "NGINX does not care how Redis is deployed"
         );
     }
 

@@ -150,14 +150,17 @@ fn the_aws_provider_checks_its_fields_before_anything_is_touched() {
 }
 
 #[test]
-fn features_for_later_say_so() {
-    let err = up_fails("cluster: demo\nredis: { mode: replicated }\n");
-    assert_mentions(&err, &["mom.yaml:2:", "redis.mode", "not implemented yet"]);
-    let err = up_fails("cluster: demo\nzookeeper: { nodes: 3 }\n");
-    assert_mentions(
-        &err,
-        &["mom.yaml:2:", "zookeeper.nodes", "not implemented yet"],
-    );
+fn replication_settings_are_checked() {
+    let err = up_fails("cluster: demo\nredis: { mode: replicated, replicas: 6 }\n");
+    assert_mentions(&err, &["mom.yaml:2:", "redis.replicas", "6 is out of range", "1 to 5"]);
+    let err = up_fails("cluster: demo\nredis: { mode: single, replicas: 2 }\n");
+    assert_mentions(&err, &["mom.yaml:2:", "redis.replicas", "needs `redis.mode: replicated`"]);
+    let err = up_fails("cluster: demo\nredis: { mode: replicated, replicas: 1, min_replicas_ack: 2 }\n");
+    assert_mentions(&err, &["mom.yaml:2:", "redis.min_replicas_ack", "more than the 1 replicas"]);
+    let err = up_fails("cluster: demo\nredis: { mode: sharded }\n");
+    assert_mentions(&err, &["mom.yaml:2:", "redis.mode", "single", "replicated"]);
+    let err = up_fails("cluster: demo\nzookeeper: { nodes: 2 }\n");
+    assert_mentions(&err, &["mom.yaml:2:", "zookeeper.nodes", "2 nodes", "1, or 3"]);
 }
 
 #[test]

@@ -141,22 +141,30 @@ fn docker_compose_accepts_the_rendered_file() {
     if !require("docker-compose") {
         return;
     }
+    // The default cluster, and one with replicated Redis (Sentinels) and a ZooKeeper ensemble.
+    let replicated = config::default_file("cmp")
+        .replace("mode: single ", "mode: replicated ")
+        .replace("nodes: 1 ", "nodes: 3 ");
+    for yaml in [config::default_file("cmp"), replicated] {
+        let dir = TempDir::new("compose");
+        render::write_files(dir.path(), &rendered(&yaml)).expect("written");
+        let out = Command::new("docker-compose")
+            .current_dir(dir.path().join("compose"))
+            .args(["-f", "compose.yml", "config", "-q"])
+            .env("MOM_ADMIN_PASSWORD", "rendered-file-check-password")
+            // `render --out` writes these generated ones to compose/.env.
+            .env("MOM_REDIS_PASSWORD", "rendered-redis-password")
+            .env("MOM_ZK_AUTH", "mom:rendered-zk-password")
+            .output()
+            .expect("run docker-compose");
+        assert!(
+            out.status.success(),
+            "docker-compose config: {}",
+            text(&out.stderr)
+        );
+    }
     let dir = TempDir::new("compose");
     render::write_files(dir.path(), &rendered(&config::default_file("cmp"))).expect("written");
-    let out = Command::new("docker-compose")
-        .current_dir(dir.path().join("compose"))
-        .args(["-f", "compose.yml", "config", "-q"])
-        .env("MOM_ADMIN_PASSWORD", "rendered-file-check-password")
-        // `render --out` writes these generated ones to compose/.env.
-        .env("MOM_REDIS_PASSWORD", "rendered-redis-password")
-        .env("MOM_ZK_AUTH", "mom:rendered-zk-password")
-        .output()
-        .expect("run docker-compose");
-    assert!(
-        out.status.success(),
-        "docker-compose config: {}",
-        text(&out.stderr)
-    );
     // Without the password compose refuses to start brokers, and says which variable to set.
     let out = Command::new("docker-compose")
         .current_dir(dir.path().join("compose"))

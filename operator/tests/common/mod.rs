@@ -1,6 +1,7 @@
 //! Helpers shared by momctl's integration tests.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod cluster;
 
 use std::path::{Path, PathBuf};
