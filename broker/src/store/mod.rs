@@ -3,6 +3,7 @@
 //! each) and [`TopicStore`] (publish, subscribe, seek).
 
 mod conn;
+mod group;
 mod limits;
 mod mailbox;
 mod topic;
