@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mom_tests::{
-    assert_error_result, assert_ok_result, broker_with_queue, id_set, ids, json, Value,
+    assert_error_result, assert_ok_result, broker_with_queue, id_set, ids, json, Body, Value,
 };
+use reqwest::Method;
 use tokio::sync::Barrier;
 
 /// The attributes of a delivery without the broker's own `mom.` keys.
@@ -453,4 +454,96 @@ async fn concurrent_sends_share_script_calls_and_each_caller_gets_its_own_result
         calls < requests as f64,
         "{requests} concurrent send requests made {calls} script calls: none were combined"
     );
+}
+
+/// Group commit must not let one caller's disconnect hurt the others: a burst where half the
+/// senders hang up after 1 to 10 ms (their requests dropped at any point: queued for a combined call,
+/// or leading one) still answers every patient sender with its own id, stores each of their
+/// messages once, and leaves the queue taking sends at once afterwards.
+#[tokio::test]
+async fn senders_hanging_up_mid_burst_neither_stall_nor_lose_the_others() {
+    const PATIENT: usize = 100;
+    const HASTY: usize = 100;
+    let (broker, queue) = broker_with_queue("hangups", json!({})).await;
+    // Connections opened beforehand (they stay in the client's pool), so that the hasty
+    // requests reach the broker before hanging up after 1 to 10 ms.
+    let client = broker.client();
+    let warm: Vec<_> = (0..PATIENT + HASTY)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.get("/healthz").await.expect_status(200) })
+        })
+        .collect();
+    for task in warm {
+        task.await.expect("warm-up");
+    }
+    let start = Arc::new(Barrier::new(PATIENT + HASTY));
+    let patient: Vec<_> = (0..PATIENT)
+        .map(|i| {
+            let (queue, start) = (queue.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                let body = format!("p{i}");
+                let id = queue.send(&body).await;
+                (body, id)
+            })
+        })
+        .collect();
+    let hasty: Vec<_> = (0..HASTY)
+        .map(|i| {
+            let client = client
+                .clone()
+                .with_timeout(Duration::from_millis(1 + i as u64 % 10));
+            let (start, path) = (start.clone(), queue.path("/messages"));
+            tokio::spawn(async move {
+                start.wait().await;
+                let body = Body::Json(json!({ "body": format!("h{i}") }));
+                client.try_request(Method::POST, &path, body).await.is_ok()
+            })
+        })
+        .collect();
+    let mut sent = HashMap::new();
+    for task in patient {
+        let (body, id) = task.await.expect("patient sender");
+        sent.insert(body, id);
+    }
+    let mut answered = 0;
+    for task in hasty {
+        answered += usize::from(task.await.expect("hasty sender"));
+    }
+    eprintln!("{answered} of {HASTY} hasty senders were answered before hanging up");
+    let distinct: HashSet<&String> = sent.values().collect();
+    assert_eq!(
+        distinct.len(),
+        PATIENT,
+        "two patient senders were told the same id"
+    );
+
+    // The queue still takes a send at once: no lane was left waiting on a caller that went away.
+    let before = Instant::now();
+    let last = queue.send("after").await;
+    assert!(
+        before.elapsed() < Duration::from_secs(2),
+        "a send after the burst took {:?}",
+        before.elapsed()
+    );
+    let mut got = Vec::new();
+    loop {
+        let batch = queue.receive(100).await;
+        if batch.is_empty() {
+            break;
+        }
+        got.extend(batch);
+    }
+    id_set(&got);
+    let stored_hasty = got.iter().filter(|m| m.body.starts_with('h')).count();
+    eprintln!("{stored_hasty} of {HASTY} hasty senders' messages were stored");
+    let received: HashMap<&str, &str> = got
+        .iter()
+        .map(|m| (m.body.as_str(), m.id.as_str()))
+        .collect();
+    for (body, id) in &sent {
+        assert_eq!(received.get(body.as_str()), Some(&id.as_str()), "{body}");
+    }
+    assert_eq!(received.get("after"), Some(&last.as_str()));
 }
