@@ -67,7 +67,12 @@ impl<R> Waiting<R> {
     pub async fn answer(self) -> Result<Vec<R>> {
         // The sender goes away unanswered only when the driver died (a panic, or the runtime
         // shutting down): the messages may or may not have been stored.
-        self.0.await.unwrap_or_else(|_| Err(Error::Unavailable("the write was interrupted; it may have been stored: retry with the same dedup_id to store it at most once".into())))
+        self.0.await.unwrap_or_else(|_| {
+            Err(Error::Unavailable(
+                "the write was interrupted; it may have been stored: retry with the same dedup_id to store it at most once"
+                    .into(),
+            ))
+        })
     }
 }
 
