@@ -2,8 +2,9 @@
 //! to its own status codes; the core never knows which transport called it.
 
 /// What went wrong, in terms a client can act on. Internal details (Redis or ZooKeeper error text)
-/// are logged where they happen and never carried to the client.
-#[derive(Debug, thiserror::Error)]
+/// are logged where they happen and never carried to the client. `Clone` because the error of a
+/// combined write (group commit, `store/group.rs`) goes to every caller in it.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
     InvalidRequest(String),

@@ -32,6 +32,9 @@ pub struct Metrics {
     /// Waiting receives and push streams held on this node, and those refused past a user's limit.
     pub long_polls_held: prometheus::IntGauge,
     pub long_polls_refused: prometheus::IntCounter,
+    /// Messages per send script call: above 1 for a batch, or when group commit combined
+    /// concurrent sends to one queue (`store/group.rs`).
+    pub send_batch_size: prometheus::Histogram,
 }
 
 impl Metrics {
@@ -113,6 +116,15 @@ impl Metrics {
             "mom_long_polls_refused_total",
             "Receives and streams refused because their user held MOM_MAX_LONG_POLLS_PER_USER",
         );
+        let send_batch_size = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "mom_send_batch_size",
+                "Messages per send script call (a batch, or concurrent sends to one queue combined)",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 100.0]),
+        )
+        .expect("valid metric");
+        registry.register(Box::new(send_batch_size.clone())).expect("unique metric");
         Metrics {
             registry,
             http_requests,
@@ -127,6 +139,7 @@ impl Metrics {
             connections_refused,
             long_polls_held,
             long_polls_refused,
+            send_batch_size,
         }
     }
 

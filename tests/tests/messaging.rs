@@ -1,10 +1,16 @@
 //! Sending, receiving and acking, without waiting for deadlines: message shape, dedup, batches,
-//! FIFO and `max`, size and attribute limits, ack results, long-poll basics.
+//! FIFO and `max`, size and attribute limits, ack results, long-poll basics, concurrent sends
+//! sharing script calls (group commit).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mom_tests::{assert_error_result, assert_ok_result, broker_with_queue, ids, json, Value};
+use mom_tests::{
+    assert_error_result, assert_ok_result, broker_with_queue, id_set, ids, json, Body, Value,
+};
+use reqwest::Method;
+use tokio::sync::Barrier;
 
 /// The attributes of a delivery without the broker's own `mom.` keys.
 fn user_attributes(attributes: &BTreeMap<String, String>) -> BTreeMap<String, String> {
@@ -275,4 +281,269 @@ async fn a_long_poll_answers_empty_when_the_wait_ends_and_at_once_on_a_send() {
         latency < Duration::from_millis(500),
         "held receive answered {latency:?} after the send"
     );
+}
+
+/// Group commit: concurrent sends to one queue share script calls (`mom_send_batch_size`), yet
+/// each caller gets exactly its own ids back, dedup ids work across callers of one burst, and
+/// every message is received once, each sender's in the order it sent them.
+#[tokio::test]
+async fn concurrent_sends_share_script_calls_and_each_caller_gets_its_own_results() {
+    // Senders sending one message at a time, each after the previous answered.
+    const SENDERS: usize = 20;
+    const EACH: usize = 10;
+    // Dedup ids, each sent twice at once (with different bodies).
+    const DEDUP_IDS: usize = 40;
+    // Callers sending two batches of BATCH, one after the other.
+    const BATCHERS: usize = 10;
+    const BATCH: usize = 5;
+    let (broker, queue) = broker_with_queue("burst", json!({})).await;
+    let start = Arc::new(Barrier::new(SENDERS + 2 * DEDUP_IDS + BATCHERS));
+
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|s| {
+            let (queue, start) = (queue.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                let mut sent = Vec::new();
+                for i in 0..EACH {
+                    let body = format!("s{s}-{i}");
+                    let id = queue.send(&body).await;
+                    sent.push((body, id));
+                }
+                sent
+            })
+        })
+        .collect();
+    let duplicates: Vec<_> = (0..2 * DEDUP_IDS)
+        .map(|k| {
+            let (queue, start) = (queue.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                let (d, copy) = (k / 2, k % 2);
+                let message =
+                    json!({ "body": format!("d{d}-{copy}"), "dedup_id": format!("d{d}") });
+                let resp = queue.send_resp(message).await;
+                let id = resp.json["id"].as_str().unwrap_or_default().to_string();
+                assert!(
+                    matches!(resp.status, 200 | 201) && !id.is_empty(),
+                    "send of d{d}: {resp}"
+                );
+                (d, resp.status, id)
+            })
+        })
+        .collect();
+    let batchers: Vec<_> = (0..BATCHERS)
+        .map(|b| {
+            let (queue, start) = (queue.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                let mut sent = Vec::new();
+                for round in 0..2 {
+                    let bodies: Vec<String> =
+                        (0..BATCH).map(|i| format!("b{b}-{round}-{i}")).collect();
+                    let messages: Vec<Value> =
+                        bodies.iter().map(|body| json!({ "body": body })).collect();
+                    let resp = queue
+                        .send_batch(Value::Array(messages))
+                        .await
+                        .expect_status(200);
+                    let results = resp.json["results"].as_array().cloned().unwrap_or_default();
+                    assert_eq!(results.len(), BATCH, "{resp}");
+                    for (body, result) in bodies.into_iter().zip(results) {
+                        let id = result["id"].as_str().unwrap_or_default().to_string();
+                        assert!(!id.is_empty(), "no id for {body} in {resp}");
+                        sent.push((body, id));
+                    }
+                }
+                sent
+            })
+        })
+        .collect();
+
+    // What each caller was told, per sender in sending order.
+    let mut per_sender: Vec<Vec<(String, String)>> = Vec::new();
+    for task in senders.into_iter().chain(batchers) {
+        per_sender.push(task.await.expect("sender task"));
+    }
+    let mut dedup_answers: HashMap<usize, Vec<(u16, String)>> = HashMap::new();
+    for task in duplicates {
+        let (d, status, id) = task.await.expect("dedup sender task");
+        dedup_answers.entry(d).or_default().push((status, id));
+    }
+
+    let told: Vec<&String> = per_sender.iter().flatten().map(|(_, id)| id).collect();
+    let distinct: HashSet<&String> = told.iter().copied().collect();
+    assert_eq!(
+        distinct.len(),
+        told.len(),
+        "two callers were told the same id"
+    );
+    for (d, answers) in &dedup_answers {
+        assert_eq!(answers.len(), 2);
+        assert_eq!(
+            answers[0].1, answers[1].1,
+            "the two sends of d{d} got different ids: {answers:?}"
+        );
+        let mut statuses: Vec<u16> = answers.iter().map(|a| a.0).collect();
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [200, 201],
+            "d{d}: one send stores (201), the other is a duplicate (200)"
+        );
+        assert!(
+            !distinct.contains(&answers[0].1),
+            "d{d} got the id of another message"
+        );
+    }
+
+    let unique = SENDERS * EACH + DEDUP_IDS + BATCHERS * 2 * BATCH;
+    let got = queue.receive_n(unique, Duration::from_secs(30)).await;
+    assert_eq!(got.len(), unique, "{got:?}");
+    id_set(&got);
+    assert!(
+        queue.receive(100).await.is_empty(),
+        "more messages than were sent"
+    );
+    let received: HashMap<&str, &str> = got
+        .iter()
+        .map(|m| (m.body.as_str(), m.id.as_str()))
+        .collect();
+    for sent in &per_sender {
+        // Received in the order sent (the queue is FIFO), under the ids the caller was told.
+        let order: Vec<&str> = got
+            .iter()
+            .filter(|m| sent.iter().any(|(body, _)| *body == m.body))
+            .map(|m| m.body.as_str())
+            .collect();
+        let sent_bodies: Vec<&str> = sent.iter().map(|(body, _)| body.as_str()).collect();
+        assert_eq!(
+            order, sent_bodies,
+            "a sender's messages came back out of order"
+        );
+        for (body, id) in sent {
+            assert_eq!(received.get(body.as_str()), Some(&id.as_str()), "{body}");
+        }
+    }
+    for (d, answers) in &dedup_answers {
+        let stored: Vec<&mom_tests::Message> = got
+            .iter()
+            .filter(|m| m.body.starts_with(&format!("d{d}-")))
+            .collect();
+        assert_eq!(stored.len(), 1, "d{d} stored other than once: {stored:?}");
+        assert_eq!(stored[0].id, answers[0].1);
+    }
+
+    // One script call per request would be this many; sharing makes it fewer.
+    let requests = SENDERS * EACH + 2 * DEDUP_IDS + BATCHERS * 2;
+    let messages = SENDERS * EACH + 2 * DEDUP_IDS + BATCHERS * 2 * BATCH;
+    let calls = broker
+        .metric("mom_send_batch_size_count")
+        .await
+        .unwrap_or_default();
+    let carried = broker
+        .metric("mom_send_batch_size_sum")
+        .await
+        .unwrap_or_default();
+    eprintln!("{requests} send requests, {messages} messages: {calls} script calls");
+    assert_eq!(
+        carried, messages as f64,
+        "every message rides in exactly one call"
+    );
+    assert!(
+        calls < requests as f64,
+        "{requests} concurrent send requests made {calls} script calls: none were combined"
+    );
+}
+
+/// Group commit must not let one caller's disconnect hurt the others: a burst where half the
+/// senders hang up after 1 to 10 ms (their requests dropped at any point: queued for a combined call,
+/// or leading one) still answers every patient sender with its own id, stores each of their
+/// messages once, and leaves the queue taking sends at once afterwards.
+#[tokio::test]
+async fn senders_hanging_up_mid_burst_neither_stall_nor_lose_the_others() {
+    const PATIENT: usize = 100;
+    const HASTY: usize = 100;
+    let (broker, queue) = broker_with_queue("hangups", json!({})).await;
+    // Connections opened beforehand (they stay in the client's pool), so that the hasty
+    // requests reach the broker before hanging up after 1 to 10 ms.
+    let client = broker.client();
+    let warm: Vec<_> = (0..PATIENT + HASTY)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.get("/healthz").await.expect_status(200) })
+        })
+        .collect();
+    for task in warm {
+        task.await.expect("warm-up");
+    }
+    let start = Arc::new(Barrier::new(PATIENT + HASTY));
+    let patient: Vec<_> = (0..PATIENT)
+        .map(|i| {
+            let (queue, start) = (queue.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                let body = format!("p{i}");
+                let id = queue.send(&body).await;
+                (body, id)
+            })
+        })
+        .collect();
+    let hasty: Vec<_> = (0..HASTY)
+        .map(|i| {
+            let client = client
+                .clone()
+                .with_timeout(Duration::from_millis(1 + i as u64 % 10));
+            let (start, path) = (start.clone(), queue.path("/messages"));
+            tokio::spawn(async move {
+                start.wait().await;
+                let body = Body::Json(json!({ "body": format!("h{i}") }));
+                client.try_request(Method::POST, &path, body).await.is_ok()
+            })
+        })
+        .collect();
+    let mut sent = HashMap::new();
+    for task in patient {
+        let (body, id) = task.await.expect("patient sender");
+        sent.insert(body, id);
+    }
+    let mut answered = 0;
+    for task in hasty {
+        answered += usize::from(task.await.expect("hasty sender"));
+    }
+    eprintln!("{answered} of {HASTY} hasty senders were answered before hanging up");
+    let distinct: HashSet<&String> = sent.values().collect();
+    assert_eq!(
+        distinct.len(),
+        PATIENT,
+        "two patient senders were told the same id"
+    );
+
+    // The queue still takes a send at once: no lane was left waiting on a caller that went away.
+    let before = Instant::now();
+    let last = queue.send("after").await;
+    assert!(
+        before.elapsed() < Duration::from_secs(2),
+        "a send after the burst took {:?}",
+        before.elapsed()
+    );
+    let mut got = Vec::new();
+    loop {
+        let batch = queue.receive(100).await;
+        if batch.is_empty() {
+            break;
+        }
+        got.extend(batch);
+    }
+    id_set(&got);
+    let stored_hasty = got.iter().filter(|m| m.body.starts_with('h')).count();
+    eprintln!("{stored_hasty} of {HASTY} hasty senders' messages were stored");
+    let received: HashMap<&str, &str> = got
+        .iter()
+        .map(|m| (m.body.as_str(), m.id.as_str()))
+        .collect();
+    for (body, id) in &sent {
+        assert_eq!(received.get(body.as_str()), Some(&id.as_str()), "{body}");
+    }
+    assert_eq!(received.get("after"), Some(&last.as_str()));
 }

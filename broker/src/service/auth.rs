@@ -192,9 +192,14 @@ impl Auth {
                 None => break,
             }
         }
+        // Should this request go away during the refill (its client hung up), the guard still
+        // ends the refill, so the waiters retry instead of waiting for it forever.
+        let mut refilling = Refilling { leases: &self.leases, user, armed: true };
         let want = (s.rate_limit_rps / 50).clamp(1, s.rate_limit_burst.max(1));
         let taken = self.limits.take(user, s.rate_limit_rps, s.rate_limit_burst.max(1), want).await;
         let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        // Ended here, under the lock: the waiters see the lease as updated below.
+        refilling.armed = false;
         let Some(lease) = leases.get_mut(user) else { return Ok(()) };
         if let Some(n) = lease.refill.take() {
             n.notify_waiters();
@@ -216,6 +221,27 @@ impl Auth {
 
     pub fn keys(&self, secret: &[u8]) -> &(EncodingKey, DecodingKey) {
         self.keys.get_or_init(|| (EncodingKey::from_secret(secret), DecodingKey::from_secret(secret)))
+    }
+}
+
+/// A lease refill in progress (see [`Auth::admit`]). Dropped while armed, i.e. when the request
+/// making the refill was dropped during it, it ends the refill and wakes the requests waiting for
+/// it: one of them refills instead.
+struct Refilling<'a> {
+    leases: &'a Mutex<HashMap<String, Lease>>,
+    user: &'a str,
+    armed: bool,
+}
+
+impl Drop for Refilling<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = leases.get_mut(self.user).and_then(|l| l.refill.take()) {
+            n.notify_waiters();
+        }
     }
 }
 

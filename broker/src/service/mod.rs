@@ -67,7 +67,7 @@ impl Broker {
             meta,
             auth: Auth::new(auth, LimitStore::new(redis.clone())),
             bootstrapped: AtomicBool::new(false),
-            mailboxes: MailboxStore::new(redis.clone()),
+            mailboxes: MailboxStore::new(redis.clone(), metrics.send_batch_size.clone()),
             topics: TopicStore::new(redis.clone()),
             stream_heartbeat: std::time::Duration::from_secs(15),
             redis,

@@ -1,5 +1,6 @@
 //! Mailboxes on Redis: what consumers receive from — a queue, or one subscription of a topic.
-//! One Lua script call per API call on the hot path.
+//! One Lua script call per API call on the hot path, except that concurrent sends to one mailbox
+//! share one (group commit, see [`MailboxStore::send`] and `group.rs`).
 //!
 //! Layout (see `lua/common.lua`): every key of queue `NAME` is `PREFIX:{q:NAME}:...`, and every
 //! key of topic `T` and its subscriptions is `PREFIX:{t:T}:...`: one hash tag each, so every script
@@ -10,11 +11,13 @@
 
 use std::sync::{Arc, LazyLock};
 
+use prometheus::Histogram;
 use redis::Script;
 
+use super::group::{Bounds, Joined, Lanes};
 use super::Redis;
 use crate::error::{Error, Result};
-use crate::model::QueueStats;
+use crate::model::{QueueStats, MAX_BATCH};
 
 /// A script with the mailbox prelude (and any shared pieces) before it.
 macro_rules! script {
@@ -57,6 +60,18 @@ pub struct Outgoing {
     /// stored once.
     pub dedup: Option<String>,
 }
+
+impl Outgoing {
+    /// Roughly what the message adds to a script call, for the group commit's byte bound.
+    fn weight(&self) -> usize {
+        self.payload.len() + self.dedup.as_ref().map_or(0, String::len) + 32
+    }
+}
+
+/// The group commit's bounds on a combined send: a batch's worth of messages, and 1 MiB of
+/// payload (a request may carry 5 MiB, but a script call of that size holds Redis's single thread
+/// for milliseconds; past 1 MiB the per-call overhead is long amortised anyway).
+const SEND_BOUNDS: Bounds = Bounds { messages: MAX_BATCH, bytes: 1 << 20 };
 
 /// One delivery as the store hands it out.
 #[derive(Debug)]
@@ -107,6 +122,10 @@ pub struct Transfer {
 #[derive(Clone)]
 pub struct MailboxStore {
     redis: Arc<Redis>,
+    /// Sends waiting for the send call in flight on their mailbox (group commit).
+    sends: Arc<Lanes<Outgoing, (String, bool)>>,
+    /// Messages per send script call (`mom_send_batch_size`).
+    batch_size: Histogram,
 }
 
 /// The receive-count parameters of a queue, as the receive script needs them.
@@ -146,8 +165,8 @@ impl Mailbox {
 }
 
 impl MailboxStore {
-    pub fn new(redis: Arc<Redis>) -> Self {
-        MailboxStore { redis }
+    pub fn new(redis: Arc<Redis>, batch_size: Histogram) -> Self {
+        MailboxStore { redis, sends: Arc::new(Lanes::new(SEND_BOUNDS)), batch_size }
     }
 
     /// The mailbox of queue `name`.
@@ -190,8 +209,45 @@ impl MailboxStore {
         inv
     }
 
-    /// Stores messages in a queue, in order; `201` may be answered once this returns.
+    /// Stores messages in a mailbox, in order; `201` may be answered once this returns. Returns
+    /// per message its id and whether it was stored now (`false`: its dedup key named an earlier
+    /// message).
+    ///
+    /// Group commit: when no send call is in flight for the mailbox, this one goes out at once
+    /// with just these messages. Otherwise they wait, with those of other callers arriving
+    /// meanwhile, and the next call carries them all (up to [`SEND_BOUNDS`]), made by a task of
+    /// their own that keeps going while groups wait: a caller that goes away (client disconnect,
+    /// its future dropped) never strands the others. What the call answers is split back per
+    /// caller; each message's dedup key is still its own (key indexes are per call), and with
+    /// `MOM_REDIS_MIN_REPLICAS_ACK` the `WAIT` after the combined call covers every message in it.
+    /// All keys of a mailbox share one hash tag, so a combined call is single-slot on a cluster.
     pub async fn send(&self, mb: &Mailbox, messages: Vec<Outgoing>) -> Result<Vec<(String, bool)>> {
+        let bytes = messages.iter().map(Outgoing::weight).sum();
+        match self.sends.join(&mb.base, messages, bytes) {
+            Joined::Queued(waiting) => waiting.answer().await,
+            Joined::Lead(messages) => {
+                // Dropped when the call ends, or with this future: either way, whatever queued
+                // behind this call goes out next.
+                let _turn = Turn { store: self, mb };
+                self.send_now(mb, messages).await
+            }
+        }
+    }
+
+    /// Stores the groups waiting on `mb` one call after another, until none waits.
+    async fn drive_sends(self, mb: Mailbox) {
+        let mut guard = Driving { store: &self, mb: &mb, done: false };
+        while let Some(mut group) = self.sends.next(&mb.base) {
+            let messages = group.take();
+            tracing::trace!(mailbox = %mb.scope, messages = messages.len(), callers = group.callers(), "combined send");
+            group.answer(self.send_now(&mb, messages).await);
+        }
+        guard.done = true;
+    }
+
+    /// One send script call with these messages.
+    async fn send_now(&self, mb: &Mailbox, messages: Vec<Outgoing>) -> Result<Vec<(String, bool)>> {
+        self.batch_size.observe(messages.len() as f64);
         let mut inv = self.invocation(&SEND, mb);
         inv.key(format!("{}:seq", mb.base));
         inv.arg(self.redis.channel()).arg(&mb.wake_key).arg(messages.len());
@@ -325,5 +381,43 @@ impl MailboxStore {
             .query_async::<()>(&mut self.redis.conn()?)
             .await
             .map_err(Error::redis)
+    }
+}
+
+/// A send that went out at once (see [`MailboxStore::send`]). When it ends, however it ends, it
+/// hands the mailbox's lane on: closed when nothing waits, else to a task storing what waits.
+struct Turn<'a> {
+    store: &'a MailboxStore,
+    mb: &'a Mailbox,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        if self.store.sends.release(&self.mb.base) {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn(self.store.clone().drive_sends(self.mb.clone()))),
+            // No runtime (being torn down): nothing can store them; their callers hear
+            // `unavailable` rather than wait forever.
+            Err(_) => self.store.sends.abandon(&self.mb.base),
+        }
+    }
+}
+
+/// The task storing a mailbox's waiting sends. Should it stop early (a panic, or the runtime
+/// shutting down), the lane is closed and its waiting callers answered `unavailable`, so later
+/// sends to the mailbox lead again instead of queueing behind a driver that is gone.
+struct Driving<'a> {
+    store: &'a MailboxStore,
+    mb: &'a Mailbox,
+    done: bool,
+}
+
+impl Drop for Driving<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.store.sends.abandon(&self.mb.base);
+        }
     }
 }

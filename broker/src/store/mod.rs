@@ -1,8 +1,10 @@
 //! Everything that touches Redis. The rest of the broker sees only [`Redis`] (a connection that
 //! comes and goes), [`MailboxStore`] (queues and subscriptions: typed operations, one script call
-//! each) and [`TopicStore`] (publish, subscribe, seek).
+//! each, except that concurrent sends to one mailbox share one: `group.rs`) and [`TopicStore`]
+//! (publish, subscribe, seek).
 
 mod conn;
+mod group;
 mod limits;
 mod mailbox;
 mod topic;
