@@ -6,20 +6,11 @@ use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use crate::redis_server::{Persistence, RedisServer};
+use crate::redis_server::{connect, Persistence, RedisServer};
 use crate::util::{free_port, spawn_logged, wait_child_ready, wait_until, TempDir};
 
 /// How long a cluster or a Sentinel group may take to settle after its processes started.
 const SETTLE: Duration = Duration::from_secs(20);
-
-async fn connect(url: &str) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
-    let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Duration::from_secs(2))
-        .set_response_timeout(Duration::from_secs(5));
-    redis::Client::open(url)?
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
-}
 
 /// Runs one command on the server at `url`; `None` on any error (for polling).
 pub async fn try_command<T: redis::FromRedisValue>(url: &str, args: &[&str]) -> Option<T> {

@@ -188,7 +188,8 @@ impl RedisServer {
     }
 }
 
-async fn connect(url: &str) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+/// A connection to the Redis at `url` with short timeouts (test servers are local).
+pub async fn connect(url: &str) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Duration::from_secs(2))
         .set_response_timeout(Duration::from_secs(5));

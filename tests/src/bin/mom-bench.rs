@@ -316,13 +316,7 @@ async fn main() -> anyhow::Result<()> {
 async fn idle_run(a: IdleArgs) -> anyhow::Result<()> {
     let files = idle::raise_fd_limit(a.idle)?;
     eprintln!("mom-bench idle: open-files limit {files}");
-    let credentials = a
-        .user
-        .as_deref()
-        .map(|u| (u, a.password.as_deref().unwrap_or("")));
-    let endpoint = http::Endpoint::connect(&a.url, credentials)
-        .await
-        .context("logging in")?;
+    let endpoint = login(&a.url, a.user.as_deref(), a.password.as_deref()).await?;
     let config = idle::Config {
         idle: a.idle,
         plan: Plan {
@@ -366,13 +360,7 @@ async fn idle_run(a: IdleArgs) -> anyhow::Result<()> {
 }
 
 async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
-    let credentials = a
-        .user
-        .as_deref()
-        .map(|u| (u, a.password.as_deref().unwrap_or("")));
-    let endpoint = http::Endpoint::connect(&a.url, credentials)
-        .await
-        .context("logging in")?;
+    let endpoint = login(&a.url, a.user.as_deref(), a.password.as_deref()).await?;
     let config = verify::Config {
         queue: a.queue,
         concurrency: a.concurrency,
@@ -411,6 +399,14 @@ async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// The broker at `url`, logged in as `user` when one is given (else without a token).
+async fn login(url: &str, user: Option<&str>, password: Option<&str>) -> anyhow::Result<std::sync::Arc<http::Endpoint>> {
+    let credentials = user.map(|u| (u, password.unwrap_or("")));
+    http::Endpoint::connect(url, credentials)
+        .await
+        .context("logging in")
 }
 
 fn write_json(path: &std::path::Path, results: &[BenchResult]) -> anyhow::Result<()> {
@@ -491,13 +487,7 @@ async fn measure(
     );
     let (outcome, cpu) = match target {
         Target::Http | Target::Grpc => {
-            let credentials = args
-                .user
-                .as_deref()
-                .map(|u| (u, args.password.as_deref().unwrap_or("")));
-            let endpoint = http::Endpoint::connect(&args.url, credentials)
-                .await
-                .context("logging in")?;
+            let endpoint = login(&args.url, args.user.as_deref(), args.password.as_deref()).await?;
             let mut setup = http::Setup::new(&endpoint, &queue)
                 .await
                 .context("creating the queue")?;
