@@ -120,7 +120,7 @@ impl World {
 /// What a call showed: its answer and the status that means "allowed", whether the resource was
 /// in a list, or that an event stream opened and delivered.
 enum Seen {
-    Answer(Resp, u16),
+    Answer(Box<Resp>, u16),
     Listed(bool),
     Streamed,
 }
@@ -274,7 +274,7 @@ async fn call(w: &World, route: &str, who: Who, t: &Target) -> Seen {
     let c = w.client(who);
     let (r, m, r_) = (&t.path, &t.mailbox, &t.receipts);
     let own = format!("own-{}", t.n);
-    let answer = |resp, ok| Seen::Answer(resp, ok);
+    let answer = |resp, ok| Seen::Answer(Box::new(resp), ok);
     let settled = |resp: Resp| {
         if resp.status == 200 {
             assert_eq!(

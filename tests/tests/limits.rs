@@ -394,7 +394,7 @@ async fn a_user_holding_max_long_polls_gets_429_for_the_next_until_one_ends_and_
     topic.create(json!({})).await;
     topic.subscription("all").create(json!({})).await;
     let stream = SseStream::try_open(&bob, "/v1/topics/news/subscriptions/all/stream").await;
-    too_many(&stream.err().expect("the stream is refused"));
+    too_many(&stream.expect_err("the stream is refused"));
     // A receive that does not wait takes no place, and other users are unaffected.
     bob_q
         .receive_resp(json!({ "wait_s": 0 }))
@@ -450,7 +450,7 @@ async fn push_streams_count_toward_the_long_polls_a_user_holds() {
     let two = SseStream::open(&bob, path).await;
     held(&broker, 2).await;
     too_many(&bob.queue("jobs").receive_resp(json!({ "wait_s": 5 })).await);
-    too_many(&SseStream::try_open(&bob, path).await.err().expect("refused"));
+    too_many(&SseStream::try_open(&bob, path).await.expect_err("refused"));
 
     // Closing a stream gives its place back.
     drop(one);
