@@ -82,6 +82,11 @@ pub struct Config {
     #[arg(skip = std::env::var("MOM_REDIS_PASSWORD").ok().filter(|p| !p.is_empty()))]
     pub redis_password: Option<String>,
 
+    /// Password the Sentinels of a `redis-sentinel://` URL require (their own `requirepass`):
+    /// `MOM_REDIS_SENTINEL_PASSWORD`, environment only; unset, they are asked without one.
+    #[arg(skip = std::env::var("MOM_REDIS_SENTINEL_PASSWORD").ok().filter(|p| !p.is_empty()))]
+    pub redis_sentinel_password: Option<String>,
+
     /// ZooKeeper digest credential `user:password`: `MOM_ZK_AUTH`, environment only. When set,
     /// the broker authenticates its session with it and creates every znode readable and
     /// writable by that identity only (and takes over znodes an older broker left open), so a

@@ -44,7 +44,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .with_auth(config.zk_auth.clone()),
     );
     // The URL may hold a password: redis' parse errors name the fault, never the URL.
-    let redis = Redis::new(&config.redis_url, config.redis_password.as_deref(), &config.redis_prefix, config.redis_options())
+    let redis = Redis::new(&config.redis_url, config.redis_password.as_deref(), config.redis_sentinel_password.as_deref(), &config.redis_prefix, config.redis_options())
         .context("invalid --redis-url")?;
     let auth = AuthSettings {
         token_ttl: Duration::from_secs(config.token_ttl_s),

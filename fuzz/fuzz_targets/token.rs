@@ -30,6 +30,7 @@ static AUTH: LazyLock<Auth> = LazyLock::new(|| {
     let redis = Redis::new(
         "redis://127.0.0.1:1",
         None,
+        None,
         "fuzz",
         mom_broker::store::Options {
             timeout: Duration::from_secs(1),

@@ -444,9 +444,14 @@ impl Desired {
         for (i, name) in sentinels.iter().enumerate() {
             let mut sentinel = service(Role::Sentinel, name, i as u32 + 1);
             sentinel.image = s.redis_image.clone();
+            // The Sentinels require the cluster's Redis password too (`requirepass`), and give
+            // it to each other (`sentinel-pass`): a client without it can neither ask them nor
+            // order a failover.
             let conf = [
                 format!("port {SENTINEL_PORT}"),
                 "protected-mode no".to_string(),
+                "requirepass $MOM_REDIS_PASSWORD".to_string(),
+                "sentinel sentinel-pass $MOM_REDIS_PASSWORD".to_string(),
                 format!(
                     "sentinel monitor {SENTINEL_SERVICE} {primary} 6379 {}",
                     SENTINELS / 2 + 1
@@ -471,7 +476,7 @@ impl Desired {
                 &[
                     "bash",
                     "-c",
-                    &format!("redis-cli -p {SENTINEL_PORT} sentinel ckquorum {SENTINEL_SERVICE} | grep -q ^OK"),
+                    &format!("REDISCLI_AUTH=\"$MOM_REDIS_PASSWORD\" redis-cli -p {SENTINEL_PORT} sentinel ckquorum {SENTINEL_SERVICE} | grep -q ^OK"),
                 ],
                 60,
             );
@@ -568,6 +573,13 @@ impl Desired {
                 SecretEnv::generated(crate::secrets::REDIS_PASSWORD),
                 SecretEnv::generated(crate::secrets::ZK_AUTH),
             ];
+            if replicated {
+                broker.secret_env.push(SecretEnv {
+                    name: "MOM_REDIS_SENTINEL_PASSWORD".to_string(),
+                    from_env: crate::secrets::REDIS_PASSWORD.to_string(),
+                    generated: true,
+                });
+            }
             broker.health = health(
                 &[
                     "curl",

@@ -135,6 +135,11 @@ fn replicated_redis_and_a_zookeeper_ensemble_survive_the_loss_of_a_node() {
     for service in stores {
         assert!(status.contains(&container(service)), "status does not show {service}:\n{status}");
     }
+    // Data nodes and Sentinels refuse a client without the generated password.
+    for (service, args) in [("redis-replica-1", "info replication"), ("redis-sentinel-2", "-p 26379 sentinel masters")] {
+        let (_, said) = docker(&["exec", &container(service), "bash", "-c", &format!("redis-cli {args}")]);
+        assert!(said.contains("NOAUTH"), "{service} answered a client without the password: {said}");
+    }
     let info = redis_cli(&container("redis"), "info replication");
     assert!(info.contains("role:master") && info.contains("connected_slaves:2"), "{info}");
     let primary = docker(&["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", &container("redis")])
@@ -189,7 +194,12 @@ fn replicated_redis_and_a_zookeeper_ensemble_survive_the_loss_of_a_node() {
     let up = ok(dir.path(), &["up"]);
     assert!(up.contains(&container("redis")) && up.contains(&container("zookeeper")), "{up}");
     rt.block_on(eventually("the old primary rejoins as a replica", Duration::from_secs(60), async || {
-        let info = redis_cli(&container("redis"), "info replication");
+        // Data nodes and Sentinels refuse a client without the generated password.
+    for (service, args) in [("redis-replica-1", "info replication"), ("redis-sentinel-2", "-p 26379 sentinel masters")] {
+        let (_, said) = docker(&["exec", &container(service), "bash", "-c", &format!("redis-cli {args}")]);
+        assert!(said.contains("NOAUTH"), "{service} answered a client without the password: {said}");
+    }
+    let info = redis_cli(&container("redis"), "info replication");
         (info.contains("role:slave") && info.contains("master_link_status:up")).then_some(())
     }));
     assert_eq!(run(dir.path(), &["plan"]).status.code(), Some(0), "converged again");

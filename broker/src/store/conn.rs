@@ -7,7 +7,7 @@
 //! - `redis-sentinel://[user:pass@]host1:26379,host2:26379/SERVICE`: a primary with replicas
 //!   watched by Sentinels; the primary is resolved through the Sentinels and resolved again after a
 //!   failover (see `Redis::run`). The credentials are the data nodes'; the Sentinels are asked
-//!   without.
+//!   with `MOM_REDIS_SENTINEL_PASSWORD` when set, else without.
 //!
 //! Whatever the kind, the rest of the store sees [`Conn`], a `ConnectionLike`: scripts, commands
 //! and single-slot pipelines work on all three unchanged.

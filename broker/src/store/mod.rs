@@ -78,7 +78,8 @@ impl Redis {
     /// Fails only on a malformed address; connecting happens in [`Redis::run`]. `password`
     /// (Redis `requirepass`) replaces any password in the address: it can come from its own
     /// environment variable, so the URL (which tools print) need not carry it.
-    pub fn new(url: &str, password: Option<&str>, prefix: &str, options: Options) -> Result<Arc<Self>, redis::RedisError> {
+    /// `sentinel_password` is what the Sentinels of a `redis-sentinel://` address require.
+    pub fn new(url: &str, password: Option<&str>, sentinel_password: Option<&str>, prefix: &str, options: Options) -> Result<Arc<Self>, redis::RedisError> {
         let with_password = |u: &str| -> Result<redis::ConnectionInfo, redis::RedisError> {
             let mut info = u.into_connection_info()?;
             if let Some(p) = password {
@@ -110,6 +111,15 @@ impl Redis {
                     redis_info.password = Some(p.to_string());
                 }
                 let node = SentinelNodeConnectionInfo { tls_mode: None, redis_connection_info: Some(redis_info) };
+                // The Sentinels' own password, when they require one (momctl's do).
+                let sentinels = sentinels
+                    .iter()
+                    .map(|u| {
+                        let mut info = u.as_str().into_connection_info()?;
+                        info.redis.password = sentinel_password.map(str::to_string);
+                        Ok(info)
+                    })
+                    .collect::<Result<Vec<_>, redis::RedisError>>()?;
                 let sentinel = tokio::sync::Mutex::new(Sentinel::build(sentinels)?);
                 (Backend::Sentinel { sentinel, service, node }, None)
             }
