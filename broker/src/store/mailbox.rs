@@ -9,14 +9,13 @@
 //! cross-slot script: add to the target under a dedup key, then drop from the outbox. A crash
 //! between the two duplicates at most; it never loses.
 
-use std::fmt;
 use std::sync::{Arc, LazyLock};
 
 use prometheus::Histogram;
-use redis::{RedisWrite, Script, ToRedisArgs};
+use redis::Script;
 
 use super::group::{Bounds, Joined, Lanes};
-use super::{Redis, ScriptCall};
+use super::Redis;
 use crate::error::{Error, Result};
 use crate::model::{QueueStats, MAX_BATCH};
 
@@ -146,50 +145,15 @@ pub fn topic_base(prefix: &str, topic: &str) -> String {
     format!("{prefix}:{{t:{topic}}}")
 }
 
-/// One of a mailbox's own keys, `BASE:SUFFIX`, written into a command without a `String` of its
-/// own (a script call names seven or eight of them).
-#[derive(Clone, Copy)]
-struct Key<'a> {
-    base: &'a str,
-    suffix: &'a str,
-}
-
-impl fmt::Display for Key<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.base, self.suffix)
-    }
-}
-
-impl ToRedisArgs for Key<'_> {
-    fn write_redis_args<W: ?Sized + RedisWrite>(&self, out: &mut W) {
-        out.write_arg_fmt(self)
-    }
-}
-
 impl Mailbox {
-    /// How many keys [`Mailbox::add_keys`] adds.
-    pub(super) const KEYS: usize = MAILBOX_KEYS.len() + 1;
-
-    fn key<'a>(&'a self, suffix: &'a str) -> Key<'a> {
-        Key { base: &self.base, suffix }
-    }
-
-    /// The mailbox's own keys in script order (after the payloads).
-    fn own_keys(&self) -> impl Iterator<Item = Key<'_>> {
-        MAILBOX_KEYS.into_iter().map(|k| self.key(k))
-    }
-
-    /// Adds the mailbox's keys to a script call, in script order (payloads first).
-    pub(super) fn add_keys(&self, call: &mut ScriptCall) {
-        call.arg(&self.payloads);
-        for k in self.own_keys() {
-            call.arg(k);
-        }
-    }
-
     /// The mailbox's keys in script order (payloads first).
-    pub(super) fn keys(&self) -> Vec<String> {
-        std::iter::once(self.payloads.clone()).chain(self.own_keys().map(|k| k.to_string())).collect()
+    pub(super) fn keys(&self) -> [String; 7] {
+        let mut keys: [String; 7] = Default::default();
+        keys[0] = self.payloads.clone();
+        for (slot, k) in keys[1..].iter_mut().zip(MAILBOX_KEYS) {
+            *slot = format!("{}:{k}", self.base);
+        }
+        keys
     }
 
     /// The key recording a client's `dedup_id` on this mailbox. `incarnation` (the queue's
@@ -236,20 +200,13 @@ impl MailboxStore {
         format!("{}:dx:{}:{id}", target.base, source.scope)
     }
 
-    /// A call of `script` on `mb` with the mailbox's seven keys, then the first argument (whether
-    /// the mailbox owns its payloads).
-    fn invocation(&self, script: &'static Script, mb: &Mailbox) -> ScriptCall {
-        self.invocation_with(script, mb, 0, |_| {})
-    }
-
-    /// As [`MailboxStore::invocation`], with `extra_keys` more keys after the mailbox's, added by
-    /// `add_keys` (keys come before every argument in a script call).
-    fn invocation_with(&self, script: &'static Script, mb: &Mailbox, extra_keys: usize, add_keys: impl FnOnce(&mut ScriptCall)) -> ScriptCall {
-        let mut call = ScriptCall::new(script, Mailbox::KEYS + extra_keys);
-        mb.add_keys(&mut call);
-        add_keys(&mut call);
-        call.arg(if mb.owns_payloads { "1" } else { "0" });
-        call
+    fn invocation(&self, script: &'static Script, mb: &Mailbox) -> redis::ScriptInvocation<'static> {
+        let mut inv = script.prepare_invoke();
+        for k in mb.keys() {
+            inv.key(k);
+        }
+        inv.arg(if mb.owns_payloads { "1" } else { "0" });
+        inv
     }
 
     /// Stores messages in a mailbox, in order; `201` may be answered once this returns. Returns
@@ -291,28 +248,22 @@ impl MailboxStore {
     /// One send script call with these messages.
     async fn send_now(&self, mb: &Mailbox, messages: Vec<Outgoing>) -> Result<Vec<(String, bool)>> {
         self.batch_size.observe(messages.len() as f64);
-        // KEYS: the mailbox's, its id sequence, then each message's dedup key (if it has one);
-        // ARGV: per message its payload, delay and the index of its dedup key in KEYS (0: none).
-        let dedup_keys = messages.iter().filter(|m| m.dedup.is_some()).count();
-        let mut call = self.invocation_with(&SEND, mb, 1 + dedup_keys, |call| {
-            call.arg(mb.key("seq"));
-            for k in messages.iter().filter_map(|m| m.dedup.as_ref()) {
-                call.arg(k);
-            }
-        });
-        call.arg(self.redis.channel()).arg(&mb.wake_key).arg(messages.len());
+        let mut inv = self.invocation(&SEND, mb);
+        inv.key(format!("{}:seq", mb.base));
+        inv.arg(self.redis.channel()).arg(&mb.wake_key).arg(messages.len());
         let mut next_key = 9;
-        for m in &messages {
+        for m in messages {
             let dk = match m.dedup {
-                Some(_) => {
+                Some(k) => {
+                    inv.key(k);
                     next_key += 1;
                     next_key - 1
                 }
                 None => 0,
             };
-            call.arg(&m.payload).arg(m.delay_ms).arg(dk);
+            inv.arg(m.payload).arg(m.delay_ms).arg(dk);
         }
-        let flat: Vec<(String, i64)> = self.redis.write_conn()?.invoke(&call).await?;
+        let flat: Vec<(String, i64)> = self.redis.write_conn()?.invoke(&inv).await?;
         Ok(flat.into_iter().map(|(id, new)| (id, new == 1)).collect())
     }
 
@@ -325,7 +276,7 @@ impl MailboxStore {
             .arg(d.retention_ms);
         type Reply = (i64, u64, u64, String, Vec<(String, String, u64, String)>);
         let (now_ms, trimmed, dead_lettered, next, raw): Reply =
-            inv.invoke(&mut self.redis.conn()?).await?;
+            inv.invoke_async(&mut self.redis.conn()?).await.map_err(Error::redis)?;
         let deliveries = raw
             .into_iter()
             .map(|(id, payload, delivery, sent)| RawDelivery {
@@ -351,7 +302,7 @@ impl MailboxStore {
         for (id, rc) in deliveries {
             inv.arg(id).arg(rc);
         }
-        let done: Vec<i64> = inv.invoke(&mut self.redis.conn()?).await?;
+        let done: Vec<i64> = inv.invoke_async(&mut self.redis.conn()?).await.map_err(Error::redis)?;
         Ok(done.into_iter().map(|d| d == 1).collect())
     }
 
@@ -361,7 +312,7 @@ impl MailboxStore {
         let mut inv = self.invocation(&STATS, mb);
         inv.arg(retention_ms);
         let (available, in_flight, delayed, oldest, now, trimmed, outbox): (u64, u64, u64, i64, i64, u64, u64) =
-            inv.invoke(&mut self.redis.conn()?).await?;
+            inv.invoke_async(&mut self.redis.conn()?).await.map_err(Error::redis)?;
         let oldest_age_s = if oldest < 0 { 0 } else { ((now - oldest).max(0) / 1000) as u64 };
         Ok((QueueStats { available, in_flight, delayed, oldest_age_s }, trimmed, outbox))
     }
@@ -372,7 +323,7 @@ impl MailboxStore {
         for (id, d) in deliveries {
             inv.arg(id).arg(d);
         }
-        let live: Vec<i64> = inv.invoke(&mut self.redis.conn()?).await?;
+        let live: Vec<i64> = inv.invoke_async(&mut self.redis.conn()?).await.map_err(Error::redis)?;
         Ok(live.into_iter().map(|l| l == 1).collect())
     }
 
@@ -393,13 +344,13 @@ impl MailboxStore {
     pub async fn take_for_redrive(&self, mb: &Mailbox, to: Option<&str>, bound: &str, limit: u32) -> Result<u64> {
         let mut inv = self.invocation(&TAKE, mb);
         inv.arg(to.unwrap_or("")).arg(bound).arg(limit);
-        inv.invoke(&mut self.redis.conn()?).await
+        inv.invoke_async(&mut self.redis.conn()?).await.map_err(Error::redis)
     }
 
     /// The id the next message of the queue will get, bounding a redrive to what is already there.
     pub async fn next_id(&self, mb: &Mailbox) -> Result<String> {
         let seq: Option<u64> = redis::cmd("GET")
-            .arg(mb.key("seq"))
+            .arg(format!("{}:seq", mb.base))
             .query_async(&mut self.redis.conn()?)
             .await
             .map_err(Error::redis)?;
@@ -407,8 +358,9 @@ impl MailboxStore {
     }
 
     pub async fn outbox(&self, mb: &Mailbox) -> Result<Vec<Transfer>> {
+        let out = &mb.keys()[6];
         let entries: Vec<(String, String)> = redis::cmd("HGETALL")
-            .arg(mb.key("out"))
+            .arg(out)
             .query_async(&mut self.redis.conn()?)
             .await
             .map_err(Error::redis)?;
@@ -424,7 +376,7 @@ impl MailboxStore {
 
     pub async fn outbox_done(&self, mb: &Mailbox, id: &str) -> Result<()> {
         redis::cmd("HDEL")
-            .arg(mb.key("out"))
+            .arg(&mb.keys()[6])
             .arg(id)
             .query_async::<()>(&mut self.redis.conn()?)
             .await

@@ -21,7 +21,7 @@ use futures::StreamExt;
 use redis::aio::ConnectionManagerConfig;
 use redis::cluster::ClusterClient;
 use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
-use redis::{Cmd, ConnectionAddr, FromRedisValue, IntoConnectionInfo, Script, ToRedisArgs};
+use redis::{ConnectionAddr, IntoConnectionInfo};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -72,8 +72,6 @@ pub struct Redis {
     options: Options,
     /// Key prefix: brokers with different prefixes share a Redis without seeing each other.
     pub prefix: String,
-    /// See [`Redis::channel`]; named once, as every send passes it.
-    channel: String,
 }
 
 impl Redis {
@@ -124,7 +122,6 @@ impl Redis {
             trouble: Arc::new(Notify::new()),
             options,
             prefix: prefix.to_string(),
-            channel: format!("{prefix}:notify"),
         }))
     }
 
@@ -150,8 +147,8 @@ impl Redis {
     }
 
     /// The channel on which sends announce "queue X has something new" to long polls on every node.
-    pub fn channel(&self) -> &str {
-        &self.channel
+    pub fn channel(&self) -> String {
+        format!("{}:notify", self.prefix)
     }
 
     fn set_conn(&self, conn: Option<Conn>) {
@@ -256,7 +253,7 @@ impl Redis {
     /// subscription drops, every waiter is woken to re-check: a lost announcement costs a re-check,
     /// never a message.
     pub async fn listen(self: Arc<Self>, waiters: Arc<Waiters>, stop: CancellationToken) {
-        let channel = self.channel().to_string();
+        let channel = self.channel();
         let mut attempt = 0;
         while !stop.is_cancelled() {
             let client = self.pubsub_client(attempt);
@@ -301,48 +298,6 @@ fn display_addr(addr: &ConnectionAddr) -> String {
     }
 }
 
-/// One script call, written straight into its `EVALSHA` command: keys and arguments are
-/// serialized once, into the command's buffer. (`redis::ScriptInvocation` first copies each into a
-/// `Vec<u8>` of its own, then all of them again into the command: twice the 1 KiB payload of a
-/// send, and an allocation per key and argument; BENCHMARKS.md §3.) The command has the shape
-/// `ScriptInvocation` makes, `EVALSHA sha numkeys keys... args...`, so a cluster connection routes
-/// it by its first key and [`Acked`] recognises it as a write, as before.
-pub struct ScriptCall {
-    script: &'static Script,
-    cmd: Cmd,
-}
-
-impl ScriptCall {
-    /// A call of `script` with `keys` keys: the first `keys` values given to [`ScriptCall::arg`]
-    /// are its `KEYS`, the rest its `ARGV`.
-    pub fn new(script: &'static Script, keys: usize) -> Self {
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(script.get_hash()).arg(keys);
-        ScriptCall { script, cmd }
-    }
-
-    pub fn arg(&mut self, value: impl ToRedisArgs) -> &mut Self {
-        self.cmd.arg(value);
-        self
-    }
-
-    /// Runs the call; when Redis does not know the script (`NOSCRIPT`: restarted, flushed, or a
-    /// failover to a server that never saw it), loads it and tries once more, as
-    /// `ScriptInvocation::invoke_async` does.
-    pub async fn invoke<T: FromRedisValue>(&self, con: &mut impl redis::aio::ConnectionLike) -> Result<T> {
-        let run = async {
-            match self.cmd.query_async(con).await {
-                Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
-                    self.script.load_async(con).await?;
-                    self.cmd.query_async(con).await
-                }
-                done => done,
-            }
-        };
-        run.await.map_err(Error::redis)
-    }
-}
-
 /// The connection a send or publish script runs on (see [`Redis::write_conn`]).
 pub enum Writer {
     Plain(Conn),
@@ -353,11 +308,11 @@ impl Writer {
     /// Runs the script; with replica confirmations on, fails with `unavailable` when fewer
     /// replicas than required confirmed in time. The write may then still exist (and survive):
     /// the client is told "maybe sent", and a retry with the same `dedup_id` stores it once.
-    pub async fn invoke<T: FromRedisValue>(&mut self, call: &ScriptCall) -> Result<T> {
+    pub async fn invoke<T: redis::FromRedisValue>(&mut self, inv: &redis::ScriptInvocation<'_>) -> Result<T> {
         match self {
-            Writer::Plain(c) => call.invoke(c).await,
+            Writer::Plain(c) => inv.invoke_async(c).await.map_err(Error::redis),
             Writer::Acked(a) => {
-                let value = call.invoke(a).await?;
+                let value = inv.invoke_async(a).await.map_err(Error::redis)?;
                 let want = a.replicas();
                 match a.acked() {
                     Some(n) if n >= i64::from(want) => Ok(value),

@@ -8,7 +8,7 @@ use std::sync::{Arc, LazyLock};
 use redis::Script;
 
 use super::mailbox::{topic_base, Mailbox};
-use super::{Outgoing, Redis, ScriptCall};
+use super::{Outgoing, Redis};
 use crate::error::{Error, Result};
 
 /// A script with the topic prelude (and any shared pieces) before it.
@@ -59,13 +59,12 @@ impl TopicStore {
         topic_base(&self.redis.prefix, topic)
     }
 
-    /// Payloads, log and registry: the three keys every topic script starts with, followed by
-    /// `extra_keys` more that the caller adds before any argument.
-    fn invocation(&self, script: &'static Script, topic: &str, extra_keys: usize) -> ScriptCall {
+    /// Payloads, log and registry: the three keys every topic script starts with.
+    fn invocation(&self, script: &'static Script, topic: &str) -> redis::ScriptInvocation<'static> {
         let b = self.base(topic);
-        let mut call = ScriptCall::new(script, 3 + extra_keys);
-        call.arg(format!("{b}:m")).arg(format!("{b}:log")).arg(format!("{b}:subs"));
-        call
+        let mut inv = script.prepare_invoke();
+        inv.key(format!("{b}:m")).key(format!("{b}:log")).key(format!("{b}:subs"));
+        inv
     }
 
     /// As for queues: `incarnation` (the topic's creation time) separates a re-created topic.
@@ -75,23 +74,20 @@ impl TopicStore {
 
     pub async fn publish(&self, topic: &str, retention_ms: u64, messages: Vec<Publication>) -> Result<Published> {
         let b = self.base(topic);
-        let dedup_keys = messages.iter().filter(|m| m.out.dedup.is_some()).count();
-        let mut inv = self.invocation(&PUBLISH, topic, 1 + dedup_keys);
-        inv.arg(format!("{b}:seq"));
-        for k in messages.iter().filter_map(|m| m.out.dedup.as_ref()) {
-            inv.arg(k);
-        }
+        let mut inv = self.invocation(&PUBLISH, topic);
+        inv.key(format!("{b}:seq"));
         inv.arg(self.redis.channel()).arg(format!("t/{topic}")).arg(format!("{b}:s:")).arg(retention_ms).arg(messages.len());
         let mut next_key = 5;
-        for m in &messages {
+        for m in messages {
             let dk = match m.out.dedup {
-                Some(_) => {
+                Some(k) => {
+                    inv.key(k);
                     next_key += 1;
                     next_key - 1
                 }
                 None => 0,
             };
-            inv.arg(&m.out.payload).arg(&m.attributes_json).arg(&m.publisher).arg(dk);
+            inv.arg(m.out.payload).arg(m.attributes_json).arg(m.publisher).arg(dk);
         }
         let (trimmed, flat): (u64, Vec<(String, i64)>) = self.redis.write_conn()?.invoke(&inv).await?;
         Ok(Published { ids: flat.into_iter().map(|(id, new)| (id, new == 1)).collect(), trimmed })
@@ -100,8 +96,10 @@ impl TopicStore {
     /// Registers `mb` (subscription `name`) with its filter spec and fills it from `start`; with
     /// `reset`, first cancels its deliveries and empties it (seek). Returns how many it put in.
     pub async fn subscribe(&self, topic: &str, name: &str, mb: &Mailbox, spec_json: &str, start: &Start, reset: bool) -> Result<u64> {
-        let mut inv = self.invocation(&SUBSCRIBE, topic, Mailbox::KEYS);
-        mb.add_keys(&mut inv);
+        let mut inv = self.invocation(&SUBSCRIBE, topic);
+        for k in mb.keys() {
+            inv.key(k);
+        }
         let (mode, from) = match start {
             Start::Latest => ("latest", String::new()),
             Start::Time(ms) => ("time", ms.to_string()),
@@ -109,7 +107,7 @@ impl TopicStore {
         };
         inv.arg(name).arg(spec_json).arg(mode).arg(from).arg(if reset { "1" } else { "0" });
         inv.arg(self.redis.channel()).arg(&mb.wake_key);
-        inv.invoke(&mut self.redis.conn()?).await
+        inv.invoke_async(&mut self.redis.conn()?).await.map_err(Error::redis)
     }
 
     /// Unregisters a subscription and drops its mailbox.
@@ -143,9 +141,10 @@ impl TopicStore {
 
     /// (retained messages, age of the oldest in s, trimmed now), after trimming to retention.
     pub async fn stats(&self, topic: &str, retention_ms: u64) -> Result<(u64, u64, u64)> {
-        let mut inv = self.invocation(&STATS, topic, 0);
+        let mut inv = self.invocation(&STATS, topic);
         inv.arg(retention_ms);
-        let (count, oldest, now, trimmed): (u64, i64, i64, u64) = inv.invoke(&mut self.redis.conn()?).await?;
+        let (count, oldest, now, trimmed): (u64, i64, i64, u64) =
+            inv.invoke_async(&mut self.redis.conn()?).await.map_err(Error::redis)?;
         let age = if oldest < 0 { 0 } else { ((now - oldest).max(0) / 1000) as u64 };
         Ok((count, age, trimmed))
     }
