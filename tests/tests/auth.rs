@@ -865,7 +865,10 @@ async fn a_token_the_node_has_seen_before_is_refused_at_once_when_revoked_or_exp
         assert_accepted(&broker, &token).await;
     }
     admin
-        .put("/v1/users/bob/password", json!({ "password": "bobs-second-password" }))
+        .put(
+            "/v1/users/bob/password",
+            json!({ "password": "bobs-second-password" }),
+        )
         .await
         .expect_status(204);
     refused(token, "a cached token after the admin set a new password").await;
@@ -873,17 +876,28 @@ async fn a_token_the_node_has_seen_before_is_refused_at_once_when_revoked_or_exp
     let token = broker.token_for("bob", "bobs-second-password").await;
     let bob = broker.client_with_token(&token);
     bob.get(PROBE).await.expect_status(200);
-    bob.put("/v1/users/bob/password", json!({ "password": "bobs-third-password" }))
-        .await
-        .expect_status(204);
-    refused(token, "a cached token after its user changed password with it").await;
+    bob.put(
+        "/v1/users/bob/password",
+        json!({ "password": "bobs-third-password" }),
+    )
+    .await
+    .expect_status(204);
+    refused(
+        token,
+        "a cached token after its user changed password with it",
+    )
+    .await;
 
     let mut c = claims(&broker.token_for("bob", "bobs-third-password").await);
     let exp = now_s() + 2;
     c["exp"] = json!(exp);
     let short_lived = sign(&c, SIGNING_KEY);
     assert_accepted(&broker, &short_lived).await;
-    refused(sign(&c, b"another-key-than-the-clusters"), "a cached token's claims under another key").await;
+    refused(
+        sign(&c, b"another-key-than-the-clusters"),
+        "a cached token's claims under another key",
+    )
+    .await;
     while now_s() <= exp {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
