@@ -844,6 +844,73 @@ async fn tokens_of_a_deleted_user_stay_revoked_when_the_name_is_taken_again() {
     }
 }
 
+/// Each node caches the tokens it verified (skipping only the signature check and decoding on
+/// their next use): a token used several times, so cached, is still refused by that same node at
+/// once after a password change (by an admin or by the user, through that token), once it
+/// expires, and after its user's deletion; its claims signed with another key are refused too.
+/// (A user's role cannot change through the API; a deleted and re-created user is a new
+/// generation, covered above.)
+#[tokio::test]
+async fn a_token_the_node_has_seen_before_is_refused_at_once_when_revoked_or_expired() {
+    let broker = broker_with_known_key().await;
+    let admin = broker.client();
+    broker.add_user("bob", "user").await;
+    let refused = |token: String, what: &'static str| {
+        let client = broker.client_with_token(&token);
+        async move { assert_unauthenticated(client.get(PROBE).await, what) }
+    };
+
+    let token = broker.token_for("bob", &user_password("bob")).await;
+    for _ in 0..3 {
+        assert_accepted(&broker, &token).await;
+    }
+    admin
+        .put(
+            "/v1/users/bob/password",
+            json!({ "password": "bobs-second-password" }),
+        )
+        .await
+        .expect_status(204);
+    refused(token, "a cached token after the admin set a new password").await;
+
+    let token = broker.token_for("bob", "bobs-second-password").await;
+    let bob = broker.client_with_token(&token);
+    bob.get(PROBE).await.expect_status(200);
+    bob.put(
+        "/v1/users/bob/password",
+        json!({ "password": "bobs-third-password" }),
+    )
+    .await
+    .expect_status(204);
+    refused(
+        token,
+        "a cached token after its user changed password with it",
+    )
+    .await;
+
+    let mut c = claims(&broker.token_for("bob", "bobs-third-password").await);
+    let exp = now_s() + 2;
+    c["exp"] = json!(exp);
+    let short_lived = sign(&c, SIGNING_KEY);
+    assert_accepted(&broker, &short_lived).await;
+    refused(
+        sign(&c, b"another-key-than-the-clusters"),
+        "a cached token's claims under another key",
+    )
+    .await;
+    while now_s() <= exp {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    refused(short_lived, "a cached token past its exp").await;
+
+    let token = broker.token_for("bob", "bobs-third-password").await;
+    for _ in 0..3 {
+        assert_accepted(&broker, &token).await;
+    }
+    admin.delete("/v1/users/bob").await.expect_status(204);
+    refused(token, "a cached token of a deleted user").await;
+}
+
 /// Reads an event stream's raw bytes until `text` shows up, the stream ends (`false`), or `within`
 /// passes (`false`).
 async fn stream_shows(stream: &mut reqwest::Response, text: &str, within: Duration) -> bool {
