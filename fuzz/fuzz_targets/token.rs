@@ -57,7 +57,7 @@ fn mac(signing_input: &str) -> Vec<u8> {
 
 /// What `Broker::authenticate` does before it looks at the user's generation.
 fn decode(token: &str) -> Option<Claims> {
-    jsonwebtoken::decode::<Claims>(token, &AUTH.keys(SECRET).1, &AUTH.validation).ok().map(|d| d.claims)
+    jsonwebtoken::decode::<Claims>(token, &AUTH.keys(SECRET).decoding, &AUTH.validation).ok().map(|d| d.claims)
 }
 
 fn now_s() -> u64 {

@@ -92,7 +92,8 @@ struct Verified {
 /// life: [`Auth::keys`] sets it once.)
 pub struct Keys {
     pub encoding: EncodingKey,
-    decoding: DecodingKey,
+    /// Public for the fuzz target (`fuzz/fuzz_targets/token.rs`), which decodes with it.
+    pub decoding: DecodingKey,
     /// By the whole token string (not a digest of it): a hit is a token byte for byte identical
     /// to one whose signature was checked. Only accepted tokens get in. Bounded by starting over
     /// when full, which costs a signature check per token in use, instead of an LRU's bookkeeping
