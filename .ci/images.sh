@@ -2,7 +2,7 @@
 # Called by .ci/run before the tests: what the operator's (momctl's) tests need.
 #   - nginx (for `nginx -t`; .ci/run installs it) and docker-compose (for `docker-compose config`)
 #   - the local images: mom-base, mom-redis, mom-zookeeper, mom-nginx (scripts/images.sh, cached)
-#     and mom-broker:<version> from the broker binary just built (`momctl build`, Docker API)
+#     and mom-broker:<version> from the release broker binary just built (`momctl build`, Docker API)
 # Idempotent; fast when the images exist (the broker image is rebuilt: its binary changes).
 set -euo pipefail
 
@@ -32,6 +32,11 @@ scripts/images.sh
 # Built as `cargo test --workspace` builds them (same features), so the test run reuses them.
 log "building mom-broker and momctl"
 cargo test -q --workspace --no-run
+# The image's broker and the load generator are release builds, as `scripts/cluster-up.sh` and
+# BENCHMARKS.md use them: the rolling-upgrade test loads 3 brokers, NGINX, Redis and ZooKeeper
+# through mom-bench on this machine's 2 cores, and debug builds spend most of those cores.
+log "building mom-broker and mom-bench (release)"
+cargo build -q --release -p mom-broker --bin mom-broker -p mom-tests --bin mom-bench
 target="${CARGO_TARGET_DIR:-$ROOT/target}"
-"$target/debug/momctl" -c "$ROOT/mom.yaml" build --binary "$target/debug/mom-broker"
+"$target/debug/momctl" -c "$ROOT/mom.yaml" build --binary "$target/release/mom-broker"
 log "images ready in $((SECONDS - start)) s"
