@@ -92,11 +92,38 @@ enum Command {
     },
 }
 
+/// Where the load goes and who sends it: the options every load command shares.
 #[derive(Args)]
-struct RunArgs {
-    /// http://host:port for `http`; amqp://user:pass@host:port/vhost for `amqp`.
+struct Server {
+    /// http://host:port of NGINX or one broker (`http`, `grpc`, `verify`, `idle`);
+    /// amqp://user:pass@host:port/vhost for `amqp`.
     #[arg(long)]
     url: String,
+    /// Broker user to log in as (`POST /v1/auth/token`); without it requests carry no token.
+    #[arg(long, env = "MOM_BENCH_USER")]
+    user: Option<String>,
+    /// Password of `--user`.
+    #[arg(long, env = "MOM_BENCH_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+}
+
+impl Server {
+    /// The broker's HTTP API, logged in as `--user` when one is given.
+    async fn login(&self) -> anyhow::Result<std::sync::Arc<http::Endpoint>> {
+        let credentials = self
+            .user
+            .as_deref()
+            .map(|u| (u, self.password.as_deref().unwrap_or("")));
+        http::Endpoint::connect(&self.url, credentials)
+            .await
+            .context("logging in")
+    }
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    server: Server,
     #[arg(long, value_delimiter = ',', default_value = "send,batch,lifecycle")]
     scenario: Vec<Scenario>,
     /// Workers, each with its own connection.
@@ -131,12 +158,6 @@ struct RunArgs {
     /// AMQP only: connections the workers' channels share (default: one per worker).
     #[arg(long)]
     amqp_connections: Option<usize>,
-    /// Broker user to log in as (`POST /v1/auth/token`); without it requests carry no token.
-    #[arg(long, env = "MOM_BENCH_USER")]
-    user: Option<String>,
-    /// Password of `--user`.
-    #[arg(long, env = "MOM_BENCH_PASSWORD", hide_env_values = true)]
-    password: Option<String>,
     /// `label=pid` of a process whose CPU time to record over the measured window (repeatable).
     #[arg(long)]
     watch: Vec<cpu::Watched>,
@@ -144,13 +165,8 @@ struct RunArgs {
 
 #[derive(Args)]
 struct VerifyArgs {
-    /// http://host:port (NGINX in front of the cluster, or one broker).
-    #[arg(long)]
-    url: String,
-    #[arg(long, env = "MOM_BENCH_USER")]
-    user: Option<String>,
-    #[arg(long, env = "MOM_BENCH_PASSWORD", hide_env_values = true)]
-    password: Option<String>,
+    #[command(flatten)]
+    server: Server,
     #[arg(long, default_value = "verify")]
     queue: String,
     #[arg(long, default_value_t = 16)]
@@ -176,13 +192,8 @@ struct VerifyArgs {
 
 #[derive(Args)]
 struct IdleArgs {
-    /// http://host:port of one broker.
-    #[arg(long)]
-    url: String,
-    #[arg(long, env = "MOM_BENCH_USER")]
-    user: Option<String>,
-    #[arg(long, env = "MOM_BENCH_PASSWORD", hide_env_values = true)]
-    password: Option<String>,
+    #[command(flatten)]
+    server: Server,
     /// Idle keep-alive connections held open during the second run.
     #[arg(long, default_value_t = 5000)]
     idle: usize,
@@ -316,7 +327,7 @@ async fn main() -> anyhow::Result<()> {
 async fn idle_run(a: IdleArgs) -> anyhow::Result<()> {
     let files = idle::raise_fd_limit(a.idle)?;
     eprintln!("mom-bench idle: open-files limit {files}");
-    let endpoint = login(&a.url, a.user.as_deref(), a.password.as_deref()).await?;
+    let endpoint = a.server.login().await?;
     let config = idle::Config {
         idle: a.idle,
         plan: Plan {
@@ -360,7 +371,7 @@ async fn idle_run(a: IdleArgs) -> anyhow::Result<()> {
 }
 
 async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
-    let endpoint = login(&a.url, a.user.as_deref(), a.password.as_deref()).await?;
+    let endpoint = a.server.login().await?;
     let config = verify::Config {
         queue: a.queue,
         concurrency: a.concurrency,
@@ -402,13 +413,6 @@ async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
 }
 
 /// The broker at `url`, logged in as `user` when one is given (else without a token).
-async fn login(url: &str, user: Option<&str>, password: Option<&str>) -> anyhow::Result<std::sync::Arc<http::Endpoint>> {
-    let credentials = user.map(|u| (u, password.unwrap_or("")));
-    http::Endpoint::connect(url, credentials)
-        .await
-        .context("logging in")
-}
-
 fn write_json(path: &std::path::Path, results: &[BenchResult]) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(results)?;
     std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
@@ -487,7 +491,7 @@ async fn measure(
     );
     let (outcome, cpu) = match target {
         Target::Http | Target::Grpc => {
-            let endpoint = login(&args.url, args.user.as_deref(), args.password.as_deref()).await?;
+            let endpoint = args.server.login().await?;
             let mut setup = http::Setup::new(&endpoint, &queue)
                 .await
                 .context("creating the queue")?;
@@ -524,14 +528,14 @@ async fn measure(
             outcome
         }
         Target::Amqp => {
-            amqp::prepare(&args.url, &queue)
+            amqp::prepare(&args.server.url, &queue)
                 .await
                 .context("declaring the queue")?;
             let n = args
                 .amqp_connections
                 .unwrap_or(plan.concurrency)
                 .clamp(1, plan.concurrency.max(1));
-            let conns = amqp::connections(&args.url, n)
+            let conns = amqp::connections(&args.server.url, n)
                 .await
                 .context("connecting to RabbitMQ")?;
             let opens = (0..plan.concurrency).map(|i| {
@@ -552,7 +556,7 @@ async fn measure(
                 // Best effort: the measurement is done; RabbitMQ requeues what was unacked.
                 let _ = c.close(200, "done".into()).await;
             }
-            amqp::prepare(&args.url, &queue)
+            amqp::prepare(&args.server.url, &queue)
                 .await
                 .context("emptying the queue")?;
             outcome
