@@ -33,6 +33,14 @@ fn redis_cli(container: &str, args: &str) -> String {
     docker(&["exec", container, "bash", "-c", &script]).1
 }
 
+/// A data node and a Sentinel refuse a client without the generated password (NOAUTH).
+fn assert_password_required(data_node: &str, sentinel: &str) {
+    for (name, args) in [(data_node, "info replication"), (sentinel, "-p 26379 sentinel masters")] {
+        let (_, said) = docker(&["exec", name, "bash", "-c", &format!("redis-cli {args}")]);
+        assert!(said.contains("NOAUTH"), "{name} answered a client without the password: {said}");
+    }
+}
+
 /// Polls `check` every 250 ms until it gives `Some`, failing with `what` after `limit`.
 async fn eventually<T>(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + limit;
@@ -135,11 +143,7 @@ fn replicated_redis_and_a_zookeeper_ensemble_survive_the_loss_of_a_node() {
     for service in stores {
         assert!(status.contains(&container(service)), "status does not show {service}:\n{status}");
     }
-    // Data nodes and Sentinels refuse a client without the generated password.
-    for (service, args) in [("redis-replica-1", "info replication"), ("redis-sentinel-2", "-p 26379 sentinel masters")] {
-        let (_, said) = docker(&["exec", &container(service), "bash", "-c", &format!("redis-cli {args}")]);
-        assert!(said.contains("NOAUTH"), "{service} answered a client without the password: {said}");
-    }
+    assert_password_required(&container("redis-replica-1"), &container("redis-sentinel-2"));
     let info = redis_cli(&container("redis"), "info replication");
     assert!(info.contains("role:master") && info.contains("connected_slaves:2"), "{info}");
     let primary = docker(&["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", &container("redis")])
@@ -194,13 +198,10 @@ fn replicated_redis_and_a_zookeeper_ensemble_survive_the_loss_of_a_node() {
     let up = ok(dir.path(), &["up"]);
     assert!(up.contains(&container("redis")) && up.contains(&container("zookeeper")), "{up}");
     rt.block_on(eventually("the old primary rejoins as a replica", Duration::from_secs(60), async || {
-        // Data nodes and Sentinels refuse a client without the generated password.
-    for (service, args) in [("redis-replica-1", "info replication"), ("redis-sentinel-2", "-p 26379 sentinel masters")] {
-        let (_, said) = docker(&["exec", &container(service), "bash", "-c", &format!("redis-cli {args}")]);
-        assert!(said.contains("NOAUTH"), "{service} answered a client without the password: {said}");
-    }
-    let info = redis_cli(&container("redis"), "info replication");
+        let info = redis_cli(&container("redis"), "info replication");
         (info.contains("role:slave") && info.contains("master_link_status:up")).then_some(())
     }));
+    // After the failover and the restart, still no way in without the password.
+    assert_password_required(&container("redis-replica-1"), &container("redis-sentinel-2"));
     assert_eq!(run(dir.path(), &["plan"]).status.code(), Some(0), "converged again");
 }

@@ -412,7 +412,6 @@ async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The broker at `url`, logged in as `user` when one is given (else without a token).
 fn write_json(path: &std::path::Path, results: &[BenchResult]) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(results)?;
     std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
