@@ -3,6 +3,8 @@
 #   - nginx (for `nginx -t`; .ci/run installs it) and docker-compose (for `docker-compose config`)
 #   - the local images: mom-base, mom-redis, mom-zookeeper, mom-nginx (scripts/images.sh, cached)
 #     and mom-broker:<version> from the release broker binary just built (`momctl build`, Docker API)
+#   - mom-host:latest, the simulated EC2 hosts (Docker-in-Docker) of operator/tests/aws_moto.rs
+#     (tests/multihost/hosts.sh image: debootstrap, cached; the hosts run only after `hosts.sh up`)
 # Idempotent; fast when the images exist (the broker image is rebuilt: its binary changes).
 set -euo pipefail
 
@@ -29,6 +31,9 @@ fi
 
 start=$SECONDS
 scripts/images.sh
+step=$SECONDS
+tests/multihost/hosts.sh image
+log "host image mom-host:latest ready in $((SECONDS - step)) s"
 # Built as `cargo test --workspace` builds them (same features), so the test run reuses them.
 log "building mom-broker and momctl"
 cargo test -q --workspace --no-run

@@ -20,19 +20,8 @@ PACKAGES=redis-server,nginx-light,zookeeper,default-jre-headless,ca-certificates
 log() { echo "[images] $*"; }
 have_image() { docker image inspect "$1" >/dev/null 2>&1; }
 
-# The Debian mirror this machine's apt uses (deb822 sources first, then the classic list).
-debian_mirror() {
-  local uri=""
-  if compgen -G "/etc/apt/sources.list.d/*.sources" >/dev/null; then
-    uri="$(awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $i; exit } }' \
-      /etc/apt/sources.list.d/*.sources)"
-  fi
-  if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
-    uri="$(awk '$1 == "deb" && $0 !~ /security/ { for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) { print $i; exit } }' \
-      /etc/apt/sources.list)"
-  fi
-  echo "${uri:-http://deb.debian.org/debian}"
-}
+# debian_mirror, shared with tests/multihost/hosts.sh
+. "$ROOT/scripts/lib.sh"
 
 if ! have_image "$BASE"; then
   command -v debootstrap >/dev/null 2>&1 || {

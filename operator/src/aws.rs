@@ -38,6 +38,7 @@ use tera::{Context, Tera};
 
 use crate::config::{AwsSettings, Settings};
 use crate::exec::Reporter;
+use crate::hosts::{Host, Hosts};
 use crate::pki::{Pki, PkiError, ServerCert};
 use crate::plan::{Action, Change, Kind};
 
@@ -54,8 +55,9 @@ pub const SSH_KEY_FILE: &str = "ssh-key.pem";
 /// Owner of the official Debian AMIs, and their names.
 const DEBIAN_OWNER: &str = "136693071363";
 const DEBIAN_NAME: &str = "debian-12-amd64-*";
-/// Test-only: `local` deploys the containers of every host onto the local Docker engine (moto
-/// starts no machine). Never set it in real use.
+/// Test-only (moto starts no machine; never set it in real use): `local` deploys the containers
+/// of every host onto the local Docker engine; a comma-separated list of `tcp://IP:2375`
+/// engines, one per host, stands in for the hosts' engines (`tests/multihost`).
 pub const DOCKER_OVERRIDE_ENV: &str = "MOMCTL_AWS_DOCKER_HOST";
 /// Where momctl keeps each cluster's keys and certificates (default `~/.momctl`).
 pub const HOME_ENV: &str = "MOMCTL_HOME";
@@ -306,9 +308,66 @@ pub fn cluster_dir(cluster: &str) -> PathBuf {
     home.join(cluster)
 }
 
-/// Whether the containers go onto the local Docker engine (tests; see [`DOCKER_OVERRIDE_ENV`]).
-pub fn docker_override() -> bool {
-    std::env::var(DOCKER_OVERRIDE_ENV).is_ok_and(|v| v == "local")
+/// What stands in for the hosts' Docker engines in tests ([`DOCKER_OVERRIDE_ENV`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DockerOverride {
+    /// Every host's containers on the local engine.
+    Local,
+    /// One engine per host, by address.
+    Engines(Vec<String>),
+}
+
+impl DockerOverride {
+    /// How many engines the containers are spread over, given `hosts` EC2 hosts.
+    pub fn hosts(&self, hosts: u32) -> u32 {
+        match self {
+            DockerOverride::Local => 1,
+            DockerOverride::Engines(e) => (e.len() as u32).min(hosts),
+        }
+    }
+}
+
+/// The test-only stand-in for the hosts' engines, when set.
+pub fn docker_override() -> Option<DockerOverride> {
+    let value = std::env::var(DOCKER_OVERRIDE_ENV).ok()?;
+    match value.trim() {
+        "" => None,
+        "local" => Some(DockerOverride::Local),
+        list => Some(DockerOverride::Engines(
+            list.split(',').map(|a| a.trim().to_string()).collect(),
+        )),
+    }
+}
+
+/// The address in an engine's `tcp://IP:PORT` (or `https://…`).
+fn engine_ip(addr: &str) -> Option<Ipv4Addr> {
+    let rest = addr.split_once("://").map_or(addr, |(_, rest)| rest);
+    rest.rsplit_once(':').map_or(rest, |(ip, _)| ip).parse().ok()
+}
+
+/// Where clients reach the cluster's NGINX: host 1's Elastic IP; under the test-only override,
+/// the first engine's address (None for the local engine: the endpoint as mom.yaml binds it).
+pub fn endpoint_ip(observed: &Ec2Observed) -> Option<Ipv4Addr> {
+    match docker_override() {
+        Some(DockerOverride::Local) => None,
+        Some(DockerOverride::Engines(addrs)) => addrs.first().and_then(|a| engine_ip(a)),
+        None => observed
+            .address(1)
+            .and_then(|a| a.public_ip)
+            .or_else(|| observed.instance(1).and_then(|i| i.public_ip)),
+    }
+}
+
+/// How many Docker engines a cluster of `settings` is spread over: one per EC2 host (fewer
+/// under the test-only override), one for provider `local`.
+pub fn docker_hosts(settings: &crate::config::Settings) -> u32 {
+    let Some(aws) = &settings.aws else {
+        return 1;
+    };
+    match docker_override() {
+        Some(o) => o.hosts(aws.hosts),
+        None => aws.hosts,
+    }
 }
 
 /// One host of the cluster.
@@ -492,6 +551,8 @@ pub struct ObservedInstance {
     pub name: Option<String>,
     pub state: String,
     pub public_ip: Option<Ipv4Addr>,
+    /// Its address inside the VPC: what the hosts' engines reach each other at.
+    pub private_ip: Option<Ipv4Addr>,
 }
 
 impl Ec2Observed {
@@ -719,6 +780,7 @@ impl Ec2 {
                         .map(|n| n.as_str().to_string())
                         .unwrap_or_else(|| "unknown".to_string()),
                     public_ip: instance.public_ip_address().and_then(|ip| ip.parse().ok()),
+                    private_ip: instance.private_ip_address().and_then(|ip| ip.parse().ok()),
                 });
             }
             match page.next_token() {
@@ -1346,53 +1408,71 @@ pub async fn teardown(
     Ok(())
 }
 
-/// Host 1's Docker engine (where the containers go): `https://<its address>:2376` with the
-/// cluster's client certificate, waited for until it answers (cloud-init installs Docker first);
-/// with [`DOCKER_OVERRIDE_ENV`]`=local`, the local engine. `wait`: whether to keep asking for up
-/// to `aws.running_timeout_s` (`up`) or to ask once (`plan`, `status`).
-pub async fn primary_engine(
+/// The hosts' Docker engines, host 1 first: `https://<host's address>:2376` with the cluster's
+/// client certificate, each waited for until it answers (cloud-init installs Docker first), the
+/// private address advertised to the Swarm; images come from the local engine. Under the
+/// test-only [`DOCKER_OVERRIDE_ENV`], the local engine or the listed ones. `wait`: whether to
+/// keep asking for up to `aws.running_timeout_s` (`up`) or to ask once (`plan`, `status`).
+pub async fn host_engines(
     desired: &AwsDesired,
     observed: &Ec2Observed,
     wait: bool,
-) -> Result<crate::docker::Engine, crate::Error> {
-    if docker_override() {
-        return Ok(crate::docker::Engine::connect().await?);
+) -> Result<Hosts, crate::Error> {
+    use crate::docker::Engine;
+    match docker_override() {
+        Some(DockerOverride::Local) => return Ok(Hosts::one(Engine::connect().await?)),
+        Some(DockerOverride::Engines(addrs)) => {
+            let mut hosts = Vec::new();
+            for addr in addrs.iter().take(desired.hosts.len().max(1)) {
+                let engine = Engine::connect_http(addr).await?;
+                // The simulated host is reached at the address the test gave.
+                let advertise = engine_ip(addr).map(|ip| ip.to_string());
+                hosts.push(Host { engine, advertise });
+            }
+            return Ok(Hosts::remote(hosts, Engine::connect().await?));
+        }
+        None => {}
     }
-    let host = desired.hosts.first().cloned().unwrap_or_else(|| HostSpec {
-        index: 1,
-        name: host_name(&desired.cluster, 1),
-    });
-    let ip = observed
-        .address(host.index)
-        .and_then(|a| a.public_ip)
-        .or_else(|| observed.instance(host.index).and_then(|i| i.public_ip))
-        .ok_or_else(|| AwsError::NoHost {
-            host: host.name.clone(),
-        })?;
-    let addr = format!("https://{ip}:{DOCKER_TLS_PORT}");
     let dir = cluster_dir(&desired.cluster);
     let max = Duration::from_secs(if wait {
         desired.settings.running_timeout_s
     } else {
         0
     });
-    let started = Instant::now();
-    loop {
-        match crate::docker::Engine::connect_tls(&addr, &dir).await {
-            Ok(engine) => return Ok(engine),
-            Err(e) if started.elapsed() >= max => {
-                return Err(AwsError::DockerUnreachable {
-                    host: host.name.clone(),
-                    addr,
-                    waited_s: max.as_secs(),
-                    cause: e.to_string(),
+    let mut hosts = Vec::new();
+    for host in &desired.hosts {
+        let ip = observed
+            .address(host.index)
+            .and_then(|a| a.public_ip)
+            .or_else(|| observed.instance(host.index).and_then(|i| i.public_ip))
+            .ok_or_else(|| AwsError::NoHost {
+                host: host.name.clone(),
+            })?;
+        let addr = format!("https://{ip}:{DOCKER_TLS_PORT}");
+        let started = Instant::now();
+        let engine = loop {
+            match Engine::connect_tls(&addr, &dir).await {
+                Ok(engine) => break engine,
+                Err(e) if started.elapsed() >= max => {
+                    return Err(AwsError::DockerUnreachable {
+                        host: host.name.clone(),
+                        addr,
+                        waited_s: max.as_secs(),
+                        cause: e.to_string(),
+                    }
+                    .into())
                 }
-                .into())
+                // cloud-init is still installing Docker: ask again shortly.
+                Err(_) => tokio::time::sleep(Duration::from_secs(5)).await,
             }
-            // cloud-init is still installing Docker: ask again shortly.
-            Err(_) => tokio::time::sleep(Duration::from_secs(5)).await,
-        }
+        };
+        let advertise = observed
+            .instance(host.index)
+            .and_then(|i| i.private_ip)
+            .map(|ip| ip.to_string());
+        hosts.push(Host { engine, advertise });
     }
+    Ok(Hosts::remote(hosts, Engine::connect().await?))
 }
 
 #[cfg(test)]
@@ -1507,6 +1587,7 @@ mod tests {
                     name: Some(h.name.clone()),
                     state: "running".into(),
                     public_ip: None,
+                    private_ip: None,
                 })
                 .collect(),
         }

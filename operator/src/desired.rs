@@ -97,6 +97,9 @@ impl Role {
 pub struct Desired {
     pub cluster: String,
     pub host: String,
+    /// Docker engines the containers are spread over (1: everything on one engine; provider aws
+    /// with `aws.hosts` > 1: one per EC2 host, joined by a Swarm overlay network).
+    pub hosts: u32,
     pub network: NetworkSpec,
     pub volumes: Vec<VolumeSpec>,
     pub services: Vec<ServiceSpec>,
@@ -115,12 +118,22 @@ pub struct NetworkSpec {
     pub subnet: Ipv4Net,
     pub gateway: Ipv4Addr,
     pub labels: BTreeMap<String, String>,
+    /// Across several hosts: an attachable Swarm overlay (same subnet, same fixed addresses),
+    /// created on host 1, the Swarm's manager. Else a bridge.
+    pub overlay: bool,
+    /// Where Docker may pick addresses itself: on an overlay every host's engine takes one for
+    /// its attachment to the network, from the low end of the subnet unless told otherwise,
+    /// where the fixed addresses are (a taken fixed address fails a container's start after a
+    /// 20 s timeout). `.192/26` of the subnet: no fixed address is there.
+    pub dynamic_range: Option<Ipv4Net>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct VolumeSpec {
     /// Docker's name for it.
     pub name: String,
+    /// The host whose engine keeps it: its container's.
+    pub host: u32,
     /// Its key in compose.yml.
     pub key: String,
     pub labels: BTreeMap<String, String>,
@@ -165,6 +178,10 @@ impl Endpoint {
 pub struct ServiceSpec {
     pub service: String,
     pub role: Role,
+    /// The host (1-based) whose Docker engine runs it ([`placement`]). Left out of the hash on
+    /// host 1, so a cluster of one host keeps the containers it had before hosts existed.
+    #[serde(skip_serializing_if = "is_first_host")]
+    pub host: u32,
     pub container_name: String,
     pub image: String,
     /// Empty: the image's own command.
@@ -278,6 +295,24 @@ pub fn service_addr(subnet: Ipv4Net, role: Role, node: u32) -> Ipv4Addr {
     )
 }
 
+fn is_first_host(host: &u32) -> bool {
+    *host <= 1
+}
+
+/// The host of a service on `hosts` hosts, so that losing one host loses at most one of each
+/// kind that counts: Sentinel i and ZooKeeper server i on host i, Redis's primary on host 1 and
+/// replica n on host n+1, brokers round-robin; NGINX on host 1, whose address is the endpoint.
+/// `node` as in [`service_addr`], except that a lone ZooKeeper is node 1.
+pub fn placement(role: Role, node: u32, hosts: u32) -> u32 {
+    let hosts = hosts.max(1);
+    let spread = |first: u32| first % hosts + 1;
+    match role {
+        Role::Nginx => 1,
+        Role::Redis => spread(node),
+        Role::Sentinel | Role::Zookeeper | Role::Broker => spread(node.max(1) - 1),
+    }
+}
+
 /// The primary's name at the Sentinels (the path of the brokers' `redis-sentinel://` URL).
 pub const SENTINEL_SERVICE: &str = "mom";
 /// Port the Sentinels listen on.
@@ -299,6 +334,10 @@ fn zookeeper(n: u32) -> String {
         format!("zookeeper-{n}")
     }
 }
+
+/// The first address of the range Docker picks addresses from on an overlay (`.192/26`): above
+/// every fixed one (the highest, the alternate of broker 64, is `.174`).
+const DYNAMIC_FIRST: u32 = 192;
 
 /// A broker of an odd generation sits this many addresses above its base one (brokers use
 /// `.11`–`.74`, so the alternates are `.111`–`.174`).
@@ -333,22 +372,34 @@ fn base_labels(cluster: &str, role: &str) -> BTreeMap<String, String> {
 }
 
 impl Desired {
+    /// The cluster of `s` on one Docker engine.
     pub fn from_settings(s: &Settings) -> Desired {
+        Desired::on_hosts(s, 1)
+    }
+
+    /// The cluster of `s` spread over `hosts` Docker engines ([`placement`]).
+    pub fn on_hosts(s: &Settings, hosts: u32) -> Desired {
+        let hosts = hosts.max(1);
         let cluster = s.cluster.as_str();
         let network = NetworkSpec {
             name: network_name(cluster),
             subnet: s.subnet,
             gateway: host_addr(s.subnet, 1),
             labels: base_labels(cluster, "network"),
+            overlay: hosts > 1,
+            dynamic_range: (hosts > 1)
+                .then(|| Ipv4Net::new(host_addr(s.subnet, DYNAMIC_FIRST), 26).ok())
+                .flatten(),
         };
-        let volume = |key: &str| VolumeSpec {
+        let volume = |key: &str, host: u32| VolumeSpec {
             name: format!("mom-{cluster}-{key}"),
+            host,
             key: key.to_string(),
             labels: base_labels(cluster, "volume"),
         };
         let mut volumes = Vec::new();
-        let mut data_volume = |key: String| {
-            let v = volume(&key);
+        let mut data_volume = |key: String, host: u32| {
+            let v = volume(&key, host);
             let m = VolumeMount {
                 volume: v.name.clone(),
                 key: v.key.clone(),
@@ -361,6 +412,7 @@ impl Desired {
         let service = |role: Role, name: &str, node: u32| ServiceSpec {
             service: name.to_string(),
             role,
+            host: placement(role, node, hosts),
             container_name: container_name(cluster, name),
             image: String::new(),
             command: Vec::new(),
@@ -425,7 +477,7 @@ impl Desired {
                 ]);
             }
             redis.secret_env = vec![SecretEnv::generated(crate::secrets::REDIS_PASSWORD)];
-            redis.mounts = vec![data_volume(format!("{name}-data"))];
+            redis.mounts = vec![data_volume(format!("{name}-data"), redis.host)];
             // Replicated: healthy as a primary, or as a replica whose link to the primary is
             // up (the roles move with a failover, the check does not care which is which).
             let check = if replicated {
@@ -470,7 +522,7 @@ impl Desired {
                 ),
             ];
             sentinel.secret_env = vec![SecretEnv::generated(crate::secrets::REDIS_PASSWORD)];
-            sentinel.mounts = vec![data_volume(format!("{name}-data"))];
+            sentinel.mounts = vec![data_volume(format!("{name}-data"), sentinel.host)];
             // Ready once a majority of Sentinels know each other: a failover can be agreed.
             sentinel.health = health(
                 &[
@@ -498,7 +550,7 @@ impl Desired {
             let name = zookeeper(n);
             let mut zk = service(Role::Zookeeper, &name, if ensemble { n } else { 0 });
             zk.image = s.zookeeper_image.clone();
-            zk.mounts = vec![data_volume(format!("{name}-data"))];
+            zk.mounts = vec![data_volume(format!("{name}-data"), zk.host)];
             if ensemble {
                 // The image's zoo.cfg plus the ensemble's servers; the server id in /data/myid.
                 zk.command = vec![
@@ -657,6 +709,7 @@ impl Desired {
         Desired {
             cluster: cluster.to_string(),
             host: LOCAL_HOST.to_string(),
+            hosts,
             network,
             volumes,
             services,
@@ -818,11 +871,58 @@ pub(crate) mod tests {
     }
 
     fn replicated() -> Desired {
+        replicated_on(1)
+    }
+
+    /// Replicated Redis, 3 ZooKeeper servers and 3 brokers on `hosts` hosts.
+    pub(crate) fn replicated_on(hosts: u32) -> Desired {
         let text = config::default_file("demo")
             .replace("mode: single ", "mode: replicated ")
             .replace("nodes: 1 ", "nodes: 3 ");
         let cfg = config::parse(&text, "mom.yaml").expect("parses");
-        Desired::from_settings(&cfg.settings("mom.yaml").expect("valid"))
+        Desired::on_hosts(&cfg.settings("mom.yaml").expect("valid"), hosts)
+    }
+
+    #[test]
+    fn across_three_hosts_losing_one_loses_at_most_one_of_each_kind() {
+        let d = replicated_on(3);
+        assert!(d.network.overlay);
+        let dynamic = d.network.dynamic_range.expect("a range for Docker's own addresses");
+        for s in &d.services {
+            let alternate = s.broker_generation(1, &s.image, &s.image).ipv4;
+            assert!(!dynamic.contains(&s.ipv4) && !dynamic.contains(&alternate), "{}", s.service);
+        }
+        let on = |host: u32| -> Vec<&str> {
+            d.services.iter().filter(|s| s.host == host).map(|s| s.service.as_str()).collect()
+        };
+        assert_eq!(on(1), ["redis", "redis-sentinel-1", "zookeeper", "broker-1", "nginx"]);
+        assert_eq!(on(2), ["redis-replica-1", "redis-sentinel-2", "zookeeper-2", "broker-2"]);
+        assert_eq!(on(3), ["redis-replica-2", "redis-sentinel-3", "zookeeper-3", "broker-3"]);
+        for v in &d.volumes {
+            let user = d.services.iter().find(|s| s.mounts.iter().any(|m| m.volume == v.name));
+            assert_eq!(Some(v.host), user.map(|s| s.host), "{} lives with its container", v.name);
+        }
+        // One host: everything on it, and the same containers as before hosts existed.
+        let one = replicated_on(1);
+        assert!(one.services.iter().all(|s| s.host == 1) && !one.network.overlay);
+        let three = replicated_on(3);
+        assert_eq!(
+            one.service("redis").map(ServiceSpec::spec_hash),
+            three.service("redis").map(ServiceSpec::spec_hash),
+            "host 1's containers keep their hash"
+        );
+        assert_ne!(
+            one.service("zookeeper-2").map(ServiceSpec::spec_hash),
+            three.service("zookeeper-2").map(ServiceSpec::spec_hash),
+            "a container that moves host is replaced"
+        );
+        // Two hosts: the replicas and the Sentinels still spread over both.
+        let two = replicated_on(2);
+        let hosts: Vec<u32> = ["redis", "redis-replica-1", "redis-replica-2", "redis-sentinel-1", "redis-sentinel-2", "redis-sentinel-3"]
+            .iter()
+            .map(|n| two.service(n).expect("service").host)
+            .collect();
+        assert_eq!(hosts, [1, 2, 1, 1, 2, 1]);
     }
 
     #[test]

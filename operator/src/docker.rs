@@ -9,11 +9,13 @@ use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{
     ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HealthConfig, HostConfig, Ipam,
-    IpamConfig, NetworkCreateRequest, NetworkingConfig, PortBinding, RestartPolicy,
-    RestartPolicyNameEnum, VolumeCreateRequest,
+    IpamConfig, LocalNodeState, NetworkCreateRequest, NetworkingConfig, PortBinding,
+    RestartPolicy, RestartPolicyNameEnum, SwarmInitRequest, SwarmJoinRequest,
+    VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder,
+    ImportImageOptionsBuilder,
     ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
     LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
     StopContainerOptionsBuilder, TopOptionsBuilder, UploadToContainerOptionsBuilder,
@@ -23,9 +25,9 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 
 use crate::desired::{
-    labels, Desired, NetworkSpec, Role, ServiceSpec, VolumeSpec, NGINX_CONF_TARGET,
+    labels, Desired, NetworkSpec, Role, ServiceSpec, VolumeSpec,
 };
-use crate::plan::{Observed, ObservedContainer, ObservedNetwork};
+use crate::plan::{ObservedContainer, ObservedNetwork};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
@@ -99,7 +101,26 @@ pub struct ContainerState {
     pub restarts: i64,
 }
 
-/// The local Docker engine.
+/// An engine's membership of a Swarm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwarmMembership {
+    /// This node's id in the Swarm.
+    pub node_id: String,
+    /// The managers it knows (a worker learns no cluster id, only these).
+    pub managers: Vec<String>,
+    pub manager: bool,
+    /// The address it advertises to the other nodes.
+    pub node_addr: String,
+}
+
+impl SwarmMembership {
+    /// Whether this node belongs to the Swarm `manager` manages.
+    pub fn managed_by(&self, manager: &SwarmMembership) -> bool {
+        self.node_id == manager.node_id || self.managers.contains(&manager.node_id)
+    }
+}
+
+/// A Docker engine: the local one, or a host's.
 #[derive(Clone)]
 pub struct Engine {
     docker: Docker,
@@ -144,6 +165,117 @@ impl Engine {
         Ok(Engine { docker })
     }
 
+    /// Connects to a remote engine's API over plain TCP (`tcp://IP:2375`): only for the
+    /// simulated hosts of the tests (`tests/multihost`), never to an EC2 host.
+    pub async fn connect_http(addr: &str) -> Result<Engine, DockerError> {
+        let connect_error = |source| DockerError::Connect {
+            hint: addr.to_string(),
+            source,
+        };
+        let docker = Docker::connect_with_http(addr, 120, bollard::API_DEFAULT_VERSION)
+            .map_err(connect_error)?;
+        let docker = docker.negotiate_version().await.map_err(connect_error)?;
+        docker.ping().await.map_err(connect_error)?;
+        Ok(Engine { docker })
+    }
+
+    /// This engine's membership of a Swarm, when it is an active member.
+    pub async fn swarm(&self) -> Result<Option<SwarmMembership>, DockerError> {
+        let info = self.docker.info().await.map_err(api("info"))?;
+        let Some(swarm) = info.swarm else {
+            return Ok(None);
+        };
+        if swarm.local_node_state != Some(LocalNodeState::ACTIVE) {
+            return Ok(None);
+        }
+        Ok(Some(SwarmMembership {
+            node_id: swarm.node_id.unwrap_or_default(),
+            managers: swarm
+                .remote_managers
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|m| m.node_id)
+                .collect(),
+            manager: swarm.control_available.unwrap_or(false),
+            node_addr: swarm.node_addr.unwrap_or_default(),
+        }))
+    }
+
+    /// Starts a Swarm with this engine as its manager, advertising `advertise` (None: the
+    /// address Docker picks, fine on a host with one interface).
+    pub async fn init_swarm(&self, advertise: Option<&str>) -> Result<(), DockerError> {
+        let request = SwarmInitRequest {
+            listen_addr: Some("0.0.0.0:2377".to_string()),
+            advertise_addr: advertise.map(str::to_string),
+            ..Default::default()
+        };
+        self.docker
+            .init_swarm(request)
+            .await
+            .map_err(api("swarm init"))?;
+        Ok(())
+    }
+
+    /// The token a worker joins this manager's Swarm with.
+    pub async fn swarm_worker_token(&self) -> Result<String, DockerError> {
+        let swarm = self
+            .docker
+            .inspect_swarm()
+            .await
+            .map_err(api("inspect swarm"))?;
+        Ok(swarm
+            .join_tokens
+            .and_then(|t| t.worker)
+            .unwrap_or_default())
+    }
+
+    /// Joins the Swarm managed at `manager` (`IP:2377`) as a worker.
+    pub async fn join_swarm(
+        &self,
+        manager: &str,
+        token: &str,
+        advertise: Option<&str>,
+    ) -> Result<(), DockerError> {
+        let request = SwarmJoinRequest {
+            listen_addr: Some("0.0.0.0:2377".to_string()),
+            advertise_addr: advertise.map(str::to_string),
+            remote_addrs: Some(vec![manager.to_string()]),
+            join_token: Some(token.to_string()),
+            ..Default::default()
+        };
+        self.docker
+            .join_swarm(request)
+            .await
+            .map_err(api(format!("swarm join {manager}")))
+    }
+
+    /// Copies `images` from this engine into `to` (`docker save | docker load`, streamed, one
+    /// archive so shared layers travel once): how images reach the hosts without a registry.
+    /// Returns the bytes copied.
+    pub async fn copy_images(&self, images: &[&str], to: &Engine) -> Result<u64, DockerError> {
+        let image = images.join(", ");
+        let copied = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = copied.clone();
+        let tar = self.docker.export_images(images).map(move |chunk| {
+            if let Ok(bytes) = &chunk {
+                counter.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+            chunk
+        });
+        let options = ImportImageOptionsBuilder::default().quiet(true).build();
+        let mut load = Box::pin(to.docker.import_image_stream(options, tar, None));
+        while let Some(item) = load.next().await {
+            let info = item.map_err(api(format!("load image {image}")))?;
+            if let Some(message) = info.error_detail.and_then(|e| e.message) {
+                return Err(DockerError::Build {
+                    image: image.to_string(),
+                    message,
+                });
+            }
+        }
+        Ok(copied.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     fn label_filter(cluster: &str) -> HashMap<String, Vec<String>> {
         HashMap::from([("label".to_string(), vec![Desired::cluster_filter(cluster)])])
     }
@@ -157,51 +289,21 @@ impl Engine {
         }
     }
 
-    /// What the engine has of `desired`'s cluster, found by the cluster label.
-    pub async fn observe(&self, desired: &Desired) -> Result<Observed, DockerError> {
-        let cluster = &desired.cluster;
-        let network = self
-            .networks(cluster)
+    /// The cluster's network as this engine reports it.
+    pub async fn network(&self, desired: &Desired) -> Result<Option<ObservedNetwork>, DockerError> {
+        Ok(self
+            .networks(&desired.cluster)
             .await?
             .into_iter()
             .find(|n| n.name.as_deref() == Some(&desired.network.name))
             .map(|n| ObservedNetwork {
                 name: n.name.unwrap_or_default(),
+                driver: n.driver.unwrap_or_default(),
                 subnet: n
                     .ipam
                     .and_then(|i| i.config)
                     .and_then(|c| c.into_iter().find_map(|c| c.subnet)),
-            });
-        let volumes = self.volumes(cluster).await?;
-        let containers = self.containers(cluster).await?;
-
-        // The images the file wants and those the containers run (an upgraded broker's).
-        let mut image_ids = BTreeMap::new();
-        let images = desired
-            .services
-            .iter()
-            .map(|s| &s.image)
-            .chain(containers.iter().map(|c| &c.image));
-        for image in images {
-            if !image_ids.contains_key(image) {
-                if let Some(id) = self.image_id(image).await? {
-                    image_ids.insert(image.clone(), id);
-                }
-            }
-        }
-
-        let nginx_conf = match containers.iter().find(|c| c.role == Some(Role::Nginx)) {
-            Some(nginx) => self.read_file(&nginx.name, NGINX_CONF_TARGET).await?,
-            None => None,
-        };
-
-        Ok(Observed {
-            network,
-            volumes,
-            containers,
-            image_ids,
-            nginx_conf,
-        })
+            }))
     }
 
     async fn networks(&self, cluster: &str) -> Result<Vec<bollard::models::Network>, DockerError> {
@@ -214,7 +316,7 @@ impl Engine {
             .map_err(api("list networks"))
     }
 
-    async fn volumes(&self, cluster: &str) -> Result<Vec<String>, DockerError> {
+    pub async fn volumes(&self, cluster: &str) -> Result<Vec<String>, DockerError> {
         let options = ListVolumesOptionsBuilder::default()
             .filters(&Self::label_filter(cluster))
             .build();
@@ -268,6 +370,8 @@ impl Engine {
         Ok(Some(ObservedContainer {
             id: inspect.id.clone().unwrap_or_default(),
             name: name.to_string(),
+            // This engine's; `Hosts` says which host that is.
+            host: 1,
             service: labels.get(labels::SERVICE).cloned(),
             role: labels.get(labels::ROLE).and_then(|r| Role::parse(r)),
             spec_hash: labels.get(labels::SPEC_HASH).cloned(),
@@ -321,14 +425,18 @@ impl Engine {
         })
     }
 
+    /// The cluster's network: a bridge, or (across hosts, on the Swarm's manager) an attachable
+    /// overlay that plain containers of every host's engine join with their fixed address.
     pub async fn create_network(&self, spec: &NetworkSpec) -> Result<(), DockerError> {
         let request = NetworkCreateRequest {
             name: spec.name.clone(),
-            driver: Some("bridge".to_string()),
+            driver: Some(if spec.overlay { "overlay" } else { "bridge" }.to_string()),
+            attachable: spec.overlay.then_some(true),
             ipam: Some(Ipam {
                 driver: Some("default".to_string()),
                 config: Some(vec![IpamConfig {
                     subnet: Some(spec.subnet.to_string()),
+                    ip_range: spec.dynamic_range.map(|r| r.to_string()),
                     gateway: Some(spec.gateway.to_string()),
                     ..Default::default()
                 }]),

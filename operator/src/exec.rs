@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use futures::future::try_join_all;
 
 use crate::desired::{Desired, Role, SecretEnv, ServiceSpec, NGINX_CONF_TARGET};
-use crate::docker::{DockerError, Engine, Owned};
+use crate::docker::{DockerError, Owned};
+use crate::hosts::Hosts;
 use crate::plan::{Action, Change, Kind, Plan, UpgradePlan, UpgradeStep};
 
 /// Where progress goes: the CLI prints a line per step with its duration.
@@ -99,9 +100,18 @@ where
     Ok(value)
 }
 
+/// " on host K" when the cluster spans several hosts.
+fn on(hosts: &Hosts, host: u32) -> String {
+    if hosts.count() > 1 {
+        format!(" on host {host}")
+    } else {
+        String::new()
+    }
+}
+
 /// Executes `plan` (from [`crate::plan::diff`] of the same `desired`).
 pub async fn apply(
-    engine: &Engine,
+    hosts: &Hosts,
     desired: &Desired,
     plan: &Plan,
     nginx_conf: &str,
@@ -110,15 +120,29 @@ pub async fn apply(
 ) -> Result<(), ExecError> {
     let of_kind = |kind: Kind| plan.changes.iter().filter(move |c| c.kind == kind);
 
+    if of_kind(Kind::Swarm).next().is_some() {
+        step(
+            report,
+            format!(
+                "Swarm of the {} hosts' engines (host 1 manages it, the others join)",
+                hosts.count()
+            ),
+            false,
+            hosts.join_swarm(),
+        )
+        .await?;
+    }
     for change in of_kind(Kind::Network) {
         step(
             report,
             format!(
-                "create network {} ({})",
-                change.name, desired.network.subnet
+                "create network {} ({}{})",
+                change.name,
+                desired.network.subnet,
+                if desired.network.overlay { ", overlay across the hosts" } else { "" }
             ),
             false,
-            async { engine.create_network(&desired.network).await },
+            async { hosts.engine(1).create_network(&desired.network).await },
         )
         .await?;
     }
@@ -126,11 +150,23 @@ pub async fn apply(
         if let Some(volume) = desired.volumes.iter().find(|v| v.name == change.name) {
             step(
                 report,
-                format!("create volume {}", change.name),
+                format!("create volume {}{}", change.name, on(hosts, volume.host)),
                 false,
-                engine.create_volume(volume),
+                hosts.engine(volume.host).create_volume(volume),
             )
             .await?;
+        }
+    }
+
+    for (host, _) in hosts.all() {
+        let images: Vec<&str> = of_kind(Kind::Container)
+            .filter(|c| matches!(c.action, Action::Create | Action::Replace))
+            .filter_map(|c| c.service.as_deref().and_then(|s| desired.service(s)))
+            .filter(|s| s.host == host)
+            .map(|s| s.image.as_str())
+            .collect();
+        if !images.is_empty() {
+            ensure_images(hosts, host, &images, report).await?;
         }
     }
 
@@ -141,7 +177,7 @@ pub async fn apply(
             if spec.role.tier() != tier {
                 continue;
             }
-            converge_container(engine, desired, spec, change, nginx_conf, secrets, report).await?;
+            converge_container(hosts, desired, spec, change, nginx_conf, secrets, report).await?;
             touched.push(spec);
         }
         if !touched.is_empty() {
@@ -153,7 +189,7 @@ pub async fn apply(
                 async {
                     try_join_all(touched.iter().map(|s| {
                         let timeout = Duration::from_secs(u64::from(s.health.start_period_s) + 60);
-                        engine.wait_healthy(&s.container_name, timeout)
+                        hosts.of(s).wait_healthy(&s.container_name, timeout)
                     }))
                     .await
                 },
@@ -164,6 +200,7 @@ pub async fn apply(
 
     for change in of_kind(Kind::Config) {
         let files = nginx_files(desired, nginx_conf)?;
+        let engine = hosts.of(service_of(desired, change)?);
         step(
             report,
             format!(
@@ -184,14 +221,37 @@ pub async fn apply(
     }
 
     for change in of_kind(Kind::Container).filter(|c| c.action == Action::Remove) {
+        let host = change.host.unwrap_or(1);
         // A broker drains on SIGTERM; give it the time it may take.
         step(
             report,
-            format!("stop and remove container {}", change.name),
+            format!("stop and remove container {}{}", change.name, on(hosts, host)),
             true,
-            async { engine.stop_and_remove(&change.name, 35).await },
+            async { hosts.engine(host).stop_and_remove(&change.name, 35).await },
         )
         .await?;
+    }
+    Ok(())
+}
+
+/// Copies the images the containers about to be made on `host` need there, when it lacks them
+/// (remote hosts).
+async fn ensure_images(
+    hosts: &Hosts,
+    host: u32,
+    images: &[&str],
+    report: &dyn Reporter,
+) -> Result<(), DockerError> {
+    let started = Instant::now();
+    if let Some((copied, bytes)) = hosts.ensure_images(host, images).await? {
+        report.finished(
+            &format!(
+                "copy {} to host {host} ({:.0} MB; no registry needed)",
+                copied.join(", "),
+                bytes as f64 / 1e6
+            ),
+            started.elapsed(),
+        );
     }
     Ok(())
 }
@@ -218,7 +278,7 @@ fn service_of<'a>(desired: &'a Desired, change: &Change) -> Result<&'a ServiceSp
 }
 
 async fn converge_container(
-    engine: &Engine,
+    hosts: &Hosts,
     desired: &Desired,
     spec: &ServiceSpec,
     change: &Change,
@@ -227,6 +287,7 @@ async fn converge_container(
     report: &dyn Reporter,
 ) -> Result<(), ExecError> {
     let name = &spec.container_name;
+    let engine = hosts.of(spec);
     if change.action == Action::Start {
         step(
             report,
@@ -242,7 +303,12 @@ async fn converge_container(
             report,
             format!("stop and remove old container {name} ({})", change.reason),
             true,
-            async { engine.stop_and_remove(name, spec.stop_grace_s).await },
+            // Wherever it runs: a container that moves host is removed from the old one.
+            try_join_all(
+                hosts
+                    .all()
+                    .map(|(_, e)| e.stop_and_remove(name, spec.stop_grace_s)),
+            ),
         )
         .await?;
     }
@@ -262,7 +328,11 @@ async fn converge_container(
     };
     step(
         report,
-        format!("create and start container {name} ({})", spec.image),
+        format!(
+            "create and start container {name} ({}){}",
+            spec.image,
+            on(hosts, spec.host)
+        ),
         false,
         async {
             engine
@@ -275,27 +345,31 @@ async fn converge_container(
     Ok(())
 }
 
-/// Removes everything labelled with the cluster: containers, then networks, then volumes.
+/// Removes everything labelled with the cluster: containers (of every host), then networks, then
+/// volumes.
 pub async fn teardown(
-    engine: &Engine,
-    owned: &Owned,
+    hosts: &Hosts,
+    owned: &[(u32, Owned)],
     report: &dyn Reporter,
 ) -> Result<(), ExecError> {
-    let kinds = [
-        ("container", &owned.containers),
-        ("network", &owned.networks),
-        ("volume", &owned.volumes),
-    ];
-    for (kind, names) in kinds {
-        for name in names {
-            step(report, format!("remove {kind} {name}"), false, async {
-                match kind {
-                    "container" => engine.remove_container(name).await,
-                    "network" => engine.remove_network(name).await,
-                    _ => engine.remove_volume(name).await,
-                }
-            })
-            .await?;
+    for kind in ["container", "network", "volume"] {
+        for (host, owned) in owned {
+            let names = match kind {
+                "container" => &owned.containers,
+                "network" => &owned.networks,
+                _ => &owned.volumes,
+            };
+            let engine = hosts.engine(*host);
+            for name in names {
+                step(report, format!("remove {kind} {name}{}", on(hosts, *host)), false, async {
+                    match kind {
+                        "container" => engine.remove_container(name).await,
+                        "network" => engine.remove_network(name).await,
+                        _ => engine.remove_volume(name).await,
+                    }
+                })
+                .await?;
+            }
         }
     }
     Ok(())
@@ -346,7 +420,7 @@ pub struct UpgradeSummary {
 /// that never gets ready is removed and the upgrade stops there, the old ones still serving.
 /// Never returns early without a summary: the caller reports it and picks the exit code.
 pub async fn upgrade(
-    engine: &Engine,
+    hosts: &Hosts,
     desired: &Desired,
     plan: &UpgradePlan,
     nginx_confs: &[String],
@@ -365,18 +439,14 @@ pub async fn upgrade(
         failed_logs: None,
         took_s: 0.0,
     };
-    let nginx = desired
-        .services
-        .iter()
-        .find(|s| s.role == Role::Nginx)
-        .map(|s| s.container_name.clone());
+    let nginx = desired.services.iter().find(|s| s.role == Role::Nginx);
     for (step, conf) in plan.steps.iter().zip(nginx_confs) {
         let (record, failure) = upgrade_one(
-            engine,
+            hosts,
             desired,
             step,
             conf,
-            nginx.as_deref(),
+            nginx,
             secrets,
             ready_timeout,
             report,
@@ -397,11 +467,11 @@ pub async fn upgrade(
 /// One broker; the record, and on failure the error and the new container's last log lines.
 #[allow(clippy::too_many_arguments)]
 async fn upgrade_one(
-    engine: &Engine,
+    hosts: &Hosts,
     desired: &Desired,
     one: &UpgradeStep,
     nginx_conf: &str,
-    nginx: Option<&str>,
+    nginx: Option<&ServiceSpec>,
     secrets: &BTreeMap<String, String>,
     ready_timeout: Duration,
     report: &dyn Reporter,
@@ -434,6 +504,11 @@ async fn upgrade_one(
         }
     }
     let name = &new.container_name;
+    // Both generations run on the broker's host.
+    let engine = hosts.of(new);
+    if let Err(e) = ensure_images(hosts, new.host, &[new.image.as_str()], report).await {
+        return (record, Some((e.to_string(), None)));
+    }
     let started_new = step(
         report,
         format!("{}: create and start {name} ({})", one.service, new.image),
@@ -483,7 +558,8 @@ async fn upgrade_one(
         record.total_s = started.elapsed().as_secs_f64();
         return (record, Some((error, logs)));
     }
-    if let Some(nginx) = nginx {
+    if let Some(nginx_spec) = nginx {
+        let (nginx, nginx_engine) = (nginx_spec.container_name.as_str(), hosts.of(nginx_spec));
         let switched = step(
             report,
             format!(
@@ -492,12 +568,12 @@ async fn upgrade_one(
             ),
             false,
             async {
-                engine
+                nginx_engine
                     .write_file(nginx, NGINX_CONF_TARGET, nginx_conf)
                     .await?;
-                engine.exec(nginx, &["nginx", "-t", "-q"]).await?;
+                nginx_engine.exec(nginx, &["nginx", "-t", "-q"]).await?;
                 // Only once no old worker takes new requests may the old broker be stopped.
-                engine.reload_nginx(nginx, NGINX_RELOAD_TIMEOUT).await
+                nginx_engine.reload_nginx(nginx, NGINX_RELOAD_TIMEOUT).await
             },
         )
         .await;

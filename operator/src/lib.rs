@@ -11,6 +11,7 @@ pub mod config;
 pub mod desired;
 pub mod docker;
 pub mod exec;
+pub mod hosts;
 pub mod images;
 pub mod pki;
 pub mod plan;
@@ -20,7 +21,7 @@ pub mod status;
 pub mod tls;
 
 use desired::Desired;
-use docker::Engine;
+use hosts::Hosts;
 use plan::Plan;
 
 /// Any failure of a momctl operation.
@@ -53,8 +54,8 @@ pub struct Computed {
 }
 
 /// The diff `plan` prints and `up` executes.
-pub async fn compute_plan(engine: &Engine, desired: &Desired) -> Result<Computed, Error> {
-    let observed = engine.observe(desired).await?;
+pub async fn compute_plan(hosts: &Hosts, desired: &Desired) -> Result<Computed, Error> {
+    let observed = hosts.observe(desired).await?;
     let desired = plan::effective(desired, &observed);
     let nginx_conf = render::nginx_conf(&desired)?;
     let plan = plan::diff(&desired, &observed, &nginx_conf)?;
@@ -80,16 +81,16 @@ pub struct ComputedUpgrade {
 }
 
 pub async fn compute_upgrade(
-    engine: &Engine,
+    hosts: &Hosts,
     desired: &Desired,
     target: Target<'_>,
 ) -> Result<ComputedUpgrade, Error> {
-    let mut observed = engine.observe(desired).await?;
+    let mut observed = hosts.observe(desired).await?;
     let image = match target {
         Target::Image(image) => image.to_string(),
         Target::Previous => plan::rollback_image(desired, &observed)?,
     };
-    if let Some(id) = engine.image_id(&image).await? {
+    if let Some(id) = hosts.image_id(&image).await? {
         observed.image_ids.insert(image.clone(), id);
     }
     let plan = plan::upgrade(desired, &observed, &image)?;
@@ -108,7 +109,7 @@ pub async fn compute_upgrade(
     Ok(ComputedUpgrade { plan, nginx_confs })
 }
 
-/// Provider aws: the EC2 diff, then the containers' diff on host 1's Docker engine. Both are
+/// Provider aws: the EC2 diff, then the containers' diff on the hosts' Docker engines. Both are
 /// `plan`'s output and what `up` executes.
 pub struct AwsComputed {
     pub observed: aws::Ec2Observed,
@@ -116,9 +117,9 @@ pub struct AwsComputed {
     pub plan: Plan,
     /// How many of `plan.changes` are EC2's.
     pub ec2_changes: usize,
-    /// The containers' part, when host 1 is up (else the containers are planned as new).
+    /// The containers' part, when the hosts are up (else the containers are planned as new).
     pub docker: Option<Computed>,
-    /// Why the containers' part is missing although host 1 exists (its Docker API did not
+    /// Why the containers' part is missing although the hosts exist (a Docker API did not
     /// answer; `plan` asks once).
     pub docker_error: Option<String>,
 }
@@ -137,7 +138,8 @@ fn fresh_host_plan(desired: &Desired) -> Result<Plan, Error> {
     Ok(plan::diff(desired, &observed, &nginx_conf)?)
 }
 
-/// `wait_docker`: keep asking host 1's Docker API until it answers (`up`), or ask once (`plan`).
+/// `wait_docker`: keep asking the hosts' Docker APIs until they answer (`up`), or ask once
+/// (`plan`).
 pub async fn compute_aws_plan(
     ec2: &aws::Ec2,
     aws_desired: &aws::AwsDesired,
@@ -147,28 +149,26 @@ pub async fn compute_aws_plan(
     let observed = ec2.observe(&aws_desired.cluster).await?;
     let mut changes = plan::ec2_diff(aws_desired, &observed);
     let ec2_changes = changes.len();
-    // Host 1 carries the containers; when it is (re)made they all are new there.
-    let primary_change = |action: plan::Action| {
-        aws_desired.hosts.first().is_none_or(|h| {
+    // A host that EC2 makes or starts has no Docker API to ask yet. When it is host 1 (the
+    // cluster is new, or lost its first host) every container is planned as new.
+    let host_changing = |action: plan::Action| {
+        aws_desired.hosts.iter().find(|h| {
             changes
                 .iter()
                 .any(|c| c.kind == plan::Kind::Instance && c.action == action && c.name == h.name)
         })
     };
-    let primary_new = primary_change(plan::Action::Create);
-    let primary_stopped = primary_change(plan::Action::Start);
+    let first_new = aws_desired.hosts.first().is_none_or(|h| {
+        host_changing(plan::Action::Create).is_some_and(|n| n.index == h.index)
+    });
+    let unreachable = host_changing(plan::Action::Start)
+        .map(|h| format!("host {} is stopped", h.index))
+        .or_else(|| host_changing(plan::Action::Create).map(|h| format!("host {} is new", h.index)));
     let mut docker_error = None;
-    let docker = if primary_stopped && !aws::docker_override() {
-        docker_error =
-            Some("host 1 is stopped; `up` starts it, then plans its containers".to_string());
-        None
-    } else if primary_new && !aws::docker_override() {
-        changes.extend(fresh_host_plan(desired)?.changes);
-        None
-    } else {
-        match aws::primary_engine(aws_desired, &observed, wait_docker).await {
-            Ok(engine) => {
-                let computed = compute_plan(&engine, desired).await?;
+    let docker = if aws::docker_override().is_some() || !(first_new || unreachable.is_some()) {
+        match aws::host_engines(aws_desired, &observed, wait_docker).await {
+            Ok(hosts) => {
+                let computed = compute_plan(&hosts, desired).await?;
                 changes.extend(computed.plan.changes.iter().cloned());
                 Some(computed)
             }
@@ -178,6 +178,12 @@ pub async fn compute_aws_plan(
             }
             Err(e) => return Err(e),
         }
+    } else if first_new {
+        changes.extend(fresh_host_plan(desired)?.changes);
+        None
+    } else {
+        docker_error = unreachable.map(|why| format!("{why}; `up` makes it, then plans the containers"));
+        None
     };
     Ok(AwsComputed {
         observed,

@@ -14,6 +14,7 @@ use mom_operator::aws::{self, AwsDesired, Ec2};
 use mom_operator::config::{self, Settings};
 use mom_operator::desired::Desired;
 use mom_operator::docker::Engine;
+use mom_operator::hosts::Hosts;
 use mom_operator::exec::{self, Reporter};
 use mom_operator::{
     compute_aws_plan, compute_plan, compute_upgrade, images, render, status, Target,
@@ -150,7 +151,7 @@ fn main() -> ExitCode {
 /// Loads and checks mom.yaml: everything wrong with it is reported before anything is touched.
 fn load(file: &Path) -> Result<(Settings, Desired)> {
     let (_, settings) = config::load(file)?;
-    let desired = Desired::from_settings(&settings);
+    let desired = Desired::on_hosts(&settings, aws::docker_hosts(&settings));
     Ok((settings, desired))
 }
 
@@ -193,27 +194,29 @@ fn init(file: &Path, cluster: &str, force: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The Docker engine the cluster's containers run on: the local one, or (provider aws) host 1's.
-async fn engine_for(settings: &Settings) -> Result<Engine> {
+/// The Docker engines the cluster's containers run on: the local one, or (provider aws) the
+/// hosts'.
+async fn hosts_for(settings: &Settings) -> Result<Hosts> {
     match AwsDesired::from_settings(settings) {
-        None => Ok(Engine::connect().await?),
+        None => Ok(Hosts::one(Engine::connect().await?)),
         Some(aws_desired) => {
             let ec2 = Ec2::connect(&aws_desired.settings).await?;
             let observed = ec2.observe(&aws_desired.cluster).await?;
-            Ok(aws::primary_engine(&aws_desired, &observed, false).await?)
+            Ok(aws::host_engines(&aws_desired, &observed, false).await?)
         }
     }
 }
 
 /// Says where the containers go when the test-only override is on.
-fn override_note(aws_desired: &AwsDesired) -> Option<String> {
-    aws::docker_override().then(|| {
-        format!(
-            "note: {}=local: the containers go onto the local Docker engine in place of {} (for tests; moto starts no machine)",
-            aws::DOCKER_OVERRIDE_ENV,
-            aws::host_name(&aws_desired.cluster, 1)
-        )
-    })
+fn override_note() -> Option<String> {
+    let stand_in = match aws::docker_override()? {
+        aws::DockerOverride::Local => "the local Docker engine".to_string(),
+        aws::DockerOverride::Engines(addrs) => format!("the engines {}", addrs.join(", ")),
+    };
+    Some(format!(
+        "note: {}: the containers go onto {stand_in} in place of the hosts' (for tests; moto starts no machine)",
+        aws::DOCKER_OVERRIDE_ENV,
+    ))
 }
 
 async fn plan(file: &Path, output: Output) -> Result<ExitCode> {
@@ -221,8 +224,8 @@ async fn plan(file: &Path, output: Output) -> Result<ExitCode> {
     if let Some(aws_desired) = AwsDesired::from_settings(&settings) {
         return aws_plan(file, output, &aws_desired, &desired).await;
     }
-    let engine = Engine::connect().await?;
-    let plan = compute_plan(&engine, &desired).await?.plan;
+    let hosts = Hosts::one(Engine::connect().await?);
+    let plan = compute_plan(&hosts, &desired).await?.plan;
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
         Output::Text if plan.is_empty() => {
@@ -283,9 +286,9 @@ async fn aws_plan(
                 println!("  {change}");
             }
             if computed.docker.is_none() && !unknown {
-                println!("  (containers: host 1 is new, so all of them are created on it)");
+                println!("  (containers: host 1 is new, so all of them are created)");
             }
-            if let Some(note) = override_note(aws_desired) {
+            if let Some(note) = override_note() {
                 println!("{note}");
             }
         }
@@ -322,7 +325,7 @@ async fn aws_up(file: &Path, aws_desired: &AwsDesired, desired: Desired) -> Resu
         plan.changes.len(),
         computed.ec2_changes
     );
-    if let Some(note) = override_note(aws_desired) {
+    if let Some(note) = override_note() {
         println!("{note}");
     }
     let ec2_part = &plan.changes[..computed.ec2_changes];
@@ -332,23 +335,23 @@ async fn aws_up(file: &Path, aws_desired: &AwsDesired, desired: Desired) -> Resu
         aws::apply(&ec2, aws_desired, &computed.observed, ec2_part, &Lines).await?;
         ec2.observe(&aws_desired.cluster).await?
     };
-    // The containers: the same diff as `plan`'s, now against host 1's engine.
+    // The containers: the same diff as `plan`'s, now against the hosts' engines.
     let what = format!(
-        "connect to the Docker API of {}",
-        aws::host_name(&desired.cluster, 1)
+        "connect to the Docker API of {} host(s)",
+        aws_desired.hosts.len()
     );
-    Lines.started(&what, !aws::docker_override());
+    Lines.started(&what, aws::docker_override().is_none());
     let step = Instant::now();
-    let engine = aws::primary_engine(aws_desired, &observed, true).await?;
+    let hosts = aws::host_engines(aws_desired, &observed, true).await?;
     Lines.finished(&what, step.elapsed());
     let docker = match computed.docker {
         Some(docker) if ec2_part.is_empty() => docker,
-        _ => compute_plan(&engine, &desired).await?,
+        _ => compute_plan(&hosts, &desired).await?,
     };
     if !docker.plan.is_empty() {
         let secrets = exec::secrets_from_env(&docker.plan, &docker.desired)?;
         exec::apply(
-            &engine,
+            &hosts,
             &docker.desired,
             &docker.plan,
             &docker.nginx_conf,
@@ -357,17 +360,14 @@ async fn aws_up(file: &Path, aws_desired: &AwsDesired, desired: Desired) -> Resu
         )
         .await?;
     }
-    let public = observed
-        .address(1)
-        .and_then(|a| a.public_ip)
-        .map(|ip| format!("http://{ip}:{}", desired.endpoint.port));
+    let mut endpoint = desired.endpoint.clone();
+    if let Some(ip) = aws::endpoint_ip(&observed) {
+        endpoint.bind = ip;
+    }
     println!(
         "cluster {} is up at {}/ ({} host(s), {} brokers; took {:.1} s)",
         desired.cluster,
-        match (aws::docker_override(), public) {
-            (false, Some(url)) => url,
-            _ => desired.endpoint.url(),
-        },
+        endpoint.url(),
         aws_desired.settings.hosts,
         desired.brokers().count(),
         started.elapsed().as_secs_f64()
@@ -383,14 +383,19 @@ async fn aws_down(aws_desired: &AwsDesired, yes: bool) -> Result<ExitCode> {
     let cluster = &aws_desired.cluster;
     let ec2 = Ec2::connect(&aws_desired.settings).await?;
     let observed = ec2.observe(cluster).await?;
-    let local = if aws::docker_override() {
-        let engine = Engine::connect().await?;
-        let owned = engine.owned(cluster).await?;
-        Some((engine, owned))
-    } else {
-        None
+    // Under the test-only override the containers are not on the instances: remove them too.
+    let stand_in = match aws::docker_override() {
+        Some(_) => {
+            let hosts = aws::host_engines(aws_desired, &observed, false).await?;
+            let owned = hosts.owned(cluster).await?;
+            Some((hosts, owned))
+        }
+        None => None,
     };
-    if observed.is_empty() && local.as_ref().is_none_or(|(_, o)| o.is_empty()) {
+    let no_containers = stand_in
+        .as_ref()
+        .is_none_or(|(_, o)| o.iter().all(|(_, o)| o.is_empty()));
+    if observed.is_empty() && no_containers {
         println!(
             "nothing to remove: nothing is tagged {}={cluster}",
             aws::CLUSTER_TAG
@@ -422,27 +427,16 @@ async fn aws_down(aws_desired: &AwsDesired, yes: bool) -> Result<ExitCode> {
     if let Some(k) = &observed.key_pair {
         println!("  - key pair {}", k.name);
     }
-    if let Some((_, owned)) = &local {
-        for (kind, names) in [
-            ("container", &owned.containers),
-            ("network", &owned.networks),
-            ("volume", &owned.volumes),
-        ] {
-            for name in names {
-                println!(
-                    "  - {kind} {name} (local Docker engine, {}=local)",
-                    aws::DOCKER_OVERRIDE_ENV
-                );
-            }
-        }
+    if let Some((hosts, owned)) = &stand_in {
+        print_owned(hosts, owned, &format!(", {}", aws::DOCKER_OVERRIDE_ENV));
     }
     if !yes && !confirmed("Terminate and delete all of it, with the data on the instances?")? {
         println!("nothing removed");
         return Ok(ExitCode::FAILURE);
     }
     let started = Instant::now();
-    if let Some((engine, owned)) = &local {
-        exec::teardown(engine, owned, &Lines).await?;
+    if let Some((hosts, owned)) = &stand_in {
+        exec::teardown(hosts, owned, &Lines).await?;
     }
     aws::teardown(&ec2, cluster, &observed, &Lines).await?;
     println!(
@@ -450,6 +444,52 @@ async fn aws_down(aws_desired: &AwsDesired, yes: bool) -> Result<ExitCode> {
         started.elapsed().as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The cluster's EC2 hosts, as `status` shows them.
+fn print_instances(aws_desired: &AwsDesired, observed: &aws::Ec2Observed) {
+    println!(
+        "hosts (AWS {}, tag {}={}):",
+        aws_desired.settings.region,
+        aws::CLUSTER_TAG,
+        aws_desired.cluster
+    );
+    for i in &observed.instances {
+        println!(
+            "  {:<28} {:<20} {:<9} {}",
+            i.name.as_deref().unwrap_or("-"),
+            i.id,
+            i.state,
+            i.host
+                .and_then(|h| observed.address(h))
+                .and_then(|a| a.public_ip)
+                .or(i.public_ip)
+                .map(|ip| ip.to_string())
+                .unwrap_or_else(|| "-".to_string())
+        );
+    }
+}
+
+/// Lists what the cluster owns on its engines (`down` asks before removing it).
+fn print_owned(hosts: &Hosts, owned: &[(u32, mom_operator::docker::Owned)], note: &str) {
+    for (host, owned) in owned {
+        let on = if hosts.count() > 1 {
+            format!(" (host {host}{note})")
+        } else if note.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", note.trim_start_matches(", "))
+        };
+        for (kind, names) in [
+            ("container", &owned.containers),
+            ("network", &owned.networks),
+            ("volume", &owned.volumes),
+        ] {
+            for name in names {
+                println!("  - {kind} {name}{on}");
+            }
+        }
+    }
 }
 
 /// Prints a line per step with its duration (and a line when a long step begins).
@@ -490,8 +530,8 @@ async fn up(file: &Path) -> Result<ExitCode> {
     if let Some(aws_desired) = AwsDesired::from_settings(&settings) {
         return aws_up(file, &aws_desired, desired).await;
     }
-    let engine = Engine::connect().await?;
-    let computed = compute_plan(&engine, &desired).await?;
+    let hosts = Hosts::one(Engine::connect().await?);
+    let computed = compute_plan(&hosts, &desired).await?;
     let (plan, nginx_conf, desired) = (computed.plan, computed.nginx_conf, computed.desired);
     if plan.is_empty() {
         println!(
@@ -508,7 +548,7 @@ async fn up(file: &Path) -> Result<ExitCode> {
         desired.cluster,
         plan.changes.len()
     );
-    exec::apply(&engine, &desired, &plan, &nginx_conf, &secrets, &Lines).await?;
+    exec::apply(&hosts, &desired, &plan, &nginx_conf, &secrets, &Lines).await?;
     println!(
         "cluster {} is up at {}/ ({} brokers; took {:.1} s)",
         desired.cluster,
@@ -535,36 +575,26 @@ fn print_tls_note(desired: &Desired) {
 }
 
 async fn show_status(file: &Path, output: Output) -> Result<ExitCode> {
-    let (settings, desired) = load(file)?;
-    if let (Some(aws_desired), Output::Text) = (AwsDesired::from_settings(&settings), output) {
-        let ec2 = Ec2::connect(&aws_desired.settings).await?;
-        let observed = ec2.observe(&aws_desired.cluster).await?;
-        println!(
-            "hosts (AWS {}, tag {}={}):",
-            aws_desired.settings.region,
-            aws::CLUSTER_TAG,
-            aws_desired.cluster
-        );
-        for i in &observed.instances {
-            println!(
-                "  {:<28} {:<20} {:<9} {}",
-                i.name.as_deref().unwrap_or("-"),
-                i.id,
-                i.state,
-                i.host
-                    .and_then(|h| observed.address(h))
-                    .and_then(|a| a.public_ip)
-                    .or(i.public_ip)
-                    .map(|ip| ip.to_string())
-                    .unwrap_or_else(|| "-".to_string())
-            );
+    let (settings, mut desired) = load(file)?;
+    let hosts = match AwsDesired::from_settings(&settings) {
+        None => Hosts::one(Engine::connect().await?),
+        Some(aws_desired) => {
+            let ec2 = Ec2::connect(&aws_desired.settings).await?;
+            let observed = ec2.observe(&aws_desired.cluster).await?;
+            // The brokers are asked through host 1's NGINX.
+            if let Some(ip) = aws::endpoint_ip(&observed) {
+                desired.endpoint.bind = ip;
+            }
+            if let Output::Text = output {
+                print_instances(&aws_desired, &observed);
+            }
+            aws::host_engines(&aws_desired, &observed, false).await?
         }
-    }
-    let engine = engine_for(&settings).await?;
+    };
     let password = std::env::var(&desired.admin_password_env)
         .ok()
         .filter(|p| !p.is_empty());
-    let status = status::gather(&engine, &desired, password.as_deref()).await?;
+    let status = status::gather(&hosts, &desired, password.as_deref()).await?;
     if let Output::Json = output {
         println!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(ExitCode::SUCCESS);
@@ -576,14 +606,23 @@ async fn show_status(file: &Path, output: Output) -> Result<ExitCode> {
     if status.containers.is_empty() {
         println!("  no containers (run `momctl up`)");
     } else {
+        // The host column only when the cluster spans several.
+        let spread = status.containers.iter().any(|c| c.host > 1);
+        let host = |h: &str| if spread { format!("{h:<5} ") } else { String::new() };
         println!(
-            "  {:<11} {:<34} {:<9} {:<10} {:<8} IMAGE",
-            "SERVICE", "CONTAINER", "STATE", "HEALTH", "VERSION"
+            "  {:<16} {}{:<34} {:<9} {:<10} {:<8} IMAGE",
+            "SERVICE",
+            host("HOST"),
+            "CONTAINER",
+            "STATE",
+            "HEALTH",
+            "VERSION"
         );
         for c in &status.containers {
             println!(
-                "  {:<11} {:<34} {:<9} {:<10} {:<8} {}",
+                "  {:<16} {}{:<34} {:<9} {:<10} {:<8} {}",
                 c.service,
+                host(&c.host.to_string()),
                 c.container,
                 c.state,
                 c.health.as_deref().unwrap_or("-"),
@@ -615,8 +654,8 @@ async fn show_status(file: &Path, output: Output) -> Result<ExitCode> {
 
 async fn logs(file: &Path, service: &str, follow: bool, tail: Option<u32>) -> Result<ExitCode> {
     let (settings, desired) = load(file)?;
-    let engine = engine_for(&settings).await?;
-    let containers = engine.containers(&desired.cluster).await?;
+    let hosts = hosts_for(&settings).await?;
+    let containers = hosts.containers(&desired.cluster).await?;
     let Some(container) = containers
         .iter()
         .find(|c| c.service.as_deref() == Some(service) || c.name == service)
@@ -637,7 +676,11 @@ async fn logs(file: &Path, service: &str, follow: bool, tail: Option<u32>) -> Re
             known.join(", ")
         );
     };
-    let mut stream = Box::pin(engine.logs(&container.name, follow, tail));
+    let mut stream = Box::pin(
+        hosts
+            .engine(container.host)
+            .logs(&container.name, follow, tail),
+    );
     let mut stdout = std::io::stdout();
     while let Some(chunk) = stream.next().await {
         stdout.write_all(&chunk?)?;
@@ -662,9 +705,9 @@ async fn down(file: &Path, yes: bool) -> Result<ExitCode> {
     if let Some(aws_desired) = AwsDesired::from_settings(&settings) {
         return aws_down(&aws_desired, yes).await;
     }
-    let engine = Engine::connect().await?;
-    let owned = engine.owned(&desired.cluster).await?;
-    if owned.is_empty() {
+    let hosts = Hosts::one(Engine::connect().await?);
+    let owned = hosts.owned(&desired.cluster).await?;
+    if owned.iter().all(|(_, o)| o.is_empty()) {
         println!(
             "nothing to remove: nothing is labelled {}",
             Desired::cluster_filter(&desired.cluster)
@@ -676,21 +719,13 @@ async fn down(file: &Path, yes: bool) -> Result<ExitCode> {
         desired.cluster,
         Desired::cluster_filter(&desired.cluster)
     );
-    for (kind, names) in [
-        ("container", &owned.containers),
-        ("network", &owned.networks),
-        ("volume", &owned.volumes),
-    ] {
-        for name in names {
-            println!("  - {kind} {name}");
-        }
-    }
+    print_owned(&hosts, &owned, "");
     if !yes && !confirmed("Remove all of it, with the messages and metadata in the volumes?")? {
         println!("nothing removed");
         return Ok(ExitCode::FAILURE);
     }
     let started = Instant::now();
-    exec::teardown(&engine, &owned, &Lines).await?;
+    exec::teardown(&hosts, &owned, &Lines).await?;
     println!(
         "cluster {} removed ({:.1} s)",
         desired.cluster,
@@ -725,8 +760,8 @@ async fn build(file: &Path, binary: Option<PathBuf>, tag: Option<String>) -> Res
 
 async fn rolling_upgrade(file: &Path, target: Target<'_>, rolling: &Rolling) -> Result<ExitCode> {
     let (settings, desired) = load(file)?;
-    let engine = engine_for(&settings).await?;
-    let computed = compute_upgrade(&engine, &desired, target).await?;
+    let hosts = hosts_for(&settings).await?;
+    let computed = compute_upgrade(&hosts, &desired, target).await?;
     let plan = &computed.plan;
     let json = matches!(rolling.output, Output::Json);
     let say = |line: String| {
@@ -752,7 +787,7 @@ async fn rolling_upgrade(file: &Path, target: Target<'_>, rolling: &Rolling) -> 
     let secrets = exec::upgrade_secrets(plan)?;
     let report: &dyn Reporter = if json { &ErrLines } else { &Lines };
     let summary = exec::upgrade(
-        &engine,
+        &hosts,
         &desired,
         plan,
         &computed.nginx_confs,

@@ -13,8 +13,11 @@ use crate::desired::{Desired, Role, SecretEnv, ServiceSpec};
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Observed {
     pub network: Option<ObservedNetwork>,
-    pub volumes: Vec<String>,
+    /// (host, volume name): the engine that keeps it.
+    pub volumes: Vec<(u32, String)>,
     pub containers: Vec<ObservedContainer>,
+    /// Hosts (2…) whose engine is not yet a member of host 1's Swarm (only across hosts).
+    pub outside_swarm: Vec<u32>,
     /// Image reference → the id it points at now, for every image the cluster wants.
     pub image_ids: BTreeMap<String, String>,
     /// The nginx.conf inside the NGINX container, when there is one.
@@ -25,12 +28,16 @@ pub struct Observed {
 pub struct ObservedNetwork {
     pub name: String,
     pub subnet: Option<String>,
+    /// Docker's driver: `bridge` or `overlay`.
+    pub driver: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ObservedContainer {
     pub id: String,
     pub name: String,
+    /// The host whose engine runs it.
+    pub host: u32,
     /// `mom.service` label (`broker-2`).
     pub service: Option<String>,
     pub role: Option<Role>,
@@ -88,6 +95,8 @@ pub enum Kind {
     /// An Elastic IP of one host.
     Address,
     Instance,
+    /// A host's engine joining the cluster's Docker Swarm (several hosts).
+    Swarm,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -99,6 +108,9 @@ pub struct Change {
     /// The cluster's name for a container (`broker-2`), when it is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
+    /// The host whose engine it happens on, when the cluster spans several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<u32>,
     pub reason: String,
 }
 
@@ -120,9 +132,10 @@ impl fmt::Display for Change {
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default()
         };
+        let host = self.host.map(|h| format!(" on host {h}")).unwrap_or_default();
         write!(
             f,
-            "{sign} {} {} {}: {}",
+            "{sign} {} {} {}{host}: {}",
             word(&action),
             word(&kind),
             self.name,
@@ -170,6 +183,16 @@ pub enum PlanError {
         name: String,
         actual: String,
         wanted: String,
+    },
+    #[error(
+        "network {name} is a {actual} network, but the cluster now needs {wanted} (it spans \
+         {hosts} host(s)); changing between one host and several needs `momctl down` first"
+    )]
+    DriverChanged {
+        name: String,
+        actual: String,
+        wanted: &'static str,
+        hosts: u32,
     },
 }
 
@@ -326,6 +349,7 @@ pub fn ec2_diff(desired: &AwsDesired, observed: &Ec2Observed) -> Vec<Change> {
         kind,
         name: name.to_string(),
         service: None,
+        host: None,
         reason,
     };
     if let Some(group) = &observed.security_group {
@@ -478,14 +502,40 @@ pub fn ec2_diff(desired: &AwsDesired, observed: &Ec2Observed) -> Vec<Change> {
 /// The diff: what `up` has to do so that Docker matches `desired`, in execution order.
 pub fn diff(desired: &Desired, observed: &Observed, nginx_conf: &str) -> Result<Plan, PlanError> {
     let mut changes = Vec::new();
+    // Hosts are named only when there are several.
+    let on = |host: u32| (desired.hosts > 1).then_some(host);
 
+    for host in &observed.outside_swarm {
+        changes.push(Change {
+            action: if *host == 1 { Action::Create } else { Action::Update },
+            kind: Kind::Swarm,
+            name: format!("{}-swarm", desired.network.name),
+            service: None,
+            host: Some(*host),
+            reason: if *host == 1 {
+                "host 1 starts the Swarm that joins the hosts' engines (it manages it)".to_string()
+            } else {
+                "the host's engine joins host 1's Swarm (the network spans the hosts)".to_string()
+            },
+        });
+    }
+
+    let wanted_driver = if desired.network.overlay { "overlay" } else { "bridge" };
     match &observed.network {
         None => changes.push(Change {
             action: Action::Create,
             kind: Kind::Network,
             name: desired.network.name.clone(),
             service: None,
-            reason: format!("private network {}", desired.network.subnet),
+            host: on(1),
+            reason: if desired.network.overlay {
+                format!(
+                    "private network {} across the {} hosts (Swarm overlay)",
+                    desired.network.subnet, desired.hosts
+                )
+            } else {
+                format!("private network {}", desired.network.subnet)
+            },
         }),
         Some(net) => {
             let wanted = desired.network.subnet.to_string();
@@ -498,16 +548,25 @@ pub fn diff(desired: &Desired, observed: &Observed, nginx_conf: &str) -> Result<
                     });
                 }
             }
+            if net.driver != wanted_driver {
+                return Err(PlanError::DriverChanged {
+                    name: net.name.clone(),
+                    actual: net.driver.clone(),
+                    wanted: wanted_driver,
+                    hosts: desired.hosts,
+                });
+            }
         }
     }
 
     for volume in &desired.volumes {
-        if !observed.volumes.contains(&volume.name) {
+        if !observed.volumes.contains(&(volume.host, volume.name.clone())) {
             changes.push(Change {
                 action: Action::Create,
                 kind: Kind::Volume,
                 name: volume.name.clone(),
                 service: None,
+                host: on(volume.host),
                 reason: format!("{} (kept until `momctl down`)", volume.key),
             });
         }
@@ -525,10 +584,11 @@ pub fn diff(desired: &Desired, observed: &Observed, nginx_conf: &str) -> Result<
             .containers
             .iter()
             .find(|c| c.name == spec.container_name);
-        if let Some(change) = container_change(spec, found, image_id) {
+        if let Some(mut change) = container_change(spec, found, image_id) {
             if spec.role == Role::Nginx && change.action != Action::Start {
                 nginx_recreated = true;
             }
+            change.host = on(spec.host);
             changes.push(change);
         }
     }
@@ -541,6 +601,7 @@ pub fn diff(desired: &Desired, observed: &Observed, nginx_conf: &str) -> Result<
                     kind: Kind::Config,
                     name: nginx.container_name.clone(),
                     service: Some(nginx.service.clone()),
+                    host: on(nginx.host),
                     reason: format!(
                         "{} differs from the rendered one (copy in, then reload NGINX)",
                         crate::desired::NGINX_CONF_TARGET
@@ -561,6 +622,7 @@ pub fn diff(desired: &Desired, observed: &Observed, nginx_conf: &str) -> Result<
                 kind: Kind::Container,
                 name: container.name.clone(),
                 service: container.service.clone(),
+                host: on(container.host),
                 reason: "not in mom.yaml any more".to_string(),
             });
         }
@@ -583,6 +645,7 @@ fn container_change(
             kind: Kind::Container,
             name: spec.container_name.clone(),
             service: Some(spec.service.clone()),
+            host: None,
             reason,
         })
     };
@@ -593,7 +656,9 @@ fn container_change(
         );
     };
     if found.spec_hash.as_deref() != Some(spec.spec_hash()) {
-        let reason = if found.image != spec.image {
+        let reason = if found.host != spec.host {
+            format!("moves from host {} to host {}", found.host, spec.host)
+        } else if found.image != spec.image {
             format!("image {} -> {}", found.image, spec.image)
         } else {
             "its settings in mom.yaml changed".to_string()
@@ -627,14 +692,17 @@ mod tests {
             network: Some(ObservedNetwork {
                 name: d.network.name.clone(),
                 subnet: Some(d.network.subnet.to_string()),
+                driver: if d.network.overlay { "overlay" } else { "bridge" }.to_string(),
             }),
-            volumes: d.volumes.iter().map(|v| v.name.clone()).collect(),
+            volumes: d.volumes.iter().map(|v| (v.host, v.name.clone())).collect(),
+            outside_swarm: Vec::new(),
             containers: d
                 .services
                 .iter()
                 .map(|s| ObservedContainer {
                     id: format!("id-{}", s.service),
                     name: s.container_name.clone(),
+                    host: s.host,
                     service: Some(s.service.clone()),
                     role: Some(s.role),
                     spec_hash: Some(s.spec_hash().to_string()),
@@ -761,6 +829,7 @@ mod tests {
             o.containers.push(ObservedContainer {
                 id: step.new_container.clone(),
                 name: step.new_container.clone(),
+                host: step.new.host,
                 service: Some(step.service.clone()),
                 role: Some(Role::Broker),
                 spec_hash: Some(step.new.spec_hash().to_string()),
@@ -836,10 +905,43 @@ mod tests {
         o.network = Some(ObservedNetwork {
             name: d.network.name.clone(),
             subnet: Some("10.9.9.0/24".into()),
+            driver: "bridge".into(),
         });
         assert!(matches!(
             diff(&d, &o, ""),
             Err(PlanError::SubnetChanged { .. })
         ));
+    }
+
+    #[test]
+    fn across_hosts_the_plan_names_each_containers_host_and_the_swarm_joins() {
+        let d = crate::desired::tests::replicated_on(3);
+        let o = Observed {
+            image_ids: images(&d),
+            outside_swarm: vec![1, 2, 3],
+            ..Observed::default()
+        };
+        let p = diff(&d, &o, "").expect("plans");
+        let swarm: Vec<_> = p.changes.iter().filter(|c| c.kind == Kind::Swarm).map(|c| (c.action, c.host)).collect();
+        assert_eq!(swarm, [(Action::Create, Some(1)), (Action::Update, Some(2)), (Action::Update, Some(3))]);
+        let zk3 = p.changes.iter().find(|c| c.service.as_deref() == Some("zookeeper-3")).expect("zk 3");
+        assert_eq!(zk3.host, Some(3));
+        assert!(zk3.to_string().contains("mom-demo-zookeeper-3 on host 3:"), "{zk3}");
+        let volume = p.changes.iter().find(|c| c.name == "mom-demo-redis-sentinel-2-data").expect("volume");
+        assert_eq!(volume.host, Some(2));
+        // Converged: nothing to do; one host's plan names no host.
+        assert!(diff(&d, &converged(&d), &crate::render::nginx_conf(&d).expect("renders")).expect("plans").is_empty());
+        let one = desired(2);
+        assert!(diff(&one, &Observed { image_ids: images(&one), ..Observed::default() }, "")
+            .expect("plans")
+            .changes
+            .iter()
+            .all(|c| c.host.is_none()));
+        // A bridge from one host cannot become the overlay in place.
+        let mut bridged = converged(&d);
+        if let Some(n) = bridged.network.as_mut() {
+            n.driver = "bridge".into();
+        }
+        assert!(matches!(diff(&d, &bridged, ""), Err(PlanError::DriverChanged { hosts: 3, .. })));
     }
 }

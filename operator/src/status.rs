@@ -6,7 +6,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::desired::{Desired, Role};
-use crate::docker::{DockerError, Engine};
+use crate::docker::DockerError;
+use crate::hosts::Hosts;
 
 #[derive(Debug, Serialize)]
 pub struct Status {
@@ -26,6 +27,8 @@ pub struct ContainerStatus {
     pub service: String,
     pub role: String,
     pub container: String,
+    /// The host whose engine runs it (1 on one engine).
+    pub host: u32,
     pub image: String,
     pub state: String,
     pub health: Option<String>,
@@ -146,11 +149,11 @@ async fn get_json<T: serde::de::DeserializeOwned>(
 
 /// Gathers the status; `password` (the first admin's) lets it ask the brokers too.
 pub async fn gather(
-    engine: &Engine,
+    hosts: &Hosts,
     desired: &Desired,
     password: Option<&str>,
 ) -> Result<Status, DockerError> {
-    let mut containers = engine
+    let mut containers = hosts
         .containers(&desired.cluster)
         .await?
         .into_iter()
@@ -169,6 +172,7 @@ pub async fn gather(
                 .map(|r| r.as_str().to_string())
                 .unwrap_or_else(|| "?".to_string()),
             container: c.name,
+            host: c.host,
             image: c.image,
             state: c.state,
             health: c.health,

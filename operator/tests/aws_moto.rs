@@ -857,3 +857,168 @@ fn the_running_waiter_times_out_and_fails_with_what_to_do() {
         }
     });
 }
+
+/// Three simulated EC2 hosts, each with its own Docker engine (`tests/multihost/hosts.sh`:
+/// Docker-in-Docker on a bridge of their own), removed when dropped.
+struct SimulatedHosts {
+    /// `tcp://IP:2375` of each host's engine, host 1 first.
+    engines: Vec<String>,
+}
+
+impl SimulatedHosts {
+    const SCRIPT: &str = "tests/multihost/hosts.sh";
+
+    fn run(args: &[&str]) -> Output {
+        Command::new(common::repo_root().join(Self::SCRIPT))
+            .args(args)
+            .env("N", "3")
+            .env("SWARM", "0")
+            .output()
+            .expect("run tests/multihost/hosts.sh")
+    }
+
+    /// Starts them (idempotent: a few seconds once the host image is built), or None outside CI
+    /// when they cannot start here.
+    fn up() -> Option<SimulatedHosts> {
+        let up = Self::run(&["up"]);
+        if !up.status.success() {
+            let why = format!("{}{}", text(&up.stdout), text(&up.stderr));
+            assert!(std::env::var_os("CI").is_none(), "{} up failed in CI:\n{why}", Self::SCRIPT);
+            eprintln!("skipping: {} up failed:\n{why}", Self::SCRIPT);
+            return None;
+        }
+        let addrs = text(&Self::run(&["addrs"]).stdout).trim().to_string();
+        Some(SimulatedHosts {
+            engines: addrs.split(',').map(str::to_string).collect(),
+        })
+    }
+
+    /// The services of `cluster` whose containers host `host`'s engine runs (running ones).
+    fn services(&self, host: usize, cluster: &str) -> Vec<String> {
+        let out = Command::new("docker")
+            .args(["-H", self.engines[host - 1].as_str(), "ps", "--format", "{{.Label \"mom.service\"}}"])
+            .args(["--filter", &format!("label=mom.cluster={cluster}")])
+            .output()
+            .expect("docker ps");
+        let mut services: Vec<String> = text(&out.stdout).lines().map(str::to_string).collect();
+        services.sort();
+        services
+    }
+
+    /// `docker stop|start` host `host`'s machine (its engine and everything on it).
+    fn power(&self, host: usize, on: bool) {
+        let name = format!("mom-host-{host}");
+        let out = Command::new("docker")
+            .args([if on { "start" } else { "stop" }, name.as_str()])
+            .output()
+            .expect("docker");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+}
+
+impl Drop for SimulatedHosts {
+    fn drop(&mut self) {
+        let _ = Self::run(&["down"]);
+    }
+}
+
+/// Issue 10, point 4 on provider aws: `plan` shows the containers of a replicated Redis, a
+/// ZooKeeper ensemble and three brokers on the three hosts, and `up` deploys them there: the
+/// hosts' engines form a Swarm, the cluster's network is an overlay with the same fixed addresses,
+/// and the images, which are only on this machine, are copied to each host (no registry). Sentinel
+/// i, ZooKeeper server i and broker i run on host i; the clients' endpoint is host 1's NGINX. With
+/// host 3 powered off, messages still go through; `down` removes the containers of every host.
+///
+/// moto starts no machine: each host is a Docker-in-Docker container with its own engine
+/// (`tests/multihost`), given to momctl by `MOMCTL_AWS_DOCKER_HOST=tcp://…,tcp://…,tcp://…`.
+#[test]
+fn aws_hosts_spread_the_cluster_across_three_docker_engines() {
+    use common::api::{drain, send_all, Api};
+    use reqwest::Method;
+    use serde_json::json;
+
+    let rt = runtime();
+    if docker_or_skip(&rt).is_none() {
+        return;
+    }
+    let Some(hosts) = SimulatedHosts::up() else {
+        return;
+    };
+    let Some(moto) = Moto::start() else {
+        return;
+    };
+    let c = AwsCluster::new("mh", &moto);
+    c.write(3, REGION);
+    let yaml = std::fs::read_to_string(c.dir.path().join("mom.yaml")).expect("mom.yaml");
+    let yaml = yaml
+        .replace("mode: single", "mode: replicated")
+        .replace("nodes: 1 }", "nodes: 3 }")
+        .replace("nodes: 2 }", "nodes: 3 }")
+        .replace("bind: 127.0.0.1", "bind: 0.0.0.0");
+    c.dir.write("mom.yaml", &yaml);
+    let engines = hosts.engines.join(",");
+    let env = [("MOMCTL_AWS_DOCKER_HOST", engines.as_str())];
+    let momctl = |args: &[&str]| {
+        let out = c.run_with(args, &env, &[]);
+        eprintln!("$ momctl {}\n{}{}", args.join(" "), text(&out.stdout), text(&out.stderr));
+        out
+    };
+    let container = |service: &str| format!("mom-{}-{service}", c.cluster());
+
+    let plan = momctl(&["plan"]);
+    assert_eq!(plan.status.code(), Some(2), "changes to make");
+    let shown = text(&plan.stdout);
+    for (service, host) in [("zookeeper-3", 3), ("redis-sentinel-2", 2), ("redis-replica-1", 2), ("broker-3", 3), ("nginx", 1)] {
+        let line = format!("+ create container {} on host {host}:", container(service));
+        assert!(shown.contains(&line), "`{line}` not in the plan:\n{shown}");
+    }
+    assert!(shown.contains("swarm") && shown.contains("on host 3"), "{shown}");
+
+    let up = momctl(&["up"]);
+    assert!(up.status.success(), "up failed");
+    let said = text(&up.stdout);
+    let copied = said.lines().find(|l| l.contains("✓ copy") && l.contains("to host 3")).unwrap_or_default();
+    assert!(copied.contains("mom-zookeeper:3.8") && copied.contains(BROKER_IMAGE), "{said}");
+    let on = |host: usize| hosts.services(host, c.cluster());
+    assert_eq!(on(1), ["broker-1", "nginx", "redis", "redis-sentinel-1", "zookeeper"]);
+    assert_eq!(on(2), ["broker-2", "redis-replica-1", "redis-sentinel-2", "zookeeper-2"]);
+    assert_eq!(on(3), ["broker-3", "redis-replica-2", "redis-sentinel-3", "zookeeper-3"]);
+    assert_eq!(momctl(&["plan"]).status.code(), Some(0), "converged");
+    let status = text(&momctl(&["status"]).stdout);
+    assert!(status.contains("HOST"), "{status}");
+    assert!(status.contains("brokers (GET /v1/cluster through NGINX): 3 node(s)"), "{status}");
+
+    // Clients reach host 1's NGINX; the brokers of all three hosts serve.
+    let host_1 = hosts.engines[0]
+        .trim_start_matches("tcp://")
+        .rsplit_once(':')
+        .map(|(ip, _)| ip.to_string())
+        .expect("host 1's address");
+    let base = format!("http://{host_1}:{}", c.unique.port);
+    rt.block_on(async {
+        let api = Api::login(&base).await;
+        api.nodes(3).await;
+        let (status, created) = api.call(Method::PUT, "/v1/queues/mh-q", json!({})).await;
+        assert_eq!(status, 201, "create queue: {created}");
+        send_all(&api, "mh-q", 0, 20, Duration::from_secs(20)).await;
+        assert_eq!(drain(&api, "mh-q", 20).await.len(), 20);
+    });
+
+    // Host 3 goes down with a replica, a Sentinel, a ZooKeeper server and a broker: sends
+    // and receives go on (a retried send keeps its dedup_id).
+    hosts.power(3, false);
+    rt.block_on(async {
+        let api = Api::login(&base).await;
+        let failed = send_all(&api, "mh-q", 100, 20, Duration::from_secs(60)).await;
+        eprintln!("with host 3 down: 20 sends acknowledged, {failed} attempts failed on the way");
+        assert_eq!(drain(&api, "mh-q", 20).await.len(), 20);
+    });
+    hosts.power(3, true);
+    // Its engine answers again before `down` removes what each host has.
+    assert!(SimulatedHosts::run(&["up"]).status.success());
+    let down = momctl(&["down", "--yes"]);
+    assert!(down.status.success(), "down failed");
+    for host in 1..=3 {
+        assert!(on(host).is_empty(), "host {host} still runs {:?}", on(host));
+    }
+}

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Entrypoint of a simulated "EC2 host" (mom-spike-host image): runs its own dockerd.
+# Entrypoint of a simulated "EC2 host" (mom-host image): runs its own dockerd.
 # Env: DIND_STORAGE (overlay2|fuse-overlayfs|vfs, default overlay2), DIND_EXTRA_ARGS
 set -e
 # cgroup v1 in a privileged container: /sys/fs/cgroup is already mounted rw by docker.
