@@ -926,7 +926,8 @@ impl Drop for SimulatedHosts {
 /// ZooKeeper ensemble and three brokers on the three hosts, and `up` deploys them there: the
 /// hosts' engines form a Swarm, the cluster's network is an overlay with the same fixed addresses,
 /// and the images, which are only on this machine, are copied to each host (no registry). Sentinel
-/// i, ZooKeeper server i and broker i run on host i; the clients' endpoint is host 1's NGINX. With
+/// i, ZooKeeper server i and broker i run on host i; the clients' endpoint is host 1's NGINX. A
+/// rolling upgrade copies the new image to every host and keeps each broker on its host. With
 /// host 3 powered off, messages still go through; `down` removes the containers of every host.
 ///
 /// moto starts no machine: each host is a Docker-in-Docker container with its own engine
@@ -1002,6 +1003,27 @@ fn aws_hosts_spread_the_cluster_across_three_docker_engines() {
         assert_eq!(status, 201, "create queue: {created}");
         send_all(&api, "mh-q", 0, 20, Duration::from_secs(20)).await;
         assert_eq!(drain(&api, "mh-q", 20).await.len(), 20);
+    });
+
+    // A rolling upgrade reaches every host: the new image (a new tag here) is copied to each,
+    // and each broker's next generation starts on its own host.
+    let next = format!("mom-broker:{}", c.cluster());
+    let tagged = Command::new("docker").args(["tag", BROKER_IMAGE, &next]).status().expect("docker tag");
+    assert!(tagged.success());
+    let upgrade = momctl(&["upgrade", "--broker-image", &next]);
+    let _ = Command::new("docker").args(["rmi", &next]).status();
+    assert!(upgrade.status.success(), "upgrade failed");
+    let said = text(&upgrade.stdout);
+    assert!(said.contains(&format!("runs {next} on every broker")), "{said}");
+    for host in 1..=3 {
+        assert!(said.contains(&format!("to host {host}")), "the image was not copied to host {host}: {said}");
+        assert!(on(host).contains(&format!("broker-{host}")), "broker-{host} left host {host}");
+    }
+    rt.block_on(async {
+        let api = Api::login(&base).await;
+        api.nodes(3).await;
+        send_all(&api, "mh-q", 50, 5, Duration::from_secs(20)).await;
+        assert_eq!(drain(&api, "mh-q", 5).await.len(), 5);
     });
 
     // Host 3 goes down with a replica, a Sentinel, a ZooKeeper server and a broker: sends
