@@ -724,6 +724,21 @@ impl Desired {
         }
     }
 
+    /// What host `host` runs of a cluster spread over several: its containers and volumes (each
+    /// waiting only for those of the same host: compose cannot wait across hosts), named
+    /// `host-K` (`render` writes one compose.yml per host).
+    pub fn on_host(&self, host: u32) -> Desired {
+        let mut part = self.clone();
+        part.host = format!("host-{host}");
+        part.services.retain(|s| s.host == host);
+        let here: Vec<String> = part.services.iter().map(|s| s.service.clone()).collect();
+        for s in &mut part.services {
+            s.depends_on.retain(|d| here.contains(d));
+        }
+        part.volumes.retain(|v| v.host == host);
+        part
+    }
+
     pub fn service(&self, name: &str) -> Option<&ServiceSpec> {
         self.services.iter().find(|s| s.service == name)
     }

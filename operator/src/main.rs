@@ -691,11 +691,18 @@ async fn logs(file: &Path, service: &str, follow: bool, tail: Option<u32>) -> Re
 
 fn render_files(file: &Path, out: &Path) -> Result<ExitCode> {
     let (_, desired) = load(file)?;
-    let mut files = render::host_files(&desired)?;
-    files.extend(render::secret_files(&desired)?);
-    let written = render::write_files(&out.join(&desired.host), &files)?;
-    for path in written {
-        println!("wrote {}", path.display());
+    // One directory per host when the cluster spans several (`host-1`, …).
+    let parts: Vec<Desired> = if desired.hosts > 1 {
+        (1..=desired.hosts).map(|h| desired.on_host(h)).collect()
+    } else {
+        vec![desired]
+    };
+    for part in &parts {
+        let mut files = render::host_files(part)?;
+        files.extend(render::secret_files(part)?);
+        for path in render::write_files(&out.join(&part.host), &files)? {
+            println!("wrote {}", path.display());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

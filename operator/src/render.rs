@@ -141,6 +141,11 @@ pub fn host_files(desired: &Desired) -> Result<Vec<RenderedFile>, RenderError> {
     context.insert("host", &desired.host);
     context.insert("services", &desired.services);
     context.insert("network", &desired.network);
+    // Across hosts, host 1's compose.yml makes the overlay; the others join it.
+    context.insert(
+        "network_external",
+        &(desired.network.overlay && desired.host != "host-1"),
+    );
     context.insert("volumes", &desired.volumes);
     context.insert("admin_password_env", &desired.admin_password_env);
     context.insert("endpoint_url", &desired.endpoint.url());
@@ -157,7 +162,10 @@ pub fn host_files(desired: &Desired) -> Result<Vec<RenderedFile>, RenderError> {
             mode: 0o600,
         });
     }
-    debug_assert!(desired.services.iter().any(|s| s.role == Role::Nginx));
+    // NGINX's files go to the host that runs it.
+    if !desired.services.iter().any(|s| s.role == Role::Nginx) {
+        return Ok(files);
+    }
     let material = tls::material(desired)?;
     files.push(RenderedFile {
         path: NGINX_CONF_PATH.to_string(),

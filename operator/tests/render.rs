@@ -14,10 +14,33 @@ use mom_operator::desired::Desired;
 use mom_operator::render::{self, RenderedFile};
 
 fn rendered(yaml: &str) -> Vec<RenderedFile> {
+    render::host_files(&desired(yaml, 1)).expect("renders")
+}
+
+/// The cluster of `yaml` spread over `hosts` hosts.
+fn desired(yaml: &str, hosts: u32) -> Desired {
     let settings = config::parse(yaml, "mom.yaml")
         .and_then(|c| c.settings("mom.yaml"))
         .expect("valid");
-    render::host_files(&Desired::from_settings(&settings)).expect("renders")
+    Desired::on_hosts(&settings, hosts)
+}
+
+/// `docker-compose config -q` of the compose.yml under `dir`: its stderr when it refuses.
+fn compose_config(dir: &Path) -> Result<(), String> {
+    let out = Command::new("docker-compose")
+        .current_dir(dir.join("compose"))
+        .args(["-f", "compose.yml", "config", "-q"])
+        .env("MOM_ADMIN_PASSWORD", "rendered-file-check-password")
+        // `render --out` writes these generated ones to compose/.env.
+        .env("MOM_REDIS_PASSWORD", "rendered-redis-password")
+        .env("MOM_ZK_AUTH", "mom:rendered-zk-password")
+        .output()
+        .expect("run docker-compose");
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(text(&out.stderr))
+    }
 }
 
 fn file<'a>(files: &'a [RenderedFile], path: &str) -> &'a str {
@@ -145,23 +168,30 @@ fn docker_compose_accepts_the_rendered_file() {
     let replicated = config::default_file("cmp")
         .replace("mode: single ", "mode: replicated ")
         .replace("nodes: 1 ", "nodes: 3 ");
-    for yaml in [config::default_file("cmp"), replicated] {
+    for yaml in [config::default_file("cmp"), replicated.clone()] {
         let dir = TempDir::new("compose");
         render::write_files(dir.path(), &rendered(&yaml)).expect("written");
-        let out = Command::new("docker-compose")
-            .current_dir(dir.path().join("compose"))
-            .args(["-f", "compose.yml", "config", "-q"])
-            .env("MOM_ADMIN_PASSWORD", "rendered-file-check-password")
-            // `render --out` writes these generated ones to compose/.env.
-            .env("MOM_REDIS_PASSWORD", "rendered-redis-password")
-            .env("MOM_ZK_AUTH", "mom:rendered-zk-password")
-            .output()
-            .expect("run docker-compose");
-        assert!(
-            out.status.success(),
-            "docker-compose config: {}",
-            text(&out.stderr)
-        );
+        if let Err(e) = compose_config(dir.path()) {
+            panic!("docker-compose config: {e}");
+        }
+    }
+    // Across 3 hosts: one compose.yml per host with that host's containers; host 1's makes the
+    // overlay network (and runs NGINX), the others join it.
+    let spread = desired(&replicated, 3);
+    for host in 1..=3 {
+        let part = spread.on_host(host);
+        let files = render::host_files(&part).expect("renders");
+        let compose = file(&files, "compose/compose.yml");
+        let zookeeper = if host == 1 { "zookeeper".to_string() } else { format!("zookeeper-{host}") };
+        assert!(compose.contains(&format!("\n  {zookeeper}:\n")), "{zookeeper} not on host {host}:\n{compose}");
+        assert_eq!(compose.contains("external: true"), host > 1, "{compose}");
+        assert_eq!(compose.contains("driver: overlay"), host == 1, "{compose}");
+        assert_eq!(files.iter().any(|f| f.path == "nginx/nginx.conf"), host == 1);
+        let dir = TempDir::new("compose-host");
+        render::write_files(dir.path(), &files).expect("written");
+        if let Err(e) = compose_config(dir.path()) {
+            panic!("docker-compose config of host {host}: {e}");
+        }
     }
     let dir = TempDir::new("compose");
     render::write_files(dir.path(), &rendered(&config::default_file("cmp"))).expect("written");
