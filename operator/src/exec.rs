@@ -242,17 +242,16 @@ async fn ensure_images(
     images: &[&str],
     report: &dyn Reporter,
 ) -> Result<(), DockerError> {
-    let started = Instant::now();
-    if let Some((copied, bytes)) = hosts.ensure_images(host, images).await? {
-        report.finished(
-            &format!(
-                "copy {} to host {host} ({:.0} MB; no registry needed)",
-                copied.join(", "),
-                bytes as f64 / 1e6
-            ),
-            started.elapsed(),
-        );
+    let missing = hosts.missing_images(host, images).await?;
+    if missing.is_empty() {
+        return Ok(());
     }
+    let what = format!(
+        "copy {} to host {host} (docker save | docker load, no registry needed)",
+        missing.join(", ")
+    );
+    let bytes = step(report, what, true, hosts.copy_images(host, &missing)).await?;
+    tracing::info!(host, images = %missing.join(", "), mb = bytes / 1_000_000, "images copied");
     Ok(())
 }
 

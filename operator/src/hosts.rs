@@ -190,15 +190,14 @@ impl Hosts {
         Ok(())
     }
 
-    /// Copies to `host` those of `images` its engine lacks (remote hosts only), in one archive;
-    /// which were copied and the bytes, or None when there was nothing to do.
-    pub async fn ensure_images(
+    /// Those of `images` that `host`'s engine lacks (remote hosts only: else none), each once.
+    pub async fn missing_images<'a>(
         &self,
         host: u32,
-        images: &[&str],
-    ) -> Result<Option<(Vec<String>, u64)>, DockerError> {
+        images: &[&'a str],
+    ) -> Result<Vec<&'a str>, DockerError> {
         let Some(source) = &self.source else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
         let engine = self.engine(host);
         let mut missing = Vec::new();
@@ -212,11 +211,15 @@ impl Hosts {
                 missing.push(*image);
             }
         }
-        if missing.is_empty() {
-            return Ok(None);
+        Ok(missing)
+    }
+
+    /// Copies `images` from the local engine to `host`'s, in one archive; the bytes copied.
+    pub async fn copy_images(&self, host: u32, images: &[&str]) -> Result<u64, DockerError> {
+        match &self.source {
+            Some(source) => source.copy_images(images, self.engine(host)).await,
+            None => Ok(0),
         }
-        let bytes = source.copy_images(&missing, engine).await?;
-        Ok(Some((missing.iter().map(|i| i.to_string()).collect(), bytes)))
     }
 
     /// Everything labelled with the cluster, per host. The network counts on host 1 only, where
