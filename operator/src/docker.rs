@@ -202,11 +202,18 @@ impl Engine {
     }
 
     /// Starts a Swarm with this engine as its manager, advertising `advertise` (None: the
-    /// address Docker picks, fine on a host with one interface).
-    pub async fn init_swarm(&self, advertise: Option<&str>) -> Result<(), DockerError> {
+    /// address Docker picks, fine on a host with one interface); the networks the Swarm makes
+    /// for itself (its ingress) take their subnets from `pool`.
+    pub async fn init_swarm(
+        &self,
+        advertise: Option<&str>,
+        pool: ipnet::Ipv4Net,
+    ) -> Result<(), DockerError> {
         let request = SwarmInitRequest {
             listen_addr: Some("0.0.0.0:2377".to_string()),
             advertise_addr: advertise.map(str::to_string),
+            default_addr_pool: Some(vec![pool.to_string()]),
+            subnet_size: Some(24),
             ..Default::default()
         };
         self.docker

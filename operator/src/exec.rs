@@ -128,7 +128,7 @@ pub async fn apply(
                 hosts.count()
             ),
             false,
-            hosts.join_swarm(),
+            hosts.join_swarm(desired.network.subnet),
         )
         .await?;
     }

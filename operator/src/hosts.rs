@@ -9,6 +9,8 @@
 
 use std::collections::BTreeMap;
 
+use ipnet::Ipv4Net;
+
 use crate::desired::{Desired, Role, ServiceSpec, NGINX_CONF_TARGET};
 use crate::docker::{DockerError, Engine, Owned};
 use crate::plan::{Observed, ObservedContainer};
@@ -160,13 +162,17 @@ impl Hosts {
         Ok(outside)
     }
 
-    /// Host 1 manages a Swarm and every other host's engine is a member (idempotent).
-    pub async fn join_swarm(&self) -> Result<(), DockerError> {
+    /// Host 1 manages a Swarm and every other host's engine is a member (idempotent). The
+    /// Swarm's own networks stay out of `subnet`, the cluster's.
+    pub async fn join_swarm(&self, subnet: Ipv4Net) -> Result<(), DockerError> {
         let first = &self.hosts[0];
         let manager = match first.engine.swarm().await?.filter(|m| m.manager) {
             Some(m) => m,
             None => {
-                first.engine.init_swarm(first.advertise.as_deref()).await?;
+                first
+                    .engine
+                    .init_swarm(first.advertise.as_deref(), swarm_pool(subnet))
+                    .await?;
                 first.engine.swarm().await?.ok_or_else(|| DockerError::Timeout {
                     container: "host 1".to_string(),
                     problem: "the Swarm it started is not active".to_string(),
@@ -234,5 +240,35 @@ impl Hosts {
             owned.push((host, o));
         }
         Ok(owned)
+    }
+}
+
+/// Where the Swarm takes the subnets of its own networks (its ingress): Docker's default is the
+/// start of 10.0.0.0/8, which a cluster's `network.subnet` may well be in; the first of a few
+/// /16s that the cluster's subnet does not overlap.
+pub fn swarm_pool(subnet: Ipv4Net) -> Ipv4Net {
+    let overlaps = |p: &Ipv4Net| p.contains(&subnet.network()) || subnet.contains(&p.network());
+    let candidates = [[10, 254], [10, 253], [172, 31]];
+    let mut pools = candidates
+        .iter()
+        .filter_map(|[a, b]| Ipv4Net::new(std::net::Ipv4Addr::new(*a, *b, 0, 0), 16).ok());
+    let first = pools.clone().next().unwrap_or(subnet);
+    pools.find(|p| !overlaps(p)).unwrap_or(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_swarms_own_networks_stay_out_of_the_clusters_subnet() {
+        let net = |s: &str| s.parse::<Ipv4Net>().expect("a net");
+        for subnet in ["10.0.0.0/24", "10.210.0.0/24", "10.254.3.0/24", "10.0.0.0/8", "172.31.0.0/16"] {
+            let subnet = net(subnet);
+            let pool = swarm_pool(subnet);
+            let apart = !pool.contains(&subnet.network()) && !subnet.contains(&pool.network());
+            assert!(apart, "{pool} overlaps {subnet}");
+        }
+        assert_eq!(swarm_pool(net("10.254.3.0/24")), net("10.253.0.0/16"));
     }
 }
