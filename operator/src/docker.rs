@@ -132,11 +132,19 @@ impl Engine {
     pub async fn connect() -> Result<Engine, DockerError> {
         let hint = std::env::var("DOCKER_HOST")
             .unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string());
+        Engine::answering(Docker::connect_with_defaults(), &hint).await
+    }
+
+    /// An engine once it answers, at an API version it speaks (`hint`: where, for errors).
+    async fn answering(
+        docker: Result<Docker, bollard::errors::Error>,
+        hint: &str,
+    ) -> Result<Engine, DockerError> {
         let connect_error = |source| DockerError::Connect {
-            hint: hint.clone(),
+            hint: hint.to_string(),
             source,
         };
-        let docker = Docker::connect_with_defaults().map_err(connect_error)?;
+        let docker = docker.map_err(connect_error)?;
         let docker = docker.negotiate_version().await.map_err(connect_error)?;
         docker.ping().await.map_err(connect_error)?;
         Ok(Engine { docker })
@@ -147,10 +155,6 @@ impl Engine {
     pub async fn connect_tls(addr: &str, dir: &std::path::Path) -> Result<Engine, DockerError> {
         // bollard's TLS uses rustls' process-wide provider; ring is the one momctl links.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let connect_error = |source| DockerError::Connect {
-            hint: addr.to_string(),
-            source,
-        };
         let docker = Docker::connect_with_ssl(
             addr,
             &dir.join(crate::pki::CLIENT_KEY),
@@ -158,25 +162,15 @@ impl Engine {
             &dir.join(crate::pki::CA_CERT),
             120,
             bollard::API_DEFAULT_VERSION,
-        )
-        .map_err(connect_error)?;
-        let docker = docker.negotiate_version().await.map_err(connect_error)?;
-        docker.ping().await.map_err(connect_error)?;
-        Ok(Engine { docker })
+        );
+        Engine::answering(docker, addr).await
     }
 
     /// Connects to a remote engine's API over plain TCP (`tcp://IP:2375`): only for the
     /// simulated hosts of the tests (`tests/multihost`), never to an EC2 host.
     pub async fn connect_http(addr: &str) -> Result<Engine, DockerError> {
-        let connect_error = |source| DockerError::Connect {
-            hint: addr.to_string(),
-            source,
-        };
-        let docker = Docker::connect_with_http(addr, 120, bollard::API_DEFAULT_VERSION)
-            .map_err(connect_error)?;
-        let docker = docker.negotiate_version().await.map_err(connect_error)?;
-        docker.ping().await.map_err(connect_error)?;
-        Ok(Engine { docker })
+        let docker = Docker::connect_with_http(addr, 120, bollard::API_DEFAULT_VERSION);
+        Engine::answering(docker, addr).await
     }
 
     /// This engine's membership of a Swarm, when it is an active member.
@@ -258,29 +252,18 @@ impl Engine {
 
     /// Copies `images` from this engine into `to` (`docker save | docker load`, streamed, one
     /// archive so shared layers travel once): how images reach the hosts without a registry.
-    /// Returns the bytes copied.
-    pub async fn copy_images(&self, images: &[&str], to: &Engine) -> Result<u64, DockerError> {
-        let image = images.join(", ");
-        let copied = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let counter = copied.clone();
-        let tar = self.docker.export_images(images).map(move |chunk| {
-            if let Ok(bytes) = &chunk {
-                counter.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            }
-            chunk
-        });
+    pub async fn copy_images(&self, images: &[&str], to: &Engine) -> Result<(), DockerError> {
+        let what = format!("load {} into another engine", images.join(", "));
+        let tar = self.docker.export_images(images);
         let options = ImportImageOptionsBuilder::default().quiet(true).build();
         let mut load = Box::pin(to.docker.import_image_stream(options, tar, None));
         while let Some(item) = load.next().await {
-            let info = item.map_err(api(format!("load image {image}")))?;
+            let info = item.map_err(api(what.clone()))?;
             if let Some(message) = info.error_detail.and_then(|e| e.message) {
-                return Err(DockerError::Build {
-                    image: image.to_string(),
-                    message,
-                });
+                return Err(DockerError::Archive { what, message });
             }
         }
-        Ok(copied.load(std::sync::atomic::Ordering::Relaxed))
+        Ok(())
     }
 
     fn label_filter(cluster: &str) -> HashMap<String, Vec<String>> {

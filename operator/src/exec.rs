@@ -250,9 +250,7 @@ async fn ensure_images(
         "copy {} to host {host} (docker save | docker load, no registry needed)",
         missing.join(", ")
     );
-    let bytes = step(report, what, true, hosts.copy_images(host, &missing)).await?;
-    tracing::info!(host, images = %missing.join(", "), mb = bytes / 1_000_000, "images copied");
-    Ok(())
+    step(report, what, true, hosts.copy_images(host, &missing)).await
 }
 
 /// The files NGINX's container needs (path inside → content): nginx.conf and, with TLS, the

@@ -220,11 +220,11 @@ impl Hosts {
         Ok(missing)
     }
 
-    /// Copies `images` from the local engine to `host`'s, in one archive; the bytes copied.
-    pub async fn copy_images(&self, host: u32, images: &[&str]) -> Result<u64, DockerError> {
+    /// Copies `images` from the local engine to `host`'s, in one archive.
+    pub async fn copy_images(&self, host: u32, images: &[&str]) -> Result<(), DockerError> {
         match &self.source {
             Some(source) => source.copy_images(images, self.engine(host)).await,
-            None => Ok(0),
+            None => Ok(()),
         }
     }
 
