@@ -16,14 +16,23 @@ pub fn random_suffix(len: usize) -> String {
         .to_ascii_lowercase()
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago (the kernel picked it).
+/// A TCP port on 127.0.0.1 that was free a moment ago, picked at random *below* the kernel's
+/// ephemeral range: a port the kernel hands out (bind to :0) may be handed out again at once as
+/// the source port of some other test's connection, and the broker that was to listen on it
+/// exits with "Address already in use" (seen in CI).
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .unwrap_or_else(|e| panic!("cannot bind 127.0.0.1:0 to find a free port: {e}"));
-    listener
-        .local_addr()
-        .unwrap_or_else(|e| panic!("cannot read the address of a bound socket: {e}"))
-        .port()
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let low = 20000.min(ephemeral_low.saturating_sub(1000));
+    for _ in 0..1000 {
+        let port = rand::random_range(low..ephemeral_low);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {low}..{ephemeral_low} on 127.0.0.1 after 1000 tries");
 }
 
 /// A directory under the system temp dir, removed with its content on drop.
