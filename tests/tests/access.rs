@@ -557,6 +557,45 @@ async fn any_user_may_create_queues_and_topics_and_owns_what_they_create() {
 }
 
 #[tokio::test]
+async fn a_user_created_again_under_a_deleted_name_inherits_nothing() {
+    let w = World::new().await;
+    // bob owns a restricted queue and topic; olivia may publish and consume on both.
+    let paths = ["/v1/queues/heirloom", "/v1/topics/heirloom"];
+    for path in paths {
+        w.bob
+            .put(path, json!({ "access": "restricted" }))
+            .await
+            .expect_status(201);
+        w.bob
+            .put(&format!("{path}/grants/olivia"), json!({ "publish": true, "consume": true }))
+            .await
+            .expect_status(204);
+        w.olivia.get(path).await.expect_status(200);
+    }
+    for name in ["bob", "olivia"] {
+        w.admin
+            .delete(&format!("/v1/users/{name}"))
+            .await
+            .expect_status(204);
+    }
+    // The old tokens are dead; new users of the same names are strangers to both.
+    w.bob.get(paths[0]).await.expect_error(401, "unauthenticated");
+    let bob = w.broker.add_user("bob", "user").await;
+    let olivia = w.broker.add_user("olivia", "user").await;
+    for path in paths {
+        let shown = w.admin.get(path).await.expect_status(200);
+        assert_eq!(shown.json["owner"], "deleted:bob", "{shown}");
+        bob.delete(path).await.expect_error(403, "forbidden");
+        bob.put(&format!("{path}/grants/bob"), json!({ "consume": true }))
+            .await
+            .expect_error(403, "forbidden");
+        olivia.get(path).await.expect_error(403, "forbidden");
+        // Admins still manage what the deleted user owned.
+        w.admin.delete(path).await.expect_status(204);
+    }
+}
+
+#[tokio::test]
 async fn a_subscriber_may_delete_its_own_subscription_but_not_others() {
     let w = World::new().await;
     w.olivia

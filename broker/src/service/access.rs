@@ -22,6 +22,7 @@ pub enum Right {
 /// Anything with an owner, an access mode and grants.
 pub trait Owned {
     fn owner(&self) -> &str;
+    fn owner_mut(&mut self) -> &mut String;
     fn access(&self) -> Access;
     fn grants(&self) -> &BTreeMap<String, Grant>;
     fn grants_mut(&mut self) -> &mut BTreeMap<String, Grant>;
@@ -32,6 +33,9 @@ macro_rules! owned {
         impl Owned for $t {
             fn owner(&self) -> &str {
                 &self.owner
+            }
+            fn owner_mut(&mut self) -> &mut String {
+                &mut self.owner
             }
             fn access(&self) -> Access {
                 self.config.access
@@ -48,6 +52,27 @@ macro_rules! owned {
 
 owned!(QueueMeta);
 owned!(TopicMeta);
+
+/// Who owns what a deleted user owned: `deleted:NAME`, as Google Cloud IAM marks a deleted
+/// principal. No username may hold ':', so a user created later under the same name inherits
+/// neither the ownership nor (they are removed) the grants; admins still manage it.
+pub fn deleted_owner(name: &str) -> String {
+    format!("deleted:{name}")
+}
+
+/// Whether `name` owns `target` or holds a grant on it.
+pub fn names(target: &impl Owned, name: &str) -> bool {
+    target.owner() == name || target.grants().contains_key(name)
+}
+
+/// `target` with the deleted user `name` gone from it: no grant, and no longer its owner.
+pub fn forget<T: Owned>(mut target: T, name: &str) -> T {
+    target.grants_mut().remove(name);
+    if target.owner() == name {
+        *target.owner_mut() = deleted_owner(name);
+    }
+    target
+}
 
 pub fn allowed(who: &Principal, target: &impl Owned, right: Right) -> bool {
     if who.admin || who.name == target.owner() {

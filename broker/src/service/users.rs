@@ -1,13 +1,14 @@
-//! User administration: create, list, delete, change password.
+//! User administration: create, list, delete, change password. Deleting a user also removes its
+//! access keys and grants and disowns its queues and topics (see [`access::deleted_owner`]).
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::access::admin_only;
+use super::access::{self, admin_only, Owned};
 use super::auth::{blocking, hash_password, validate_password, validate_username};
 use super::{Broker, Principal};
 use crate::error::{Error, Result};
-use crate::meta::{Role, UserRecord};
+use crate::meta::{QueueMeta, Record, Role, TopicMeta, UserRecord};
 use crate::model::{now_ms, rfc3339_ms};
 
 #[derive(Deserialize, ToSchema)]
@@ -72,7 +73,25 @@ impl Broker {
             return Err(Error::invalid("cannot delete the last admin"));
         }
         self.meta.delete::<UserRecord>(name).await?;
-        self.delete_access_keys_of(name).await
+        self.delete_access_keys_of(name).await?;
+        // A user created later under this name must not inherit what this one had.
+        self.forget_user_in::<QueueMeta>(name).await?;
+        self.forget_user_in::<TopicMeta>(name).await
+    }
+
+    /// Removes `name`'s grants from every record of kind `T` and disowns what it owned.
+    async fn forget_user_in<T: Record + Owned>(&self, name: &str) -> Result<()> {
+        for (key, record) in self.meta.list::<T>() {
+            if !access::names(&record, name) {
+                continue;
+            }
+            match self.meta.update::<T>(&key, |r| Ok(access::forget(r, name))).await {
+                // Deleted meanwhile: nothing left to forget.
+                Ok(_) | Err(Error::QueueNotFound(_) | Error::TopicNotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Admins may set anyone's password; users their own. Bumps the user's generation, so every
