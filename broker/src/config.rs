@@ -143,6 +143,11 @@ pub struct Config {
     #[arg(long, env = "MOM_HEADER_READ_TIMEOUT_S", default_value_t = 30)]
     pub header_read_timeout_s: u64,
 
+    /// Seconds a client has to send a whole request body once its headers are in (a body sent
+    /// slowly holds a connection and a task); past it 408 `request_timeout`. 0 disables.
+    #[arg(long, env = "MOM_BODY_READ_TIMEOUT_S", default_value_t = 30)]
+    pub body_read_timeout_s: u64,
+
     /// Client connections this node holds open (HTTP and gRPC together); past it new ones are
     /// refused (HTTP: 503 `unavailable`). Lowered to fit the open-files limit. 0: no bound of its own.
     #[arg(long, env = "MOM_MAX_CONNECTIONS", default_value_t = 10_000)]
@@ -180,6 +185,14 @@ impl Config {
 
     pub fn max_request_bytes(&self) -> usize {
         usize::try_from(self.max_request_bytes).unwrap_or(usize::MAX)
+    }
+
+    /// The bounds on every request body (size and time).
+    pub fn body_limit(&self) -> crate::http::extract::BodyLimit {
+        crate::http::extract::BodyLimit {
+            bytes: self.max_request_bytes(),
+            read_timeout: (self.body_read_timeout_s > 0).then(|| Duration::from_secs(self.body_read_timeout_s)),
+        }
     }
 
     pub fn header_read_timeout(&self) -> Option<Duration> {

@@ -30,6 +30,9 @@ pub enum Error {
     ReceiptInvalid,
     #[error("{0}")]
     MessageTooLarge(String),
+    /// The client did not send the whole request body in time (`MOM_BODY_READ_TIMEOUT_S`).
+    #[error("{0}")]
+    RequestTimeout(String),
     #[error("too many requests; retry after {retry_after_s} s")]
     RateLimited { retry_after_s: u64 },
     /// The caller already holds `max` waiting receives and push streams on this node
@@ -58,6 +61,7 @@ impl Error {
             Error::AlreadyExists(_) => "already_exists",
             Error::ReceiptInvalid => "receipt_invalid",
             Error::MessageTooLarge(_) => "message_too_large",
+            Error::RequestTimeout(_) => "request_timeout",
             Error::RateLimited { .. } | Error::TooManyLongPolls { .. } => "rate_limited",
             Error::Unavailable(_) => "unavailable",
         }

@@ -108,7 +108,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     });
     let sqs = crate::sqs::SqsSettings { public_url: config.public_url.clone(), region: config.region.clone() };
     let draining = broker.draining.clone();
-    let app = http::router(broker, sqs, config.max_request_bytes());
+    let app = http::router(broker, sqs, config.body_limit());
     let server =
         listen::serve_http(listener, connections, tracked, draining, app, config.header_read_timeout(), graceful);
     let deadline = async {

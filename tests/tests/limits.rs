@@ -1,6 +1,7 @@
 //! Resource limits, each set through its environment variable: request body size on every front
 //! door (`MOM_MAX_REQUEST_BYTES`), the header read timeout against slowloris clients
-//! (`MOM_HEADER_READ_TIMEOUT_S`), connections per node (`MOM_MAX_CONNECTIONS`), and long polls and
+//! (`MOM_HEADER_READ_TIMEOUT_S`) and the body read timeout against clients that trickle their body
+//! (`MOM_BODY_READ_TIMEOUT_S`), connections per node (`MOM_MAX_CONNECTIONS`), and long polls and
 //! push streams held per user (`MOM_MAX_LONG_POLLS_PER_USER`).
 
 use std::time::{Duration, Instant};
@@ -177,6 +178,59 @@ async fn bodies_over_max_request_bytes_are_413_on_http_and_sqs_and_message_too_l
         .unwrap_or_else(|e| panic!("gRPC after a refused message: {e:?}"));
     // Stored: the native send under the limit and the two gRPC sends.
     assert_eq!(queue.stats().await.available, 3);
+}
+
+#[tokio::test]
+async fn a_body_sent_too_slowly_is_answered_408_while_others_are_served() {
+    let broker = Cluster::new()
+        .broker()
+        .env("MOM_BODY_READ_TIMEOUT_S", "1")
+        .start()
+        .await;
+    let addr = broker.listen().to_string();
+    // Complete headers, then a login body that trickles a byte every 200 ms and never ends.
+    let mut raw = Raw::connect(&addr).await;
+    raw.stream
+        .write_all(
+            b"POST /v1/auth/token HTTP/1.1\r\nHost: mom\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{\"username\": \"",
+        )
+        .await
+        .expect("send the headers");
+    let (mut read, mut write) = raw.stream.into_split();
+    let trickle = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if write.write_all(b"a").await.is_err() {
+                return;
+            }
+        }
+    });
+    let start = Instant::now();
+    // Meanwhile other clients are served at once.
+    broker.client().get("/v1/cluster").await.expect_status(200);
+    let answer = tokio::time::timeout(IO_LIMIT, async {
+        let mut whole = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            match read.read(&mut chunk).await {
+                Ok(0) | Err(_) => return String::from_utf8_lossy(&whole).to_string(),
+                Ok(n) => whole.extend_from_slice(&chunk[..n]),
+            }
+            if whole.windows(4).any(|w| w == b"\r\n\r\n") && whole.ends_with(b"}}") {
+                return String::from_utf8_lossy(&whole).to_string();
+            }
+        }
+    })
+    .await
+    .expect("an answer within the IO limit");
+    let took = start.elapsed();
+    trickle.abort();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"request_timeout\""), "{answer}");
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_secs(5),
+        "answered after {took:?} with a 1 s body read timeout"
+    );
 }
 
 #[tokio::test]

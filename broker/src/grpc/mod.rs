@@ -44,6 +44,7 @@ pub fn status(e: &Error) -> Status {
     let code = match e {
         Error::InvalidRequest(_) | Error::InvalidName(_) | Error::MessageTooLarge(_) => Code::InvalidArgument,
         Error::Unauthenticated(_) => Code::Unauthenticated,
+        Error::RequestTimeout(_) => Code::DeadlineExceeded,
         Error::Forbidden(_) => Code::PermissionDenied,
         Error::QueueNotFound(_)
         | Error::TopicNotFound(_)

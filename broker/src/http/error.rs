@@ -19,6 +19,7 @@ pub fn status(e: &Error) -> StatusCode {
         | Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::AlreadyExists(_) | Error::ReceiptInvalid => StatusCode::CONFLICT,
         Error::MessageTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         Error::RateLimited { .. } | Error::TooManyLongPolls { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
     }

@@ -63,8 +63,8 @@ impl utoipa::Modify for BearerAuth {
 /// Every route of the HTTP API. Protected routes are the default: everything merged into
 /// `protected` goes through authentication and rate limiting; only login, health, readiness,
 /// metrics and the OpenAPI document are public (and `POST /`, SQS, which checks signatures).
-/// Every body is read up to `max_request_bytes` (`MOM_MAX_REQUEST_BYTES`).
-pub fn router(broker: Arc<Broker>, sqs: crate::sqs::SqsSettings, max_request_bytes: usize) -> Router {
+/// Every body is read within `body_limit` (`MOM_MAX_REQUEST_BYTES`, `MOM_BODY_READ_TIMEOUT_S`).
+pub fn router(broker: Arc<Broker>, sqs: crate::sqs::SqsSettings, body_limit: BodyLimit) -> Router {
     let protected = Router::new()
         .merge(queues::routes())
         .merge(topics::routes())
@@ -80,7 +80,7 @@ pub fn router(broker: Arc<Broker>, sqs: crate::sqs::SqsSettings, max_request_byt
         .fallback(|| async { error::ApiError(crate::error::Error::NotFound("no such route".into())) })
         .method_not_allowed_fallback(|| async { error::method_not_allowed() })
         .layer(middleware::from_fn_with_state(broker.clone(), observe))
-        .layer(axum::Extension(BodyLimit(max_request_bytes)))
+        .layer(axum::Extension(body_limit))
         .with_state(broker)
 }
 

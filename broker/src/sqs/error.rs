@@ -52,6 +52,7 @@ impl From<Error> for SqsError {
                 ..SqsError::bad("QueueNameExists", message)
             },
             Error::ReceiptInvalid => SqsError::bad("ReceiptHandleIsInvalid", message),
+            Error::RequestTimeout(_) => SqsError::bad("RequestTimeout", message),
             Error::Unauthenticated(_) => SqsError::new(StatusCode::FORBIDDEN, "InvalidClientTokenId", message),
             Error::Forbidden(_) => SqsError::new(StatusCode::FORBIDDEN, "AccessDenied", message),
             Error::RateLimited { .. } => SqsError::bad("RequestThrottled", message),
