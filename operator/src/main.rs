@@ -194,16 +194,22 @@ fn init(file: &Path, cluster: &str, force: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The Docker engines the cluster's containers run on: the local one, or (provider aws) the
-/// hosts'.
-async fn hosts_for(settings: &Settings) -> Result<Hosts> {
-    match AwsDesired::from_settings(settings) {
+/// What EC2 has of the cluster (provider aws; None for `local`).
+async fn ec2_view(settings: &Settings) -> Result<Option<(AwsDesired, aws::Ec2Observed)>> {
+    let Some(aws_desired) = AwsDesired::from_settings(settings) else {
+        return Ok(None);
+    };
+    let ec2 = Ec2::connect(&aws_desired.settings).await?;
+    let observed = ec2.observe(&aws_desired.cluster).await?;
+    Ok(Some((aws_desired, observed)))
+}
+
+/// The Docker engines the cluster's containers run on: the local one, or (provider aws, given
+/// [`ec2_view`]) the hosts'.
+async fn hosts_for(view: Option<&(AwsDesired, aws::Ec2Observed)>) -> Result<Hosts> {
+    match view {
         None => Ok(Hosts::one(Engine::connect().await?)),
-        Some(aws_desired) => {
-            let ec2 = Ec2::connect(&aws_desired.settings).await?;
-            let observed = ec2.observe(&aws_desired.cluster).await?;
-            Ok(aws::host_engines(&aws_desired, &observed, false).await?)
-        }
+        Some((aws_desired, observed)) => Ok(aws::host_engines(aws_desired, observed, false).await?),
     }
 }
 
@@ -576,21 +582,17 @@ fn print_tls_note(desired: &Desired) {
 
 async fn show_status(file: &Path, output: Output) -> Result<ExitCode> {
     let (settings, mut desired) = load(file)?;
-    let hosts = match AwsDesired::from_settings(&settings) {
-        None => Hosts::one(Engine::connect().await?),
-        Some(aws_desired) => {
-            let ec2 = Ec2::connect(&aws_desired.settings).await?;
-            let observed = ec2.observe(&aws_desired.cluster).await?;
-            // The brokers are asked through host 1's NGINX.
-            if let Some(ip) = aws::endpoint_ip(&observed) {
-                desired.endpoint.bind = ip;
-            }
-            if let Output::Text = output {
-                print_instances(&aws_desired, &observed);
-            }
-            aws::host_engines(&aws_desired, &observed, false).await?
+    let view = ec2_view(&settings).await?;
+    if let Some((aws_desired, observed)) = &view {
+        // The brokers are asked through host 1's NGINX.
+        if let Some(ip) = aws::endpoint_ip(observed) {
+            desired.endpoint.bind = ip;
         }
-    };
+        if let Output::Text = output {
+            print_instances(aws_desired, observed);
+        }
+    }
+    let hosts = hosts_for(view.as_ref()).await?;
     let password = std::env::var(&desired.admin_password_env)
         .ok()
         .filter(|p| !p.is_empty());
@@ -654,7 +656,7 @@ async fn show_status(file: &Path, output: Output) -> Result<ExitCode> {
 
 async fn logs(file: &Path, service: &str, follow: bool, tail: Option<u32>) -> Result<ExitCode> {
     let (settings, desired) = load(file)?;
-    let hosts = hosts_for(&settings).await?;
+    let hosts = hosts_for(ec2_view(&settings).await?.as_ref()).await?;
     let containers = hosts.containers(&desired.cluster).await?;
     let Some(container) = containers
         .iter()
@@ -767,7 +769,7 @@ async fn build(file: &Path, binary: Option<PathBuf>, tag: Option<String>) -> Res
 
 async fn rolling_upgrade(file: &Path, target: Target<'_>, rolling: &Rolling) -> Result<ExitCode> {
     let (settings, desired) = load(file)?;
-    let hosts = hosts_for(&settings).await?;
+    let hosts = hosts_for(ec2_view(&settings).await?.as_ref()).await?;
     let computed = compute_upgrade(&hosts, &desired, target).await?;
     let plan = &computed.plan;
     let json = matches!(rolling.output, Output::Json);
