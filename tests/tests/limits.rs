@@ -12,7 +12,7 @@ use mom_tests::{
     ADMIN_USER,
 };
 use reqwest::Method;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tonic::Code;
 
@@ -47,7 +47,7 @@ impl Raw {
 }
 
 /// Reads one HTTP/1.1 response with a `content-length`; `None` on EOF or reset before its end.
-async fn read_response(stream: &mut TcpStream) -> Option<(u16, String, String)> {
+async fn read_response(stream: &mut (impl AsyncRead + Unpin)) -> Option<(u16, String, String)> {
     let mut raw = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -76,6 +76,22 @@ async fn read_response(stream: &mut TcpStream) -> Option<(u16, String, String)> 
             Ok(n) => raw.extend_from_slice(&chunk[..n]),
         }
     }
+}
+
+/// Sends `start` on `write`, then one byte more every 200 ms until the broker closes the
+/// connection: a client that never finishes its request.
+fn trickle(mut write: tokio::net::tcp::OwnedWriteHalf, start: &'static [u8]) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if write.write_all(start).await.is_err() {
+            return;
+        }
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if write.write_all(b"a").await.is_err() {
+                return;
+            }
+        }
+    })
 }
 
 /// Waits until the broker closes `stream` (EOF or reset), reading and dropping what it sends;
@@ -189,44 +205,22 @@ async fn a_body_sent_too_slowly_is_answered_408_while_others_are_served() {
         .await;
     let addr = broker.listen().to_string();
     // Complete headers, then a login body that trickles a byte every 200 ms and never ends.
-    let mut raw = Raw::connect(&addr).await;
-    raw.stream
-        .write_all(
-            b"POST /v1/auth/token HTTP/1.1\r\nHost: mom\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{\"username\": \"",
-        )
-        .await
-        .expect("send the headers");
-    let (mut read, mut write) = raw.stream.into_split();
-    let trickle = tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            if write.write_all(b"a").await.is_err() {
-                return;
-            }
-        }
-    });
+    let (mut read, write) = Raw::connect(&addr).await.stream.into_split();
     let start = Instant::now();
+    let sender = trickle(
+        write,
+        b"POST /v1/auth/token HTTP/1.1\r\nHost: mom\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{\"username\": \"",
+    );
     // Meanwhile other clients are served at once.
     broker.client().get("/v1/cluster").await.expect_status(200);
-    let answer = tokio::time::timeout(IO_LIMIT, async {
-        let mut whole = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            match read.read(&mut chunk).await {
-                Ok(0) | Err(_) => return String::from_utf8_lossy(&whole).to_string(),
-                Ok(n) => whole.extend_from_slice(&chunk[..n]),
-            }
-            if whole.windows(4).any(|w| w == b"\r\n\r\n") && whole.ends_with(b"}}") {
-                return String::from_utf8_lossy(&whole).to_string();
-            }
-        }
-    })
-    .await
-    .expect("an answer within the IO limit");
+    let answer = tokio::time::timeout(IO_LIMIT, read_response(&mut read))
+        .await
+        .expect("an answer within the IO limit");
     let took = start.elapsed();
-    trickle.abort();
-    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-    assert!(answer.contains("\"request_timeout\""), "{answer}");
+    sender.abort();
+    let (status, head, body) = answer.expect("an answer before the broker closed the connection");
+    assert_eq!(status, 408, "{head}\n{body}");
+    assert!(body.contains("\"request_timeout\""), "{body}");
     assert!(
         took >= Duration::from_millis(800) && took < Duration::from_secs(5),
         "answered after {took:?} with a 1 s body read timeout"
@@ -245,22 +239,8 @@ async fn clients_that_send_headers_too_slowly_are_cut_off_while_others_are_serve
     // Slowloris: each connection trickles one header byte every 200 ms and never finishes.
     let mut readers = Vec::new();
     for _ in 0..20 {
-        let (read, mut write) = Raw::connect(&addr).await.stream.into_split();
-        tokio::spawn(async move {
-            if write
-                .write_all(b"GET /healthz HTTP/1.1\r\nHost: mom\r\nX-Slow: ")
-                .await
-                .is_err()
-            {
-                return;
-            }
-            loop {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                if write.write_all(b"a").await.is_err() {
-                    return;
-                }
-            }
-        });
+        let (read, write) = Raw::connect(&addr).await.stream.into_split();
+        trickle(write, b"GET /healthz HTTP/1.1\r\nHost: mom\r\nX-Slow: ");
         readers.push(read);
     }
     // And connections that say nothing at all.
