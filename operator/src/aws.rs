@@ -351,10 +351,7 @@ pub fn endpoint_ip(observed: &Ec2Observed) -> Option<Ipv4Addr> {
     match docker_override() {
         Some(DockerOverride::Local) => None,
         Some(DockerOverride::Engines(addrs)) => addrs.first().and_then(|a| engine_ip(a)),
-        None => observed
-            .address(1)
-            .and_then(|a| a.public_ip)
-            .or_else(|| observed.instance(1).and_then(|i| i.public_ip)),
+        None => observed.public_ip(1),
     }
 }
 
@@ -569,6 +566,13 @@ impl Ec2Observed {
 
     pub fn address(&self, index: u32) -> Option<&ObservedAddress> {
         self.addresses.iter().find(|a| a.host == Some(index))
+    }
+
+    /// Where host `index` is reached from outside: its Elastic IP, else its instance's address.
+    pub fn public_ip(&self, index: u32) -> Option<Ipv4Addr> {
+        self.address(index)
+            .and_then(|a| a.public_ip)
+            .or_else(|| self.instance(index).and_then(|i| i.public_ip))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -1442,9 +1446,7 @@ pub async fn host_engines(
     let mut hosts = Vec::new();
     for host in &desired.hosts {
         let ip = observed
-            .address(host.index)
-            .and_then(|a| a.public_ip)
-            .or_else(|| observed.instance(host.index).and_then(|i| i.public_ip))
+            .public_ip(host.index)
             .ok_or_else(|| AwsError::NoHost {
                 host: host.name.clone(),
             })?;
