@@ -6,7 +6,11 @@ use std::time::Duration;
 use clap::Parser;
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "mom-broker", version, about = "mom broker: queues and topics over HTTP, on Redis and ZooKeeper")]
+#[command(
+    name = "mom-broker",
+    version,
+    about = "mom broker: queues and topics over HTTP, on Redis and ZooKeeper"
+)]
 pub struct Config {
     /// Address to serve HTTP on.
     #[arg(long, env = "MOM_LISTEN", default_value = "127.0.0.1:8080")]
@@ -175,8 +179,13 @@ impl Config {
     /// answers 503 rather than timing the whole call out.
     pub fn redis_options(&self) -> crate::store::Options {
         let timeout = Duration::from_millis(self.redis_timeout_ms);
-        let wait = Duration::from_millis(self.redis_replica_ack_timeout_ms).min(timeout.saturating_sub(Duration::from_millis(100)));
-        crate::store::Options { timeout, min_replicas_ack: self.redis_min_replicas_ack, replica_ack_timeout: wait.max(Duration::from_millis(1)) }
+        let wait = Duration::from_millis(self.redis_replica_ack_timeout_ms)
+            .min(timeout.saturating_sub(Duration::from_millis(100)));
+        crate::store::Options {
+            timeout,
+            min_replicas_ack: self.redis_min_replicas_ack,
+            replica_ack_timeout: wait.max(Duration::from_millis(1)),
+        }
     }
 
     pub fn drain_timeout(&self) -> Duration {
@@ -191,7 +200,8 @@ impl Config {
     pub fn body_limit(&self) -> crate::http::extract::BodyLimit {
         crate::http::extract::BodyLimit {
             bytes: self.max_request_bytes(),
-            read_timeout: (self.body_read_timeout_s > 0).then(|| Duration::from_secs(self.body_read_timeout_s)),
+            read_timeout: (self.body_read_timeout_s > 0)
+                .then(|| Duration::from_secs(self.body_read_timeout_s)),
         }
     }
 

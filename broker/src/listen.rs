@@ -54,8 +54,7 @@ pub enum Refusal {
 }
 
 /// The body of the 503 a refused HTTP client reads.
-const REFUSED: &str =
-    r#"{"error":{"code":"unavailable","message":"this node holds its maximum of connections; retry shortly or use another node"}}"#;
+const REFUSED: &str = r#"{"error":{"code":"unavailable","message":"this node holds its maximum of connections; retry shortly or use another node"}}"#;
 
 impl ConnectionLimit {
     /// A bound of `max` connections (0: none of our own).
@@ -176,7 +175,11 @@ impl Drop for Counted {
 }
 
 impl AsyncRead for Counted {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_read(cx, buf)
     }
 }
@@ -186,7 +189,11 @@ impl AsyncWrite for Counted {
         Pin::new(&mut self.io).poll_write(cx, buf)
     }
 
-    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
 
@@ -213,7 +220,10 @@ impl tonic::transport::server::Connected for Counted {
 
 /// The gRPC listener's connections, under the same limit as HTTP's. Tonic drops the stream (and
 /// so closes the listener) when its shutdown signal resolves.
-pub fn grpc_incoming(listener: TcpListener, limit: Arc<ConnectionLimit>) -> impl futures::Stream<Item = io::Result<Counted>> {
+pub fn grpc_incoming(
+    listener: TcpListener,
+    limit: Arc<ConnectionLimit>,
+) -> impl futures::Stream<Item = io::Result<Counted>> {
     futures::stream::unfold((listener, limit), |(listener, limit)| async move {
         let (io, _) = limit.accept(&listener, Refusal::Close).await;
         Some((Ok(io), (listener, limit)))
@@ -258,7 +268,9 @@ pub async fn serve_http(
         };
         // Counted for the drain, and answering `Connection: close` once it began.
         let service = tracked.serve(service, draining.clone());
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service)).into_owned();
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service))
+            .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             tokio::pin!(conn);

@@ -172,7 +172,9 @@ record!(QueueMeta, "queues", queues, |name| Error::QueueNotFound(name.to_string(
 
 record!(TopicMeta, "topics", topics, |name| Error::TopicNotFound(name.to_string()));
 
-record!(SubscriptionMeta, "subscriptions", subscriptions, |key| Error::SubscriptionNotFound(key.replacen('.', "/", 1)));
+record!(SubscriptionMeta, "subscriptions", subscriptions, |key| Error::SubscriptionNotFound(
+    key.replacen('.', "/", 1)
+));
 
 /// An access key for the SQS endpoint's Signature V4, stored as `access-keys/ID`. The secret
 /// is kept encrypted with the cluster's vault key: verifying a signature needs it in clear.
@@ -186,11 +188,16 @@ pub struct AccessKeyRecord {
 
 impl std::fmt::Debug for AccessKeyRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessKeyRecord").field("user", &self.user).field("created_at", &self.created_at).finish()
+        f.debug_struct("AccessKeyRecord")
+            .field("user", &self.user)
+            .field("created_at", &self.created_at)
+            .finish()
     }
 }
 
-record!(AccessKeyRecord, "access-keys", access_keys, |name| Error::NotFound(format!("access key '{name}' does not exist")));
+record!(AccessKeyRecord, "access-keys", access_keys, |name| Error::NotFound(format!(
+    "access key '{name}' does not exist"
+)));
 
 record!(UserRecord, "users", users, |name| Error::UserNotFound(name.to_string()));
 
@@ -416,7 +423,12 @@ impl Meta {
     /// Creates a record with a conditional create, so two nodes racing on one name make one.
     /// `Ok(true)`: created; `Ok(false)`: it existed and `same` says the existing one matches;
     /// otherwise 409 `already_exists`.
-    pub async fn create<T: Record>(&self, name: &str, value: T, same: impl Fn(&T, &T) -> bool) -> Result<bool> {
+    pub async fn create<T: Record>(
+        &self,
+        name: &str,
+        value: T,
+        same: impl Fn(&T, &T) -> bool,
+    ) -> Result<bool> {
         let client = self.client()?;
         let path = self.record_path::<T>(name);
         let data = serde_json::to_vec(&value).map_err(|e| Error::invalid(e.to_string()))?;
@@ -434,7 +446,10 @@ impl Meta {
                 if matches {
                     Ok(false)
                 } else {
-                    Err(Error::AlreadyExists(format!("{} '{name}' exists with a different configuration", T::DIR.trim_end_matches('s'))))
+                    Err(Error::AlreadyExists(format!(
+                        "{} '{name}' exists with a different configuration",
+                        T::DIR.trim_end_matches('s')
+                    )))
                 }
             }
             Err(e) => Err(zk_unavailable(e)),
@@ -659,7 +674,8 @@ impl Meta {
             }
         }
         let seq = zk::CreateMode::EphemeralSequential.with_acls(self.acls());
-        let (_, n) = self.bounded(client.create(&self.path("leader/n-"), self.node.id.as_bytes(), &seq)).await?;
+        let (_, n) =
+            self.bounded(client.create(&self.path("leader/n-"), self.node.id.as_bytes(), &seq)).await?;
         *self.my_candidate.write().unwrap_or_else(|e| e.into_inner()) = Some(format!("n-{n}"));
         self.reload(client).await
     }
@@ -685,7 +701,11 @@ impl Meta {
         Ok(())
     }
 
-    async fn read_dir(&self, client: &zk::Client, dir: &str) -> Result<Vec<(String, Vec<u8>, Stamp)>, zk::Error> {
+    async fn read_dir(
+        &self,
+        client: &zk::Client,
+        dir: &str,
+    ) -> Result<Vec<(String, Vec<u8>, Stamp)>, zk::Error> {
         let path = self.path(dir);
         let children = self.bounded(client.list_children(&path)).await?;
         let mut out = Vec::with_capacity(children.len());
@@ -745,7 +765,12 @@ fn apply<T: serde::de::DeserializeOwned>(slot: &mut Slot<T>, name: &str, data: O
     }
 }
 
-fn insert_parsed<T: serde::de::DeserializeOwned>(slot: &mut Slot<T>, name: String, data: &[u8], stamp: Stamp) {
+fn insert_parsed<T: serde::de::DeserializeOwned>(
+    slot: &mut Slot<T>,
+    name: String,
+    data: &[u8],
+    stamp: Stamp,
+) {
     match serde_json::from_slice(data) {
         Ok(value) => {
             slot.insert(name, Versioned { value, stamp });

@@ -45,10 +45,15 @@ impl Metrics {
             &["route", "method", "status"],
         )
         .expect("valid metric");
-        let buckets = || vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0];
+        let buckets = || {
+            vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0]
+        };
         let http_latency = HistogramVec::new(
-            HistogramOpts::new("mom_http_request_duration_seconds", "HTTP request latency by route and method")
-                .buckets(buckets()),
+            HistogramOpts::new(
+                "mom_http_request_duration_seconds",
+                "HTTP request latency by route and method",
+            )
+            .buckets(buckets()),
             &["route", "method"],
         )
         .expect("valid metric");
@@ -73,7 +78,10 @@ impl Metrics {
             event("mom_messages_sent_total", "Messages stored, per queue or topic"),
             event("mom_messages_received_total", "Deliveries handed to consumers"),
             event("mom_messages_acked_total", "Messages acknowledged (gone for good)"),
-            event("mom_messages_dead_lettered_total", "Messages moved to a dead-letter queue or dropped after max_receives"),
+            event(
+                "mom_messages_dead_lettered_total",
+                "Messages moved to a dead-letter queue or dropped after max_receives",
+            ),
             event("mom_messages_expired_total", "Messages dropped because their retention ended"),
         ];
         let depth = IntGaugeVec::new(
@@ -89,14 +97,18 @@ impl Metrics {
             registry.register(Box::new(e.clone())).expect("unique metric");
         }
         let lag = IntGaugeVec::new(
-            Opts::new("mom_subscription_lag", "Retained messages a subscription matches and has not acked, at scrape time"),
+            Opts::new(
+                "mom_subscription_lag",
+                "Retained messages a subscription matches and has not acked, at scrape time",
+            ),
             &["topic", "subscription"],
         )
         .expect("valid metric");
         registry.register(Box::new(depth.clone())).expect("unique metric");
         registry.register(Box::new(lag.clone())).expect("unique metric");
-        let leader = prometheus::IntGauge::new("mom_leader", "1 while this node leads the cluster's background work")
-            .expect("valid metric");
+        let leader =
+            prometheus::IntGauge::new("mom_leader", "1 while this node leads the cluster's background work")
+                .expect("valid metric");
         registry.register(Box::new(leader.clone())).expect("unique metric");
         let gauge = |name: &str, help: &str| {
             let g = prometheus::IntGauge::new(name, help).expect("valid metric");
@@ -108,10 +120,14 @@ impl Metrics {
             registry.register(Box::new(c.clone())).expect("unique metric");
             c
         };
-        let connections_open = gauge("mom_connections_open", "Client connections open on this node (HTTP and gRPC)");
-        let connections_refused =
-            counter("mom_connections_refused_total", "Connections refused because MOM_MAX_CONNECTIONS were open");
-        let long_polls_held = gauge("mom_long_polls_held", "Waiting receives and push streams held on this node");
+        let connections_open =
+            gauge("mom_connections_open", "Client connections open on this node (HTTP and gRPC)");
+        let connections_refused = counter(
+            "mom_connections_refused_total",
+            "Connections refused because MOM_MAX_CONNECTIONS were open",
+        );
+        let long_polls_held =
+            gauge("mom_long_polls_held", "Waiting receives and push streams held on this node");
         let long_polls_refused = counter(
             "mom_long_polls_refused_total",
             "Receives and streams refused because their user held MOM_MAX_LONG_POLLS_PER_USER",

@@ -78,7 +78,10 @@ fn check_range(field: &str, value: u32, range: std::ops::RangeInclusive<u32>) ->
 }
 
 /// Applies the settings queues and topics share (retention, size limit, access) and checks them.
-fn apply_storage(given: (Option<u32>, Option<u32>, Option<Access>), into: (&mut u32, &mut u32, &mut Access)) -> Result<()> {
+fn apply_storage(
+    given: (Option<u32>, Option<u32>, Option<Access>),
+    into: (&mut u32, &mut u32, &mut Access),
+) -> Result<()> {
     let (retention, max_bytes, access) = into;
     if let Some(v) = given.0 {
         *retention = v;
@@ -198,7 +201,9 @@ impl SendMessage {
     pub fn validate(&self) -> Result<()> {
         let own = self.attributes.keys().filter(|k| !k.starts_with("mom.")).count();
         if own > MAX_ATTRIBUTES {
-            return Err(Error::invalid(format!("at most {MAX_ATTRIBUTES} attributes are allowed, got {own}")));
+            return Err(Error::invalid(format!(
+                "at most {MAX_ATTRIBUTES} attributes are allowed, got {own}"
+            )));
         }
         for key in self.attributes.keys() {
             let ok = (1..=64).contains(&key.len())
@@ -209,7 +214,9 @@ impl SendMessage {
                 )));
             }
             if key.starts_with("mom.") {
-                return Err(Error::invalid(format!("attribute key {key:?}: keys starting 'mom.' are the broker's own")));
+                return Err(Error::invalid(format!(
+                    "attribute key {key:?}: keys starting 'mom.' are the broker's own"
+                )));
             }
         }
         if let Some(d) = self.delay_s {
@@ -466,7 +473,9 @@ impl SubscriptionSpec {
             StartSpec::Named(n) if n == "latest" => None,
             StartSpec::Named(n) if n == "earliest" => Some(0),
             StartSpec::Named(n) => {
-                return Err(Error::invalid(format!("start must be \"latest\", \"earliest\" or {{\"time\": RFC 3339}}, got {n:?}")))
+                return Err(Error::invalid(format!(
+                    "start must be \"latest\", \"earliest\" or {{\"time\": RFC 3339}}, got {n:?}"
+                )))
             }
             StartSpec::Time { time } => Some(parse_time(time)?),
         };

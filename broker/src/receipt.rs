@@ -4,8 +4,8 @@
 //! HMAC over both and the queue, so it cannot be forged, moved to another queue, or reused after a
 //! redelivery: the store accepts it only while that delivery is the current one.
 
-use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -76,10 +76,7 @@ mod tests {
     fn round_trip_and_rejections() {
         let key = ReceiptKey::new(b"k");
         let r = key.issue("q/a", "0000000000000007", 3);
-        assert_eq!(
-            key.verify("q/a", &r).unwrap(),
-            Delivery { id: "0000000000000007".into(), delivery: 3 }
-        );
+        assert_eq!(key.verify("q/a", &r).unwrap(), Delivery { id: "0000000000000007".into(), delivery: 3 });
         // Another queue, another key, a changed delivery count, garbage: all invalid.
         assert!(key.verify("q/b", &r).is_err());
         assert!(ReceiptKey::new(b"other").verify("q/a", &r).is_err());

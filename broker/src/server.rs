@@ -25,7 +25,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let grpc_listener = match config.grpc_listen {
         Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen for gRPC on {addr}"))?,
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for gRPC on {addr}"))?,
         ),
         None => None,
     };
@@ -39,13 +41,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(node = %node.id, listen = %config.listen, "starting mom-broker");
 
     let meta = Arc::new(
-        Meta::new(&config.zk_connect, &config.zk_root, Duration::from_millis(config.zk_session_timeout_ms), node)
-            .with_jwt_secret(config.jwt_secret.clone().map(String::into_bytes))
-            .with_auth(config.zk_auth.clone()),
+        Meta::new(
+            &config.zk_connect,
+            &config.zk_root,
+            Duration::from_millis(config.zk_session_timeout_ms),
+            node,
+        )
+        .with_jwt_secret(config.jwt_secret.clone().map(String::into_bytes))
+        .with_auth(config.zk_auth.clone()),
     );
     // The URL may hold a password: redis' parse errors name the fault, never the URL.
-    let redis = Redis::new(&config.redis_url, config.redis_password.as_deref(), config.redis_sentinel_password.as_deref(), &config.redis_prefix, config.redis_options())
-        .context("invalid --redis-url")?;
+    let redis = Redis::new(
+        &config.redis_url,
+        config.redis_password.as_deref(),
+        config.redis_sentinel_password.as_deref(),
+        &config.redis_prefix,
+        config.redis_options(),
+    )
+    .context("invalid --redis-url")?;
     let auth = AuthSettings {
         token_ttl: Duration::from_secs(config.token_ttl_s),
         rate_limit_rps: config.rate_limit_rps,
@@ -106,11 +119,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let incoming = listen::grpc_incoming(listener, connections.clone());
         tokio::spawn(grpc::serve(broker.clone(), incoming, config.max_request_bytes(), stop))
     });
-    let sqs = crate::sqs::SqsSettings { public_url: config.public_url.clone(), region: config.region.clone() };
+    let sqs =
+        crate::sqs::SqsSettings { public_url: config.public_url.clone(), region: config.region.clone() };
     let draining = broker.draining.clone();
     let app = http::router(broker, sqs, config.body_limit());
-    let server =
-        listen::serve_http(listener, connections, tracked, draining, app, config.header_read_timeout(), graceful);
+    let server = listen::serve_http(
+        listener,
+        connections,
+        tracked,
+        draining,
+        app,
+        config.header_read_timeout(),
+        graceful,
+    );
     let deadline = async {
         terminate.cancelled().await;
         tokio::time::sleep(drain_timeout).await;

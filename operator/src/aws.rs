@@ -65,10 +65,7 @@ pub const HOME_ENV: &str = "MOMCTL_HOME";
 /// with the SDK's exponential backoff and jitter.
 pub const MAX_ATTEMPTS: u32 = 10;
 
-const USER_DATA: (&str, &str) = (
-    "cloud-init.yaml",
-    include_str!("../../templates/cloud-init.yaml.tera"),
-);
+const USER_DATA: (&str, &str) = ("cloud-init.yaml", include_str!("../../templates/cloud-init.yaml.tera"));
 
 /// Failures of the aws provider: one sentence each, saying what to do.
 #[derive(Debug, thiserror::Error)]
@@ -82,11 +79,7 @@ pub enum AwsError {
         "AWS refused the credentials for region {region} ({code}: {message}): check the access key \
          and aws.region (an opt-in region must be enabled for the account), then run `momctl up` again"
     )]
-    Rejected {
-        region: String,
-        code: String,
-        message: String,
-    },
+    Rejected { region: String, code: String, message: String },
     #[error(
         "aws.region `{region}` is not a region EC2 answers for ({cause}); set aws.region to one \
          such as us-east-1 or eu-west-1 (`aws ec2 describe-regions` lists yours), then run `momctl up` again"
@@ -107,31 +100,17 @@ pub enum AwsError {
         "EC2 has no capacity for {instance_type} in region {region} right now ({code}: {message}); \
          run `momctl up` again later or choose another aws.instance_type"
     )]
-    Capacity {
-        instance_type: String,
-        region: String,
-        code: String,
-        message: String,
-    },
+    Capacity { instance_type: String, region: String, code: String, message: String },
     #[error(
         "aws.ami `{ami}` is not an image EC2 has in region {region} ({code}); set aws.ami to an AMI id \
          of that region (or null for the newest Debian 12), then run `momctl up` again"
     )]
-    BadAmi {
-        ami: String,
-        region: String,
-        code: String,
-    },
+    BadAmi { ami: String, region: String, code: String },
     #[error(
         "aws.instance_type `{instance_type}` is not offered in region {region} ({code}: {message}); \
          set aws.instance_type to one it offers (e.g. t3.small), then run `momctl up` again"
     )]
-    BadInstanceType {
-        instance_type: String,
-        region: String,
-        code: String,
-        message: String,
-    },
+    BadInstanceType { instance_type: String, region: String, code: String, message: String },
     #[error(
         "the account's Elastic IP quota is reached ({message}); release unused addresses or ask AWS \
          for more (Service Quotas, \"EC2-VPC Elastic IPs\"), then run `momctl up` again"
@@ -147,20 +126,12 @@ pub enum AwsError {
          reason in the EC2 console, then run `momctl up` again (it waits for it, or replaces it once \
          it is terminated)"
     )]
-    NeverRunning {
-        instance: String,
-        host: String,
-        waited_s: u64,
-    },
+    NeverRunning { instance: String, host: String, waited_s: u64 },
     #[error(
         "instance {instance} ({host}) went to `{state}` instead of `running`; look at its state \
          reason in the EC2 console, then run `momctl up` again (a terminated host is replaced)"
     )]
-    FailedState {
-        instance: String,
-        host: String,
-        state: String,
-    },
+    FailedState { instance: String, host: String, state: String },
     #[error(
         "no Debian 12 AMI found in region {region}; set aws.ami to an AMI id of an image with \
          apt and systemd"
@@ -170,20 +141,11 @@ pub enum AwsError {
         "the Docker API of {host} ({addr}) did not answer within {waited_s} s ({cause}); check that \
          aws.admin_cidr contains this machine's address, then run `momctl up` again"
     )]
-    DockerUnreachable {
-        host: String,
-        addr: String,
-        waited_s: u64,
-        cause: String,
-    },
+    DockerUnreachable { host: String, addr: String, waited_s: u64, cause: String },
     #[error("{host} has no address yet; run `momctl up` first")]
     NoHost { host: String },
     #[error("EC2 {what} failed ({code}: {message})")]
-    Api {
-        what: String,
-        code: String,
-        message: String,
-    },
+    Api { what: String, code: String, message: String },
     #[error("user data: {0}")]
     Template(String),
     #[error(transparent)]
@@ -200,16 +162,11 @@ pub fn classify(what: &str, code: &str, message: &str, settings: &AwsSettings) -
         | "SignatureDoesNotMatch"
         | "OptInRequired"
         | "UnrecognizedClientException"
-        | "InvalidAccessKeyId" => AwsError::Rejected {
-            region: settings.region.clone(),
-            code: code_s,
-            message: message_s,
-        },
+        | "InvalidAccessKeyId" => {
+            AwsError::Rejected { region: settings.region.clone(), code: code_s, message: message_s }
+        }
         "InstanceLimitExceeded" | "VcpuLimitExceeded" | "MaxSpotInstanceCountExceeded" => {
-            AwsError::Quota {
-                code: code_s,
-                message: message_s,
-            }
+            AwsError::Quota { code: code_s, message: message_s }
         }
         "InsufficientInstanceCapacity"
         | "InsufficientHostCapacity"
@@ -221,10 +178,7 @@ pub fn classify(what: &str, code: &str, message: &str, settings: &AwsSettings) -
             message: message_s,
         },
         c if c.starts_with("InvalidAMIID") => AwsError::BadAmi {
-            ami: settings
-                .ami
-                .clone()
-                .unwrap_or_else(|| "(newest Debian 12)".to_string()),
+            ami: settings.ami.clone().unwrap_or_else(|| "(newest Debian 12)".to_string()),
             region: settings.region.clone(),
             code: code_s,
         },
@@ -235,14 +189,8 @@ pub fn classify(what: &str, code: &str, message: &str, settings: &AwsSettings) -
             message: message_s,
         },
         "AddressLimitExceeded" => AwsError::AddressQuota { message: message_s },
-        "RequestLimitExceeded" | "Throttling" | "ThrottlingException" => {
-            AwsError::Throttled { code: code_s }
-        }
-        _ => AwsError::Api {
-            what: what.to_string(),
-            code: code_s,
-            message: message_s,
-        },
+        "RequestLimitExceeded" | "Throttling" | "ThrottlingException" => AwsError::Throttled { code: code_s },
+        _ => AwsError::Api { what: what.to_string(), code: code_s, message: message_s },
     }
 }
 
@@ -333,9 +281,7 @@ pub fn docker_override() -> Option<DockerOverride> {
     match value.trim() {
         "" => None,
         "local" => Some(DockerOverride::Local),
-        list => Some(DockerOverride::Engines(
-            list.split(',').map(|a| a.trim().to_string()).collect(),
-        )),
+        list => Some(DockerOverride::Engines(list.split(',').map(|a| a.trim().to_string()).collect())),
     }
 }
 
@@ -414,10 +360,7 @@ impl AwsDesired {
             group_name: format!("mom-{cluster}"),
             key_name: format!("mom-{cluster}"),
             hosts: (1..=aws.hosts)
-                .map(|index| HostSpec {
-                    index,
-                    name: host_name(&cluster, index),
-                })
+                .map(|index| HostSpec { index, name: host_name(&cluster, index) })
                 .collect(),
             cluster,
             settings: aws,
@@ -427,11 +370,8 @@ impl AwsDesired {
 
     fn tags(&self, name: &str, host: Option<u32>) -> Vec<Tag> {
         let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
-        let mut tags = vec![
-            tag(CLUSTER_TAG, &self.cluster),
-            tag("Name", name),
-            tag(MANAGED_BY_TAG, "momctl"),
-        ];
+        let mut tags =
+            vec![tag(CLUSTER_TAG, &self.cluster), tag("Name", name), tag(MANAGED_BY_TAG, "momctl")];
         if let Some(h) = host {
             tags.push(tag(HOST_TAG, &h.to_string()));
         }
@@ -439,10 +379,7 @@ impl AwsDesired {
     }
 
     fn tag_spec(&self, kind: ResourceType, name: &str, host: Option<u32>) -> TagSpecification {
-        TagSpecification::builder()
-            .resource_type(kind)
-            .set_tags(Some(self.tags(name, host)))
-            .build()
+        TagSpecification::builder().resource_type(kind).set_tags(Some(self.tags(name, host))).build()
     }
 
     /// The security group's inbound rules.
@@ -468,11 +405,7 @@ impl AwsDesired {
             rules.push(tcp(*port, "0.0.0.0/0", "NGINX, the public entry"));
         }
         let admin = self.settings.admin_cidr.to_string();
-        rules.push(tcp(
-            DOCKER_TLS_PORT,
-            &admin,
-            "Docker API (mutual TLS), admins only",
-        ));
+        rules.push(tcp(DOCKER_TLS_PORT, &admin, "Docker API (mutual TLS), admins only"));
         rules.push(tcp(SSH_PORT, &admin, "SSH, admins only"));
         rules
     }
@@ -510,16 +443,10 @@ pub fn rule_keys(permissions: &[IpPermission]) -> Vec<String> {
             _ => "all".to_string(),
         };
         for r in p.ip_ranges() {
-            keys.push(format!(
-                "{proto}/{ports} from {}",
-                r.cidr_ip().unwrap_or("?")
-            ));
+            keys.push(format!("{proto}/{ports} from {}", r.cidr_ip().unwrap_or("?")));
         }
         for g in p.user_id_group_pairs() {
-            keys.push(format!(
-                "{proto}/{ports} from {}",
-                g.group_id().unwrap_or("?")
-            ));
+            keys.push(format!("{proto}/{ports} from {}", g.group_id().unwrap_or("?")));
         }
     }
     keys.sort();
@@ -555,11 +482,8 @@ pub struct ObservedInstance {
 impl Ec2Observed {
     /// The instance serving host `index` (running first).
     pub fn instance(&self, index: u32) -> Option<&ObservedInstance> {
-        let mut of_host: Vec<&ObservedInstance> = self
-            .instances
-            .iter()
-            .filter(|i| i.host == Some(index))
-            .collect();
+        let mut of_host: Vec<&ObservedInstance> =
+            self.instances.iter().filter(|i| i.host == Some(index)).collect();
         of_host.sort_by_key(|i| (i.state != "running", i.state != "pending", i.id.clone()));
         of_host.first().copied()
     }
@@ -591,10 +515,7 @@ pub struct Ec2 {
 }
 
 fn tag_value(tags: &[Tag], key: &str) -> Option<String> {
-    tags.iter()
-        .find(|t| t.key() == Some(key))
-        .and_then(|t| t.value())
-        .map(str::to_string)
+    tags.iter().find(|t| t.key() == Some(key)).and_then(|t| t.value()).map(str::to_string)
 }
 
 impl Ec2 {
@@ -615,28 +536,18 @@ impl Ec2 {
         let Some(credentials) = config.credentials_provider() else {
             return Err(AwsError::NoCredentials);
         };
-        credentials
-            .provide_credentials()
-            .await
-            .map_err(|_| AwsError::NoCredentials)?;
+        credentials.provide_credentials().await.map_err(|_| AwsError::NoCredentials)?;
         if !KNOWN_REGIONS.contains(&settings.region.as_str()) {
             // A name momctl does not know: one call without retries says whether EC2 answers.
             let probe = aws_sdk_ec2::config::Builder::from(&config)
                 .retry_config(aws_config::retry::RetryConfig::disabled())
                 .build();
-            if let Err(e) = Client::from_conf(probe)
-                .describe_availability_zones()
-                .send()
-                .await
-            {
+            if let Err(e) = Client::from_conf(probe).describe_availability_zones().send().await {
                 let cause = match e.raw_response() {
                     Some(r) => format!("HTTP {}", r.status().as_u16()),
                     None => short_cause(&e),
                 };
-                return Err(AwsError::WrongRegion {
-                    region: settings.region.clone(),
-                    cause,
-                });
+                return Err(AwsError::WrongRegion { region: settings.region.clone(), cause });
             }
         }
         let endpoint = settings
@@ -645,21 +556,13 @@ impl Ec2 {
             .or_else(|| std::env::var("AWS_ENDPOINT_URL_EC2").ok())
             .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
             .unwrap_or_else(|| format!("https://ec2.{}.amazonaws.com", settings.region));
-        Ok(Ec2 {
-            client: Client::new(&config),
-            settings: settings.clone(),
-            endpoint,
-        })
+        Ok(Ec2 { client: Client::new(&config), settings: settings.clone(), endpoint })
     }
 
     /// An `Ec2` over a client built elsewhere (tests give one with static credentials, so they
     /// need not change the process's environment).
     pub fn with_client(client: Client, settings: &AwsSettings, endpoint: &str) -> Ec2 {
-        Ec2 {
-            client,
-            settings: settings.clone(),
-            endpoint: endpoint.to_string(),
-        }
+        Ec2 { client, settings: settings.clone(), endpoint: endpoint.to_string() }
     }
 
     /// The SDK's client, for callers that need more than momctl's calls (tests).
@@ -672,10 +575,9 @@ impl Ec2 {
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         match &e {
-            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => AwsError::Unreachable {
-                endpoint: self.endpoint.clone(),
-                cause: short_cause(&e),
-            },
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+                AwsError::Unreachable { endpoint: self.endpoint.clone(), cause: short_cause(&e) }
+            }
             _ => match e.code() {
                 Some(code) => classify(what, code, e.message().unwrap_or(""), &self.settings),
                 None => AwsError::Api {
@@ -691,10 +593,7 @@ impl Ec2 {
     }
 
     fn cluster_filter(cluster: &str) -> Filter {
-        Filter::builder()
-            .name(format!("tag:{CLUSTER_TAG}"))
-            .values(cluster)
-            .build()
+        Filter::builder().name(format!("tag:{CLUSTER_TAG}")).values(cluster).build()
     }
 
     /// Everything EC2 has with the cluster's tag.
@@ -792,9 +691,7 @@ impl Ec2 {
                 _ => break,
             }
         }
-        observed
-            .instances
-            .sort_by(|a, b| (a.host, &a.id).cmp(&(b.host, &b.id)));
+        observed.instances.sort_by(|a, b| (a.host, &a.id).cmp(&(b.host, &b.id)));
         Ok(observed)
     }
 
@@ -814,9 +711,7 @@ impl Ec2 {
             .filter_map(|i| Some((i.creation_date()?.to_string(), i.image_id()?.to_string())))
             .max()
             .map(|(_, id)| id)
-            .ok_or_else(|| AwsError::NoAmi {
-                region: self.settings.region.clone(),
-            })
+            .ok_or_else(|| AwsError::NoAmi { region: self.settings.region.clone() })
     }
 
     /// Waits with the SDK's waiter (`InstanceRunning`, bounded by `aws.running_timeout_s`) until
@@ -835,10 +730,12 @@ impl Ec2 {
         let first = &ids[0];
         match result {
             Ok(_) => Ok(()),
-            Err(aws_sdk_ec2::waiters::instance_running::WaitUntilInstanceRunningError::ExceededMaxWait(_)) => {
-                Err(not_running_in_time(first, max))
-            }
-            Err(aws_sdk_ec2::waiters::instance_running::WaitUntilInstanceRunningError::FailureState(state)) => {
+            Err(aws_sdk_ec2::waiters::instance_running::WaitUntilInstanceRunningError::ExceededMaxWait(
+                _,
+            )) => Err(not_running_in_time(first, max)),
+            Err(aws_sdk_ec2::waiters::instance_running::WaitUntilInstanceRunningError::FailureState(
+                state,
+            )) => {
                 // Name the first instance that is not running.
                 let (instance, state) = state
                     .final_poll()
@@ -850,10 +747,7 @@ impl Ec2 {
                     .find_map(|i| {
                         let name = i.state().and_then(|s| s.name())?;
                         (*name != InstanceStateName::Running).then(|| {
-                            (
-                                i.instance_id().unwrap_or_default().to_string(),
-                                name.as_str().to_string(),
-                            )
+                            (i.instance_id().unwrap_or_default().to_string(), name.as_str().to_string())
                         })
                     })
                     .unwrap_or_else(|| (first.0.clone(), "a failed state".to_string()));
@@ -862,15 +756,11 @@ impl Ec2 {
                     .find(|(id, _)| *id == instance)
                     .map(|(_, h)| h.clone())
                     .unwrap_or_else(|| first.1.clone());
-                Err(AwsError::FailedState {
-                    instance,
-                    host,
-                    state,
-                })
+                Err(AwsError::FailedState { instance, host, state })
             }
-            Err(aws_sdk_ec2::waiters::instance_running::WaitUntilInstanceRunningError::OperationFailed(failed)) => {
-                Err(self.fail("DescribeInstances (waiting for running)", failed.into_error()))
-            }
+            Err(aws_sdk_ec2::waiters::instance_running::WaitUntilInstanceRunningError::OperationFailed(
+                failed,
+            )) => Err(self.fail("DescribeInstances (waiting for running)", failed.into_error())),
             Err(other) => Err(AwsError::Api {
                 what: "waiting for running".to_string(),
                 code: "waiter".to_string(),
@@ -900,11 +790,7 @@ impl Ec2 {
 
 /// The waiter ran out of time: the sentence of [`AwsError::NeverRunning`].
 pub fn not_running_in_time(instance: &(String, String), max: Duration) -> AwsError {
-    AwsError::NeverRunning {
-        instance: instance.0.clone(),
-        host: instance.1.clone(),
-        waited_s: max.as_secs(),
-    }
+    AwsError::NeverRunning { instance: instance.0.clone(), host: instance.1.clone(), waited_s: max.as_secs() }
 }
 
 /// The user data of one host: valid cloud-config that installs Docker and serves its API with
@@ -924,11 +810,9 @@ pub fn user_data(
         "tlscert": "/etc/docker/tls/server-cert.pem",
         "tlskey": "/etc/docker/tls/server-key.pem",
     });
-    let daemon_json =
-        serde_json::to_string_pretty(&daemon).map_err(|e| AwsError::Template(e.to_string()))?;
+    let daemon_json = serde_json::to_string_pretty(&daemon).map_err(|e| AwsError::Template(e.to_string()))?;
     let mut tera = Tera::default();
-    tera.add_raw_templates([USER_DATA])
-        .map_err(|e| AwsError::Template(e.to_string()))?;
+    tera.add_raw_templates([USER_DATA]).map_err(|e| AwsError::Template(e.to_string()))?;
     let mut context = Context::new();
     context.insert("cluster", &desired.cluster);
     context.insert("host", &host.index);
@@ -973,49 +857,32 @@ pub async fn apply(
 ) -> Result<(), AwsError> {
     let client = &ec2.client;
     let dir = cluster_dir(&desired.cluster);
-    let of = |kind: Kind, action: Action| {
-        changes
-            .iter()
-            .filter(move |c| c.kind == kind && c.action == action)
-    };
-    let host_of = |c: &Change| -> Option<u32> {
-        desired
-            .hosts
-            .iter()
-            .find(|h| h.name == c.name)
-            .map(|h| h.index)
-    };
+    let of =
+        |kind: Kind, action: Action| changes.iter().filter(move |c| c.kind == kind && c.action == action);
+    let host_of =
+        |c: &Change| -> Option<u32> { desired.hosts.iter().find(|h| h.name == c.name).map(|h| h.index) };
 
     let mut group_id = observed.security_group.as_ref().map(|g| g.id.clone());
     for change in of(Kind::SecurityGroup, Action::Create) {
-        let id = timed(
-            report,
-            format!("create security group {}", change.name),
-            false,
-            async {
-                let out = client
-                    .create_security_group()
-                    .group_name(&desired.group_name)
-                    .description(format!("mom cluster {} (momctl)", desired.cluster))
-                    .tag_specifications(desired.tag_spec(
-                        ResourceType::SecurityGroup,
-                        &desired.group_name,
-                        None,
-                    ))
-                    .send()
-                    .await
-                    .map_err(|e| ec2.fail("CreateSecurityGroup", e))?;
-                let id = out.group_id().unwrap_or_default().to_string();
-                client
-                    .authorize_security_group_ingress()
-                    .group_id(&id)
-                    .set_ip_permissions(Some(desired.ingress(&id)))
-                    .send()
-                    .await
-                    .map_err(|e| ec2.fail("AuthorizeSecurityGroupIngress", e))?;
-                Ok(id)
-            },
-        )
+        let id = timed(report, format!("create security group {}", change.name), false, async {
+            let out = client
+                .create_security_group()
+                .group_name(&desired.group_name)
+                .description(format!("mom cluster {} (momctl)", desired.cluster))
+                .tag_specifications(desired.tag_spec(ResourceType::SecurityGroup, &desired.group_name, None))
+                .send()
+                .await
+                .map_err(|e| ec2.fail("CreateSecurityGroup", e))?;
+            let id = out.group_id().unwrap_or_default().to_string();
+            client
+                .authorize_security_group_ingress()
+                .group_id(&id)
+                .set_ip_permissions(Some(desired.ingress(&id)))
+                .send()
+                .await
+                .map_err(|e| ec2.fail("AuthorizeSecurityGroupIngress", e))?;
+            Ok(id)
+        })
         .await?;
         group_id = Some(id);
     }
@@ -1024,64 +891,46 @@ pub async fn apply(
         let Some(group) = &observed.security_group else {
             continue;
         };
-        timed(
-            report,
-            format!("update security group {} rules", change.name),
-            false,
-            async {
-                if !group.permissions.is_empty() {
-                    client
-                        .revoke_security_group_ingress()
-                        .group_id(&group.id)
-                        .set_ip_permissions(Some(group.permissions.clone()))
-                        .send()
-                        .await
-                        .map_err(|e| ec2.fail("RevokeSecurityGroupIngress", e))?;
-                }
+        timed(report, format!("update security group {} rules", change.name), false, async {
+            if !group.permissions.is_empty() {
                 client
-                    .authorize_security_group_ingress()
+                    .revoke_security_group_ingress()
                     .group_id(&group.id)
-                    .set_ip_permissions(Some(desired.ingress(&group.id)))
+                    .set_ip_permissions(Some(group.permissions.clone()))
                     .send()
                     .await
-                    .map_err(|e| ec2.fail("AuthorizeSecurityGroupIngress", e))?;
-                Ok(())
-            },
-        )
+                    .map_err(|e| ec2.fail("RevokeSecurityGroupIngress", e))?;
+            }
+            client
+                .authorize_security_group_ingress()
+                .group_id(&group.id)
+                .set_ip_permissions(Some(desired.ingress(&group.id)))
+                .send()
+                .await
+                .map_err(|e| ec2.fail("AuthorizeSecurityGroupIngress", e))?;
+            Ok(())
+        })
         .await?;
     }
 
     for change in of(Kind::KeyPair, Action::Create) {
-        timed(
-            report,
-            format!("create key pair {}", change.name),
-            false,
-            async {
-                let out = client
-                    .create_key_pair()
-                    .key_name(&desired.key_name)
-                    .tag_specifications(desired.tag_spec(
-                        ResourceType::KeyPair,
-                        &desired.key_name,
-                        None,
-                    ))
-                    .send()
-                    .await
-                    .map_err(|e| ec2.fail("CreateKeyPair", e))?;
-                std::fs::create_dir_all(&dir).map_err(|source| PkiError::Io {
-                    what: "create",
-                    path: dir.clone(),
-                    source,
-                })?;
-                // The private key is written once, owner-only, and never printed.
-                crate::pki::write_file(
-                    &dir.join(SSH_KEY_FILE),
-                    out.key_material().unwrap_or_default(),
-                    true,
-                )?;
-                Ok(())
-            },
-        )
+        timed(report, format!("create key pair {}", change.name), false, async {
+            let out = client
+                .create_key_pair()
+                .key_name(&desired.key_name)
+                .tag_specifications(desired.tag_spec(ResourceType::KeyPair, &desired.key_name, None))
+                .send()
+                .await
+                .map_err(|e| ec2.fail("CreateKeyPair", e))?;
+            std::fs::create_dir_all(&dir).map_err(|source| PkiError::Io {
+                what: "create",
+                path: dir.clone(),
+                source,
+            })?;
+            // The private key is written once, owner-only, and never printed.
+            crate::pki::write_file(&dir.join(SSH_KEY_FILE), out.key_material().unwrap_or_default(), true)?;
+            Ok(())
+        })
         .await?;
     }
 
@@ -1094,28 +943,19 @@ pub async fn apply(
         let Some(index) = host_of(change) else {
             continue;
         };
-        let (id, ip) = timed(
-            report,
-            format!("allocate Elastic IP for {}", change.name),
-            false,
-            async {
-                let out = client
-                    .allocate_address()
-                    .domain(DomainType::Vpc)
-                    .tag_specifications(desired.tag_spec(
-                        ResourceType::ElasticIp,
-                        &change.name,
-                        Some(index),
-                    ))
-                    .send()
-                    .await
-                    .map_err(|e| ec2.fail("AllocateAddress", e))?;
-                Ok((
-                    out.allocation_id().unwrap_or_default().to_string(),
-                    out.public_ip().and_then(|ip| ip.parse().ok()),
-                ))
-            },
-        )
+        let (id, ip) = timed(report, format!("allocate Elastic IP for {}", change.name), false, async {
+            let out = client
+                .allocate_address()
+                .domain(DomainType::Vpc)
+                .tag_specifications(desired.tag_spec(ResourceType::ElasticIp, &change.name, Some(index)))
+                .send()
+                .await
+                .map_err(|e| ec2.fail("AllocateAddress", e))?;
+            Ok((
+                out.allocation_id().unwrap_or_default().to_string(),
+                out.public_ip().and_then(|ip| ip.parse().ok()),
+            ))
+        })
         .await?;
         addresses.insert(index, (id, ip));
     }
@@ -1134,26 +974,18 @@ pub async fn apply(
             None => ec2.debian_ami().await?,
         };
         let Some(group_id) = group_id.clone() else {
-            return Err(AwsError::NoHost {
-                host: "the security group".to_string(),
-            });
+            return Err(AwsError::NoHost { host: "the security group".to_string() });
         };
         for change in creates {
             let Some(host) = desired.hosts.iter().find(|h| h.name == change.name) else {
                 continue;
             };
-            let ip = addresses
-                .get(&host.index)
-                .and_then(|(_, ip)| *ip)
-                .unwrap_or(Ipv4Addr::UNSPECIFIED);
+            let ip = addresses.get(&host.index).and_then(|(_, ip)| *ip).unwrap_or(Ipv4Addr::UNSPECIFIED);
             let server = pki.server_cert(&host.name, ip)?;
             let data = user_data(desired, host, &pki.ca_cert_pem, &server)?;
             let id = timed(
                 report,
-                format!(
-                    "run instance {} ({}, {ami})",
-                    host.name, desired.settings.instance_type
-                ),
+                format!("run instance {} ({}, {ami})", host.name, desired.settings.instance_type),
                 false,
                 async {
                     let token = format!(
@@ -1173,9 +1005,7 @@ pub async fn apply(
                         .max_count(1)
                         .key_name(&desired.key_name)
                         .security_group_ids(&group_id)
-                        .user_data(
-                            base64::engine::general_purpose::STANDARD.encode(data.as_bytes()),
-                        )
+                        .user_data(base64::engine::general_purpose::STANDARD.encode(data.as_bytes()))
                         .client_token(token)
                         .tag_specifications(desired.tag_spec(
                             ResourceType::Instance,
@@ -1190,15 +1020,13 @@ pub async fn apply(
                         .send()
                         .await
                         .map_err(|e| ec2.fail("RunInstances", e))?;
-                    out.instances()
-                        .first()
-                        .and_then(|i| i.instance_id())
-                        .map(str::to_string)
-                        .ok_or_else(|| AwsError::Api {
+                    out.instances().first().and_then(|i| i.instance_id()).map(str::to_string).ok_or_else(
+                        || AwsError::Api {
                             what: "RunInstances".to_string(),
                             code: "no instance".to_string(),
                             message: "the answer named no instance".to_string(),
-                        })
+                        },
+                    )
                 },
             )
             .await?;
@@ -1213,20 +1041,15 @@ pub async fn apply(
         let Some(id) = instances.get(&index).cloned() else {
             continue;
         };
-        timed(
-            report,
-            format!("start instance {} ({id})", change.name),
-            false,
-            async {
-                client
-                    .start_instances()
-                    .instance_ids(&id)
-                    .send()
-                    .await
-                    .map_err(|e| ec2.fail("StartInstances", e))?;
-                Ok(())
-            },
-        )
+        timed(report, format!("start instance {} ({id})", change.name), false, async {
+            client
+                .start_instances()
+                .instance_ids(&id)
+                .send()
+                .await
+                .map_err(|e| ec2.fail("StartInstances", e))?;
+            Ok(())
+        })
         .await?;
         to_wait.push((id, change.name.clone()));
     }
@@ -1268,49 +1091,37 @@ pub async fn apply(
         if current == Some(instance) {
             continue;
         }
-        timed(
-            report,
-            format!("associate Elastic IP with {}", host.name),
-            false,
-            async {
-                client
-                    .associate_address()
-                    .allocation_id(allocation)
-                    .instance_id(instance)
-                    // It may still point at the instance this one replaces.
-                    .allow_reassociation(true)
-                    .send()
-                    .await
-                    .map_err(|e| ec2.fail("AssociateAddress", e))?;
-                Ok(())
-            },
-        )
+        timed(report, format!("associate Elastic IP with {}", host.name), false, async {
+            client
+                .associate_address()
+                .allocation_id(allocation)
+                .instance_id(instance)
+                // It may still point at the instance this one replaces.
+                .allow_reassociation(true)
+                .send()
+                .await
+                .map_err(|e| ec2.fail("AssociateAddress", e))?;
+            Ok(())
+        })
         .await?;
     }
 
     // Removals are named by their EC2 id (see `plan::ec2_diff`).
-    let ids: Vec<String> = of(Kind::Instance, Action::Remove)
-        .map(|c| c.name.clone())
-        .collect();
+    let ids: Vec<String> = of(Kind::Instance, Action::Remove).map(|c| c.name.clone()).collect();
     if !ids.is_empty() {
         terminate(ec2, ids, report).await?;
     }
     for change in of(Kind::Address, Action::Remove) {
         let allocation = change.name.clone();
-        timed(
-            report,
-            format!("release Elastic IP {allocation}"),
-            false,
-            async {
-                client
-                    .release_address()
-                    .allocation_id(&allocation)
-                    .send()
-                    .await
-                    .map_err(|e| ec2.fail("ReleaseAddress", e))?;
-                Ok(())
-            },
-        )
+        timed(report, format!("release Elastic IP {allocation}"), false, async {
+            client
+                .release_address()
+                .allocation_id(&allocation)
+                .send()
+                .await
+                .map_err(|e| ec2.fail("ReleaseAddress", e))?;
+            Ok(())
+        })
         .await?;
     }
     Ok(())
@@ -1318,20 +1129,15 @@ pub async fn apply(
 
 /// Terminates `ids` and waits until EC2 reports them terminated (each a reported step).
 async fn terminate(ec2: &Ec2, ids: Vec<String>, report: &dyn Reporter) -> Result<(), AwsError> {
-    timed(
-        report,
-        format!("terminate instance(s) {}", ids.join(", ")),
-        false,
-        async {
-            ec2.client
-                .terminate_instances()
-                .set_instance_ids(Some(ids.clone()))
-                .send()
-                .await
-                .map_err(|e| ec2.fail("TerminateInstances", e))?;
-            Ok(())
-        },
-    )
+    timed(report, format!("terminate instance(s) {}", ids.join(", ")), false, async {
+        ec2.client
+            .terminate_instances()
+            .set_instance_ids(Some(ids.clone()))
+            .send()
+            .await
+            .map_err(|e| ec2.fail("TerminateInstances", e))?;
+        Ok(())
+    })
     .await?;
     timed(report, "wait until terminated".to_string(), true, ec2.wait_terminated(ids)).await
 }
@@ -1350,55 +1156,40 @@ pub async fn teardown(
         terminate(ec2, ids, report).await?;
     }
     for address in &observed.addresses {
-        timed(
-            report,
-            format!("release Elastic IP {}", address.allocation_id),
-            false,
-            async {
-                client
-                    .release_address()
-                    .allocation_id(&address.allocation_id)
-                    .send()
-                    .await
-                    .map_err(|e| ec2.fail("ReleaseAddress", e))?;
-                Ok(())
-            },
-        )
+        timed(report, format!("release Elastic IP {}", address.allocation_id), false, async {
+            client
+                .release_address()
+                .allocation_id(&address.allocation_id)
+                .send()
+                .await
+                .map_err(|e| ec2.fail("ReleaseAddress", e))?;
+            Ok(())
+        })
         .await?;
     }
     if let Some(group) = &observed.security_group {
-        timed(
-            report,
-            format!("delete security group {} ({})", group.name, group.id),
-            false,
-            async {
-                client
-                    .delete_security_group()
-                    .group_id(&group.id)
-                    .send()
-                    .await
-                    .map_err(|e| ec2.fail("DeleteSecurityGroup", e))?;
-                Ok(())
-            },
-        )
+        timed(report, format!("delete security group {} ({})", group.name, group.id), false, async {
+            client
+                .delete_security_group()
+                .group_id(&group.id)
+                .send()
+                .await
+                .map_err(|e| ec2.fail("DeleteSecurityGroup", e))?;
+            Ok(())
+        })
         .await?;
     }
     if let Some(key) = &observed.key_pair {
-        timed(
-            report,
-            format!("delete key pair {}", key.name),
-            false,
-            async {
-                // By name (unique per region; moto ignores KeyPairId): the one the tag found.
-                client
-                    .delete_key_pair()
-                    .key_name(&key.name)
-                    .send()
-                    .await
-                    .map_err(|e| ec2.fail("DeleteKeyPair", e))?;
-                Ok(())
-            },
-        )
+        timed(report, format!("delete key pair {}", key.name), false, async {
+            // By name (unique per region; moto ignores KeyPairId): the one the tag found.
+            client
+                .delete_key_pair()
+                .key_name(&key.name)
+                .send()
+                .await
+                .map_err(|e| ec2.fail("DeleteKeyPair", e))?;
+            Ok(())
+        })
         .await?;
     }
     let dir = cluster_dir(cluster);
@@ -1438,18 +1229,11 @@ pub async fn host_engines(
         None => {}
     }
     let dir = cluster_dir(&desired.cluster);
-    let max = Duration::from_secs(if wait {
-        desired.settings.running_timeout_s
-    } else {
-        0
-    });
+    let max = Duration::from_secs(if wait { desired.settings.running_timeout_s } else { 0 });
     let mut hosts = Vec::new();
     for host in &desired.hosts {
-        let ip = observed
-            .public_ip(host.index)
-            .ok_or_else(|| AwsError::NoHost {
-                host: host.name.clone(),
-            })?;
+        let ip =
+            observed.public_ip(host.index).ok_or_else(|| AwsError::NoHost { host: host.name.clone() })?;
         let addr = format!("https://{ip}:{DOCKER_TLS_PORT}");
         let started = Instant::now();
         let engine = loop {
@@ -1468,10 +1252,7 @@ pub async fn host_engines(
                 Err(_) => tokio::time::sleep(Duration::from_secs(5)).await,
             }
         };
-        let advertise = observed
-            .instance(host.index)
-            .and_then(|i| i.private_ip)
-            .map(|ip| ip.to_string());
+        let advertise = observed.instance(host.index).and_then(|i| i.private_ip).map(|ip| ip.to_string());
         hosts.push(Host { engine, advertise });
     }
     Ok(Hosts::remote(hosts, Engine::connect().await?))
@@ -1509,13 +1290,8 @@ mod tests {
         );
         let vcpu = classify("RunInstances", "VcpuLimitExceeded", "vCPU limit", &s);
         assert!(matches!(vcpu, AwsError::Quota { .. }));
-        let capacity = classify(
-            "RunInstances",
-            "InsufficientInstanceCapacity",
-            "no t3.small capacity",
-            &s,
-        )
-        .to_string();
+        let capacity =
+            classify("RunInstances", "InsufficientInstanceCapacity", "no t3.small capacity", &s).to_string();
         assert!(
             capacity.contains("t3.small")
                 && capacity.contains("eu-west-3")
@@ -1529,17 +1305,9 @@ mod tests {
             &s,
         )
         .to_string();
-        assert!(
-            auth.contains("credentials") && auth.contains("aws.region"),
-            "{auth}"
-        );
-        let throttled = classify(
-            "DescribeInstances",
-            "RequestLimitExceeded",
-            "Request limit exceeded.",
-            &s,
-        )
-        .to_string();
+        assert!(auth.contains("credentials") && auth.contains("aws.region"), "{auth}");
+        let throttled =
+            classify("DescribeInstances", "RequestLimitExceeded", "Request limit exceeded.", &s).to_string();
         assert!(throttled.contains("attempts with backoff"), "{throttled}");
         for e in [quota, capacity, auth, throttled] {
             assert_eq!(e.matches(". ").count(), 0, "one sentence: {e}");
@@ -1547,12 +1315,10 @@ mod tests {
     }
 
     fn desired(hosts: u32) -> AwsDesired {
-        let yaml = format!(
-            "cluster: demo\nprovider: aws\naws: {{ hosts: {hosts}, admin_cidr: 203.0.113.0/24 }}\n"
-        );
-        let settings = crate::config::parse(&yaml, "mom.yaml")
-            .and_then(|c| c.settings("mom.yaml"))
-            .expect("valid");
+        let yaml =
+            format!("cluster: demo\nprovider: aws\naws: {{ hosts: {hosts}, admin_cidr: 203.0.113.0/24 }}\n");
+        let settings =
+            crate::config::parse(&yaml, "mom.yaml").and_then(|c| c.settings("mom.yaml")).expect("valid");
         AwsDesired::from_settings(&settings).expect("aws")
     }
 
@@ -1566,10 +1332,7 @@ mod tests {
                 rules: rule_keys(&permissions),
                 permissions,
             }),
-            key_pair: Some(ObservedKey {
-                id: "key-1".into(),
-                name: d.key_name.clone(),
-            }),
+            key_pair: Some(ObservedKey { id: "key-1".into(), name: d.key_name.clone() }),
             addresses: d
                 .hosts
                 .iter()
@@ -1596,10 +1359,7 @@ mod tests {
     }
 
     fn summary(changes: &[Change]) -> Vec<(Action, Kind, String)> {
-        changes
-            .iter()
-            .map(|c| (c.action, c.kind, c.name.clone()))
-            .collect()
+        changes.iter().map(|c| (c.action, c.kind, c.name.clone())).collect()
     }
 
     #[test]
@@ -1608,22 +1368,14 @@ mod tests {
         let d3 = desired(3);
         assert!(ec2_diff(&d3, &converged(&d3)).is_empty(), "converged");
         let fresh = ec2_diff(&d3, &Ec2Observed::default());
-        assert_eq!(
-            fresh.len(),
-            2 + 3 + 3,
-            "group, key pair, 3 addresses, 3 instances"
-        );
+        assert_eq!(fresh.len(), 2 + 3 + 3, "group, key pair, 3 addresses, 3 instances");
 
         let d4 = desired(4);
         assert_eq!(
             summary(&ec2_diff(&d4, &converged(&d3))),
             [
                 (Action::Create, Kind::Address, "mom-demo-host-4".to_string()),
-                (
-                    Action::Create,
-                    Kind::Instance,
-                    "mom-demo-host-4".to_string()
-                ),
+                (Action::Create, Kind::Instance, "mom-demo-host-4".to_string()),
             ]
         );
 
@@ -1634,11 +1386,7 @@ mod tests {
             summary(&ec2_diff(&d3, &o)),
             [
                 (Action::Start, Kind::Instance, "mom-demo-host-1".to_string()),
-                (
-                    Action::Create,
-                    Kind::Instance,
-                    "mom-demo-host-2".to_string()
-                ),
+                (Action::Create, Kind::Instance, "mom-demo-host-2".to_string()),
             ]
         );
 
@@ -1657,24 +1405,15 @@ mod tests {
         }
         let changes = ec2_diff(&d3, &o);
         assert_eq!(changes.len(), 1);
-        assert!(
-            changes[0]
-                .reason
-                .contains("add [tcp/22 from 203.0.113.0/24]"),
-            "{}",
-            changes[0].reason
-        );
+        assert!(changes[0].reason.contains("add [tcp/22 from 203.0.113.0/24]"), "{}", changes[0].reason);
     }
 
     #[test]
     fn the_waiter_running_out_of_time_names_the_instance_and_what_to_do() {
         // moto makes every instance `running` at once, so a timeout cannot be provoked against it;
         // this is the mapping of the waiter's ExceededMaxWait (see `Ec2::wait_running`).
-        let e = not_running_in_time(
-            &("i-0abc".into(), "mom-demo-host-2".into()),
-            Duration::from_secs(30),
-        )
-        .to_string();
+        let e = not_running_in_time(&("i-0abc".into(), "mom-demo-host-2".into()), Duration::from_secs(30))
+            .to_string();
         assert!(
             e.contains("i-0abc")
                 && e.contains("mom-demo-host-2")

@@ -199,9 +199,7 @@ pub struct NginxConfig {
 }
 
 /// Tells a key that is absent (`None`) from one set to `null` (`Some(null)`).
-fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<T>, D::Error> {
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
     T::deserialize(d).map(Some)
 }
 
@@ -284,14 +282,7 @@ pub enum ConfigError {
     },
     /// The one error a bad `mom.yaml` gets.
     #[error("{file}:{line}:{column}: {field}: {problem}; allowed: {allowed}")]
-    Invalid {
-        file: String,
-        field: String,
-        line: u64,
-        column: u64,
-        problem: String,
-        allowed: String,
-    },
+    Invalid { file: String, field: String, line: u64, column: u64, problem: String, allowed: String },
 }
 
 impl ConfigError {
@@ -359,10 +350,8 @@ pub fn allowed(field: &str) -> &'static str {
 /// Reads and checks a `mom.yaml` file.
 pub fn load(path: &Path) -> Result<(Config, Settings), ConfigError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        file: file.clone(),
-        source,
-    })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
     let config = parse(&text, &file)?;
     let settings = config.settings(&file)?;
     Ok((config, settings))
@@ -379,19 +368,9 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     });
     parsed.map_err(|e| {
         // `Spanned` values show up as `.value` in the path; `.` alone is the document.
-        let field = path
-            .trim_end_matches(".value")
-            .trim_start_matches('.')
-            .to_string();
-        let field = if field == "." || field == "?" {
-            String::new()
-        } else {
-            field
-        };
-        let (line, column) = e
-            .location()
-            .map(|l| (l.line(), l.column()))
-            .unwrap_or((1, 1));
+        let field = path.trim_end_matches(".value").trim_start_matches('.').to_string();
+        let field = if field == "." || field == "?" { String::new() } else { field };
+        let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
         let problem = bare_message(&e.without_snippet().to_string());
         let allowed = if problem.contains("expected one of") {
             // serde already listed the allowed names; say it once more in the fixed place.
@@ -405,11 +384,7 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         };
         ConfigError::Invalid {
             file: file.to_string(),
-            field: if field.is_empty() {
-                "(document)".to_string()
-            } else {
-                field
-            },
+            field: if field.is_empty() { "(document)".to_string() } else { field },
             line,
             column,
             problem,
@@ -427,29 +402,22 @@ fn bare_message(rendered: &str) -> String {
         None => first,
     };
     // The position is printed in front already; drop hints meant for programmers.
-    let stripped = stripped
-        .rsplit_once(" at line ")
-        .map(|(msg, _)| msg)
-        .unwrap_or(stripped);
-    let stripped = stripped
-        .split_once(", set DuplicateKeyPolicy")
-        .map(|(msg, _)| msg)
-        .unwrap_or(stripped);
+    let stripped = stripped.rsplit_once(" at line ").map(|(msg, _)| msg).unwrap_or(stripped);
+    let stripped = stripped.split_once(", set DuplicateKeyPolicy").map(|(msg, _)| msg).unwrap_or(stripped);
     stripped.to_string()
 }
 
 impl Config {
     /// Checks every value and fills in defaults.
     pub fn settings(&self, file: &str) -> Result<Settings, ConfigError> {
-        let invalid =
-            |field: &str, at: &serde_saphyr::Location, problem: String| ConfigError::Invalid {
-                file: file.to_string(),
-                field: field.to_string(),
-                line: at.line(),
-                column: at.column(),
-                problem,
-                allowed: allowed(field).to_string(),
-            };
+        let invalid = |field: &str, at: &serde_saphyr::Location, problem: String| ConfigError::Invalid {
+            file: file.to_string(),
+            field: field.to_string(),
+            line: at.line(),
+            column: at.column(),
+            problem,
+            allowed: allowed(field).to_string(),
+        };
 
         let cluster = &self.cluster.value;
         if !valid_cluster_name(cluster) {
@@ -460,54 +428,31 @@ impl Config {
             ));
         }
 
-        let provider = self
-            .provider
-            .as_ref()
-            .map(|p| p.value)
-            .unwrap_or(Provider::Local);
+        let provider = self.provider.as_ref().map(|p| p.value).unwrap_or(Provider::Local);
 
         let image = |field: &str, value: &Sp<String>, default: &str| match value {
             None => Ok(default.to_string()),
             Some(v) if valid_image(&v.value) => Ok(v.value.clone()),
-            Some(v) => Err(invalid(
-                field,
-                &v.referenced,
-                format!("`{}` is not an image reference", v.value),
-            )),
+            Some(v) => Err(invalid(field, &v.referenced, format!("`{}` is not an image reference", v.value))),
         };
         let broker_image = image("broker.image", &self.broker.image, defaults::BROKER_IMAGE)?;
         let redis_image = image("redis.image", &self.redis.image, defaults::REDIS_IMAGE)?;
-        let zookeeper_image = image(
-            "zookeeper.image",
-            &self.zookeeper.image,
-            defaults::ZOOKEEPER_IMAGE,
-        )?;
+        let zookeeper_image = image("zookeeper.image", &self.zookeeper.image, defaults::ZOOKEEPER_IMAGE)?;
         let nginx_image = image("nginx.image", &self.nginx.image, defaults::NGINX_IMAGE)?;
 
         let broker_nodes = match &self.broker.nodes {
             None => defaults::BROKER_NODES,
             Some(n) if (1..=MAX_BROKERS).contains(&n.value) => n.value,
             Some(n) => {
-                return Err(invalid(
-                    "broker.nodes",
-                    &n.referenced,
-                    format!("{} is out of range", n.value),
-                ))
+                return Err(invalid("broker.nodes", &n.referenced, format!("{} is out of range", n.value)))
             }
         };
 
-        let redis_mode = self
-            .redis
-            .mode
-            .as_ref()
-            .map(|m| m.value)
-            .unwrap_or(RedisMode::Single);
+        let redis_mode = self.redis.mode.as_ref().map(|m| m.value).unwrap_or(RedisMode::Single);
         let replicated_only = |field: &str, v: &Sp<u32>| match v {
-            Some(v) if redis_mode == RedisMode::Single => Err(invalid(
-                field,
-                &v.referenced,
-                "it needs `redis.mode: replicated`".to_string(),
-            )),
+            Some(v) if redis_mode == RedisMode::Single => {
+                Err(invalid(field, &v.referenced, "it needs `redis.mode: replicated`".to_string()))
+            }
             _ => Ok(()),
         };
         replicated_only("redis.replicas", &self.redis.replicas)?;
@@ -544,25 +489,13 @@ impl Config {
         let zookeeper_nodes = match &self.zookeeper.nodes {
             None => 1,
             Some(n) if n.value == 1 || n.value == 3 => n.value,
-            Some(n) => {
-                return Err(invalid(
-                    "zookeeper.nodes",
-                    &n.referenced,
-                    format!("{} nodes", n.value),
-                ))
-            }
+            Some(n) => return Err(invalid("zookeeper.nodes", &n.referenced, format!("{} nodes", n.value))),
         };
 
         let nginx_http_port = match &self.nginx.http_port {
             None => defaults::NGINX_HTTP_PORT,
             Some(p) if p.value >= 1 => p.value,
-            Some(p) => {
-                return Err(invalid(
-                    "nginx.http_port",
-                    &p.referenced,
-                    "port 0".to_string(),
-                ))
-            }
+            Some(p) => return Err(invalid("nginx.http_port", &p.referenced, "port 0".to_string())),
         };
         let nginx_grpc_port = match &self.nginx.grpc_port {
             // The default gRPC port must not take the HTTP port a user chose.
@@ -603,11 +536,7 @@ impl Config {
             None if provider == Provider::Aws => Ipv4Addr::UNSPECIFIED,
             None => Ipv4Addr::LOCALHOST,
             Some(b) => b.value.parse::<Ipv4Addr>().map_err(|_| {
-                invalid(
-                    "nginx.bind",
-                    &b.referenced,
-                    format!("`{}` is not an IPv4 address", b.value),
-                )
+                invalid("nginx.bind", &b.referenced, format!("`{}` is not an IPv4 address", b.value))
             })?,
         };
         let nginx_tls = match &self.nginx.tls {
@@ -735,23 +664,14 @@ impl Config {
             allowed: allowed(field).to_string(),
         };
         let at = |l: &serde_saphyr::Location| (l.line(), l.column());
-        let (pline, pcol) = self
-            .provider
-            .as_ref()
-            .map(|p| at(&p.referenced))
-            .unwrap_or((1, 1));
+        let (pline, pcol) = self.provider.as_ref().map(|p| at(&p.referenced)).unwrap_or((1, 1));
         let aws = self.aws.clone().unwrap_or_default();
         let region = match &aws.region {
             None => defaults::AWS_REGION.to_string(),
             Some(r) if valid_region(&r.value) => r.value.clone(),
             Some(r) => {
                 let (l, c) = at(&r.referenced);
-                return Err(invalid(
-                    "aws.region",
-                    l,
-                    c,
-                    format!("`{}` is not an AWS region name", r.value),
-                ));
+                return Err(invalid("aws.region", l, c, format!("`{}` is not an AWS region name", r.value)));
             }
         };
         let instance_type = match &aws.instance_type {
@@ -772,12 +692,7 @@ impl Config {
             Some(h) if (1..=MAX_AWS_HOSTS).contains(&h.value) => h.value,
             Some(h) => {
                 let (l, c) = at(&h.referenced);
-                return Err(invalid(
-                    "aws.hosts",
-                    l,
-                    c,
-                    format!("{} is out of range", h.value),
-                ));
+                return Err(invalid("aws.hosts", l, c, format!("{} is out of range", h.value)));
             }
         };
         let ami = match &aws.ami {
@@ -803,18 +718,12 @@ impl Config {
                     "aws.admin_cidr",
                     pline,
                     pcol,
-                    "provider aws needs aws.admin_cidr (who may reach SSH and the Docker API)"
-                        .to_string(),
+                    "provider aws needs aws.admin_cidr (who may reach SSH and the Docker API)".to_string(),
                 ))
             }
             Some(c) => c.value.parse::<Ipv4Net>().map(|n| n.trunc()).map_err(|_| {
                 let (l, col) = at(&c.referenced);
-                invalid(
-                    "aws.admin_cidr",
-                    l,
-                    col,
-                    format!("`{}` is not an IPv4 CIDR block", c.value),
-                )
+                invalid("aws.admin_cidr", l, col, format!("`{}` is not an IPv4 CIDR block", c.value))
             })?,
         };
         let endpoint_url = match &aws.endpoint_url {
@@ -840,23 +749,10 @@ impl Config {
             Some(t) if t.value >= 1 => t.value,
             Some(t) => {
                 let (l, c) = at(&t.referenced);
-                return Err(invalid(
-                    "aws.running_timeout_s",
-                    l,
-                    c,
-                    "0 seconds".to_string(),
-                ));
+                return Err(invalid("aws.running_timeout_s", l, c, "0 seconds".to_string()));
             }
         };
-        Ok(AwsSettings {
-            region,
-            instance_type,
-            hosts,
-            ami,
-            admin_cidr,
-            endpoint_url,
-            running_timeout_s,
-        })
+        Ok(AwsSettings { region, instance_type, hosts, ami, admin_cidr, endpoint_url, running_timeout_s })
     }
 }
 
@@ -893,18 +789,16 @@ fn valid_cluster_name(name: &str) -> bool {
     !bytes.is_empty()
         && bytes.len() <= 32
         && bytes[0].is_ascii_alphanumeric()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
 }
 
 fn valid_image(image: &str) -> bool {
     !image.is_empty()
         && image.len() <= 255
         && !image.starts_with(['-', ':', '/', '.'])
-        && image.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b':' | b'@')
-        })
+        && image
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b':' | b'@'))
 }
 
 fn valid_env_name(name: &str) -> bool {
@@ -1019,17 +913,8 @@ mod tests {
 
     #[test]
     fn messages_lose_their_position_prefix() {
-        assert_eq!(
-            bare_message("error: line 4 column 10: invalid u32\n --> x"),
-            "invalid u32"
-        );
-        assert_eq!(
-            bare_message("missing field `cluster`"),
-            "missing field `cluster`"
-        );
-        assert_eq!(
-            bare_message("invalid u16 at line 2, column 21"),
-            "invalid u16"
-        );
+        assert_eq!(bare_message("error: line 4 column 10: invalid u32\n --> x"), "invalid u32");
+        assert_eq!(bare_message("missing field `cluster`"), "missing field `cluster`");
+        assert_eq!(bare_message("invalid u16 at line 2, column 21"), "invalid u16");
     }
 }

@@ -152,11 +152,7 @@ pub struct Endpoint {
 impl Endpoint {
     /// The base URL momctl itself uses (a wildcard bind is reached on loopback).
     pub fn url(&self) -> String {
-        let host = if self.bind.is_unspecified() {
-            Ipv4Addr::LOCALHOST
-        } else {
-            self.bind
-        };
+        let host = if self.bind.is_unspecified() { Ipv4Addr::LOCALHOST } else { self.bind };
         match self.https_port {
             Some(port) => format!("https://{host}:{port}"),
             None => format!("http://{host}:{}", self.port),
@@ -165,11 +161,7 @@ impl Endpoint {
 
     /// Where gRPC clients connect (`host:port`), when gRPC is on.
     pub fn grpc_address(&self) -> Option<String> {
-        let host = if self.bind.is_unspecified() {
-            Ipv4Addr::LOCALHOST
-        } else {
-            self.bind
-        };
+        let host = if self.bind.is_unspecified() { Ipv4Addr::LOCALHOST } else { self.bind };
         self.grpc_port.map(|p| format!("{host}:{p}"))
     }
 }
@@ -214,11 +206,7 @@ pub struct SecretEnv {
 
 impl SecretEnv {
     fn generated(name: &str) -> SecretEnv {
-        SecretEnv {
-            name: name.to_string(),
-            from_env: name.to_string(),
-            generated: true,
-        }
+        SecretEnv { name: name.to_string(), from_env: name.to_string(), generated: true }
     }
 }
 
@@ -261,10 +249,7 @@ pub const NGINX_CONF_TARGET: &str = "/etc/nginx/nginx.conf";
 
 fn health(test: &[&str], start_period_s: u32) -> HealthSpec {
     HealthSpec {
-        test: std::iter::once("CMD")
-            .chain(test.iter().copied())
-            .map(str::to_string)
-            .collect(),
+        test: std::iter::once("CMD").chain(test.iter().copied()).map(str::to_string).collect(),
         interval_s: 2,
         timeout_s: 5,
         retries: 3,
@@ -364,10 +349,7 @@ fn base_labels(cluster: &str, role: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (labels::CLUSTER.to_string(), cluster.to_string()),
         (labels::ROLE.to_string(), role.to_string()),
-        (
-            labels::MANAGED_BY.to_string(),
-            labels::MANAGED_BY_VALUE.to_string(),
-        ),
+        (labels::MANAGED_BY.to_string(), labels::MANAGED_BY_VALUE.to_string()),
     ])
 }
 
@@ -400,11 +382,7 @@ impl Desired {
         let mut volumes = Vec::new();
         let mut data_volume = |key: String, host: u32| {
             let v = volume(&key, host);
-            let m = VolumeMount {
-                volume: v.name.clone(),
-                key: v.key.clone(),
-                target: "/data".to_string(),
-            };
+            let m = VolumeMount { volume: v.name.clone(), key: v.key.clone(), target: "/data".to_string() };
             volumes.push(v);
             m
         };
@@ -435,11 +413,7 @@ impl Desired {
 
         // The data nodes: the primary (`redis`), then its replicas.
         for n in 0..=s.redis_replicas {
-            let name = if n == 0 {
-                "redis".to_string()
-            } else {
-                redis_replica(n)
-            };
+            let name = if n == 0 { "redis".to_string() } else { redis_replica(n) };
             let mut redis = service(Role::Redis, &name, n);
             redis.image = s.redis_image.clone();
             // The password reaches redis-server as configuration lines on its standard input,
@@ -470,11 +444,7 @@ impl Desired {
             .map(str::to_string)
             .to_vec();
             if n > 0 {
-                redis.command.extend([
-                    "--replicaof".to_string(),
-                    primary.to_string(),
-                    "6379".to_string(),
-                ]);
+                redis.command.extend(["--replicaof".to_string(), primary.to_string(), "6379".to_string()]);
             }
             redis.secret_env = vec![SecretEnv::generated(crate::secrets::REDIS_PASSWORD)];
             redis.mounts = vec![data_volume(format!("{name}-data"), redis.host)];
@@ -492,7 +462,8 @@ impl Desired {
         // The Sentinels: they learn the replicas and each other from the primary, and write
         // what they learn (failovers included) to their configuration file, which therefore
         // lives on a volume: a replaced Sentinel still knows which node is the primary now.
-        let sentinels: Vec<String> = if replicated { (1..=SENTINELS).map(sentinel).collect() } else { Vec::new() };
+        let sentinels: Vec<String> =
+            if replicated { (1..=SENTINELS).map(sentinel).collect() } else { Vec::new() };
         for (i, name) in sentinels.iter().enumerate() {
             let mut sentinel = service(Role::Sentinel, name, i as u32 + 1);
             sentinel.image = s.redis_image.clone();
@@ -504,10 +475,7 @@ impl Desired {
                 "protected-mode no".to_string(),
                 "requirepass $MOM_REDIS_PASSWORD".to_string(),
                 "sentinel sentinel-pass $MOM_REDIS_PASSWORD".to_string(),
-                format!(
-                    "sentinel monitor {SENTINEL_SERVICE} {primary} 6379 {}",
-                    SENTINELS / 2 + 1
-                ),
+                format!("sentinel monitor {SENTINEL_SERVICE} {primary} 6379 {}", SENTINELS / 2 + 1),
                 format!("sentinel auth-pass {SENTINEL_SERVICE} $MOM_REDIS_PASSWORD"),
                 format!("sentinel down-after-milliseconds {SENTINEL_SERVICE} 5000"),
                 format!("sentinel failover-timeout {SENTINEL_SERVICE} 30000"),
@@ -538,12 +506,7 @@ impl Desired {
         // ZooKeeper: one server, or an ensemble of `zookeeper.nodes` (server ids 1–3).
         let ensemble = s.zookeeper_nodes > 1;
         let servers: Vec<String> = (1..=s.zookeeper_nodes)
-            .map(|n| {
-                format!(
-                    "server.{n}={}:2888:3888",
-                    service_addr(s.subnet, Role::Zookeeper, n)
-                )
-            })
+            .map(|n| format!("server.{n}={}:2888:3888", service_addr(s.subnet, Role::Zookeeper, n)))
             .collect();
         let mut zookeepers = Vec::new();
         for n in 1..=s.zookeeper_nodes {
@@ -586,35 +549,26 @@ impl Desired {
         let zk_connect: Vec<String> = zookeepers.iter().map(|n| format!("{n}:2181")).collect();
         let zk_connect = zk_connect.join(",");
 
-        let brokers: Vec<String> = (1..=s.broker_nodes)
-            .map(|n| format!("broker-{n}"))
-            .collect();
+        let brokers: Vec<String> = (1..=s.broker_nodes).map(|n| format!("broker-{n}")).collect();
         for (i, name) in brokers.iter().enumerate() {
             let node = i as u32 + 1;
             let mut broker = service(Role::Broker, name, node);
             broker.image = s.broker_image.clone();
             broker.env = BTreeMap::from([
                 ("MOM_LISTEN".to_string(), format!("0.0.0.0:{BROKER_PORT}")),
-                (
-                    "MOM_ADVERTISE_ADDRESS".to_string(),
-                    format!("{}:{BROKER_PORT}", broker.ipv4),
-                ),
+                ("MOM_ADVERTISE_ADDRESS".to_string(), format!("{}:{BROKER_PORT}", broker.ipv4)),
                 ("MOM_NODE_ID".to_string(), name.clone()),
                 ("MOM_REDIS_URL".to_string(), redis_url.clone()),
                 ("MOM_ZK_CONNECT".to_string(), zk_connect.clone()),
                 ("MOM_TRUSTED_PROXIES".to_string(), s.subnet.to_string()),
             ]);
             if s.redis_min_replicas_ack > 0 {
-                broker.env.insert(
-                    "MOM_REDIS_MIN_REPLICAS_ACK".to_string(),
-                    s.redis_min_replicas_ack.to_string(),
-                );
+                broker
+                    .env
+                    .insert("MOM_REDIS_MIN_REPLICAS_ACK".to_string(), s.redis_min_replicas_ack.to_string());
             }
             if s.nginx_grpc_port.is_some() {
-                broker.env.insert(
-                    "MOM_GRPC_LISTEN".to_string(),
-                    format!("0.0.0.0:{BROKER_GRPC_PORT}"),
-                );
+                broker.env.insert("MOM_GRPC_LISTEN".to_string(), format!("0.0.0.0:{BROKER_GRPC_PORT}"));
             }
             broker.secret_env = vec![
                 SecretEnv {
@@ -633,20 +587,12 @@ impl Desired {
                 });
             }
             broker.health = health(
-                &[
-                    "curl",
-                    "-fsS",
-                    "-o",
-                    "/dev/null",
-                    &format!("http://127.0.0.1:{BROKER_PORT}/readyz"),
-                ],
+                &["curl", "-fsS", "-o", "/dev/null", &format!("http://127.0.0.1:{BROKER_PORT}/readyz")],
                 180,
             );
             broker.depends_on = stores.clone();
             broker.stop_grace_s = BROKER_STOP_GRACE_S;
-            broker
-                .labels
-                .insert("mom.node".to_string(), node.to_string());
+            broker.labels.insert("mom.node".to_string(), node.to_string());
             services.push(broker);
         }
 
@@ -672,28 +618,19 @@ impl Desired {
             });
         }
         nginx.health = health(
-            &[
-                "curl",
-                "-fsS",
-                "-o",
-                "/dev/null",
-                &format!("http://127.0.0.1:{NGINX_PORT}/.mom/nginx-health"),
-            ],
+            &["curl", "-fsS", "-o", "/dev/null", &format!("http://127.0.0.1:{NGINX_PORT}/.mom/nginx-health")],
             30,
         );
-        nginx.config_files = vec![ConfigFile {
-            target: NGINX_CONF_TARGET.to_string(),
-            rendered: NGINX_CONF_PATH.to_string(),
-        }];
+        nginx.config_files =
+            vec![ConfigFile { target: NGINX_CONF_TARGET.to_string(), rendered: NGINX_CONF_PATH.to_string() }];
         if s.nginx_tls.is_some() {
             for (target, rendered) in [
                 (crate::tls::CERT_TARGET, crate::tls::CERT_RENDERED),
                 (crate::tls::KEY_TARGET, crate::tls::KEY_RENDERED),
             ] {
-                nginx.config_files.push(ConfigFile {
-                    target: target.to_string(),
-                    rendered: rendered.to_string(),
-                });
+                nginx
+                    .config_files
+                    .push(ConfigFile { target: target.to_string(), rendered: rendered.to_string() });
             }
         }
         nginx.depends_on = brokers;
@@ -701,8 +638,7 @@ impl Desired {
 
         for spec in &mut services {
             let hash = spec.hash();
-            spec.labels
-                .insert(labels::SERVICE.to_string(), spec.service.clone());
+            spec.labels.insert(labels::SERVICE.to_string(), spec.service.clone());
             spec.labels.insert(labels::SPEC_HASH.to_string(), hash);
         }
 
@@ -793,32 +729,19 @@ impl ServiceSpec {
             spec.ipv4 = Ipv4Addr::from(u32::from(self.ipv4) + ALTERNATE_OFFSET);
         }
         spec.image = image.to_string();
-        spec.env.insert(
-            "MOM_ADVERTISE_ADDRESS".to_string(),
-            format!("{}:{BROKER_PORT}", spec.ipv4),
-        );
-        spec.env.insert(
-            "MOM_NODE_ID".to_string(),
-            broker_node_id(&self.service, generation),
-        );
-        spec.labels
-            .insert(labels::GENERATION.to_string(), generation.to_string());
-        spec.labels
-            .insert(labels::PREVIOUS_IMAGE.to_string(), previous.to_string());
-        spec.labels
-            .insert(labels::FILE_IMAGE.to_string(), file_image.to_string());
+        spec.env.insert("MOM_ADVERTISE_ADDRESS".to_string(), format!("{}:{BROKER_PORT}", spec.ipv4));
+        spec.env.insert("MOM_NODE_ID".to_string(), broker_node_id(&self.service, generation));
+        spec.labels.insert(labels::GENERATION.to_string(), generation.to_string());
+        spec.labels.insert(labels::PREVIOUS_IMAGE.to_string(), previous.to_string());
+        spec.labels.insert(labels::FILE_IMAGE.to_string(), file_image.to_string());
         let hash = spec.hash();
-        spec.labels
-            .insert(labels::SERVICE.to_string(), spec.service.clone());
+        spec.labels.insert(labels::SERVICE.to_string(), spec.service.clone());
         spec.labels.insert(labels::SPEC_HASH.to_string(), hash);
         spec
     }
 
     pub fn spec_hash(&self) -> &str {
-        self.labels
-            .get(labels::SPEC_HASH)
-            .map(String::as_str)
-            .unwrap_or("")
+        self.labels.get(labels::SPEC_HASH).map(String::as_str).unwrap_or("")
     }
 }
 
@@ -838,21 +761,8 @@ pub(crate) mod tests {
     fn a_cluster_has_redis_zookeeper_brokers_and_nginx() {
         let d = desired(3);
         let names: Vec<_> = d.services.iter().map(|s| s.service.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "redis",
-                "zookeeper",
-                "broker-1",
-                "broker-2",
-                "broker-3",
-                "nginx"
-            ]
-        );
-        assert!(d
-            .services
-            .iter()
-            .all(|s| s.labels[labels::CLUSTER] == "demo"));
+        assert_eq!(names, ["redis", "zookeeper", "broker-1", "broker-2", "broker-3", "nginx"]);
+        assert!(d.services.iter().all(|s| s.labels[labels::CLUSTER] == "demo"));
     }
 
     #[test]
@@ -879,10 +789,7 @@ pub(crate) mod tests {
         let g2 = base.broker_generation(2, &base.image, "mom-broker:next");
         assert_eq!(g2.ipv4, base.ipv4);
         assert_ne!(g2.spec_hash(), base.spec_hash());
-        assert_eq!(
-            base.broker_generation(0, "x", "y").spec_hash(),
-            base.spec_hash()
-        );
+        assert_eq!(base.broker_generation(0, "x", "y").spec_hash(), base.spec_hash());
     }
 
     fn replicated() -> Desired {
@@ -933,10 +840,17 @@ pub(crate) mod tests {
         );
         // Two hosts: the replicas and the Sentinels still spread over both.
         let two = replicated_on(2);
-        let hosts: Vec<u32> = ["redis", "redis-replica-1", "redis-replica-2", "redis-sentinel-1", "redis-sentinel-2", "redis-sentinel-3"]
-            .iter()
-            .map(|n| two.service(n).expect("service").host)
-            .collect();
+        let hosts: Vec<u32> = [
+            "redis",
+            "redis-replica-1",
+            "redis-replica-2",
+            "redis-sentinel-1",
+            "redis-sentinel-2",
+            "redis-sentinel-3",
+        ]
+        .iter()
+        .map(|n| two.service(n).expect("service").host)
+        .collect();
         assert_eq!(hosts, [1, 2, 1, 1, 2, 1]);
     }
 
@@ -991,7 +905,8 @@ pub(crate) mod tests {
     fn a_single_redis_and_zookeeper_keep_their_names_volumes_and_address() {
         let (single, replicated) = (desired(3), replicated());
         for name in ["redis", "zookeeper"] {
-            let (a, b) = (single.service(name).expect("single"), replicated.service(name).expect("replicated"));
+            let (a, b) =
+                (single.service(name).expect("single"), replicated.service(name).expect("replicated"));
             assert_eq!((a.ipv4, &a.mounts[0].volume), (b.ipv4, &b.mounts[0].volume), "{name}");
         }
         assert_eq!(single.services.len(), 6);

@@ -8,25 +8,21 @@ use std::time::{Duration, Instant};
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{
-    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HealthConfig, HostConfig, Ipam,
-    IpamConfig, LocalNodeState, NetworkCreateRequest, NetworkingConfig, PortBinding,
-    RestartPolicy, RestartPolicyNameEnum, SwarmInitRequest, SwarmJoinRequest,
-    VolumeCreateRequest,
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HealthConfig, HostConfig, Ipam, IpamConfig,
+    LocalNodeState, NetworkCreateRequest, NetworkingConfig, PortBinding, RestartPolicy,
+    RestartPolicyNameEnum, SwarmInitRequest, SwarmJoinRequest, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder,
-    ImportImageOptionsBuilder,
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    ImportImageOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
     StopContainerOptionsBuilder, TopOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use bollard::Docker;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 
-use crate::desired::{
-    labels, Desired, NetworkSpec, Role, ServiceSpec, VolumeSpec,
-};
+use crate::desired::{labels, Desired, NetworkSpec, Role, ServiceSpec, VolumeSpec};
 use crate::plan::{ObservedContainer, ObservedNetwork};
 
 #[derive(Debug, thiserror::Error)]
@@ -44,18 +40,9 @@ pub enum DockerError {
         source: bollard::errors::Error,
     },
     #[error("{container} {problem}; its last log lines:\n{logs}")]
-    Unhealthy {
-        container: String,
-        problem: String,
-        logs: String,
-    },
+    Unhealthy { container: String, problem: String, logs: String },
     #[error("`{command}` in {container} failed (exit {code}): {output}")]
-    Exec {
-        container: String,
-        command: String,
-        code: i64,
-        output: String,
-    },
+    Exec { container: String, command: String, code: i64, output: String },
     #[error("building {image}: {message}")]
     Build { image: String, message: String },
     #[error("{what}: {message}")]
@@ -70,13 +57,7 @@ fn api(what: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Docker
 }
 
 fn is_not_found(e: &bollard::errors::Error) -> bool {
-    matches!(
-        e,
-        bollard::errors::Error::DockerResponseServerError {
-            status_code: 404,
-            ..
-        }
-    )
+    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
 }
 
 /// Everything labelled with a cluster: what `down` removes.
@@ -130,8 +111,7 @@ impl Engine {
     /// Connects as the `docker` CLI would (`DOCKER_HOST`, else the local socket) and agrees on an
     /// API version the daemon speaks.
     pub async fn connect() -> Result<Engine, DockerError> {
-        let hint = std::env::var("DOCKER_HOST")
-            .unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string());
+        let hint = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string());
         Engine::answering(Docker::connect_with_defaults(), &hint).await
     }
 
@@ -140,10 +120,7 @@ impl Engine {
         docker: Result<Docker, bollard::errors::Error>,
         hint: &str,
     ) -> Result<Engine, DockerError> {
-        let connect_error = |source| DockerError::Connect {
-            hint: hint.to_string(),
-            source,
-        };
+        let connect_error = |source| DockerError::Connect { hint: hint.to_string(), source };
         let docker = docker.map_err(connect_error)?;
         let docker = docker.negotiate_version().await.map_err(connect_error)?;
         docker.ping().await.map_err(connect_error)?;
@@ -198,11 +175,7 @@ impl Engine {
     /// Starts a Swarm with this engine as its manager, advertising `advertise` (None: the
     /// address Docker picks, fine on a host with one interface); the networks the Swarm makes
     /// for itself (its ingress) take their subnets from `pool`.
-    pub async fn init_swarm(
-        &self,
-        advertise: Option<&str>,
-        pool: ipnet::Ipv4Net,
-    ) -> Result<(), DockerError> {
+    pub async fn init_swarm(&self, advertise: Option<&str>, pool: ipnet::Ipv4Net) -> Result<(), DockerError> {
         let request = SwarmInitRequest {
             listen_addr: Some("0.0.0.0:2377".to_string()),
             advertise_addr: advertise.map(str::to_string),
@@ -210,24 +183,14 @@ impl Engine {
             subnet_size: Some(24),
             ..Default::default()
         };
-        self.docker
-            .init_swarm(request)
-            .await
-            .map_err(api("swarm init"))?;
+        self.docker.init_swarm(request).await.map_err(api("swarm init"))?;
         Ok(())
     }
 
     /// The token a worker joins this manager's Swarm with.
     pub async fn swarm_worker_token(&self) -> Result<String, DockerError> {
-        let swarm = self
-            .docker
-            .inspect_swarm()
-            .await
-            .map_err(api("inspect swarm"))?;
-        Ok(swarm
-            .join_tokens
-            .and_then(|t| t.worker)
-            .unwrap_or_default())
+        let swarm = self.docker.inspect_swarm().await.map_err(api("inspect swarm"))?;
+        Ok(swarm.join_tokens.and_then(|t| t.worker).unwrap_or_default())
     }
 
     /// Joins the Swarm managed at `manager` (`IP:2377`) as a worker.
@@ -244,10 +207,7 @@ impl Engine {
             join_token: Some(token.to_string()),
             ..Default::default()
         };
-        self.docker
-            .join_swarm(request)
-            .await
-            .map_err(api(format!("swarm join {manager}")))
+        self.docker.join_swarm(request).await.map_err(api(format!("swarm join {manager}")))
     }
 
     /// Copies `images` from this engine into `to` (`docker save | docker load`, streamed, one
@@ -289,50 +249,25 @@ impl Engine {
             .map(|n| ObservedNetwork {
                 name: n.name.unwrap_or_default(),
                 driver: n.driver.unwrap_or_default(),
-                subnet: n
-                    .ipam
-                    .and_then(|i| i.config)
-                    .and_then(|c| c.into_iter().find_map(|c| c.subnet)),
+                subnet: n.ipam.and_then(|i| i.config).and_then(|c| c.into_iter().find_map(|c| c.subnet)),
             }))
     }
 
     async fn networks(&self, cluster: &str) -> Result<Vec<bollard::models::Network>, DockerError> {
-        let options = ListNetworksOptionsBuilder::default()
-            .filters(&Self::label_filter(cluster))
-            .build();
-        self.docker
-            .list_networks(Some(options))
-            .await
-            .map_err(api("list networks"))
+        let options = ListNetworksOptionsBuilder::default().filters(&Self::label_filter(cluster)).build();
+        self.docker.list_networks(Some(options)).await.map_err(api("list networks"))
     }
 
     pub async fn volumes(&self, cluster: &str) -> Result<Vec<String>, DockerError> {
-        let options = ListVolumesOptionsBuilder::default()
-            .filters(&Self::label_filter(cluster))
-            .build();
-        let list = self
-            .docker
-            .list_volumes(Some(options))
-            .await
-            .map_err(api("list volumes"))?;
-        Ok(list
-            .volumes
-            .unwrap_or_default()
-            .into_iter()
-            .map(|v| v.name)
-            .collect())
+        let options = ListVolumesOptionsBuilder::default().filters(&Self::label_filter(cluster)).build();
+        let list = self.docker.list_volumes(Some(options)).await.map_err(api("list volumes"))?;
+        Ok(list.volumes.unwrap_or_default().into_iter().map(|v| v.name).collect())
     }
 
     async fn container_names(&self, cluster: &str) -> Result<Vec<String>, DockerError> {
-        let options = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&Self::label_filter(cluster))
-            .build();
-        let list = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(api("list containers"))?;
+        let options =
+            ListContainersOptionsBuilder::default().all(true).filters(&Self::label_filter(cluster)).build();
+        let list = self.docker.list_containers(Some(options)).await.map_err(api("list containers"))?;
         let mut names: Vec<String> = list
             .into_iter()
             .filter_map(|c| c.names.and_then(|n| n.into_iter().next()))
@@ -342,20 +277,13 @@ impl Engine {
         Ok(names)
     }
 
-    async fn observe_container(
-        &self,
-        name: &str,
-    ) -> Result<Option<ObservedContainer>, DockerError> {
+    async fn observe_container(&self, name: &str) -> Result<Option<ObservedContainer>, DockerError> {
         let inspect = match self.docker.inspect_container(name, None).await {
             Ok(i) => i,
             Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => return Err(api(format!("inspect container {name}"))(e)),
         };
-        let labels = inspect
-            .config
-            .as_ref()
-            .and_then(|c| c.labels.clone())
-            .unwrap_or_default();
+        let labels = inspect.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
         let state = inspect.state.as_ref();
         Ok(Some(ObservedContainer {
             id: inspect.id.clone().unwrap_or_default(),
@@ -365,25 +293,15 @@ impl Engine {
             service: labels.get(labels::SERVICE).cloned(),
             role: labels.get(labels::ROLE).and_then(|r| Role::parse(r)),
             spec_hash: labels.get(labels::SPEC_HASH).cloned(),
-            image: inspect
-                .config
-                .as_ref()
-                .and_then(|c| c.image.clone())
-                .unwrap_or_default(),
+            image: inspect.config.as_ref().and_then(|c| c.image.clone()).unwrap_or_default(),
             image_id: inspect.image.clone().unwrap_or_default(),
-            state: state
-                .and_then(|s| s.status)
-                .map(|s| s.to_string())
-                .unwrap_or_default(),
+            state: state.and_then(|s| s.status).map(|s| s.to_string()).unwrap_or_default(),
             health: state
                 .and_then(|s| s.health.as_ref())
                 .and_then(|h| h.status)
                 .map(|h| h.to_string())
                 .filter(|h| !h.is_empty() && h != "none"),
-            generation: labels
-                .get(labels::GENERATION)
-                .and_then(|g| g.parse().ok())
-                .unwrap_or(0),
+            generation: labels.get(labels::GENERATION).and_then(|g| g.parse().ok()).unwrap_or(0),
             previous_image: labels.get(labels::PREVIOUS_IMAGE).cloned(),
             file_image: labels.get(labels::FILE_IMAGE).cloned(),
             restarts: inspect.restart_count.unwrap_or(0),
@@ -405,12 +323,7 @@ impl Engine {
     pub async fn owned(&self, cluster: &str) -> Result<Owned, DockerError> {
         Ok(Owned {
             containers: self.container_names(cluster).await?,
-            networks: self
-                .networks(cluster)
-                .await?
-                .into_iter()
-                .filter_map(|n| n.name)
-                .collect(),
+            networks: self.networks(cluster).await?.into_iter().filter_map(|n| n.name).collect(),
             volumes: self.volumes(cluster).await?,
         })
     }
@@ -435,10 +348,7 @@ impl Engine {
             labels: Some(spec.labels.clone().into_iter().collect()),
             ..Default::default()
         };
-        self.docker
-            .create_network(request)
-            .await
-            .map_err(api(format!("create network {}", spec.name)))?;
+        self.docker.create_network(request).await.map_err(api(format!("create network {}", spec.name)))?;
         Ok(())
     }
 
@@ -448,10 +358,7 @@ impl Engine {
             labels: Some(spec.labels.clone().into_iter().collect()),
             ..Default::default()
         };
-        self.docker
-            .create_volume(request)
-            .await
-            .map_err(api(format!("create volume {}", spec.name)))?;
+        self.docker.create_volume(request).await.map_err(api(format!("create volume {}", spec.name)))?;
         Ok(())
     }
 
@@ -465,12 +372,8 @@ impl Engine {
         files: &[(String, String)],
     ) -> Result<(), DockerError> {
         let secs = |s: u32| i64::from(s) * 1_000_000_000;
-        let env: Vec<String> = spec
-            .env
-            .iter()
-            .chain(secrets.iter())
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
+        let env: Vec<String> =
+            spec.env.iter().chain(secrets.iter()).map(|(k, v)| format!("{k}={v}")).collect();
         let port_bindings: HashMap<String, Option<Vec<PortBinding>>> = spec
             .ports
             .iter()
@@ -490,12 +393,8 @@ impl Engine {
             cmd: (!spec.command.is_empty()).then(|| spec.command.clone()),
             env: Some(env),
             labels: Some(spec.labels.clone().into_iter().collect()),
-            exposed_ports: (!spec.ports.is_empty()).then(|| {
-                spec.ports
-                    .iter()
-                    .map(|p| format!("{}/tcp", p.container_port))
-                    .collect()
-            }),
+            exposed_ports: (!spec.ports.is_empty())
+                .then(|| spec.ports.iter().map(|p| format!("{}/tcp", p.container_port)).collect()),
             healthcheck: Some(HealthConfig {
                 test: Some(spec.health.test.clone()),
                 interval: Some(secs(spec.health.interval_s)),
@@ -506,12 +405,7 @@ impl Engine {
             }),
             stop_timeout: Some(i64::from(spec.stop_grace_s)),
             host_config: Some(HostConfig {
-                binds: Some(
-                    spec.mounts
-                        .iter()
-                        .map(|m| format!("{}:{}", m.volume, m.target))
-                        .collect(),
-                ),
+                binds: Some(spec.mounts.iter().map(|m| format!("{}:{}", m.volume, m.target)).collect()),
                 port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
                 restart_policy: Some(RestartPolicy {
                     name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
@@ -534,9 +428,7 @@ impl Engine {
             }),
             ..Default::default()
         };
-        let options = CreateContainerOptionsBuilder::default()
-            .name(&spec.container_name)
-            .build();
+        let options = CreateContainerOptionsBuilder::default().name(&spec.container_name).build();
         self.docker
             .create_container(Some(options), body)
             .await
@@ -549,10 +441,7 @@ impl Engine {
     }
 
     pub async fn start_container(&self, name: &str) -> Result<(), DockerError> {
-        self.docker
-            .start_container(name, None)
-            .await
-            .map_err(api(format!("start container {name}")))
+        self.docker.start_container(name, None).await.map_err(api(format!("start container {name}")))
     }
 
     /// Stops (SIGTERM, then SIGKILL after `grace_s`) and removes a container; absent is fine.
@@ -560,18 +449,13 @@ impl Engine {
         let grace = i32::try_from(grace_s).unwrap_or(i32::MAX);
         match self
             .docker
-            .stop_container(
-                name,
-                Some(StopContainerOptionsBuilder::default().t(grace).build()),
-            )
+            .stop_container(name, Some(StopContainerOptionsBuilder::default().t(grace).build()))
             .await
         {
             Ok(()) => {}
             Err(e) if is_not_found(&e) => return Ok(()),
             // 304: already stopped.
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 304, ..
-            }) => {}
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => {}
             Err(e) => return Err(api(format!("stop container {name}"))(e)),
         }
         self.remove_container(name).await
@@ -579,10 +463,7 @@ impl Engine {
 
     /// Removes a container at once (killing it if it runs); absent is fine.
     pub async fn remove_container(&self, name: &str) -> Result<(), DockerError> {
-        let options = RemoveContainerOptionsBuilder::default()
-            .force(true)
-            .v(false)
-            .build();
+        let options = RemoveContainerOptionsBuilder::default().force(true).v(false).build();
         match self.docker.remove_container(name, Some(options)).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
@@ -609,31 +490,16 @@ impl Engine {
 
     /// Removes an image unless a container uses it (or it is gone already).
     pub async fn remove_unused_image(&self, id: &str) -> Result<(), DockerError> {
-        match self
-            .docker
-            .remove_image(
-                id,
-                None::<bollard::query_parameters::RemoveImageOptions>,
-                None,
-            )
-            .await
+        match self.docker.remove_image(id, None::<bollard::query_parameters::RemoveImageOptions>, None).await
         {
             Ok(_) => Ok(()),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404 | 409,
-                ..
-            }) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404 | 409, .. }) => Ok(()),
             Err(e) => Err(api(format!("remove image {id}"))(e)),
         }
     }
 
     /// Copies one file into a container (created or running), replacing what was there.
-    pub async fn write_file(
-        &self,
-        container: &str,
-        path: &str,
-        content: &str,
-    ) -> Result<(), DockerError> {
+    pub async fn write_file(&self, container: &str, path: &str, content: &str) -> Result<(), DockerError> {
         self.write_file_mode(container, path, content, 0o644).await
     }
 
@@ -657,33 +523,19 @@ impl Engine {
         header.set_mode(mode);
         header.set_mtime(0);
         header.set_cksum();
-        builder
-            .append_data(&mut header, file, content.as_bytes())
-            .map_err(archive_error)?;
+        builder.append_data(&mut header, file, content.as_bytes()).map_err(archive_error)?;
         let tar = builder.into_inner().map_err(archive_error)?;
         let options = UploadToContainerOptionsBuilder::default().path(dir).build();
         self.docker
-            .upload_to_container(
-                container,
-                Some(options),
-                bollard::body_full(Bytes::from(tar)),
-            )
+            .upload_to_container(container, Some(options), bollard::body_full(Bytes::from(tar)))
             .await
             .map_err(api(format!("copy {path} into {container}")))
     }
 
     /// Reads one file out of a container; None when it is not there.
-    pub async fn read_file(
-        &self,
-        container: &str,
-        path: &str,
-    ) -> Result<Option<String>, DockerError> {
-        let options = DownloadFromContainerOptionsBuilder::default()
-            .path(path)
-            .build();
-        let mut stream = self
-            .docker
-            .download_from_container(container, Some(options));
+    pub async fn read_file(&self, container: &str, path: &str) -> Result<Option<String>, DockerError> {
+        let options = DownloadFromContainerOptionsBuilder::default().path(path).build();
+        let mut stream = self.docker.download_from_container(container, Some(options));
         let mut tar = Vec::new();
         while let Some(chunk) = stream.next().await {
             match chunk {
@@ -701,10 +553,7 @@ impl Engine {
         match entries.next() {
             Some(entry) => {
                 let mut content = String::new();
-                entry
-                    .map_err(archive_error)?
-                    .read_to_string(&mut content)
-                    .map_err(archive_error)?;
+                entry.map_err(archive_error)?.read_to_string(&mut content).map_err(archive_error)?;
                 Ok(Some(content))
             }
             None => Ok(None),
@@ -740,11 +589,7 @@ impl Engine {
     pub async fn reload_nginx(&self, container: &str, timeout: Duration) -> Result<(), DockerError> {
         const WORKER: &str = "nginx: worker process";
         let serving = |procs: &[(String, String)]| -> Vec<String> {
-            procs
-                .iter()
-                .filter(|(_, cmd)| cmd.trim() == WORKER)
-                .map(|(pid, _)| pid.clone())
-                .collect()
+            procs.iter().filter(|(_, cmd)| cmd.trim() == WORKER).map(|(pid, _)| pid.clone()).collect()
         };
         let old = serving(&self.processes(container).await?);
         self.exec(container, &["nginx", "-s", "reload"]).await?;
@@ -786,23 +631,14 @@ impl Engine {
             .await
             .map_err(api(what()))?;
         let mut output = String::new();
-        if let StartExecResults::Attached {
-            output: mut stream, ..
-        } = self
-            .docker
-            .start_exec(&created.id, None)
-            .await
-            .map_err(api(what()))?
+        if let StartExecResults::Attached { output: mut stream, .. } =
+            self.docker.start_exec(&created.id, None).await.map_err(api(what()))?
         {
             while let Some(chunk) = stream.next().await {
                 output.push_str(&chunk.map_err(api(what()))?.to_string());
             }
         }
-        let inspect = self
-            .docker
-            .inspect_exec(&created.id)
-            .await
-            .map_err(api(what()))?;
+        let inspect = self.docker.inspect_exec(&created.id).await.map_err(api(what()))?;
         match inspect.exit_code {
             Some(0) => Ok(output),
             code => Err(DockerError::Exec {
@@ -824,11 +660,7 @@ impl Engine {
 
     /// Waits until the container's health check passes. A container that stops, or is not
     /// healthy within `timeout`, is an error that carries its last log lines.
-    pub async fn wait_healthy(
-        &self,
-        name: &str,
-        timeout: Duration,
-    ) -> Result<Duration, DockerError> {
+    pub async fn wait_healthy(&self, name: &str, timeout: Duration) -> Result<Duration, DockerError> {
         self.wait_until_healthy(name, timeout, false).await
     }
 
@@ -857,24 +689,15 @@ impl Engine {
                 }
                 Some(s) if s.health.as_deref() == Some("healthy") => return Ok(started.elapsed()),
                 // No health check: running is the best there is.
-                Some(s) if s.health.is_none() && s.state == "running" => {
-                    return Ok(started.elapsed())
-                }
+                Some(s) if s.health.is_none() && s.state == "running" => return Ok(started.elapsed()),
                 Some(_) if started.elapsed() > timeout => {
                     Some(format!("is not healthy after {} s", timeout.as_secs()))
                 }
                 Some(_) => None,
             };
             if let Some(problem) = problem {
-                let logs = self
-                    .tail_logs(name, 20)
-                    .await
-                    .unwrap_or_else(|e| format!("(no logs: {e})"));
-                return Err(DockerError::Unhealthy {
-                    container: name.to_string(),
-                    problem,
-                    logs,
-                });
+                let logs = self.tail_logs(name, 20).await.unwrap_or_else(|e| format!("(no logs: {e})"));
+                return Err(DockerError::Unhealthy { container: name.to_string(), problem, logs });
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
@@ -897,52 +720,31 @@ impl Engine {
         follow: bool,
         tail: Option<u32>,
     ) -> impl Stream<Item = Result<Bytes, DockerError>> + use<> {
-        let tail = tail
-            .map(|t| t.to_string())
-            .unwrap_or_else(|| "all".to_string());
-        let options = LogsOptionsBuilder::default()
-            .follow(follow)
-            .stdout(true)
-            .stderr(true)
-            .tail(&tail)
-            .build();
+        let tail = tail.map(|t| t.to_string()).unwrap_or_else(|| "all".to_string());
+        let options =
+            LogsOptionsBuilder::default().follow(follow).stdout(true).stderr(true).tail(&tail).build();
         let what = format!("logs of {name}");
-        self.docker
-            .logs(name, Some(options))
-            .map(move |item| match item {
-                Ok(
-                    LogOutput::StdOut { message }
-                    | LogOutput::StdErr { message }
-                    | LogOutput::Console { message },
-                ) => Ok(message),
-                Ok(LogOutput::StdIn { .. }) => Ok(Bytes::new()),
-                Err(source) => Err(DockerError::Api {
-                    what: what.clone(),
-                    source,
-                }),
-            })
+        self.docker.logs(name, Some(options)).map(move |item| match item {
+            Ok(
+                LogOutput::StdOut { message }
+                | LogOutput::StdErr { message }
+                | LogOutput::Console { message },
+            ) => Ok(message),
+            Ok(LogOutput::StdIn { .. }) => Ok(Bytes::new()),
+            Err(source) => Err(DockerError::Api { what: what.clone(), source }),
+        })
     }
 
     /// Builds an image from a tar build context; returns the builder's output.
     pub async fn build_image(&self, tag: &str, context: Vec<u8>) -> Result<String, DockerError> {
-        let options = BuildImageOptionsBuilder::default()
-            .t(tag)
-            .dockerfile("Dockerfile")
-            .rm(true)
-            .build();
-        let mut stream = Box::pin(self.docker.build_image(
-            options,
-            None,
-            Some(bollard::body_full(Bytes::from(context))),
-        ));
+        let options = BuildImageOptionsBuilder::default().t(tag).dockerfile("Dockerfile").rm(true).build();
+        let mut stream =
+            Box::pin(self.docker.build_image(options, None, Some(bollard::body_full(Bytes::from(context)))));
         let mut output = String::new();
         while let Some(item) = stream.next().await {
             let info = item.map_err(api(format!("build {tag}")))?;
             if let Some(error) = info.error_detail.and_then(|d| d.message) {
-                return Err(DockerError::Build {
-                    image: tag.to_string(),
-                    message: error,
-                });
+                return Err(DockerError::Build { image: tag.to_string(), message: error });
             }
             if let Some(text) = info.stream {
                 output.push_str(&text);

@@ -47,10 +47,7 @@ pub enum ExecError {
 /// Values of the secrets that executing `plan` needs, read from momctl's environment (never
 /// from mom.yaml) or, for the ones momctl generates, from the cluster's directory (made there
 /// on first use). Call it before anything is touched: a missing one stops `up` at once.
-pub fn secrets_from_env(
-    plan: &Plan,
-    desired: &Desired,
-) -> Result<BTreeMap<String, String>, ExecError> {
+pub fn secrets_from_env(plan: &Plan, desired: &Desired) -> Result<BTreeMap<String, String>, ExecError> {
     read_secrets(&desired.cluster, plan.needs_secrets(desired))
 }
 
@@ -77,11 +74,7 @@ fn read_secrets<'a>(
             Ok(value) if !value.is_empty() => {
                 secrets.insert(var.to_string(), value);
             }
-            _ => {
-                return Err(ExecError::MissingSecret {
-                    var: var.to_string(),
-                })
-            }
+            _ => return Err(ExecError::MissingSecret { var: var.to_string() }),
         }
     }
     Ok(secrets)
@@ -123,10 +116,7 @@ pub async fn apply(
     if of_kind(Kind::Swarm).next().is_some() {
         step(
             report,
-            format!(
-                "Swarm of the {} hosts' engines (host 1 manages it, the others join)",
-                hosts.count()
-            ),
+            format!("Swarm of the {} hosts' engines (host 1 manages it, the others join)", hosts.count()),
             false,
             hosts.join_swarm(desired.network.subnet),
         )
@@ -182,18 +172,13 @@ pub async fn apply(
         }
         if !touched.is_empty() {
             let names: Vec<&str> = touched.iter().map(|s| s.service.as_str()).collect();
-            step(
-                report,
-                format!("wait until healthy: {}", names.join(", ")),
-                true,
-                async {
-                    try_join_all(touched.iter().map(|s| {
-                        let timeout = Duration::from_secs(u64::from(s.health.start_period_s) + 60);
-                        hosts.of(s).wait_healthy(&s.container_name, timeout)
-                    }))
-                    .await
-                },
-            )
+            step(report, format!("wait until healthy: {}", names.join(", ")), true, async {
+                try_join_all(touched.iter().map(|s| {
+                    let timeout = Duration::from_secs(u64::from(s.health.start_period_s) + 60);
+                    hosts.of(s).wait_healthy(&s.container_name, timeout)
+                }))
+                .await
+            })
             .await?;
         }
     }
@@ -203,10 +188,7 @@ pub async fn apply(
         let engine = hosts.of(service_of(desired, change)?);
         step(
             report,
-            format!(
-                "update {NGINX_CONF_TARGET} in {} and reload NGINX",
-                change.name
-            ),
+            format!("update {NGINX_CONF_TARGET} in {} and reload NGINX", change.name),
             false,
             async {
                 for (path, content) in &files {
@@ -223,12 +205,9 @@ pub async fn apply(
     for change in of_kind(Kind::Container).filter(|c| c.action == Action::Remove) {
         let host = change.host.unwrap_or(1);
         // A broker drains on SIGTERM; give it the time it may take.
-        step(
-            report,
-            format!("stop and remove container {}{}", change.name, on(hosts, host)),
-            true,
-            async { hosts.engine(host).stop_and_remove(&change.name, 35).await },
-        )
+        step(report, format!("stop and remove container {}{}", change.name, on(hosts, host)), true, async {
+            hosts.engine(host).stop_and_remove(&change.name, 35).await
+        })
         .await?;
     }
     Ok(())
@@ -246,10 +225,8 @@ async fn ensure_images(
     if missing.is_empty() {
         return Ok(());
     }
-    let what = format!(
-        "copy {} to host {host} (docker save | docker load, no registry needed)",
-        missing.join(", ")
-    );
+    let what =
+        format!("copy {} to host {host} (docker save | docker load, no registry needed)", missing.join(", "));
     step(report, what, true, hosts.copy_images(host, &missing)).await
 }
 
@@ -269,9 +246,7 @@ fn service_of<'a>(desired: &'a Desired, change: &Change) -> Result<&'a ServiceSp
         .service
         .as_deref()
         .and_then(|s| desired.service(s))
-        .ok_or_else(|| ExecError::UnknownService {
-            change: change.to_string(),
-        })
+        .ok_or_else(|| ExecError::UnknownService { change: change.to_string() })
 }
 
 async fn converge_container(
@@ -286,13 +261,7 @@ async fn converge_container(
     let name = &spec.container_name;
     let engine = hosts.of(spec);
     if change.action == Action::Start {
-        step(
-            report,
-            format!("start container {name}"),
-            false,
-            engine.start_container(name),
-        )
-        .await?;
+        step(report, format!("start container {name}"), false, engine.start_container(name)).await?;
         return Ok(());
     }
     if change.action == Action::Replace {
@@ -301,11 +270,7 @@ async fn converge_container(
             format!("stop and remove old container {name} ({})", change.reason),
             true,
             // Wherever it runs: a container that moves host is removed from the old one.
-            try_join_all(
-                hosts
-                    .all()
-                    .map(|(_, e)| e.stop_and_remove(name, spec.stop_grace_s)),
-            ),
+            try_join_all(hosts.all().map(|(_, e)| e.stop_and_remove(name, spec.stop_grace_s))),
         )
         .await?;
     }
@@ -313,28 +278,17 @@ async fn converge_container(
     for secret in &spec.secret_env {
         let value = secrets
             .get(&secret.from_env)
-            .ok_or_else(|| ExecError::MissingSecret {
-                var: secret.from_env.clone(),
-            })?;
+            .ok_or_else(|| ExecError::MissingSecret { var: secret.from_env.clone() })?;
         env.insert(secret.name.clone(), value.clone());
     }
-    let files: Vec<(String, String)> = if spec.role == Role::Nginx {
-        nginx_files(desired, nginx_conf)?
-    } else {
-        Vec::new()
-    };
+    let files: Vec<(String, String)> =
+        if spec.role == Role::Nginx { nginx_files(desired, nginx_conf)? } else { Vec::new() };
     step(
         report,
-        format!(
-            "create and start container {name} ({}){}",
-            spec.image,
-            on(hosts, spec.host)
-        ),
+        format!("create and start container {name} ({}){}", spec.image, on(hosts, spec.host)),
         false,
         async {
-            engine
-                .create_container(spec, &desired.network.name, &env, &files)
-                .await?;
+            engine.create_container(spec, &desired.network.name, &env, &files).await?;
             engine.start_container(name).await
         },
     )
@@ -344,11 +298,7 @@ async fn converge_container(
 
 /// Removes everything labelled with the cluster: containers (of every host), then networks, then
 /// volumes.
-pub async fn teardown(
-    hosts: &Hosts,
-    owned: &[(u32, Owned)],
-    report: &dyn Reporter,
-) -> Result<(), ExecError> {
+pub async fn teardown(hosts: &Hosts, owned: &[(u32, Owned)], report: &dyn Reporter) -> Result<(), ExecError> {
     for kind in ["container", "network", "volume"] {
         for (host, owned) in owned {
             let names = match kind {
@@ -438,17 +388,8 @@ pub async fn upgrade(
     };
     let nginx = desired.services.iter().find(|s| s.role == Role::Nginx);
     for (step, conf) in plan.steps.iter().zip(nginx_confs) {
-        let (record, failure) = upgrade_one(
-            hosts,
-            desired,
-            step,
-            conf,
-            nginx,
-            secrets,
-            ready_timeout,
-            report,
-        )
-        .await;
+        let (record, failure) =
+            upgrade_one(hosts, desired, step, conf, nginx, secrets, ready_timeout, report).await;
         summary.brokers.push(record);
         if let Some((error, logs)) = failure {
             summary.ok = false;
@@ -493,9 +434,7 @@ async fn upgrade_one(
                 env.insert(secret.name.clone(), value.clone());
             }
             None => {
-                let e = ExecError::MissingSecret {
-                    var: secret.from_env.clone(),
-                };
+                let e = ExecError::MissingSecret { var: secret.from_env.clone() };
                 return (record, Some((e.to_string(), None)));
             }
         }
@@ -506,20 +445,14 @@ async fn upgrade_one(
     if let Err(e) = ensure_images(hosts, new.host, &[new.image.as_str()], report).await {
         return (record, Some((e.to_string(), None)));
     }
-    let started_new = step(
-        report,
-        format!("{}: create and start {name} ({})", one.service, new.image),
-        false,
-        async {
+    let started_new =
+        step(report, format!("{}: create and start {name} ({})", one.service, new.image), false, async {
             // A container of that name left by an interrupted upgrade is not serving.
             engine.remove_container(name).await?;
-            engine
-                .create_container(new, &desired.network.name, &env, &[])
-                .await?;
+            engine.create_container(new, &desired.network.name, &env, &[]).await?;
             engine.start_container(name).await
-        },
-    )
-    .await;
+        })
+        .await;
     let ready = match started_new {
         Ok(()) => {
             step(
@@ -540,10 +473,7 @@ async fn upgrade_one(
         };
         let removed = step(
             report,
-            format!(
-                "{}: remove {name}; {} keeps serving",
-                one.service, one.old_container
-            ),
+            format!("{}: remove {name}; {} keeps serving", one.service, one.old_container),
             false,
             engine.remove_container(name),
         )
@@ -559,15 +489,10 @@ async fn upgrade_one(
         let (nginx, nginx_engine) = (nginx_spec.container_name.as_str(), hosts.of(nginx_spec));
         let switched = step(
             report,
-            format!(
-                "{}: NGINX upstreams {name} in, {} out; reload NGINX",
-                one.service, one.old_container
-            ),
+            format!("{}: NGINX upstreams {name} in, {} out; reload NGINX", one.service, one.old_container),
             false,
             async {
-                nginx_engine
-                    .write_file(nginx, NGINX_CONF_TARGET, nginx_conf)
-                    .await?;
+                nginx_engine.write_file(nginx, NGINX_CONF_TARGET, nginx_conf).await?;
                 nginx_engine.exec(nginx, &["nginx", "-t", "-q"]).await?;
                 // Only once no old worker takes new requests may the old broker be stopped.
                 nginx_engine.reload_nginx(nginx, NGINX_RELOAD_TIMEOUT).await
@@ -585,22 +510,13 @@ async fn upgrade_one(
                 format!("{name} removed, {} keeps serving", one.old_container)
             };
             record.total_s = started.elapsed().as_secs_f64();
-            return (
-                record,
-                Some((
-                    format!("{}: switching NGINX failed ({kept}): {e}", one.service),
-                    None,
-                )),
-            );
+            return (record, Some((format!("{}: switching NGINX failed ({kept}): {e}", one.service), None)));
         }
     }
     let drain_started = Instant::now();
     let stopped = step(
         report,
-        format!(
-            "{}: stop {} (SIGTERM: it drains) and remove it",
-            one.service, one.old_container
-        ),
+        format!("{}: stop {} (SIGTERM: it drains) and remove it", one.service, one.old_container),
         true,
         engine.stop_and_remove(&one.old_container, new.stop_grace_s),
     )
@@ -608,13 +524,7 @@ async fn upgrade_one(
     record.drain_s = drain_started.elapsed().as_secs_f64();
     record.total_s = started.elapsed().as_secs_f64();
     if let Err(e) = stopped {
-        return (
-            record,
-            Some((
-                format!("{}: removing the old container: {e}", one.service),
-                None,
-            )),
-        );
+        return (record, Some((format!("{}: removing the old container: {e}", one.service), None)));
     }
     record.outcome = "upgraded".to_string();
     report.finished(
@@ -630,17 +540,12 @@ async fn upgrade_one(
 /// A Docker error without the log lines it may carry (they are reported on their own).
 fn short(e: &DockerError) -> String {
     match e {
-        DockerError::Unhealthy {
-            container, problem, ..
-        } => format!("{container} {problem}"),
+        DockerError::Unhealthy { container, problem, .. } => format!("{container} {problem}"),
         other => other.to_string(),
     }
 }
 
 /// The secrets a rolling upgrade's new containers need, from momctl's environment.
 pub fn upgrade_secrets(plan: &UpgradePlan) -> Result<BTreeMap<String, String>, ExecError> {
-    read_secrets(
-        &plan.cluster,
-        plan.steps.iter().flat_map(|s| s.new.secret_env.iter()),
-    )
+    read_secrets(&plan.cluster, plan.steps.iter().flat_map(|s| s.new.secret_env.iter()))
 }

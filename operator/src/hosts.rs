@@ -35,21 +35,12 @@ pub struct Hosts {
 impl Hosts {
     /// Everything on one engine, whose own images are used.
     pub fn one(engine: Engine) -> Hosts {
-        Hosts {
-            hosts: vec![Host {
-                engine,
-                advertise: None,
-            }],
-            source: None,
-        }
+        Hosts { hosts: vec![Host { engine, advertise: None }], source: None }
     }
 
     /// Remote hosts (at least one), with images copied from `source`.
     pub fn remote(hosts: Vec<Host>, source: Engine) -> Hosts {
-        Hosts {
-            hosts,
-            source: Some(source),
-        }
+        Hosts { hosts, source: Some(source) }
     }
 
     pub fn count(&self) -> u32 {
@@ -70,10 +61,7 @@ impl Hosts {
 
     /// Every host with its number.
     pub fn all(&self) -> impl Iterator<Item = (u32, &Engine)> {
-        self.hosts
-            .iter()
-            .enumerate()
-            .map(|(i, h)| (i as u32 + 1, &h.engine))
+        self.hosts.iter().enumerate().map(|(i, h)| (i as u32 + 1, &h.engine))
     }
 
     /// The engine images are resolved on (and copied from).
@@ -110,11 +98,7 @@ impl Hosts {
 
         // The images the file wants and those the containers run (an upgraded broker's).
         let mut image_ids = BTreeMap::new();
-        let images = desired
-            .services
-            .iter()
-            .map(|s| &s.image)
-            .chain(containers.iter().map(|c| &c.image));
+        let images = desired.services.iter().map(|s| &s.image).chain(containers.iter().map(|c| &c.image));
         for image in images {
             if !image_ids.contains_key(image) {
                 if let Some(id) = self.image_id(image).await? {
@@ -124,28 +108,13 @@ impl Hosts {
         }
 
         let nginx_conf = match containers.iter().find(|c| c.role == Some(Role::Nginx)) {
-            Some(nginx) => {
-                self.engine(nginx.host)
-                    .read_file(&nginx.name, NGINX_CONF_TARGET)
-                    .await?
-            }
+            Some(nginx) => self.engine(nginx.host).read_file(&nginx.name, NGINX_CONF_TARGET).await?,
             None => None,
         };
 
-        let outside_swarm = if desired.network.overlay {
-            self.outside_swarm().await?
-        } else {
-            Vec::new()
-        };
+        let outside_swarm = if desired.network.overlay { self.outside_swarm().await? } else { Vec::new() };
 
-        Ok(Observed {
-            network,
-            volumes,
-            containers,
-            outside_swarm,
-            image_ids,
-            nginx_conf,
-        })
+        Ok(Observed { network, volumes, containers, outside_swarm, image_ids, nginx_conf })
     }
 
     /// The hosts not (yet) in host 1's Swarm: all of them when host 1 manages none.
@@ -169,10 +138,7 @@ impl Hosts {
         let manager = match first.engine.swarm().await?.filter(|m| m.manager) {
             Some(m) => m,
             None => {
-                first
-                    .engine
-                    .init_swarm(first.advertise.as_deref(), swarm_pool(subnet))
-                    .await?;
+                first.engine.init_swarm(first.advertise.as_deref(), swarm_pool(subnet)).await?;
                 first.engine.swarm().await?.ok_or_else(|| DockerError::Timeout {
                     container: "host 1".to_string(),
                     problem: "the Swarm it started is not active".to_string(),
@@ -189,9 +155,7 @@ impl Hosts {
             if host.engine.swarm().await?.is_some_and(|m| m.managed_by(&manager)) {
                 continue;
             }
-            host.engine
-                .join_swarm(&at, &token, host.advertise.as_deref())
-                .await?;
+            host.engine.join_swarm(&at, &token, host.advertise.as_deref()).await?;
         }
         Ok(())
     }
@@ -249,9 +213,8 @@ impl Hosts {
 pub fn swarm_pool(subnet: Ipv4Net) -> Ipv4Net {
     let overlaps = |p: &Ipv4Net| p.contains(&subnet.network()) || subnet.contains(&p.network());
     let candidates = [[10, 254], [10, 253], [172, 31]];
-    let mut pools = candidates
-        .iter()
-        .filter_map(|[a, b]| Ipv4Net::new(std::net::Ipv4Addr::new(*a, *b, 0, 0), 16).ok());
+    let mut pools =
+        candidates.iter().filter_map(|[a, b]| Ipv4Net::new(std::net::Ipv4Addr::new(*a, *b, 0, 0), 16).ok());
     let first = pools.clone().next().unwrap_or(subnet);
     pools.find(|p| !overlaps(p)).unwrap_or(first)
 }

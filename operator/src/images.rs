@@ -33,46 +33,30 @@ pub enum BuildError {
 
 /// Where `cargo build -p mom-broker` puts the binary: the newer of release and debug.
 pub fn find_binary(target_dir: Option<&Path>) -> Result<PathBuf, BuildError> {
-    let target = target_dir
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("target"));
-    let candidates = [
-        target.join("release/mom-broker"),
-        target.join("debug/mom-broker"),
-    ];
+    let target = target_dir.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("target"));
+    let candidates = [target.join("release/mom-broker"), target.join("debug/mom-broker")];
     let modified = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    candidates
-        .iter()
-        .filter(|p| p.is_file())
-        .max_by_key(|p| modified(p))
-        .cloned()
-        .ok_or_else(|| BuildError::NoBinary {
-            looked: candidates
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })
+    candidates.iter().filter(|p| p.is_file()).max_by_key(|p| modified(p)).cloned().ok_or_else(|| {
+        BuildError::NoBinary {
+            looked: candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+        }
+    })
 }
 
 /// The build context: the Dockerfile and the binary, as a tar archive.
 fn context(binary: &Path) -> Result<Vec<u8>, BuildError> {
-    let bytes = std::fs::read(binary).map_err(|source| BuildError::Read {
-        path: binary.to_path_buf(),
-        source,
-    })?;
+    let bytes =
+        std::fs::read(binary).map_err(|source| BuildError::Read { path: binary.to_path_buf(), source })?;
     let mut tar = tar::Builder::new(Vec::new());
-    for (name, data, mode) in [
-        ("Dockerfile", DOCKERFILE.as_bytes(), 0o644),
-        ("mom-broker", bytes.as_slice(), 0o755),
-    ] {
+    for (name, data, mode) in
+        [("Dockerfile", DOCKERFILE.as_bytes(), 0o644), ("mom-broker", bytes.as_slice(), 0o755)]
+    {
         let mut header = tar::Header::new_gnu();
         header.set_size(data.len() as u64);
         header.set_mode(mode);
         header.set_mtime(0);
         header.set_cksum();
-        tar.append_data(&mut header, name, data)
-            .map_err(BuildError::Pack)?;
+        tar.append_data(&mut header, name, data).map_err(BuildError::Pack)?;
     }
     tar.into_inner().map_err(BuildError::Pack)
 }

@@ -59,11 +59,7 @@ pub async fn compute_plan(hosts: &Hosts, desired: &Desired) -> Result<Computed, 
     let desired = plan::effective(desired, &observed);
     let nginx_conf = render::nginx_conf(&desired)?;
     let plan = plan::diff(&desired, &observed, &nginx_conf)?;
-    Ok(Computed {
-        plan,
-        nginx_conf,
-        desired,
-    })
+    Ok(Computed { plan, nginx_conf, desired })
 }
 
 /// Which image a rolling upgrade goes to.
@@ -97,11 +93,7 @@ pub async fn compute_upgrade(
     let mut running = plan::effective(desired, &observed);
     let mut nginx_confs = Vec::new();
     for step in &plan.steps {
-        if let Some(spec) = running
-            .services
-            .iter_mut()
-            .find(|s| s.service == step.service)
-        {
+        if let Some(spec) = running.services.iter_mut().find(|s| s.service == step.service) {
             *spec = step.new.clone();
         }
         nginx_confs.push(render::nginx_conf(&running)?);
@@ -127,11 +119,7 @@ pub struct AwsComputed {
 /// The containers of a host that does not exist yet: everything is created.
 fn fresh_host_plan(desired: &Desired) -> Result<Plan, Error> {
     let observed = plan::Observed {
-        image_ids: desired
-            .services
-            .iter()
-            .map(|s| (s.image.clone(), String::new()))
-            .collect(),
+        image_ids: desired.services.iter().map(|s| (s.image.clone(), String::new())).collect(),
         ..plan::Observed::default()
     };
     let nginx_conf = render::nginx_conf(desired)?;
@@ -153,14 +141,13 @@ pub async fn compute_aws_plan(
     // cluster is new, or lost its first host) every container is planned as new.
     let host_changing = |action: plan::Action| {
         aws_desired.hosts.iter().find(|h| {
-            changes
-                .iter()
-                .any(|c| c.kind == plan::Kind::Instance && c.action == action && c.name == h.name)
+            changes.iter().any(|c| c.kind == plan::Kind::Instance && c.action == action && c.name == h.name)
         })
     };
-    let first_new = aws_desired.hosts.first().is_none_or(|h| {
-        host_changing(plan::Action::Create).is_some_and(|n| n.index == h.index)
-    });
+    let first_new = aws_desired
+        .hosts
+        .first()
+        .is_none_or(|h| host_changing(plan::Action::Create).is_some_and(|n| n.index == h.index));
     let unreachable = host_changing(plan::Action::Start)
         .map(|h| format!("host {} is stopped", h.index))
         .or_else(|| host_changing(plan::Action::Create).map(|h| format!("host {} is new", h.index)));
@@ -187,10 +174,7 @@ pub async fn compute_aws_plan(
     };
     Ok(AwsComputed {
         observed,
-        plan: Plan {
-            cluster: desired.cluster.clone(),
-            changes,
-        },
+        plan: Plan { cluster: desired.cluster.clone(), changes },
         ec2_changes,
         docker,
         docker_error,

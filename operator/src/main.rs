@@ -14,11 +14,9 @@ use mom_operator::aws::{self, AwsDesired, Ec2};
 use mom_operator::config::{self, Settings};
 use mom_operator::desired::Desired;
 use mom_operator::docker::Engine;
-use mom_operator::hosts::Hosts;
 use mom_operator::exec::{self, Reporter};
-use mom_operator::{
-    compute_aws_plan, compute_plan, compute_upgrade, images, render, status, Target,
-};
+use mom_operator::hosts::Hosts;
+use mom_operator::{compute_aws_plan, compute_plan, compute_upgrade, images, render, status, Target};
 
 #[derive(Parser)]
 #[command(
@@ -129,10 +127,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("momctl: cannot start: {e}");
@@ -161,21 +156,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Plan { output } => plan(&cli.file, output).await,
         Command::Up => up(&cli.file).await,
         Command::Status { output } => show_status(&cli.file, output).await,
-        Command::Logs {
-            service,
-            follow,
-            tail,
-        } => logs(&cli.file, &service, follow, tail).await,
+        Command::Logs { service, follow, tail } => logs(&cli.file, &service, follow, tail).await,
         Command::Render { out } => render_files(&cli.file, &out),
         Command::Down { yes } => down(&cli.file, yes).await,
         Command::Build { binary, tag } => build(&cli.file, binary, tag).await,
-        Command::Upgrade {
-            broker_image,
-            rolling,
-        } => rolling_upgrade(&cli.file, Target::Image(&broker_image), &rolling).await,
-        Command::Rollback { rolling } => {
-            rolling_upgrade(&cli.file, Target::Previous, &rolling).await
+        Command::Upgrade { broker_image, rolling } => {
+            rolling_upgrade(&cli.file, Target::Image(&broker_image), &rolling).await
         }
+        Command::Rollback { rolling } => rolling_upgrade(&cli.file, Target::Previous, &rolling).await,
     }
 }
 
@@ -187,10 +175,7 @@ fn init(file: &Path, cluster: &str, force: bool) -> Result<ExitCode> {
     // What init writes must itself be valid.
     config::parse(&text, &file.display().to_string())?.settings(&file.display().to_string())?;
     std::fs::write(file, text).with_context(|| format!("writing {}", file.display()))?;
-    println!(
-        "wrote {} (cluster {cluster}); next: `momctl plan`, then `momctl up`",
-        file.display()
-    );
+    println!("wrote {} (cluster {cluster}); next: `momctl plan`, then `momctl up`", file.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -235,28 +220,16 @@ async fn plan(file: &Path, output: Output) -> Result<ExitCode> {
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
         Output::Text if plan.is_empty() => {
-            println!(
-                "nothing to do: cluster {} matches {}",
-                desired.cluster,
-                file.display()
-            )
+            println!("nothing to do: cluster {} matches {}", desired.cluster, file.display())
         }
         Output::Text => {
-            println!(
-                "cluster {} (local Docker engine): {} change(s)",
-                desired.cluster,
-                plan.changes.len()
-            );
+            println!("cluster {} (local Docker engine): {} change(s)", desired.cluster, plan.changes.len());
             for change in &plan.changes {
                 println!("  {change}");
             }
         }
     }
-    Ok(if plan.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(2)
-    })
+    Ok(if plan.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }
 
 async fn aws_plan(
@@ -274,11 +247,9 @@ async fn aws_plan(
     let unknown = computed.docker_error.is_some();
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(plan)?),
-        Output::Text if plan.is_empty() && !unknown => println!(
-            "nothing to do: cluster {} matches {}",
-            desired.cluster,
-            file.display()
-        ),
+        Output::Text if plan.is_empty() && !unknown => {
+            println!("nothing to do: cluster {} matches {}", desired.cluster, file.display())
+        }
         Output::Text => {
             println!(
                 "cluster {} (AWS {}, {} host(s)): {} change(s), {} on EC2",
@@ -299,11 +270,7 @@ async fn aws_plan(
             }
         }
     }
-    Ok(if plan.is_empty() && !unknown {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(2)
-    })
+    Ok(if plan.is_empty() && !unknown { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }
 
 async fn aws_up(file: &Path, aws_desired: &AwsDesired, desired: Desired) -> Result<ExitCode> {
@@ -342,10 +309,7 @@ async fn aws_up(file: &Path, aws_desired: &AwsDesired, desired: Desired) -> Resu
         ec2.observe(&aws_desired.cluster).await?
     };
     // The containers: the same diff as `plan`'s, now against the hosts' engines.
-    let what = format!(
-        "connect to the Docker API of {} host(s)",
-        aws_desired.hosts.len()
-    );
+    let what = format!("connect to the Docker API of {} host(s)", aws_desired.hosts.len());
     Lines.started(&what, aws::docker_override().is_none());
     let step = Instant::now();
     let hosts = aws::host_engines(aws_desired, &observed, true).await?;
@@ -356,15 +320,7 @@ async fn aws_up(file: &Path, aws_desired: &AwsDesired, desired: Desired) -> Resu
     };
     if !docker.plan.is_empty() {
         let secrets = exec::secrets_from_env(&docker.plan, &docker.desired)?;
-        exec::apply(
-            &hosts,
-            &docker.desired,
-            &docker.plan,
-            &docker.nginx_conf,
-            &secrets,
-            &Lines,
-        )
-        .await?;
+        exec::apply(&hosts, &docker.desired, &docker.plan, &docker.nginx_conf, &secrets, &Lines).await?;
     }
     let mut endpoint = desired.endpoint.clone();
     if let Some(ip) = aws::endpoint_ip(&observed) {
@@ -398,27 +354,14 @@ async fn aws_down(aws_desired: &AwsDesired, yes: bool) -> Result<ExitCode> {
         }
         None => None,
     };
-    let no_containers = stand_in
-        .as_ref()
-        .is_none_or(|(_, o)| o.iter().all(|(_, o)| o.is_empty()));
+    let no_containers = stand_in.as_ref().is_none_or(|(_, o)| o.iter().all(|(_, o)| o.is_empty()));
     if observed.is_empty() && no_containers {
-        println!(
-            "nothing to remove: nothing is tagged {}={cluster}",
-            aws::CLUSTER_TAG
-        );
+        println!("nothing to remove: nothing is tagged {}={cluster}", aws::CLUSTER_TAG);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "cluster {cluster} owns (tag {}={cluster}):",
-        aws::CLUSTER_TAG
-    );
+    println!("cluster {cluster} owns (tag {}={cluster}):", aws::CLUSTER_TAG);
     for i in &observed.instances {
-        println!(
-            "  - instance {} ({}, {})",
-            i.id,
-            i.name.as_deref().unwrap_or("-"),
-            i.state
-        );
+        println!("  - instance {} ({}, {})", i.id, i.name.as_deref().unwrap_or("-"), i.state);
     }
     for a in &observed.addresses {
         println!(
@@ -445,10 +388,7 @@ async fn aws_down(aws_desired: &AwsDesired, yes: bool) -> Result<ExitCode> {
         exec::teardown(hosts, owned, &Lines).await?;
     }
     aws::teardown(&ec2, cluster, &observed, &Lines).await?;
-    println!(
-        "cluster {cluster} removed ({:.1} s)",
-        started.elapsed().as_secs_f64()
-    );
+    println!("cluster {cluster} removed ({:.1} s)", started.elapsed().as_secs_f64());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -486,11 +426,9 @@ fn print_owned(hosts: &Hosts, owned: &[(u32, mom_operator::docker::Owned)], note
         } else {
             format!(" ({})", note.trim_start_matches(", "))
         };
-        for (kind, names) in [
-            ("container", &owned.containers),
-            ("network", &owned.networks),
-            ("volume", &owned.volumes),
-        ] {
+        for (kind, names) in
+            [("container", &owned.containers), ("network", &owned.networks), ("volume", &owned.volumes)]
+        {
             for name in names {
                 println!("  - {kind} {name}{on}");
             }
@@ -593,9 +531,7 @@ async fn show_status(file: &Path, output: Output) -> Result<ExitCode> {
         }
     }
     let hosts = hosts_for(view.as_ref()).await?;
-    let password = std::env::var(&desired.admin_password_env)
-        .ok()
-        .filter(|p| !p.is_empty());
+    let password = std::env::var(&desired.admin_password_env).ok().filter(|p| !p.is_empty());
     let status = status::gather(&hosts, &desired, password.as_deref()).await?;
     if let Output::Json = output {
         println!("{}", serde_json::to_string_pretty(&status)?);
@@ -658,31 +594,16 @@ async fn logs(file: &Path, service: &str, follow: bool, tail: Option<u32>) -> Re
     let (settings, desired) = load(file)?;
     let hosts = hosts_for(ec2_view(&settings).await?.as_ref()).await?;
     let containers = hosts.containers(&desired.cluster).await?;
-    let Some(container) = containers
-        .iter()
-        .find(|c| c.service.as_deref() == Some(service) || c.name == service)
+    let Some(container) =
+        containers.iter().find(|c| c.service.as_deref() == Some(service) || c.name == service)
     else {
-        let known: Vec<&str> = containers
-            .iter()
-            .filter_map(|c| c.service.as_deref())
-            .collect();
+        let known: Vec<&str> = containers.iter().filter_map(|c| c.service.as_deref()).collect();
         if known.is_empty() {
-            bail!(
-                "cluster {} has no containers (run `momctl up`)",
-                desired.cluster
-            );
+            bail!("cluster {} has no containers (run `momctl up`)", desired.cluster);
         }
-        bail!(
-            "cluster {} has no service {service}; it has: {}",
-            desired.cluster,
-            known.join(", ")
-        );
+        bail!("cluster {} has no service {service}; it has: {}", desired.cluster, known.join(", "));
     };
-    let mut stream = Box::pin(
-        hosts
-            .engine(container.host)
-            .logs(&container.name, follow, tail),
-    );
+    let mut stream = Box::pin(hosts.engine(container.host).logs(&container.name, follow, tail));
     let mut stdout = std::io::stdout();
     while let Some(chunk) = stream.next().await {
         stdout.write_all(&chunk?)?;
@@ -717,17 +638,10 @@ async fn down(file: &Path, yes: bool) -> Result<ExitCode> {
     let hosts = Hosts::one(Engine::connect().await?);
     let owned = hosts.owned(&desired.cluster).await?;
     if owned.iter().all(|(_, o)| o.is_empty()) {
-        println!(
-            "nothing to remove: nothing is labelled {}",
-            Desired::cluster_filter(&desired.cluster)
-        );
+        println!("nothing to remove: nothing is labelled {}", Desired::cluster_filter(&desired.cluster));
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "cluster {} owns (label {}):",
-        desired.cluster,
-        Desired::cluster_filter(&desired.cluster)
-    );
+    println!("cluster {} owns (label {}):", desired.cluster, Desired::cluster_filter(&desired.cluster));
     print_owned(&hosts, &owned, "");
     if !yes && !confirmed("Remove all of it, with the messages and metadata in the volumes?")? {
         println!("nothing removed");
@@ -735,11 +649,7 @@ async fn down(file: &Path, yes: bool) -> Result<ExitCode> {
     }
     let started = Instant::now();
     exec::teardown(&hosts, &owned, &Lines).await?;
-    println!(
-        "cluster {} removed ({:.1} s)",
-        desired.cluster,
-        started.elapsed().as_secs_f64()
-    );
+    println!("cluster {} removed ({:.1} s)", desired.cluster, started.elapsed().as_secs_f64());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -751,11 +661,7 @@ async fn build(file: &Path, binary: Option<PathBuf>, tag: Option<String>) -> Res
     };
     let binary = match binary {
         Some(path) => path,
-        None => images::find_binary(
-            std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .as_deref(),
-        )?,
+        None => images::find_binary(std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).as_deref())?,
     };
     let engine = Engine::connect().await?;
     let what = format!("build {tag} from {}", binary.display());
@@ -781,10 +687,7 @@ async fn rolling_upgrade(file: &Path, target: Target<'_>, rolling: &Rolling) -> 
         }
     };
     if plan.steps.is_empty() {
-        say(format!(
-            "nothing to do: every broker of cluster {} runs {}",
-            plan.cluster, plan.image
-        ));
+        say(format!("nothing to do: every broker of cluster {} runs {}", plan.cluster, plan.image));
     } else {
         say(format!(
             "momctl: rolling upgrade of cluster {} to {}, {} broker(s), one at a time",
@@ -817,22 +720,15 @@ async fn rolling_upgrade(file: &Path, target: Target<'_>, rolling: &Rolling) -> 
         }
         return Ok(ExitCode::SUCCESS);
     }
-    eprintln!(
-        "momctl: upgrade stopped: {}",
-        summary.error.as_deref().unwrap_or("unknown error")
-    );
+    eprintln!("momctl: upgrade stopped: {}", summary.error.as_deref().unwrap_or("unknown error"));
     if let Some(logs) = &summary.failed_logs {
         eprintln!("its last log lines:");
         for line in logs.lines() {
             eprintln!("  | {line}");
         }
     }
-    let upgraded: Vec<&str> = summary
-        .brokers
-        .iter()
-        .filter(|b| b.outcome == "upgraded")
-        .map(|b| b.service.as_str())
-        .collect();
+    let upgraded: Vec<&str> =
+        summary.brokers.iter().filter(|b| b.outcome == "upgraded").map(|b| b.service.as_str()).collect();
     eprintln!(
         "the other brokers keep serving on their image{}",
         if upgraded.is_empty() {

@@ -12,8 +12,8 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+    KeyPair, KeyUsagePurpose,
 };
 
 pub const CA_CERT: &str = "ca.pem";
@@ -49,11 +49,7 @@ pub struct Pki {
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> PkiError + 'a {
-    move |source| PkiError::Io {
-        what,
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| PkiError::Io { what, path: path.to_path_buf(), source }
 }
 
 /// Writes `content` to `path` readable by the owner only when `secret` (the mode is set when the
@@ -66,11 +62,9 @@ pub fn write_file(path: &Path, content: &str, secret: bool) -> Result<(), PkiErr
     let mut file = options.open(path).map_err(io("write", path))?;
     if secret {
         use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(io("protect", path))?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io("protect", path))?;
     }
-    file.write_all(content.as_bytes())
-        .map_err(io("write", path))
+    file.write_all(content.as_bytes()).map_err(io("write", path))
 }
 
 fn ca_params(cluster: &str) -> CertificateParams {
@@ -80,11 +74,8 @@ fn ca_params(cluster: &str) -> CertificateParams {
     dn.push(DnType::CommonName, format!("mom {cluster} Docker CA"));
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    params.key_usages =
+        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     params
 }
 
@@ -95,8 +86,7 @@ impl Pki {
         let ca_path = dir.join(CA_CERT);
         let ca_key_path = dir.join(CA_KEY);
         let (ca_key, ca_cert_pem, fresh) = if ca_path.exists() && ca_key_path.exists() {
-            let key_pem =
-                std::fs::read_to_string(&ca_key_path).map_err(io("read", &ca_key_path))?;
+            let key_pem = std::fs::read_to_string(&ca_key_path).map_err(io("read", &ca_key_path))?;
             let cert_pem = std::fs::read_to_string(&ca_path).map_err(io("read", &ca_path))?;
             (KeyPair::from_pem(&key_pem)?, cert_pem, false)
         } else {
@@ -106,18 +96,11 @@ impl Pki {
             write_file(&ca_path, &cert.pem(), false)?;
             (key, cert.pem(), true)
         };
-        let pki = Pki {
-            dir: dir.to_path_buf(),
-            cluster: cluster.to_string(),
-            ca_key,
-            ca_cert_pem,
-        };
+        let pki = Pki { dir: dir.to_path_buf(), cluster: cluster.to_string(), ca_key, ca_cert_pem };
         if fresh || !dir.join(CLIENT_CERT).exists() || !dir.join(CLIENT_KEY).exists() {
             let key = KeyPair::generate()?;
             let mut params = CertificateParams::default();
-            params
-                .distinguished_name
-                .push(DnType::CommonName, format!("momctl {cluster}"));
+            params.distinguished_name.push(DnType::CommonName, format!("momctl {cluster}"));
             params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
             params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
             let cert = params.signed_by(&key, &pki.issuer())?;
@@ -149,15 +132,9 @@ impl Pki {
         let name = names.last().map(String::as_str).unwrap_or("mom");
         params.distinguished_name.push(DnType::CommonName, name);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         let cert = params.signed_by(&key, &self.issuer())?;
-        Ok(ServerCert {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        })
+        Ok(ServerCert { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
     }
 }
 
@@ -171,23 +148,14 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("momctl-pki-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let first = Pki::ensure(&dir, "demo").expect("pki");
-        for (file, mode) in [
-            (CA_KEY, 0o600),
-            (CLIENT_KEY, 0o600),
-            (CA_CERT, 0o644),
-            (CLIENT_CERT, 0o644),
-        ] {
+        for (file, mode) in [(CA_KEY, 0o600), (CLIENT_KEY, 0o600), (CA_CERT, 0o644), (CLIENT_CERT, 0o644)] {
             let meta = std::fs::metadata(dir.join(file)).expect("file");
             assert_eq!(meta.permissions().mode() & 0o777, mode, "{file}");
         }
         let again = Pki::ensure(&dir, "demo").expect("pki again");
-        assert_eq!(
-            first.ca_cert_pem, again.ca_cert_pem,
-            "the CA is loaded, not remade"
-        );
-        let server = again
-            .server_cert("mom-demo-host-1", Ipv4Addr::new(198, 51, 100, 7))
-            .expect("server cert");
+        assert_eq!(first.ca_cert_pem, again.ca_cert_pem, "the CA is loaded, not remade");
+        let server =
+            again.server_cert("mom-demo-host-1", Ipv4Addr::new(198, 51, 100, 7)).expect("server cert");
         assert!(server.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
         assert!(server.key_pem.contains("PRIVATE KEY"));
         let _ = std::fs::remove_dir_all(&dir);

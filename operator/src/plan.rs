@@ -128,19 +128,10 @@ impl fmt::Display for Change {
             .ok()
             .map(|k| serde_json::Value::String(k.as_str().unwrap_or_default().replace('_', " ")));
         let word = |v: &Option<serde_json::Value>| {
-            v.as_ref()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default()
+            v.as_ref().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
         };
         let host = self.host.map(|h| format!(" on host {h}")).unwrap_or_default();
-        write!(
-            f,
-            "{sign} {} {} {}{host}: {}",
-            word(&action),
-            word(&kind),
-            self.name,
-            self.reason
-        )
+        write!(f, "{sign} {} {} {}{host}: {}", word(&action), word(&kind), self.name, self.reason)
     }
 }
 
@@ -159,9 +150,7 @@ impl Plan {
     pub fn needs_secrets<'a>(&'a self, desired: &'a Desired) -> impl Iterator<Item = &'a SecretEnv> + 'a {
         self.changes
             .iter()
-            .filter(|c| {
-                c.kind == Kind::Container && matches!(c.action, Action::Create | Action::Replace)
-            })
+            .filter(|c| c.kind == Kind::Container && matches!(c.action, Action::Create | Action::Replace))
             .filter_map(|c| c.service.as_deref().and_then(|s| desired.service(s)))
             .flat_map(|s| s.secret_env.iter())
     }
@@ -179,21 +168,12 @@ pub enum PlanError {
         "network {name} exists with subnet {actual}, but mom.yaml wants {wanted}; \
          changing the subnet needs `momctl down` first"
     )]
-    SubnetChanged {
-        name: String,
-        actual: String,
-        wanted: String,
-    },
+    SubnetChanged { name: String, actual: String, wanted: String },
     #[error(
         "network {name} is a {actual} network, but the cluster now needs {wanted} (it spans \
          {hosts} host(s)); changing between one host and several needs `momctl down` first"
     )]
-    DriverChanged {
-        name: String,
-        actual: String,
-        wanted: &'static str,
-        hosts: u32,
-    },
+    DriverChanged { name: String, actual: String, wanted: &'static str, hosts: u32 },
 }
 
 /// The broker container of `service` that counts: the running one of the highest generation
@@ -286,24 +266,16 @@ pub enum UpgradeError {
 
 /// The steps of `momctl upgrade --broker-image image`. Brokers already on `image` (same image
 /// id) are left alone, so an interrupted upgrade can be run again.
-pub fn upgrade(
-    desired: &Desired,
-    observed: &Observed,
-    image: &str,
-) -> Result<UpgradePlan, UpgradeError> {
+pub fn upgrade(desired: &Desired, observed: &Observed, image: &str) -> Result<UpgradePlan, UpgradeError> {
     let Some(image_id) = observed.image_ids.get(image) else {
-        return Err(UpgradeError::ImageMissing {
-            image: image.to_string(),
-        });
+        return Err(UpgradeError::ImageMissing { image: image.to_string() });
     };
     let mut steps = Vec::new();
     let mut unchanged = Vec::new();
     for spec in desired.brokers() {
         let current = current_broker(observed, &spec.service)
             .filter(|c| c.running())
-            .ok_or_else(|| UpgradeError::NotRunning {
-                service: spec.service.clone(),
-            })?;
+            .ok_or_else(|| UpgradeError::NotRunning { service: spec.service.clone() })?;
         if current.image == image && current.image_id == *image_id {
             unchanged.push(spec.service.clone());
             continue;
@@ -318,12 +290,7 @@ pub fn upgrade(
             new,
         });
     }
-    Ok(UpgradePlan {
-        cluster: desired.cluster.clone(),
-        image: image.to_string(),
-        steps,
-        unchanged,
-    })
+    Ok(UpgradePlan { cluster: desired.cluster.clone(), image: image.to_string(), steps, unchanged })
 }
 
 /// The image `momctl rollback` returns to: the one the newest generation replaced.
@@ -335,9 +302,7 @@ pub fn rollback_image(desired: &Desired, observed: &Observed) -> Result<String, 
         .max_by_key(|c| c.generation)
         .and_then(|c| c.previous_image.clone())
         .filter(|p| !p.is_empty())
-        .ok_or_else(|| UpgradeError::NoPrevious {
-            cluster: desired.cluster.clone(),
-        })
+        .ok_or_else(|| UpgradeError::NoPrevious { cluster: desired.cluster.clone() })
 }
 
 /// The EC2 part of the diff (provider aws): what `up` has to do so that EC2 matches `desired`,
@@ -355,26 +320,15 @@ pub fn ec2_diff(desired: &AwsDesired, observed: &Ec2Observed) -> Vec<Change> {
     if let Some(group) = &observed.security_group {
         let wanted = crate::aws::rule_keys(&desired.ingress(&group.id));
         if wanted != group.rules {
-            let added: Vec<&str> = wanted
-                .iter()
-                .filter(|r| !group.rules.contains(r))
-                .map(String::as_str)
-                .collect();
-            let gone: Vec<&str> = group
-                .rules
-                .iter()
-                .filter(|r| !wanted.contains(r))
-                .map(String::as_str)
-                .collect();
+            let added: Vec<&str> =
+                wanted.iter().filter(|r| !group.rules.contains(r)).map(String::as_str).collect();
+            let gone: Vec<&str> =
+                group.rules.iter().filter(|r| !wanted.contains(r)).map(String::as_str).collect();
             changes.push(change(
                 Action::Update,
                 Kind::SecurityGroup,
                 &group.name,
-                format!(
-                    "inbound rules differ: add [{}], remove [{}]",
-                    added.join(", "),
-                    gone.join(", ")
-                ),
+                format!("inbound rules differ: add [{}], remove [{}]", added.join(", "), gone.join(", ")),
             ));
         }
     }
@@ -385,12 +339,7 @@ pub fn ec2_diff(desired: &AwsDesired, observed: &Ec2Observed) -> Vec<Change> {
             &desired.group_name,
             format!(
                 "all traffic inside the group; NGINX {} from anywhere; SSH and Docker API ({}) from {}",
-                desired
-                    .public_ports
-                    .iter()
-                    .map(|p| format!("tcp/{p}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                desired.public_ports.iter().map(|p| format!("tcp/{p}")).collect::<Vec<_>>().join(", "),
                 crate::aws::DOCKER_TLS_PORT,
                 desired.settings.admin_cidr
             ),
@@ -403,9 +352,7 @@ pub fn ec2_diff(desired: &AwsDesired, observed: &Ec2Observed) -> Vec<Change> {
             &desired.key_name,
             format!(
                 "private key to {} (mode 0600)",
-                crate::aws::cluster_dir(&desired.cluster)
-                    .join(crate::aws::SSH_KEY_FILE)
-                    .display()
+                crate::aws::cluster_dir(&desired.cluster).join(crate::aws::SSH_KEY_FILE).display()
             ),
         ));
     }
@@ -428,11 +375,7 @@ pub fn ec2_diff(desired: &AwsDesired, observed: &Ec2Observed) -> Vec<Change> {
                 format!(
                     "{} from {}, user data installs Docker with its API on tcp/{} (mutual TLS)",
                     desired.settings.instance_type,
-                    desired
-                        .settings
-                        .ami
-                        .as_deref()
-                        .unwrap_or("the newest Debian 12 AMI"),
+                    desired.settings.ami.as_deref().unwrap_or("the newest Debian 12 AMI"),
                     crate::aws::DOCKER_TLS_PORT
                 ),
             )),
@@ -457,13 +400,8 @@ pub fn ec2_diff(desired: &AwsDesired, observed: &Ec2Observed) -> Vec<Change> {
         }
     }
     for instance in &observed.instances {
-        let wanted = instance
-            .host
-            .is_some_and(|h| (1..=desired.settings.hosts).contains(&h))
-            && instance
-                .host
-                .and_then(|h| observed.instance(h))
-                .is_some_and(|kept| kept.id == instance.id);
+        let wanted = instance.host.is_some_and(|h| (1..=desired.settings.hosts).contains(&h))
+            && instance.host.and_then(|h| observed.instance(h)).is_some_and(|kept| kept.id == instance.id);
         if !wanted {
             changes.push(change(
                 Action::Remove,
@@ -478,20 +416,14 @@ pub fn ec2_diff(desired: &AwsDesired, observed: &Ec2Observed) -> Vec<Change> {
         }
     }
     for address in &observed.addresses {
-        if !address
-            .host
-            .is_some_and(|h| (1..=desired.settings.hosts).contains(&h))
-        {
+        if !address.host.is_some_and(|h| (1..=desired.settings.hosts).contains(&h)) {
             changes.push(change(
                 Action::Remove,
                 Kind::Address,
                 &address.allocation_id,
                 format!(
                     "Elastic IP {} of a host no longer in mom.yaml (release)",
-                    address
-                        .public_ip
-                        .map(|ip| ip.to_string())
-                        .unwrap_or_default()
+                    address.public_ip.map(|ip| ip.to_string()).unwrap_or_default()
                 ),
             ));
         }
@@ -575,15 +507,9 @@ pub fn diff(desired: &Desired, observed: &Observed, nginx_conf: &str) -> Result<
     let mut nginx_recreated = false;
     for spec in &desired.services {
         let Some(image_id) = observed.image_ids.get(&spec.image) else {
-            return Err(PlanError::ImageMissing {
-                image: spec.image.clone(),
-                service: spec.service.clone(),
-            });
+            return Err(PlanError::ImageMissing { image: spec.image.clone(), service: spec.service.clone() });
         };
-        let found = observed
-            .containers
-            .iter()
-            .find(|c| c.name == spec.container_name);
+        let found = observed.containers.iter().find(|c| c.name == spec.container_name);
         if let Some(mut change) = container_change(spec, found, image_id) {
             if spec.role == Role::Nginx && change.action != Action::Start {
                 nginx_recreated = true;
@@ -612,11 +538,7 @@ pub fn diff(desired: &Desired, observed: &Observed, nginx_conf: &str) -> Result<
     }
 
     for container in &observed.containers {
-        if desired
-            .services
-            .iter()
-            .all(|s| s.container_name != container.name)
-        {
+        if desired.services.iter().all(|s| s.container_name != container.name) {
             changes.push(Change {
                 action: Action::Remove,
                 kind: Kind::Container,
@@ -628,17 +550,10 @@ pub fn diff(desired: &Desired, observed: &Observed, nginx_conf: &str) -> Result<
         }
     }
 
-    Ok(Plan {
-        cluster: desired.cluster.clone(),
-        changes,
-    })
+    Ok(Plan { cluster: desired.cluster.clone(), changes })
 }
 
-fn container_change(
-    spec: &ServiceSpec,
-    found: Option<&ObservedContainer>,
-    image_id: &str,
-) -> Option<Change> {
+fn container_change(spec: &ServiceSpec, found: Option<&ObservedContainer>, image_id: &str) -> Option<Change> {
     let change = |action, reason: String| {
         Some(Change {
             action,
@@ -650,10 +565,7 @@ fn container_change(
         })
     };
     let Some(found) = found else {
-        return change(
-            Action::Create,
-            format!("{} from {}", spec.role.as_str(), spec.image),
-        );
+        return change(Action::Create, format!("{} from {}", spec.role.as_str(), spec.image));
     };
     if found.spec_hash.as_deref() != Some(spec.spec_hash()) {
         let reason = if found.host != spec.host {
@@ -680,10 +592,7 @@ mod tests {
     use crate::desired::tests::desired;
 
     fn images(d: &Desired) -> BTreeMap<String, String> {
-        d.services
-            .iter()
-            .map(|s| (s.image.clone(), format!("sha256:{}", s.image)))
-            .collect()
+        d.services.iter().map(|s| (s.image.clone(), format!("sha256:{}", s.image))).collect()
     }
 
     /// What Docker would report right after `up` of `d`.
@@ -722,10 +631,7 @@ mod tests {
     }
 
     fn summary(p: &Plan) -> Vec<(Action, &str)> {
-        p.changes
-            .iter()
-            .map(|c| (c.action, c.name.as_str()))
-            .collect()
+        p.changes.iter().map(|c| (c.action, c.name.as_str())).collect()
     }
 
     fn plan(d: &Desired, o: &Observed) -> Plan {
@@ -735,10 +641,7 @@ mod tests {
     #[test]
     fn an_empty_engine_gets_everything_in_order() {
         let d = desired(3);
-        let o = Observed {
-            image_ids: images(&d),
-            ..Observed::default()
-        };
+        let o = Observed { image_ids: images(&d), ..Observed::default() };
         let p = plan(&d, &o);
         let names: Vec<_> = p.changes.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(
@@ -774,11 +677,7 @@ mod tests {
         let d3 = desired(3);
         let d4 = desired(4);
         let p = plan(&d4, &converged(&d3));
-        let summary: Vec<_> = p
-            .changes
-            .iter()
-            .map(|c| (c.action, c.kind, c.name.as_str()))
-            .collect();
+        let summary: Vec<_> = p.changes.iter().map(|c| (c.action, c.kind, c.name.as_str())).collect();
         assert_eq!(
             summary,
             [
@@ -792,37 +691,23 @@ mod tests {
     #[test]
     fn fewer_brokers_remove_the_extra_one() {
         let p = plan(&desired(2), &converged(&desired(3)));
-        assert_eq!(
-            summary(&p),
-            [
-                (Action::Update, "mom-demo-nginx"),
-                (Action::Remove, "mom-demo-broker-3")
-            ]
-        );
+        assert_eq!(summary(&p), [(Action::Update, "mom-demo-nginx"), (Action::Remove, "mom-demo-broker-3")]);
     }
 
     #[test]
     fn a_rebuilt_image_replaces_and_a_stopped_container_starts() {
         let d = desired(1);
         let mut o = converged(&d);
-        o.image_ids
-            .insert(d.services[2].image.clone(), "sha256:new".to_string());
+        o.image_ids.insert(d.services[2].image.clone(), "sha256:new".to_string());
         o.containers[0].state = "exited".to_string();
         let p = plan(&d, &o);
-        assert_eq!(
-            summary(&p),
-            [
-                (Action::Start, "mom-demo-redis"),
-                (Action::Replace, "mom-demo-broker-1")
-            ]
-        );
+        assert_eq!(summary(&p), [(Action::Start, "mom-demo-redis"), (Action::Replace, "mom-demo-broker-1")]);
     }
 
     /// `o` after an upgrade of every broker to `image`.
     fn upgraded(d: &Desired, o: &Observed, image: &str) -> Observed {
         let mut o = o.clone();
-        o.image_ids
-            .insert(image.to_string(), format!("sha256:{image}"));
+        o.image_ids.insert(image.to_string(), format!("sha256:{image}"));
         let p = upgrade(d, &o, image).expect("upgrade plan");
         for step in &p.steps {
             o.containers.retain(|c| c.name != step.old_container);
@@ -837,9 +722,7 @@ mod tests {
                 image_id: format!("sha256:{image}"),
                 state: "running".to_string(),
                 health: Some("healthy".to_string()),
-                generation: step.new.labels[crate::desired::labels::GENERATION]
-                    .parse()
-                    .expect("generation"),
+                generation: step.new.labels[crate::desired::labels::GENERATION].parse().expect("generation"),
                 previous_image: Some(step.old_image.clone()),
                 file_image: Some(d.brokers().next().expect("broker").image.clone()),
                 restarts: 0,
@@ -854,16 +737,8 @@ mod tests {
         let d = desired(3);
         let o = upgraded(&d, &converged(&d), "mom-broker:next");
         let e = effective(&d, &o);
-        assert!(diff(&e, &o, o.nginx_conf.as_deref().expect("conf"))
-            .expect("plans")
-            .is_empty());
-        assert_eq!(
-            upgrade(&d, &o, "mom-broker:next")
-                .expect("plan")
-                .steps
-                .len(),
-            0
-        );
+        assert!(diff(&e, &o, o.nginx_conf.as_deref().expect("conf")).expect("plans").is_empty());
+        assert_eq!(upgrade(&d, &o, "mom-broker:next").expect("plan").steps.len(), 0);
         let back = rollback_image(&d, &o).expect("previous");
         assert_eq!(back, d.brokers().next().expect("broker").image);
         let o2 = upgraded(&d, &o, &back);
@@ -872,22 +747,14 @@ mod tests {
             .iter()
             .all(|c| c.role != Some(Role::Broker) || (c.generation == 2 && c.image == back)));
         let e2 = effective(&d, &o2);
-        assert!(diff(&e2, &o2, o2.nginx_conf.as_deref().expect("conf"))
-            .expect("plans")
-            .is_empty());
+        assert!(diff(&e2, &o2, o2.nginx_conf.as_deref().expect("conf")).expect("plans").is_empty());
         // mom.yaml set to the image the brokers run: converged, nothing replaced.
         let mut d_next = d.clone();
-        for s in d_next
-            .services
-            .iter_mut()
-            .filter(|s| s.role == Role::Broker)
-        {
+        for s in d_next.services.iter_mut().filter(|s| s.role == Role::Broker) {
             s.image = "mom-broker:next".to_string();
         }
         let e = effective(&d_next, &o);
-        assert!(diff(&e, &o, o.nginx_conf.as_deref().expect("conf"))
-            .expect("plans")
-            .is_empty());
+        assert!(diff(&e, &o, o.nginx_conf.as_deref().expect("conf")).expect("plans").is_empty());
         // A fresh cluster has nothing to roll back to.
         assert!(rollback_image(&d, &converged(&d)).is_err());
     }
@@ -897,32 +764,23 @@ mod tests {
         let d = desired(1);
         let mut o = converged(&d);
         o.image_ids.clear();
-        assert!(matches!(
-            diff(&d, &o, ""),
-            Err(PlanError::ImageMissing { .. })
-        ));
+        assert!(matches!(diff(&d, &o, ""), Err(PlanError::ImageMissing { .. })));
         let mut o = converged(&d);
         o.network = Some(ObservedNetwork {
             name: d.network.name.clone(),
             subnet: Some("10.9.9.0/24".into()),
             driver: "bridge".into(),
         });
-        assert!(matches!(
-            diff(&d, &o, ""),
-            Err(PlanError::SubnetChanged { .. })
-        ));
+        assert!(matches!(diff(&d, &o, ""), Err(PlanError::SubnetChanged { .. })));
     }
 
     #[test]
     fn across_hosts_the_plan_names_each_containers_host_and_the_swarm_joins() {
         let d = crate::desired::tests::replicated_on(3);
-        let o = Observed {
-            image_ids: images(&d),
-            outside_swarm: vec![1, 2, 3],
-            ..Observed::default()
-        };
+        let o = Observed { image_ids: images(&d), outside_swarm: vec![1, 2, 3], ..Observed::default() };
         let p = diff(&d, &o, "").expect("plans");
-        let swarm: Vec<_> = p.changes.iter().filter(|c| c.kind == Kind::Swarm).map(|c| (c.action, c.host)).collect();
+        let swarm: Vec<_> =
+            p.changes.iter().filter(|c| c.kind == Kind::Swarm).map(|c| (c.action, c.host)).collect();
         assert_eq!(swarm, [(Action::Create, Some(1)), (Action::Update, Some(2)), (Action::Update, Some(3))]);
         let zk3 = p.changes.iter().find(|c| c.service.as_deref() == Some("zookeeper-3")).expect("zk 3");
         assert_eq!(zk3.host, Some(3));
@@ -930,7 +788,9 @@ mod tests {
         let volume = p.changes.iter().find(|c| c.name == "mom-demo-redis-sentinel-2-data").expect("volume");
         assert_eq!(volume.host, Some(2));
         // Converged: nothing to do; one host's plan names no host.
-        assert!(diff(&d, &converged(&d), &crate::render::nginx_conf(&d).expect("renders")).expect("plans").is_empty());
+        assert!(diff(&d, &converged(&d), &crate::render::nginx_conf(&d).expect("renders"))
+            .expect("plans")
+            .is_empty());
         let one = desired(2);
         assert!(diff(&one, &Observed { image_ids: images(&one), ..Observed::default() }, "")
             .expect("plans")

@@ -7,23 +7,14 @@ use serde::Serialize;
 use tera::{Context, Tera};
 
 use crate::desired::{
-    Desired, Role, ServiceSpec, BROKER_GRPC_PORT, BROKER_PORT, NGINX_CONF_PATH, NGINX_GRPC_PORT, NGINX_HTTPS_PORT,
-    NGINX_PORT,
+    Desired, Role, ServiceSpec, BROKER_GRPC_PORT, BROKER_PORT, NGINX_CONF_PATH, NGINX_GRPC_PORT,
+    NGINX_HTTPS_PORT, NGINX_PORT,
 };
 use crate::tls::{self, Material, TlsError};
 
-const COMPOSE: (&str, &str) = (
-    "compose.yml",
-    include_str!("../../templates/compose.yml.tera"),
-);
-const NGINX: (&str, &str) = (
-    "nginx.conf",
-    include_str!("../../templates/nginx.conf.tera"),
-);
-const ENV: (&str, &str) = (
-    "service.env",
-    include_str!("../../templates/service.env.tera"),
-);
+const COMPOSE: (&str, &str) = ("compose.yml", include_str!("../../templates/compose.yml.tera"));
+const NGINX: (&str, &str) = ("nginx.conf", include_str!("../../templates/nginx.conf.tera"));
+const ENV: (&str, &str) = ("service.env", include_str!("../../templates/service.env.tera"));
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -52,8 +43,7 @@ pub struct RenderedFile {
 
 fn tera() -> Result<Tera, RenderError> {
     let mut tera = Tera::default();
-    tera.add_raw_templates([COMPOSE, NGINX, ENV])
-        .map_err(|e| template_error("(loading)", &e))?;
+    tera.add_raw_templates([COMPOSE, NGINX, ENV]).map_err(|e| template_error("(loading)", &e))?;
     Ok(tera)
 }
 
@@ -66,15 +56,11 @@ fn template_error(template: &str, e: &tera::Error) -> RenderError {
         message.push_str(&cause.to_string());
         source = cause.source();
     }
-    RenderError::Template {
-        template: template.to_string(),
-        message,
-    }
+    RenderError::Template { template: template.to_string(), message }
 }
 
 fn render(tera: &Tera, template: &str, context: &Context) -> Result<String, RenderError> {
-    tera.render(template, context)
-        .map_err(|e| template_error(template, &e))
+    tera.render(template, context).map_err(|e| template_error(template, &e))
 }
 
 #[derive(Serialize)]
@@ -142,10 +128,7 @@ pub fn host_files(desired: &Desired) -> Result<Vec<RenderedFile>, RenderError> {
     context.insert("services", &desired.services);
     context.insert("network", &desired.network);
     // Across hosts, host 1's compose.yml makes the overlay; the others join it.
-    context.insert(
-        "network_external",
-        &(desired.network.overlay && desired.host != "host-1"),
-    );
+    context.insert("network_external", &(desired.network.overlay && desired.host != "host-1"));
     context.insert("volumes", &desired.volumes);
     context.insert("admin_password_env", &desired.admin_password_env);
     context.insert("endpoint_url", &desired.endpoint.url());
@@ -173,16 +156,8 @@ pub fn host_files(desired: &Desired) -> Result<Vec<RenderedFile>, RenderError> {
         mode: 0o644,
     });
     if let Some(m) = material {
-        files.push(RenderedFile {
-            path: tls::CERT_RENDERED.to_string(),
-            content: m.cert_pem,
-            mode: 0o644,
-        });
-        files.push(RenderedFile {
-            path: tls::KEY_RENDERED.to_string(),
-            content: m.key_pem,
-            mode: 0o600,
-        });
+        files.push(RenderedFile { path: tls::CERT_RENDERED.to_string(), content: m.cert_pem, mode: 0o644 });
+        files.push(RenderedFile { path: tls::KEY_RENDERED.to_string(), content: m.key_pem, mode: 0o600 });
     }
     Ok(files)
 }
@@ -210,10 +185,7 @@ pub fn write_files(dir: &Path, files: &[RenderedFile]) -> Result<Vec<PathBuf>, R
             }
             write_with_mode(path, file.content.as_bytes(), file.mode)
         };
-        write(&path).map_err(|source| RenderError::Write {
-            path: path.clone(),
-            source,
-        })?;
+        write(&path).map_err(|source| RenderError::Write { path: path.clone(), source })?;
         written.push(path);
     }
     Ok(written)
@@ -223,12 +195,8 @@ pub fn write_files(dir: &Path, files: &[RenderedFile]) -> Result<Vec<PathBuf>, R
 fn write_with_mode(path: &Path, content: &[u8], mode: u32) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(path)?;
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(path)?;
     // An existing file keeps its old mode through open(); set it explicitly.
     file.set_permissions(std::fs::Permissions::from_mode(mode))?;
     file.write_all(content)

@@ -90,16 +90,10 @@ pub async fn ask_api(base: &str, user: &str, password: &str) -> Result<ApiStatus
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
-        .map_err(|e| ApiError::Http {
-            what: "HTTP client".into(),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| ApiError::Http { what: "HTTP client".into(), message: e.to_string() })?;
     let fail = |what: &str| {
         let what = what.to_string();
-        move |e: reqwest::Error| ApiError::Http {
-            what,
-            message: e.to_string(),
-        }
+        move |e: reqwest::Error| ApiError::Http { what, message: e.to_string() }
     };
     let token: Token = client
         .post(format!("{base}/v1/auth/token"))
@@ -117,12 +111,7 @@ pub async fn ask_api(base: &str, user: &str, password: &str) -> Result<ApiStatus
     let topics: Topics = get_json(&client, base, token, "/v1/topics").await?;
     let mut nodes = cluster.nodes;
     nodes.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(ApiStatus {
-        nodes,
-        leader: cluster.leader,
-        queues: queues.queues.len(),
-        topics: topics.topics.len(),
-    })
+    Ok(ApiStatus { nodes, leader: cluster.leader, queues: queues.queues.len(), topics: topics.topics.len() })
 }
 
 async fn get_json<T: serde::de::DeserializeOwned>(
@@ -131,10 +120,7 @@ async fn get_json<T: serde::de::DeserializeOwned>(
     token: &str,
     path: &str,
 ) -> Result<T, ApiError> {
-    let fail = |e: reqwest::Error| ApiError::Http {
-        what: format!("GET {path}"),
-        message: e.to_string(),
-    };
+    let fail = |e: reqwest::Error| ApiError::Http { what: format!("GET {path}"), message: e.to_string() };
     client
         .get(format!("{base}{path}"))
         .bearer_auth(token)
@@ -148,11 +134,7 @@ async fn get_json<T: serde::de::DeserializeOwned>(
 }
 
 /// Gathers the status; `password` (the first admin's) lets it ask the brokers too.
-pub async fn gather(
-    hosts: &Hosts,
-    desired: &Desired,
-    password: Option<&str>,
-) -> Result<Status, DockerError> {
+pub async fn gather(hosts: &Hosts, desired: &Desired, password: Option<&str>) -> Result<Status, DockerError> {
     let mut containers = hosts
         .containers(&desired.cluster)
         .await?
@@ -167,10 +149,7 @@ pub async fn gather(
             },
             version: None,
             service: c.service.unwrap_or_else(|| "?".to_string()),
-            role: c
-                .role
-                .map(|r| r.as_str().to_string())
-                .unwrap_or_else(|| "?".to_string()),
+            role: c.role.map(|r| r.as_str().to_string()).unwrap_or_else(|| "?".to_string()),
             container: c.name,
             host: c.host,
             image: c.image,
@@ -178,25 +157,16 @@ pub async fn gather(
             health: c.health,
         })
         .collect::<Vec<_>>();
-    containers.sort_by_key(|c| {
-        (
-            Role::parse(&c.role).map(Role::tier),
-            node_number(&c.service),
-            c.service.clone(),
-        )
-    });
+    containers
+        .sort_by_key(|c| (Role::parse(&c.role).map(Role::tier), node_number(&c.service), c.service.clone()));
     let endpoint = desired.endpoint.url();
     let (api, api_error) = if containers.is_empty() {
         (None, Some("the cluster has no containers".to_string()))
     } else {
         match password {
-            None => (
-                None,
-                Some(format!(
-                    "set {} to see nodes, versions and counts",
-                    desired.admin_password_env
-                )),
-            ),
+            None => {
+                (None, Some(format!("set {} to see nodes, versions and counts", desired.admin_password_env)))
+            }
             Some(password) => match ask_api(&endpoint, "admin", password).await {
                 Ok(api) => (Some(api), None),
                 Err(e) => (None, Some(e.to_string())),
@@ -224,8 +194,5 @@ pub async fn gather(
 
 /// `broker-10` sorts after `broker-9`.
 fn node_number(service: &str) -> u32 {
-    service
-        .rsplit_once('-')
-        .and_then(|(_, n)| n.parse().ok())
-        .unwrap_or(0)
+    service.rsplit_once('-').and_then(|(_, n)| n.parse().ok()).unwrap_or(0)
 }

@@ -70,15 +70,10 @@ pub fn names(bind: Ipv4Addr) -> Vec<String> {
 }
 
 fn read(path: &Path, what: &'static str) -> Result<String, TlsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| TlsError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| TlsError::Read { path: path.to_path_buf(), source })?;
     if !text.contains("-----BEGIN") {
-        return Err(TlsError::NotPem {
-            path: path.to_path_buf(),
-            what,
-        });
+        return Err(TlsError::NotPem { path: path.to_path_buf(), what });
     }
     Ok(text)
 }
@@ -89,10 +84,9 @@ fn read(path: &Path, what: &'static str) -> Result<String, TlsError> {
 pub fn material(desired: &Desired) -> Result<Option<Material>, TlsError> {
     match &desired.tls {
         None => Ok(None),
-        Some(Tls::Files { cert, key }) => Ok(Some(Material {
-            cert_pem: read(cert, "certificate")?,
-            key_pem: read(key, "private key")?,
-        })),
+        Some(Tls::Files { cert, key }) => {
+            Ok(Some(Material { cert_pem: read(cert, "certificate")?, key_pem: read(key, "private key")? }))
+        }
         Some(Tls::SelfSigned) => {
             let dir = crate::aws::cluster_dir(&desired.cluster);
             let wanted = names(desired.endpoint.bind).join(",");
@@ -109,10 +103,7 @@ pub fn material(desired: &Desired) -> Result<Option<Material>, TlsError> {
             write_file(&key, &made.key_pem, true)?;
             write_file(&cert, &made.cert_pem, false)?;
             write_file(&names_file, &wanted, false)?;
-            Ok(Some(Material {
-                cert_pem: made.cert_pem,
-                key_pem: made.key_pem,
-            }))
+            Ok(Some(Material { cert_pem: made.cert_pem, key_pem: made.key_pem }))
         }
     }
 }

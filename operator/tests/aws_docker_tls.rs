@@ -24,9 +24,7 @@ struct Dockerd(Child);
 
 impl Drop for Dockerd {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.0.try_wait() {
@@ -63,20 +61,15 @@ fn the_user_datas_docker_config_serves_mutual_tls_to_momctl_only() {
     };
     let dir = TempDir::new("dockerd-tls");
     let yaml = "cluster: tls\nprovider: aws\naws: { hosts: 1, admin_cidr: 127.0.0.1/32 }\n";
-    let settings = config::parse(yaml, "mom.yaml")
-        .and_then(|c| c.settings("mom.yaml"))
-        .expect("valid");
+    let settings = config::parse(yaml, "mom.yaml").and_then(|c| c.settings("mom.yaml")).expect("valid");
     let desired = aws::AwsDesired::from_settings(&settings).expect("aws");
     let client_dir = dir.path().join("momctl");
     let pki = pki::Pki::ensure(&client_dir, "tls").expect("pki");
     // The host's address: loopback here, its Elastic IP on EC2.
-    let server = pki
-        .server_cert(&desired.hosts[0].name, "127.0.0.1".parse().expect("ip"))
-        .expect("server cert");
-    let rendered =
-        aws::user_data(&desired, &desired.hosts[0], &pki.ca_cert_pem, &server).expect("renders");
-    let cloud_config: serde_json::Value =
-        serde_saphyr::from_str(&rendered).expect("user data is YAML");
+    let server =
+        pki.server_cert(&desired.hosts[0].name, "127.0.0.1".parse().expect("ip")).expect("server cert");
+    let rendered = aws::user_data(&desired, &desired.hosts[0], &pki.ca_cert_pem, &server).expect("renders");
+    let cloud_config: serde_json::Value = serde_saphyr::from_str(&rendered).expect("user data is YAML");
 
     // The instance's files, under the test's directory.
     let etc = dir.path().join("etc-docker");
@@ -88,26 +81,13 @@ fn the_user_datas_docker_config_serves_mutual_tls_to_momctl_only() {
     let mut daemon: serde_json::Value =
         serde_json::from_str(&written(&cloud_config, "/etc/docker/daemon.json"))
             .expect("daemon.json is JSON");
-    assert_eq!(
-        daemon["tlsverify"], true,
-        "clients must present a certificate"
-    );
-    assert!(
-        daemon["hosts"]
-            .as_array()
-            .expect("hosts")
-            .iter()
-            .any(|h| h == "tcp://0.0.0.0:2376"),
-        "{daemon}"
-    );
+    assert_eq!(daemon["tlsverify"], true, "clients must present a certificate");
+    assert!(daemon["hosts"].as_array().expect("hosts").iter().any(|h| h == "tcp://0.0.0.0:2376"), "{daemon}");
     // Same TLS settings; loopback, a free port and a private root instead of the instance's.
     let port = free_port();
     let root = dir.path();
     for key in ["tlscacert", "tlscert", "tlskey"] {
-        let path = daemon[key]
-            .as_str()
-            .expect("path")
-            .replace("/etc/docker", &etc.to_string_lossy());
+        let path = daemon[key].as_str().expect("path").replace("/etc/docker", &etc.to_string_lossy());
         daemon[key] = path.into();
     }
     daemon["hosts"] = serde_json::json!([
@@ -116,11 +96,7 @@ fn the_user_datas_docker_config_serves_mutual_tls_to_momctl_only() {
     ]);
     daemon["data-root"] = root.join("data").to_string_lossy().into_owned().into();
     daemon["exec-root"] = root.join("exec").to_string_lossy().into_owned().into();
-    daemon["pidfile"] = root
-        .join("docker.pid")
-        .to_string_lossy()
-        .into_owned()
-        .into();
+    daemon["pidfile"] = root.join("docker.pid").to_string_lossy().into_owned().into();
     daemon["iptables"] = false.into();
     daemon["bridge"] = "none".into();
     let config_file = root.join("daemon.json");
@@ -151,9 +127,7 @@ fn the_user_datas_docker_config_serves_mutual_tls_to_momctl_only() {
             Err(_) => std::thread::sleep(Duration::from_millis(250)),
         }
     };
-    let containers = rt
-        .block_on(engine.containers("tls"))
-        .expect("list over mutual TLS");
+    let containers = rt.block_on(engine.containers("tls")).expect("list over mutual TLS");
     assert!(containers.is_empty());
 
     // A client certificate of another CA is refused.
@@ -165,10 +139,7 @@ fn the_user_datas_docker_config_serves_mutual_tls_to_momctl_only() {
         "a certificate of another CA must not get in"
     );
     // So is a client without TLS.
-    assert!(
-        plain_http_refused(port),
-        "the Docker API must not answer plain HTTP"
-    );
+    assert!(plain_http_refused(port), "the Docker API must not answer plain HTTP");
 }
 
 fn which(binary: &str) -> Result<std::path::PathBuf, ()> {

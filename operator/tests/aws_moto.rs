@@ -15,14 +15,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_ec2::types::{
-    Filter, InstanceStateName, InstanceType, ResourceType, Tag, TagSpecification,
-};
+use aws_sdk_ec2::types::{Filter, InstanceStateName, InstanceType, ResourceType, Tag, TagSpecification};
 use aws_sdk_ec2::Client;
 use base64::Engine as _;
-use common::cluster::{
-    docker_or_skip, free_port, runtime, Unique, BROKER_IMAGE, PASSWORD, PASSWORD_ENV,
-};
+use common::cluster::{docker_or_skip, free_port, runtime, Unique, BROKER_IMAGE, PASSWORD, PASSWORD_ENV};
 use common::{text, TempDir};
 
 const REGION: &str = "us-east-1";
@@ -58,16 +54,11 @@ impl Moto {
                     std::env::var_os("CI").is_none(),
                     "moto_server cannot start in CI ({e}); .ci/run installs moto[server]"
                 );
-                eprintln!(
-                    "skipping: moto_server is not installed ({e}); pip install 'moto[server]'"
-                );
+                eprintln!("skipping: moto_server is not installed ({e}); pip install 'moto[server]'");
                 return None;
             }
         };
-        let moto = Moto {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
+        let moto = Moto { child, url: format!("http://127.0.0.1:{port}") };
         // Ready when its reset endpoint answers (bounded: 30 s).
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -103,11 +94,7 @@ impl Drop for Moto {
 fn http_status(post: bool, url: &str) -> Option<u16> {
     runtime().block_on(async {
         let client = reqwest::Client::new();
-        let request = if post {
-            client.post(url)
-        } else {
-            client.get(url)
-        };
+        let request = if post { client.post(url) } else { client.get(url) };
         request.send().await.ok().map(|r| r.status().as_u16())
     })
 }
@@ -121,11 +108,7 @@ struct AwsCluster {
 
 impl AwsCluster {
     fn new(prefix: &str, moto: &Moto) -> AwsCluster {
-        AwsCluster {
-            dir: TempDir::new(prefix),
-            unique: Unique::new(prefix),
-            moto_url: moto.url.clone(),
-        }
+        AwsCluster { dir: TempDir::new(prefix), unique: Unique::new(prefix), moto_url: moto.url.clone() }
     }
 
     fn cluster(&self) -> &str {
@@ -211,20 +194,12 @@ impl Drop for AwsCluster {
 }
 
 fn tag_filter(cluster: &str) -> Filter {
-    Filter::builder()
-        .name("tag:mom:cluster")
-        .values(cluster)
-        .build()
+    Filter::builder().name("tag:mom:cluster").values(cluster).build()
 }
 
 /// Instances of the cluster that are not terminated: (id, Name, state).
 async fn live_instances(ec2: &Client, cluster: &str) -> Vec<(String, String, String)> {
-    let out = ec2
-        .describe_instances()
-        .filters(tag_filter(cluster))
-        .send()
-        .await
-        .expect("describe instances");
+    let out = ec2.describe_instances().filters(tag_filter(cluster)).send().await.expect("describe instances");
     let mut found: Vec<(String, String, String)> = out
         .reservations()
         .iter()
@@ -246,10 +221,7 @@ async fn live_instances(ec2: &Client, cluster: &str) -> Vec<(String, String, Str
             (
                 i.instance_id().unwrap_or_default().to_string(),
                 name,
-                i.state()
-                    .and_then(|s| s.name())
-                    .map(|n| n.as_str().to_string())
-                    .unwrap_or_default(),
+                i.state().and_then(|s| s.name()).map(|n| n.as_str().to_string()).unwrap_or_default(),
             )
         })
         .collect();
@@ -258,11 +230,7 @@ async fn live_instances(ec2: &Client, cluster: &str) -> Vec<(String, String, Str
 }
 
 fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .permissions()
-        .mode()
-        & 0o777
+    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777
 }
 
 /// Issue 7, points 1, 2 (user data as stored by EC2), 3 and 5: `up` creates the tagged group, key
@@ -296,32 +264,18 @@ fn aws_up_converges_scales_replaces_and_down_removes_only_tagged() {
         assert!(plan.contains(line), "`{line}` not in plan:\n{plan}");
     }
     assert_eq!(plan.matches("+ create instance").count(), 3, "{plan}");
-    assert!(
-        rt.block_on(live_instances(&ec2, &cluster)).is_empty(),
-        "plan touched EC2"
-    );
+    assert!(rt.block_on(live_instances(&ec2, &cluster)).is_empty(), "plan touched EC2");
 
     let up = c.run(&["up"]);
     let (out, err) = (text(&up.stdout), text(&up.stderr));
     assert!(up.status.success(), "up failed:\n{out}\n{err}");
-    for step in [
-        "create security group",
-        "create key pair",
-        "run instance",
-        "wait until running",
-        "is up at",
-    ] {
+    for step in ["create security group", "create key pair", "run instance", "wait until running", "is up at"]
+    {
         assert!(out.contains(step), "`{step}` not reported:\n{out}");
     }
-    assert!(
-        out.contains("local Docker engine in place of"),
-        "the override is said:\n{out}"
-    );
+    assert!(out.contains("local Docker engine in place of"), "the override is said:\n{out}");
     for secret in ["PRIVATE KEY", PASSWORD] {
-        assert!(
-            !out.contains(secret) && !err.contains(secret),
-            "`{secret}` was printed"
-        );
+        assert!(!out.contains(secret) && !err.contains(secret), "`{secret}` was printed");
     }
 
     // The key pair's private key and the TLS keys are the owner's only.
@@ -330,22 +284,13 @@ fn aws_up_converges_scales_replaces_and_down_removes_only_tagged() {
     assert_eq!(mode(&dir.join("ca-key.pem")), 0o600);
     assert_eq!(mode(&dir.join("key.pem")), 0o600);
     let key = std::fs::read_to_string(dir.join("ssh-key.pem")).expect("key file");
-    assert!(
-        key.contains("PRIVATE KEY"),
-        "the key pair's private key is saved"
-    );
+    assert!(key.contains("PRIVATE KEY"), "the key pair's private key is saved");
 
     rt.block_on(async {
         // Security group: inside-only, NGINX public, SSH and Docker API from admin_cidr.
-        let groups = ec2
-            .describe_security_groups()
-            .filters(tag_filter(&cluster))
-            .send()
-            .await
-            .expect("groups");
-        let [group] = groups.security_groups() else {
-            panic!("one tagged group: {groups:?}")
-        };
+        let groups =
+            ec2.describe_security_groups().filters(tag_filter(&cluster)).send().await.expect("groups");
+        let [group] = groups.security_groups() else { panic!("one tagged group: {groups:?}") };
         let gid = group.group_id().expect("group id");
         let rules = group.ip_permissions();
         let cidrs = |port: i32| -> Vec<String> {
@@ -356,45 +301,21 @@ fn aws_up_converges_scales_replaces_and_down_removes_only_tagged() {
                 .filter_map(|r| r.cidr_ip().map(str::to_string))
                 .collect()
         };
-        assert_eq!(
-            cidrs(i32::from(c.unique.port)),
-            ["0.0.0.0/0"],
-            "NGINX is public"
-        );
+        assert_eq!(cidrs(i32::from(c.unique.port)), ["0.0.0.0/0"], "NGINX is public");
         assert_eq!(cidrs(2376), [ADMIN_CIDR], "Docker API from admin_cidr only");
         assert_eq!(cidrs(22), [ADMIN_CIDR], "SSH from admin_cidr only");
-        let inside = rules
-            .iter()
-            .find(|p| p.ip_protocol() == Some("-1"))
-            .expect("all traffic rule");
-        assert!(
-            inside.ip_ranges().is_empty(),
-            "everything else: no address range"
-        );
+        let inside = rules.iter().find(|p| p.ip_protocol() == Some("-1")).expect("all traffic rule");
+        assert!(inside.ip_ranges().is_empty(), "everything else: no address range");
         assert_eq!(
-            inside
-                .user_id_group_pairs()
-                .first()
-                .and_then(|g| g.group_id()),
+            inside.user_id_group_pairs().first().and_then(|g| g.group_id()),
             Some(gid),
             "everything else only from inside the group"
         );
-        for port in [6379, 2181, 8080]
-            .into_iter()
-            .filter(|p| *p != i32::from(c.unique.port))
-        {
-            assert!(
-                cidrs(port).is_empty(),
-                "port {port} is not open to any address"
-            );
+        for port in [6379, 2181, 8080].into_iter().filter(|p| *p != i32::from(c.unique.port)) {
+            assert!(cidrs(port).is_empty(), "port {port} is not open to any address");
         }
 
-        let keys = ec2
-            .describe_key_pairs()
-            .filters(tag_filter(&cluster))
-            .send()
-            .await
-            .expect("keys");
+        let keys = ec2.describe_key_pairs().filters(tag_filter(&cluster)).send().await.expect("keys");
         assert_eq!(keys.key_pairs().len(), 1, "one tagged key pair");
 
         let instances = live_instances(&ec2, &cluster).await;
@@ -417,38 +338,23 @@ fn aws_up_converges_scales_replaces_and_down_removes_only_tagged() {
             .send()
             .await
             .expect("user data");
-        let encoded = attr
-            .user_data()
-            .and_then(|u| u.value())
-            .expect("user data set");
-        let user_data = String::from_utf8(
-            base64::engine::general_purpose::STANDARD
-                .decode(encoded)
-                .expect("base64"),
-        )
-        .expect("utf-8");
+        let encoded = attr.user_data().and_then(|u| u.value()).expect("user data set");
+        let user_data =
+            String::from_utf8(base64::engine::general_purpose::STANDARD.decode(encoded).expect("base64"))
+                .expect("utf-8");
         assert!(user_data.starts_with("#cloud-config"), "{user_data}");
         assert!(user_data.contains("docker.io") && user_data.contains("tlsverify"));
         assert!(user_data.contains("BEGIN CERTIFICATE"));
-        assert!(
-            !user_data.contains(PASSWORD),
-            "the admin password is not in user data"
-        );
+        assert!(!user_data.contains(PASSWORD), "the admin password is not in user data");
         assert!(!user_data.contains(PASSWORD_ENV), "nor its variable");
     });
 
     // The cluster answers through NGINX (on the local engine).
-    assert_eq!(
-        http_status(false, &format!("{}/readyz", c.unique.base())),
-        Some(200)
-    );
+    assert_eq!(http_status(false, &format!("{}/readyz", c.unique.base())), Some(200));
 
     // status lists the hosts found by tag, then the containers.
     let status = c.ok(&["status"]);
-    assert!(
-        status.contains(&format!("mom-{cluster}-host-3")),
-        "{status}"
-    );
+    assert!(status.contains(&format!("mom-{cluster}-host-3")), "{status}");
     assert!(status.contains("running"), "{status}");
 
     // A second up changes nothing, and says so.
@@ -462,38 +368,22 @@ fn aws_up_converges_scales_replaces_and_down_removes_only_tagged() {
     assert_eq!(plan.status.code(), Some(2));
     let plan = text(&plan.stdout);
     assert_eq!(plan.matches("+ create instance").count(), 1, "{plan}");
-    assert!(
-        plan.contains(&format!("+ create instance mom-{cluster}-host-4")),
-        "{plan}"
-    );
+    assert!(plan.contains(&format!("+ create instance mom-{cluster}-host-4")), "{plan}");
     let json = c.run(&["plan", "--output", "json"]);
     let json: serde_json::Value = serde_json::from_slice(&json.stdout).expect("plan json");
     let changes = json["changes"].as_array().expect("changes");
     let kinds: Vec<(&str, &str)> = changes
         .iter()
-        .map(|c| {
-            (
-                c["action"].as_str().unwrap_or(""),
-                c["kind"].as_str().unwrap_or(""),
-            )
-        })
+        .map(|c| (c["action"].as_str().unwrap_or(""), c["kind"].as_str().unwrap_or("")))
         .collect();
-    assert_eq!(
-        kinds,
-        [("create", "address"), ("create", "instance")],
-        "{json}"
-    );
+    assert_eq!(kinds, [("create", "address"), ("create", "instance")], "{json}");
     c.ok(&["up"]);
     assert_eq!(rt.block_on(live_instances(&ec2, &cluster)).len(), 4);
 
     // An instance terminated behind momctl's back is replaced by the next up.
     let victim = rt.block_on(live_instances(&ec2, &cluster))[1].clone();
     rt.block_on(async {
-        ec2.terminate_instances()
-            .instance_ids(&victim.0)
-            .send()
-            .await
-            .expect("terminate");
+        ec2.terminate_instances().instance_ids(&victim.0).send().await.expect("terminate");
     });
     let plan = c.run(&["plan"]);
     assert_eq!(plan.status.code(), Some(2));
@@ -505,10 +395,7 @@ fn aws_up_converges_scales_replaces_and_down_removes_only_tagged() {
     c.ok(&["up"]);
     let after = rt.block_on(live_instances(&ec2, &cluster));
     assert_eq!(after.len(), 4);
-    let replaced = after
-        .iter()
-        .find(|i| i.1 == victim.1)
-        .expect("host replaced");
+    let replaced = after.iter().find(|i| i.1 == victim.1).expect("host replaced");
     assert_ne!(replaced.0, victim.0, "a new instance");
     assert_eq!(replaced.2, "running");
     assert!(c.ok(&["up"]).contains("nothing to do"));
@@ -531,84 +418,39 @@ fn aws_up_converges_scales_replaces_and_down_removes_only_tagged() {
             .tag_specifications(
                 TagSpecification::builder()
                     .resource_type(ResourceType::Instance)
-                    .tags(
-                        Tag::builder()
-                            .key("Name")
-                            .value(format!("mom-{cluster}-host-9"))
-                            .build(),
-                    )
+                    .tags(Tag::builder().key("Name").value(format!("mom-{cluster}-host-9")).build())
                     .build(),
             )
             .send()
             .await
             .expect("untagged instance");
-        (
-            g.group_id().expect("id").to_string(),
-            i.instances()[0].instance_id().expect("id").to_string(),
-        )
+        (g.group_id().expect("id").to_string(), i.instances()[0].instance_id().expect("id").to_string())
     });
     let down = c.ok(&["down", "--yes"]);
     assert!(down.contains("removed"), "{down}");
     rt.block_on(async {
-        assert!(
-            live_instances(&ec2, &cluster).await.is_empty(),
-            "tagged instances terminated"
-        );
-        let groups = ec2
-            .describe_security_groups()
-            .filters(tag_filter(&cluster))
-            .send()
-            .await
-            .expect("groups");
+        assert!(live_instances(&ec2, &cluster).await.is_empty(), "tagged instances terminated");
+        let groups =
+            ec2.describe_security_groups().filters(tag_filter(&cluster)).send().await.expect("groups");
         assert!(groups.security_groups().is_empty(), "tagged group deleted");
-        let keys = ec2
-            .describe_key_pairs()
-            .filters(tag_filter(&cluster))
-            .send()
-            .await
-            .expect("keys");
+        let keys = ec2.describe_key_pairs().filters(tag_filter(&cluster)).send().await.expect("keys");
         assert!(keys.key_pairs().is_empty(), "tagged key pair deleted");
-        let addresses = ec2
-            .describe_addresses()
-            .filters(tag_filter(&cluster))
-            .send()
-            .await
-            .expect("addresses");
-        assert!(
-            addresses.addresses().is_empty(),
-            "tagged addresses released"
-        );
-        let g = ec2
-            .describe_security_groups()
-            .group_ids(&untagged_group)
-            .send()
-            .await
-            .expect("untagged group");
-        assert_eq!(
-            g.security_groups().len(),
-            1,
-            "the untagged group survives down"
-        );
+        let addresses =
+            ec2.describe_addresses().filters(tag_filter(&cluster)).send().await.expect("addresses");
+        assert!(addresses.addresses().is_empty(), "tagged addresses released");
+        let g =
+            ec2.describe_security_groups().group_ids(&untagged_group).send().await.expect("untagged group");
+        assert_eq!(g.security_groups().len(), 1, "the untagged group survives down");
         let i = ec2
             .describe_instances()
             .instance_ids(&untagged_instance)
             .send()
             .await
             .expect("untagged instance");
-        let state = i.reservations()[0].instances()[0]
-            .state()
-            .and_then(|s| s.name())
-            .cloned();
-        assert_eq!(
-            state,
-            Some(InstanceStateName::Running),
-            "the untagged instance survives down"
-        );
+        let state = i.reservations()[0].instances()[0].state().and_then(|s| s.name()).cloned();
+        assert_eq!(state, Some(InstanceStateName::Running), "the untagged instance survives down");
     });
-    assert!(
-        !dir.exists(),
-        "the cluster's local keys are removed by down"
-    );
+    assert!(!dir.exists(), "the cluster's local keys are removed by down");
     let again = c.ok(&["down", "--yes"]);
     assert!(again.contains("nothing to remove"), "{again}");
 }
@@ -635,12 +477,7 @@ fn aws_failures_are_one_sentence_and_a_later_up_converges() {
     let ec2 = moto.client();
     // An AMI moto has (with validation on, made-up ids are refused).
     let ami = rt.block_on(async {
-        let images = ec2
-            .describe_images()
-            .owners("amazon")
-            .send()
-            .await
-            .expect("images");
+        let images = ec2.describe_images().owners("amazon").send().await.expect("images");
         images
             .images()
             .iter()
@@ -662,11 +499,7 @@ fn aws_failures_are_one_sentence_and_a_later_up_converges() {
         assert!(err.contains("momctl up"), "says what to do: {err}");
     };
 
-    let out = c.run_with(
-        &["up"],
-        &[],
-        &["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"],
-    );
+    let out = c.run_with(&["up"], &[], &["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]);
     one_sentence(&out, &["no AWS credentials found", "AWS_ACCESS_KEY_ID"]);
 
     c.write_with(1, "us-nowhere-1", &ami, "t3.small");
@@ -676,15 +509,8 @@ fn aws_failures_are_one_sentence_and_a_later_up_converges() {
     c.write_with(1, REGION, &ami, "t3.small");
     let out = c.run_with(&["up"], &[], &[PASSWORD_ENV]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains(PASSWORD_ENV),
-        "{}",
-        text(&out.stderr)
-    );
-    assert!(
-        rt.block_on(live_instances(&ec2, &cluster)).is_empty(),
-        "nothing was touched"
-    );
+    assert!(text(&out.stderr).contains(PASSWORD_ENV), "{}", text(&out.stderr));
+    assert!(rt.block_on(live_instances(&ec2, &cluster)).is_empty(), "nothing was touched");
 
     c.write_with(1, REGION, "ami-0000000000000dead", "t3.small");
     let out = c.run(&["up"]);
@@ -692,20 +518,14 @@ fn aws_failures_are_one_sentence_and_a_later_up_converges() {
     c.write_with(1, REGION, &ami, "t3.gigantic");
     let out = c.run(&["up"]);
     one_sentence(&out, &["aws.instance_type `t3.gigantic`", "not offered"]);
-    assert!(
-        rt.block_on(live_instances(&ec2, &cluster)).is_empty(),
-        "no instance was made"
-    );
+    assert!(rt.block_on(live_instances(&ec2, &cluster)).is_empty(), "no instance was made");
 
     // The next up continues from what the failed ones made.
     c.write_with(1, REGION, &ami, "t3.small");
     let up = c.ok(&["up"]);
     assert!(up.contains("is up at"), "{up}");
     assert!(up.contains("run instance"), "{up}");
-    assert!(
-        !up.contains("create security group"),
-        "the group made before the failure is kept:\n{up}"
-    );
+    assert!(!up.contains("create security group"), "the group made before the failure is kept:\n{up}");
     assert!(!up.contains("create key pair"), "so is the key pair:\n{up}");
     assert_eq!(rt.block_on(live_instances(&ec2, &cluster)).len(), 1);
     assert!(c.ok(&["up"]).contains("nothing to do"));
@@ -717,15 +537,8 @@ fn aws_failures_are_one_sentence_and_a_later_up_converges() {
 #[test]
 fn user_data_is_valid_cloud_config_without_secrets() {
     use mom_operator::{aws, config, pki};
-    if Command::new("cloud-init")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "cloud-init is missing in CI; .ci/run installs it"
-        );
+    if Command::new("cloud-init").arg("--version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "cloud-init is missing in CI; .ci/run installs it");
         eprintln!("skipping: cloud-init is not installed (apt-get install cloud-init)");
         return;
     }
@@ -733,16 +546,11 @@ fn user_data_is_valid_cloud_config_without_secrets() {
     let yaml = format!(
         "cluster: ud\nprovider: aws\naws: {{ hosts: 2, admin_cidr: {ADMIN_CIDR} }}\nsecrets: {{ admin_password_env: {PASSWORD_ENV} }}\n"
     );
-    let settings = config::parse(&yaml, "mom.yaml")
-        .and_then(|c| c.settings("mom.yaml"))
-        .expect("valid");
+    let settings = config::parse(&yaml, "mom.yaml").and_then(|c| c.settings("mom.yaml")).expect("valid");
     let desired = aws::AwsDesired::from_settings(&settings).expect("aws");
     let pki = pki::Pki::ensure(&dir.path().join("pki"), "ud").expect("pki");
-    let server = pki
-        .server_cert("mom-ud-host-2", "198.51.100.7".parse().expect("ip"))
-        .expect("server cert");
-    let rendered =
-        aws::user_data(&desired, &desired.hosts[1], &pki.ca_cert_pem, &server).expect("renders");
+    let server = pki.server_cert("mom-ud-host-2", "198.51.100.7".parse().expect("ip")).expect("server cert");
+    let rendered = aws::user_data(&desired, &desired.hosts[1], &pki.ca_cert_pem, &server).expect("renders");
 
     let file = dir.write("user-data.yaml", &rendered);
     let check = |path: &Path| {
@@ -766,19 +574,11 @@ fn user_data_is_valid_cloud_config_without_secrets() {
     assert!(rendered.contains("tcp://0.0.0.0:2376") && rendered.contains("tlsverify"));
     assert!(!rendered.contains(PASSWORD_ENV) && !rendered.contains(PASSWORD));
     let ca_key = std::fs::read_to_string(dir.path().join("pki/ca-key.pem")).expect("ca key");
-    assert!(
-        !rendered.contains(ca_key.lines().nth(1).expect("pem body")),
-        "the CA key stays local"
-    );
+    assert!(!rendered.contains(ca_key.lines().nth(1).expect("pem body")), "the CA key stays local");
 
-    let broken = dir.write(
-        "broken.yaml",
-        &rendered.replace("package_update: true", "package_update: [not, a, boolean]"),
-    );
-    assert!(
-        !check(&broken).status.success(),
-        "cloud-init schema rejects a broken document"
-    );
+    let broken = dir
+        .write("broken.yaml", &rendered.replace("package_update: true", "package_update: [not, a, boolean]"));
+    assert!(!check(&broken).status.success(), "cloud-init schema rejects a broken document");
 }
 
 /// Issue 7, point 4, "an instance that never reaches running", as narrowly as moto allows: moto
@@ -792,9 +592,8 @@ fn the_running_waiter_times_out_and_fails_with_what_to_do() {
     let Some(moto) = Moto::start() else { return };
     let rt = runtime();
     let ec2 = moto.client();
-    let yaml = format!(
-        "cluster: wait\nprovider: aws\naws: {{ admin_cidr: {ADMIN_CIDR}, running_timeout_s: 2 }}\n"
-    );
+    let yaml =
+        format!("cluster: wait\nprovider: aws\naws: {{ admin_cidr: {ADMIN_CIDR}, running_timeout_s: 2 }}\n");
     let settings = mom_operator::config::parse(&yaml, "mom.yaml")
         .and_then(|c| c.settings("mom.yaml"))
         .expect("valid")
@@ -815,37 +614,21 @@ fn the_running_waiter_times_out_and_fails_with_what_to_do() {
             out.instances()[0].instance_id().expect("id").to_string()
         };
         let stopped = launch().await;
-        ec2.stop_instances()
-            .instance_ids(&stopped)
-            .send()
-            .await
-            .expect("stop");
+        ec2.stop_instances().instance_ids(&stopped).send().await.expect("stop");
         let started = Instant::now();
         let err = waiter
             .wait_running(&[(stopped.clone(), "mom-wait-host-1".to_string())])
             .await
             .expect_err("a stopped instance never becomes running by itself");
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "bounded by running_timeout_s"
-        );
+        assert!(started.elapsed() < Duration::from_secs(30), "bounded by running_timeout_s");
         assert!(matches!(err, AwsError::NeverRunning { .. }), "{err:?}");
         let message = err.to_string();
-        for needle in [
-            stopped.as_str(),
-            "mom-wait-host-1",
-            "within 2 s",
-            "momctl up",
-        ] {
+        for needle in [stopped.as_str(), "mom-wait-host-1", "within 2 s", "momctl up"] {
             assert!(message.contains(needle), "`{needle}` not in: {message}");
         }
 
         let terminated = launch().await;
-        ec2.terminate_instances()
-            .instance_ids(&terminated)
-            .send()
-            .await
-            .expect("terminate");
+        ec2.terminate_instances().instance_ids(&terminated).send().await.expect("terminate");
         let err = waiter
             .wait_running(&[(terminated.clone(), "mom-wait-host-2".to_string())])
             .await
@@ -888,9 +671,7 @@ impl SimulatedHosts {
             return None;
         }
         let addrs = text(&Self::run(&["addrs"]).stdout).trim().to_string();
-        Some(SimulatedHosts {
-            engines: addrs.split(',').map(str::to_string).collect(),
-        })
+        Some(SimulatedHosts { engines: addrs.split(',').map(str::to_string).collect() })
     }
 
     /// The services of `cluster` whose containers host `host`'s engine runs (running ones).
@@ -969,7 +750,9 @@ fn aws_hosts_spread_the_cluster_across_three_docker_engines() {
     let plan = momctl(&["plan"]);
     assert_eq!(plan.status.code(), Some(2), "changes to make");
     let shown = text(&plan.stdout);
-    for (service, host) in [("zookeeper-3", 3), ("redis-sentinel-2", 2), ("redis-replica-1", 2), ("broker-3", 3), ("nginx", 1)] {
+    for (service, host) in
+        [("zookeeper-3", 3), ("redis-sentinel-2", 2), ("redis-replica-1", 2), ("broker-3", 3), ("nginx", 1)]
+    {
         let line = format!("+ create container {} on host {host}:", container(service));
         assert!(shown.contains(&line), "`{line}` not in the plan:\n{shown}");
     }

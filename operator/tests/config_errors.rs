@@ -13,23 +13,9 @@ const NO_DOCKER: (&str, &str) = ("DOCKER_HOST", "unix:///nonexistent/momctl-test
 fn up_fails(yaml: &str) -> String {
     let dir = TempDir::new("config");
     dir.write("mom.yaml", yaml);
-    let out = momctl(
-        dir.path(),
-        &["up"],
-        &[NO_DOCKER, ("MOM_ADMIN_PASSWORD", "x-long-enough-password")],
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "stdout: {}\nstderr: {}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    assert!(
-        out.stdout.is_empty(),
-        "nothing may be done: {}",
-        text(&out.stdout)
-    );
+    let out = momctl(dir.path(), &["up"], &[NO_DOCKER, ("MOM_ADMIN_PASSWORD", "x-long-enough-password")]);
+    assert_eq!(out.status.code(), Some(1), "stdout: {}\nstderr: {}", text(&out.stdout), text(&out.stderr));
+    assert!(out.stdout.is_empty(), "nothing may be done: {}", text(&out.stdout));
     let err = text(&out.stderr);
     assert!(
         !err.contains("Docker:") && !err.contains("cannot reach"),
@@ -48,37 +34,19 @@ fn assert_mentions(err: &str, parts: &[&str]) {
 #[test]
 fn an_unknown_provider_names_the_allowed_ones() {
     let err = up_fails("cluster: demo\nprovider: gcp\n");
-    assert_mentions(
-        &err,
-        &[
-            "mom.yaml:2:",
-            "provider",
-            "gcp",
-            "allowed: one of local, aws",
-        ],
-    );
+    assert_mentions(&err, &["mom.yaml:2:", "provider", "gcp", "allowed: one of local, aws"]);
 }
 
 #[test]
 fn a_wrong_type_names_the_field_and_the_range() {
     let err = up_fails("cluster: demo\nbroker:\n  image: mom-broker:0.1.0\n  nodes: three\n");
-    assert_mentions(
-        &err,
-        &[
-            "mom.yaml:4:",
-            "broker.nodes",
-            "allowed: a whole number from 1 to 64",
-        ],
-    );
+    assert_mentions(&err, &["mom.yaml:4:", "broker.nodes", "allowed: a whole number from 1 to 64"]);
 }
 
 #[test]
 fn out_of_range_values_are_refused() {
     let err = up_fails("cluster: demo\nbroker: { nodes: 0 }\n");
-    assert_mentions(
-        &err,
-        &["mom.yaml:2:", "broker.nodes", "out of range", "1 to 64"],
-    );
+    assert_mentions(&err, &["mom.yaml:2:", "broker.nodes", "out of range", "1 to 64"]);
     let err = up_fails("cluster: demo\nnginx:\n  http_port: 70000\n");
     assert_mentions(&err, &["mom.yaml:3:", "nginx.http_port", "1 to 65535"]);
     let err = up_fails("cluster: demo\nnetwork: { subnet: 10.1.2.0/28 }\n");
@@ -88,10 +56,7 @@ fn out_of_range_values_are_refused() {
 #[test]
 fn an_unknown_field_lists_the_known_ones() {
     let err = up_fails("cluster: demo\nbroker:\n  image: mom-broker:0.1.0\n  node: 3\n");
-    assert_mentions(
-        &err,
-        &["mom.yaml:4:", "broker.node", "allowed: one of image, nodes"],
-    );
+    assert_mentions(&err, &["mom.yaml:4:", "broker.node", "allowed: one of image, nodes"]);
 }
 
 #[test]
@@ -120,32 +85,15 @@ fn the_aws_provider_checks_its_fields_before_anything_is_touched() {
     assert!(settings.nginx_bind.is_unspecified());
 
     let err = up_fails("cluster: demo\nprovider: aws\naws: { region: us-east-1 }\n");
-    assert_mentions(
-        &err,
-        &[
-            "mom.yaml:2:",
-            "aws.admin_cidr",
-            "required with provider aws",
-        ],
-    );
-    let err = up_fails(
-        "cluster: demo\nprovider: aws\naws:\n  admin_cidr: 203.0.113.0/24\n  region: useast1\n",
-    );
-    assert_mentions(
-        &err,
-        &["mom.yaml:5:", "aws.region", "not an AWS region name"],
-    );
-    let err = up_fails("cluster: demo\nprovider: aws\naws: { admin_cidr: everyone }\n");
-    assert_mentions(
-        &err,
-        &["mom.yaml:3:", "aws.admin_cidr", "not an IPv4 CIDR block"],
-    );
+    assert_mentions(&err, &["mom.yaml:2:", "aws.admin_cidr", "required with provider aws"]);
     let err =
-        up_fails("cluster: demo\nprovider: aws\naws: { admin_cidr: 203.0.113.0/24, hosts: 0 }\n");
+        up_fails("cluster: demo\nprovider: aws\naws:\n  admin_cidr: 203.0.113.0/24\n  region: useast1\n");
+    assert_mentions(&err, &["mom.yaml:5:", "aws.region", "not an AWS region name"]);
+    let err = up_fails("cluster: demo\nprovider: aws\naws: { admin_cidr: everyone }\n");
+    assert_mentions(&err, &["mom.yaml:3:", "aws.admin_cidr", "not an IPv4 CIDR block"]);
+    let err = up_fails("cluster: demo\nprovider: aws\naws: { admin_cidr: 203.0.113.0/24, hosts: 0 }\n");
     assert_mentions(&err, &["mom.yaml:3:", "aws.hosts", "1 to 20"]);
-    let err = up_fails(
-        "cluster: demo\nprovider: aws\naws: { admin_cidr: 203.0.113.0/24, ami: ubuntu }\n",
-    );
+    let err = up_fails("cluster: demo\nprovider: aws\naws: { admin_cidr: 203.0.113.0/24, ami: ubuntu }\n");
     assert_mentions(&err, &["mom.yaml:3:", "aws.ami", "not an AMI id"]);
 }
 
@@ -176,13 +124,7 @@ fn tls_settings_are_checked() {
 #[test]
 fn secrets_never_come_from_the_file() {
     let err = up_fails("cluster: demo\nsecrets: { admin_password: hunter2hunter2 }\n");
-    assert_mentions(
-        &err,
-        &[
-            "secrets.admin_password",
-            "allowed: one of admin_password_env",
-        ],
-    );
+    assert_mentions(&err, &["secrets.admin_password", "allowed: one of admin_password_env"]);
 }
 
 #[test]
@@ -198,9 +140,7 @@ zookeeper: { image: zookeeper:3.9, nodes: 1 }                       # 1 | 3
 nginx: { image: nginx:1.27, http_port: 8080, tls: null }            # tls: {cert, key} | self_signed
 secrets: { admin_password_env: MOM_ADMIN_PASSWORD }                 # secrets come from env, never the file
 "#;
-    let settings = config::parse(yaml, "mom.yaml")
-        .and_then(|c| c.settings("mom.yaml"))
-        .expect("valid");
+    let settings = config::parse(yaml, "mom.yaml").and_then(|c| c.settings("mom.yaml")).expect("valid");
     assert_eq!(settings.broker_nodes, 3);
     assert_eq!(settings.redis_image, "redis:7.4");
     assert_eq!(settings.nginx_http_port, 8080);
@@ -208,12 +148,9 @@ secrets: { admin_password_env: MOM_ADMIN_PASSWORD }                 # secrets co
 
 #[test]
 fn errors_carry_field_and_line() {
-    let err = config::parse(
-        "cluster: demo\nredis:\n  appendfsync: sometimes\n",
-        "mom.yaml",
-    )
-    .and_then(|c| c.settings("mom.yaml"))
-    .expect_err("invalid");
+    let err = config::parse("cluster: demo\nredis:\n  appendfsync: sometimes\n", "mom.yaml")
+        .and_then(|c| c.settings("mom.yaml"))
+        .expect_err("invalid");
     assert!(matches!(err, ConfigError::Invalid { .. }));
     assert_eq!(err.field(), Some("redis.appendfsync"));
     assert_eq!(err.line(), Some(3));
@@ -225,17 +162,8 @@ fn init_writes_a_valid_commented_file_and_keeps_an_existing_one() {
     let out = momctl(dir.path(), &["init", "--cluster", "first"], &[NO_DOCKER]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let written = std::fs::read_to_string(dir.path().join("mom.yaml")).expect("written");
-    assert!(
-        written
-            .lines()
-            .filter(|l| l.trim_start().starts_with('#'))
-            .count()
-            > 10,
-        "commented"
-    );
-    let settings = config::parse(&written, "mom.yaml")
-        .and_then(|c| c.settings("mom.yaml"))
-        .expect("valid");
+    assert!(written.lines().filter(|l| l.trim_start().starts_with('#')).count() > 10, "commented");
+    let settings = config::parse(&written, "mom.yaml").and_then(|c| c.settings("mom.yaml")).expect("valid");
     assert_eq!(settings.cluster, "first");
     let again = momctl(dir.path(), &["init"], &[NO_DOCKER]);
     assert_eq!(again.status.code(), Some(1));

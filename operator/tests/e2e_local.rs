@@ -25,43 +25,20 @@ async fn leftovers(docker: &Docker, cluster: &str) -> Vec<String> {
     let filters = HashMap::from([("label".to_string(), vec![format!("mom.cluster={cluster}")])]);
     let mut left = Vec::new();
     let containers = docker
-        .list_containers(Some(
-            ListContainersOptionsBuilder::default()
-                .all(true)
-                .filters(&filters)
-                .build(),
-        ))
+        .list_containers(Some(ListContainersOptionsBuilder::default().all(true).filters(&filters).build()))
         .await
         .expect("list containers");
-    left.extend(
-        containers
-            .into_iter()
-            .flat_map(|c| c.names.unwrap_or_default()),
-    );
+    left.extend(containers.into_iter().flat_map(|c| c.names.unwrap_or_default()));
     let networks = docker
-        .list_networks(Some(
-            ListNetworksOptionsBuilder::default()
-                .filters(&filters)
-                .build(),
-        ))
+        .list_networks(Some(ListNetworksOptionsBuilder::default().filters(&filters).build()))
         .await
         .expect("networks");
     left.extend(networks.into_iter().filter_map(|n| n.name));
     let volumes = docker
-        .list_volumes(Some(
-            ListVolumesOptionsBuilder::default()
-                .filters(&filters)
-                .build(),
-        ))
+        .list_volumes(Some(ListVolumesOptionsBuilder::default().filters(&filters).build()))
         .await
         .expect("volumes");
-    left.extend(
-        volumes
-            .volumes
-            .unwrap_or_default()
-            .into_iter()
-            .map(|v| v.name),
-    );
+    left.extend(volumes.volumes.unwrap_or_default().into_iter().map(|v| v.name));
     left
 }
 
@@ -82,26 +59,14 @@ fn up_serves_through_nginx_scales_and_down_leaves_nothing() {
     // Without the password nothing is touched.
     let out = momctl(dir.path(), &["up"], &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains(PASSWORD_ENV),
-        "{}",
-        text(&out.stderr)
-    );
-    assert!(
-        rt.block_on(leftovers(&docker, &cluster)).is_empty(),
-        "a refused up touched something"
-    );
+    assert!(text(&out.stderr).contains(PASSWORD_ENV), "{}", text(&out.stderr));
+    assert!(rt.block_on(leftovers(&docker, &cluster)).is_empty(), "a refused up touched something");
 
     let plan = run(dir.path(), &["plan"]);
     assert_eq!(plan.status.code(), Some(2), "changes to make");
 
     let up = ok(dir.path(), &["up"]);
-    for step in [
-        "create network",
-        "create and start container",
-        "wait until healthy",
-        "is up at",
-    ] {
+    for step in ["create network", "create and start container", "wait until healthy", "is up at"] {
         assert!(up.contains(step), "`{step}` not reported");
     }
     assert!(!up.contains(PASSWORD), "the password is never printed");
@@ -111,49 +76,28 @@ fn up_serves_through_nginx_scales_and_down_leaves_nothing() {
         use reqwest::Method;
         let api = Api::login(&base).await;
         api.nodes(3).await;
-        let (status, _) = api
-            .call(
-                Method::PUT,
-                "/v1/queues/e2e-orders",
-                json!({"visibility_timeout_s": 30}),
-            )
-            .await;
+        let (status, _) =
+            api.call(Method::PUT, "/v1/queues/e2e-orders", json!({"visibility_timeout_s": 30})).await;
         assert_eq!(status, 201, "create queue");
         // A new queue is visible on every broker within 1 s (the API's contract); NGINX may pick
         // another broker than the one that created it.
         let (status, sent) = api
-            .call_until_found(
-                Method::POST,
-                "/v1/queues/e2e-orders/messages",
-                json!({"body": "hello"}),
-            )
+            .call_until_found(Method::POST, "/v1/queues/e2e-orders/messages", json!({"body": "hello"}))
             .await;
         assert_eq!(status, 201, "send: {sent}");
-        let (status, got) = api
-            .call(
-                Method::POST,
-                "/v1/queues/e2e-orders/receive",
-                json!({"max": 10, "wait_s": 5}),
-            )
-            .await;
+        let (status, got) =
+            api.call(Method::POST, "/v1/queues/e2e-orders/receive", json!({"max": 10, "wait_s": 5})).await;
         assert_eq!(status, 200);
         let messages = got["messages"].as_array().expect("messages");
         assert_eq!(messages.len(), 1, "{got}");
         assert_eq!(messages[0]["body"], "hello");
         assert_eq!(messages[0]["id"], sent["id"]);
         let receipt = messages[0]["receipt"].clone();
-        let (status, acked) = api
-            .call(
-                Method::POST,
-                "/v1/queues/e2e-orders/ack",
-                json!({"receipts": [receipt]}),
-            )
-            .await;
+        let (status, acked) =
+            api.call(Method::POST, "/v1/queues/e2e-orders/ack", json!({"receipts": [receipt]})).await;
         assert_eq!(status, 200);
         assert_eq!(acked["results"][0]["ok"], true, "{acked}");
-        let (_, stats) = api
-            .call(Method::GET, "/v1/queues/e2e-orders", Value::Null)
-            .await;
+        let (_, stats) = api.call(Method::GET, "/v1/queues/e2e-orders", Value::Null).await;
         assert_eq!(stats["stats"]["available"], 0, "{stats}");
         assert_eq!(stats["stats"]["in_flight"], 0, "{stats}");
 
@@ -179,13 +123,8 @@ fn up_serves_through_nginx_scales_and_down_leaves_nothing() {
             text(&out.stdout),
             text(&out.stderr)
         );
-        let (status, got) = api
-            .call(
-                Method::POST,
-                "/v1/queues/e2e-py-cross/receive",
-                json!({"max": 10, "wait_s": 5}),
-            )
-            .await;
+        let (status, got) =
+            api.call(Method::POST, "/v1/queues/e2e-py-cross/receive", json!({"max": 10, "wait_s": 5})).await;
         assert_eq!(status, 200, "{got}");
         assert_eq!(got["messages"][0]["body"], "from python", "{got}");
     });
@@ -203,27 +142,13 @@ fn up_serves_through_nginx_scales_and_down_leaves_nothing() {
         .as_array()
         .expect("changes")
         .iter()
-        .map(|c| {
-            (
-                c["action"].to_string(),
-                c["kind"].to_string(),
-                c["name"].to_string(),
-            )
-        })
+        .map(|c| (c["action"].to_string(), c["kind"].to_string(), c["name"].to_string()))
         .collect();
     assert_eq!(
         changes,
         [
-            (
-                "\"create\"".into(),
-                "\"container\"".into(),
-                format!("\"mom-{cluster}-broker-4\"")
-            ),
-            (
-                "\"update\"".into(),
-                "\"config\"".into(),
-                format!("\"mom-{cluster}-nginx\"")
-            ),
+            ("\"create\"".into(), "\"container\"".into(), format!("\"mom-{cluster}-broker-4\"")),
+            ("\"update\"".into(), "\"config\"".into(), format!("\"mom-{cluster}-nginx\"")),
         ]
     );
     let up = ok(dir.path(), &["up"]);
@@ -237,27 +162,10 @@ fn up_serves_through_nginx_scales_and_down_leaves_nothing() {
     let status: Value = serde_json::from_str(&status).expect("status json");
     let containers = status["containers"].as_array().expect("containers");
     assert_eq!(containers.len(), 7, "{status}");
-    assert_eq!(
-        status["grpc_endpoint"],
-        format!("127.0.0.1:{}", unique.grpc_port),
-        "{status}"
-    );
-    assert!(
-        containers
-            .iter()
-            .all(|c| c["state"] == "running" && c["health"] == "healthy"),
-        "{status}"
-    );
-    assert_eq!(
-        status["api"]["nodes"].as_array().map(Vec::len),
-        Some(4),
-        "{status}"
-    );
-    assert!(status["api"]["nodes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .all(|n| n["version"] == "0.1.0"));
+    assert_eq!(status["grpc_endpoint"], format!("127.0.0.1:{}", unique.grpc_port), "{status}");
+    assert!(containers.iter().all(|c| c["state"] == "running" && c["health"] == "healthy"), "{status}");
+    assert_eq!(status["api"]["nodes"].as_array().map(Vec::len), Some(4), "{status}");
+    assert!(status["api"]["nodes"].as_array().into_iter().flatten().all(|n| n["version"] == "0.1.0"));
     // e2e-orders, and e2e-py-orders and e2e-py-cross from the gRPC client; its one topic too.
     assert_eq!(status["api"]["queues"], 3, "{status}");
     assert_eq!(status["api"]["topics"], 1, "{status}");

@@ -88,10 +88,15 @@ fn replicated_redis_and_a_zookeeper_ensemble_survive_the_loss_of_a_node() {
     assert_password_required(&container("redis-replica-1"), &container("redis-sentinel-2"));
     let info = redis_cli(&container("redis"), "info replication");
     assert!(info.contains("role:master") && info.contains("connected_slaves:2"), "{info}");
-    let primary = docker(&["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", &container("redis")])
-        .1
-        .trim()
-        .to_string();
+    let primary = docker(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        &container("redis"),
+    ])
+    .1
+    .trim()
+    .to_string();
 
     rt.block_on(async {
         let api = Api::login(&unique.base()).await;
@@ -99,7 +104,11 @@ fn replicated_redis_and_a_zookeeper_ensemble_survive_the_loss_of_a_node() {
         let (status, created) = api.call(Method::PUT, "/v1/queues/repl-q", json!({})).await;
         assert_eq!(status, 201, "create queue: {created}");
         let (status, _) = api
-            .call_until_found(Method::POST, "/v1/queues/repl-q/messages", json!({"body": "m-0", "dedup_id": "m-0"}))
+            .call_until_found(
+                Method::POST,
+                "/v1/queues/repl-q/messages",
+                json!({"body": "m-0", "dedup_id": "m-0"}),
+            )
             .await;
         assert_eq!(status, 201);
         send_all(&api, "repl-q", 1, 49, Duration::from_secs(5)).await;
@@ -109,13 +118,17 @@ fn replicated_redis_and_a_zookeeper_ensemble_survive_the_loss_of_a_node() {
         assert!(killed, "{said}");
         let started = Instant::now();
         let failed = send_all(&api, "repl-q", 50, 50, Duration::from_secs(60)).await;
-        eprintln!("failover: {failed} failed send attempts, all 50 sends acknowledged after {:?}", started.elapsed());
+        eprintln!(
+            "failover: {failed} failed send attempts, all 50 sends acknowledged after {:?}",
+            started.elapsed()
+        );
         let now = redis_cli(&container("redis-sentinel-1"), "-p 26379 sentinel get-master-addr-by-name mom");
         assert!(!now.contains(&primary), "the Sentinels still name the killed primary: {now}");
 
         // Every acknowledged send is there (each replicated before its 201).
         let seen = drain(&api, "repl-q", 100).await;
-        let missing: Vec<String> = (0..100).map(|i| format!("m-{i}")).filter(|m| !seen.contains_key(m)).collect();
+        let missing: Vec<String> =
+            (0..100).map(|i| format!("m-{i}")).filter(|m| !seen.contains_key(m)).collect();
         assert!(missing.is_empty(), "acknowledged sends lost in the failover: {missing:?}");
         let duplicates: usize = seen.values().map(|n| n - 1).sum();
         eprintln!("failover: 100 sends, none lost, {duplicates} delivered twice");

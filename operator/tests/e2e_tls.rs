@@ -29,18 +29,29 @@ fn momctl_ok(dir: &Path, home: &str, args: &[&str]) -> String {
 }
 
 fn run(program: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("run {program}: {e}"));
     (out.status.success(), text(&out.stdout), text(&out.stderr))
 }
 
 /// curl over HTTPS verifying against `ca`: (status code, HTTP version, body).
-fn curl(ca: &Path, method: &str, url: &str, token: Option<&str>, body: Option<&Value>) -> (u16, String, String) {
+fn curl(
+    ca: &Path,
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, String, String) {
     let ca = ca.display().to_string();
     let mut args = vec![
-        "-sS", "--max-time", "30", "--cacert", &ca, "-X", method, "-w", "\n%{http_code} %{http_version}",
+        "-sS",
+        "--max-time",
+        "30",
+        "--cacert",
+        &ca,
+        "-X",
+        method,
+        "-w",
+        "\n%{http_code} %{http_version}",
     ];
     let auth;
     if let Some(t) = token {
@@ -66,12 +77,11 @@ fn user_certificate(dir: &TempDir) -> (std::path::PathBuf, String, String) {
     let ca_key = KeyPair::generate().expect("key");
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "user test CA");
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "user test CA");
     let ca_cert = ca_params.self_signed(&ca_key).expect("ca");
     let key = KeyPair::generate().expect("key");
-    let params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).expect("params");
+    let params =
+        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).expect("params");
     let cert = params.signed_by(&key, &Issuer::new(ca_params, &ca_key)).expect("cert");
     let ca = dir.write("user-ca.pem", &ca_cert.pem());
     dir.write("user-cert.pem", &cert.pem());
@@ -100,13 +110,10 @@ fn tls_at_nginx_and_authenticated_stores() {
     let home = dir.path().join("momctl-home");
     let home_var = home.display().to_string();
     let yaml = |tls: &str| {
-        unique
-            .yaml(1)
-            .replace(BROKER_IMAGE, &image)
-            .replace(
-                &format!("grpc_port: {}, tls: null }}", unique.grpc_port),
-                &format!("grpc_port: null, tls: {tls}, https_port: {https_port} }}"),
-            )
+        unique.yaml(1).replace(BROKER_IMAGE, &image).replace(
+            &format!("grpc_port: {}, tls: null }}", unique.grpc_port),
+            &format!("grpc_port: null, tls: {tls}, https_port: {https_port} }}"),
+        )
     };
     dir.write("mom.yaml", &yaml("self_signed"));
     let _down = Down(dir.path());
@@ -146,7 +153,8 @@ fn tls_at_nginx_and_authenticated_stores() {
 
     // Plain HTTP answers with a redirect to HTTPS.
     let http = format!("http://127.0.0.1:{}/v1/queues?x=1", unique.port);
-    let (ok, out, err) = run("curl", &["-sS", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", &http]);
+    let (ok, out, err) =
+        run("curl", &["-sS", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", &http]);
     assert!(ok, "{err}");
     assert_eq!(out, format!("308 https://127.0.0.1:{https_port}/v1/queues?x=1"));
 
@@ -161,7 +169,8 @@ fn tls_at_nginx_and_authenticated_stores() {
     assert_eq!(code, 200, "login over HTTPS: {body}");
     let token: Value = serde_json::from_str(&body).expect("json");
     let token = token["access_token"].as_str().expect("token").to_string();
-    let (code, _, body) = curl(&ca, "PUT", &format!("{https}/v1/queues/tls-q"), Some(&token), Some(&json!({})));
+    let (code, _, body) =
+        curl(&ca, "PUT", &format!("{https}/v1/queues/tls-q"), Some(&token), Some(&json!({})));
     assert_eq!(code, 201, "create queue: {body}");
     let (code, _, body) = curl(
         &ca,
@@ -186,7 +195,8 @@ fn tls_at_nginx_and_authenticated_stores() {
     let (_, out, err) = run("docker", &["exec", &container("redis"), "redis-cli", "KEYS", "*"]);
     assert!(format!("{out}{err}").contains("NOAUTH"), "unauthenticated Redis client: {out}{err}");
     let zk_cli = "/usr/share/zookeeper/bin/zkCli.sh -server 127.0.0.1:2181";
-    for command in ["set /mom/secrets/jwt-key forged", "get /mom/secrets/jwt-key", "delete /mom/queues/tls-q"] {
+    for command in ["set /mom/secrets/jwt-key forged", "get /mom/secrets/jwt-key", "delete /mom/queues/tls-q"]
+    {
         let (_, out, err) = run(
             "docker",
             &["exec", &container("zookeeper"), "bash", "-c", &format!("{zk_cli} {command} 2>&1")],

@@ -19,9 +19,7 @@ fn rendered(yaml: &str) -> Vec<RenderedFile> {
 
 /// The cluster of `yaml` spread over `hosts` hosts.
 fn desired(yaml: &str, hosts: u32) -> Desired {
-    let settings = config::parse(yaml, "mom.yaml")
-        .and_then(|c| c.settings("mom.yaml"))
-        .expect("valid");
+    let settings = config::parse(yaml, "mom.yaml").and_then(|c| c.settings("mom.yaml")).expect("valid");
     Desired::on_hosts(&settings, hosts)
 }
 
@@ -44,11 +42,7 @@ fn compose_config(dir: &Path) -> Result<(), String> {
 }
 
 fn file<'a>(files: &'a [RenderedFile], path: &str) -> &'a str {
-    &files
-        .iter()
-        .find(|f| f.path == path)
-        .unwrap_or_else(|| panic!("{path} not rendered"))
-        .content
+    &files.iter().find(|f| f.path == path).unwrap_or_else(|| panic!("{path} not rendered")).content
 }
 
 fn tool(name: &str) -> bool {
@@ -65,10 +59,7 @@ fn require(name: &str) -> bool {
     if tool(name) {
         return true;
     }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{name} is missing (.ci/run installs it)"
-    );
+    assert!(std::env::var_os("CI").is_none(), "{name} is missing (.ci/run installs it)");
     eprintln!("skipping: {name} is not installed");
     false
 }
@@ -79,9 +70,7 @@ fn nginx_accepts_the_rendered_config() {
         return;
     }
     for nodes in [1, 3, 7] {
-        let files = rendered(
-            &config::default_file("ngx").replace("nodes: 3 ", &format!("nodes: {nodes} ")),
-        );
+        let files = rendered(&config::default_file("ngx").replace("nodes: 3 ", &format!("nodes: {nodes} ")));
         let dir = TempDir::new("nginx-t");
         let conf = dir.write("nginx.conf", file(&files, "nginx/nginx.conf"));
         let out = Command::new("nginx")
@@ -91,11 +80,7 @@ fn nginx_accepts_the_rendered_config() {
             .arg(&conf)
             .output()
             .expect("run nginx -t");
-        assert!(
-            out.status.success(),
-            "nginx -t failed for {nodes} brokers: {}",
-            text(&out.stderr)
-        );
+        assert!(out.status.success(), "nginx -t failed for {nodes} brokers: {}", text(&out.stderr));
     }
 }
 
@@ -128,10 +113,7 @@ fn the_nginx_config_does_what_the_brokers_need() {
     );
     // One server per broker in each upstream: HTTP on the brokers' 8080, gRPC on their 9090.
     let servers_on = |port: &str| {
-        directives
-            .iter()
-            .filter(|l| l.starts_with("server 10.") && l.contains(&format!(":{port} ")))
-            .count()
+        directives.iter().filter(|l| l.starts_with("server 10.") && l.contains(&format!(":{port} "))).count()
     };
     assert_eq!(servers_on("8080"), 3, "one HTTP upstream server per broker:\n{conf}");
     assert_eq!(servers_on("9090"), 3, "one gRPC upstream server per broker:\n{conf}");
@@ -143,14 +125,8 @@ fn the_nginx_config_does_what_the_brokers_need() {
     let off = file(&off, "nginx/nginx.conf");
     assert!(!off.contains("grpc_pass"), "gRPC still proxied with grpc_port: null:\n{off}");
     // Long polls hold 20 s: every read timeout is well above 25 s.
-    for line in directives
-        .iter()
-        .filter(|l| l.starts_with("proxy_read_timeout"))
-    {
-        let value = line
-            .trim_start_matches("proxy_read_timeout")
-            .trim()
-            .trim_end_matches(';');
+    for line in directives.iter().filter(|l| l.starts_with("proxy_read_timeout")) {
+        let value = line.trim_start_matches("proxy_read_timeout").trim().trim_end_matches(';');
         let secs = match value.strip_suffix('h') {
             Some(h) => h.parse::<u64>().expect("hours") * 3600,
             None => value.trim_end_matches('s').parse::<u64>().expect("seconds"),
@@ -183,7 +159,10 @@ fn docker_compose_accepts_the_rendered_file() {
         let files = render::host_files(&part).expect("renders");
         let compose = file(&files, "compose/compose.yml");
         let zookeeper = if host == 1 { "zookeeper".to_string() } else { format!("zookeeper-{host}") };
-        assert!(compose.contains(&format!("\n  {zookeeper}:\n")), "{zookeeper} not on host {host}:\n{compose}");
+        assert!(
+            compose.contains(&format!("\n  {zookeeper}:\n")),
+            "{zookeeper} not on host {host}:\n{compose}"
+        );
         assert_eq!(compose.contains("external: true"), host > 1, "{compose}");
         assert_eq!(compose.contains("driver: overlay"), host == 1, "{compose}");
         assert_eq!(files.iter().any(|f| f.path == "nginx/nginx.conf"), host == 1);
@@ -224,10 +203,7 @@ fn no_secret_is_written_and_env_files_are_private() {
     // The secrets momctl generated for the cluster, kept in its directory.
     let generated = std::fs::read_to_string(home.join("sec").join(mom_operator::secrets::FILE))
         .expect("the cluster's generated secrets");
-    let values: Vec<&str> = generated
-        .lines()
-        .filter_map(|l| l.split_once('=').map(|(_, v)| v))
-        .collect();
+    let values: Vec<&str> = generated.lines().filter_map(|l| l.split_once('=').map(|(_, v)| v)).collect();
     assert_eq!(values.len(), 2, "{generated}");
     let output = format!("{}{}", text(&out.stdout), text(&out.stderr));
     for s in values.iter().copied().chain([secret]) {
@@ -324,8 +300,7 @@ fn tls_renders_a_redirect_an_https_server_and_a_private_key_nginx_accepts() {
 fn reference_files_match_the_templates() {
     let root = repo_root();
     let default = config::default_file("demo");
-    let committed =
-        std::fs::read_to_string(root.join("mom.yaml")).expect("mom.yaml at the repository root");
+    let committed = std::fs::read_to_string(root.join("mom.yaml")).expect("mom.yaml at the repository root");
     let files = rendered(&default);
     let update = std::env::var_os("MOM_UPDATE_REFERENCE").is_some();
     if update {
@@ -339,8 +314,7 @@ fn reference_files_match_the_templates() {
     );
     for f in &files {
         let path = root.join(&f.path);
-        let on_disk =
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let on_disk = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(
             on_disk == f.content,
             "{} is not what the templates render; run MOM_UPDATE_REFERENCE=1 cargo test -p mom-operator --test render",
@@ -349,15 +323,9 @@ fn reference_files_match_the_templates() {
     }
     // Nothing stale: every reference file is one the templates make.
     for dir in ["compose", "nginx"] {
-        for entry in std::fs::read_dir(root.join(dir))
-            .expect("reference dir")
-            .flatten()
-        {
+        for entry in std::fs::read_dir(root.join(dir)).expect("reference dir").flatten() {
             let rel = format!("{dir}/{}", entry.file_name().to_string_lossy());
-            assert!(
-                files.iter().any(|f| f.path == rel),
-                "{rel} is not rendered any more"
-            );
+            assert!(files.iter().any(|f| f.path == rel), "{rel} is not rendered any more");
         }
     }
 }

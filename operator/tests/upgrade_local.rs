@@ -37,12 +37,7 @@ const NGINX_RELOADS: u64 = 6;
 
 /// The target directory cargo put this test in (`<target>/<profile>/deps/…`).
 fn target_dir() -> Option<PathBuf> {
-    std::env::current_exe()
-        .ok()?
-        .parent()?
-        .parent()?
-        .parent()
-        .map(Path::to_path_buf)
+    std::env::current_exe().ok()?.parent()?.parent()?.parent().map(Path::to_path_buf)
 }
 
 /// The load generator (`tests/src/bin/mom-bench.rs`) as a release build, like the broker in the
@@ -70,19 +65,11 @@ async fn build_from_broker(docker: &Docker, tag: &str, lines: &str) {
     header.set_size(dockerfile.len() as u64);
     header.set_mode(0o644);
     header.set_cksum();
-    tar.append_data(&mut header, "Dockerfile", dockerfile.as_bytes())
-        .expect("tar");
+    tar.append_data(&mut header, "Dockerfile", dockerfile.as_bytes()).expect("tar");
     let context = tar.into_inner().expect("tar");
-    let options = BuildImageOptionsBuilder::default()
-        .t(tag)
-        .dockerfile("Dockerfile")
-        .rm(true)
-        .build();
-    let mut stream = Box::pin(docker.build_image(
-        options,
-        None,
-        Some(bollard::body_full(Bytes::from(context))),
-    ));
+    let options = BuildImageOptionsBuilder::default().t(tag).dockerfile("Dockerfile").rm(true).build();
+    let mut stream =
+        Box::pin(docker.build_image(options, None, Some(bollard::body_full(Bytes::from(context)))));
     while let Some(item) = stream.next().await {
         let info = item.unwrap_or_else(|e| panic!("build {tag}: {e}"));
         assert!(info.error_detail.is_none(), "build {tag}: {info:?}");
@@ -102,15 +89,7 @@ impl Load {
         let stop_file = dir.join("stop-load");
         let verdict = dir.join("verdict.json");
         let child = Command::new(mom_bench())
-            .args([
-                "verify",
-                "--url",
-                base,
-                "--user",
-                "admin",
-                "--queue",
-                "upgrade-load",
-            ])
+            .args(["verify", "--url", base, "--user", "admin", "--queue", "upgrade-load"])
             .args([
                 "--rate",
                 CYCLES_PER_S,
@@ -128,12 +107,7 @@ impl Load {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start mom-bench verify");
-        Load {
-            child,
-            stop_file,
-            verdict,
-            started: Instant::now(),
-        }
+        Load { child, stop_file, verdict, started: Instant::now() }
     }
 
     /// Seconds since the load started, and the wall-clock time in ms (as mom-bench reports
@@ -143,10 +117,7 @@ impl Load {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis())
             .unwrap_or(0);
-        format!(
-            "{:.1} s (unix ms {unix_ms})",
-            self.started.elapsed().as_secs_f64()
-        )
+        format!("{:.1} s (unix ms {unix_ms})", self.started.elapsed().as_secs_f64())
     }
 
     /// Stops sending, waits for the drain, returns the verdict.
@@ -177,8 +148,7 @@ impl Drop for Load {
 
 /// Every broker container of `status --output json`: (service, image, generation, version).
 fn brokers(dir: &Path) -> Vec<(String, String, u64, Option<String>)> {
-    let status: Value =
-        serde_json::from_str(&ok(dir, &["status", "--output", "json"])).expect("status json");
+    let status: Value = serde_json::from_str(&ok(dir, &["status", "--output", "json"])).expect("status json");
     status["containers"]
         .as_array()
         .expect("containers")
@@ -198,10 +168,7 @@ fn brokers(dir: &Path) -> Vec<(String, String, u64, Option<String>)> {
 
 /// NGINX's error log lines (warn and worse) and the access log lines of 5xx answers.
 async fn nginx_problems(docker: &Docker, cluster: &str) -> Vec<String> {
-    let options = bollard::query_parameters::LogsOptionsBuilder::default()
-        .stdout(true)
-        .stderr(true)
-        .build();
+    let options = bollard::query_parameters::LogsOptionsBuilder::default().stdout(true).stderr(true).build();
     let mut logs = Box::pin(docker.logs(&format!("mom-{cluster}-nginx"), Some(options)));
     let mut text = String::new();
     while let Some(Ok(chunk)) = logs.next().await {
@@ -209,9 +176,7 @@ async fn nginx_problems(docker: &Docker, cluster: &str) -> Vec<String> {
     }
     text.lines()
         .filter(|l| {
-            ["[warn]", "[error]", "[crit]", "[alert]", "[emerg]"]
-                .iter()
-                .any(|level| l.contains(level))
+            ["[warn]", "[error]", "[crit]", "[alert]", "[emerg]"].iter().any(|level| l.contains(level))
                 || l.contains("\" 50")
         })
         .map(str::to_string)
@@ -224,10 +189,7 @@ fn assert_all_on(dir: &Path, image: &str, generation: u64) {
     for (service, img, gen, version) in &brokers {
         assert_eq!(img, image, "{service}: {brokers:?}");
         assert_eq!(*gen, generation, "{service}: {brokers:?}");
-        assert!(
-            version.is_some(),
-            "{service} reports no version: {brokers:?}"
-        );
+        assert!(version.is_some(), "{service} reports no version: {brokers:?}");
     }
 }
 
@@ -248,9 +210,7 @@ fn rolling_upgrade_bad_image_and_rollback_under_load() {
     // an image whose command exits at once.
     rt.block_on(async {
         build_from_broker(&docker, NEXT_IMAGE, "").await;
-        let bad = format!(
-            "ENTRYPOINT [\"/bin/sh\", \"-c\", \"echo '{BAD_LINE}' >&2; exit 3\"]\nCMD []\n"
-        );
+        let bad = format!("ENTRYPOINT [\"/bin/sh\", \"-c\", \"echo '{BAD_LINE}' >&2; exit 3\"]\nCMD []\n");
         build_from_broker(&docker, BAD_IMAGE, &bad).await;
     });
 
@@ -259,10 +219,7 @@ fn rolling_upgrade_bad_image_and_rollback_under_load() {
 
     // 1. Every broker to the next image, one at a time.
     let t = load.at();
-    let out = run(
-        dir.path(),
-        &["upgrade", "--broker-image", NEXT_IMAGE, "--output", "json"],
-    );
+    let out = run(dir.path(), &["upgrade", "--broker-image", NEXT_IMAGE, "--output", "json"]);
     eprintln!("upgrade: load time {t} .. {}", load.at());
     assert!(out.status.success(), "upgrade failed");
     let summary: Value = serde_json::from_slice(&out.stdout).expect("upgrade json");
@@ -273,10 +230,7 @@ fn rolling_upgrade_bad_image_and_rollback_under_load() {
         && b["to_image"] == NEXT_IMAGE
         && b["from_image"] == BROKER_IMAGE
         && b["total_s"].as_f64().is_some()));
-    assert!(
-        text(&out.stderr).contains("wait until"),
-        "progress per step"
-    );
+    assert!(text(&out.stderr).contains("wait until"), "progress per step");
     assert_all_on(dir.path(), NEXT_IMAGE, 1);
     // Upgraded is converged: mom.yaml still names the first image, and nothing is to be done.
     assert_eq!(run(dir.path(), &["plan"]).status.code(), Some(0));
@@ -289,15 +243,9 @@ fn rolling_upgrade_bad_image_and_rollback_under_load() {
     assert_eq!(out.status.code(), Some(1), "a bad image fails the upgrade");
     let stderr = text(&out.stderr);
     assert!(stderr.contains(BAD_LINE), "its last log lines: {stderr}");
-    assert!(
-        stderr.contains("broker-1"),
-        "stopped at the first broker: {stderr}"
-    );
+    assert!(stderr.contains("broker-1"), "stopped at the first broker: {stderr}");
     let stdout = text(&out.stdout);
-    assert!(
-        !stdout.contains("broker-2: create"),
-        "went past the first broker"
-    );
+    assert!(!stdout.contains("broker-2: create"), "went past the first broker");
     assert_all_on(dir.path(), NEXT_IMAGE, 1);
     assert_eq!(run(dir.path(), &["plan"]).status.code(), Some(0));
 
@@ -306,10 +254,7 @@ fn rolling_upgrade_bad_image_and_rollback_under_load() {
     let out = run(dir.path(), &["rollback"]);
     eprintln!("rollback: load time {t} .. {}", load.at());
     assert!(out.status.success(), "rollback failed");
-    assert!(
-        text(&out.stdout).contains("broker-3 upgraded"),
-        "progress per broker"
-    );
+    assert!(text(&out.stdout).contains("broker-3 upgraded"), "progress per broker");
     assert_all_on(dir.path(), BROKER_IMAGE, 2);
     assert_eq!(run(dir.path(), &["plan"]).status.code(), Some(0));
 
@@ -325,9 +270,7 @@ fn rolling_upgrade_bad_image_and_rollback_under_load() {
     let duplicates = verdict["duplicates"].as_u64().unwrap_or(0);
     eprintln!("duplicates delivered during the upgrades: {duplicates}");
     let retries = verdict["stale_connection_retries"].as_u64().unwrap_or(0);
-    eprintln!(
-        "stale_connection_retries (resent once after the client-side keep-alive race): {retries}"
-    );
+    eprintln!("stale_connection_retries (resent once after the client-side keep-alive race): {retries}");
     // The race hits an idle client connection at most once per reload; more would be a server
     // closing connections for another reason, hidden by the resends.
     assert!(
@@ -336,33 +279,17 @@ fn rolling_upgrade_bad_image_and_rollback_under_load() {
         verdict["stale_connection_retry_log"]
     );
     let rps = verdict["requests_per_s"].as_f64().unwrap_or(0.0);
-    assert!(
-        rps >= MIN_REQUESTS_PER_S,
-        "load was only {rps:.0} requests/s"
-    );
-    assert_eq!(
-        verdict["failed"], 0,
-        "failed requests: {:#}",
-        verdict["failures"]
-    );
-    assert_eq!(
-        verdict["lost"], 0,
-        "acknowledged sends lost: {:#}",
-        verdict["lost_ids"]
-    );
-    assert!(
-        verdict["sent_acknowledged"].as_u64().unwrap_or(0) > 1000,
-        "{verdict}"
-    );
+    assert!(rps >= MIN_REQUESTS_PER_S, "load was only {rps:.0} requests/s");
+    assert_eq!(verdict["failed"], 0, "failed requests: {:#}", verdict["failures"]);
+    assert_eq!(verdict["lost"], 0, "acknowledged sends lost: {:#}", verdict["lost_ids"]);
+    assert!(verdict["sent_acknowledged"].as_u64().unwrap_or(0) > 1000, "{verdict}");
 
     ok(dir.path(), &["down", "--yes"]);
     let _ = momctl(dir.path(), &["status"], &[]);
     // The test's own images (best effort: another run may be using them).
     rt.block_on(async {
         for image in [BAD_IMAGE, NEXT_IMAGE] {
-            let _ = docker
-                .remove_image(image, None::<RemoveImageOptions>, None)
-                .await;
+            let _ = docker.remove_image(image, None::<RemoveImageOptions>, None).await;
         }
     });
 }

@@ -67,18 +67,12 @@ impl Cluster {
 
     /// A fresh namespace on the shared ZooKeeper and the Redis at `redis_url`.
     pub fn with_redis(redis_url: impl Into<String>) -> Self {
-        Self::on(Services {
-            redis_url: redis_url.into(),
-            ..Services::shared()
-        })
+        Self::on(Services { redis_url: redis_url.into(), ..Services::shared() })
     }
 
     /// A fresh namespace on the shared Redis and the ZooKeeper at `zk` (`host:port`).
     pub fn with_zk(zk: impl Into<String>) -> Self {
-        Self::on(Services {
-            zk: zk.into(),
-            ..Services::shared()
-        })
+        Self::on(Services { zk: zk.into(), ..Services::shared() })
     }
 
     /// A fresh namespace on the Redis and ZooKeeper of `services`, e.g. private servers of both.
@@ -176,11 +170,7 @@ impl BrokerBuilder {
             ("--redis-url", "MOM_REDIS_URL", &self.cluster.redis_url),
             ("--zk", "MOM_ZK_CONNECT", &self.cluster.zk),
             ("--zk-root", "MOM_ZK_ROOT", &self.cluster.zk_root),
-            (
-                "--redis-prefix",
-                "MOM_REDIS_PREFIX",
-                &self.cluster.redis_prefix,
-            ),
+            ("--redis-prefix", "MOM_REDIS_PREFIX", &self.cluster.redis_prefix),
             ("--node-id", "MOM_NODE_ID", &self.node_id),
             ("--drain-timeout", "MOM_DRAIN_TIMEOUT_S", &drain),
         ];
@@ -266,20 +256,14 @@ impl Broker {
     /// `POST /v1/auth/token` with these credentials, from an anonymous client.
     pub async fn login_resp(&self, username: &str, password: &str) -> crate::client::Resp {
         self.anonymous_client()
-            .post(
-                "/v1/auth/token",
-                serde_json::json!({ "username": username, "password": password }),
-            )
+            .post("/v1/auth/token", serde_json::json!({ "username": username, "password": password }))
             .await
     }
 
     /// Logs in (expecting 200) and returns the access token.
     pub async fn token_for(&self, username: &str, password: &str) -> String {
         let resp = self.login_resp(username, password).await.expect_status(200);
-        resp.json["access_token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no access_token in {resp}"))
-            .to_string()
+        resp.json["access_token"].as_str().unwrap_or_else(|| panic!("no access_token in {resp}")).to_string()
     }
 
     /// A client logged in as `username` (expecting the login to succeed).
@@ -304,10 +288,7 @@ impl Broker {
     }
 
     fn token(&self) -> Option<String> {
-        self.admin_token
-            .lock()
-            .unwrap_or_else(|e| panic!("admin token lock poisoned: {e}"))
-            .clone()
+        self.admin_token.lock().unwrap_or_else(|e| panic!("admin token lock poisoned: {e}")).clone()
     }
 
     /// Logs in as the cluster's admin unless a broker of the cluster already did. A broker without
@@ -318,10 +299,7 @@ impl Broker {
         }
         let resp = self
             .anonymous_client()
-            .post(
-                "/v1/auth/token",
-                serde_json::json!({ "username": ADMIN_USER, "password": ADMIN_PASSWORD }),
-            )
+            .post("/v1/auth/token", serde_json::json!({ "username": ADMIN_USER, "password": ADMIN_PASSWORD }))
             .await;
         if resp.status == 404 {
             return;
@@ -331,10 +309,7 @@ impl Broker {
             .as_str()
             .unwrap_or_else(|| panic!("no access_token in {resp}"))
             .to_string();
-        *self
-            .admin_token
-            .lock()
-            .unwrap_or_else(|e| panic!("admin token lock poisoned: {e}")) = Some(token);
+        *self.admin_token.lock().unwrap_or_else(|e| panic!("admin token lock poisoned: {e}")) = Some(token);
     }
 
     pub fn log_path(&self) -> &Path {
@@ -349,21 +324,15 @@ impl Broker {
     /// The status of `GET path`, or `None` when the broker cannot be reached.
     pub async fn probe(&self, path: &str) -> Option<u16> {
         let client = self.client().with_timeout(Duration::from_secs(2));
-        client
-            .try_request(reqwest::Method::GET, path, crate::client::Body::None)
-            .await
-            .ok()
-            .map(|r| r.status)
+        client.try_request(reqwest::Method::GET, path, crate::client::Body::None).await.ok().map(|r| r.status)
     }
 
     /// The value of the unlabelled series `name` on `/metrics`, or `None` when the broker cannot
     /// be reached or does not report it.
     pub async fn metric(&self, name: &str) -> Option<f64> {
         let client = self.anonymous_client().with_timeout(Duration::from_secs(2));
-        let resp = client
-            .try_request(reqwest::Method::GET, "/metrics", crate::client::Body::None)
-            .await
-            .ok()?;
+        let resp =
+            client.try_request(reqwest::Method::GET, "/metrics", crate::client::Body::None).await.ok()?;
         if resp.status != 200 {
             return None;
         }
@@ -450,10 +419,8 @@ impl Broker {
     /// The exit status if the process has exited.
     pub fn try_exit(&mut self) -> Option<ExitStatus> {
         if self.exit.is_none() {
-            self.exit = self
-                .child
-                .try_wait()
-                .unwrap_or_else(|e| panic!("cannot poll broker {}: {e}", self.node_id));
+            self.exit =
+                self.child.try_wait().unwrap_or_else(|e| panic!("cannot poll broker {}: {e}", self.node_id));
         }
         self.exit
     }
@@ -488,10 +455,7 @@ pub fn signal(pid: i32, sig: libc::c_int) {
     // SAFETY: kill(2) has no memory-safety preconditions.
     let rc = unsafe { libc::kill(pid, sig) };
     if rc != 0 {
-        panic!(
-            "kill({pid}, {sig}) failed: {}",
-            std::io::Error::last_os_error()
-        );
+        panic!("kill({pid}, {sig}) failed: {}", std::io::Error::last_os_error());
     }
 }
 
@@ -505,9 +469,10 @@ pub fn broker_bin() -> &'static Path {
             None => {
                 let exe = std::env::current_exe()
                     .unwrap_or_else(|e| panic!("cannot find the test executable: {e}"));
-                let profile_dir = exe.parent().and_then(Path::parent).unwrap_or_else(|| {
-                    panic!("test executable {} has no grandparent dir", exe.display())
-                });
+                let profile_dir = exe
+                    .parent()
+                    .and_then(Path::parent)
+                    .unwrap_or_else(|| panic!("test executable {} has no grandparent dir", exe.display()));
                 profile_dir.join("mom-broker")
             }
         };

@@ -20,10 +20,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum Body {
     None,
     Json(Value),
-    Raw {
-        content_type: Option<&'static str>,
-        bytes: Vec<u8>,
-    },
+    Raw { content_type: Option<&'static str>, bytes: Vec<u8> },
 }
 
 impl From<Value> for Body {
@@ -52,16 +49,9 @@ impl fmt::Debug for Client {
 impl Client {
     /// A client of the broker at `base`, e.g. `http://127.0.0.1:8080`.
     pub fn new(base: impl Into<String>) -> Self {
-        let http = reqwest::Client::builder()
-            .build()
-            .unwrap_or_else(|e| panic!("cannot build an HTTP client: {e}"));
-        Self {
-            http,
-            base: base.into(),
-            bearer: None,
-            headers: HeaderMap::new(),
-            timeout: REQUEST_TIMEOUT,
-        }
+        let http =
+            reqwest::Client::builder().build().unwrap_or_else(|e| panic!("cannot build an HTTP client: {e}"));
+        Self { http, base: base.into(), bearer: None, headers: HeaderMap::new(), timeout: REQUEST_TIMEOUT }
     }
 
     /// The same client with another time limit per request.
@@ -100,16 +90,8 @@ impl Client {
 
     /// Sends one request. Transport errors (connection refused, timeout) are returned, so a test can
     /// expect them, e.g. from a broker that is shutting down.
-    pub async fn try_request(
-        &self,
-        method: Method,
-        path: &str,
-        body: Body,
-    ) -> Result<Resp, reqwest::Error> {
-        let mut req = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.base))
-            .timeout(self.timeout);
+    pub async fn try_request(&self, method: Method, path: &str, body: Body) -> Result<Resp, reqwest::Error> {
+        let mut req = self.http.request(method.clone(), format!("{}{path}", self.base)).timeout(self.timeout);
         if let Some(token) = &self.bearer {
             req = req.bearer_auth(token);
         }
@@ -117,10 +99,7 @@ impl Client {
         req = match body {
             Body::None => req,
             Body::Json(value) => req.json(&value),
-            Body::Raw {
-                content_type,
-                bytes,
-            } => {
+            Body::Raw { content_type, bytes } => {
                 let req = match content_type {
                     Some(ct) => req.header(CONTENT_TYPE, ct),
                     None => req,
@@ -133,14 +112,7 @@ impl Client {
         let headers = response.headers().clone();
         let text = response.text().await?;
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Ok(Resp {
-            method,
-            path: path.to_string(),
-            status,
-            headers,
-            text,
-            json,
-        })
+        Ok(Resp { method, path: path.to_string(), status, headers, text, json })
     }
 
     /// Sends one request; a transport error fails the test.
@@ -196,12 +168,7 @@ impl Client {
             Ok(stream)
         })
         .await;
-        PartialRequest {
-            stream,
-            what,
-            rest: last.to_vec(),
-            timeout: self.timeout,
-        }
+        PartialRequest { stream, what, rest: last.to_vec(), timeout: self.timeout }
     }
 }
 
@@ -304,11 +271,7 @@ impl Resp {
 
 impl fmt::Display for Resp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {} -> {} {}",
-            self.method, self.path, self.status, self.text
-        )
+        write!(f, "{} {} -> {} {}", self.method, self.path, self.status, self.text)
     }
 }
 
@@ -316,27 +279,11 @@ impl fmt::Display for Resp {
 /// leaked transport or storage error text in the message. `context` goes into failure messages.
 #[track_caller]
 pub fn assert_error_object(error: &Value, code: &str, context: &str) {
-    assert_eq!(
-        error["code"].as_str(),
-        Some(code),
-        "expected error code {code:?} in {context}"
-    );
+    assert_eq!(error["code"].as_str(), Some(code), "expected error code {code:?} in {context}");
     let message = error["message"].as_str().unwrap_or_default();
-    assert!(
-        !message.trim().is_empty(),
-        "error without a message in {context}"
-    );
+    assert!(!message.trim().is_empty(), "error without a message in {context}");
     let lower = message.to_ascii_lowercase();
-    for leak in [
-        "os error",
-        "connection refused",
-        "ioerror",
-        "backtrace",
-        "panicked",
-    ] {
-        assert!(
-            !lower.contains(leak),
-            "error message leaks internals ({leak:?}) in {context}"
-        );
+    for leak in ["os error", "connection refused", "ioerror", "backtrace", "panicked"] {
+        assert!(!lower.contains(leak), "error message leaks internals ({leak:?}) in {context}");
     }
 }

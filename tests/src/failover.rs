@@ -143,42 +143,18 @@ impl Failover {
         let mut backoff = FIRST_BACKOFF;
         let mut slot = first % self.len();
         loop {
-            let failure = match self
-                .node(slot)
-                .try_request(method.clone(), path, body.clone())
-                .await
-            {
-                Ok(resp) if resp.status == 503 && self.retry_unavailable => Failure::Unavailable {
-                    node: slot,
-                    text: resp.text,
-                },
-                Ok(resp) => {
-                    return Ok(Answer {
-                        resp,
-                        node: slot,
-                        failures,
-                    })
+            let failure = match self.node(slot).try_request(method.clone(), path, body.clone()).await {
+                Ok(resp) if resp.status == 503 && self.retry_unavailable => {
+                    Failure::Unavailable { node: slot, text: resp.text }
                 }
-                Err(e) if is_connection_error(&e) => Failure::Connection {
-                    node: slot,
-                    error: e.to_string(),
-                },
-                Err(e) if e.is_timeout() && self.retry_unavailable => {
-                    Failure::Timeout { node: slot }
-                }
-                Err(e) => {
-                    return Err(GaveUp {
-                        failures,
-                        fatal: Some(format!("node {slot}: {e}")),
-                    })
-                }
+                Ok(resp) => return Ok(Answer { resp, node: slot, failures }),
+                Err(e) if is_connection_error(&e) => Failure::Connection { node: slot, error: e.to_string() },
+                Err(e) if e.is_timeout() && self.retry_unavailable => Failure::Timeout { node: slot },
+                Err(e) => return Err(GaveUp { failures, fatal: Some(format!("node {slot}: {e}")) }),
             };
             failures.push(failure);
             if Instant::now() >= deadline {
-                return Err(GaveUp {
-                    failures,
-                    fatal: None,
-                });
+                return Err(GaveUp { failures, fatal: None });
             }
             slot = (slot + 1) % self.len();
             if failures.len() % self.len() == 0 {

@@ -64,9 +64,7 @@ pub async fn grpc_client(addr: &str, token: Option<&str>) -> GrpcClient {
         .await
         .unwrap_or_else(|e| panic!("cannot connect to gRPC at {addr}: {e}"));
     let token = token.map(|t| {
-        format!("Bearer {t}")
-            .parse()
-            .unwrap_or_else(|e| panic!("token is not valid metadata: {e}"))
+        format!("Bearer {t}").parse().unwrap_or_else(|e| panic!("token is not valid metadata: {e}"))
     });
     BrokerClient::with_interceptor(channel, Bearer(token))
 }
@@ -112,8 +110,5 @@ pub fn expect_status<T: std::fmt::Debug>(
 
 /// An outgoing message with just a body.
 pub fn body(text: &str) -> pb::OutgoingMessage {
-    pb::OutgoingMessage {
-        body: text.to_string(),
-        ..Default::default()
-    }
+    pb::OutgoingMessage { body: text.to_string(), ..Default::default() }
 }

@@ -32,22 +32,19 @@ pub mod topic;
 pub mod util;
 pub mod zookeeper;
 
-pub use broker::{
-    user_password, Broker, BrokerBuilder, Cluster, Services, ADMIN_PASSWORD, ADMIN_USER,
-};
+pub use broker::{user_password, Broker, BrokerBuilder, Cluster, Services, ADMIN_PASSWORD, ADMIN_USER};
 pub use client::{is_connection_error, Body, Client, PartialRequest, Resp};
 pub use failover::{Answer, Failover, Failure, GaveUp};
 pub use nginx::Nginx;
 pub use queue::{
-    assert_error_result, assert_ok_result, bodies, expect_missing_dead_letter_queue, id_set, ids,
-    Message, Queue, Stats, Window, DEADLINE_SLACK,
+    assert_error_result, assert_ok_result, bodies, expect_missing_dead_letter_queue, id_set, ids, Message,
+    Queue, Stats, Window, DEADLINE_SLACK,
 };
 pub use redis_server::{Persistence, RedisServer};
 pub use serde_json::{json, Value};
 pub use sse::{SseEvent, SseItem, SseStream};
 pub use topic::{
-    broker_with_subscription, broker_with_topic, metric_sample, scrape, Subscription, Topic,
-    TopicStats,
+    broker_with_subscription, broker_with_topic, metric_sample, scrape, Subscription, Topic, TopicStats,
 };
 pub use util::{assert_fields, wait_until, wait_until_every, TempDir};
 pub use zookeeper::ZooKeeperServer;

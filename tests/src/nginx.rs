@@ -110,11 +110,7 @@ pub fn render_config_with_grpc(
     );
     context.insert("listen_port", listen);
     if let Some(g) = grpc {
-        assert_eq!(
-            g.addresses.len(),
-            upstreams.len(),
-            "one gRPC address per upstream"
-        );
+        assert_eq!(g.addresses.len(), upstreams.len(), "one gRPC address per upstream");
         context.insert("grpc_listen_port", g.listen);
     }
     let rendered = tera::Tera::one_off(&template, &context, false)
@@ -154,10 +150,7 @@ fn localize(rendered: &str, dir: &Path) -> String {
             }
         }
     }
-    assert!(
-        temp_paths_added,
-        "no `http {{` block in the rendered NGINX config:\n{rendered}"
-    );
+    assert!(temp_paths_added, "no `http {{` block in the rendered NGINX config:\n{rendered}");
     out
 }
 
@@ -197,10 +190,8 @@ pub struct Nginx {
 impl Nginx {
     /// Starts NGINX with `brokers` as its upstream and waits until it answers its health location.
     pub async fn start(brokers: &[&Broker]) -> Nginx {
-        let upstreams: Vec<(String, String)> = brokers
-            .iter()
-            .map(|b| (b.node_id().to_string(), b.listen().to_string()))
-            .collect();
+        let upstreams: Vec<(String, String)> =
+            brokers.iter().map(|b| (b.node_id().to_string(), b.listen().to_string())).collect();
         Self::start_for(&upstreams).await
     }
 
@@ -212,10 +203,8 @@ impl Nginx {
     /// Starts NGINX in front of brokers that serve gRPC too: `(broker, its gRPC host:port)`.
     /// NGINX proxies HTTP on [`Nginx::url`] and gRPC on [`Nginx::grpc_addr`].
     pub async fn start_grpc(brokers: &[(&Broker, &str)]) -> Nginx {
-        let upstreams: Vec<(String, String)> = brokers
-            .iter()
-            .map(|(b, _)| (b.node_id().to_string(), b.listen().to_string()))
-            .collect();
+        let upstreams: Vec<(String, String)> =
+            brokers.iter().map(|(b, _)| (b.node_id().to_string(), b.listen().to_string())).collect();
         let grpc: Vec<String> = brokers.iter().map(|(_, g)| g.to_string()).collect();
         Self::start_with(&upstreams, Some(&grpc)).await
     }
@@ -226,31 +215,17 @@ impl Nginx {
         let grpc_port = grpc.map(|_| free_port());
         let grpc_listen = grpc_port.map(|p| format!("127.0.0.1:{p}"));
         let config = dir.path().join("nginx.conf");
-        let grpc_upstreams = grpc
-            .zip(grpc_listen.as_deref())
-            .map(|(addresses, listen)| GrpcUpstreams { addresses, listen });
-        let text = render_config_with_grpc(
-            upstreams,
-            grpc_upstreams,
-            &format!("127.0.0.1:{port}"),
-            dir.path(),
-        );
-        std::fs::write(&config, text)
-            .unwrap_or_else(|e| panic!("cannot write {}: {e}", config.display()));
+        let grpc_upstreams =
+            grpc.zip(grpc_listen.as_deref()).map(|(addresses, listen)| GrpcUpstreams { addresses, listen });
+        let text =
+            render_config_with_grpc(upstreams, grpc_upstreams, &format!("127.0.0.1:{port}"), dir.path());
+        std::fs::write(&config, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", config.display()));
         let log = dir.path().join("nginx.log");
         let prefix = format!("{}/", dir.path().display());
         let mut cmd = Command::new(nginx_bin());
-        cmd.args(["-p", &prefix, "-e", "stderr", "-g", "daemon off;", "-c"])
-            .arg(&config);
+        cmd.args(["-p", &prefix, "-e", "stderr", "-g", "daemon off;", "-c"]).arg(&config);
         let child = spawn_logged(&mut cmd, &log);
-        let mut nginx = Nginx {
-            child,
-            port,
-            grpc_port,
-            log,
-            config,
-            _dir: dir,
-        };
+        let mut nginx = Nginx { child, port, grpc_port, log, config, _dir: dir };
         let probe = Client::new(nginx.url()).with_timeout(Duration::from_secs(2));
         let what = format!("nginx on port {port} (config {})", nginx.config.display());
         let log = nginx.log.clone();
@@ -274,9 +249,7 @@ impl Nginx {
 
     /// `127.0.0.1:<port>` of the gRPC server (panics when NGINX was started without gRPC).
     pub fn grpc_addr(&self) -> String {
-        let port = self
-            .grpc_port
-            .unwrap_or_else(|| panic!("this NGINX was started without gRPC"));
+        let port = self.grpc_port.unwrap_or_else(|| panic!("this NGINX was started without gRPC"));
         format!("127.0.0.1:{port}")
     }
 
@@ -298,11 +271,7 @@ impl Nginx {
 impl Drop for Nginx {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!(
-                "--- log of nginx ({}), last lines:\n{}\n---",
-                self.log.display(),
-                self.log_tail(40)
-            );
+            eprintln!("--- log of nginx ({}), last lines:\n{}\n---", self.log.display(), self.log_tail(40));
         }
         if let Ok(None) = self.child.try_wait() {
             // SIGTERM: the master stops its workers (SIGKILL would leave them running).
@@ -336,10 +305,7 @@ mod tests {
         assert!(conf.contains("server 127.0.0.1:4001 "), "{conf}");
         assert!(conf.contains("server 127.0.0.1:4002 "), "{conf}");
         assert!(conf.contains("listen 127.0.0.1:5555;"), "{conf}");
-        assert!(
-            conf.contains(&format!("pid {}/nginx.pid;", dir.path().display())),
-            "{conf}"
-        );
+        assert!(conf.contains(&format!("pid {}/nginx.pid;", dir.path().display())), "{conf}");
         assert!(!conf.contains("/run/nginx.pid"), "{conf}");
         assert!(conf.contains("proxy_buffering off;"), "{conf}");
         assert!(!conf.contains("grpc_pass"), "{conf}");
@@ -355,10 +321,7 @@ mod tests {
         let grpc = ["127.0.0.1:5001".to_string(), "127.0.0.1:5002".to_string()];
         let conf = render_config_with_grpc(
             &upstreams,
-            Some(GrpcUpstreams {
-                addresses: &grpc,
-                listen: "127.0.0.1:6666",
-            }),
+            Some(GrpcUpstreams { addresses: &grpc, listen: "127.0.0.1:6666" }),
             "127.0.0.1:5555",
             dir.path(),
         );

@@ -35,13 +35,7 @@ impl Window {
     pub async fn around<F: Future>(fut: F) -> (F::Output, Window) {
         let start = Instant::now();
         let out = fut.await;
-        (
-            out,
-            Window {
-                start,
-                end: Instant::now(),
-            },
-        )
+        (out, Window { start, end: Instant::now() })
     }
 }
 
@@ -89,11 +83,7 @@ impl Queue {
     /// Helpers for the pull routes (`/receive`, `/ack`, `/nack`, `/visibility`) of another mailbox
     /// at `base`: a topic subscription, whose routes have the queue's bodies and semantics.
     pub fn at(client: Client, name: &str, base: String) -> Self {
-        Self {
-            client,
-            name: name.to_string(),
-            base,
-        }
+        Self { client, name: name.to_string(), base }
     }
 
     pub fn name(&self) -> &str {
@@ -122,10 +112,7 @@ impl Queue {
     /// The queue's `stats`, expecting 200.
     pub async fn stats(&self) -> Stats {
         let resp = self.get().await.expect_status(200);
-        assert!(
-            resp.json["stats"].get("oldest_age_s").is_some(),
-            "stats without oldest_age_s in {resp}"
-        );
+        assert!(resp.json["stats"].get("oldest_age_s").is_some(), "stats without oldest_age_s in {resp}");
         serde_json::from_value(resp.json["stats"].clone())
             .unwrap_or_else(|e| panic!("bad stats ({e}) in {resp}"))
     }
@@ -167,12 +154,7 @@ impl Queue {
     }
 
     pub async fn send_batch(&self, messages: Value) -> Resp {
-        self.client
-            .post(
-                &self.path("/messages/batch"),
-                json!({ "messages": messages }),
-            )
-            .await
+        self.client.post(&self.path("/messages/batch"), json!({ "messages": messages })).await
     }
 
     pub async fn receive_resp(&self, request: Value) -> Resp {
@@ -245,9 +227,7 @@ impl Queue {
     /// `set.end + delay`. The poll must start before the deadline for the lower bound to mean much.
     pub async fn expect_receivable_after(&self, set: Window, delay: Duration) -> Vec<Message> {
         let wait_s = (delay + Duration::from_secs(3)).as_secs().min(20);
-        let messages = self
-            .receive_with(json!({ "max": 100, "wait_s": wait_s }))
-            .await;
+        let messages = self.receive_with(json!({ "max": 100, "wait_s": wait_s })).await;
         let now = Instant::now();
         assert!(
             !messages.is_empty(),
@@ -271,9 +251,7 @@ impl Queue {
     }
 
     pub async fn ack_resp(&self, receipts: &[&str]) -> Resp {
-        self.client
-            .post(&self.path("/ack"), json!({ "receipts": receipts }))
-            .await
+        self.client.post(&self.path("/ack"), json!({ "receipts": receipts })).await
     }
 
     /// Acks, expecting 200; returns `results`, one per receipt.
@@ -301,13 +279,8 @@ impl Queue {
 
     /// Nacks, expecting 200; returns `results`, one per receipt.
     pub async fn nack(&self, receipts: &[&str], delay_s: u64) -> Vec<Value> {
-        let resp = self
-            .client
-            .post(
-                &self.path("/nack"),
-                json!({ "receipts": receipts, "delay_s": delay_s }),
-            )
-            .await;
+        let resp =
+            self.client.post(&self.path("/nack"), json!({ "receipts": receipts, "delay_s": delay_s })).await;
         results(resp, receipts.len())
     }
 
@@ -370,11 +343,7 @@ pub fn bodies(messages: &[Message]) -> Vec<&str> {
 #[track_caller]
 pub fn id_set(messages: &[Message]) -> HashSet<String> {
     let set: HashSet<String> = messages.iter().map(|m| m.id.clone()).collect();
-    assert_eq!(
-        set.len(),
-        messages.len(),
-        "duplicate deliveries: {messages:?}"
-    );
+    assert_eq!(set.len(), messages.len(), "duplicate deliveries: {messages:?}");
     set
 }
 
@@ -382,10 +351,8 @@ pub fn id_set(messages: &[Message]) -> HashSet<String> {
 #[track_caller]
 fn results(resp: Resp, expected: usize) -> Vec<Value> {
     let resp = resp.expect_status(200);
-    let results = resp.json["results"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no results array in {resp}"))
-        .clone();
+    let results =
+        resp.json["results"].as_array().unwrap_or_else(|| panic!("no results array in {resp}")).clone();
     assert_eq!(results.len(), expected, "one result per receipt in {resp}");
     results
 }

@@ -53,9 +53,7 @@ impl RedisCluster {
             create.arg(format!("127.0.0.1:{}", node.port()));
         }
         create.args(["--cluster-replicas", "0", "--cluster-yes"]);
-        let out = create
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {cli}: {e}"));
+        let out = create.output().unwrap_or_else(|e| panic!("cannot run {cli}: {e}"));
         assert!(
             out.status.success(),
             "redis-cli --cluster create failed: {}\n{}",
@@ -65,17 +63,13 @@ impl RedisCluster {
         let cluster = Self { nodes };
         for node in &cluster.nodes {
             let url = node.url();
-            wait_until(
-                "every cluster node to report cluster_state:ok",
-                SETTLE,
-                || {
-                    let url = url.clone();
-                    async move {
-                        let info: String = try_command(&url, &["CLUSTER", "INFO"]).await?;
-                        info.contains("cluster_state:ok").then_some(())
-                    }
-                },
-            )
+            wait_until("every cluster node to report cluster_state:ok", SETTLE, || {
+                let url = url.clone();
+                async move {
+                    let info: String = try_command(&url, &["CLUSTER", "INFO"]).await?;
+                    info.contains("cluster_state:ok").then_some(())
+                }
+            })
             .await;
         }
         cluster
@@ -83,11 +77,7 @@ impl RedisCluster {
 
     /// `redis-cluster://127.0.0.1:p1,127.0.0.1:p2,...`, for `MOM_REDIS_URL`.
     pub fn url(&self) -> String {
-        let hosts: Vec<String> = self
-            .nodes
-            .iter()
-            .map(|n| format!("127.0.0.1:{}", n.port()))
-            .collect();
+        let hosts: Vec<String> = self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())).collect();
         format!("redis-cluster://{}", hosts.join(","))
     }
 }
@@ -116,8 +106,7 @@ impl SentinelServer {
              sentinel parallel-syncs {service} 2\n",
             dir = dir.path().display()
         );
-        std::fs::write(&config, text)
-            .unwrap_or_else(|e| panic!("cannot write {}: {e}", config.display()));
+        std::fs::write(&config, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", config.display()));
         let log = dir.path().join("sentinel.log");
         let bin = std::env::var("MOM_TEST_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
         let mut cmd = Command::new(bin);
@@ -130,12 +119,7 @@ impl SentinelServer {
             async move { try_command::<String>(&url, &["PING"]).await.is_some() }
         })
         .await;
-        Self {
-            port,
-            child: Some(child),
-            log,
-            _dir: dir,
-        }
+        Self { port, child: Some(child), log, _dir: dir }
     }
 
     pub fn port(&self) -> u16 {
@@ -179,17 +163,10 @@ impl SentinelGroup {
     pub async fn started(replicas: usize) -> Self {
         let primary = RedisServer::started(Persistence::None).await;
         let link = ReplicationLink::start(primary.port()).await;
-        let mut group = Self {
-            link,
-            replicas: Vec::new(),
-            sentinels: Vec::new(),
-            primary,
-        };
+        let mut group = Self { link, replicas: Vec::new(), sentinels: Vec::new(), primary };
         for _ in 0..replicas {
-            let mut replica = RedisServer::new(Persistence::None).with_args([
-                "--replicaof".to_string(),
-                format!("127.0.0.1 {}", group.link.port()),
-            ]);
+            let mut replica = RedisServer::new(Persistence::None)
+                .with_args(["--replicaof".to_string(), format!("127.0.0.1 {}", group.link.port())]);
             replica.start().await;
             group.replicas.push(replica);
         }
@@ -198,10 +175,8 @@ impl SentinelGroup {
             let url = primary_url.clone();
             async move {
                 let info: String = try_command(&url, &["INFO", "replication"]).await?;
-                let online = info
-                    .lines()
-                    .filter(|l| l.starts_with("slave") && l.contains("state=online"))
-                    .count();
+                let online =
+                    info.lines().filter(|l| l.starts_with("slave") && l.contains("state=online")).count();
                 (online == replicas).then_some(())
             }
         })
@@ -212,20 +187,16 @@ impl SentinelGroup {
         }
         for sentinel in &group.sentinels {
             let url = sentinel.url();
-            wait_until(
-                "every Sentinel to know the replicas and the other Sentinels",
-                SETTLE,
-                || {
-                    let url = url.clone();
-                    async move {
-                        let r: Vec<redis::Value> =
-                            try_command(&url, &["SENTINEL", "REPLICAS", Self::SERVICE]).await?;
-                        let s: Vec<redis::Value> =
-                            try_command(&url, &["SENTINEL", "SENTINELS", Self::SERVICE]).await?;
-                        (r.len() == replicas && s.len() == 2).then_some(())
-                    }
-                },
-            )
+            wait_until("every Sentinel to know the replicas and the other Sentinels", SETTLE, || {
+                let url = url.clone();
+                async move {
+                    let r: Vec<redis::Value> =
+                        try_command(&url, &["SENTINEL", "REPLICAS", Self::SERVICE]).await?;
+                    let s: Vec<redis::Value> =
+                        try_command(&url, &["SENTINEL", "SENTINELS", Self::SERVICE]).await?;
+                    (r.len() == replicas && s.len() == 2).then_some(())
+                }
+            })
             .await;
         }
         group
@@ -233,22 +204,15 @@ impl SentinelGroup {
 
     /// `redis-sentinel://127.0.0.1:s1,127.0.0.1:s2,127.0.0.1:s3/mymaster`, for `MOM_REDIS_URL`.
     pub fn url(&self) -> String {
-        let hosts: Vec<String> = self
-            .sentinels
-            .iter()
-            .map(|s| format!("127.0.0.1:{}", s.port()))
-            .collect();
+        let hosts: Vec<String> = self.sentinels.iter().map(|s| format!("127.0.0.1:{}", s.port())).collect();
         format!("redis-sentinel://{}/{}", hosts.join(","), Self::SERVICE)
     }
 
     /// The primary's port according to the first Sentinel that answers.
     pub async fn primary_port_by_sentinels(&self) -> Option<u16> {
         for s in &self.sentinels {
-            let addr: Option<(String, String)> = try_command(
-                &s.url(),
-                &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", Self::SERVICE],
-            )
-            .await;
+            let addr: Option<(String, String)> =
+                try_command(&s.url(), &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", Self::SERVICE]).await;
             if let Some((_, port)) = addr {
                 return port.parse().ok();
             }
@@ -276,10 +240,8 @@ impl ReplicationLink {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .unwrap_or_else(|e| panic!("cannot bind the replication link: {e}"));
-        let port = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("cannot read the link's address: {e}"))
-            .port();
+        let port =
+            listener.local_addr().unwrap_or_else(|e| panic!("cannot read the link's address: {e}")).port();
         let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = cut.clone();
         let task = tokio::spawn(async move {

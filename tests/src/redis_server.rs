@@ -36,15 +36,7 @@ impl RedisServer {
     pub fn new(persistence: Persistence) -> Self {
         let dir = TempDir::new("mom-redis");
         let log = dir.path().join("redis.log");
-        Self {
-            port: free_port(),
-            persistence,
-            child: None,
-            log,
-            dir,
-            password: None,
-            extra: Vec::new(),
-        }
+        Self { port: free_port(), persistence, child: None, log, dir, password: None, extra: Vec::new() }
     }
 
     /// A started server that refuses clients without `password` (`--requirepass`).
@@ -97,14 +89,7 @@ impl RedisServer {
         cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .arg("--dir")
             .arg(self.dir.path())
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                appendonly,
-                "--appendfsync",
-                "always",
-            ])
+            .args(["--save", "", "--appendonly", appendonly, "--appendfsync", "always"])
             .args(["--daemonize", "no", "--protected-mode", "no"])
             .args(&self.extra);
         if let Some(p) = &self.password {
@@ -113,10 +98,7 @@ impl RedisServer {
         let url = self.authed_url();
         let what = format!("private Redis on port {}", self.port);
         let child = self.child.insert(spawn_logged(&mut cmd, &self.log));
-        wait_child_ready(child, &what, &self.log, Duration::from_secs(10), || {
-            ping(&url)
-        })
-        .await;
+        wait_child_ready(child, &what, &self.log, Duration::from_secs(10), || ping(&url)).await;
     }
 
     /// The server's data dir (and working directory).
@@ -193,9 +175,7 @@ pub async fn connect(url: &str) -> redis::RedisResult<redis::aio::MultiplexedCon
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Duration::from_secs(2))
         .set_response_timeout(Duration::from_secs(5));
-    redis::Client::open(url)?
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
+    redis::Client::open(url)?.get_multiplexed_async_connection_with_config(&config).await
 }
 
 /// True when the Redis at `url` answers PING.
@@ -232,11 +212,7 @@ pub fn command_calls(commandstats: &str) -> Vec<(String, u64)> {
         .lines()
         .filter_map(|line| {
             let (name, rest) = line.trim().strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = rest
-                .split(',')
-                .find_map(|kv| kv.strip_prefix("calls="))?
-                .parse()
-                .ok()?;
+            let calls = rest.split(',').find_map(|kv| kv.strip_prefix("calls="))?.parse().ok()?;
             Some((name.to_string(), calls))
         })
         .collect();
@@ -254,9 +230,6 @@ mod tests {
         assert_eq!(info_field(info, "total_commands_processed"), Some(42));
         assert_eq!(info_field(info, "missing"), None);
         let stats = "# Commandstats\r\ncmdstat_ping:calls=2,usec=3,usec_per_call=1.50\r\ncmdstat_info:calls=5,usec=9\r\n";
-        assert_eq!(
-            command_calls(stats),
-            vec![("info".to_string(), 5), ("ping".to_string(), 2)]
-        );
+        assert_eq!(command_calls(stats), vec![("info".to_string(), 5), ("ping".to_string(), 2)]);
     }
 }

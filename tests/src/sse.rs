@@ -54,9 +54,7 @@ pub struct SseStream {
 
 impl std::fmt::Debug for SseStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SseStream")
-            .field("what", &self.what)
-            .finish()
+        f.debug_struct("SseStream").field("what", &self.what).finish()
     }
 }
 
@@ -78,9 +76,7 @@ impl SseStream {
             .connect_timeout(OPEN_TIMEOUT)
             .build()
             .unwrap_or_else(|e| panic!("cannot build an HTTP client: {e}"));
-        let mut req = http
-            .get(format!("{}{path}", client.base()))
-            .header("Accept", "text/event-stream");
+        let mut req = http.get(format!("{}{path}", client.base())).header("Accept", "text/event-stream");
         if let Some(token) = client.bearer() {
             req = req.bearer_auth(token);
         }
@@ -104,10 +100,7 @@ impl SseStream {
                 text,
             });
         }
-        let content_type = headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
+        let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
         assert!(
             content_type.starts_with("text/event-stream"),
             "{what}: content type {content_type:?}, expected text/event-stream"
@@ -185,12 +178,8 @@ impl SseStream {
     }
 
     fn message(&self, event: SseEvent) -> Message {
-        let message: Message = serde_json::from_str(&event.data).unwrap_or_else(|e| {
-            panic!(
-                "{}: event data is not a message ({e}): {event:?}",
-                self.what
-            )
-        });
+        let message: Message = serde_json::from_str(&event.data)
+            .unwrap_or_else(|e| panic!("{}: event data is not a message ({e}): {event:?}", self.what));
         assert_eq!(
             event.id.as_deref(),
             Some(message.id.as_str()),
@@ -198,10 +187,7 @@ impl SseStream {
             self.what
         );
         assert!(!message.receipt.is_empty(), "no receipt in {event:?}");
-        assert!(
-            message.receive_count >= 1,
-            "receive_count below 1 in {event:?}"
-        );
+        assert!(message.receive_count >= 1, "receive_count below 1 in {event:?}");
         message
     }
 
@@ -225,10 +211,7 @@ impl SseStream {
                 return self.comments - before;
             }
             if let Some(SseItem::Event(e)) = self.next_item(left).await {
-                panic!(
-                    "{}: an event arrived while none was expected: {e:?}",
-                    self.what
-                );
+                panic!("{}: an event arrived while none was expected: {e:?}", self.what);
             }
         }
     }
@@ -314,11 +297,7 @@ mod tests {
     }
 
     fn event(id: Option<&str>, data: &str) -> SseItem {
-        SseItem::Event(SseEvent {
-            id: id.map(str::to_string),
-            event: None,
-            data: data.to_string(),
-        })
+        SseItem::Event(SseEvent { id: id.map(str::to_string), event: None, data: data.to_string() })
     }
 
     #[test]

@@ -106,13 +106,8 @@ impl Topic {
     /// Publishes a batch whose entries must all succeed; returns the ids in order.
     pub async fn publish_batch(&self, messages: Value) -> Vec<String> {
         let resp = self.publish_batch_resp(messages).await.expect_status(200);
-        let results = resp.json["results"]
-            .as_array()
-            .unwrap_or_else(|| panic!("no results array in {resp}"));
-        results
-            .iter()
-            .map(|r| message_id(r, &resp.to_string()))
-            .collect()
+        let results = resp.json["results"].as_array().unwrap_or_else(|| panic!("no results array in {resp}"));
+        results.iter().map(|r| message_id(r, &resp.to_string())).collect()
     }
 
     /// Helper for the routes of subscription `name` of this topic.
@@ -130,11 +125,7 @@ impl Topic {
 
     /// `GET .../subscriptions`, expecting 200; the `subscriptions` array.
     pub async fn subscriptions(&self) -> Vec<Value> {
-        let resp = self
-            .client
-            .get(&self.path("/subscriptions"))
-            .await
-            .expect_status(200);
+        let resp = self.client.get(&self.path("/subscriptions")).await.expect_status(200);
         resp.json["subscriptions"]
             .as_array()
             .unwrap_or_else(|| panic!("no subscriptions array in {resp}"))
@@ -181,9 +172,7 @@ impl Subscription {
     /// Its `lag` as listed by `GET .../subscriptions`.
     pub async fn lag(&self) -> u64 {
         let entry = self.listed().await;
-        entry["lag"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("no integer lag in {entry}"))
+        entry["lag"].as_u64().unwrap_or_else(|| panic!("no integer lag in {entry}"))
     }
 
     pub async fn seek_resp(&self, body: Value) -> Resp {
@@ -192,9 +181,7 @@ impl Subscription {
 
     /// Seeks to `{"time": time}`, expecting 200.
     pub async fn seek_time(&self, time: &str) -> Resp {
-        self.seek_resp(json!({ "time": time }))
-            .await
-            .expect_status(200)
+        self.seek_resp(json!({ "time": time })).await.expect_status(200)
     }
 
     /// Seeks to `{"id": id}`, expecting 200.

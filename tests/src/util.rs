@@ -11,9 +11,7 @@ use rand::distr::{Alphanumeric, SampleString};
 
 /// A lowercase random alphanumeric string, for names that must not collide between tests.
 pub fn random_suffix(len: usize) -> String {
-    Alphanumeric
-        .sample_string(&mut rand::rng(), len)
-        .to_ascii_lowercase()
+    Alphanumeric.sample_string(&mut rand::rng(), len).to_ascii_lowercase()
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago, picked at random *below* the kernel's
@@ -68,9 +66,7 @@ pub fn spawn_logged(cmd: &mut Command, log: &Path) -> Child {
         .append(true)
         .open(log)
         .unwrap_or_else(|e| panic!("cannot open log {}: {e}", log.display()));
-    let err = out
-        .try_clone()
-        .unwrap_or_else(|e| panic!("cannot duplicate log handle: {e}"));
+    let err = out.try_clone().unwrap_or_else(|e| panic!("cannot duplicate log handle: {e}"));
     cmd.stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
@@ -137,12 +133,7 @@ where
 }
 
 /// Like [`wait_until`], polling every `interval`.
-pub async fn wait_until_every<T, F, Fut>(
-    what: &str,
-    timeout: Duration,
-    interval: Duration,
-    mut probe: F,
-) -> T
+pub async fn wait_until_every<T, F, Fut>(what: &str, timeout: Duration, interval: Duration, mut probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -163,9 +154,8 @@ where
 /// (other keys may be there too).
 #[track_caller]
 pub fn assert_fields(got: &serde_json::Value, expected: &serde_json::Value) {
-    let expected = expected
-        .as_object()
-        .unwrap_or_else(|| panic!("expected fields {expected} are not an object"));
+    let expected =
+        expected.as_object().unwrap_or_else(|| panic!("expected fields {expected} are not an object"));
     for (key, value) in expected {
         assert_eq!(&got[key], value, "field {key} in {got}");
     }

@@ -40,21 +40,14 @@ impl ZooKeeperServer {
              admin.enableServer=false\nmaxClientCnxns=0\n4lw.commands.whitelist=ruok,srvr,cons\n{extra}",
             data.display()
         );
-        std::fs::write(&config, text)
-            .unwrap_or_else(|e| panic!("cannot write {}: {e}", config.display()));
+        std::fs::write(&config, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", config.display()));
         if let Some(id) = myid {
             std::fs::create_dir_all(&data)
                 .unwrap_or_else(|e| panic!("cannot create {}: {e}", data.display()));
             std::fs::write(data.join("myid"), id.to_string())
                 .unwrap_or_else(|e| panic!("cannot write myid: {e}"));
         }
-        Self {
-            port,
-            child: None,
-            config,
-            log: dir.path().join("zookeeper.log"),
-            dir,
-        }
+        Self { port, child: None, config, log: dir.path().join("zookeeper.log"), dir }
     }
 
     /// A started server.
@@ -93,10 +86,7 @@ impl ZooKeeperServer {
     /// `None` while it serves nothing.
     pub async fn mode(&self) -> Option<String> {
         let reply = four_letters(self.port, "srvr").await?;
-        reply
-            .lines()
-            .find_map(|l| l.strip_prefix("Mode: "))
-            .map(|m| m.trim().to_string())
+        reply.lines().find_map(|l| l.strip_prefix("Mode: ")).map(|m| m.trim().to_string())
     }
 
     /// How many client sessions are connected to this server (`cons`), not counting the
@@ -124,10 +114,7 @@ async fn four_letters(port: u16, word: &str) -> Option<String> {
         stream.read_to_string(&mut reply).await.ok()?;
         Some(reply)
     };
-    tokio::time::timeout(Duration::from_secs(1), exchange)
-        .await
-        .ok()
-        .flatten()
+    tokio::time::timeout(Duration::from_secs(1), exchange).await.ok().flatten()
 }
 
 /// True when the ZooKeeper on `port` answers the `ruok` four-letter word with `imok` within a second.
@@ -160,23 +147,17 @@ pub struct ZooKeeperEnsemble {
 impl ZooKeeperEnsemble {
     /// Starts every server and waits until all serve, one as leader.
     pub async fn started(n: u32) -> Self {
-        let ports: Vec<(u16, u16, u16)> = (0..n)
-            .map(|_| (free_port(), free_port(), free_port()))
-            .collect();
+        let ports: Vec<(u16, u16, u16)> = (0..n).map(|_| (free_port(), free_port(), free_port())).collect();
         let members: String = ports
             .iter()
             .enumerate()
-            .map(|(i, (_, peer, election))| {
-                format!("server.{}=127.0.0.1:{peer}:{election}\n", i + 1)
-            })
+            .map(|(i, (_, peer, election))| format!("server.{}=127.0.0.1:{peer}:{election}\n", i + 1))
             .collect();
         let extra = format!("initLimit=10\nsyncLimit=5\n{members}");
         let mut servers: Vec<ZooKeeperServer> = ports
             .iter()
             .enumerate()
-            .map(|(i, (client, _, _))| {
-                ZooKeeperServer::configured(*client, &extra, Some(i as u32 + 1))
-            })
+            .map(|(i, (client, _, _))| ZooKeeperServer::configured(*client, &extra, Some(i as u32 + 1)))
             .collect();
         // Start them all before waiting for any: a member alone cannot elect a leader.
         for server in servers.iter_mut() {
@@ -201,12 +182,7 @@ impl ZooKeeperEnsemble {
                 &format!("ZooKeeper on port {} to join the ensemble", server.port),
                 timeout,
                 Duration::from_millis(200),
-                || async {
-                    server
-                        .mode()
-                        .await
-                        .filter(|m| m == "leader" || m == "follower")
-                },
+                || async { server.mode().await.filter(|m| m == "leader" || m == "follower") },
             )
             .await;
         }

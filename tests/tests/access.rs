@@ -39,23 +39,12 @@ struct Case {
 
 fn cases() -> Vec<Case> {
     const ALL: &[Right] = &[View, Publish, Consume, Manage];
-    let restricted = |what, caller, grant, rights| Case {
-        what,
-        access: "restricted",
-        grant,
-        caller,
-        rights,
-    };
+    let restricted = |what, caller, grant, rights| Case { what, access: "restricted", grant, caller, rights };
     vec![
         restricted("an admin who is not the owner", Who::Admin, None, ALL),
         restricted("the owner, a plain user", Who::Owner, None, ALL),
         restricted("bob without a grant", Who::Bob, None, &[]),
-        restricted(
-            "bob with a publish grant",
-            Who::Bob,
-            Some(json!({ "publish": true })),
-            &[View, Publish],
-        ),
+        restricted("bob with a publish grant", Who::Bob, Some(json!({ "publish": true })), &[View, Publish]),
         restricted(
             "bob with a consume grant",
             Who::Bob,
@@ -92,12 +81,7 @@ impl World {
         let olivia = broker.add_user("olivia", "user").await;
         let bob = broker.add_user("bob", "user").await;
         let admin = broker.client();
-        World {
-            broker,
-            admin,
-            olivia,
-            bob,
-        }
+        World { broker, admin, olivia, bob }
     }
 
     fn client(&self, who: Who) -> &Client {
@@ -136,10 +120,7 @@ fn check(seen: Seen, allowed: bool, context: &str) {
             assert_eq!(resp.status, 403, "{context}: expected 403, got {resp}");
             resp.expect_error(403, "forbidden");
         }
-        Seen::Listed(listed) => assert_eq!(
-            listed, allowed,
-            "{context}: listed {listed}, expected {allowed}"
-        ),
+        Seen::Listed(listed) => assert_eq!(listed, allowed, "{context}: listed {listed}, expected {allowed}"),
         Seen::Streamed => assert!(allowed, "{context}: expected 403, the stream opened"),
     }
 }
@@ -155,10 +136,7 @@ fn names(list: &Value, key: &str) -> Vec<String> {
 
 /// The receipt of one fresh delivery of `path` (a queue or subscription), received by `admin`.
 async fn fresh_receipt(admin: &Client, path: &str) -> String {
-    let resp = admin
-        .post(&format!("{path}/receive"), json!({ "max": 1 }))
-        .await
-        .expect_status(200);
+    let resp = admin.post(&format!("{path}/receive"), json!({ "max": 1 })).await.expect_status(200);
     resp.json["messages"][0]["receipt"]
         .as_str()
         .unwrap_or_else(|| panic!("nothing to receive from {path}: {resp}"))
@@ -184,10 +162,7 @@ const QUEUE_ROUTES: &[(&str, Right)] = &[
     ("POST {r}/messages/batch", Publish),
     ("PUT /v1/queues/{new} with dead_letter_queue {r}", Publish),
     ("PATCH /v1/queues/{new} to dead_letter_queue {r}", Publish),
-    (
-        "PUT /v1/topics/{new}/subscriptions/{new} with dead_letter_queue {r}",
-        Publish,
-    ),
+    ("PUT /v1/topics/{new}/subscriptions/{new} with dead_letter_queue {r}", Publish),
     ("POST /v1/queues/{new}/redrive to {r}", Publish),
     ("POST {m}/receive", Consume),
     ("POST {m}/ack", Consume),
@@ -277,11 +252,7 @@ async fn call(w: &World, route: &str, who: Who, t: &Target) -> Seen {
     let answer = |resp, ok| Seen::Answer(Box::new(resp), ok);
     let settled = |resp: Resp| {
         if resp.status == 200 {
-            assert_eq!(
-                resp.json["results"],
-                json!([{ "ok": true }]),
-                "{route}: {resp}"
-            );
+            assert_eq!(resp.json["results"], json!([{ "ok": true }]), "{route}: {resp}");
         }
         answer(resp, 200)
     };
@@ -292,11 +263,7 @@ async fn call(w: &World, route: &str, who: Who, t: &Target) -> Seen {
             let list = c.get(&format!("/v1/{dir}")).await.expect_status(200);
             Seen::Listed(names(&list.json, dir).contains(&t.name))
         }
-        "POST {r}/messages" => answer(
-            c.post(&format!("{r}/messages"), json!({ "body": "m" }))
-                .await,
-            201,
-        ),
+        "POST {r}/messages" => answer(c.post(&format!("{r}/messages"), json!({ "body": "m" })).await, 201),
         "POST {r}/messages/batch" => {
             let body = json!({ "messages": [{ "body": "b1" }, { "body": "b2" }] });
             let resp = c.post(&format!("{r}/messages/batch"), body).await;
@@ -314,14 +281,8 @@ async fn call(w: &World, route: &str, who: Who, t: &Target) -> Seen {
             }
             answer(resp, 200)
         }
-        "POST {m}/ack" => settled(
-            c.post(&format!("{m}/ack"), json!({ "receipts": [r_.ack] }))
-                .await,
-        ),
-        "POST {m}/nack" => settled(
-            c.post(&format!("{m}/nack"), json!({ "receipts": [r_.nack] }))
-                .await,
-        ),
+        "POST {m}/ack" => settled(c.post(&format!("{m}/ack"), json!({ "receipts": [r_.ack] })).await),
+        "POST {m}/nack" => settled(c.post(&format!("{m}/nack"), json!({ "receipts": [r_.nack] })).await),
         "POST {m}/visibility" => {
             let body = json!({ "receipt": r_.visibility, "visibility_timeout_s": 60 });
             answer(c.post(&format!("{m}/visibility"), body).await, 200)
@@ -365,11 +326,7 @@ async fn call(w: &World, route: &str, who: Who, t: &Target) -> Seen {
             let spec = json!({ "max_receives": 3, "dead_letter_queue": t.name });
             let resp = c.put(&sub, spec).await;
             if resp.status == 403 {
-                let subs = w
-                    .admin
-                    .get(&format!("{topic}/subscriptions"))
-                    .await
-                    .expect_status(200);
+                let subs = w.admin.get(&format!("{topic}/subscriptions")).await.expect_status(200);
                 assert!(names(&subs.json, "subscriptions").is_empty(), "{subs}");
             }
             answer(resp, 201)
@@ -388,10 +345,7 @@ async fn call(w: &World, route: &str, who: Who, t: &Target) -> Seen {
         "GET {r}/subscriptions" => {
             let resp = c.get(&format!("{r}/subscriptions")).await;
             if resp.status == 200 {
-                assert!(
-                    names(&resp.json, "subscriptions").contains(&"s".into()),
-                    "{resp}"
-                );
+                assert!(names(&resp.json, "subscriptions").contains(&"s".into()), "{resp}");
             }
             answer(resp, 200)
         }
@@ -430,10 +384,7 @@ async fn state(admin: &Client, t: &Target, counts: bool) -> Value {
         info["stats"] = Value::Null;
     }
     if t.kind == Kind::Topic {
-        let subs = admin
-            .get(&format!("{}/subscriptions", t.path))
-            .await
-            .expect_status(200);
+        let subs = admin.get(&format!("{}/subscriptions", t.path)).await.expect_status(200);
         info["has_s"] = json!(names(&subs.json, "subscriptions").contains(&"s".into()));
     }
     info
@@ -446,29 +397,16 @@ async fn every_route(kind: Kind) {
     for (n, case) in cases().into_iter().enumerate() {
         let name = format!("r{n}");
         let path = format!("/v1/{}/{name}", kind.dir());
-        let created = w
-            .olivia
-            .put(&path, json!({ "access": case.access }))
-            .await
-            .expect_status(201);
+        let created = w.olivia.put(&path, json!({ "access": case.access })).await.expect_status(201);
         assert_eq!(created.json["owner"], "olivia", "{created}");
         if kind == Kind::Topic {
-            w.olivia
-                .put(&format!("{path}/subscriptions/s"), json!({}))
-                .await
-                .expect_status(201);
+            w.olivia.put(&format!("{path}/subscriptions/s"), json!({})).await.expect_status(201);
         }
         if let Some(grant) = &case.grant {
-            w.olivia
-                .put(&format!("{path}/grants/bob"), grant.clone())
-                .await
-                .expect_status(204);
+            w.olivia.put(&format!("{path}/grants/bob"), grant.clone()).await.expect_status(204);
         }
         for body in ["r1", "r2", "r3", "available"] {
-            w.admin
-                .post(&format!("{path}/messages"), json!({ "body": body }))
-                .await
-                .expect_status(201);
+            w.admin.post(&format!("{path}/messages"), json!({ "body": body })).await.expect_status(201);
         }
         let mailbox = kind.mailbox(&path);
         let receipts = Receipts {
@@ -476,25 +414,14 @@ async fn every_route(kind: Kind) {
             nack: fresh_receipt(&w.admin, &mailbox).await,
             visibility: fresh_receipt(&w.admin, &mailbox).await,
         };
-        let target = Target {
-            kind,
-            name,
-            path,
-            mailbox,
-            receipts,
-            n,
-        };
+        let target = Target { kind, name, path, mailbox, receipts, n };
         let counts = !(case.rights.contains(&Publish) || case.rights.contains(&Consume));
         let before = state(&w.admin, &target, counts).await;
 
         for (route, right) in kind.routes() {
             let allowed = case.rights.contains(right);
             let seen = call(&w, route, case.caller, &target).await;
-            check(
-                seen,
-                allowed,
-                &format!("{route} on a {kind:?} by {}", case.what),
-            );
+            check(seen, allowed, &format!("{route} on a {kind:?} by {}", case.what));
         }
 
         if case.rights.contains(&Manage) {
@@ -524,31 +451,18 @@ async fn any_user_may_create_queues_and_topics_and_owns_what_they_create() {
     let w = World::new().await;
     for kind in ["queues", "topics"] {
         let path = format!("/v1/{kind}/bobs");
-        let created = w
-            .bob
-            .put(&path, json!({ "access": "restricted" }))
-            .await
-            .expect_status(201);
+        let created = w.bob.put(&path, json!({ "access": "restricted" })).await.expect_status(201);
         assert_eq!(created.json["owner"], "bob", "{created}");
         // Another user creating it again (same config or not) does not take it over.
         let again = w.olivia.put(&path, json!({ "access": "restricted" })).await;
-        assert!(
-            [200, 403].contains(&again.status),
-            "re-creating bob's {kind} as olivia: {again}"
-        );
-        w.olivia
-            .put(&path, json!({ "access": "authenticated" }))
-            .await
-            .expect_error(409, "already_exists");
+        assert!([200, 403].contains(&again.status), "re-creating bob's {kind} as olivia: {again}");
+        w.olivia.put(&path, json!({ "access": "authenticated" })).await.expect_error(409, "already_exists");
         let shown = w.bob.get(&path).await.expect_status(200);
         assert_eq!(shown.json["owner"], "bob", "{shown}");
         assert_eq!(shown.json["access"], "restricted", "{shown}");
         w.olivia.get(&path).await.expect_error(403, "forbidden");
         w.olivia.delete(&path).await.expect_error(403, "forbidden");
-        w.bob
-            .put(&format!("{path}/grants/olivia"), json!({ "consume": true }))
-            .await
-            .expect_status(204);
+        w.bob.put(&format!("{path}/grants/olivia"), json!({ "consume": true })).await.expect_status(204);
         w.olivia.get(&path).await.expect_status(200);
         w.bob.delete(&path).await.expect_status(204);
     }
@@ -562,10 +476,7 @@ async fn a_user_created_again_under_a_deleted_name_inherits_nothing() {
     // bob owns a restricted queue and topic; olivia may publish and consume on both.
     let paths = ["/v1/queues/heirloom", "/v1/topics/heirloom"];
     for path in paths {
-        w.bob
-            .put(path, json!({ "access": "restricted" }))
-            .await
-            .expect_status(201);
+        w.bob.put(path, json!({ "access": "restricted" })).await.expect_status(201);
         w.bob
             .put(&format!("{path}/grants/olivia"), json!({ "publish": true, "consume": true }))
             .await
@@ -573,10 +484,7 @@ async fn a_user_created_again_under_a_deleted_name_inherits_nothing() {
         w.olivia.get(path).await.expect_status(200);
     }
     for name in ["bob", "olivia"] {
-        w.admin
-            .delete(&format!("/v1/users/{name}"))
-            .await
-            .expect_status(204);
+        w.admin.delete(&format!("/v1/users/{name}")).await.expect_status(204);
     }
     // The old tokens are dead; new users of the same names are strangers to both.
     w.bob.get(paths[0]).await.expect_error(401, "unauthenticated");
@@ -598,36 +506,14 @@ async fn a_user_created_again_under_a_deleted_name_inherits_nothing() {
 #[tokio::test]
 async fn a_subscriber_may_delete_its_own_subscription_but_not_others() {
     let w = World::new().await;
-    w.olivia
-        .put("/v1/topics/news", json!({}))
-        .await
-        .expect_status(201);
-    w.olivia
-        .put("/v1/topics/news/subscriptions/olivias", json!({}))
-        .await
-        .expect_status(201);
-    w.bob
-        .put("/v1/topics/news/subscriptions/bobs", json!({}))
-        .await
-        .expect_status(201);
-    w.bob
-        .delete("/v1/topics/news/subscriptions/olivias")
-        .await
-        .expect_error(403, "forbidden");
-    w.bob
-        .delete("/v1/topics/news/subscriptions/bobs")
-        .await
-        .expect_status(204);
-    let subs = w
-        .olivia
-        .get("/v1/topics/news/subscriptions")
-        .await
-        .expect_status(200);
+    w.olivia.put("/v1/topics/news", json!({})).await.expect_status(201);
+    w.olivia.put("/v1/topics/news/subscriptions/olivias", json!({})).await.expect_status(201);
+    w.bob.put("/v1/topics/news/subscriptions/bobs", json!({})).await.expect_status(201);
+    w.bob.delete("/v1/topics/news/subscriptions/olivias").await.expect_error(403, "forbidden");
+    w.bob.delete("/v1/topics/news/subscriptions/bobs").await.expect_status(204);
+    let subs = w.olivia.get("/v1/topics/news/subscriptions").await.expect_status(200);
     assert_eq!(names(&subs.json, "subscriptions"), ["olivias"], "{subs}");
-    w.bob
-        .delete("/v1/topics/news")
-        .await
-        .expect_error(403, "forbidden");
+    w.bob.delete("/v1/topics/news").await.expect_error(403, "forbidden");
 }
 
 #[tokio::test]
@@ -637,31 +523,20 @@ async fn grants_and_revocations_reach_every_node_within_1s() {
     let b = cluster.start_broker().await;
     a.add_user("bob", "user").await;
     let admin_on_a = a.client();
-    admin_on_a
-        .put("/v1/queues/vault", json!({ "access": "restricted" }))
-        .await
-        .expect_status(201);
+    admin_on_a.put("/v1/queues/vault", json!({ "access": "restricted" })).await.expect_status(201);
     admin_on_a.queue("vault").send("secret").await;
     let bob_on_b = wait_until("bob to log in on B", PROPAGATION, || async {
         let resp = b.login_resp("bob", &mom_tests::user_password("bob")).await;
-        (resp.status == 200)
-            .then(|| b.client_with_token(resp.json["access_token"].as_str().unwrap()))
+        (resp.status == 200).then(|| b.client_with_token(resp.json["access_token"].as_str().unwrap()))
     })
     .await;
-    let receive = || async {
-        bob_on_b
-            .post("/v1/queues/vault/receive", json!({ "max": 1 }))
-            .await
-    };
+    let receive = || async { bob_on_b.post("/v1/queues/vault/receive", json!({ "max": 1 })).await };
     wait_until("the queue to appear on B", PROPAGATION, || async {
         (receive().await.status == 403).then_some(())
     })
     .await;
 
-    admin_on_a
-        .put("/v1/queues/vault/grants/bob", json!({ "consume": true }))
-        .await
-        .expect_status(204);
+    admin_on_a.put("/v1/queues/vault/grants/bob", json!({ "consume": true })).await.expect_status(204);
     let granted = wait_until("the grant to reach B", PROPAGATION, || async {
         let resp = receive().await;
         (resp.status == 200).then_some(resp)
@@ -669,10 +544,7 @@ async fn grants_and_revocations_reach_every_node_within_1s() {
     .await;
     assert_eq!(granted.json["messages"][0]["body"], "secret", "{granted}");
 
-    admin_on_a
-        .delete("/v1/queues/vault/grants/bob")
-        .await
-        .expect_status(204);
+    admin_on_a.delete("/v1/queues/vault/grants/bob").await.expect_status(204);
     wait_until("the revocation to reach B", PROPAGATION, || async {
         (receive().await.status == 403).then_some(())
     })
@@ -683,85 +555,30 @@ async fn grants_and_revocations_reach_every_node_within_1s() {
 #[tokio::test]
 async fn checks_run_in_order_401_400_404_403() {
     let w = World::new().await;
-    w.olivia
-        .put("/v1/queues/private", json!({ "access": "restricted" }))
-        .await
-        .expect_status(201);
-    w.olivia
-        .put("/v1/topics/private", json!({ "access": "restricted" }))
-        .await
-        .expect_status(201);
-    w.olivia
-        .put("/v1/topics/private/subscriptions/s", json!({}))
-        .await
-        .expect_status(201);
-    let malformed = || mom_tests::Body::Raw {
-        content_type: Some("application/json"),
-        bytes: b"{\"body\":".to_vec(),
-    };
+    w.olivia.put("/v1/queues/private", json!({ "access": "restricted" })).await.expect_status(201);
+    w.olivia.put("/v1/topics/private", json!({ "access": "restricted" })).await.expect_status(201);
+    w.olivia.put("/v1/topics/private/subscriptions/s", json!({})).await.expect_status(201);
+    let malformed =
+        || mom_tests::Body::Raw { content_type: Some("application/json"), bytes: b"{\"body\":".to_vec() };
     let post = reqwest::Method::POST;
     for base in ["/v1/queues/private", "/v1/topics/private/subscriptions/s"] {
         let receive = format!("{base}/receive");
         // 400 before 403: a malformed body or a bad field on a resource bob may not use.
-        w.bob
-            .request(post.clone(), &receive, malformed())
-            .await
-            .expect_error(400, "invalid_request");
-        w.bob
-            .post(&receive, json!({ "max": 0 }))
-            .await
-            .expect_error(400, "invalid_request");
+        w.bob.request(post.clone(), &receive, malformed()).await.expect_error(400, "invalid_request");
+        w.bob.post(&receive, json!({ "max": 0 })).await.expect_error(400, "invalid_request");
         // 403 for the resource as it is.
-        w.bob
-            .post(&receive, json!({}))
-            .await
-            .expect_error(403, "forbidden");
+        w.bob.post(&receive, json!({})).await.expect_error(403, "forbidden");
     }
     // 400 for a bad name, 404 for a missing resource or user, before any 403.
     let grant = || json!({ "consume": true });
     let later: [(&Client, &str, Value, &str); 7] = [
-        (
-            &w.bob,
-            "/v1/queues/bad.name/receive",
-            json!({}),
-            "invalid_name",
-        ),
-        (
-            &w.bob,
-            "/v1/queues/missing/receive",
-            json!({}),
-            "queue_not_found",
-        ),
-        (
-            &w.bob,
-            "/v1/topics/missing/messages",
-            json!({ "body": "x" }),
-            "topic_not_found",
-        ),
-        (
-            &w.bob,
-            "/v1/topics/private/subscriptions/missing/receive",
-            json!({}),
-            "subscription_not_found",
-        ),
-        (
-            &w.bob,
-            "PUT /v1/queues/missing/grants/bob",
-            grant(),
-            "queue_not_found",
-        ),
-        (
-            &w.olivia,
-            "PUT /v1/queues/private/grants/nobody-here",
-            grant(),
-            "user_not_found",
-        ),
-        (
-            &w.bob,
-            "PUT /v1/queues/private/grants/bob",
-            grant(),
-            "forbidden",
-        ),
+        (&w.bob, "/v1/queues/bad.name/receive", json!({}), "invalid_name"),
+        (&w.bob, "/v1/queues/missing/receive", json!({}), "queue_not_found"),
+        (&w.bob, "/v1/topics/missing/messages", json!({ "body": "x" }), "topic_not_found"),
+        (&w.bob, "/v1/topics/private/subscriptions/missing/receive", json!({}), "subscription_not_found"),
+        (&w.bob, "PUT /v1/queues/missing/grants/bob", grant(), "queue_not_found"),
+        (&w.olivia, "PUT /v1/queues/private/grants/nobody-here", grant(), "user_not_found"),
+        (&w.bob, "PUT /v1/queues/private/grants/bob", grant(), "forbidden"),
     ];
     for (client, request, body, code) in later {
         let resp = match request.strip_prefix("PUT ") {
@@ -775,20 +592,10 @@ async fn checks_run_in_order_401_400_404_403() {
         };
         resp.expect_error(status, code);
     }
-    w.bob
-        .delete("/v1/queues/missing")
-        .await
-        .expect_error(404, "queue_not_found");
+    w.bob.delete("/v1/queues/missing").await.expect_error(404, "queue_not_found");
     // And 401 before all of them.
     let anonymous = w.broker.anonymous_client();
-    for path in [
-        "/v1/queues/bad.name/receive",
-        "/v1/queues/missing/receive",
-        "/v1/queues/private/receive",
-    ] {
-        anonymous
-            .request(post.clone(), path, malformed())
-            .await
-            .expect_error(401, "unauthenticated");
+    for path in ["/v1/queues/bad.name/receive", "/v1/queues/missing/receive", "/v1/queues/private/receive"] {
+        anonymous.request(post.clone(), path, malformed()).await.expect_error(401, "unauthenticated");
     }
 }

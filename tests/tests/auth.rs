@@ -9,8 +9,7 @@ use base64::Engine;
 use jsonwebtoken::{EncodingKey, Header};
 use mom_tests::util::is_rfc3339_millis;
 use mom_tests::{
-    json, user_password, wait_until, Body, Broker, Client, Cluster, Resp, Value, ADMIN_PASSWORD,
-    ADMIN_USER,
+    json, user_password, wait_until, Body, Broker, Client, Cluster, Resp, Value, ADMIN_PASSWORD, ADMIN_USER,
 };
 use reqwest::Method;
 
@@ -75,11 +74,7 @@ async fn until_revoked(token: &str, nodes: &[&Broker], since: Instant, what: &st
         .await;
         let resp = client.get(PROBE).await;
         assert_unauthenticated(resp, what);
-        eprintln!(
-            "{what}: refused by {} after {:?}",
-            node.node_id(),
-            since.elapsed()
-        );
+        eprintln!("{what}: refused by {} after {:?}", node.node_id(), since.elapsed());
     }
 }
 
@@ -126,10 +121,7 @@ async fn expect_revoked_everywhere(
 
 /// Fails unless `node` accepts `token` (200 on a route any user may call).
 async fn assert_accepted(node: &Broker, token: &str) {
-    node.client_with_token(token)
-        .get(PROBE)
-        .await
-        .expect_status(200);
+    node.client_with_token(token).get(PROBE).await.expect_status(200);
 }
 
 /// `POST /v1/users` through `admin` for `username` with `password` (the role left to default).
@@ -153,13 +145,8 @@ fn usernames(list: &Value) -> Vec<String> {
 async fn login_issues_a_signed_bearer_token_with_expires_in() {
     let broker = Cluster::new().start_broker().await;
     let started = now_s();
-    let resp = broker
-        .login_resp(ADMIN_USER, ADMIN_PASSWORD)
-        .await
-        .expect_status(200);
-    let token = resp.json["access_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no access_token in {resp}"));
+    let resp = broker.login_resp(ADMIN_USER, ADMIN_PASSWORD).await.expect_status(200);
+    let token = resp.json["access_token"].as_str().unwrap_or_else(|| panic!("no access_token in {resp}"));
     assert_eq!(resp.json["token_type"], "Bearer", "{resp}");
     let expires_in = resp.json["expires_in"]
         .as_u64()
@@ -169,9 +156,7 @@ async fn login_issues_a_signed_bearer_token_with_expires_in() {
     assert_eq!(token.split('.').count(), 3, "not a compact JWS: {token}");
     let alg = jose_header(token)["alg"].clone();
     assert!(alg == "HS256" || alg == "EdDSA", "unexpected alg {alg}");
-    let exp = claims(token)["exp"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("token without exp: {}", claims(token)));
+    let exp = claims(token)["exp"].as_u64().unwrap_or_else(|| panic!("token without exp: {}", claims(token)));
     assert!(
         exp >= started + expires_in && exp <= now_s() + expires_in + 1,
         "exp {exp} does not match expires_in {expires_in} issued at ~{started}"
@@ -184,14 +169,10 @@ async fn login_issues_a_signed_bearer_token_with_expires_in() {
 async fn wrong_credentials_are_unauthenticated_without_telling_which_part_was_wrong() {
     let broker = Cluster::new().start_broker().await;
     broker.add_user("bob", "user").await;
-    let wrong_password = broker
-        .login_resp("bob", "not-bobs-password")
-        .await
-        .expect_error(401, "unauthenticated");
-    let unknown_user = broker
-        .login_resp("nobody-here", "not-bobs-password")
-        .await
-        .expect_error(401, "unauthenticated");
+    let wrong_password =
+        broker.login_resp("bob", "not-bobs-password").await.expect_error(401, "unauthenticated");
+    let unknown_user =
+        broker.login_resp("nobody-here", "not-bobs-password").await.expect_error(401, "unauthenticated");
     assert_eq!(
         wrong_password.json, unknown_user.json,
         "a wrong password and an unknown user must look the same"
@@ -200,18 +181,12 @@ async fn wrong_credentials_are_unauthenticated_without_telling_which_part_was_wr
 
     // A malformed login is a client mistake, not an authentication failure.
     let anonymous = broker.anonymous_client();
-    anonymous
-        .post("/v1/auth/token", json!({ "username": "bob" }))
-        .await
-        .expect_error(400, "invalid_request");
+    anonymous.post("/v1/auth/token", json!({ "username": "bob" })).await.expect_error(400, "invalid_request");
     anonymous
         .request(
             Method::POST,
             "/v1/auth/token",
-            Body::Raw {
-                content_type: Some("application/json"),
-                bytes: b"{\"username\":".to_vec(),
-            },
+            Body::Raw { content_type: Some("application/json"), bytes: b"{\"username\":".to_vec() },
         )
         .await
         .expect_error(400, "invalid_request");
@@ -266,10 +241,8 @@ fn fill(template: &str, value: &str) -> String {
     let mut out = String::new();
     let mut rest = template;
     while let Some(open) = rest.find('{') {
-        let close = rest[open..]
-            .find('}')
-            .unwrap_or_else(|| panic!("unbalanced braces in {template}"))
-            + open;
+        let close =
+            rest[open..].find('}').unwrap_or_else(|| panic!("unbalanced braces in {template}")) + open;
         out.push_str(&rest[..open]);
         out.push_str(value);
         rest = &rest[close + 1..];
@@ -298,21 +271,14 @@ async fn every_v1_route_but_login_and_openapi_needs_a_token_before_anything_else
     }
     for (method, path) in SPEC_ROUTES {
         let listed = routes.iter().any(|(m, p)| m == method && p == path);
-        assert!(
-            listed,
-            "{method} {path} is missing from the OpenAPI document"
-        );
+        assert!(listed, "{method} {path} is missing from the OpenAPI document");
     }
     routes.retain(|(_, path)| !PUBLIC.contains(&path.as_str()));
     assert!(routes.len() >= SPEC_ROUTES.len());
 
     // 401 comes first: before 400 (bad name, malformed body), 404 (missing) and 403.
     broker.client().queue("real").create(json!({})).await;
-    broker
-        .client()
-        .put("/v1/topics/real-topic", json!({}))
-        .await
-        .expect_status(201);
+    broker.client().put("/v1/topics/real-topic", json!({})).await.expect_status(201);
     let tokens: [(&str, Option<&str>); 4] = [
         ("no Authorization header", None),
         ("an empty bearer token", Some("Bearer ")),
@@ -328,10 +294,7 @@ async fn every_v1_route_but_login_and_openapi_needs_a_token_before_anything_else
                     None => anonymous.clone(),
                 };
                 let method = Method::from_bytes(method.as_bytes()).expect("method");
-                let body = Body::Raw {
-                    content_type: Some("application/json"),
-                    bytes: b"{not json".to_vec(),
-                };
+                let body = Body::Raw { content_type: Some("application/json"), bytes: b"{not json".to_vec() };
                 let resp = client.request(method, &path, body).await;
                 assert_unauthenticated(resp, &format!("{template} as {path} with {what}"));
             }
@@ -361,11 +324,7 @@ async fn missing_malformed_tampered_and_forged_tokens_are_unauthenticated() {
     as_admin["sub"] = json!(ADMIN_USER);
     as_admin["role"] = json!("admin");
     let tampered = format!("{}.{}.{}", parts[0], b64(&as_admin), parts[2]);
-    let alg_none = format!(
-        "{}.{}.",
-        b64(&json!({ "alg": "none", "typ": "JWT" })),
-        b64(&as_admin)
-    );
+    let alg_none = format!("{}.{}.", b64(&json!({ "alg": "none", "typ": "JWT" })), b64(&as_admin));
     let forged = sign(&genuine, b"not-the-key-of-this-cluster");
     let forged_admin = sign(&as_admin, b"not-the-key-of-this-cluster");
 
@@ -375,29 +334,19 @@ async fn missing_malformed_tampered_and_forged_tokens_are_unauthenticated() {
         ("Bearer and a blank", as_header("Bearer  ".into())),
         ("a token that is not a JWT", as_header("Bearer abc".into())),
         ("three empty JWT parts", as_header("Bearer ..".into())),
-        (
-            "the token without the Bearer scheme",
-            as_header(token.clone()),
-        ),
+        ("the token without the Bearer scheme", as_header(token.clone())),
         (
             "Basic credentials",
             as_header(format!(
                 "Basic {}",
-                base64::engine::general_purpose::STANDARD
-                    .encode(format!("{ADMIN_USER}:{ADMIN_PASSWORD}"))
+                base64::engine::general_purpose::STANDARD.encode(format!("{ADMIN_USER}:{ADMIN_PASSWORD}"))
             )),
         ),
-        (
-            "a changed signature",
-            broker.client_with_token(&bad_signature),
-        ),
+        ("a changed signature", broker.client_with_token(&bad_signature)),
         ("a changed payload", broker.client_with_token(&tampered)),
         ("alg none", broker.client_with_token(&alg_none)),
         ("signed with another key", broker.client_with_token(&forged)),
-        (
-            "an admin token signed with another key",
-            broker.client_with_token(&forged_admin),
-        ),
+        ("an admin token signed with another key", broker.client_with_token(&forged_admin)),
     ];
     for (what, client) in cases {
         assert_unauthenticated(client.get(PROBE).await, what);
@@ -411,11 +360,7 @@ const SIGNING_KEY: &[u8] = b"a-test-signing-key-of-this-cluster";
 /// A broker of a fresh cluster signing tokens with `MOM_JWT_SECRET` = [`SIGNING_KEY`].
 async fn broker_with_known_key() -> Broker {
     let key = std::str::from_utf8(SIGNING_KEY).expect("utf-8 key");
-    Cluster::new()
-        .broker()
-        .env("MOM_JWT_SECRET", key)
-        .start()
-        .await
+    Cluster::new().broker().env("MOM_JWT_SECRET", key).start().await
 }
 
 #[tokio::test]
@@ -434,10 +379,7 @@ async fn expired_tokens_are_unauthenticated() {
         let expired = sign(&c, SIGNING_KEY);
         let client = broker.client_with_token(&expired);
         assert_unauthenticated(client.get(PROBE).await, &format!("expired {ago} s ago"));
-        assert_unauthenticated(
-            client.get("/v1/users").await,
-            &format!("expired {ago} s ago"),
-        );
+        assert_unauthenticated(client.get("/v1/users").await, &format!("expired {ago} s ago"));
     }
 }
 
@@ -456,32 +398,20 @@ async fn a_token_gets_the_role_of_its_users_record_not_the_role_it_claims() {
 
 #[tokio::test]
 async fn a_token_stops_working_once_mom_token_ttl_s_has_passed() {
-    let broker = Cluster::new()
-        .broker()
-        .env("MOM_TOKEN_TTL_S", "1")
-        .start()
-        .await;
+    let broker = Cluster::new().broker().env("MOM_TOKEN_TTL_S", "1").start().await;
     let issued = Instant::now();
-    let resp = broker
-        .login_resp(ADMIN_USER, ADMIN_PASSWORD)
-        .await
-        .expect_status(200);
+    let resp = broker.login_resp(ADMIN_USER, ADMIN_PASSWORD).await.expect_status(200);
     assert_eq!(resp.json["expires_in"], 1, "{resp}");
     let token = resp.json["access_token"].as_str().expect("access_token");
     let client = broker.client_with_token(token);
     client.get(PROBE).await.expect_status(200);
 
-    wait_until(
-        "the 1 s token to expire",
-        Duration::from_secs(5),
-        || async { (client.get(PROBE).await.status == 401).then_some(()) },
-    )
+    wait_until("the 1 s token to expire", Duration::from_secs(5), || async {
+        (client.get(PROBE).await.status == 401).then_some(())
+    })
     .await;
     let lived = issued.elapsed();
-    assert!(
-        lived >= Duration::from_millis(900),
-        "a token with expires_in 1 was refused after {lived:?}"
-    );
+    assert!(lived >= Duration::from_millis(900), "a token with expires_in 1 was refused after {lived:?}");
     assert_unauthenticated(client.get(PROBE).await, "expired token");
 }
 
@@ -510,10 +440,7 @@ async fn every_node_accepts_tokens_issued_by_any_node_of_the_cluster() {
     // A token of another cluster (another key) is refused.
     let other = Cluster::new().start_broker().await;
     let foreign = other.token_for(ADMIN_USER, ADMIN_PASSWORD).await;
-    assert_unauthenticated(
-        a.client_with_token(&foreign).get(PROBE).await,
-        "a token of another cluster",
-    );
+    assert_unauthenticated(a.client_with_token(&foreign).get(PROBE).await, "a token of another cluster");
 }
 
 // --- users ----------------------------------------------------------------------------------
@@ -524,10 +451,7 @@ async fn admins_create_list_and_delete_users() {
     let admin = broker.client();
 
     let created = admin
-        .post(
-            "/v1/users",
-            json!({ "username": "bob", "password": "bob-password-1", "role": "user" }),
-        )
+        .post("/v1/users", json!({ "username": "bob", "password": "bob-password-1", "role": "user" }))
         .await
         .expect_status(201);
     assert_eq!(created.json["username"], "bob", "{created}");
@@ -537,15 +461,10 @@ async fn admins_create_list_and_delete_users() {
     assert!(!created.text.contains("bob-password-1"), "{created}");
 
     // The role defaults to user; an admin made by an admin is an admin.
-    let carol = post_user(&admin, "carol", "carol-password-1")
-        .await
-        .expect_status(201);
+    let carol = post_user(&admin, "carol", "carol-password-1").await.expect_status(201);
     assert_eq!(carol.json["role"], "user", "{carol}");
     admin
-        .post(
-            "/v1/users",
-            json!({ "username": "ann.admin", "password": "ann-password-12", "role": "admin" }),
-        )
+        .post("/v1/users", json!({ "username": "ann.admin", "password": "ann-password-12", "role": "admin" }))
         .await
         .expect_status(201);
     let ann = broker.client_as("ann.admin", "ann-password-12").await;
@@ -557,10 +476,7 @@ async fn admins_create_list_and_delete_users() {
         json!({ "username": "bob", "password": "another-password", "role": "admin" }),
         json!({ "username": ADMIN_USER, "password": "another-password" }),
     ] {
-        admin
-            .post("/v1/users", body)
-            .await
-            .expect_error(409, "already_exists");
+        admin.post("/v1/users", body).await.expect_error(409, "already_exists");
     }
     broker.client_as("bob", "bob-password-1").await;
 
@@ -574,11 +490,8 @@ async fn admins_create_list_and_delete_users() {
         let mut fields: Vec<&str> = fields.iter().map(|s| s.as_str()).collect();
         fields.sort();
         assert_eq!(fields, ["created_at", "role", "username"], "{user}");
-        assert!(is_rfc3339_millis(
-            user["created_at"].as_str().unwrap_or_default()
-        ));
-        let expected_role = if ["admin", "ann.admin"].contains(&user["username"].as_str().unwrap())
-        {
+        assert!(is_rfc3339_millis(user["created_at"].as_str().unwrap_or_default()));
+        let expected_role = if ["admin", "ann.admin"].contains(&user["username"].as_str().unwrap()) {
             "admin"
         } else {
             "user"
@@ -590,21 +503,12 @@ async fn admins_create_list_and_delete_users() {
 
     admin.delete("/v1/users/bob").await.expect_status(204);
     assert!(!usernames(&admin.get("/v1/users").await.json).contains(&"bob".to_string()));
+    admin.delete("/v1/users/bob").await.expect_error(404, "user_not_found");
     admin
-        .delete("/v1/users/bob")
+        .put("/v1/users/bob/password", json!({ "password": "a-new-password" }))
         .await
         .expect_error(404, "user_not_found");
-    admin
-        .put(
-            "/v1/users/bob/password",
-            json!({ "password": "a-new-password" }),
-        )
-        .await
-        .expect_error(404, "user_not_found");
-    broker
-        .login_resp("bob", "bob-password-1")
-        .await
-        .expect_error(401, "unauthenticated");
+    broker.login_resp("bob", "bob-password-1").await.expect_error(401, "unauthenticated");
 }
 
 #[tokio::test]
@@ -613,15 +517,11 @@ async fn usernames_roles_and_bodies_are_validated() {
     let admin = broker.client();
     let long = "u".repeat(65);
     for name in ["ab", "bad name", "bad/name", "bäd-name", long.as_str()] {
-        post_user(&admin, name, "a-good-password")
-            .await
-            .expect_error(400, "invalid_name");
+        post_user(&admin, name, "a-good-password").await.expect_error(400, "invalid_name");
     }
     let longest = "u".repeat(64);
     for name in ["abc", "A.b_c-9", longest.as_str()] {
-        post_user(&admin, name, "a-good-password")
-            .await
-            .expect_status(201);
+        post_user(&admin, name, "a-good-password").await.expect_status(201);
     }
     for body in [
         json!({ "username": "dave", "password": "a-good-password", "role": "root" }),
@@ -629,38 +529,22 @@ async fn usernames_roles_and_bodies_are_validated() {
         json!({ "password": "a-good-password" }),
         json!({ "username": "dave", "password": "a-good-password", "extra": 1 }),
     ] {
-        admin
-            .post("/v1/users", body)
-            .await
-            .expect_error(400, "invalid_request");
+        admin.post("/v1/users", body).await.expect_error(400, "invalid_request");
     }
-    admin
-        .put("/v1/users/abc/password", json!({}))
-        .await
-        .expect_error(400, "invalid_request");
+    admin.put("/v1/users/abc/password", json!({})).await.expect_error(400, "invalid_request");
 }
 
 #[tokio::test]
 async fn passwords_are_12_to_256_characters() {
     let broker = Cluster::new().start_broker().await;
     let admin = broker.client();
-    let (p11, p12, p256, p257) = (
-        "p".repeat(11),
-        "p".repeat(12),
-        "p".repeat(256),
-        "p".repeat(257),
-    );
+    let (p11, p12, p256, p257) = ("p".repeat(11), "p".repeat(12), "p".repeat(256), "p".repeat(257));
     // Characters, not bytes: twelve two-byte characters are enough.
     let p12_wide = "é".repeat(12);
 
     for (name, password) in [("short", &p11), ("long", &p257)] {
-        post_user(&admin, name, password)
-            .await
-            .expect_error(400, "invalid_request");
-        broker
-            .login_resp(name, password)
-            .await
-            .expect_error(401, "unauthenticated");
+        post_user(&admin, name, password).await.expect_error(400, "invalid_request");
+        broker.login_resp(name, password).await.expect_error(401, "unauthenticated");
     }
     for (name, password) in [("twelve", &p12), ("most", &p256), ("wide", &p12_wide)] {
         post_user(&admin, name, password).await.expect_status(201);
@@ -674,10 +558,7 @@ async fn passwords_are_12_to_256_characters() {
             .expect_error(400, "invalid_request");
     }
     broker.client_as("twelve", &p12).await;
-    admin
-        .put("/v1/users/twelve/password", json!({ "password": p256 }))
-        .await
-        .expect_status(204);
+    admin.put("/v1/users/twelve/password", json!({ "password": p256 })).await.expect_status(204);
     broker.client_as("twelve", &p256).await;
 }
 
@@ -691,38 +572,22 @@ async fn users_may_change_their_own_password_but_only_admins_manage_other_users(
 
     // Admin-only routes: 400 (bad request) and 404 (no such user) still come before 403.
     bob.get("/v1/users").await.expect_error(403, "forbidden");
-    bob.post(
-        "/v1/users",
-        json!({ "username": "mallory", "password": "mallory-password", "role": "admin" }),
-    )
-    .await
-    .expect_error(403, "forbidden");
-    bob.post(
-        "/v1/users",
-        json!({ "username": "mallory", "password": "short" }),
-    )
-    .await
-    .expect_error(400, "invalid_request");
-    bob.delete("/v1/users/carol")
+    bob.post("/v1/users", json!({ "username": "mallory", "password": "mallory-password", "role": "admin" }))
         .await
         .expect_error(403, "forbidden");
-    bob.delete("/v1/users/nobody-here")
+    bob.post("/v1/users", json!({ "username": "mallory", "password": "short" }))
+        .await
+        .expect_error(400, "invalid_request");
+    bob.delete("/v1/users/carol").await.expect_error(403, "forbidden");
+    bob.delete("/v1/users/nobody-here").await.expect_error(404, "user_not_found");
+    for target in ["carol", ADMIN_USER] {
+        bob.put(&format!("/v1/users/{target}/password"), json!({ "password": "taken-over-password" }))
+            .await
+            .expect_error(403, "forbidden");
+    }
+    bob.put("/v1/users/nobody-here/password", json!({ "password": "taken-over-password" }))
         .await
         .expect_error(404, "user_not_found");
-    for target in ["carol", ADMIN_USER] {
-        bob.put(
-            &format!("/v1/users/{target}/password"),
-            json!({ "password": "taken-over-password" }),
-        )
-        .await
-        .expect_error(403, "forbidden");
-    }
-    bob.put(
-        "/v1/users/nobody-here/password",
-        json!({ "password": "taken-over-password" }),
-    )
-    .await
-    .expect_error(404, "user_not_found");
     bob.put("/v1/users/carol/password", json!({ "password": "short" }))
         .await
         .expect_error(400, "invalid_request");
@@ -732,32 +597,15 @@ async fn users_may_change_their_own_password_but_only_admins_manage_other_users(
     assert!(!usernames(&admin.get("/v1/users").await.json).contains(&"mallory".to_string()));
 
     // Self-service: bob changes his own password; the token he used stops working.
-    bob.put(
-        "/v1/users/bob/password",
-        json!({ "password": "bobs-new-password" }),
-    )
-    .await
-    .expect_status(204);
+    bob.put("/v1/users/bob/password", json!({ "password": "bobs-new-password" })).await.expect_status(204);
     assert_unauthenticated(bob.get(PROBE).await, "bob's token after his own change");
-    broker
-        .login_resp("bob", &user_password("bob"))
-        .await
-        .expect_error(401, "unauthenticated");
+    broker.login_resp("bob", &user_password("bob")).await.expect_error(401, "unauthenticated");
     let bob = broker.client_as("bob", "bobs-new-password").await;
     bob.get(PROBE).await.expect_status(200);
 
     // An admin may set anyone's password.
-    admin
-        .put(
-            "/v1/users/carol/password",
-            json!({ "password": "set-by-the-admin" }),
-        )
-        .await
-        .expect_status(204);
-    broker
-        .login_resp("carol", &carol_password)
-        .await
-        .expect_error(401, "unauthenticated");
+    admin.put("/v1/users/carol/password", json!({ "password": "set-by-the-admin" })).await.expect_status(204);
+    broker.login_resp("carol", &carol_password).await.expect_error(401, "unauthenticated");
     broker.client_as("carol", "set-by-the-admin").await;
 }
 
@@ -774,18 +622,12 @@ async fn a_password_change_or_deletion_revokes_old_tokens_on_every_node_within_1
 
     let tokens = tokens_from_every_node(&nodes, "bob", &user_password("bob")).await;
     let admin_on_a = a.client();
-    let change = admin_on_a.put(
-        "/v1/users/bob/password",
-        json!({ "password": "bobs-second-password" }),
-    );
+    let change = admin_on_a.put("/v1/users/bob/password", json!({ "password": "bobs-second-password" }));
     expect_revoked_everywhere(change, &a, &nodes, &tokens, "password set by the admin").await;
 
     let tokens = tokens_from_every_node(&nodes, "bob", "bobs-second-password").await;
     let bob_on_b = b.client_with_token(&tokens[1]);
-    let change = bob_on_b.put(
-        "/v1/users/bob/password",
-        json!({ "password": "bobs-third-password" }),
-    );
+    let change = bob_on_b.put("/v1/users/bob/password", json!({ "password": "bobs-third-password" }));
     expect_revoked_everywhere(change, &b, &nodes, &tokens, "bob's own password change").await;
 
     let tokens = tokens_from_every_node(&nodes, "bob", "bobs-third-password").await;
@@ -808,10 +650,7 @@ async fn tokens_of_a_deleted_user_stay_revoked_when_the_name_is_taken_again() {
     broker.add_user("bob", "user").await;
     let before_change = broker.token_for("bob", &user_password("bob")).await;
     admin
-        .put(
-            "/v1/users/bob/password",
-            json!({ "password": "bobs-second-password" }),
-        )
+        .put("/v1/users/bob/password", json!({ "password": "bobs-second-password" }))
         .await
         .expect_status(204);
     let after_change = broker.token_for("bob", "bobs-second-password").await;
@@ -824,15 +663,8 @@ async fn tokens_of_a_deleted_user_stay_revoked_when_the_name_is_taken_again() {
     }
 
     // Someone else gets the name: the old bob's tokens must not become theirs.
-    post_user(&admin, "bob", "the-new-bobs-password")
-        .await
-        .expect_status(201);
-    broker
-        .client_as("bob", "the-new-bobs-password")
-        .await
-        .get(PROBE)
-        .await
-        .expect_status(200);
+    post_user(&admin, "bob", "the-new-bobs-password").await.expect_status(201);
+    broker.client_as("bob", "the-new-bobs-password").await.get(PROBE).await.expect_status(200);
     for (what, token) in [
         ("issued before the password change", &before_change),
         ("issued after the password change", &after_change),
@@ -865,10 +697,7 @@ async fn a_token_the_node_has_seen_before_is_refused_at_once_when_revoked_or_exp
         assert_accepted(&broker, &token).await;
     }
     admin
-        .put(
-            "/v1/users/bob/password",
-            json!({ "password": "bobs-second-password" }),
-        )
+        .put("/v1/users/bob/password", json!({ "password": "bobs-second-password" }))
         .await
         .expect_status(204);
     refused(token, "a cached token after the admin set a new password").await;
@@ -876,28 +705,15 @@ async fn a_token_the_node_has_seen_before_is_refused_at_once_when_revoked_or_exp
     let token = broker.token_for("bob", "bobs-second-password").await;
     let bob = broker.client_with_token(&token);
     bob.get(PROBE).await.expect_status(200);
-    bob.put(
-        "/v1/users/bob/password",
-        json!({ "password": "bobs-third-password" }),
-    )
-    .await
-    .expect_status(204);
-    refused(
-        token,
-        "a cached token after its user changed password with it",
-    )
-    .await;
+    bob.put("/v1/users/bob/password", json!({ "password": "bobs-third-password" })).await.expect_status(204);
+    refused(token, "a cached token after its user changed password with it").await;
 
     let mut c = claims(&broker.token_for("bob", "bobs-third-password").await);
     let exp = now_s() + 2;
     c["exp"] = json!(exp);
     let short_lived = sign(&c, SIGNING_KEY);
     assert_accepted(&broker, &short_lived).await;
-    refused(
-        sign(&c, b"another-key-than-the-clusters"),
-        "a cached token's claims under another key",
-    )
-    .await;
+    refused(sign(&c, b"another-key-than-the-clusters"), "a cached token's claims under another key").await;
     while now_s() <= exp {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -935,10 +751,7 @@ async fn a_revoked_token_no_longer_feeds_an_open_event_stream() {
     let a = cluster.start_broker().await;
     let b = cluster.start_broker().await;
     let admin = a.client();
-    admin
-        .put("/v1/topics/news", json!({}))
-        .await
-        .expect_status(201);
+    admin.put("/v1/topics/news", json!({})).await.expect_status(201);
     a.add_user("bob", "user")
         .await
         .put("/v1/topics/news/subscriptions/bobs", json!({}))
@@ -948,10 +761,7 @@ async fn a_revoked_token_no_longer_feeds_an_open_event_stream() {
 
     // Bob's stream on B delivers while his token is good.
     let mut stream = reqwest::Client::new()
-        .get(format!(
-            "{}/v1/topics/news/subscriptions/bobs/stream",
-            b.url()
-        ))
+        .get(format!("{}/v1/topics/news/subscriptions/bobs/stream", b.url()))
         .bearer_auth(&token)
         .send()
         .await
@@ -960,10 +770,7 @@ async fn a_revoked_token_no_longer_feeds_an_open_event_stream() {
     let publish = |body: &'static str| {
         let admin = admin.clone();
         async move {
-            admin
-                .post("/v1/topics/news/messages", json!({ "body": body }))
-                .await
-                .expect_status(201);
+            admin.post("/v1/topics/news/messages", json!({ "body": body })).await.expect_status(201);
         }
     };
     publish("while-valid").await;
@@ -975,10 +782,7 @@ async fn a_revoked_token_no_longer_feeds_an_open_event_stream() {
     // The password changes through A: the stream opened with the old token must stop delivering
     // (ending is best), like every other use of that token.
     admin
-        .put(
-            "/v1/users/bob/password",
-            json!({ "password": "bobs-second-password" }),
-        )
+        .put("/v1/users/bob/password", json!({ "password": "bobs-second-password" }))
         .await
         .expect_status(204);
     until_revoked(&token, &[&b], Instant::now(), "password change").await;
@@ -1000,28 +804,15 @@ async fn expect_refusal(builder: mom_tests::BrokerBuilder, what: &str) {
     eprintln!("{what}: exited ({status}) after {:?}", started.elapsed());
     assert!(!status.success(), "{what}: exited with {status}");
     let log = std::fs::read_to_string(broker.log_path()).unwrap_or_default();
-    assert!(
-        log.contains("MOM_ADMIN_PASSWORD"),
-        "{what}: the log does not name MOM_ADMIN_PASSWORD:\n{log}"
-    );
+    assert!(log.contains("MOM_ADMIN_PASSWORD"), "{what}: the log does not name MOM_ADMIN_PASSWORD:\n{log}");
 }
 
 #[tokio::test]
 async fn without_an_admin_and_without_mom_admin_password_the_broker_exits_at_once() {
+    expect_refusal(Cluster::new().broker().no_admin_password(), "MOM_ADMIN_PASSWORD unset").await;
+    expect_refusal(Cluster::new().broker().env("MOM_ADMIN_PASSWORD", ""), "MOM_ADMIN_PASSWORD empty").await;
     expect_refusal(
-        Cluster::new().broker().no_admin_password(),
-        "MOM_ADMIN_PASSWORD unset",
-    )
-    .await;
-    expect_refusal(
-        Cluster::new().broker().env("MOM_ADMIN_PASSWORD", ""),
-        "MOM_ADMIN_PASSWORD empty",
-    )
-    .await;
-    expect_refusal(
-        Cluster::new()
-            .broker()
-            .env("MOM_ADMIN_PASSWORD", "too-short"),
+        Cluster::new().broker().env("MOM_ADMIN_PASSWORD", "too-short"),
         "MOM_ADMIN_PASSWORD shorter than 12 characters",
     )
     .await;
@@ -1043,13 +834,8 @@ async fn once_an_admin_exists_nodes_start_without_mom_admin_password() {
 
 #[tokio::test]
 async fn the_first_admin_is_named_by_mom_admin_user() {
-    let mut broker = Cluster::new()
-        .broker()
-        .env("MOM_ADMIN_USER", "chief")
-        .spawn();
-    broker
-        .wait_probe("/readyz", 200, mom_tests::broker::READY_TIMEOUT)
-        .await;
+    let mut broker = Cluster::new().broker().env("MOM_ADMIN_USER", "chief").spawn();
+    broker.wait_probe("/readyz", 200, mom_tests::broker::READY_TIMEOUT).await;
     let chief = broker.client_as("chief", ADMIN_PASSWORD).await;
     let list = chief.get("/v1/users").await.expect_status(200);
     assert_eq!(
@@ -1057,10 +843,7 @@ async fn the_first_admin_is_named_by_mom_admin_user() {
         json!([{ "username": "chief", "role": "admin", "created_at": list.json["users"][0]["created_at"] }]),
         "{list}"
     );
-    broker
-        .login_resp("admin", ADMIN_PASSWORD)
-        .await
-        .expect_error(401, "unauthenticated");
+    broker.login_resp("admin", ADMIN_PASSWORD).await.expect_error(401, "unauthenticated");
 }
 
 // --- secrets --------------------------------------------------------------------------------
@@ -1072,21 +855,15 @@ async fn passwords_tokens_and_keys_never_appear_in_logs_errors_or_metrics() {
     let bob_second = "bobs-second-secret-pw";
     let wrong = "a-wrong-secret-guess";
     let too_short = "shortsecret";
-    let mut broker = Cluster::new()
-        .broker()
-        .env("MOM_JWT_SECRET", jwt_secret)
-        .env("MOM_LOG", "trace")
-        .start()
-        .await;
+    let mut broker =
+        Cluster::new().broker().env("MOM_JWT_SECRET", jwt_secret).env("MOM_LOG", "trace").start().await;
     let admin_token = broker.token_for(ADMIN_USER, ADMIN_PASSWORD).await;
     let admin = broker.client_with_token(&admin_token);
     let mut answers: Vec<Resp> = Vec::new();
 
-    for (username, password, status) in [
-        ("bob", bob_first, 201),
-        ("bob2", too_short, 400),
-        ("bob", bob_first, 409),
-    ] {
+    for (username, password, status) in
+        [("bob", bob_first, 201), ("bob2", too_short, 400), ("bob", bob_first, 409)]
+    {
         let body = json!({ "username": username, "password": password });
         answers.push(admin.post("/v1/users", body).await.expect_status(status));
     }
@@ -1108,11 +885,7 @@ async fn passwords_tokens_and_keys_never_appear_in_logs_errors_or_metrics() {
     }
     let forged = sign(&claims(&second_token), b"not-the-key");
     answers.push(broker.client_with_token(&forged).get(PROBE).await);
-    let metrics = broker
-        .anonymous_client()
-        .get("/metrics")
-        .await
-        .expect_status(200);
+    let metrics = broker.anonymous_client().get("/metrics").await.expect_status(200);
     answers.push(metrics);
 
     broker.sigterm();

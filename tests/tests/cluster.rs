@@ -11,10 +11,7 @@ const PROPAGATION: Duration = Duration::from_millis(1250);
 
 /// Waits until `queue` (on another node) answers GET with `status`, within [`PROPAGATION`].
 async fn until_status(queue: &Queue, status: u16, what: &str) {
-    wait_until(what, PROPAGATION, || async {
-        (queue.get().await.status == status).then_some(())
-    })
-    .await;
+    wait_until(what, PROPAGATION, || async { (queue.get().await.status == status).then_some(()) }).await;
 }
 
 #[tokio::test]
@@ -31,13 +28,9 @@ async fn queue_metadata_written_on_one_node_is_visible_on_another_within_1s() {
     until_status(&on_b, 200, "the queue created on A to appear on B").await;
     on_b.send("via b").await;
     assert_eq!(on_a.receive(1).await[0].body, "via b");
-    on_b.create_resp(json!({ "visibility_timeout_s": 5 }))
-        .await
-        .expect_status(200);
+    on_b.create_resp(json!({ "visibility_timeout_s": 5 })).await.expect_status(200);
 
-    on_a.patch(json!({ "visibility_timeout_s": 7 }))
-        .await
-        .expect_status(200);
+    on_a.patch(json!({ "visibility_timeout_s": 7 })).await.expect_status(200);
     wait_until("the patch on A to reach B", PROPAGATION, || async {
         (on_b.get().await.json["visibility_timeout_s"] == 7).then_some(())
     })
@@ -45,9 +38,7 @@ async fn queue_metadata_written_on_one_node_is_visible_on_another_within_1s() {
 
     on_a.delete().await.expect_status(204);
     until_status(&on_b, 404, "the delete on A to reach B").await;
-    on_b.send_resp(json!({ "body": "x" }))
-        .await
-        .expect_error(404, "queue_not_found");
+    on_b.send_resp(json!({ "body": "x" })).await.expect_error(404, "queue_not_found");
 }
 
 #[tokio::test]
@@ -93,9 +84,7 @@ async fn clusters_with_different_namespaces_do_not_see_each_other() {
     let listed = b.client().get("/v1/queues").await.expect_status(200);
     assert_eq!(listed.json["queues"], json!([]), "{listed}");
 
-    on_b.create_resp(json!({ "visibility_timeout_s": 9 }))
-        .await
-        .expect_status(201);
+    on_b.create_resp(json!({ "visibility_timeout_s": 9 })).await.expect_status(201);
     assert!(on_b.receive(10).await.is_empty());
     assert_eq!(on_a.receive(10).await[0].body, "only in a");
     assert_eq!(on_a.stats().await.counts(), (0, 1, 0));
@@ -146,26 +135,12 @@ async fn the_cluster_lists_its_nodes_and_a_drained_node_leaves_it() {
     .await;
     for node in view["nodes"].as_array().into_iter().flatten() {
         let broker = if node["id"] == "node-a" { &a } else { &b };
-        assert!(
-            node["address"]
-                .as_str()
-                .is_some_and(|s| s.contains(broker.listen())),
-            "address of {node}"
-        );
-        assert!(
-            node["version"].as_str().is_some_and(|s| !s.is_empty()),
-            "version of {node}"
-        );
-        assert!(
-            node["started_at"].as_str().is_some_and(is_rfc3339_millis),
-            "started_at of {node}"
-        );
+        assert!(node["address"].as_str().is_some_and(|s| s.contains(broker.listen())), "address of {node}");
+        assert!(node["version"].as_str().is_some_and(|s| !s.is_empty()), "version of {node}");
+        assert!(node["started_at"].as_str().is_some_and(is_rfc3339_millis), "started_at of {node}");
     }
     let leader = view["leader"].as_str().unwrap_or_default();
-    assert!(
-        ["node-a", "node-b"].contains(&leader),
-        "leader {leader:?} in {view}"
-    );
+    assert!(["node-a", "node-b"].contains(&leader), "leader {leader:?} in {view}");
 
     b.sigterm();
     b.wait_exit(Duration::from_secs(10)).await;
@@ -173,10 +148,8 @@ async fn the_cluster_lists_its_nodes_and_a_drained_node_leaves_it() {
         (a.cluster_view().await.1 == ["node-a"]).then_some(())
     })
     .await;
-    wait_until(
-        "the remaining node to lead",
-        Duration::from_secs(5),
-        || async { (a.cluster_view().await.0["leader"] == "node-a").then_some(()) },
-    )
+    wait_until("the remaining node to lead", Duration::from_secs(5), || async {
+        (a.cluster_view().await.0["leader"] == "node-a").then_some(())
+    })
     .await;
 }

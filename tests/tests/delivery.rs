@@ -4,9 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use mom_tests::{
-    assert_error_result, assert_ok_result, broker_with_queue, json, Message, Queue, Window,
-};
+use mom_tests::{assert_error_result, assert_ok_result, broker_with_queue, json, Message, Queue, Window};
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -19,8 +17,7 @@ async fn receive_one(queue: &Queue, request: serde_json::Value) -> (Message, Win
 
 #[tokio::test]
 async fn an_unacked_message_is_redelivered_after_the_visibility_timeout() {
-    let (_broker, queue) =
-        broker_with_queue("redeliver", json!({ "visibility_timeout_s": 1 })).await;
+    let (_broker, queue) = broker_with_queue("redeliver", json!({ "visibility_timeout_s": 1 })).await;
     let id = queue.send("again").await;
     let (first, window) = receive_one(&queue, json!({})).await;
     assert_eq!((first.id.as_str(), first.receive_count), (id.as_str(), 1));
@@ -38,8 +35,7 @@ async fn an_unacked_message_is_redelivered_after_the_visibility_timeout() {
 
 #[tokio::test]
 async fn a_receive_can_set_its_own_visibility_timeout() {
-    let (_broker, queue) =
-        broker_with_queue("custom-vis", json!({ "visibility_timeout_s": 30 })).await;
+    let (_broker, queue) = broker_with_queue("custom-vis", json!({ "visibility_timeout_s": 30 })).await;
     queue.send("short").await;
     let (_, window) = receive_one(&queue, json!({ "visibility_timeout_s": 1 })).await;
     let again = queue.expect_receivable_after(window, SECOND).await;
@@ -51,20 +47,12 @@ async fn a_receipt_is_invalid_once_its_message_was_redelivered() {
     let (_broker, queue) = broker_with_queue("stale", json!({ "visibility_timeout_s": 1 })).await;
     queue.send("s").await;
     let (old, window) = receive_one(&queue, json!({})).await;
-    let new = queue
-        .expect_receivable_after(window, SECOND)
-        .await
-        .remove(0);
+    let new = queue.expect_receivable_after(window, SECOND).await.remove(0);
 
-    queue
-        .extend(&old.receipt, 30)
-        .await
-        .expect_error(409, "receipt_invalid");
+    queue.extend(&old.receipt, 30).await.expect_error(409, "receipt_invalid");
     let nacked = queue.nack(&[old.receipt.as_str()], 0).await;
     assert_error_result(&nacked[0], "receipt_invalid", "nack of a stale receipt");
-    let acked = queue
-        .ack(&[old.receipt.as_str(), new.receipt.as_str()])
-        .await;
+    let acked = queue.ack(&[old.receipt.as_str(), new.receipt.as_str()]).await;
     assert_error_result(&acked[0], "receipt_invalid", "ack of a stale receipt");
     assert_ok_result(&acked[1], "ack of the current receipt");
     assert_eq!(queue.stats().await.counts(), (0, 0, 0));
@@ -112,31 +100,22 @@ async fn nack_makes_messages_visible_again_after_delay_s() {
     if back.len() < 2 {
         back.extend(queue.receive_n(2 - back.len(), 2 * SECOND).await);
     }
-    let mut counts: Vec<(&str, u64)> = back
-        .iter()
-        .map(|m| (m.body.as_str(), m.receive_count))
-        .collect();
+    let mut counts: Vec<(&str, u64)> = back.iter().map(|m| (m.body.as_str(), m.receive_count)).collect();
     counts.sort_unstable();
     assert_eq!(counts, [("a", 3), ("b", 2)]);
 }
 
 #[tokio::test]
 async fn extending_visibility_postpones_redelivery() {
-    let (_broker, queue) =
-        broker_with_queue("extended", json!({ "visibility_timeout_s": 1 })).await;
+    let (_broker, queue) = broker_with_queue("extended", json!({ "visibility_timeout_s": 1 })).await;
     queue.send("slow work").await;
     let (m, _) = receive_one(&queue, json!({})).await;
     let (resp, window) = Window::around(queue.extend(&m.receipt, 3)).await;
     resp.expect_status(200);
     // Past the original 1 s timeout, the message stays invisible.
     let early = queue.receive_with(json!({ "wait_s": 2 })).await;
-    assert!(
-        early.is_empty(),
-        "redelivered despite the extension: {early:?}"
-    );
-    let again = queue
-        .expect_receivable_after(window, Duration::from_secs(3))
-        .await;
+    assert!(early.is_empty(), "redelivered despite the extension: {early:?}");
+    let again = queue.expect_receivable_after(window, Duration::from_secs(3)).await;
     assert_eq!(again[0].receive_count, 2);
 }
 
@@ -170,11 +149,7 @@ async fn exhaust(source: &Queue, dlq: &Queue, count: usize, max_receives: u64) {
         if got.is_empty() && source.stats().await.counts() == (0, 0, 0) {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "messages never left {}",
-            source.name()
-        );
+        assert!(Instant::now() < deadline, "messages never left {}", source.name());
     }
     mom_tests::wait_until("dead letters to arrive", 2 * SECOND, || async {
         (dlq.stats().await.available == count as u64).then_some(())
@@ -185,32 +160,21 @@ async fn exhaust(source: &Queue, dlq: &Queue, count: usize, max_receives: u64) {
 #[tokio::test]
 async fn a_message_moves_to_the_dead_letter_queue_after_max_receives() {
     let (_broker, source, dlq) = with_dead_letter_queue(2).await;
-    source
-        .send_msg(json!({ "body": "poison", "attributes": { "k": "v" } }))
-        .await;
+    source.send_msg(json!({ "body": "poison", "attributes": { "k": "v" } })).await;
     exhaust(&source, &dlq, 1, 2).await;
 
     let dead = dlq.receive(10).await;
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].body, "poison");
     assert_eq!(dead[0].attributes.get("k").map(String::as_str), Some("v"));
-    assert_eq!(
-        dead[0]
-            .attributes
-            .get("mom.source_queue")
-            .map(String::as_str),
-        Some("source"),
-        "{dead:?}"
-    );
+    assert_eq!(dead[0].attributes.get("mom.source_queue").map(String::as_str), Some("source"), "{dead:?}");
 }
 
 #[tokio::test]
 async fn redrive_moves_dead_letters_not_in_flight_and_resets_them() {
     let (broker, source, dlq) = with_dead_letter_queue(1).await;
     for body in ["p1", "p2"] {
-        source
-            .send_msg(json!({ "body": body, "attributes": { "k": body } }))
-            .await;
+        source.send_msg(json!({ "body": body, "attributes": { "k": body } })).await;
     }
     exhaust(&source, &dlq, 2, 1).await;
 
@@ -224,10 +188,7 @@ async fn redrive_moves_dead_letters_not_in_flight_and_resets_them() {
     assert_eq!(back[0].body, "p2");
     assert_eq!(back[0].receive_count, 1, "receive_count starts over");
     assert_eq!(back[0].attributes.get("k").map(String::as_str), Some("p2"));
-    assert!(
-        !back[0].attributes.contains_key("mom.source_queue"),
-        "{back:?}"
-    );
+    assert!(!back[0].attributes.contains_key("mom.source_queue"), "{back:?}");
     assert_eq!(dlq.stats().await.counts(), (0, 1, 0));
 
     // Redrive to another queue once p1 is available again.
@@ -235,10 +196,7 @@ async fn redrive_moves_dead_letters_not_in_flight_and_resets_them() {
     assert_ok_result(&nacked[0], "nack on the dead-letter queue");
     let other = broker.client().queue("other");
     other.create(json!({})).await;
-    let resp = dlq
-        .redrive(json!({ "to": "other" }))
-        .await
-        .expect_status(200);
+    let resp = dlq.redrive(json!({ "to": "other" })).await.expect_status(200);
     assert_eq!(resp.json, json!({ "moved": 1 }), "{resp}");
     let moved = other.receive(10).await;
     assert_eq!(moved.len(), 1);
@@ -251,12 +209,8 @@ async fn redrive_moves_dead_letters_not_in_flight_and_resets_them() {
 #[tokio::test]
 async fn delay_s_hides_a_message_until_its_deadline() {
     let (broker, queue) = broker_with_queue("delayed", json!({})).await;
-    let (_, window) =
-        Window::around(queue.send_msg(json!({ "body": "later", "delay_s": 1 }))).await;
-    assert!(
-        queue.receive(1).await.is_empty(),
-        "receivable before its delay"
-    );
+    let (_, window) = Window::around(queue.send_msg(json!({ "body": "later", "delay_s": 1 }))).await;
+    assert!(queue.receive(1).await.is_empty(), "receivable before its delay");
     assert_eq!(queue.stats().await.counts(), (0, 0, 1));
     let got = queue.expect_receivable_after(window, SECOND).await;
     assert_eq!((got[0].body.as_str(), got[0].receive_count), ("later", 1));
@@ -278,8 +232,7 @@ const MIN_RETENTION_S: u64 = 60;
 
 #[tokio::test]
 async fn messages_expire_after_retention_s() {
-    let (broker, queue) =
-        broker_with_queue("brief", json!({ "retention_s": MIN_RETENTION_S })).await;
+    let (broker, queue) = broker_with_queue("brief", json!({ "retention_s": MIN_RETENTION_S })).await;
     broker
         .client()
         .queue("too-brief")

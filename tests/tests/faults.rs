@@ -14,9 +14,8 @@ use std::time::{Duration, Instant};
 
 use mom_tests::broker::READY_TIMEOUT;
 use mom_tests::{
-    json, wait_until, wait_until_every, Answer, Body, Broker, BrokerBuilder, Cluster, Failover,
-    Failure, GaveUp, Message, Persistence, Queue, RedisServer, Resp, Services, Value, Window,
-    ZooKeeperServer,
+    json, wait_until, wait_until_every, Answer, Body, Broker, BrokerBuilder, Cluster, Failover, Failure,
+    GaveUp, Message, Persistence, Queue, RedisServer, Resp, Services, Value, Window, ZooKeeperServer,
 };
 use reqwest::Method;
 
@@ -37,10 +36,7 @@ const RECOVERY: Duration = Duration::from_secs(20);
 
 /// A broker of `cluster` with the id `id` and the short session timeout.
 fn node(cluster: &Cluster, id: &str) -> BrokerBuilder {
-    cluster.broker().node_id(id).env(
-        "MOM_ZK_SESSION_TIMEOUT_MS",
-        SESSION_TIMEOUT.as_millis().to_string(),
-    )
+    cluster.broker().node_id(id).env("MOM_ZK_SESSION_TIMEOUT_MS", SESSION_TIMEOUT.as_millis().to_string())
 }
 
 /// Starts every broker at once and waits until all are ready.
@@ -54,12 +50,7 @@ async fn start_all(builders: &[BrokerBuilder]) -> Vec<Broker> {
 
 /// Every broker of `nodes` but the one at `index`.
 fn all_but(nodes: &[Broker], index: usize) -> Vec<&Broker> {
-    nodes
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != index)
-        .map(|(_, n)| n)
-        .collect()
+    nodes.iter().enumerate().filter(|(i, _)| *i != index).map(|(_, n)| n).collect()
 }
 
 fn ids_of(brokers: &[&Broker]) -> Vec<String> {
@@ -78,10 +69,7 @@ async fn leader_of(brokers: &[&Broker]) -> Option<String> {
         .filter(|(_, flag)| **flag == Some(1.0))
         .map(|(b, _)| b.node_id())
         .collect();
-    assert!(
-        leaders.len() <= 1,
-        "several nodes report mom_leader 1 at once: {leaders:?}"
-    );
+    assert!(leaders.len() <= 1, "several nodes report mom_leader 1 at once: {leaders:?}");
     leaders.first().map(|id| id.to_string())
 }
 
@@ -110,10 +98,7 @@ async fn agreed_leader(brokers: &[&Broker], what: &str, timeout: Duration) -> St
 /// Waits until every broker lists exactly `brokers` and names `leader` (within [`PROPAGATION`]),
 /// then checks that `leader`, and only it, keeps leading for a second.
 async fn settles_on(brokers: &[&Broker], leader: &str, what: &str) {
-    wait_until(what, PROPAGATION, || async {
-        views_agree(brokers, Some(leader)).await.then_some(())
-    })
-    .await;
+    wait_until(what, PROPAGATION, || async { views_agree(brokers, Some(leader)).await.then_some(()) }).await;
     assert_leader_stays(brokers, leader, Duration::from_secs(1)).await;
 }
 
@@ -130,11 +115,7 @@ async fn on_private_zookeeper(ids: &[&str]) -> (ZooKeeperServer, Vec<BrokerBuild
 async fn assert_leader_stays(brokers: &[&Broker], leader: &str, span: Duration) {
     let until = Instant::now() + span;
     while Instant::now() < until {
-        assert_eq!(
-            leader_of(brokers).await.as_deref(),
-            Some(leader),
-            "leadership moved or lapsed"
-        );
+        assert_eq!(leader_of(brokers).await.as_deref(), Some(leader), "leadership moved or lapsed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -146,10 +127,7 @@ async fn a_killed_node_leaves_the_cluster_within_the_session_timeout_and_the_lea
     let leader = agreed_leader(&all, "one node to lead", SESSION_TIMEOUT).await;
     drop(all);
 
-    let victim = nodes
-        .iter()
-        .position(|n| n.node_id() != leader)
-        .expect("a node that does not lead");
+    let victim = nodes.iter().position(|n| n.node_id() != leader).expect("a node that does not lead");
     let victim_id = nodes[victim].node_id().to_string();
     let killed = Instant::now();
     nodes[victim].sigkill();
@@ -159,10 +137,7 @@ async fn a_killed_node_leaves_the_cluster_within_the_session_timeout_and_the_lea
         SESSION_TIMEOUT + EXPIRY_SLACK,
         || async {
             // Another node's death leaves the leader alone.
-            assert_eq!(
-                leader_of(&survivors).await.as_deref(),
-                Some(leader.as_str())
-            );
+            assert_eq!(leader_of(&survivors).await.as_deref(), Some(leader.as_str()));
             views_agree(&survivors, Some(&leader)).await.then_some(())
         },
     )
@@ -176,12 +151,7 @@ async fn a_killed_node_leaves_the_cluster_within_the_session_timeout_and_the_lea
     // Restarted under the same id, it is listed again, and it does not take the lead.
     nodes[victim] = builders[victim].clone().start().await;
     let all: Vec<&Broker> = nodes.iter().collect();
-    settles_on(
-        &all,
-        &leader,
-        "the restarted node to be listed by every node",
-    )
-    .await;
+    settles_on(&all, &leader, "the restarted node to be listed by every node").await;
 }
 
 #[tokio::test]
@@ -193,10 +163,7 @@ async fn exactly_one_node_leads_and_another_takes_over_when_the_leader_is_killed
     assert_leader_stays(&all, &first, Duration::from_secs(1)).await;
     drop(all);
 
-    let victim = nodes
-        .iter()
-        .position(|n| n.node_id() == first)
-        .expect("the leader is one of the nodes");
+    let victim = nodes.iter().position(|n| n.node_id() == first).expect("the leader is one of the nodes");
     let killed = Instant::now();
     nodes[victim].sigkill();
     let survivors = all_but(&nodes, victim);
@@ -209,16 +176,9 @@ async fn exactly_one_node_leads_and_another_takes_over_when_the_leader_is_killed
     )
     .await;
     let took = killed.elapsed();
-    eprintln!(
-        "{next} took over {took:?} after {first} was killed (session timeout {SESSION_TIMEOUT:?})"
-    );
+    eprintln!("{next} took over {took:?} after {first} was killed (session timeout {SESSION_TIMEOUT:?})");
     assert_ne!(next, first);
-    settles_on(
-        &survivors,
-        &next,
-        "the survivors to list themselves and the new leader",
-    )
-    .await;
+    settles_on(&survivors, &next, "the survivors to list themselves and the new leader").await;
 }
 
 /// What the looping client of the drain test saw.
@@ -287,9 +247,7 @@ fn ack_results(answer: &Answer, receipts: usize) -> Vec<AckResult> {
         Some(results) => results,
         None => {
             let what = format!("not one result per receipt in {}", answer.resp);
-            return (0..receipts)
-                .map(|_| AckResult::Unexpected(what.clone()))
-                .collect();
+            return (0..receipts).map(|_| AckResult::Unexpected(what.clone())).collect();
         }
     };
     results
@@ -320,25 +278,14 @@ async fn send_receive_ack_loop(
     while !stop.load(Ordering::Relaxed) {
         n += 1;
         let body = format!("m{n}");
-        let send = nodes
-            .post(
-                0,
-                &path("/messages"),
-                json!({ "body": body, "dedup_id": body }),
-            )
-            .await;
+        let send = nodes.post(0, &path("/messages"), json!({ "body": body, "dedup_id": body })).await;
         let Some(send) = log.lock().unwrap().check("send", send) else {
             continue;
         };
-        let id = send.resp.json["id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let id = send.resp.json["id"].as_str().unwrap_or_default().to_string();
         log.lock().unwrap().sent.insert(id);
 
-        let receive = nodes
-            .post(0, &path("/receive"), json!({ "max": 10, "wait_s": 1 }))
-            .await;
+        let receive = nodes.post(0, &path("/receive"), json!({ "max": 10, "wait_s": 1 })).await;
         let Some(receive) = log.lock().unwrap().check("receive", receive) else {
             continue;
         };
@@ -347,9 +294,7 @@ async fn send_receive_ack_loop(
             continue;
         }
         let receipts: Vec<&str> = got.iter().map(|m| m.receipt.as_str()).collect();
-        let ack = nodes
-            .post(0, &path("/ack"), json!({ "receipts": receipts }))
-            .await;
+        let ack = nodes.post(0, &path("/ack"), json!({ "receipts": receipts })).await;
         let mut log = log.lock().unwrap();
         log.received.extend(got.iter().map(|m| m.id.clone()));
         let Some(ack) = log.check("ack", ack) else {
@@ -368,42 +313,21 @@ async fn send_receive_ack_loop(
 
 /// Long polls on an empty queue through `nodes`, node 0 first, until `stop`: held polls must be
 /// answered (200, empty) when node 0 drains.
-async fn long_poll_loop(
-    nodes: Failover,
-    queue: String,
-    log: Arc<Mutex<LoopLog>>,
-    stop: Arc<AtomicBool>,
-) {
+async fn long_poll_loop(nodes: Failover, queue: String, log: Arc<Mutex<LoopLog>>, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::Relaxed) {
-        let poll = nodes
-            .post(
-                0,
-                &format!("/v1/queues/{queue}/receive"),
-                json!({ "wait_s": 2 }),
-            )
-            .await;
+        let poll = nodes.post(0, &format!("/v1/queues/{queue}/receive"), json!({ "wait_s": 2 })).await;
         log.lock().unwrap().check("long poll", poll);
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_looping_against_a_drained_node_sees_no_failed_request_when_it_retries_elsewhere()
-{
+async fn a_client_looping_against_a_drained_node_sees_no_failed_request_when_it_retries_elsewhere() {
     const DRAIN_TIMEOUT_S: u64 = 5;
     let cluster = Cluster::new();
-    let mut drained = cluster
-        .broker()
-        .node_id("drained")
-        .drain_timeout_s(DRAIN_TIMEOUT_S)
-        .start()
-        .await;
+    let mut drained = cluster.broker().node_id("drained").drain_timeout_s(DRAIN_TIMEOUT_S).start().await;
     let other = cluster.broker().node_id("other").start().await;
     for name in ["loop", "idle"] {
-        drained
-            .client()
-            .queue(name)
-            .create(json!({ "visibility_timeout_s": 5 }))
-            .await;
+        drained.client().queue(name).create(json!({ "visibility_timeout_s": 5 })).await;
         let on_other = other.client().queue(name);
         wait_until("the queue to reach the other node", PROPAGATION, || async {
             (on_other.get().await.status == 200).then_some(())
@@ -425,39 +349,26 @@ async fn a_client_looping_against_a_drained_node_sees_no_failed_request_when_it_
         Arc::clone(&stop),
     ));
     let polls = Arc::new(Mutex::new(LoopLog::default()));
-    let polling = tokio::spawn(long_poll_loop(
-        nodes.clone(),
-        "idle".into(),
-        Arc::clone(&polls),
-        Arc::clone(&stop),
-    ));
+    let polling =
+        tokio::spawn(long_poll_loop(nodes.clone(), "idle".into(), Arc::clone(&polls), Arc::clone(&stop)));
     let rounds_on = |node: usize| {
         let log = log.lock().unwrap();
-        log.rounds
-            .iter()
-            .filter(|r| r.iter().all(|n| *n == node))
-            .count()
+        log.rounds.iter().filter(|r| r.iter().all(|n| *n == node)).count()
     };
-    wait_until(
-        "rounds on the node to drain",
-        Duration::from_secs(10),
-        || async { (rounds_on(0) >= 5).then_some(()) },
-    )
+    wait_until("rounds on the node to drain", Duration::from_secs(10), || async {
+        (rounds_on(0) >= 5).then_some(())
+    })
     .await;
 
     let term = Instant::now();
     drained.sigterm();
-    let status = drained
-        .wait_exit(Duration::from_secs(DRAIN_TIMEOUT_S + 2))
-        .await;
+    let status = drained.wait_exit(Duration::from_secs(DRAIN_TIMEOUT_S + 2)).await;
     assert!(status.success(), "drained broker exited with {status}");
     let exited = term.elapsed();
     let before = rounds_on(1);
-    wait_until(
-        "rounds on the other node",
-        Duration::from_secs(10),
-        || async { (rounds_on(1) >= before + 5).then_some(()) },
-    )
+    wait_until("rounds on the other node", Duration::from_secs(10), || async {
+        (rounds_on(1) >= before + 5).then_some(())
+    })
     .await;
     stop.store(true, Ordering::Relaxed);
     looping.await.expect("client loop");
@@ -477,19 +388,12 @@ async fn a_client_looping_against_a_drained_node_sees_no_failed_request_when_it_
         log.acks_perhaps_done
     );
     assert!(log.failed.is_empty(), "failed requests: {:#?}", log.failed);
-    assert!(
-        polls.failed.is_empty(),
-        "failed long polls: {:#?}",
-        polls.failed
-    );
+    assert!(polls.failed.is_empty(), "failed long polls: {:#?}", polls.failed);
     assert!(
         served_while_draining > 0,
         "the draining node answered nothing after SIGTERM: the drain was not exercised"
     );
-    assert!(
-        log.retried > 0,
-        "no connection error was retried: the node never went away?"
-    );
+    assert!(log.retried > 0, "no connection error was retried: the node never went away?");
     let lost: Vec<&String> = log.sent.difference(&log.received).collect();
     assert!(lost.is_empty(), "sent but never received: {lost:?}");
 }
@@ -498,43 +402,28 @@ async fn a_client_looping_against_a_drained_node_sees_no_failed_request_when_it_
 async fn pass_message(from: &Queue, to: &Queue, body: &str) {
     let id = from.send(body).await;
     let got = to.receive_n(1, Duration::from_secs(5)).await;
-    assert_eq!(
-        (got[0].id.as_str(), got[0].body.as_str()),
-        (id.as_str(), body)
-    );
+    assert_eq!((got[0].id.as_str(), got[0].body.as_str()), (id.as_str(), body));
     from.ack_all(&got).await;
 }
 
 #[tokio::test]
-async fn with_zookeeper_down_messages_flow_metadata_writes_answer_503_and_all_recovers_without_restart(
-) {
+async fn with_zookeeper_down_messages_flow_metadata_writes_answer_503_and_all_recovers_without_restart() {
     let (mut zk, _, nodes) = on_private_zookeeper(&["zk-a", "zk-b"]).await;
     let all: Vec<&Broker> = nodes.iter().collect();
     let (a, b) = (&nodes[0], &nodes[1]);
     // A metadata write may wait for ZooKeeper's 5 s operation timeout, not longer.
-    let (ca, cb) = (
-        a.client().with_timeout(Duration::from_secs(20)),
-        b.client().with_timeout(Duration::from_secs(20)),
-    );
+    let (ca, cb) =
+        (a.client().with_timeout(Duration::from_secs(20)), b.client().with_timeout(Duration::from_secs(20)));
     let (qa, qb) = (ca.queue("steady"), cb.queue("steady"));
     qa.create(json!({ "visibility_timeout_s": 5 })).await;
     ca.queue("kept").create(json!({})).await;
     let kept = ca.queue("kept").send("must survive").await;
-    wait_until(
-        "the queues to reach the other node",
-        PROPAGATION,
-        || async {
-            let known = cb.queue("kept").get().await.status == 200 && qb.get().await.status == 200;
-            known.then_some(())
-        },
-    )
+    wait_until("the queues to reach the other node", PROPAGATION, || async {
+        let known = cb.queue("kept").get().await.status == 200 && qb.get().await.status == 200;
+        known.then_some(())
+    })
     .await;
-    agreed_leader(
-        &all,
-        "the nodes to list each other and agree on a leader",
-        RECOVERY,
-    )
-    .await;
+    agreed_leader(&all, "the nodes to list each other and agree on a leader", RECOVERY).await;
 
     zk.kill();
     let down = Instant::now();
@@ -552,38 +441,22 @@ async fn with_zookeeper_down_messages_flow_metadata_writes_answer_503_and_all_re
     // Metadata writes need ZooKeeper: 503, in bounded time, on every node.
     let writes: [(Method, &str, Value); 4] = [
         (Method::PUT, "/v1/queues/created-during-outage", json!({})),
-        (
-            Method::PATCH,
-            "/v1/queues/steady",
-            json!({ "visibility_timeout_s": 9 }),
-        ),
+        (Method::PATCH, "/v1/queues/steady", json!({ "visibility_timeout_s": 9 })),
         (Method::DELETE, "/v1/queues/kept", Value::Null),
-        (
-            Method::POST,
-            "/v1/users",
-            json!({ "username": "late", "password": "a-long-enough-password" }),
-        ),
+        (Method::POST, "/v1/users", json!({ "username": "late", "password": "a-long-enough-password" })),
     ];
     for client in [&ca, &cb] {
         for (method, path, body) in &writes {
-            let body = if body.is_null() {
-                Body::None
-            } else {
-                Body::Json(body.clone())
-            };
+            let body = if body.is_null() { Body::None } else { Body::Json(body.clone()) };
             let (resp, took) = Window::around(client.request(method.clone(), path, body)).await;
             resp.expect_error(503, "unavailable");
             let took = took.end - took.start;
-            assert!(
-                took < Duration::from_secs(6),
-                "{method} {path} took {took:?} to answer 503"
-            );
+            assert!(took < Duration::from_secs(6), "{method} {path} took {took:?} to answer 503");
         }
     }
     // An outage longer than the session timeout: the brokers' sessions can expire meanwhile, so
     // they must recover from that too. The passing time is the point here.
-    tokio::time::sleep((down + SESSION_TIMEOUT * 3 / 2).saturating_duration_since(Instant::now()))
-        .await;
+    tokio::time::sleep((down + SESSION_TIMEOUT * 3 / 2).saturating_duration_since(Instant::now())).await;
     pass_message(&qa, &qb, "during 3").await;
 
     zk.start().await;
@@ -606,30 +479,16 @@ async fn with_zookeeper_down_messages_flow_metadata_writes_answer_503_and_all_re
     );
     // The refused writes did nothing, and messages still flow.
     for client in [&ca, &cb] {
-        client
-            .queue("created-during-outage")
-            .get()
-            .await
-            .expect_error(404, "queue_not_found");
-        assert_eq!(
-            client.queue("steady").get().await.expect_status(200).json["visibility_timeout_s"],
-            5
-        );
+        client.queue("created-during-outage").get().await.expect_error(404, "queue_not_found");
+        assert_eq!(client.queue("steady").get().await.expect_status(200).json["visibility_timeout_s"], 5);
         let users = client.get("/v1/users").await.expect_status(200);
         assert!(
-            !users.json["users"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|u| u["username"] == "late"),
+            !users.json["users"].as_array().into_iter().flatten().any(|u| u["username"] == "late"),
             "a user created while ZooKeeper was down: {users}"
         );
     }
     let got = cb.queue("kept").receive(10).await;
-    assert_eq!(
-        got.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
-        [kept.as_str()]
-    );
+    assert_eq!(got.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), [kept.as_str()]);
     pass_message(&qb, &qa, "after").await;
 }
 
@@ -644,10 +503,7 @@ async fn with_redis_frozen_requests_answer_503_within_the_redis_timeout_and_the_
     let redis = RedisServer::started(Persistence::AppendFsyncAlways).await;
     let mut broker = Cluster::with_redis(redis.url())
         .broker()
-        .env(
-            "MOM_REDIS_TIMEOUT_MS",
-            REDIS_TIMEOUT.as_millis().to_string(),
-        )
+        .env("MOM_REDIS_TIMEOUT_MS", REDIS_TIMEOUT.as_millis().to_string())
         .start()
         .await;
     let client = broker.client().with_timeout(Duration::from_secs(30));
@@ -660,40 +516,16 @@ async fn with_redis_frozen_requests_answer_503_within_the_redis_timeout_and_the_
     // A frozen Redis accepts connections and answers nothing: only the timeout saves a request.
     redis.pause();
     let requests: [(&str, Method, String, Value); 5] = [
-        (
-            "receive",
-            Method::POST,
-            queue.path("/receive"),
-            json!({ "max": 10 }),
-        ),
-        (
-            "long poll",
-            Method::POST,
-            queue.path("/receive"),
-            json!({ "max": 10, "wait_s": 10 }),
-        ),
-        (
-            "ack",
-            Method::POST,
-            queue.path("/ack"),
-            json!({ "receipts": [probe[0].receipt] }),
-        ),
+        ("receive", Method::POST, queue.path("/receive"), json!({ "max": 10 })),
+        ("long poll", Method::POST, queue.path("/receive"), json!({ "max": 10, "wait_s": 10 })),
+        ("ack", Method::POST, queue.path("/ack"), json!({ "receipts": [probe[0].receipt] })),
         ("stats", Method::GET, queue.path(""), Value::Null),
-        (
-            "send",
-            Method::POST,
-            queue.path("/messages"),
-            json!({ "body": "during", "dedup_id": "during" }),
-        ),
+        ("send", Method::POST, queue.path("/messages"), json!({ "body": "during", "dedup_id": "during" })),
     ];
     // Checked at the end, so that a slow answer does not hide whether the node recovers.
     let mut slow = Vec::new();
     for (what, method, path, body) in requests {
-        let body = if body.is_null() {
-            Body::None
-        } else {
-            Body::Json(body)
-        };
+        let body = if body.is_null() { Body::None } else { Body::Json(body) };
         let (resp, window) = Window::around(client.request(method, &path, body)).await;
         let took = window.end - window.start;
         eprintln!("{what} with Redis frozen: {} after {took:?}", resp.status);
@@ -703,13 +535,7 @@ async fn with_redis_frozen_requests_answer_503_within_the_redis_timeout_and_the_
         }
     }
     // The health check runs every second and gives up after the Redis timeout.
-    broker
-        .wait_probe(
-            "/readyz",
-            503,
-            Duration::from_secs(1) + REDIS_TIMEOUT + ANSWER_SLACK,
-        )
-        .await;
+    broker.wait_probe("/readyz", 503, Duration::from_secs(1) + REDIS_TIMEOUT + ANSWER_SLACK).await;
     assert_eq!(broker.probe("/healthz").await, Some(200));
 
     redis.resume();
@@ -718,9 +544,7 @@ async fn with_redis_frozen_requests_answer_503_within_the_redis_timeout_and_the_
     eprintln!("ready again {:?} after Redis resumed", resumed.elapsed());
     // The send that answered 503 may have been stored when Redis caught up on its queued
     // commands; the same dedup_id makes its retry safe.
-    let during = queue
-        .send_resp(json!({ "body": "during", "dedup_id": "during" }))
-        .await;
+    let during = queue.send_resp(json!({ "body": "during", "dedup_id": "during" })).await;
     assert!(matches!(during.status, 200 | 201), "{during}");
     let during = during.json["id"].as_str().unwrap_or_default().to_string();
     let after = queue.send("after").await;
@@ -739,16 +563,11 @@ async fn with_redis_frozen_requests_answer_503_within_the_redis_timeout_and_the_
                 assert_eq!(other, m.id, "{} stored twice", m.body);
             }
         }
-        let complete = ["before", "during", "after"]
-            .iter()
-            .all(|b| seen.contains_key(*b));
+        let complete = ["before", "during", "after"].iter().all(|b| seen.contains_key(*b));
         if complete && queue.stats().await.counts() == (0, 0, 0) {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "not everything came through after Redis resumed: {seen:?}"
-        );
+        assert!(Instant::now() < deadline, "not everything came through after Redis resumed: {seen:?}");
     }
     assert_eq!(seen["before"], before);
     assert_eq!(seen["during"], during);
@@ -835,18 +654,13 @@ async fn produce(k: usize, nodes: Failover, path: String, ledger: Shared, stop: 
     while !stop.load(Ordering::Relaxed) {
         n += 1;
         let body = format!("p{k}-{n}");
-        let result = nodes
-            .post(k + n, &path, json!({ "body": body, "dedup_id": body }))
-            .await;
+        let result = nodes.post(k + n, &path, json!({ "body": body, "dedup_id": body })).await;
         let mut book = lock(&ledger);
         match result {
             Ok(answer) => {
                 book.count(&answer);
                 let status = answer.resp.status;
-                let id = answer.resp.json["id"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
+                let id = answer.resp.json["id"].as_str().unwrap_or_default().to_string();
                 if (status == 201 || (status == 200 && answer.retried())) && !id.is_empty() {
                     book.sent.insert(body, id);
                 } else {
@@ -867,13 +681,7 @@ async fn consume(k: usize, nodes: Failover, queue: String, ledger: Shared, stop:
     let mut n = k;
     while !stop.load(Ordering::Relaxed) {
         n += 1;
-        let receive = nodes
-            .post(
-                n,
-                &format!("{queue}/receive"),
-                json!({ "max": 10, "wait_s": 1 }),
-            )
-            .await;
+        let receive = nodes.post(n, &format!("{queue}/receive"), json!({ "max": 10, "wait_s": 1 })).await;
         let got = match receive {
             Ok(answer) if answer.resp.status == 200 => {
                 let got = messages_of(&answer.resp);
@@ -887,9 +695,7 @@ async fn consume(k: usize, nodes: Failover, queue: String, ledger: Shared, stop:
                 got
             }
             Ok(answer) => {
-                lock(&ledger)
-                    .unexpected
-                    .push(format!("receive: {}", answer.resp));
+                lock(&ledger).unexpected.push(format!("receive: {}", answer.resp));
                 continue;
             }
             Err(gave_up) => {
@@ -902,13 +708,7 @@ async fn consume(k: usize, nodes: Failover, queue: String, ledger: Shared, stop:
             continue;
         }
         let receipts: Vec<&str> = got.iter().map(|m| m.receipt.as_str()).collect();
-        let ack = nodes
-            .post(
-                n + 1,
-                &format!("{queue}/ack"),
-                json!({ "receipts": receipts }),
-            )
-            .await;
+        let ack = nodes.post(n + 1, &format!("{queue}/ack"), json!({ "receipts": receipts })).await;
         let mut book = lock(&ledger);
         let answer = match ack {
             Ok(answer) if answer.resp.status == 200 => answer,
@@ -931,9 +731,7 @@ async fn consume(k: usize, nodes: Failover, queue: String, ledger: Shared, stop:
                 }
                 AckResult::PerhapsDoneBefore => book.acks_perhaps_done += 1,
                 AckResult::Stale => book.acks_stale += 1,
-                AckResult::Unexpected(what) => {
-                    book.unexpected.push(format!("ack of {}: {what}", m.id))
-                }
+                AckResult::Unexpected(what) => book.unexpected.push(format!("ack of {}: {what}", m.id)),
             }
         }
     }
@@ -942,14 +740,10 @@ async fn consume(k: usize, nodes: Failover, queue: String, ledger: Shared, stop:
 /// Waits until `PROGRESS` more sends were acknowledged and as many more acks answered ok.
 async fn traffic_flows(ledger: &Shared, phase: &str) {
     let (sent, acked) = lock(ledger).progress();
-    wait_until(
-        &format!("traffic to flow {phase}"),
-        Duration::from_secs(30),
-        || async {
-            let (s, a) = lock(ledger).progress();
-            (s >= sent + PROGRESS && a >= acked + PROGRESS).then_some(())
-        },
-    )
+    wait_until(&format!("traffic to flow {phase}"), Duration::from_secs(30), || async {
+        let (s, a) = lock(ledger).progress();
+        (s >= sent + PROGRESS && a >= acked + PROGRESS).then_some(())
+    })
     .await;
 }
 
@@ -974,10 +768,7 @@ async fn fault_suite_loses_no_acknowledged_message() {
     let phase = |what: &str| eprintln!("[{:>7.1?}] {what}", started.elapsed());
     let mut redis = RedisServer::started(Persistence::AppendFsyncAlways).await;
     let mut zk = ZooKeeperServer::started().await;
-    let cluster = Cluster::with_services(Services {
-        redis_url: redis.url(),
-        zk: zk.connect_string(),
-    });
+    let cluster = Cluster::with_services(Services { redis_url: redis.url(), zk: zk.connect_string() });
     let builders: Vec<BrokerBuilder> = ["node-1", "node-2", "node-3"]
         .iter()
         .map(|id| {
@@ -991,11 +782,7 @@ async fn fault_suite_loses_no_acknowledged_message() {
     let mut nodes = start_all(&builders).await;
     phase("three brokers ready");
     let queue = "/v1/queues/faults".to_string();
-    nodes[0]
-        .client()
-        .put(&queue, json!({ "visibility_timeout_s": 5 }))
-        .await
-        .expect_status(201);
+    nodes[0].client().put(&queue, json!({ "visibility_timeout_s": 5 })).await.expect_status(201);
     for broker in &nodes {
         let client = broker.client();
         wait_until("the queue to reach every node", PROPAGATION, || async {
@@ -1004,12 +791,8 @@ async fn fault_suite_loses_no_acknowledged_message() {
         .await;
     }
 
-    let failover = Failover::new(
-        nodes
-            .iter()
-            .map(|b| b.client().with_timeout(Duration::from_secs(10))),
-    )
-    .retrying_unavailable();
+    let failover = Failover::new(nodes.iter().map(|b| b.client().with_timeout(Duration::from_secs(10))))
+        .retrying_unavailable();
     let ledger: Shared = Arc::default();
     let stop_producers = Arc::new(AtomicBool::new(false));
     let stop_consumers = Arc::new(AtomicBool::new(false));
@@ -1039,11 +822,7 @@ async fn fault_suite_loses_no_acknowledged_message() {
     // Dead until ZooKeeper drops it, with the clients working on meanwhile.
     let dead = Instant::now();
     while !views_agree(&survivors, None).await {
-        assert!(
-            dead.elapsed() < RECOVERY,
-            "node-2 is still listed {:?} after its death",
-            dead.elapsed()
-        );
+        assert!(dead.elapsed() < RECOVERY, "node-2 is still listed {:?} after its death", dead.elapsed());
         traffic_flows(&ledger, "with node-2 dead").await;
     }
     drop(survivors);
@@ -1066,12 +845,7 @@ async fn fault_suite_loses_no_acknowledged_message() {
     phase("start ZooKeeper");
     zk.start().await;
     let all: Vec<&Broker> = nodes.iter().collect();
-    agreed_leader(
-        &all,
-        "every node to list all three again, and one leader",
-        RECOVERY,
-    )
-    .await;
+    agreed_leader(&all, "every node to list all three again, and one leader", RECOVERY).await;
     drop(all);
     phase("all three listed again, one leader");
     traffic_flows(&ledger, "after ZooKeeper returned").await;
@@ -1079,10 +853,7 @@ async fn fault_suite_loses_no_acknowledged_message() {
     phase("SIGTERM node-3");
     nodes[2].sigterm();
     let status = nodes[2].wait_exit(Duration::from_secs(7)).await;
-    assert!(
-        status.success(),
-        "node-3 exited with {status} after SIGTERM"
-    );
+    assert!(status.success(), "node-3 exited with {status} after SIGTERM");
     traffic_flows(&ledger, "after node-3 drained").await;
 
     phase("stop sending; receive until the queue is empty");
@@ -1097,12 +868,8 @@ async fn fault_suite_loses_no_acknowledged_message() {
     while Instant::now() < deadline {
         let all_received = {
             let ledger = lock(&ledger);
-            let delivered: HashSet<&str> =
-                ledger.deliveries.iter().map(|d| d.id.as_str()).collect();
-            ledger
-                .sent
-                .values()
-                .all(|id| delivered.contains(id.as_str()))
+            let delivered: HashSet<&str> = ledger.deliveries.iter().map(|d| d.id.as_str()).collect();
+            ledger.sent.values().all(|id| delivered.contains(id.as_str()))
         };
         counts = queue_counts(&failover, &queue).await;
         if all_received && counts == Some((0, 0, 0)) {
@@ -1122,44 +889,25 @@ async fn fault_suite_loses_no_acknowledged_message() {
     for d in &ledger.deliveries {
         deliveries_of.entry(d.id.as_str()).or_default().push(d);
     }
-    let lost: Vec<(&String, &String)> = ledger
-        .sent
-        .iter()
-        .filter(|(_, id)| !deliveries_of.contains_key(id.as_str()))
-        .collect();
+    let lost: Vec<(&String, &String)> =
+        ledger.sent.iter().filter(|(_, id)| !deliveries_of.contains_key(id.as_str())).collect();
     let came_back: Vec<&Delivery> = ledger
         .deliveries
         .iter()
-        .filter(|d| {
-            ledger
-                .acked
-                .get(&d.id)
-                .is_some_and(|rc| d.receive_count > *rc)
-        })
+        .filter(|d| ledger.acked.get(&d.id).is_some_and(|rc| d.receive_count > *rc))
         .collect();
     let duplicates = ledger.deliveries.len() - deliveries_of.len();
     let mut ids_of_body: HashMap<&str, HashSet<&str>> = HashMap::new();
     for d in &ledger.deliveries {
-        ids_of_body
-            .entry(d.body.as_str())
-            .or_default()
-            .insert(d.id.as_str());
+        ids_of_body.entry(d.body.as_str()).or_default().insert(d.id.as_str());
     }
     for (body, id) in &ledger.sent {
-        ids_of_body
-            .entry(body.as_str())
-            .or_default()
-            .insert(id.as_str());
+        ids_of_body.entry(body.as_str()).or_default().insert(id.as_str());
     }
-    let stored_twice: Vec<(&&str, &HashSet<&str>)> = ids_of_body
-        .iter()
-        .filter(|(_, ids)| ids.len() > 1)
-        .collect();
-    let unconfirmed_delivered = ledger
-        .unconfirmed
-        .iter()
-        .filter(|b| ids_of_body.contains_key(b.as_str()))
-        .count();
+    let stored_twice: Vec<(&&str, &HashSet<&str>)> =
+        ids_of_body.iter().filter(|(_, ids)| ids.len() > 1).collect();
+    let unconfirmed_delivered =
+        ledger.unconfirmed.iter().filter(|b| ids_of_body.contains_key(b.as_str())).count();
     eprintln!(
         "fault suite: sent {} acked {} duplicates {duplicates} lost {} | deliveries {}, came back after ack {}, \
          stored twice {}, unconfirmed sends {} ({unconfirmed_delivered} delivered anyway), acks perhaps done \
@@ -1180,26 +928,10 @@ async fn fault_suite_loses_no_acknowledged_message() {
         ledger.retried_timeout,
         started.elapsed(),
     );
-    assert!(
-        lost.is_empty(),
-        "acknowledged sends never received: {lost:?}"
-    );
-    assert!(
-        came_back.is_empty(),
-        "delivered again after an ack answered ok: {came_back:?}"
-    );
-    assert!(
-        ledger.unexpected.is_empty(),
-        "answers no fault explains: {:#?}",
-        ledger.unexpected
-    );
-    assert!(
-        stored_twice.is_empty(),
-        "one dedup_id stored under several ids: {stored_twice:?}"
-    );
+    assert!(lost.is_empty(), "acknowledged sends never received: {lost:?}");
+    assert!(came_back.is_empty(), "delivered again after an ack answered ok: {came_back:?}");
+    assert!(ledger.unexpected.is_empty(), "answers no fault explains: {:#?}", ledger.unexpected);
+    assert!(stored_twice.is_empty(), "one dedup_id stored under several ids: {stored_twice:?}");
     assert!(emptied, "the queue did not empty: stats {counts:?}");
-    assert!(
-        ledger.retried_connection > 0 && ledger.retried_unavailable > 0,
-        "the faults were not felt"
-    );
+    assert!(ledger.retried_connection > 0 && ledger.retried_unavailable > 0, "the faults were not felt");
 }

@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use mom_tests::grpc::{
-    admin_grpc_client, body, expect_status, grpc_broker_with_admin, grpc_client, pb,
-    start_grpc_broker, GrpcClient,
+    admin_grpc_client, body, expect_status, grpc_broker_with_admin, grpc_client, pb, start_grpc_broker,
+    GrpcClient,
 };
 use mom_tests::{bodies, json, user_password, Cluster, Nginx};
 use tonic::Code;
@@ -18,10 +18,7 @@ const EVENT_WAIT: Duration = Duration::from_secs(5);
 
 async fn create_queue(client: &mut GrpcClient, name: &str, config: pb::QueueConfig) {
     let created = client
-        .create_queue(pb::CreateQueueRequest {
-            name: name.into(),
-            config: Some(config),
-        })
+        .create_queue(pb::CreateQueueRequest { name: name.into(), config: Some(config) })
         .await
         .unwrap_or_else(|e| panic!("CreateQueue {name}: {e:?}"))
         .into_inner();
@@ -30,10 +27,7 @@ async fn create_queue(client: &mut GrpcClient, name: &str, config: pb::QueueConf
 
 async fn send(client: &mut GrpcClient, queue: &str, message: pb::OutgoingMessage) -> String {
     let sent = client
-        .send(pb::SendRequest {
-            queue: queue.into(),
-            message: Some(message),
-        })
+        .send(pb::SendRequest { queue: queue.into(), message: Some(message) })
         .await
         .unwrap_or_else(|e| panic!("Send to {queue}: {e:?}"))
         .into_inner();
@@ -42,35 +36,17 @@ async fn send(client: &mut GrpcClient, queue: &str, message: pb::OutgoingMessage
 }
 
 async fn receive(client: &mut GrpcClient, req: pb::ReceiveRequest) -> Vec<pb::Message> {
-    client
-        .receive(req)
-        .await
-        .unwrap_or_else(|e| panic!("Receive: {e:?}"))
-        .into_inner()
-        .messages
+    client.receive(req).await.unwrap_or_else(|e| panic!("Receive: {e:?}")).into_inner().messages
 }
 
 fn from_queue(queue: &str, max: u32, wait_s: u32) -> pb::ReceiveRequest {
-    pb::ReceiveRequest {
-        queue: queue.into(),
-        max: Some(max),
-        wait_s: Some(wait_s),
-        ..Default::default()
-    }
+    pb::ReceiveRequest { queue: queue.into(), max: Some(max), wait_s: Some(wait_s), ..Default::default() }
 }
 
 /// Acks `receipts`; returns the error code of each result ("" for done).
 async fn ack(client: &mut GrpcClient, req: pb::AckRequest) -> Vec<String> {
-    let results = client
-        .ack(req)
-        .await
-        .unwrap_or_else(|e| panic!("Ack: {e:?}"))
-        .into_inner()
-        .results;
-    results
-        .into_iter()
-        .map(|r| r.error.map(|e| e.code).unwrap_or_default())
-        .collect()
+    let results = client.ack(req).await.unwrap_or_else(|e| panic!("Ack: {e:?}")).into_inner().results;
+    results.into_iter().map(|r| r.error.map(|e| e.code).unwrap_or_default()).collect()
 }
 
 fn ack_queue(queue: &str, messages: &[pb::Message]) -> pb::AckRequest {
@@ -84,15 +60,8 @@ fn ack_queue(queue: &str, messages: &[pb::Message]) -> pb::AckRequest {
 #[tokio::test]
 async fn send_receive_and_ack_over_grpc() {
     let (_broker, _, mut c) = grpc_broker_with_admin().await;
-    create_queue(
-        &mut c,
-        "orders",
-        pb::QueueConfig {
-            visibility_timeout_s: Some(30),
-            ..Default::default()
-        },
-    )
-    .await;
+    create_queue(&mut c, "orders", pb::QueueConfig { visibility_timeout_s: Some(30), ..Default::default() })
+        .await;
 
     let mut first = body("one");
     first.attributes.insert("kind".into(), "test".into());
@@ -129,10 +98,7 @@ async fn send_receive_and_ack_over_grpc() {
     let got_bodies: Vec<&str> = got.iter().map(|m| m.body.as_str()).collect();
     assert_eq!(got_bodies, ["one", "two", "three"]);
     assert_eq!(got[0].id, id);
-    assert_eq!(
-        got[0].attributes.get("kind").map(String::as_str),
-        Some("test")
-    );
+    assert_eq!(got[0].attributes.get("kind").map(String::as_str), Some("test"));
     assert_eq!(got[0].receive_count, 1);
     assert!(!got[0].sent_at.is_empty());
 
@@ -143,9 +109,7 @@ async fn send_receive_and_ack_over_grpc() {
         ["receipt_invalid", "receipt_invalid", "receipt_invalid"]
     );
     let info = c
-        .get_queue(pb::GetQueueRequest {
-            name: "orders".into(),
-        })
+        .get_queue(pb::GetQueueRequest { name: "orders".into() })
         .await
         .unwrap_or_else(|e| panic!("GetQueue: {e:?}"))
         .into_inner();
@@ -179,10 +143,7 @@ async fn send_receive_and_ack_over_grpc() {
         .into_inner();
     assert!(nacked.results[0].error.is_none(), "{nacked:?}");
     let again = receive(&mut c, from_queue("orders", 1, 2)).await;
-    assert_eq!(
-        (again[0].body.as_str(), again[0].receive_count),
-        ("late", 2)
-    );
+    assert_eq!((again[0].body.as_str(), again[0].receive_count), ("late", 2));
     c.extend_visibility(pb::ExtendVisibilityRequest {
         queue: "orders".into(),
         receipt: again[0].receipt.clone(),
@@ -199,16 +160,11 @@ async fn send_receive_and_ack_over_grpc() {
         .into_inner();
     let names: Vec<&str> = listed.queues.iter().map(|q| q.name.as_str()).collect();
     assert_eq!(names, ["orders"]);
-    c.delete_queue(pb::DeleteQueueRequest {
-        name: "orders".into(),
-    })
-    .await
-    .unwrap_or_else(|e| panic!("DeleteQueue: {e:?}"));
+    c.delete_queue(pb::DeleteQueueRequest { name: "orders".into() })
+        .await
+        .unwrap_or_else(|e| panic!("DeleteQueue: {e:?}"));
     expect_status(
-        c.get_queue(pb::GetQueueRequest {
-            name: "orders".into(),
-        })
-        .await,
+        c.get_queue(pb::GetQueueRequest { name: "orders".into() }).await,
         Code::NotFound,
         "queue_not_found",
     );
@@ -237,15 +193,10 @@ async fn grpc_and_http_share_queues_and_receipts() {
     assert_eq!(acked, [""]);
 
     // HTTP → gRPC, acked over HTTP with the receipt gRPC handed out.
-    let id = http
-        .send_msg(json!({ "body": "from http", "attributes": { "a": "b" } }))
-        .await;
+    let id = http.send_msg(json!({ "body": "from http", "attributes": { "a": "b" } })).await;
     let got = receive(&mut c, from_queue("shared", 10, 2)).await;
     assert_eq!(got.len(), 1);
-    assert_eq!(
-        (got[0].id.as_str(), got[0].body.as_str()),
-        (id.as_str(), "from http")
-    );
+    assert_eq!((got[0].id.as_str(), got[0].body.as_str()), (id.as_str(), "from http"));
     assert_eq!(got[0].attributes.get("a").map(String::as_str), Some("b"));
     let results = http.ack(&[got[0].receipt.as_str()]).await;
     mom_tests::assert_ok_result(&results[0], "HTTP ack of a gRPC receipt");
@@ -270,12 +221,9 @@ async fn grpc_and_http_share_queues_and_receipts() {
     .await;
     assert_eq!(pulled.len(), 1);
     assert_eq!(pulled[0].body, "over http");
-    c.publish(pb::PublishRequest {
-        topic: "events".into(),
-        messages: vec![body("over grpc")],
-    })
-    .await
-    .unwrap_or_else(|e| panic!("Publish: {e:?}"));
+    c.publish(pb::PublishRequest { topic: "events".into(), messages: vec![body("over grpc")] })
+        .await
+        .unwrap_or_else(|e| panic!("Publish: {e:?}"));
     let got = sub.receive(10).await;
     assert_eq!(bodies(&got), ["over grpc"]);
 }
@@ -283,28 +231,19 @@ async fn grpc_and_http_share_queues_and_receipts() {
 #[tokio::test]
 async fn subscribe_streams_published_messages_and_redelivers_unacked_ones() {
     let (broker, _, mut c) = grpc_broker_with_admin().await;
-    c.create_topic(pb::CreateTopicRequest {
-        name: "feed".into(),
-        config: None,
-    })
-    .await
-    .unwrap_or_else(|e| panic!("CreateTopic: {e:?}"));
+    c.create_topic(pb::CreateTopicRequest { name: "feed".into(), config: None })
+        .await
+        .unwrap_or_else(|e| panic!("CreateTopic: {e:?}"));
     let sub = c
         .create_subscription(pb::CreateSubscriptionRequest {
             topic: "feed".into(),
             name: "live".into(),
-            config: Some(pb::SubscriptionConfig {
-                ack_deadline_s: Some(1),
-                ..Default::default()
-            }),
+            config: Some(pb::SubscriptionConfig { ack_deadline_s: Some(1), ..Default::default() }),
         })
         .await
         .unwrap_or_else(|e| panic!("CreateSubscription: {e:?}"))
         .into_inner();
-    assert_eq!(
-        sub.subscription.and_then(|s| s.config).map(|c| c.start),
-        Some("latest".to_string())
-    );
+    assert_eq!(sub.subscription.and_then(|s| s.config).map(|c| c.start), Some("latest".to_string()));
 
     let mut stream = c
         .subscribe(pb::SubscribeRequest {
@@ -323,10 +262,7 @@ async fn subscribe_streams_published_messages_and_redelivers_unacked_ones() {
             .unwrap_or_else(|| panic!("the stream ended"))
     };
     let published = c
-        .publish(pb::PublishRequest {
-            topic: "feed".into(),
-            messages: vec![body("a"), body("b")],
-        })
+        .publish(pb::PublishRequest { topic: "feed".into(), messages: vec![body("a"), body("b")] })
         .await
         .unwrap_or_else(|e| panic!("Publish: {e:?}"))
         .into_inner();
@@ -375,26 +311,11 @@ async fn subscribe_streams_published_messages_and_redelivers_unacked_ones() {
 #[tokio::test]
 async fn bad_input_maps_to_grpc_status_codes_with_the_api_code() {
     let (_broker, _, mut c) = grpc_broker_with_admin().await;
-    create_queue(
-        &mut c,
-        "small",
-        pb::QueueConfig {
-            max_message_bytes: Some(16),
-            ..Default::default()
-        },
-    )
-    .await;
+    create_queue(&mut c, "small", pb::QueueConfig { max_message_bytes: Some(16), ..Default::default() })
+        .await;
 
-    expect_status(
-        c.receive(from_queue("small", 0, 0)).await,
-        Code::InvalidArgument,
-        "invalid_request",
-    );
-    expect_status(
-        c.receive(from_queue("small", 1, 21)).await,
-        Code::InvalidArgument,
-        "invalid_request",
-    );
+    expect_status(c.receive(from_queue("small", 0, 0)).await, Code::InvalidArgument, "invalid_request");
+    expect_status(c.receive(from_queue("small", 1, 21)).await, Code::InvalidArgument, "invalid_request");
     expect_status(
         c.receive(pb::ReceiveRequest {
             queue: "small".into(),
@@ -406,40 +327,21 @@ async fn bad_input_maps_to_grpc_status_codes_with_the_api_code() {
         Code::InvalidArgument,
         "invalid_request",
     );
+    expect_status(c.receive(from_queue("no/such name", 1, 0)).await, Code::InvalidArgument, "invalid_name");
+    expect_status(c.receive(from_queue("missing", 1, 0)).await, Code::NotFound, "queue_not_found");
     expect_status(
-        c.receive(from_queue("no/such name", 1, 0)).await,
-        Code::InvalidArgument,
-        "invalid_name",
-    );
-    expect_status(
-        c.receive(from_queue("missing", 1, 0)).await,
-        Code::NotFound,
-        "queue_not_found",
-    );
-    expect_status(
-        c.send(pb::SendRequest {
-            queue: "small".into(),
-            message: Some(body("far more than sixteen bytes")),
-        })
-        .await,
+        c.send(pb::SendRequest { queue: "small".into(), message: Some(body("far more than sixteen bytes")) })
+            .await,
         Code::InvalidArgument,
         "message_too_large",
     );
     expect_status(
-        c.send(pb::SendRequest {
-            queue: "small".into(),
-            message: None,
-        })
-        .await,
+        c.send(pb::SendRequest { queue: "small".into(), message: None }).await,
         Code::InvalidArgument,
         "invalid_request",
     );
     expect_status(
-        c.send_batch(pb::SendBatchRequest {
-            queue: "small".into(),
-            messages: vec![],
-        })
-        .await,
+        c.send_batch(pb::SendBatchRequest { queue: "small".into(), messages: vec![] }).await,
         Code::InvalidArgument,
         "invalid_request",
     );
@@ -447,10 +349,7 @@ async fn bad_input_maps_to_grpc_status_codes_with_the_api_code() {
     expect_status(
         c.create_queue(pb::CreateQueueRequest {
             name: "small".into(),
-            config: Some(pb::QueueConfig {
-                max_message_bytes: Some(32),
-                ..Default::default()
-            }),
+            config: Some(pb::QueueConfig { max_message_bytes: Some(32), ..Default::default() }),
         })
         .await,
         Code::AlreadyExists,
@@ -472,12 +371,9 @@ async fn bad_input_maps_to_grpc_status_codes_with_the_api_code() {
         "receipt_invalid",
     );
     // Subscribe fails before streaming when the subscription is missing or the bound is 0.
-    c.create_topic(pb::CreateTopicRequest {
-        name: "t".into(),
-        config: None,
-    })
-    .await
-    .unwrap_or_else(|e| panic!("CreateTopic: {e:?}"));
+    c.create_topic(pb::CreateTopicRequest { name: "t".into(), config: None })
+        .await
+        .unwrap_or_else(|e| panic!("CreateTopic: {e:?}"));
     expect_status(
         c.subscribe(pb::SubscribeRequest {
             topic: "t".into(),
@@ -502,10 +398,7 @@ async fn bad_input_maps_to_grpc_status_codes_with_the_api_code() {
         c.create_subscription(pb::CreateSubscriptionRequest {
             topic: "t".into(),
             name: "s".into(),
-            config: Some(pb::SubscriptionConfig {
-                start: "yesterday".into(),
-                ..Default::default()
-            }),
+            config: Some(pb::SubscriptionConfig { start: "yesterday".into(), ..Default::default() }),
         })
         .await,
         Code::InvalidArgument,
@@ -522,11 +415,7 @@ async fn every_method_needs_a_valid_token_and_access_rules_hold() {
         Code::Unauthenticated,
         "unauthenticated",
     );
-    expect_status(
-        anonymous.receive(from_queue("q", 1, 0)).await,
-        Code::Unauthenticated,
-        "unauthenticated",
-    );
+    expect_status(anonymous.receive(from_queue("q", 1, 0)).await, Code::Unauthenticated, "unauthenticated");
     expect_status(
         anonymous
             .subscribe(pb::SubscribeRequest {
@@ -550,21 +439,14 @@ async fn every_method_needs_a_valid_token_and_access_rules_hold() {
     create_queue(
         &mut admin,
         "private",
-        pb::QueueConfig {
-            access: pb::Access::Restricted as i32,
-            ..Default::default()
-        },
+        pb::QueueConfig { access: pb::Access::Restricted as i32, ..Default::default() },
     )
     .await;
     broker.add_user("bob", "user").await;
     let token = broker.token_for("bob", &user_password("bob")).await;
     let mut bob = grpc_client(&addr, Some(&token)).await;
     expect_status(
-        bob.send(pb::SendRequest {
-            queue: "private".into(),
-            message: Some(body("hi")),
-        })
-        .await,
+        bob.send(pb::SendRequest { queue: "private".into(), message: Some(body("hi")) }).await,
         Code::PermissionDenied,
         "forbidden",
     );
@@ -609,9 +491,7 @@ const PYTHON_TIMEOUT: Duration = Duration::from_secs(120);
 #[tokio::test]
 async fn a_python_grpcio_client_works_against_the_broker() {
     let (broker, addr) = start_grpc_broker(&Cluster::new()).await;
-    let token = broker
-        .token_for(mom_tests::ADMIN_USER, mom_tests::ADMIN_PASSWORD)
-        .await;
+    let token = broker.token_for(mom_tests::ADMIN_USER, mom_tests::ADMIN_PASSWORD).await;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut cmd = tokio::process::Command::new("python3");
     cmd.arg(root.join("grpc/client.py"))
@@ -623,9 +503,7 @@ async fn a_python_grpcio_client_works_against_the_broker() {
     let out = tokio::time::timeout(PYTHON_TIMEOUT, cmd.output())
         .await
         .unwrap_or_else(|_| panic!("the Python client ran over {PYTHON_TIMEOUT:?}"))
-        .unwrap_or_else(|e| {
-            panic!("cannot run python3 (grpcio and grpcio-tools installed by .ci/run): {e}")
-        });
+        .unwrap_or_else(|e| panic!("cannot run python3 (grpcio and grpcio-tools installed by .ci/run): {e}"));
     let report = format!(
         "stdout:\n{}\nstderr:\n{}",
         String::from_utf8_lossy(&out.stdout),
@@ -645,9 +523,7 @@ async fn grpc_works_through_nginx() {
     let (a, a_grpc) = start_grpc_broker(&cluster).await;
     let (b, b_grpc) = start_grpc_broker(&cluster).await;
     let nginx = Nginx::start_grpc(&[(&a, &a_grpc), (&b, &b_grpc)]).await;
-    let token = a
-        .token_for(mom_tests::ADMIN_USER, mom_tests::ADMIN_PASSWORD)
-        .await;
+    let token = a.token_for(mom_tests::ADMIN_USER, mom_tests::ADMIN_PASSWORD).await;
     let mut c = grpc_client(&nginx.grpc_addr(), Some(&token)).await;
     let http = nginx.client_like(&a.client());
 
@@ -659,8 +535,7 @@ async fn grpc_works_through_nginx() {
 
     // A long poll held by NGINX is answered by the next send.
     let mut poller = c.clone();
-    let held =
-        tokio::spawn(async move { receive(&mut poller, from_queue("via-nginx", 1, 10)).await });
+    let held = tokio::spawn(async move { receive(&mut poller, from_queue("via-nginx", 1, 10)).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
     http.queue("via-nginx").send("late").await;
     let got = tokio::time::timeout(Duration::from_secs(5), held)
@@ -671,11 +546,7 @@ async fn grpc_works_through_nginx() {
     assert_eq!(ack(&mut c, ack_queue("via-nginx", &got)).await, [""]);
 
     // Errors keep their status, details and metadata through NGINX.
-    expect_status(
-        c.receive(from_queue("via-nginx", 0, 0)).await,
-        Code::InvalidArgument,
-        "invalid_request",
-    );
+    expect_status(c.receive(from_queue("via-nginx", 0, 0)).await, Code::InvalidArgument, "invalid_request");
     let mut anonymous = grpc_client(&nginx.grpc_addr(), None).await;
     expect_status(
         anonymous.list_queues(pb::ListQueuesRequest {}).await,
@@ -699,12 +570,7 @@ async fn grpc_works_through_nginx() {
     topic.publish("pushed").await;
     let m = tokio::time::timeout(EVENT_WAIT, stream.message())
         .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "nothing on the stream through NGINX:\n{}",
-                nginx.log_tail(20)
-            )
-        })
+        .unwrap_or_else(|_| panic!("nothing on the stream through NGINX:\n{}", nginx.log_tail(20)))
         .unwrap_or_else(|e| panic!("stream failed: {e:?}"))
         .unwrap_or_else(|| panic!("the stream ended"));
     assert_eq!(m.body, "pushed");
@@ -713,11 +579,7 @@ async fn grpc_works_through_nginx() {
 /// The value of the `mom_grpc_requests_total` series for `method` and `code` in `/metrics`.
 fn grpc_count(metrics: &str, method: &str, code: &str) -> u64 {
     let series = format!("mom_grpc_requests_total{{code=\"{code}\",method=\"{method}\"}} ");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&series))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+    metrics.lines().find_map(|l| l.strip_prefix(&series)).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
 /// gRPC calls show in `/metrics` by method and status code, with a latency histogram; a path
@@ -728,18 +590,10 @@ async fn grpc_calls_are_counted_by_method_and_code() {
     create_queue(&mut c, "metered", pb::QueueConfig::default()).await;
     send(&mut c, "metered", body("one")).await;
     send(&mut c, "metered", body("two")).await;
-    expect_status(
-        c.receive(from_queue("metered", 0, 0)).await,
-        Code::InvalidArgument,
-        "invalid_request",
-    );
+    expect_status(c.receive(from_queue("metered", 0, 0)).await, Code::InvalidArgument, "invalid_request");
     let mut anonymous = grpc_client(&addr, None).await;
     expect_status(
-        anonymous.send(pb::SendRequest {
-            queue: "metered".into(),
-            message: Some(body("x")),
-        })
-        .await,
+        anonymous.send(pb::SendRequest { queue: "metered".into(), message: Some(body("x")) }).await,
         Code::Unauthenticated,
         "unauthenticated",
     );
@@ -769,8 +623,5 @@ async fn grpc_calls_are_counted_by_method_and_code() {
     assert_eq!(grpc_count(&metrics, "Send", "Unauthenticated"), 1, "{metrics}");
     assert!(!metrics.contains("NoSuchMethod"), "{metrics}");
     assert_eq!(grpc_count(&metrics, "unknown", "Unauthenticated"), 1, "{metrics}");
-    assert!(
-        metrics.contains("mom_grpc_request_duration_seconds_count{method=\"Send\"} 3"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("mom_grpc_request_duration_seconds_count{method=\"Send\"} 3"), "{metrics}");
 }

@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use mom_tests::grpc::{body, expect_status, grpc_client, pb};
 use mom_tests::{
-    json, user_password, wait_until, Body, Broker, Cluster, Resp, SseStream, ADMIN_PASSWORD,
-    ADMIN_USER,
+    json, user_password, wait_until, Body, Broker, Cluster, Resp, SseStream, ADMIN_PASSWORD, ADMIN_USER,
 };
 use reqwest::Method;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -57,8 +56,7 @@ async fn read_response(stream: &mut (impl AsyncRead + Unpin)) -> Option<(u16, St
                 .lines()
                 .find_map(|l| {
                     let (name, value) = l.split_once(':')?;
-                    name.eq_ignore_ascii_case("content-length")
-                        .then(|| value.trim().parse().ok())?
+                    name.eq_ignore_ascii_case("content-length").then(|| value.trim().parse().ok())?
                 })
                 .unwrap_or_else(|| panic!("no content-length in {head:?}"));
             if raw.len() >= end + 4 + length {
@@ -132,18 +130,10 @@ async fn bodies_over_max_request_bytes_are_413_on_http_and_sqs_and_message_too_l
     queue.create(json!({ "max_message_bytes": 1_048_576 })).await;
 
     // Native API: just under the limit is stored, just over it is 413 message_too_large.
-    queue
-        .send_resp(message_of(LIMIT - 100))
-        .await
-        .expect_status(201);
-    let over = queue
-        .send_resp(message_of(LIMIT + 100))
-        .await
-        .expect_error(413, "message_too_large");
+    queue.send_resp(message_of(LIMIT - 100)).await.expect_status(201);
+    let over = queue.send_resp(message_of(LIMIT + 100)).await.expect_error(413, "message_too_large");
     assert!(
-        over.json["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains(&LIMIT.to_string())),
+        over.json["error"]["message"].as_str().is_some_and(|m| m.contains(&LIMIT.to_string())),
         "the message names the limit: {over}"
     );
     // A batch is one request: two halves over the limit together are refused whole.
@@ -160,49 +150,29 @@ async fn bodies_over_max_request_bytes_are_413_on_http_and_sqs_and_message_too_l
         .request(
             Method::POST,
             "/",
-            Body::Raw {
-                content_type: Some("application/x-amz-json-1.0"),
-                bytes: vec![b' '; LIMIT + 1],
-            },
+            Body::Raw { content_type: Some("application/x-amz-json-1.0"), bytes: vec![b' '; LIMIT + 1] },
         )
         .await
         .expect_status(413);
-    assert_eq!(
-        sqs.json["__type"].as_str(),
-        Some("com.amazonaws.sqs#RequestEntityTooLarge"),
-        "{sqs}"
-    );
+    assert_eq!(sqs.json["__type"].as_str(), Some("com.amazonaws.sqs#RequestEntityTooLarge"), "{sqs}");
 
     // gRPC: a message over the limit is the API's message_too_large, one under it is stored.
     let token = broker.token_for(ADMIN_USER, ADMIN_PASSWORD).await;
     let mut grpc = grpc_client(&grpc_addr, Some(&token)).await;
-    let send = |text: String| pb::SendRequest {
-        queue: "big".into(),
-        message: Some(body(&text)),
-    };
+    let send = |text: String| pb::SendRequest { queue: "big".into(), message: Some(body(&text)) };
     grpc.send(send("y".repeat(LIMIT - 100)))
         .await
         .unwrap_or_else(|e| panic!("a gRPC send under the limit failed: {e:?}"));
-    expect_status(
-        grpc.send(send("y".repeat(LIMIT + 100))).await,
-        Code::InvalidArgument,
-        "message_too_large",
-    );
+    expect_status(grpc.send(send("y".repeat(LIMIT + 100))).await, Code::InvalidArgument, "message_too_large");
     // The connection is still good after the refusal.
-    grpc.send(send("z".into()))
-        .await
-        .unwrap_or_else(|e| panic!("gRPC after a refused message: {e:?}"));
+    grpc.send(send("z".into())).await.unwrap_or_else(|e| panic!("gRPC after a refused message: {e:?}"));
     // Stored: the native send under the limit and the two gRPC sends.
     assert_eq!(queue.stats().await.available, 3);
 }
 
 #[tokio::test]
 async fn a_body_sent_too_slowly_is_answered_408_while_others_are_served() {
-    let broker = Cluster::new()
-        .broker()
-        .env("MOM_BODY_READ_TIMEOUT_S", "1")
-        .start()
-        .await;
+    let broker = Cluster::new().broker().env("MOM_BODY_READ_TIMEOUT_S", "1").start().await;
     let addr = broker.listen().to_string();
     // Complete headers, then a login body that trickles a byte every 200 ms and never ends.
     let (mut read, write) = Raw::connect(&addr).await.stream.into_split();
@@ -229,11 +199,7 @@ async fn a_body_sent_too_slowly_is_answered_408_while_others_are_served() {
 
 #[tokio::test]
 async fn clients_that_send_headers_too_slowly_are_cut_off_while_others_are_served() {
-    let broker = Cluster::new()
-        .broker()
-        .env("MOM_HEADER_READ_TIMEOUT_S", "1")
-        .start()
-        .await;
+    let broker = Cluster::new().broker().env("MOM_HEADER_READ_TIMEOUT_S", "1").start().await;
     let addr = broker.listen().to_string();
 
     // Slowloris: each connection trickles one header byte every 200 ms and never finishes.
@@ -273,10 +239,7 @@ async fn clients_that_send_headers_too_slowly_are_cut_off_while_others_are_serve
     assert!(matches!(raw.get("/healthz").await, Some((200, _, _))));
     let (mut read, _write) = raw.stream.into_split();
     let idle = closed_by_broker(&mut read, Duration::from_secs(5)).await;
-    assert!(
-        idle >= Duration::from_millis(500),
-        "the idle connection was closed after only {idle:?}"
-    );
+    assert!(idle >= Duration::from_millis(500), "the idle connection was closed after only {idle:?}");
 }
 
 #[tokio::test]
@@ -306,20 +269,12 @@ async fn past_max_connections_new_ones_get_503_and_open_ones_keep_working() {
         }
     }
     assert!(open.len() <= MAX, "{} connections accepted", open.len());
-    assert!(
-        !refused.is_empty(),
-        "{} connections at once were all accepted",
-        MAX + 5
-    );
+    assert!(!refused.is_empty(), "{} connections at once were all accepted", MAX + 5);
     for (status, head, body, took) in &refused {
         assert_eq!(*status, 503, "{head}\n{body}");
-        let json: serde_json::Value =
-            serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        let json: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
         mom_tests::client::assert_error_object(&json["error"], "unavailable", body);
-        assert!(
-            head.to_ascii_lowercase().contains("retry-after: 1"),
-            "{head}"
-        );
+        assert!(head.to_ascii_lowercase().contains("retry-after: 1"), "{head}");
         assert!(*took < Duration::from_secs(1), "refused after {took:?}");
     }
 
@@ -331,10 +286,9 @@ async fn past_max_connections_new_ones_get_503_and_open_ones_keep_working() {
             .await;
         match channel {
             Err(_) => true,
-            Ok(ch) => pb::broker_client::BrokerClient::new(ch)
-                .list_queues(pb::ListQueuesRequest {})
-                .await
-                .is_err(),
+            Ok(ch) => {
+                pb::broker_client::BrokerClient::new(ch).list_queues(pb::ListQueuesRequest {}).await.is_err()
+            }
         }
     })
     .await
@@ -349,14 +303,10 @@ async fn past_max_connections_new_ones_get_503_and_open_ones_keep_working() {
 
     // Closing them gives their places back, to HTTP and gRPC clients alike.
     drop(open);
-    wait_until(
-        "a new connection to be accepted once others closed",
-        Duration::from_secs(10),
-        || async {
-            let mut raw = Raw::connect(&addr).await;
-            matches!(raw.get("/healthz").await, Some((200, _, _))).then_some(())
-        },
-    )
+    wait_until("a new connection to be accepted once others closed", Duration::from_secs(10), || async {
+        let mut raw = Raw::connect(&addr).await;
+        matches!(raw.get("/healthz").await, Some((200, _, _))).then_some(())
+    })
     .await;
     let mut grpc = grpc_client(&grpc_addr, Some(&token)).await;
     grpc.list_queues(pb::ListQueuesRequest {})
@@ -370,11 +320,9 @@ async fn past_max_connections_new_ones_get_503_and_open_ones_keep_working() {
 
 /// Waits until the node reports `n` held long polls and streams.
 async fn held(broker: &Broker, n: usize) {
-    wait_until(
-        &format!("mom_long_polls_held to be {n}"),
-        Duration::from_secs(10),
-        || async { (broker.metric("mom_long_polls_held").await == Some(n as f64)).then_some(()) },
-    )
+    wait_until(&format!("mom_long_polls_held to be {n}"), Duration::from_secs(10), || async {
+        (broker.metric("mom_long_polls_held").await == Some(n as f64)).then_some(())
+    })
     .await;
 }
 
@@ -385,8 +333,7 @@ fn too_many(resp: &Resp) {
 }
 
 #[tokio::test]
-async fn a_user_holding_max_long_polls_gets_429_for_the_next_until_one_ends_and_others_are_unaffected(
-) {
+async fn a_user_holding_max_long_polls_gets_429_for_the_next_until_one_ends_and_others_are_unaffected() {
     let grpc_addr = format!("127.0.0.1:{}", mom_tests::util::free_port());
     let broker = Cluster::new()
         .broker()
@@ -430,10 +377,7 @@ async fn a_user_holding_max_long_polls_gets_429_for_the_next_until_one_ends_and_
     let stream = SseStream::try_open(&bob, "/v1/topics/news/subscriptions/all/stream").await;
     too_many(&stream.expect_err("the stream is refused"));
     // A receive that does not wait takes no place, and other users are unaffected.
-    bob_q
-        .receive_resp(json!({ "wait_s": 0 }))
-        .await
-        .expect_status(200);
+    bob_q.receive_resp(json!({ "wait_s": 0 })).await.expect_status(200);
     let alice_poll = {
         let q = alice_q.clone();
         tokio::spawn(async move { q.receive_resp(json!({ "wait_s": 20 })).await })
@@ -451,28 +395,18 @@ async fn a_user_holding_max_long_polls_gets_429_for_the_next_until_one_ends_and_
     bob_q.send("one").await;
     bob_q.send("two").await;
     bob_q.send("three").await;
-    let answered = [
-        first.await.expect("first poll").0.len(),
-        third.await.expect("third poll").0.len(),
-    ];
+    let answered = [first.await.expect("first poll").0.len(), third.await.expect("third poll").0.len()];
     assert_eq!(answered, [1, 1]);
     let alice_got = alice_poll.await.expect("alice's poll").expect_status(200);
     assert_eq!(alice_got.json["messages"].as_array().map(Vec::len), Some(1));
     held(&broker, 0).await;
-    bob_q
-        .receive_resp(json!({ "wait_s": 1 }))
-        .await
-        .expect_status(200);
+    bob_q.receive_resp(json!({ "wait_s": 1 })).await.expect_status(200);
     assert!(broker.metric("mom_long_polls_refused_total").await >= Some(4.0));
 }
 
 #[tokio::test]
 async fn push_streams_count_toward_the_long_polls_a_user_holds() {
-    let broker = Cluster::new()
-        .broker()
-        .env("MOM_MAX_LONG_POLLS_PER_USER", "2")
-        .start()
-        .await;
+    let broker = Cluster::new().broker().env("MOM_MAX_LONG_POLLS_PER_USER", "2").start().await;
     let bob = broker.add_user("bob", "user").await;
     let topic = broker.client().topic("news");
     topic.create(json!({})).await;

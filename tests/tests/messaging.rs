@@ -6,19 +6,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mom_tests::{
-    assert_error_result, assert_ok_result, broker_with_queue, id_set, ids, json, Body, Value,
-};
+use mom_tests::{assert_error_result, assert_ok_result, broker_with_queue, id_set, ids, json, Body, Value};
 use reqwest::Method;
 use tokio::sync::Barrier;
 
 /// The attributes of a delivery without the broker's own `mom.` keys.
 fn user_attributes(attributes: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    attributes
-        .iter()
-        .filter(|(k, _)| !k.starts_with("mom."))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
+    attributes.iter().filter(|(k, _)| !k.starts_with("mom.")).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 fn bodies(messages: &[mom_tests::Message]) -> Vec<&str> {
@@ -29,9 +23,7 @@ fn bodies(messages: &[mom_tests::Message]) -> Vec<&str> {
 async fn send_answers_201_with_an_id_and_receive_returns_the_message_once() {
     let (_broker, queue) = broker_with_queue("inbox", json!({})).await;
     let resp = queue
-        .send_resp(
-            json!({ "body": "héllo ✓", "attributes": { "kind": "greeting", "trace.id": "t-1" } }),
-        )
+        .send_resp(json!({ "body": "héllo ✓", "attributes": { "kind": "greeting", "trace.id": "t-1" } }))
         .await
         .expect_status(201);
     let id = resp.json["id"].as_str().unwrap_or_default().to_string();
@@ -58,18 +50,11 @@ async fn send_answers_201_with_an_id_and_receive_returns_the_message_once() {
 #[tokio::test]
 async fn dedup_id_stores_a_message_once_and_answers_200_with_the_first_id() {
     let (_broker, queue) = broker_with_queue("dedup", json!({})).await;
-    let first = queue
-        .send_resp(json!({ "body": "a", "dedup_id": "order-1" }))
-        .await
-        .expect_status(201);
-    let again = queue
-        .send_resp(json!({ "body": "a changed", "dedup_id": "order-1" }))
-        .await
-        .expect_status(200);
+    let first = queue.send_resp(json!({ "body": "a", "dedup_id": "order-1" })).await.expect_status(201);
+    let again =
+        queue.send_resp(json!({ "body": "a changed", "dedup_id": "order-1" })).await.expect_status(200);
     assert_eq!(first.json["id"], again.json["id"], "{first} / {again}");
-    let other = queue
-        .send_msg(json!({ "body": "b", "dedup_id": "order-2" }))
-        .await;
+    let other = queue.send_msg(json!({ "body": "b", "dedup_id": "order-2" })).await;
     assert_ne!(json!(other), first.json["id"]);
     queue.send("c").await;
     assert_eq!(queue.stats().await.counts(), (3, 0, 0));
@@ -78,10 +63,7 @@ async fn dedup_id_stores_a_message_once_and_answers_200_with_the_first_id() {
     assert_eq!(bodies(&got), ["a", "b", "c"]);
     queue.ack_all(&got).await;
     // Still a duplicate within the 5-minute window, even after the first was consumed.
-    let late = queue
-        .send_resp(json!({ "body": "a", "dedup_id": "order-1" }))
-        .await
-        .expect_status(200);
+    let late = queue.send_resp(json!({ "body": "a", "dedup_id": "order-1" })).await.expect_status(200);
     assert_eq!(late.json["id"], first.json["id"]);
     assert_eq!(queue.stats().await.counts(), (0, 0, 0));
 }
@@ -98,9 +80,7 @@ async fn batch_send_answers_one_result_per_entry_in_order() {
         ]))
         .await
         .expect_status(200);
-    let results = resp.json["results"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no results in {resp}"));
+    let results = resp.json["results"].as_array().unwrap_or_else(|| panic!("no results in {resp}"));
     assert_eq!(results.len(), 4, "{resp}");
     let sent: Vec<String> = [0, 3]
         .iter()
@@ -121,12 +101,8 @@ async fn batch_send_answers_one_result_per_entry_in_order() {
 #[tokio::test]
 async fn batch_send_takes_up_to_100_messages() {
     let (_broker, queue) = broker_with_queue("bulk", json!({})).await;
-    let batch =
-        |n: usize| Value::Array((0..n).map(|i| json!({ "body": format!("m{i}") })).collect());
-    queue
-        .send_batch(batch(101))
-        .await
-        .expect_error(400, "invalid_request");
+    let batch = |n: usize| Value::Array((0..n).map(|i| json!({ "body": format!("m{i}") })).collect());
+    queue.send_batch(batch(101)).await.expect_error(400, "invalid_request");
     assert_eq!(queue.stats().await.counts(), (0, 0, 0));
     let resp = queue.send_batch(batch(100)).await.expect_status(200);
     assert_eq!(resp.json["results"].as_array().map(Vec::len), Some(100));
@@ -139,10 +115,7 @@ async fn receive_returns_every_available_message_up_to_max_in_fifo_order() {
     let names: Vec<String> = (0..15).map(|i| format!("m{i:02}")).collect();
     let mut sent = queue.send_many(&names[..7]).await;
     let batch: Vec<Value> = names[7..].iter().map(|b| json!({ "body": b })).collect();
-    let resp = queue
-        .send_batch(Value::Array(batch))
-        .await
-        .expect_status(200);
+    let resp = queue.send_batch(Value::Array(batch)).await.expect_status(200);
     sent.extend(
         resp.json["results"]
             .as_array()
@@ -172,10 +145,7 @@ async fn receive_parameters_out_of_range_are_invalid_request() {
         json!({ "wait_s": -1 }),
         json!({ "visibility_timeout_s": -1 }),
     ] {
-        queue
-            .receive_resp(request)
-            .await
-            .expect_error(400, "invalid_request");
+        queue.receive_resp(request).await.expect_error(400, "invalid_request");
     }
     queue.receive_with(json!({ "max": 100, "wait_s": 0 })).await;
 }
@@ -185,22 +155,15 @@ async fn bodies_over_max_message_bytes_are_413_counting_utf8_bytes_only() {
     let (broker, queue) = broker_with_queue("small", json!({ "max_message_bytes": 1024 })).await;
     queue.send(&"x".repeat(1024)).await;
     queue.send(&"é".repeat(512)).await; // 1024 bytes
-    queue
-        .send_msg(json!({ "body": "x".repeat(1024), "attributes": { "big": "y".repeat(900) } }))
-        .await;
+    queue.send_msg(json!({ "body": "x".repeat(1024), "attributes": { "big": "y".repeat(900) } })).await;
     for body in ["x".repeat(1025), "é".repeat(513)] {
-        queue
-            .send_resp(json!({ "body": body }))
-            .await
-            .expect_error(413, "message_too_large");
+        queue.send_resp(json!({ "body": body })).await.expect_error(413, "message_too_large");
     }
     assert_eq!(queue.stats().await.counts(), (3, 0, 0));
 
     // A request over 5 MiB is refused whatever the queue allows.
     let large = broker.client().queue("large");
-    large
-        .create(json!({ "max_message_bytes": 1_048_576 }))
-        .await;
+    large.create(json!({ "max_message_bytes": 1_048_576 })).await;
     large
         .send_resp(json!({ "body": "z".repeat(6 * 1024 * 1024) }))
         .await
@@ -211,26 +174,14 @@ async fn bodies_over_max_message_bytes_are_413_counting_utf8_bytes_only() {
 async fn attributes_are_limited_to_16_string_entries_with_valid_keys() {
     let (_broker, queue) = broker_with_queue("attrs", json!({})).await;
     let attrs = |n: usize| -> Value {
-        (0..n)
-            .map(|i| (format!("k{i}"), json!("v")))
-            .collect::<serde_json::Map<_, _>>()
-            .into()
+        (0..n).map(|i| (format!("k{i}"), json!("v"))).collect::<serde_json::Map<_, _>>().into()
     };
-    queue
-        .send_msg(json!({ "body": "ok", "attributes": attrs(16) }))
-        .await;
+    queue.send_msg(json!({ "body": "ok", "attributes": attrs(16) })).await;
     let long_key = "k".repeat(65);
-    for bad in [
-        attrs(17),
-        json!({ "bad key": "v" }),
-        json!({ long_key: "v" }),
-        json!({ "n": 1 }),
-        json!(["k", "v"]),
-    ] {
-        queue
-            .send_resp(json!({ "body": "x", "attributes": bad }))
-            .await
-            .expect_error(400, "invalid_request");
+    for bad in
+        [attrs(17), json!({ "bad key": "v" }), json!({ long_key: "v" }), json!({ "n": 1 }), json!(["k", "v"])]
+    {
+        queue.send_resp(json!({ "body": "x", "attributes": bad })).await.expect_error(400, "invalid_request");
     }
     let got = queue.receive(10).await;
     assert_eq!(got.len(), 1);
@@ -250,20 +201,14 @@ async fn ack_answers_per_receipt_and_removes_the_messages() {
     assert_error_result(&results[0], "receipt_invalid", "unknown receipt");
     assert_ok_result(&results[1], "ack after an invalid entry");
     assert_eq!(queue.stats().await.counts(), (0, 0, 0));
-    queue
-        .extend("not-a-receipt", 10)
-        .await
-        .expect_error(409, "receipt_invalid");
+    queue.extend("not-a-receipt", 10).await.expect_error(409, "receipt_invalid");
 }
 
 #[tokio::test]
 async fn a_long_poll_answers_empty_when_the_wait_ends_and_at_once_on_a_send() {
     let (_broker, queue) = broker_with_queue("polled", json!({})).await;
     let start = Instant::now();
-    let (got, end) = queue
-        .spawn_receive(json!({ "wait_s": 1 }))
-        .await
-        .expect("poll task");
+    let (got, end) = queue.spawn_receive(json!({ "wait_s": 1 })).await.expect("poll task");
     assert!(got.is_empty(), "{got:?}");
     let waited = end - start;
     assert!(
@@ -277,10 +222,7 @@ async fn a_long_poll_answers_empty_when_the_wait_ends_and_at_once_on_a_send() {
     let (got, answered) = poll.await.expect("poll task");
     assert_eq!(bodies(&got), ["wake up"]);
     let latency = answered.saturating_duration_since(sent_at);
-    assert!(
-        latency < Duration::from_millis(500),
-        "held receive answered {latency:?} after the send"
-    );
+    assert!(latency < Duration::from_millis(500), "held receive answered {latency:?} after the send");
 }
 
 /// Group commit: concurrent sends to one queue share script calls (`mom_send_batch_size`), yet
@@ -320,14 +262,10 @@ async fn concurrent_sends_share_script_calls_and_each_caller_gets_its_own_result
             tokio::spawn(async move {
                 start.wait().await;
                 let (d, copy) = (k / 2, k % 2);
-                let message =
-                    json!({ "body": format!("d{d}-{copy}"), "dedup_id": format!("d{d}") });
+                let message = json!({ "body": format!("d{d}-{copy}"), "dedup_id": format!("d{d}") });
                 let resp = queue.send_resp(message).await;
                 let id = resp.json["id"].as_str().unwrap_or_default().to_string();
-                assert!(
-                    matches!(resp.status, 200 | 201) && !id.is_empty(),
-                    "send of d{d}: {resp}"
-                );
+                assert!(matches!(resp.status, 200 | 201) && !id.is_empty(), "send of d{d}: {resp}");
                 (d, resp.status, id)
             })
         })
@@ -339,14 +277,9 @@ async fn concurrent_sends_share_script_calls_and_each_caller_gets_its_own_result
                 start.wait().await;
                 let mut sent = Vec::new();
                 for round in 0..2 {
-                    let bodies: Vec<String> =
-                        (0..BATCH).map(|i| format!("b{b}-{round}-{i}")).collect();
-                    let messages: Vec<Value> =
-                        bodies.iter().map(|body| json!({ "body": body })).collect();
-                    let resp = queue
-                        .send_batch(Value::Array(messages))
-                        .await
-                        .expect_status(200);
+                    let bodies: Vec<String> = (0..BATCH).map(|i| format!("b{b}-{round}-{i}")).collect();
+                    let messages: Vec<Value> = bodies.iter().map(|body| json!({ "body": body })).collect();
+                    let resp = queue.send_batch(Value::Array(messages)).await.expect_status(200);
                     let results = resp.json["results"].as_array().cloned().unwrap_or_default();
                     assert_eq!(results.len(), BATCH, "{resp}");
                     for (body, result) in bodies.into_iter().zip(results) {
@@ -373,42 +306,22 @@ async fn concurrent_sends_share_script_calls_and_each_caller_gets_its_own_result
 
     let told: Vec<&String> = per_sender.iter().flatten().map(|(_, id)| id).collect();
     let distinct: HashSet<&String> = told.iter().copied().collect();
-    assert_eq!(
-        distinct.len(),
-        told.len(),
-        "two callers were told the same id"
-    );
+    assert_eq!(distinct.len(), told.len(), "two callers were told the same id");
     for (d, answers) in &dedup_answers {
         assert_eq!(answers.len(), 2);
-        assert_eq!(
-            answers[0].1, answers[1].1,
-            "the two sends of d{d} got different ids: {answers:?}"
-        );
+        assert_eq!(answers[0].1, answers[1].1, "the two sends of d{d} got different ids: {answers:?}");
         let mut statuses: Vec<u16> = answers.iter().map(|a| a.0).collect();
         statuses.sort();
-        assert_eq!(
-            statuses,
-            [200, 201],
-            "d{d}: one send stores (201), the other is a duplicate (200)"
-        );
-        assert!(
-            !distinct.contains(&answers[0].1),
-            "d{d} got the id of another message"
-        );
+        assert_eq!(statuses, [200, 201], "d{d}: one send stores (201), the other is a duplicate (200)");
+        assert!(!distinct.contains(&answers[0].1), "d{d} got the id of another message");
     }
 
     let unique = SENDERS * EACH + DEDUP_IDS + BATCHERS * 2 * BATCH;
     let got = queue.receive_n(unique, Duration::from_secs(30)).await;
     assert_eq!(got.len(), unique, "{got:?}");
     id_set(&got);
-    assert!(
-        queue.receive(100).await.is_empty(),
-        "more messages than were sent"
-    );
-    let received: HashMap<&str, &str> = got
-        .iter()
-        .map(|m| (m.body.as_str(), m.id.as_str()))
-        .collect();
+    assert!(queue.receive(100).await.is_empty(), "more messages than were sent");
+    let received: HashMap<&str, &str> = got.iter().map(|m| (m.body.as_str(), m.id.as_str())).collect();
     for sent in &per_sender {
         // Received in the order sent (the queue is FIFO), under the ids the caller was told.
         let order: Vec<&str> = got
@@ -417,19 +330,14 @@ async fn concurrent_sends_share_script_calls_and_each_caller_gets_its_own_result
             .map(|m| m.body.as_str())
             .collect();
         let sent_bodies: Vec<&str> = sent.iter().map(|(body, _)| body.as_str()).collect();
-        assert_eq!(
-            order, sent_bodies,
-            "a sender's messages came back out of order"
-        );
+        assert_eq!(order, sent_bodies, "a sender's messages came back out of order");
         for (body, id) in sent {
             assert_eq!(received.get(body.as_str()), Some(&id.as_str()), "{body}");
         }
     }
     for (d, answers) in &dedup_answers {
-        let stored: Vec<&mom_tests::Message> = got
-            .iter()
-            .filter(|m| m.body.starts_with(&format!("d{d}-")))
-            .collect();
+        let stored: Vec<&mom_tests::Message> =
+            got.iter().filter(|m| m.body.starts_with(&format!("d{d}-"))).collect();
         assert_eq!(stored.len(), 1, "d{d} stored other than once: {stored:?}");
         assert_eq!(stored[0].id, answers[0].1);
     }
@@ -437,19 +345,10 @@ async fn concurrent_sends_share_script_calls_and_each_caller_gets_its_own_result
     // One script call per request would be this many; sharing makes it fewer.
     let requests = SENDERS * EACH + 2 * DEDUP_IDS + BATCHERS * 2;
     let messages = SENDERS * EACH + 2 * DEDUP_IDS + BATCHERS * 2 * BATCH;
-    let calls = broker
-        .metric("mom_send_batch_size_count")
-        .await
-        .unwrap_or_default();
-    let carried = broker
-        .metric("mom_send_batch_size_sum")
-        .await
-        .unwrap_or_default();
+    let calls = broker.metric("mom_send_batch_size_count").await.unwrap_or_default();
+    let carried = broker.metric("mom_send_batch_size_sum").await.unwrap_or_default();
     eprintln!("{requests} send requests, {messages} messages: {calls} script calls");
-    assert_eq!(
-        carried, messages as f64,
-        "every message rides in exactly one call"
-    );
+    assert_eq!(carried, messages as f64, "every message rides in exactly one call");
     assert!(
         calls < requests as f64,
         "{requests} concurrent send requests made {calls} script calls: none were combined"
@@ -491,9 +390,7 @@ async fn senders_hanging_up_mid_burst_neither_stall_nor_lose_the_others() {
         .collect();
     let hasty: Vec<_> = (0..HASTY)
         .map(|i| {
-            let client = client
-                .clone()
-                .with_timeout(Duration::from_millis(1 + i as u64 % 10));
+            let client = client.clone().with_timeout(Duration::from_millis(1 + i as u64 % 10));
             let (start, path) = (start.clone(), queue.path("/messages"));
             tokio::spawn(async move {
                 start.wait().await;
@@ -513,20 +410,12 @@ async fn senders_hanging_up_mid_burst_neither_stall_nor_lose_the_others() {
     }
     eprintln!("{answered} of {HASTY} hasty senders were answered before hanging up");
     let distinct: HashSet<&String> = sent.values().collect();
-    assert_eq!(
-        distinct.len(),
-        PATIENT,
-        "two patient senders were told the same id"
-    );
+    assert_eq!(distinct.len(), PATIENT, "two patient senders were told the same id");
 
     // The queue still takes a send at once: no lane was left waiting on a caller that went away.
     let before = Instant::now();
     let last = queue.send("after").await;
-    assert!(
-        before.elapsed() < Duration::from_secs(2),
-        "a send after the burst took {:?}",
-        before.elapsed()
-    );
+    assert!(before.elapsed() < Duration::from_secs(2), "a send after the burst took {:?}", before.elapsed());
     let mut got = Vec::new();
     loop {
         let batch = queue.receive(100).await;
@@ -538,10 +427,7 @@ async fn senders_hanging_up_mid_burst_neither_stall_nor_lose_the_others() {
     id_set(&got);
     let stored_hasty = got.iter().filter(|m| m.body.starts_with('h')).count();
     eprintln!("{stored_hasty} of {HASTY} hasty senders' messages were stored");
-    let received: HashMap<&str, &str> = got
-        .iter()
-        .map(|m| (m.body.as_str(), m.id.as_str()))
-        .collect();
+    let received: HashMap<&str, &str> = got.iter().map(|m| (m.body.as_str(), m.id.as_str())).collect();
     for (body, id) in &sent {
         assert_eq!(received.get(body.as_str()), Some(&id.as_str()), "{body}");
     }

@@ -10,8 +10,8 @@
 use std::time::{Duration, Instant};
 
 use mom_tests::{
-    bodies, broker_with_subscription, ids, json, start_broker, wait_until, Broker, Cluster, Nginx,
-    SseStream, DEADLINE_SLACK,
+    bodies, broker_with_subscription, ids, json, start_broker, wait_until, Broker, Cluster, Nginx, SseStream,
+    DEADLINE_SLACK,
 };
 
 /// Time allowed for an available message to arrive as an event.
@@ -26,26 +26,17 @@ const NGINX_DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A broker of `cluster` that sends a heartbeat comment on idle streams every `secs` seconds.
 async fn broker_with_heartbeat(cluster: &Cluster, secs: u64) -> Broker {
-    cluster
-        .broker()
-        .env("MOM_STREAM_HEARTBEAT_S", secs.to_string())
-        .start()
-        .await
+    cluster.broker().env("MOM_STREAM_HEARTBEAT_S", secs.to_string()).start().await
 }
 
 #[tokio::test]
 async fn a_stream_delivers_each_message_as_an_event_with_a_receipt_that_acks() {
     let (_broker, topic, sub) = broker_with_subscription("push", "s", json!({})).await;
     // A message that waits before the stream opens comes first.
-    let waiting = topic
-        .publish_msg(json!({ "body": "waiting", "attributes": { "k": "v" } }))
-        .await;
+    let waiting = topic.publish_msg(json!({ "body": "waiting", "attributes": { "k": "v" } })).await;
     let mut stream = sub.stream("").await;
     let first = stream.next_message(EVENT_WAIT).await;
-    assert_eq!(
-        (first.id.as_str(), first.body.as_str()),
-        (waiting.as_str(), "waiting")
-    );
+    assert_eq!((first.id.as_str(), first.body.as_str()), (waiting.as_str(), "waiting"));
     assert_eq!(first.attributes.get("k").map(String::as_str), Some("v"));
     assert_eq!(first.receive_count, 1);
 
@@ -76,9 +67,7 @@ async fn a_stream_redelivers_an_unacked_message_after_the_ack_deadline() {
     );
     sub.ack_stale(&[first], "redelivered since").await;
     sub.ack_all(&[second]).await;
-    stream
-        .expect_no_event_for(Duration::from_millis(1500))
-        .await;
+    stream.expect_no_event_for(Duration::from_millis(1500)).await;
 }
 
 #[tokio::test]
@@ -135,24 +124,19 @@ async fn a_full_stream_goes_on_as_soon_as_a_message_is_acked() {
     // until the deadline. Acks here come right after each event, the racy case for a broker that
     // checks for room before it listens for acks.
     let (_broker, topic, sub) = broker_with_subscription("push-ack-wake", "s", json!({})).await;
-    let entries: Vec<_> = (0..100)
-        .map(|i| json!({ "body": format!("{i}") }))
-        .collect();
+    let entries: Vec<_> = (0..100).map(|i| json!({ "body": format!("{i}") })).collect();
     let published = topic.publish_batch(json!(entries)).await;
     let mut stream = sub.stream("?max_in_flight=1").await;
     let mut got = Vec::new();
     for i in 0..published.len() {
-        let m = stream
-            .try_next_message(EVENT_WAIT)
-            .await
-            .unwrap_or_else(|| {
-                panic!(
+        let m = stream.try_next_message(EVENT_WAIT).await.unwrap_or_else(|| {
+            panic!(
                 "message {} of {} did not arrive within {EVENT_WAIT:?} of acking the one before \
                  (max_in_flight=1, ack deadline 30 s)",
                 i + 1,
                 published.len()
             )
-            });
+        });
         sub.ack_all(std::slice::from_ref(&m)).await;
         got.push(m);
     }
@@ -170,22 +154,15 @@ async fn a_stream_request_is_checked_before_the_stream_starts() {
         }
     };
     for query in ["?max_in_flight=0", "?max_in_flight=many"] {
-        refused(sub.stream_path(query), client.clone())
-            .await
-            .expect_error(400, "invalid_request");
+        refused(sub.stream_path(query), client.clone()).await.expect_error(400, "invalid_request");
     }
     refused(topic.subscription("nope").stream_path(""), client.clone())
         .await
         .expect_error(404, "subscription_not_found");
-    refused(
-        client.topic("nope").subscription("s").stream_path(""),
-        client.clone(),
-    )
-    .await
-    .expect_error(404, "topic_not_found");
-    refused(sub.stream_path(""), broker.anonymous_client())
+    refused(client.topic("nope").subscription("s").stream_path(""), client.clone())
         .await
-        .expect_error(401, "unauthenticated");
+        .expect_error(404, "topic_not_found");
+    refused(sub.stream_path(""), broker.anonymous_client()).await.expect_error(401, "unauthenticated");
 }
 
 #[tokio::test]
@@ -197,10 +174,7 @@ async fn an_idle_stream_gets_heartbeat_comments_and_still_delivers() {
     sub.create(json!({})).await;
     let mut stream = sub.stream("").await;
     let comments = stream.expect_no_event_for(Duration::from_secs(3)).await;
-    assert!(
-        comments >= 2,
-        "{comments} heartbeat comments in 3 s with a 1 s heartbeat"
-    );
+    assert!(comments >= 2, "{comments} heartbeat comments in 3 s with a 1 s heartbeat");
     let id = topic.publish("after the silence").await;
     let got = stream.next_message(EVENT_WAIT).await;
     assert_eq!(got.id, id);
@@ -225,49 +199,33 @@ async fn a_stream_through_nginx_survives_idle_periods_longer_than_nginx_defaults
     }
     // Metadata reaches the other node within 1 s.
     let on_silent = silent.client().topic("idle");
-    wait_until(
-        "the silent node to see both subscriptions",
-        Duration::from_secs(5),
-        || async { (on_silent.subscriptions().await.len() == 2).then_some(()) },
-    )
+    wait_until("the silent node to see both subscriptions", Duration::from_secs(5), || async {
+        (on_silent.subscriptions().await.len() == 2).then_some(())
+    })
     .await;
-    let chatty_sub = via_chatty
-        .client_like(&admin)
-        .topic("idle")
-        .subscription("chatty");
-    let silent_sub = via_silent
-        .client_like(&admin)
-        .topic("idle")
-        .subscription("silent");
+    let chatty_sub = via_chatty.client_like(&admin).topic("idle").subscription("chatty");
+    let silent_sub = via_silent.client_like(&admin).topic("idle").subscription("silent");
     let mut chatty_stream = chatty_sub.stream("").await;
     let mut silent_stream = silent_sub.stream("").await;
 
     // Events pass through NGINX as they are sent.
     topic.publish("before").await;
-    for (sub, stream) in [
-        (&chatty_sub, &mut chatty_stream),
-        (&silent_sub, &mut silent_stream),
-    ] {
+    for (sub, stream) in [(&chatty_sub, &mut chatty_stream), (&silent_sub, &mut silent_stream)] {
         let got = stream.next_message(EVENT_WAIT).await;
         assert_eq!(got.body, "before");
         sub.ack_all(&[got]).await;
     }
 
     let idle = NGINX_DEFAULT_READ_TIMEOUT + Duration::from_secs(5);
-    let (heartbeats, _) = tokio::join!(
-        chatty_stream.expect_no_event_for(idle),
-        silent_stream.expect_no_event_for(idle),
-    );
+    let (heartbeats, _) =
+        tokio::join!(chatty_stream.expect_no_event_for(idle), silent_stream.expect_no_event_for(idle),);
     assert!(
         heartbeats >= 10,
         "{heartbeats} heartbeat comments through NGINX in {idle:?} with a 5 s heartbeat"
     );
 
     topic.publish("after").await;
-    for (sub, stream) in [
-        (&chatty_sub, &mut chatty_stream),
-        (&silent_sub, &mut silent_stream),
-    ] {
+    for (sub, stream) in [(&chatty_sub, &mut chatty_stream), (&silent_sub, &mut silent_stream)] {
         let got = stream.next_message(EVENT_WAIT).await;
         assert_eq!(got.body, "after", "through NGINX to {}", sub.name());
         sub.ack_all(&[got]).await;
@@ -281,9 +239,7 @@ async fn a_twenty_second_long_poll_through_nginx_answers() {
     let topic = nginx.client_like(&broker.client()).topic("poll");
     topic.create(json!({})).await;
     let quiet = topic.subscription("quiet");
-    quiet
-        .create(json!({ "filter": { "never": "published" } }))
-        .await;
+    quiet.create(json!({ "filter": { "never": "published" } })).await;
     let busy = topic.subscription("busy");
     busy.create(json!({})).await;
 
@@ -292,9 +248,7 @@ async fn a_twenty_second_long_poll_through_nginx_answers() {
     let busy_poll = busy.hold_receive(json!({ "max": 1, "wait_s": 20 })).await;
     let published = Instant::now();
     topic.publish("wake").await;
-    let (got, answered) = busy_poll
-        .await
-        .unwrap_or_else(|e| panic!("long poll task failed: {e}"));
+    let (got, answered) = busy_poll.await.unwrap_or_else(|e| panic!("long poll task failed: {e}"));
     assert_eq!(bodies(&got), ["wake"]);
     assert!(
         answered.duration_since(published) < Duration::from_secs(2),
@@ -302,9 +256,7 @@ async fn a_twenty_second_long_poll_through_nginx_answers() {
         answered.duration_since(published)
     );
 
-    let (got, answered) = quiet_poll
-        .await
-        .unwrap_or_else(|e| panic!("long poll task failed: {e}"));
+    let (got, answered) = quiet_poll.await.unwrap_or_else(|e| panic!("long poll task failed: {e}"));
     assert!(got.is_empty(), "{got:?}");
     let held = answered.duration_since(started);
     assert!(

@@ -5,9 +5,7 @@
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use mom_tests::{
-    user_password, wait_until, Broker, Client, Cluster, Resp, ADMIN_PASSWORD, ADMIN_USER,
-};
+use mom_tests::{user_password, wait_until, Broker, Client, Cluster, Resp, ADMIN_PASSWORD, ADMIN_USER};
 
 /// A cheap route any user may call.
 const PROBE: &str = "/v1/cluster";
@@ -29,12 +27,11 @@ async fn limited_broker(cluster: &Cluster, rps: u32, burst: u32) -> Broker {
 #[track_caller]
 fn retry_after(resp: &Resp) -> u64 {
     let resp = resp.clone().expect_error(429, "rate_limited");
-    let value = resp
-        .header("retry-after")
-        .unwrap_or_else(|| panic!("429 without Retry-After: {resp}"));
-    let secs: u64 = value.trim().parse().unwrap_or_else(|e| {
-        panic!("Retry-After {value:?} is not a number of seconds ({e}): {resp}")
-    });
+    let value = resp.header("retry-after").unwrap_or_else(|| panic!("429 without Retry-After: {resp}"));
+    let secs: u64 = value
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("Retry-After {value:?} is not a number of seconds ({e}): {resp}"));
     assert!(secs >= 1, "Retry-After {secs} in {resp}");
     secs
 }
@@ -49,10 +46,7 @@ async fn a_burst_past_the_limit_gets_429_with_retry_after_and_other_users_are_un
     let elapsed = start.elapsed();
     let admitted = answers.iter().filter(|r| r.status == 200).count();
     let limited: Vec<&Resp> = answers.iter().filter(|r| r.status != 200).collect();
-    eprintln!(
-        "{admitted} of 60 admitted in {elapsed:?}, {} limited",
-        limited.len()
-    );
+    eprintln!("{admitted} of 60 admitted in {elapsed:?}, {} limited", limited.len());
     let budget = 20.0 + 20.0 * elapsed.as_secs_f64();
     assert!(admitted >= 20, "only {admitted} admitted: the burst is 20");
     assert!(
@@ -70,11 +64,9 @@ async fn a_burst_past_the_limit_gets_429_with_retry_after_and_other_users_are_un
     broker.token_for("bob", &user_password("bob")).await;
 
     // Bob is admitted again once Retry-After has passed.
-    wait_until(
-        "bob to be admitted again after Retry-After",
-        Duration::from_secs(wait + 2),
-        || async { (bob.get(PROBE).await.status == 200).then_some(()) },
-    )
+    wait_until("bob to be admitted again after Retry-After", Duration::from_secs(wait + 2), || async {
+        (bob.get(PROBE).await.status == 200).then_some(())
+    })
     .await;
 }
 
@@ -90,11 +82,7 @@ async fn a_rate_of_zero_disables_the_limit() {
 
 /// Sends requests as one user through every node, on `loops_per_node` connections each, for
 /// `duration`; returns (admitted, limited, time from the first request to the last answer).
-async fn hammer(
-    clients: &[Client],
-    loops_per_node: usize,
-    duration: Duration,
-) -> (usize, usize, Duration) {
+async fn hammer(clients: &[Client], loops_per_node: usize, duration: Duration) -> (usize, usize, Duration) {
     let start = Instant::now();
     let deadline = start + duration;
     let loops = clients.iter().flat_map(|client| {
@@ -133,11 +121,9 @@ async fn assert_cluster_budget(rps: u32, burst: u32) {
     let b = limited_broker(&cluster, rps, burst).await;
     a.add_user("bob", "user").await;
     // Wait for bob to reach B through the admin, so bob's own bucket stays full.
-    wait_until(
-        "bob to be known on B",
-        Duration::from_millis(1250),
-        || async { (b.login_resp("bob", &user_password("bob")).await.status == 200).then_some(()) },
-    )
+    wait_until("bob to be known on B", Duration::from_millis(1250), || async {
+        (b.login_resp("bob", &user_password("bob")).await.status == 200).then_some(())
+    })
     .await;
     let token = a.token_for("bob", &user_password("bob")).await;
     let clients = [a.client_with_token(&token), b.client_with_token(&token)];
@@ -150,10 +136,7 @@ async fn assert_cluster_budget(rps: u32, burst: u32) {
          (budget {budget:.0}, {:.0} requests/s offered)",
         (admitted + limited) as f64 / secs
     );
-    assert!(
-        limited > 0,
-        "no request was limited: the test did not reach the limit"
-    );
+    assert!(limited > 0, "no request was limited: the test did not reach the limit");
     assert!(
         admitted as f64 <= budget * 1.1,
         "the cluster admitted {admitted} in {elapsed:?}: over {budget:.0} + 10 %"
@@ -179,27 +162,16 @@ async fn two_nodes_together_stay_within_one_users_budget_at_a_higher_rate() {
 
 /// An anonymous client of `broker` whose requests say they were forwarded for `address`.
 fn forwarded_for(broker: &Broker, address: &str) -> Client {
-    broker
-        .anonymous_client()
-        .with_header("x-forwarded-for", address)
+    broker.anonymous_client().with_header("x-forwarded-for", address)
 }
 
 async fn login(client: &Client, username: &str, password: &str) -> Resp {
-    client
-        .post(
-            "/v1/auth/token",
-            mom_tests::json!({ "username": username, "password": password }),
-        )
-        .await
+    client.post("/v1/auth/token", mom_tests::json!({ "username": username, "password": password })).await
 }
 
 /// A broker of a fresh cluster that believes `X-Forwarded-For` from 127.0.0.1.
 async fn behind_a_trusted_proxy() -> Broker {
-    Cluster::new()
-        .broker()
-        .env("MOM_TRUSTED_PROXIES", "127.0.0.1/32")
-        .start()
-        .await
+    Cluster::new().broker().env("MOM_TRUSTED_PROXIES", "127.0.0.1/32").start().await
 }
 
 #[tokio::test]
@@ -210,9 +182,7 @@ async fn the_11th_failed_login_for_one_username_within_a_minute_gets_429() {
     broker.add_user("carol", "user").await;
     for i in 0..FAILED_LOGINS {
         let client = forwarded_for(&broker, &format!("10.1.0.{i}"));
-        login(&client, "bob", "not-bobs-password")
-            .await
-            .expect_error(401, "unauthenticated");
+        login(&client, "bob", "not-bobs-password").await.expect_error(401, "unauthenticated");
     }
     let client = forwarded_for(&broker, "10.1.1.1");
     let resp = login(&client, "bob", "not-bobs-password").await;
@@ -223,9 +193,7 @@ async fn the_11th_failed_login_for_one_username_within_a_minute_gets_429() {
     retry_after(&login(&client, "bob", &user_password("bob")).await);
     // Other usernames are not affected.
     let client = forwarded_for(&broker, "10.1.1.3");
-    login(&client, "carol", &user_password("carol"))
-        .await
-        .expect_status(200);
+    login(&client, "carol", &user_password("carol")).await.expect_status(200);
 }
 
 #[tokio::test]
@@ -234,9 +202,7 @@ async fn the_11th_failed_login_from_one_forwarded_address_gets_429() {
     broker.add_user("bob", "user").await;
     let attacker = forwarded_for(&broker, "10.2.0.1");
     for i in 0..FAILED_LOGINS {
-        login(&attacker, &format!("user-{i}"), "a-wrong-password")
-            .await
-            .expect_error(401, "unauthenticated");
+        login(&attacker, &format!("user-{i}"), "a-wrong-password").await.expect_error(401, "unauthenticated");
     }
     retry_after(&login(&attacker, "user-10", "a-wrong-password").await);
     retry_after(&login(&attacker, "bob", &user_password("bob")).await);
@@ -245,12 +211,8 @@ async fn the_11th_failed_login_from_one_forwarded_address_gets_429() {
     retry_after(&login(&spoofing, "user-11", "a-wrong-password").await);
     // Another address is not affected.
     let other = forwarded_for(&broker, "10.2.0.2");
-    login(&other, "bob", &user_password("bob"))
-        .await
-        .expect_status(200);
-    login(&other, "user-12", "a-wrong-password")
-        .await
-        .expect_error(401, "unauthenticated");
+    login(&other, "bob", &user_password("bob")).await.expect_status(200);
+    login(&other, "user-12", "a-wrong-password").await.expect_error(401, "unauthenticated");
 }
 
 #[tokio::test]
@@ -259,9 +221,7 @@ async fn x_forwarded_for_from_an_untrusted_peer_is_ignored() {
     let broker = Cluster::new().start_broker().await;
     for i in 0..FAILED_LOGINS {
         let client = forwarded_for(&broker, &format!("10.3.0.{i}"));
-        login(&client, &format!("user-{i}"), "a-wrong-password")
-            .await
-            .expect_error(401, "unauthenticated");
+        login(&client, &format!("user-{i}"), "a-wrong-password").await.expect_error(401, "unauthenticated");
     }
     let client = forwarded_for(&broker, "10.3.1.1");
     retry_after(&login(&client, "user-10", "a-wrong-password").await);
@@ -281,9 +241,7 @@ async fn concurrent_failed_logins_cannot_get_past_the_limit() {
     };
 
     // 30 guesses at once for one username, each from its own address.
-    let clients: Vec<Client> = (0..30)
-        .map(|i| forwarded_for(&broker, &format!("10.4.0.{i}")))
-        .collect();
+    let clients: Vec<Client> = (0..30).map(|i| forwarded_for(&broker, &format!("10.4.0.{i}"))).collect();
     let answers = join_all(clients.iter().map(|c| login(c, "bob", "a-wrong-password"))).await;
     let evaluated = count(&answers);
     assert!(
@@ -295,12 +253,7 @@ async fn concurrent_failed_logins_cannot_get_past_the_limit() {
     // 30 guesses at once from one address, each for its own username.
     let attacker = forwarded_for(&broker, "10.4.1.1");
     let names: Vec<String> = (0..30).map(|i| format!("user-{i}")).collect();
-    let answers = join_all(
-        names
-            .iter()
-            .map(|n| login(&attacker, n, "a-wrong-password")),
-    )
-    .await;
+    let answers = join_all(names.iter().map(|n| login(&attacker, n, "a-wrong-password"))).await;
     let evaluated = count(&answers);
     assert!(
         evaluated <= FAILED_LOGINS,

@@ -37,19 +37,11 @@ async fn a_hundred_idle_long_polls_cost_fewer_than_200_redis_commands_per_second
     // The INFO that read `after` counts itself.
     let rate = after.saturating_sub(before + 1) as f64 / elapsed;
 
-    eprintln!(
-        "{} idle long polls: {rate:.1} Redis commands/s",
-        polls.len()
-    );
+    eprintln!("{} idle long polls: {rate:.1} Redis commands/s", polls.len());
     let answered = polls.iter().filter(|p| p.is_finished()).count();
-    assert_eq!(
-        answered, 0,
-        "{answered} of the idle long polls answered before wait_s ended"
-    );
-    let top: Vec<(String, u64)> = command_calls(&redis.info("commandstats").await)
-        .into_iter()
-        .take(8)
-        .collect();
+    assert_eq!(answered, 0, "{answered} of the idle long polls answered before wait_s ended");
+    let top: Vec<(String, u64)> =
+        command_calls(&redis.info("commandstats").await).into_iter().take(8).collect();
     assert!(
         rate < MAX_COMMANDS_PER_S,
         "{} idle long polls cost {rate:.0} Redis commands/s (limit {MAX_COMMANDS_PER_S}); \
@@ -81,9 +73,7 @@ async fn the_keys_of_one_queue_share_a_redis_cluster_hash_tag() {
         queue.create(json!({})).await;
         queue.send_many(&["a", "b"]).await;
         queue.send_msg(json!({ "body": "d", "delay_s": 60 })).await;
-        queue
-            .send_msg(json!({ "body": "e", "dedup_id": "once" }))
-            .await;
+        queue.send_msg(json!({ "body": "e", "dedup_id": "once" })).await;
         assert_eq!(queue.receive(1).await.len(), 1);
     }
     let keys = redis.keys(&format!("{}*", cluster.redis_prefix)).await;
@@ -92,22 +82,12 @@ async fn the_keys_of_one_queue_share_a_redis_cluster_hash_tag() {
         let own: Vec<&String> = keys.iter().filter(|k| k.contains(name)).collect();
         assert!(!own.is_empty(), "no Redis key names queue {name}: {keys:?}");
         let tag_set: HashSet<Option<&str>> = own.iter().map(|k| hash_tag(k)).collect();
-        assert_eq!(
-            tag_set.len(),
-            1,
-            "keys of queue {name} have different hash tags: {own:?}"
-        );
+        assert_eq!(tag_set.len(), 1, "keys of queue {name} have different hash tags: {own:?}");
         let tag = tag_set.into_iter().next().flatten();
-        assert!(
-            tag.is_some(),
-            "keys of queue {name} have no hash tag: {own:?}"
-        );
+        assert!(tag.is_some(), "keys of queue {name} have no hash tag: {own:?}");
         tags.push(tag);
     }
-    assert_ne!(
-        tags[0], tags[1],
-        "two queues share one hash tag (one cluster slot)"
-    );
+    assert_ne!(tags[0], tags[1], "two queues share one hash tag (one cluster slot)");
 }
 
 #[test]

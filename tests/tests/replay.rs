@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use mom_tests::{
-    bodies, broker_with_subscription, broker_with_topic, ids, json, scrape, wait_until_every, Body,
-    Message, Subscription,
+    bodies, broker_with_subscription, broker_with_topic, ids, json, scrape, wait_until_every, Body, Message,
+    Subscription,
 };
 
 /// Time allowed for an available message to arrive on a stream.
@@ -27,9 +27,7 @@ async fn receive_and_ack(sub: &Subscription) -> Vec<Message> {
 #[tokio::test]
 async fn seek_to_a_time_redelivers_every_retained_message_sent_at_or_after_it() {
     let (_broker, topic, sub) = broker_with_subscription("replay-time", "s", json!({})).await;
-    let published = topic
-        .publish_many(&["m1", "m2", "m3", "m4", "m5", "m6"])
-        .await;
+    let published = topic.publish_many(&["m1", "m2", "m3", "m4", "m5", "m6"]).await;
     let first = receive_and_ack(&sub).await;
     assert_eq!(ids(&first), published);
     assert_eq!(sub.lag().await, 0);
@@ -43,17 +41,9 @@ async fn seek_to_a_time_redelivers_every_retained_message_sent_at_or_after_it() 
     for (again, original) in replayed.iter().zip(&expected) {
         assert_eq!(
             (&again.id, &again.body, &again.attributes, &again.sent_at),
-            (
-                &original.id,
-                &original.body,
-                &original.attributes,
-                &original.sent_at
-            )
+            (&original.id, &original.body, &original.attributes, &original.sent_at)
         );
-        assert_eq!(
-            again.receive_count, 1,
-            "a replay is a new delivery: {again:?}"
-        );
+        assert_eq!(again.receive_count, 1, "a replay is a new delivery: {again:?}");
     }
     sub.ack_all(&replayed).await;
 
@@ -88,17 +78,12 @@ async fn seek_cancels_deliveries_in_flight() {
     sub.seek_id(&published[1]).await;
     // Every delivery before the seek is over, whether its message is replayed or not.
     sub.ack_stale(&in_flight, "delivered before a seek").await;
-    sub.extend(&in_flight[2].receipt, 60)
-        .await
-        .expect_error(409, "receipt_invalid");
+    sub.extend(&in_flight[2].receipt, 60).await.expect_error(409, "receipt_invalid");
 
     // The replay delivers from the seek point at once (not after the old 30 s deadline).
     let replayed = sub.receive(10).await;
     assert_eq!(ids(&replayed), published[1..]);
-    assert!(
-        replayed.iter().all(|m| m.receive_count == 1),
-        "{replayed:?}"
-    );
+    assert!(replayed.iter().all(|m| m.receive_count == 1), "{replayed:?}");
     sub.ack_all(&replayed).await;
     // The message before the seek point is done with.
     assert!(sub.receive(10).await.is_empty());
@@ -130,9 +115,7 @@ async fn a_seek_replays_only_what_the_subscription_matches() {
     let mine = bob.subscription("bob-no-local");
     mine.create(json!({ "no_local": true })).await;
     for k in ["1", "2", "1"] {
-        topic
-            .publish_msg(json!({ "body": format!("k{k}"), "attributes": { "k": k } }))
-            .await;
+        topic.publish_msg(json!({ "body": format!("k{k}"), "attributes": { "k": k } })).await;
     }
     bob.publish("from-bob").await;
 
@@ -164,10 +147,7 @@ async fn bad_seek_requests_are_rejected() {
         assert_eq!(resp.status, 400, "{body}: {resp}");
         resp.expect_error(400, "invalid_request");
     }
-    let malformed = Body::Raw {
-        content_type: Some("application/json"),
-        bytes: b"{\"time\":".to_vec(),
-    };
+    let malformed = Body::Raw { content_type: Some("application/json"), bytes: b"{\"time\":".to_vec() };
     broker
         .client()
         .request(reqwest::Method::POST, &sub.path("/seek"), malformed)
@@ -236,28 +216,18 @@ async fn retention_trims_old_messages_counts_them_and_bounds_a_seek() {
     assert_eq!(sub.lag().await, 0);
     assert!(sub.receive(10).await.is_empty());
     sub.ack_stale(&unacked, "its message expired").await;
-    let expired = scrape(
-        &broker.client(),
-        "mom_messages_expired_total",
-        &[("kind", "topic"), ("name", "short")],
-    )
-    .await;
+    let expired =
+        scrape(&broker.client(), "mom_messages_expired_total", &[("kind", "topic"), ("name", "short")]).await;
     assert_eq!(expired, Some(3.0));
 
     // A seek across the retention boundary starts at the oldest retained message: by time...
     let fresh = topic.publish("fresh").await;
     receive_and_ack(&sub).await;
     sub.seek_time(LONG_AGO).await;
-    assert_eq!(
-        ids(&receive_and_ack(&sub).await),
-        std::slice::from_ref(&fresh)
-    );
+    assert_eq!(ids(&receive_and_ack(&sub).await), std::slice::from_ref(&fresh));
     // ... and by the id of a message that is gone.
     sub.seek_id(&old[0]).await;
-    assert_eq!(
-        ids(&receive_and_ack(&sub).await),
-        std::slice::from_ref(&fresh)
-    );
+    assert_eq!(ids(&receive_and_ack(&sub).await), std::slice::from_ref(&fresh));
     // A new subscription from the earliest message starts there too.
     let late = topic.subscription("late");
     late.create(json!({ "start": "earliest" })).await;

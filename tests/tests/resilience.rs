@@ -78,13 +78,8 @@ async fn every_acknowledged_send_survives_a_redis_crash_with_appendfsync_always(
 
     redis.kill();
     // While Redis is down: unready, and sends answer 503 (never a 201 that would be lost).
-    broker
-        .wait_probe("/readyz", 503, Duration::from_secs(10))
-        .await;
-    queue
-        .send_resp(json!({ "body": "while down" }))
-        .await
-        .expect_error(503, "unavailable");
+    broker.wait_probe("/readyz", 503, Duration::from_secs(10)).await;
+    queue.send_resp(json!({ "body": "while down" })).await.expect_error(503, "unavailable");
 
     redis.start().await;
     broker.wait_ready(RECONNECT).await;
@@ -104,20 +99,13 @@ async fn every_acknowledged_send_survives_a_redis_crash_with_appendfsync_always(
     }
     let received = id_set(&received);
     let lost: Vec<&String> = acked.difference(&received).collect();
-    assert!(
-        lost.is_empty(),
-        "{} of {} acknowledged sends were lost: {lost:?}",
-        lost.len(),
-        acked.len()
-    );
+    assert!(lost.is_empty(), "{} of {} acknowledged sends were lost: {lost:?}", lost.len(), acked.len());
 }
 
 async fn wait_until_count(acked: &Mutex<Vec<String>>, n: usize) {
-    mom_tests::wait_until(
-        &format!("{n} acknowledged sends"),
-        Duration::from_secs(30),
-        || async { (count(acked) >= n).then_some(()) },
-    )
+    mom_tests::wait_until(&format!("{n} acknowledged sends"), Duration::from_secs(30), || async {
+        (count(acked) >= n).then_some(())
+    })
     .await;
 }
 
@@ -125,9 +113,7 @@ async fn wait_until_count(acked: &Mutex<Vec<String>>, n: usize) {
 /// unready.
 async fn start_unready(cluster: &Cluster) -> mom_tests::Broker {
     let mut broker = cluster.broker().spawn();
-    broker
-        .wait_probe("/healthz", 200, Duration::from_secs(30))
-        .await;
+    broker.wait_probe("/healthz", 200, Duration::from_secs(30)).await;
     for _ in 0..5 {
         assert_eq!(broker.probe("/readyz").await, Some(503));
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -180,19 +166,11 @@ async fn losing_zookeeper_keeps_the_data_path_working_and_refuses_metadata_write
     }
     // A metadata write needs ZooKeeper: 503, in bounded time.
     let patient = broker.client().with_timeout(Duration::from_secs(20));
-    patient
-        .queue("created-during-outage")
-        .create_resp(json!({}))
-        .await
-        .expect_error(503, "unavailable");
+    patient.queue("created-during-outage").create_resp(json!({})).await.expect_error(503, "unavailable");
 
     zk.start().await;
     mom_tests::wait_until("metadata writes to work again", RECONNECT, || async {
-        let status = patient
-            .queue("after-outage")
-            .create_resp(json!({}))
-            .await
-            .status;
+        let status = patient.queue("after-outage").create_resp(json!({})).await.status;
         matches!(status, 200 | 201).then_some(())
     })
     .await;
@@ -202,25 +180,17 @@ async fn losing_zookeeper_keeps_the_data_path_working_and_refuses_metadata_write
 async fn sigterm_drains_answers_held_polls_finishes_requests_in_flight_and_exits_0() {
     const DRAIN_TIMEOUT_S: u64 = 10;
     let cluster = Cluster::new();
-    let mut broker = cluster
-        .broker()
-        .drain_timeout_s(DRAIN_TIMEOUT_S)
-        .start()
-        .await;
+    let mut broker = cluster.broker().drain_timeout_s(DRAIN_TIMEOUT_S).start().await;
     let client = broker.client();
     let queue = client.queue("drained");
     queue.create(json!({})).await;
     let kept = queue.send_many(&["k1", "k2", "k3"]).await;
     client.queue("idle").create(json!({})).await;
 
-    let held = client
-        .queue("idle")
-        .hold_receive(json!({ "wait_s": 20 }))
-        .await;
+    let held = client.queue("idle").hold_receive(json!({ "wait_s": 20 })).await;
     // A send whose body has not fully arrived: in flight when the signal comes.
-    let in_flight = client
-        .start_partial_post(&queue.path("/messages"), &json!({ "body": "in flight" }))
-        .await;
+    let in_flight =
+        client.start_partial_post(&queue.path("/messages"), &json!({ "body": "in flight" })).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let term = Instant::now();
@@ -233,9 +203,7 @@ async fn sigterm_drains_answers_held_polls_finishes_requests_in_flight_and_exits
         answered - term
     );
     // Unready at once, but still serving: a new long poll answers at once.
-    broker
-        .wait_probe("/readyz", 503, Duration::from_secs(1))
-        .await;
+    broker.wait_probe("/readyz", 503, Duration::from_secs(1)).await;
     let (got, window) =
         mom_tests::Window::around(client.queue("idle").receive_with(json!({ "wait_s": 20 }))).await;
     assert!(got.is_empty());
@@ -244,24 +212,15 @@ async fn sigterm_drains_answers_held_polls_finishes_requests_in_flight_and_exits
         "a long poll during the drain was held {:?}",
         window.end - window.start
     );
-    assert!(
-        broker.try_exit().is_none(),
-        "exited with a request in flight"
-    );
+    assert!(broker.try_exit().is_none(), "exited with a request in flight");
 
     let (status, body) = in_flight.finish().await;
     assert_eq!(status, 201, "the send in flight during the drain: {body}");
-    let status = broker
-        .wait_exit(Duration::from_secs(DRAIN_TIMEOUT_S + 2))
-        .await;
+    let status = broker.wait_exit(Duration::from_secs(DRAIN_TIMEOUT_S + 2)).await;
     assert!(status.success(), "drained broker exited with {status}");
 
     let next = cluster.start_broker().await;
-    let got = next
-        .client()
-        .queue("drained")
-        .receive_n(4, Duration::from_secs(5))
-        .await;
+    let got = next.client().queue("drained").receive_n(4, Duration::from_secs(5)).await;
     let bodies: HashSet<&str> = got.iter().map(|m| m.body.as_str()).collect();
     assert_eq!(bodies, HashSet::from(["k1", "k2", "k3", "in flight"]));
     assert!(kept.iter().all(|id| got.iter().any(|m| &m.id == id)));
@@ -270,24 +229,16 @@ async fn sigterm_drains_answers_held_polls_finishes_requests_in_flight_and_exits
 #[tokio::test]
 async fn the_drain_is_bounded_by_the_drain_timeout() {
     const DRAIN_TIMEOUT_S: u64 = 2;
-    let mut broker = Cluster::new()
-        .broker()
-        .drain_timeout_s(DRAIN_TIMEOUT_S)
-        .start()
-        .await;
+    let mut broker = Cluster::new().broker().drain_timeout_s(DRAIN_TIMEOUT_S).start().await;
     let queue = broker.client().queue("stuck");
     queue.create(json!({})).await;
     // Never finished.
-    let _stuck = broker
-        .client()
-        .start_partial_post(&queue.path("/messages"), &json!({ "body": "never" }))
-        .await;
+    let _stuck =
+        broker.client().start_partial_post(&queue.path("/messages"), &json!({ "body": "never" })).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let term = Instant::now();
     broker.sigterm();
-    broker
-        .wait_exit(Duration::from_secs(DRAIN_TIMEOUT_S + 3))
-        .await;
+    broker.wait_exit(Duration::from_secs(DRAIN_TIMEOUT_S + 3)).await;
     assert!(
         term.elapsed() >= Duration::from_millis(DRAIN_TIMEOUT_S * 1000 - 200),
         "exited after {:?}, before the drain timeout, with a request in flight",

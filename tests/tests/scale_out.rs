@@ -51,35 +51,21 @@ async fn queues_and_topics_spread_over_a_three_primary_redis_cluster() {
     let mut queues_per_node = BTreeMap::new();
     for (i, node) in redis.nodes.iter().enumerate() {
         let keys = node.keys(&format!("{}:*", cluster.redis_prefix)).await;
-        let queues: BTreeSet<String> = keys
-            .iter()
-            .filter_map(|k| Some(k.split_once("{q:")?.1.split_once('}')?.0.to_string()))
-            .collect();
-        eprintln!(
-            "shard {i} (port {}): {} keys of {} queues",
-            node.port(),
-            keys.len(),
-            queues.len()
-        );
+        let queues: BTreeSet<String> =
+            keys.iter().filter_map(|k| Some(k.split_once("{q:")?.1.split_once('}')?.0.to_string())).collect();
+        eprintln!("shard {i} (port {}): {} keys of {} queues", node.port(), keys.len(), queues.len());
         assert!(!queues.is_empty(), "shard {i} holds no queue: {keys:?}");
         queues_per_node.insert(i, queues);
     }
     let placed: usize = queues_per_node.values().map(BTreeSet::len).sum();
-    assert_eq!(
-        placed, 50,
-        "each queue's keys live on exactly one shard: {queues_per_node:?}"
-    );
+    assert_eq!(placed, 50, "each queue's keys live on exactly one shard: {queues_per_node:?}");
 
     for name in &names {
         let got = client.queue(name).receive(10).await;
         assert_eq!(got.len(), 1, "{name}: {got:?}");
         assert_eq!(got[0].body, format!("to {name}"));
         client.queue(name).ack_all(&got).await;
-        assert_eq!(
-            client.queue(name).stats().await.counts(),
-            (0, 0, 0),
-            "{name}"
-        );
+        assert_eq!(client.queue(name).stats().await.counts(), (0, 0, 0), "{name}");
     }
 
     // Dead-lettering and redrive move messages between queues on different shards.
@@ -91,42 +77,21 @@ async fn queues_and_topics_spread_over_a_three_primary_redis_cluster() {
     let dlq = client.queue("dead");
     dlq.create(json!({})).await;
     let source = client.queue("source");
-    source
-        .create(
-            json!({ "visibility_timeout_s": 1, "max_receives": 1, "dead_letter_queue": "dead" }),
-        )
-        .await;
-    assert_ne!(
-        slot("source").await,
-        slot("dead").await,
-        "pick names in different slots"
-    );
+    source.create(json!({ "visibility_timeout_s": 1, "max_receives": 1, "dead_letter_queue": "dead" })).await;
+    assert_ne!(slot("source").await, slot("dead").await, "pick names in different slots");
     source.send("poison").await;
     assert_eq!(source.receive(1).await.len(), 1);
-    let dead = wait_until(
-        "the message to reach the dead-letter queue",
-        Duration::from_secs(10),
-        || async {
-            source.receive_with(json!({ "max": 1, "wait_s": 1 })).await;
-            let got = dlq.receive(1).await;
-            (!got.is_empty()).then_some(got)
-        },
-    )
+    let dead = wait_until("the message to reach the dead-letter queue", Duration::from_secs(10), || async {
+        source.receive_with(json!({ "max": 1, "wait_s": 1 })).await;
+        let got = dlq.receive(1).await;
+        (!got.is_empty()).then_some(got)
+    })
     .await;
     assert_eq!(dead[0].body, "poison");
-    assert_eq!(
-        dead[0]
-            .attributes
-            .get("mom.source_queue")
-            .map(String::as_str),
-        Some("source")
-    );
+    assert_eq!(dead[0].attributes.get("mom.source_queue").map(String::as_str), Some("source"));
     dlq.ack_all(&dead).await;
     dlq.send("again").await;
-    let moved = client
-        .post("/v1/queues/dead/redrive", json!({ "to": "q00" }))
-        .await
-        .expect_status(200);
+    let moved = client.post("/v1/queues/dead/redrive", json!({ "to": "q00" })).await.expect_status(200);
     assert_eq!(moved.json["moved"], 1, "{moved}");
     assert_eq!(drain(&client.queue("q00")).await, vec!["again".to_string()]);
 
@@ -134,16 +99,9 @@ async fn queues_and_topics_spread_over_a_three_primary_redis_cluster() {
     let topic = client.topic("news");
     topic.create(json!({})).await;
     topic.subscription("all").create(json!({})).await;
-    topic
-        .subscription("red")
-        .create(json!({ "filter": { "colour": "red" } }))
-        .await;
-    topic
-        .publish_msg(json!({ "body": "r", "attributes": { "colour": "red" } }))
-        .await;
-    topic
-        .publish_msg(json!({ "body": "b", "attributes": { "colour": "blue" } }))
-        .await;
+    topic.subscription("red").create(json!({ "filter": { "colour": "red" } })).await;
+    topic.publish_msg(json!({ "body": "r", "attributes": { "colour": "red" } })).await;
+    topic.publish_msg(json!({ "body": "b", "attributes": { "colour": "blue" } })).await;
     let mut all = drain(&topic.subscription("all")).await;
     all.sort();
     assert_eq!(all, vec!["b", "r"]);
@@ -156,11 +114,7 @@ async fn queues_and_topics_spread_over_a_three_primary_redis_cluster() {
     q.send("wake").await;
     let (got, answered) = poll.await.expect("long poll task");
     assert_eq!(got.len(), 1, "{got:?}");
-    assert!(
-        answered - sent < Duration::from_secs(1),
-        "woken after {:?}",
-        answered - sent
-    );
+    assert!(answered - sent < Duration::from_secs(1), "woken after {:?}", answered - sent);
 }
 
 /// What a send load saw: bodies acknowledged (201) with when the send started, and how many sends
@@ -182,11 +136,8 @@ fn start_load(
     let load = Arc::new(Load::default());
     let tasks = (0..workers)
         .map(|w| {
-            let (client, load, stop) = (
-                client.clone().with_timeout(Duration::from_secs(5)),
-                load.clone(),
-                stop.clone(),
-            );
+            let (client, load, stop) =
+                (client.clone().with_timeout(Duration::from_secs(5)), load.clone(), stop.clone());
             let path = format!("/v1/queues/{queue}/messages");
             tokio::spawn(async move {
                 let mut n = 0;
@@ -195,15 +146,10 @@ fn start_load(
                     n += 1;
                     load.attempts.fetch_add(1, Ordering::SeqCst);
                     let started = Instant::now();
-                    match client
-                        .try_request(Method::POST, &path, json!({ "body": body }).into())
-                        .await
-                    {
-                        Ok(resp) if resp.status == 201 => load
-                            .acked
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .push((body, started)),
+                    match client.try_request(Method::POST, &path, json!({ "body": body }).into()).await {
+                        Ok(resp) if resp.status == 201 => {
+                            load.acked.lock().unwrap_or_else(|e| e.into_inner()).push((body, started))
+                        }
                         _ => {
                             load.failed.fetch_add(1, Ordering::SeqCst);
                             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -240,47 +186,31 @@ async fn failover_under_load(min_replicas_ack: u32) -> Vec<String> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let (load, tasks) = start_load(&client, "orders", 4, stop.clone());
-    wait_until(
-        "100 sends acknowledged before the failover",
-        Duration::from_secs(20),
-        || async { (load.acked_count() >= 100).then_some(()) },
-    )
+    wait_until("100 sends acknowledged before the failover", Duration::from_secs(20), || async {
+        (load.acked_count() >= 100).then_some(())
+    })
     .await;
 
     // The replicas stop hearing from the primary; the primary goes on answering sends.
     group.link.cut();
     let before_cut = load.attempts.load(Ordering::SeqCst);
-    wait_until(
-        "20 more sends attempted while the replicas are cut off",
-        Duration::from_secs(20),
-        || async { (load.attempts.load(Ordering::SeqCst) >= before_cut + 20).then_some(()) },
-    )
+    wait_until("20 more sends attempted while the replicas are cut off", Duration::from_secs(20), || async {
+        (load.attempts.load(Ordering::SeqCst) >= before_cut + 20).then_some(())
+    })
     .await;
     let old_primary = group.primary.port();
     group.primary.kill();
     let killed = Instant::now();
     let acked_at_kill = load.acked_count();
 
-    let new_primary = wait_until(
-        "the Sentinels to promote a replica",
-        FAILOVER_BOUND,
-        || async {
-            group
-                .primary_port_by_sentinels()
-                .await
-                .filter(|p| *p != old_primary)
-        },
-    )
+    let new_primary = wait_until("the Sentinels to promote a replica", FAILOVER_BOUND, || async {
+        group.primary_port_by_sentinels().await.filter(|p| *p != old_primary)
+    })
     .await;
-    eprintln!(
-        "sentinels promoted port {new_primary} {:?} after the kill",
-        killed.elapsed()
-    );
-    wait_until(
-        "sends to succeed again after the failover",
-        RECOVERY_BOUND,
-        || async { (load.acked_count() >= acked_at_kill + 50).then_some(()) },
-    )
+    eprintln!("sentinels promoted port {new_primary} {:?} after the kill", killed.elapsed());
+    wait_until("sends to succeed again after the failover", RECOVERY_BOUND, || async {
+        (load.acked_count() >= acked_at_kill + 50).then_some(())
+    })
     .await;
     // The first send started after the kill that was acknowledged: when the broker followed.
     let first_after = load
@@ -296,25 +226,13 @@ async fn failover_under_load(min_replicas_ack: u32) -> Vec<String> {
         t.await.expect("load task");
     }
     if let Some(at) = first_after {
-        eprintln!(
-            "first acknowledged send started {:?} after the primary was killed",
-            at - killed
-        );
+        eprintln!("first acknowledged send started {:?} after the primary was killed", at - killed);
     }
 
     let received: BTreeSet<String> = drain(&queue).await.into_iter().collect();
-    let acked: Vec<String> = load
-        .acked
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .map(|(b, _)| b.clone())
-        .collect();
-    let lost: Vec<String> = acked
-        .iter()
-        .filter(|b| !received.contains(*b))
-        .cloned()
-        .collect();
+    let acked: Vec<String> =
+        load.acked.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(b, _)| b.clone()).collect();
+    let lost: Vec<String> = acked.iter().filter(|b| !received.contains(*b)).cloned().collect();
     eprintln!(
         "MOM_REDIS_MIN_REPLICAS_ACK={min_replicas_ack}: {} sends acknowledged, {} failed, {} acknowledged sends lost: {lost:?}",
         acked.len(),
@@ -334,19 +252,13 @@ async fn behind_sentinel_the_broker_follows_a_failover_and_async_replication_los
 #[tokio::test]
 async fn with_min_replicas_ack_no_acknowledged_send_is_lost_in_a_failover() {
     let lost = failover_under_load(1).await;
-    assert!(
-        lost.is_empty(),
-        "acknowledged sends lost despite MOM_REDIS_MIN_REPLICAS_ACK=1: {lost:?}"
-    );
+    assert!(lost.is_empty(), "acknowledged sends lost despite MOM_REDIS_MIN_REPLICAS_ACK=1: {lost:?}");
 }
 
 #[tokio::test]
 async fn a_zookeeper_ensemble_survives_losing_the_server_the_brokers_use() {
     let mut ensemble = ZooKeeperEnsemble::started(3).await;
-    let cluster = Cluster::with_services(Services {
-        zk: ensemble.connect_string(),
-        ..Services::shared()
-    });
+    let cluster = Cluster::with_services(Services { zk: ensemble.connect_string(), ..Services::shared() });
     let a = cluster.broker().node_id("node-a").start().await;
     let b = cluster.broker().node_id("node-b").start().await;
     let expected = vec!["node-a".to_string(), "node-b".to_string()];
@@ -366,41 +278,24 @@ async fn a_zookeeper_ensemble_survives_losing_the_server_the_brokers_use() {
             busiest = (i, n);
         }
     }
-    assert!(
-        busiest.1 > 0,
-        "no ZooKeeper server reports a broker session"
-    );
+    assert!(busiest.1 > 0, "no ZooKeeper server reports a broker session");
     ensemble.servers[busiest.0].kill();
     let killed = Instant::now();
 
     // Admin operations go on through both brokers, which moved to the other servers.
     for (i, broker) in [&a, &b].into_iter().enumerate() {
         let name = format!("after-kill-{i}");
-        wait_until(
-            "a queue create to succeed after the kill",
-            Duration::from_secs(10),
-            || async {
-                let status = broker
-                    .client()
-                    .queue(&name)
-                    .create_resp(json!({}))
-                    .await
-                    .status;
-                (status == 201 || status == 200).then_some(())
-            },
-        )
+        wait_until("a queue create to succeed after the kill", Duration::from_secs(10), || async {
+            let status = broker.client().queue(&name).create_resp(json!({})).await.status;
+            (status == 201 || status == 200).then_some(())
+        })
         .await;
     }
-    eprintln!(
-        "admin writes work again {:?} after the kill",
-        killed.elapsed()
-    );
+    eprintln!("admin writes work again {:?} after the kill", killed.elapsed());
     let on_b = b.client().queue("after-kill-0");
-    wait_until(
-        "the queue created on A to reach B",
-        Duration::from_secs(5),
-        || async { (on_b.get().await.status == 200).then_some(()) },
-    )
+    wait_until("the queue created on A to reach B", Duration::from_secs(5), || async {
+        (on_b.get().await.status == 200).then_some(())
+    })
     .await;
     // Membership and leadership are unchanged: the sessions (and their ephemeral znodes) lived on.
     let (view, ids) = b.cluster_view().await;

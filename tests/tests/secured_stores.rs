@@ -80,7 +80,8 @@ async fn stores_refuse_clients_without_the_brokers_credentials() {
     assert_znodes_refuse(&cluster, "guarded", Some("mom:guessed-password")).await;
     // The brokers' own credential does (so the ACL is the digest's, not a wall for everyone).
     let owner = zk_client(&cluster.zk, Some(ZK_AUTH)).await;
-    let (data, _) = owner.get_data(&format!("{}/queues/guarded", cluster.zk_root)).await.expect("owner reads");
+    let (data, _) =
+        owner.get_data(&format!("{}/queues/guarded", cluster.zk_root)).await.expect("owner reads");
     assert!(String::from_utf8_lossy(&data).contains("\"owner\""));
 
     let log = std::fs::read_to_string(broker.log_path()).expect("broker log");

@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_sdk_sqs::primitives::Blob;
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
-    MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
-    SendMessageBatchRequestEntry,
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message, MessageAttributeValue,
+    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use md5::{Digest, Md5};
 use mom_tests::{json, Broker, Client, Cluster, Nginx, Value};
@@ -32,26 +31,15 @@ struct Key {
 
 /// `POST /v1/users/{user}/access-keys` by `client` (expecting 201).
 async fn access_key(client: &Client, user: &str) -> Key {
-    let resp = client
-        .post(&format!("/v1/users/{user}/access-keys"), json!({}))
-        .await
-        .expect_status(201);
-    let field = |name: &str| {
-        resp.json[name]
-            .as_str()
-            .unwrap_or_else(|| panic!("no {name} in {resp}"))
-            .to_string()
-    };
-    Key {
-        id: field("access_key_id"),
-        secret: field("secret_access_key"),
-    }
+    let resp = client.post(&format!("/v1/users/{user}/access-keys"), json!({})).await.expect_status(201);
+    let field =
+        |name: &str| resp.json[name].as_str().unwrap_or_else(|| panic!("no {name} in {resp}")).to_string();
+    Key { id: field("access_key_id"), secret: field("secret_access_key") }
 }
 
 /// A client of the AWS SDK for Rust for `endpoint` (no retries: the test sees every answer).
 async fn sqs_client(endpoint: &str, key: &Key) -> aws_sdk_sqs::Client {
-    let credentials =
-        aws_sdk_sqs::config::Credentials::new(&key.id, &key.secret, None, None, "mom-tests");
+    let credentials = aws_sdk_sqs::config::Credentials::new(&key.id, &key.secret, None, None, "mom-tests");
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(aws_config::Region::new(REGION))
@@ -63,10 +51,7 @@ async fn sqs_client(endpoint: &str, key: &Key) -> aws_sdk_sqs::Client {
 }
 
 fn md5_hex(data: &[u8]) -> String {
-    Md5::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Md5::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The SQS error code of a failed SDK call (panics when it succeeded).
@@ -76,10 +61,9 @@ fn error_code<T: std::fmt::Debug, E: ProvideErrorMetadata + std::fmt::Debug>(
 ) -> String {
     match result {
         Ok(v) => panic!("{what} succeeded where an error was expected: {v:?}"),
-        Err(e) => e
-            .code()
-            .unwrap_or_else(|| panic!("{what}: an error without an SQS code: {e:?}"))
-            .to_string(),
+        Err(e) => {
+            e.code().unwrap_or_else(|| panic!("{what}: an error without an SQS code: {e:?}")).to_string()
+        }
     }
 }
 
@@ -100,12 +84,7 @@ fn string_attr(value: &str) -> MessageAttributeValue {
 }
 
 /// One long poll of up to 10 messages with every attribute.
-async fn receive(
-    sqs: &aws_sdk_sqs::Client,
-    url: &str,
-    wait_s: i32,
-    visibility: Option<i32>,
-) -> Vec<Message> {
+async fn receive(sqs: &aws_sdk_sqs::Client, url: &str, wait_s: i32, visibility: Option<i32>) -> Vec<Message> {
     sqs.receive_message()
         .queue_url(url)
         .max_number_of_messages(10)
@@ -172,9 +151,7 @@ async fn queue_attributes(
 /// One queue attribute (panics when it is not answered).
 async fn queue_attribute(sqs: &aws_sdk_sqs::Client, url: &str, name: QueueAttributeName) -> String {
     let mut attrs = queue_attributes(sqs, url, std::slice::from_ref(&name)).await;
-    attrs
-        .remove(&name)
-        .unwrap_or_else(|| panic!("no {name:?} in {attrs:?} of {url}"))
+    attrs.remove(&name).unwrap_or_else(|| panic!("no {name:?} in {attrs:?} of {url}"))
 }
 
 /// `SendMessage` of a plain body; the message id.
@@ -193,10 +170,7 @@ async fn send(sqs: &aws_sdk_sqs::Client, url: &str, body: &str) -> String {
 async fn delete_message(sqs: &aws_sdk_sqs::Client, url: &str, m: &Message) {
     sqs.delete_message()
         .queue_url(url)
-        .receipt_handle(
-            m.receipt_handle()
-                .unwrap_or_else(|| panic!("no ReceiptHandle in {m:?}")),
-        )
+        .receipt_handle(m.receipt_handle().unwrap_or_else(|| panic!("no ReceiptHandle in {m:?}")))
         .send()
         .await
         .unwrap_or_else(|e| panic!("DeleteMessage of {m:?} in {url}: {e:?}"));
@@ -206,25 +180,14 @@ async fn delete_message(sqs: &aws_sdk_sqs::Client, url: &str, m: &Message) {
 async fn list_queues(
     sqs: &aws_sdk_sqs::Client,
     prefix: Option<&str>,
-) -> Result<
-    Vec<String>,
-    aws_sdk_sqs::error::SdkError<aws_sdk_sqs::operation::list_queues::ListQueuesError>,
-> {
-    let answer = sqs
-        .list_queues()
-        .set_queue_name_prefix(prefix.map(str::to_string))
-        .send()
-        .await?;
+) -> Result<Vec<String>, aws_sdk_sqs::error::SdkError<aws_sdk_sqs::operation::list_queues::ListQueuesError>> {
+    let answer = sqs.list_queues().set_queue_name_prefix(prefix.map(str::to_string)).send().await?;
     Ok(answer.queue_urls.unwrap_or_default())
 }
 
 /// `DeleteQueue`.
 async fn delete_queue(sqs: &aws_sdk_sqs::Client, url: &str) {
-    sqs.delete_queue()
-        .queue_url(url)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("DeleteQueue {url}: {e:?}"));
+    sqs.delete_queue().queue_url(url).send().await.unwrap_or_else(|e| panic!("DeleteQueue {url}: {e:?}"));
 }
 
 fn bodies(messages: &[Message]) -> Vec<&str> {
@@ -249,16 +212,8 @@ async fn setup() -> Setup {
     // A user makes their own key; the admin makes one for another user.
     let owner_key = access_key(&owner, "owner").await;
     let other_key = access_key(&broker.client(), "other").await;
-    owner
-        .queue(RESTRICTED_QUEUE)
-        .create(json!({ "access": "restricted" }))
-        .await;
-    Setup {
-        broker,
-        owner,
-        owner_key,
-        other_key,
-    }
+    owner.queue(RESTRICTED_QUEUE).create(json!({ "access": "restricted" })).await;
+    Setup { broker, owner, owner_key, other_key }
 }
 
 /// Runs `tests/sqs/workload.py` (boto3) against `endpoint` and fails unless it exits 0.
@@ -286,22 +241,11 @@ async fn run_python_workload(endpoint: &str, setup: &Setup) {
     let started = Instant::now();
     let out = tokio::time::timeout(WORKLOAD_TIMEOUT, cmd.output())
         .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "{} did not finish within {WORKLOAD_TIMEOUT:?}",
-                script.display()
-            )
-        })
+        .unwrap_or_else(|_| panic!("{} did not finish within {WORKLOAD_TIMEOUT:?}", script.display()))
         .unwrap_or_else(|e| panic!("cannot run {python} {}: {e}", script.display()));
-    let output = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     if output.contains("No module named 'boto3'") {
-        panic!(
-            "boto3 is not installed for {python}: `{python} -m pip install boto3` (.ci/run does)"
-        );
+        panic!("boto3 is not installed for {python}: `{python} -m pip install boto3` (.ci/run does)");
     }
     assert!(
         out.status.success(),
@@ -348,17 +292,12 @@ async fn aws_sdk_for_rust_workload() {
     let main = create_queue(
         &sqs,
         "rs-main",
-        &[
-            (QueueAttributeName::VisibilityTimeout, "30"),
-            (QueueAttributeName::RedrivePolicy, &policy),
-        ],
+        &[(QueueAttributeName::VisibilityTimeout, "30"), (QueueAttributeName::RedrivePolicy, &policy)],
     )
     .await;
     let attrs = queue_attributes(&sqs, &main, &[QueueAttributeName::All]).await;
     assert_eq!(
-        attrs
-            .get(&QueueAttributeName::VisibilityTimeout)
-            .map(String::as_str),
+        attrs.get(&QueueAttributeName::VisibilityTimeout).map(String::as_str),
         Some("30"),
         "{attrs:?}"
     );
@@ -369,10 +308,7 @@ async fn aws_sdk_for_rust_workload() {
     )
     .expect("RedrivePolicy is JSON");
     assert_eq!(redrive["deadLetterTargetArn"], json!(dlq_arn));
-    assert_eq!(
-        redrive["maxReceiveCount"].to_string().trim_matches('"'),
-        "2"
-    );
+    assert_eq!(redrive["maxReceiveCount"].to_string().trim_matches('"'), "2");
 
     // Long poll held before the batch is sent: it answers once the batch arrives.
     let poller = {
@@ -420,41 +356,25 @@ async fn aws_sdk_for_rust_workload() {
     assert_eq!(sent.successful.len(), 4, "{sent:?}");
     for s in &sent.successful {
         let i = &s.id[1..];
-        assert_eq!(
-            s.md5_of_message_body,
-            md5_hex(format!("rust message {i}").as_bytes())
-        );
+        assert_eq!(s.md5_of_message_body, md5_hex(format!("rust message {i}").as_bytes()));
         assert!(s.md5_of_message_attributes.is_some(), "{s:?}");
     }
-    let ids: HashMap<String, String> = sent
-        .successful
-        .iter()
-        .map(|s| (s.message_id.clone(), s.id.clone()))
-        .collect();
+    let ids: HashMap<String, String> =
+        sent.successful.iter().map(|s| (s.message_id.clone(), s.id.clone())).collect();
     let (first, took) = poller.await.expect("the long poll task");
-    assert!(
-        !first.is_empty(),
-        "the held long poll answered nothing after {took:?}"
-    );
-    assert!(
-        took < Duration::from_secs(5),
-        "the held long poll answered after {took:?}"
-    );
+    assert!(!first.is_empty(), "the held long poll answered nothing after {took:?}");
+    assert!(took < Duration::from_secs(5), "the held long poll answered after {took:?}");
     let mut got = first;
     got.extend(receive_n(&sqs, &main, 4 - got.len(), Duration::from_secs(10), None).await);
     assert_eq!(got.len(), 4, "{got:?}");
     for m in &got {
         let id = m.message_id().expect("a MessageId");
-        let entry = ids
-            .get(id)
-            .unwrap_or_else(|| panic!("unexpected message {m:?}"));
+        let entry = ids.get(id).unwrap_or_else(|| panic!("unexpected message {m:?}"));
         let body = m.body().expect("a Body");
         assert_eq!(body, format!("rust message {}", &entry[1..]));
         assert_eq!(m.md5_of_body(), Some(md5_hex(body.as_bytes()).as_str()));
         assert_eq!(receive_count(m), 1, "{m:?}");
-        let attrs = m
-            .message_attributes()
-            .unwrap_or_else(|| panic!("no attributes in {m:?}"));
+        let attrs = m.message_attributes().unwrap_or_else(|| panic!("no attributes in {m:?}"));
         assert_eq!(attrs["kind"].string_value(), Some("rust"));
         assert_eq!(attrs["n"].data_type(), "Number");
         assert_eq!(attrs["n"].string_value(), Some(&entry[1..]));
@@ -537,11 +457,7 @@ async fn aws_sdk_for_rust_workload() {
     ];
     let counts = queue_attributes(&sqs, &main, &names).await;
     for name in names {
-        assert_eq!(
-            counts.get(&name).map(String::as_str),
-            Some("0"),
-            "{name:?} in {counts:?}"
-        );
+        assert_eq!(counts.get(&name).map(String::as_str), Some("0"), "{name:?} in {counts:?}");
     }
 
     // Dead letter: received twice and never deleted, it moves to the DLQ instead of a third delivery.
@@ -562,35 +478,21 @@ async fn aws_sdk_for_rust_workload() {
     // Errors, as the SDK reports them.
     let missing = sqs.get_queue_url().queue_name("rs-missing").send().await;
     match &missing {
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|e| e.is_queue_does_not_exist()) => {}
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_queue_does_not_exist()) => {}
         other => {
             panic!("GetQueueUrl of a missing queue: expected QueueDoesNotExist, got {other:?}")
         }
     }
-    let wrong_secret = Key {
-        secret: format!("{}x", setup.owner_key.secret),
-        ..setup.owner_key.clone()
-    };
+    let wrong_secret = Key { secret: format!("{}x", setup.owner_key.secret), ..setup.owner_key.clone() };
     let forged = sqs_client(&endpoint, &wrong_secret).await;
     assert_eq!(
-        error_code(
-            list_queues(&forged, None).await,
-            "ListQueues with a wrong secret"
-        ),
+        error_code(list_queues(&forged, None).await, "ListQueues with a wrong secret"),
         "SignatureDoesNotMatch"
     );
-    let unknown = Key {
-        id: "AKIAMOMUNKNOWNKEY000".into(),
-        ..setup.owner_key.clone()
-    };
+    let unknown = Key { id: "AKIAMOMUNKNOWNKEY000".into(), ..setup.owner_key.clone() };
     let unknown = sqs_client(&endpoint, &unknown).await;
     assert_eq!(
-        error_code(
-            list_queues(&unknown, None).await,
-            "ListQueues with an unknown key"
-        ),
+        error_code(list_queues(&unknown, None).await, "ListQueues with an unknown key"),
         "InvalidClientTokenId"
     );
 
@@ -637,11 +539,7 @@ async fn sqs_and_the_native_api_share_queues() {
         .message_id;
     let got = native.receive_n(1, Duration::from_secs(5)).await;
     assert_eq!(got.len(), 1, "{got:?}");
-    assert_eq!(
-        Some(&got[0].id),
-        id.as_ref(),
-        "the native id is the SQS MessageId"
-    );
+    assert_eq!(Some(&got[0].id), id.as_ref(), "the native id is the SQS MessageId");
     assert_eq!(got[0].body, "from sqs ✓");
     let color = got[0].attributes.get("color").map(String::as_str);
     assert_eq!(color, Some("blue"), "{got:?}");
@@ -658,23 +556,17 @@ async fn sqs_and_the_native_api_share_queues() {
         })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let native_id = native
-        .send_msg(json!({ "body": "from native", "attributes": { "color": "green" } }))
-        .await;
+    let native_id =
+        native.send_msg(json!({ "body": "from native", "attributes": { "color": "green" } })).await;
     let (got, took) = poller.await.expect("the long poll task");
-    assert!(
-        took < Duration::from_secs(5),
-        "the held long poll answered after {took:?}"
-    );
+    assert!(took < Duration::from_secs(5), "the held long poll answered after {took:?}");
     assert_eq!(got.len(), 1, "{got:?}");
     let m = &got[0];
     assert_eq!(m.message_id(), Some(native_id.as_str()));
     assert_eq!(m.body(), Some("from native"));
     assert_eq!(m.md5_of_body(), Some(md5_hex(b"from native").as_str()));
     assert_eq!(receive_count(m), 1);
-    let attrs = m
-        .message_attributes()
-        .unwrap_or_else(|| panic!("no attributes in {m:?}"));
+    let attrs = m.message_attributes().unwrap_or_else(|| panic!("no attributes in {m:?}"));
     assert_eq!(attrs["color"].data_type(), "String");
     assert_eq!(attrs["color"].string_value(), Some("green"));
     let leaked: Vec<&String> = attrs.keys().filter(|k| k.starts_with("mom.")).collect();
@@ -697,21 +589,13 @@ async fn sqs_and_the_native_api_share_queues() {
     let config = made_natively.get().await.expect_status(200).json;
     assert_eq!(config["visibility_timeout_s"], json!(45), "{config}");
     assert_eq!(config["max_message_bytes"], json!(4096), "{config}");
-    assert_eq!(
-        config["owner"],
-        json!("owner"),
-        "the key's user owns the queue: {config}"
-    );
+    assert_eq!(config["owner"], json!("owner"), "the key's user owns the queue: {config}");
     delete_queue(&sqs, &made).await;
     made_natively.get().await.expect_status(404);
 
     // A purge through SQS empties the native queue.
     native.send_many(&["p1", "p2"]).await;
-    sqs.purge_queue()
-        .queue_url(&url)
-        .send()
-        .await
-        .expect("PurgeQueue");
+    sqs.purge_queue().queue_url(&url).send().await.expect("PurgeQueue");
     assert_eq!(native.stats().await.counts(), (0, 0, 0));
 }
 
@@ -723,34 +607,19 @@ async fn access_keys_and_grants() {
     let setup = setup().await;
     let endpoint = setup.broker.url();
     let admin = setup.broker.client();
-    let other = setup
-        .broker
-        .client_as("other", &mom_tests::user_password("other"))
-        .await;
+    let other = setup.broker.client_as("other", &mom_tests::user_password("other")).await;
     let keys_path = "/v1/users/owner/access-keys";
 
     // Listed with id and creation time, never the secret.
     let listed = setup.owner.get(keys_path).await.expect_status(200);
-    let keys = listed.json["access_keys"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{listed}"));
+    let keys = listed.json["access_keys"].as_array().unwrap_or_else(|| panic!("{listed}"));
     assert_eq!(keys.len(), 1, "{listed}");
-    assert_eq!(
-        keys[0]["access_key_id"],
-        json!(setup.owner_key.id),
-        "{listed}"
-    );
+    assert_eq!(keys[0]["access_key_id"], json!(setup.owner_key.id), "{listed}");
     let created_at = keys[0]["created_at"].as_str().unwrap_or_default();
     assert!(mom_tests::util::is_rfc3339_millis(created_at), "{listed}");
-    assert!(
-        !listed.text.contains(&setup.owner_key.secret),
-        "the secret is listed: {listed}"
-    );
+    assert!(!listed.text.contains(&setup.owner_key.secret), "the secret is listed: {listed}");
     // Only the user and admins manage a user's keys.
-    other
-        .post(keys_path, json!({}))
-        .await
-        .expect_error(403, "forbidden");
+    other.post(keys_path, json!({})).await.expect_error(403, "forbidden");
     other.get(keys_path).await.expect_error(403, "forbidden");
     let key_path = format!("{keys_path}/{}", setup.owner_key.id);
     other.delete(&key_path).await.expect_error(403, "forbidden");
@@ -761,13 +630,9 @@ async fn access_keys_and_grants() {
     let owner_sqs = sqs_client(&endpoint, &setup.owner_key).await;
     let other_sqs = sqs_client(&endpoint, &setup.other_key).await;
     let url = format!("{endpoint}/000000000000/{RESTRICTED_QUEUE}");
-    let send_as = |sqs: &aws_sdk_sqs::Client, body: &str| {
-        sqs.send_message().queue_url(&url).message_body(body).send()
-    };
-    let code = error_code(
-        send_as(&other_sqs, "no grant").await,
-        "SendMessage without a grant",
-    );
+    let send_as =
+        |sqs: &aws_sdk_sqs::Client, body: &str| sqs.send_message().queue_url(&url).message_body(body).send();
+    let code = error_code(send_as(&other_sqs, "no grant").await, "SendMessage without a grant");
     assert_eq!(code, "AccessDenied");
     // ... allows what is granted (consume) and nothing more (publish) ...
     let grant_path = format!("/v1/queues/{RESTRICTED_QUEUE}/grants/other");
@@ -776,10 +641,7 @@ async fn access_keys_and_grants() {
         setup.owner.put(&grant_path, body)
     };
     grant(false).await.expect_status(204);
-    let code = error_code(
-        send_as(&other_sqs, "consume only").await,
-        "SendMessage with consume only",
-    );
+    let code = error_code(send_as(&other_sqs, "consume only").await, "SendMessage with consume only");
     assert_eq!(code, "AccessDenied");
     send(&owner_sqs, &url, "for other").await;
     let got = receive_n(&other_sqs, &url, 1, Duration::from_secs(5), None).await;
@@ -793,18 +655,11 @@ async fn access_keys_and_grants() {
     let second = access_key(&setup.owner, "owner").await;
     assert_ne!(second.id, setup.owner_key.id);
     let second_sqs = sqs_client(&endpoint, &second).await;
-    list_queues(&second_sqs, None)
-        .await
-        .expect("ListQueues with a second key");
+    list_queues(&second_sqs, None).await.expect("ListQueues with a second key");
     setup.owner.delete(&key_path).await.expect_status(204);
-    let code = error_code(
-        list_queues(&owner_sqs, None).await,
-        "ListQueues with a deleted key",
-    );
+    let code = error_code(list_queues(&owner_sqs, None).await, "ListQueues with a deleted key");
     assert_eq!(code, "InvalidClientTokenId");
-    list_queues(&second_sqs, None)
-        .await
-        .expect("ListQueues with the remaining key");
+    list_queues(&second_sqs, None).await.expect("ListQueues with the remaining key");
     setup.owner.delete(&key_path).await.expect_status(404);
     let listed = setup.owner.get(keys_path).await.expect_status(200);
     let ids: Vec<&Value> = listed.json["access_keys"]
@@ -815,24 +670,15 @@ async fn access_keys_and_grants() {
 
     // Deleting a user refuses their keys.
     admin.delete("/v1/users/other").await.expect_status(204);
-    let code = error_code(
-        list_queues(&other_sqs, None).await,
-        "ListQueues of a deleted user",
-    );
+    let code = error_code(list_queues(&other_sqs, None).await, "ListQueues of a deleted user");
     assert_eq!(code, "InvalidClientTokenId");
 
     // No secret in the log or the metrics.
     let log = std::fs::read_to_string(setup.broker.log_path()).unwrap_or_default();
     let metrics = admin.get("/metrics").await.text;
     for key in [&setup.owner_key, &setup.other_key, &second] {
-        assert!(
-            !log.contains(&key.secret),
-            "a secret access key is in the broker's log"
-        );
-        assert!(
-            !metrics.contains(&key.secret),
-            "a secret access key is in /metrics"
-        );
+        assert!(!log.contains(&key.secret), "a secret access key is in the broker's log");
+        assert!(!metrics.contains(&key.secret), "a secret access key is in /metrics");
     }
 }
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use mom_tests::{
     assert_error_result, assert_fields, assert_ok_result, bodies, broker_with_subscription,
-    broker_with_topic, expect_missing_dead_letter_queue, id_set, ids, json, scrape, start_broker,
-    Message, Subscription, Topic, TopicStats, Value, Window,
+    broker_with_topic, expect_missing_dead_letter_queue, id_set, ids, json, scrape, start_broker, Message,
+    Subscription, Topic, TopicStats, Value, Window,
 };
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -20,20 +20,15 @@ const RECEIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The names in a list answer (`topics` or `subscriptions`), sorted.
 fn names(list: &[Value]) -> Vec<String> {
-    let mut names: Vec<String> = list
-        .iter()
-        .map(|e| e["name"].as_str().unwrap_or_default().to_string())
-        .collect();
+    let mut names: Vec<String> =
+        list.iter().map(|e| e["name"].as_str().unwrap_or_default().to_string()).collect();
     names.sort();
     names
 }
 
 async fn listed_topics(client: &mom_tests::Client) -> Vec<Value> {
     let resp = client.get("/v1/topics").await.expect_status(200);
-    resp.json["topics"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no topics array in {resp}"))
-        .clone()
+    resp.json["topics"].as_array().unwrap_or_else(|| panic!("no topics array in {resp}")).clone()
 }
 
 /// Receives and acks until `count` distinct messages arrived, then checks that nothing else is
@@ -66,16 +61,10 @@ async fn topics_are_created_idempotently_listed_shown_with_stats_and_deleted() {
         }),
     );
     // The same config again, implicit or spelled out: 200. A different one: 409.
-    for same in [
-        json!({}),
-        json!({ "retention_s": 604800, "max_message_bytes": 262144 }),
-    ] {
+    for same in [json!({}), json!({ "retention_s": 604800, "max_message_bytes": 262144 })] {
         topic.create_resp(same).await.expect_status(200);
     }
-    topic
-        .create_resp(json!({ "retention_s": 3600 }))
-        .await
-        .expect_error(409, "already_exists");
+    topic.create_resp(json!({ "retention_s": 3600 })).await.expect_error(409, "already_exists");
     let sports = client.topic("sports");
     sports.create(json!({ "retention_s": 3600 })).await;
 
@@ -84,11 +73,7 @@ async fn topics_are_created_idempotently_listed_shown_with_stats_and_deleted() {
     let entry = listed.iter().find(|t| t["name"] == "sports").cloned();
     assert_fields(&entry.unwrap_or_default(), &json!({ "retention_s": 3600 }));
 
-    let empty = TopicStats {
-        messages: 0,
-        subscriptions: 0,
-        oldest_age_s: 0,
-    };
+    let empty = TopicStats { messages: 0, subscriptions: 0, oldest_age_s: 0 };
     assert_eq!(topic.stats().await, empty);
     topic.subscription("a").create(json!({})).await;
     topic.subscription("b").create(json!({})).await;
@@ -99,15 +84,8 @@ async fn topics_are_created_idempotently_listed_shown_with_stats_and_deleted() {
     topic.delete().await.expect_status(204);
     topic.get().await.expect_error(404, "topic_not_found");
     topic.delete().await.expect_error(404, "topic_not_found");
-    topic
-        .publish_resp(json!({ "body": "x" }))
-        .await
-        .expect_error(404, "topic_not_found");
-    topic
-        .subscription("a")
-        .receive_resp(json!({}))
-        .await
-        .expect_error(404, "topic_not_found");
+    topic.publish_resp(json!({ "body": "x" })).await.expect_error(404, "topic_not_found");
+    topic.subscription("a").receive_resp(json!({})).await.expect_error(404, "topic_not_found");
     assert_eq!(names(&listed_topics(&client).await), ["sports"]);
 
     // A new topic of the same name starts empty: its messages and subscriptions went with it.
@@ -120,11 +98,7 @@ async fn topics_are_created_idempotently_listed_shown_with_stats_and_deleted() {
 async fn bad_topic_requests_are_rejected() {
     let broker = start_broker().await;
     let client = broker.client();
-    client
-        .topic("bad.name")
-        .create_resp(json!({}))
-        .await
-        .expect_error(400, "invalid_name");
+    client.topic("bad.name").create_resp(json!({})).await.expect_error(400, "invalid_name");
     let topic = client.topic("t");
     for config in [
         json!({ "retention_s": 59 }),
@@ -135,23 +109,13 @@ async fn bad_topic_requests_are_rejected() {
         json!({ "delay_s": 1 }),
     ] {
         let resp = topic.create_resp(config.clone()).await;
-        assert_eq!(
-            resp.error_code(),
-            Some("invalid_request"),
-            "{config}: {resp}"
-        );
+        assert_eq!(resp.error_code(), Some("invalid_request"), "{config}: {resp}");
         resp.expect_error(400, "invalid_request");
     }
     topic.get().await.expect_error(404, "topic_not_found");
-    topic
-        .subscription("s")
-        .create_resp(json!({}))
-        .await
-        .expect_error(404, "topic_not_found");
+    topic.subscription("s").create_resp(json!({})).await.expect_error(404, "topic_not_found");
     // The limits themselves are allowed.
-    topic
-        .create(json!({ "retention_s": 60, "max_message_bytes": 1_048_576 }))
-        .await;
+    topic.create(json!({ "retention_s": 60, "max_message_bytes": 1_048_576 })).await;
 }
 
 #[tokio::test]
@@ -161,22 +125,12 @@ async fn publish_answers_201_and_a_batch_answers_per_entry_in_order() {
     sub.create(json!({})).await;
     let too_big = "x".repeat(17);
 
-    let hello = topic
-        .publish_msg(json!({ "body": "hello", "attributes": { "k": "v" } }))
-        .await;
+    let hello = topic.publish_msg(json!({ "body": "hello", "attributes": { "k": "v" } })).await;
     // Topics take no delay_s; the body limit and attribute rules are the queue's.
     for (message, status, code) in [
-        (
-            json!({ "body": "later", "delay_s": 5 }),
-            400,
-            "invalid_request",
-        ),
+        (json!({ "body": "later", "delay_s": 5 }), 400, "invalid_request"),
         (json!({ "body": too_big }), 413, "message_too_large"),
-        (
-            json!({ "body": "m", "attributes": { "mom.x": "y" } }),
-            400,
-            "invalid_request",
-        ),
+        (json!({ "body": "m", "attributes": { "mom.x": "y" } }), 400, "invalid_request"),
     ] {
         topic.publish_resp(message).await.expect_error(status, code);
     }
@@ -201,13 +155,8 @@ async fn publish_answers_201_and_a_batch_answers_per_entry_in_order() {
     assert!(!b1.is_empty() && !b4.is_empty(), "{resp}");
 
     for size in [0, 101] {
-        let entries: Vec<Value> = (0..size)
-            .map(|i| json!({ "body": format!("{i}") }))
-            .collect();
-        topic
-            .publish_batch_resp(json!(entries))
-            .await
-            .expect_error(400, "invalid_request");
+        let entries: Vec<Value> = (0..size).map(|i| json!({ "body": format!("{i}") })).collect();
+        topic.publish_batch_resp(json!(entries)).await.expect_error(400, "invalid_request");
     }
 
     // Only the valid entries were published, in order.
@@ -232,19 +181,14 @@ async fn publish_answers_201_and_a_batch_answers_per_entry_in_order() {
 #[tokio::test]
 async fn a_recreated_topic_does_not_remember_dedup_ids_of_the_deleted_one() {
     let (broker, topic) = broker_with_topic("dedup", json!({})).await;
-    topic
-        .publish_resp(json!({ "body": "old", "dedup_id": "k" }))
-        .await
-        .expect_status(201);
+    topic.publish_resp(json!({ "body": "old", "dedup_id": "k" })).await.expect_status(201);
     topic.delete().await.expect_status(204);
     let topic = broker.client().topic("dedup");
     topic.create(json!({})).await;
     let sub = topic.subscription("s");
     sub.create(json!({})).await;
     // The deleted topic's message is gone; a 200 here would name a message that does not exist.
-    let resp = topic
-        .publish_resp(json!({ "body": "new", "dedup_id": "k" }))
-        .await;
+    let resp = topic.publish_resp(json!({ "body": "new", "dedup_id": "k" })).await;
     assert_eq!(resp.status, 201, "publish to the new topic: {resp}");
     assert_eq!(bodies(&sub.receive(10).await), ["new"]);
 }
@@ -270,15 +214,9 @@ async fn subscriptions_are_created_idempotently_listed_and_deleted() {
         }),
     );
     a.create_resp(json!({})).await.expect_status(200);
-    a.create_resp(json!({ "ack_deadline_s": 30, "no_local": false, "filter": {} }))
-        .await
-        .expect_status(200);
-    a.create_resp(json!({ "ack_deadline_s": 10 }))
-        .await
-        .expect_error(409, "already_exists");
-    a.create_resp(json!({ "filter": { "x": "1" } }))
-        .await
-        .expect_error(409, "already_exists");
+    a.create_resp(json!({ "ack_deadline_s": 30, "no_local": false, "filter": {} })).await.expect_status(200);
+    a.create_resp(json!({ "ack_deadline_s": 10 })).await.expect_error(409, "already_exists");
+    a.create_resp(json!({ "filter": { "x": "1" } })).await.expect_error(409, "already_exists");
 
     let b = topic.subscription("b");
     let config = json!({
@@ -312,36 +250,24 @@ async fn subscriptions_are_created_idempotently_listed_and_deleted() {
         resp.expect_error(400, "invalid_request");
     }
     expect_missing_dead_letter_queue(
-        c.create_resp(json!({ "max_receives": 2, "dead_letter_queue": "nope" }))
-            .await,
+        c.create_resp(json!({ "max_receives": 2, "dead_letter_queue": "nope" })).await,
     );
-    topic
-        .subscription("bad.name")
-        .create_resp(json!({}))
-        .await
-        .expect_error(400, "invalid_name");
+    topic.subscription("bad.name").create_resp(json!({})).await.expect_error(400, "invalid_name");
     assert_eq!(names(&topic.subscriptions().await), ["a", "b"]);
 
     a.delete().await.expect_status(204);
     assert_eq!(names(&topic.subscriptions().await), ["b"]);
-    a.receive_resp(json!({}))
-        .await
-        .expect_error(404, "subscription_not_found");
+    a.receive_resp(json!({})).await.expect_error(404, "subscription_not_found");
     a.delete().await.expect_error(404, "subscription_not_found");
     a.create(json!({})).await;
 }
 
 #[tokio::test]
 async fn re_creating_a_subscription_with_another_start_is_a_conflict() {
-    let (_broker, _topic, sub) =
-        broker_with_subscription("restart", "s", json!({ "start": "latest" })).await;
-    sub.create_resp(json!({ "start": "latest" }))
-        .await
-        .expect_status(200);
+    let (_broker, _topic, sub) = broker_with_subscription("restart", "s", json!({ "start": "latest" })).await;
+    sub.create_resp(json!({ "start": "latest" })).await.expect_status(200);
     // The subscription does not start at the earliest message: "200, same config" would be false.
-    sub.create_resp(json!({ "start": "earliest" }))
-        .await
-        .expect_error(409, "already_exists");
+    sub.create_resp(json!({ "start": "earliest" })).await.expect_error(409, "already_exists");
 }
 
 #[tokio::test]
@@ -352,21 +278,13 @@ async fn start_latest_earliest_or_a_time_decides_the_first_message_of_a_subscrip
     let earliest = topic.subscription("earliest");
     earliest.create(json!({ "start": "earliest" })).await;
     let backlog = earliest.receive(10).await;
-    assert_eq!(
-        ids(&backlog),
-        old,
-        "earliest starts at the first retained message, in order"
-    );
+    assert_eq!(ids(&backlog), old, "earliest starts at the first retained message, in order");
     earliest.ack_all(&backlog).await;
 
     // A time: every retained message with sent_at at or after it (m2 and on; m1 too if it was
     // published in the same millisecond).
     let time = backlog[1].sent_at.clone();
-    let expected: Vec<String> = backlog
-        .iter()
-        .filter(|m| m.sent_at >= time)
-        .map(|m| m.id.clone())
-        .collect();
+    let expected: Vec<String> = backlog.iter().filter(|m| m.sent_at >= time).map(|m| m.id.clone()).collect();
     let at = topic.subscription("at");
     let created = at.create(json!({ "start": { "time": time } })).await;
     assert_eq!(created["start"], json!({ "time": time }));
@@ -376,21 +294,13 @@ async fn start_latest_earliest_or_a_time_decides_the_first_message_of_a_subscrip
 
     let latest = topic.subscription("latest");
     latest.create(json!({})).await;
-    assert!(
-        latest.receive(10).await.is_empty(),
-        "latest got old messages"
-    );
+    assert!(latest.receive(10).await.is_empty(), "latest got old messages");
 
     // Every one of them gets what is published after it was created.
     let new = topic.publish("m4").await;
     for sub in [&earliest, &at, &latest] {
         let got = sub.receive(10).await;
-        assert_eq!(
-            ids(&got),
-            std::slice::from_ref(&new),
-            "subscription {}",
-            sub.name()
-        );
+        assert_eq!(ids(&got), std::slice::from_ref(&new), "subscription {}", sub.name());
     }
 }
 
@@ -398,41 +308,27 @@ async fn start_latest_earliest_or_a_time_decides_the_first_message_of_a_subscrip
 async fn a_filter_delivers_only_messages_whose_listed_attributes_all_match() {
     let (_broker, topic, all) = broker_with_subscription("shapes", "all", json!({})).await;
     let red_large = topic.subscription("red-large");
-    red_large
-        .create(json!({ "filter": { "color": "red", "size": "L" } }))
-        .await;
+    red_large.create(json!({ "filter": { "color": "red", "size": "L" } })).await;
     let published = [
         ("match", json!({ "color": "red", "size": "L" })),
-        (
-            "match+extra",
-            json!({ "color": "red", "size": "L", "shape": "round" }),
-        ),
+        ("match+extra", json!({ "color": "red", "size": "L", "shape": "round" })),
         ("only-color", json!({ "color": "red" })),
         ("wrong-size", json!({ "color": "red", "size": "M" })),
         ("no-attributes", json!({})),
         ("case", json!({ "color": "Red", "size": "L" })),
     ];
     for (body, attributes) in &published {
-        topic
-            .publish_msg(json!({ "body": body, "attributes": attributes }))
-            .await;
+        topic.publish_msg(json!({ "body": body, "attributes": attributes })).await;
     }
-    assert_eq!(
-        bodies(&red_large.receive(10).await),
-        ["match", "match+extra"]
-    );
+    assert_eq!(bodies(&red_large.receive(10).await), ["match", "match+extra"]);
     assert_eq!(all.receive(10).await.len(), published.len());
     // Lag counts matching messages only.
     assert_eq!(red_large.lag().await, 2);
 
     // A subscription filled from the retained log applies its filter too.
     let late = topic.subscription("late");
-    late.create(json!({ "start": "earliest", "filter": { "size": "L" } }))
-        .await;
-    assert_eq!(
-        bodies(&late.receive(10).await),
-        ["match", "match+extra", "case"]
-    );
+    late.create(json!({ "start": "earliest", "filter": { "size": "L" } })).await;
+    assert_eq!(bodies(&late.receive(10).await), ["match", "match+extra", "case"]);
 }
 
 #[tokio::test]
@@ -452,28 +348,16 @@ async fn no_local_skips_the_messages_that_the_subscription_owner_published() {
 
     admin.publish("from-admin-1").await;
     alice.publish("from-alice").await;
-    admin
-        .publish_batch(json!([{ "body": "from-admin-2" }]))
-        .await;
+    admin.publish_batch(json!([{ "body": "from-admin-2" }])).await;
 
-    assert_eq!(
-        bodies(&alice_no_local.receive(10).await),
-        ["from-admin-1", "from-admin-2"]
-    );
-    assert_eq!(
-        bodies(&alice_all.receive(10).await),
-        ["from-admin-1", "from-alice", "from-admin-2"]
-    );
+    assert_eq!(bodies(&alice_no_local.receive(10).await), ["from-admin-1", "from-admin-2"]);
+    assert_eq!(bodies(&alice_all.receive(10).await), ["from-admin-1", "from-alice", "from-admin-2"]);
     assert_eq!(bodies(&admin_no_local.receive(10).await), ["from-alice"]);
 
     // Filling from the retained log skips them too.
     let late = alice.subscription("alice-late");
-    late.create(json!({ "no_local": true, "start": "earliest" }))
-        .await;
-    assert_eq!(
-        bodies(&late.receive(10).await),
-        ["from-admin-1", "from-admin-2"]
-    );
+    late.create(json!({ "no_local": true, "start": "earliest" })).await;
+    assert_eq!(bodies(&late.receive(10).await), ["from-admin-1", "from-admin-2"]);
 }
 
 #[tokio::test]
@@ -512,13 +396,8 @@ async fn nack_and_visibility_on_a_subscription_work_as_on_a_queue() {
     // Visibility 0: visible again at once.
     sub.extend(&first.receipt, 0).await.expect_status(200);
     let second = sub.receive(1).await.remove(0);
-    assert_eq!(
-        (second.id.as_str(), second.receive_count),
-        (first.id.as_str(), 2)
-    );
-    sub.extend(&first.receipt, 10)
-        .await
-        .expect_error(409, "receipt_invalid");
+    assert_eq!((second.id.as_str(), second.receive_count), (first.id.as_str(), 2));
+    sub.extend(&first.receipt, 10).await.expect_error(409, "receipt_invalid");
     // Nack without delay: visible again at once; a stale receipt is a per-entry error.
     let results = sub.nack(&[&second.receipt, &first.receipt], 0).await;
     assert_ok_result(&results[0], "nack of the current receipt");
@@ -538,13 +417,10 @@ async fn max_receives_moves_a_message_to_the_dead_letter_queue() {
     let dlq = broker.client().queue("dead");
     dlq.create(json!({})).await;
     let sub = topic.subscription("s");
-    sub.create(json!({ "max_receives": 2, "dead_letter_queue": "dead" }))
-        .await;
+    sub.create(json!({ "max_receives": 2, "dead_letter_queue": "dead" })).await;
     let dropping = topic.subscription("dropping");
     dropping.create(json!({ "max_receives": 1 })).await;
-    let id = topic
-        .publish_msg(json!({ "body": "poison", "attributes": { "kind": "bad" } }))
-        .await;
+    let id = topic.publish_msg(json!({ "body": "poison", "attributes": { "kind": "bad" } })).await;
 
     for count in 1..=2 {
         let got = sub.receive(1).await;
@@ -555,19 +431,9 @@ async fn max_receives_moves_a_message_to_the_dead_letter_queue() {
     // A third delivery would exceed max_receives: the message moves instead.
     assert!(sub.receive(1).await.is_empty());
     let dead = dlq.receive_n(1, RECEIVE_TIMEOUT).await;
-    assert_eq!(
-        (dead[0].body.as_str(), dead[0].receive_count),
-        ("poison", 1)
-    );
-    assert_eq!(
-        dead[0].attributes.get("kind").map(String::as_str),
-        Some("bad")
-    );
-    let source = dead[0]
-        .attributes
-        .get("mom.source_queue")
-        .cloned()
-        .unwrap_or_default();
+    assert_eq!((dead[0].body.as_str(), dead[0].receive_count), ("poison", 1));
+    assert_eq!(dead[0].attributes.get("kind").map(String::as_str), Some("bad"));
+    let source = dead[0].attributes.get("mom.source_queue").cloned().unwrap_or_default();
     // Not a queue's name: the spec leaves its form open, but it must say where the message was.
     assert!(
         source.contains("fragile"),
@@ -587,17 +453,13 @@ async fn max_receives_moves_a_message_to_the_dead_letter_queue() {
 async fn publish_concurrently(topic: &Topic, prefix: &str, count: usize) -> HashSet<String> {
     let publishers = (0..3).map(|p| {
         let topic = topic.clone();
-        let bodies: Vec<String> = (0..count)
-            .filter(|i| i % 3 == p)
-            .map(|i| format!("{prefix}-{i}"))
-            .collect();
+        let bodies: Vec<String> =
+            (0..count).filter(|i| i % 3 == p).map(|i| format!("{prefix}-{i}")).collect();
         tokio::spawn(async move { topic.publish_many(&bodies).await })
     });
     let mut all = HashSet::new();
     for publisher in publishers {
-        let ids = publisher
-            .await
-            .unwrap_or_else(|e| panic!("publisher task failed: {e}"));
+        let ids = publisher.await.unwrap_or_else(|e| panic!("publisher task failed: {e}"));
         all.extend(ids);
     }
     assert_eq!(all.len(), count, "publish answered duplicate ids");
@@ -615,11 +477,8 @@ async fn fan_out_gives_each_of_three_subscriptions_every_message_published_after
     third.create(json!({})).await;
     let batch3 = publish_concurrently(&topic, "c", 30).await;
 
-    let (got1, got2, got3) = tokio::join!(
-        consume_exactly(&first, 90),
-        consume_exactly(&second, 60),
-        consume_exactly(&third, 30),
-    );
+    let (got1, got2, got3) =
+        tokio::join!(consume_exactly(&first, 90), consume_exactly(&second, 60), consume_exactly(&third, 30),);
     let union = |sets: &[&HashSet<String>]| -> HashSet<String> {
         sets.iter().flat_map(|s| s.iter().cloned()).collect()
     };
@@ -636,9 +495,7 @@ async fn consumers_on_one_subscription_compete_for_its_messages() {
     other.create(json!({})).await;
     let mut published = HashSet::new();
     for batch in 0..2 {
-        let entries: Vec<Value> = (0..100)
-            .map(|i| json!({ "body": format!("job-{batch}-{i}") }))
-            .collect();
+        let entries: Vec<Value> = (0..100).map(|i| json!({ "body": format!("job-{batch}-{i}") })).collect();
         published.extend(topic.publish_batch(json!(entries)).await);
     }
 
@@ -665,9 +522,7 @@ async fn consumers_on_one_subscription_compete_for_its_messages() {
         })
     });
     for consumer in consumers.collect::<Vec<_>>() {
-        consumer
-            .await
-            .unwrap_or_else(|e| panic!("consumer task failed: {e}"));
+        consumer.await.unwrap_or_else(|e| panic!("consumer task failed: {e}"));
     }
     let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let twice: Vec<(&String, &Vec<usize>)> = seen.iter().filter(|(_, c)| c.len() > 1).collect();
@@ -687,34 +542,20 @@ async fn lag_counts_retained_matching_unacked_messages_exactly_in_the_api_and_in
     let blue = topic.subscription("blue");
     blue.create(json!({ "filter": { "color": "blue" } })).await;
     for color in ["blue", "red", "blue", "", "red"] {
-        let attributes = if color.is_empty() {
-            json!({})
-        } else {
-            json!({ "color": color })
-        };
-        topic
-            .publish_msg(json!({ "body": color, "attributes": attributes }))
-            .await;
+        let attributes = if color.is_empty() { json!({}) } else { json!({ "color": color }) };
+        topic.publish_msg(json!({ "body": color, "attributes": attributes })).await;
     }
     let lags = |list: Vec<Value>| -> Vec<(String, Value)> {
         let mut lags: Vec<(String, Value)> = list
             .iter()
-            .map(|s| {
-                (
-                    s["name"].as_str().unwrap_or_default().to_string(),
-                    s["lag"].clone(),
-                )
-            })
+            .map(|s| (s["name"].as_str().unwrap_or_default().to_string(), s["lag"].clone()))
             .collect();
         lags.sort_by(|a, b| a.0.cmp(&b.0));
         lags
     };
     assert_eq!(
         lags(topic.subscriptions().await),
-        [
-            ("all".to_string(), json!(5)),
-            ("blue".to_string(), json!(2))
-        ]
+        [("all".to_string(), json!(5)), ("blue".to_string(), json!(2))]
     );
 
     // In flight is not acked; acked is gone; nacked is back.
@@ -729,12 +570,7 @@ async fn lag_counts_retained_matching_unacked_messages_exactly_in_the_api_and_in
     let lag = |sub: &'static str| {
         let client = client.clone();
         async move {
-            scrape(
-                &client,
-                "mom_subscription_lag",
-                &[("topic", "lagging"), ("subscription", sub)],
-            )
-            .await
+            scrape(&client, "mom_subscription_lag", &[("topic", "lagging"), ("subscription", sub)]).await
         }
     };
     assert_eq!(lag("all").await, Some(3.0));

@@ -101,7 +101,10 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 impl<S, B> tower::Service<http::Request<B>> for Authenticate<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
     B: Send + 'static,
 {
@@ -143,16 +146,38 @@ where
 
 /// The service's methods, as the proto names them (a test keeps this list equal to the proto's).
 const METHODS: &[&str] = &[
-    "CreateQueue", "ListQueues", "GetQueue", "DeleteQueue", "PurgeQueue", "Send", "SendBatch", "Receive", "Ack",
-    "Nack", "ExtendVisibility", "CreateTopic", "ListTopics", "GetTopic", "DeleteTopic", "Publish",
-    "CreateSubscription", "ListSubscriptions", "DeleteSubscription", "Subscribe",
+    "CreateQueue",
+    "ListQueues",
+    "GetQueue",
+    "DeleteQueue",
+    "PurgeQueue",
+    "Send",
+    "SendBatch",
+    "Receive",
+    "Ack",
+    "Nack",
+    "ExtendVisibility",
+    "CreateTopic",
+    "ListTopics",
+    "GetTopic",
+    "DeleteTopic",
+    "Publish",
+    "CreateSubscription",
+    "ListSubscriptions",
+    "DeleteSubscription",
+    "Subscribe",
 ];
 
 /// Counts a call by method and gRPC status. An error before any message is a trailers-only
 /// response, with `grpc-status` in the headers; without it the call went on (unary: answered, its
 /// status in the trailers; Subscribe: streaming) and counts as `Ok`. Paths that are not a method
 /// of the service count as `unknown`, so no client can grow the label set.
-fn observe(broker: &Broker, method: &str, res: &http::Response<tonic::body::Body>, took: std::time::Duration) {
+fn observe(
+    broker: &Broker,
+    method: &str,
+    res: &http::Response<tonic::body::Body>,
+    took: std::time::Duration,
+) {
     let code = res
         .headers()
         .get("grpc-status")
@@ -168,7 +193,10 @@ fn observe(broker: &Broker, method: &str, res: &http::Response<tonic::body::Body
 /// Tonic refuses a request message over the decoding limit with OUT_OF_RANGE and its own text,
 /// before any method runs; no method of ours answers OUT_OF_RANGE. That answer becomes the API's
 /// `message_too_large` (INVALID_ARGUMENT with `mom-error-code`), as every other front door says it.
-fn too_large_as_api_error(res: http::Response<tonic::body::Body>, max_request_bytes: usize) -> http::Response<tonic::body::Body> {
+fn too_large_as_api_error(
+    res: http::Response<tonic::body::Body>,
+    max_request_bytes: usize,
+) -> http::Response<tonic::body::Body> {
     let out_of_range = res.headers().get("grpc-status").is_some_and(|v| v.as_bytes() == b"11");
     if !out_of_range {
         return res;
@@ -293,7 +321,11 @@ fn queue_info(q: model::QueueInfo) -> pb::QueueInfo {
 
 pub fn topic_spec(c: Option<pb::TopicConfig>) -> model::TopicSpec {
     let c = c.unwrap_or_default();
-    model::TopicSpec { retention_s: c.retention_s, max_message_bytes: c.max_message_bytes, access: access_in(c.access) }
+    model::TopicSpec {
+        retention_s: c.retention_s,
+        max_message_bytes: c.max_message_bytes,
+        access: access_in(c.access),
+    }
 }
 
 fn topic_info(t: model::TopicInfo) -> pb::TopicInfo {
@@ -390,10 +422,19 @@ fn sent_results(results: Vec<crate::error::Result<model::Sent>>) -> pb::SendBatc
 }
 
 fn settled(results: Vec<crate::error::Result<()>>) -> pb::SettleResponse {
-    pb::SettleResponse { results: results.into_iter().map(|r| pb::SettleResult { error: r.err().map(|e| pb_error(&e)) }).collect() }
+    pb::SettleResponse {
+        results: results
+            .into_iter()
+            .map(|r| pb::SettleResult { error: r.err().map(|e| pb_error(&e)) })
+            .collect(),
+    }
 }
 
-fn receive_request(max: Option<u32>, wait_s: Option<u32>, visibility_timeout_s: Option<u32>) -> model::ReceiveRequest {
+fn receive_request(
+    max: Option<u32>,
+    wait_s: Option<u32>,
+    visibility_timeout_s: Option<u32>,
+) -> model::ReceiveRequest {
     model::ReceiveRequest { max, wait_s, visibility_timeout_s }
 }
 
@@ -416,7 +457,9 @@ impl pb::broker_server::Broker for Api {
 
     async fn list_queues(&self, req: Request<pb::ListQueuesRequest>) -> Answer<pb::ListQueuesResponse> {
         let (who, _) = open(req)?;
-        ok(pb::ListQueuesResponse { queues: self.broker.list_queues(&who).into_iter().map(queue_info).collect() })
+        ok(pb::ListQueuesResponse {
+            queues: self.broker.list_queues(&who).into_iter().map(queue_info).collect(),
+        })
     }
 
     async fn get_queue(&self, req: Request<pb::GetQueueRequest>) -> Answer<pb::QueueInfo> {
@@ -491,7 +534,9 @@ impl pb::broker_server::Broker for Api {
         let (who, r) = open(req)?;
         match target(r.queue, r.topic, r.subscription)? {
             Target::Queue(q) => self.broker.extend(&who, &q, r.receipt, r.visibility_timeout_s).await,
-            Target::Subscription(t, s) => self.broker.sub_extend(&who, &t, &s, r.receipt, r.visibility_timeout_s).await,
+            Target::Subscription(t, s) => {
+                self.broker.sub_extend(&who, &t, &s, r.receipt, r.visibility_timeout_s).await
+            }
         }
         .grpc()?;
         ok(pb::Empty {})
@@ -505,7 +550,9 @@ impl pb::broker_server::Broker for Api {
 
     async fn list_topics(&self, req: Request<pb::ListTopicsRequest>) -> Answer<pb::ListTopicsResponse> {
         let (who, _) = open(req)?;
-        ok(pb::ListTopicsResponse { topics: self.broker.list_topics(&who).into_iter().map(topic_info).collect() })
+        ok(pb::ListTopicsResponse {
+            topics: self.broker.list_topics(&who).into_iter().map(topic_info).collect(),
+        })
     }
 
     async fn get_topic(&self, req: Request<pb::GetTopicRequest>) -> Answer<pb::TopicInfo> {
@@ -525,16 +572,28 @@ impl pb::broker_server::Broker for Api {
         ok(sent_results(self.broker.publish(&who, &r.topic, messages).await.grpc()?))
     }
 
-    async fn create_subscription(&self, req: Request<pb::CreateSubscriptionRequest>) -> Answer<pb::CreateSubscriptionResponse> {
+    async fn create_subscription(
+        &self,
+        req: Request<pb::CreateSubscriptionRequest>,
+    ) -> Answer<pb::CreateSubscriptionResponse> {
         let (who, r) = open(req)?;
-        let (info, created) = self.broker.create_subscription(&who, &r.topic, &r.name, subscription_spec(r.config)).await.grpc()?;
+        let (info, created) = self
+            .broker
+            .create_subscription(&who, &r.topic, &r.name, subscription_spec(r.config))
+            .await
+            .grpc()?;
         ok(pb::CreateSubscriptionResponse { subscription: Some(subscription_info(info)), created })
     }
 
-    async fn list_subscriptions(&self, req: Request<pb::ListSubscriptionsRequest>) -> Answer<pb::ListSubscriptionsResponse> {
+    async fn list_subscriptions(
+        &self,
+        req: Request<pb::ListSubscriptionsRequest>,
+    ) -> Answer<pb::ListSubscriptionsResponse> {
         let (who, r) = open(req)?;
         let subscriptions = self.broker.list_subscriptions(&who, &r.topic).await.grpc()?;
-        ok(pb::ListSubscriptionsResponse { subscriptions: subscriptions.into_iter().map(subscription_info).collect() })
+        ok(pb::ListSubscriptionsResponse {
+            subscriptions: subscriptions.into_iter().map(subscription_info).collect(),
+        })
     }
 
     async fn delete_subscription(&self, req: Request<pb::DeleteSubscriptionRequest>) -> Answer<pb::Empty> {

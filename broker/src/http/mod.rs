@@ -54,7 +54,9 @@ impl utoipa::Modify for BearerAuth {
         let components = doc.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build(),
+            ),
         );
         doc.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
     }
@@ -86,7 +88,11 @@ pub fn router(broker: Arc<Broker>, sqs: crate::sqs::SqsSettings, body_limit: Bod
 
 /// Counts each request by route template (not the raw path, which would explode cardinality).
 async fn observe(State(b): State<Arc<Broker>>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
     let method = req.method().as_str().to_owned();
     let start = Instant::now();
     let res = next.run(req).await;

@@ -9,11 +9,11 @@ use axum::{Json, Router};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, Caller, Names};
+use crate::meta::{Grant, QueueMeta};
 use crate::model::{
     AckRequest, Done, Entry, ErrorBody, Messages, Moved, NackRequest, QueueInfo, QueueList, QueueSpec,
     ReceiveRequest, RedriveRequest, Results, SendBatch, SendMessage, SentId, VisibilityRequest,
 };
-use crate::meta::{Grant, QueueMeta};
 use crate::service::Broker;
 
 type App = State<Arc<Broker>>;
@@ -40,7 +40,12 @@ pub(super) fn done(results: Vec<crate::error::Result<()>>) -> Json<Results<Done>
 /// Create a queue (idempotent).
 #[utoipa::path(put, path = "/v1/queues/{name}", request_body = QueueSpec, tag = "queues",
     responses((status = 201, body = QueueInfo), (status = 200, body = QueueInfo), (status = 409, body = ErrorBody)))]
-async fn create(State(b): App, Caller(who): Caller, Names(name): Names<String>, Body(spec): Body<QueueSpec>) -> ApiResult<(StatusCode, Json<QueueInfo>)> {
+async fn create(
+    State(b): App,
+    Caller(who): Caller,
+    Names(name): Names<String>,
+    Body(spec): Body<QueueSpec>,
+) -> ApiResult<(StatusCode, Json<QueueInfo>)> {
     let (info, created) = b.create_queue(&who, &name, spec).await?;
     Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(info)))
 }
@@ -59,7 +64,12 @@ async fn show(State(b): App, Caller(who): Caller, Names(name): Names<String>) ->
 
 /// Change a queue's config.
 #[utoipa::path(patch, path = "/v1/queues/{name}", request_body = QueueSpec, tag = "queues", responses((status = 200, body = QueueInfo)))]
-async fn patch(State(b): App, Caller(who): Caller, Names(name): Names<String>, Body(spec): Body<QueueSpec>) -> ApiResult<Json<QueueInfo>> {
+async fn patch(
+    State(b): App,
+    Caller(who): Caller,
+    Names(name): Names<String>,
+    Body(spec): Body<QueueSpec>,
+) -> ApiResult<Json<QueueInfo>> {
     Ok(Json(b.patch_queue(&who, &name, spec).await?))
 }
 
@@ -80,60 +90,110 @@ async fn purge(State(b): App, Caller(who): Caller, Names(name): Names<String>) -
 /// Send one message: 201 when stored, 200 when `dedup_id` named an earlier one.
 #[utoipa::path(post, path = "/v1/queues/{name}/messages", request_body = SendMessage, tag = "queues",
     responses((status = 201, body = SentId), (status = 200, body = SentId), (status = 413, body = ErrorBody)))]
-async fn send(State(b): App, Caller(who): Caller, Names(name): Names<String>, Body(m): Body<SendMessage>) -> ApiResult<(StatusCode, Json<SentId>)> {
-    let sent = b.send(&who, &name, vec![m]).await?.pop().ok_or(ApiError(crate::error::Error::invalid("no message")))??;
+async fn send(
+    State(b): App,
+    Caller(who): Caller,
+    Names(name): Names<String>,
+    Body(m): Body<SendMessage>,
+) -> ApiResult<(StatusCode, Json<SentId>)> {
+    let sent = b
+        .send(&who, &name, vec![m])
+        .await?
+        .pop()
+        .ok_or(ApiError(crate::error::Error::invalid("no message")))??;
     Ok((if sent.created { StatusCode::CREATED } else { StatusCode::OK }, Json(SentId { id: sent.id })))
 }
 
 /// Send up to 100 messages; one result per entry, in order.
 #[utoipa::path(post, path = "/v1/queues/{name}/messages/batch", request_body = SendBatch, tag = "queues", responses((status = 200, body = Results<SentId>)))]
-async fn send_batch(State(b): App, Caller(who): Caller, Names(name): Names<String>, Body(batch): Body<SendBatch>) -> ApiResult<Json<Results<SentId>>> {
+async fn send_batch(
+    State(b): App,
+    Caller(who): Caller,
+    Names(name): Names<String>,
+    Body(batch): Body<SendBatch>,
+) -> ApiResult<Json<Results<SentId>>> {
     let results = b.send(&who, &name, batch.messages).await?;
-    Ok(Json(Results { results: results.into_iter().map(|r| Entry::from(r.map(|s| SentId { id: s.id }))).collect() }))
+    Ok(Json(Results {
+        results: results.into_iter().map(|r| Entry::from(r.map(|s| SentId { id: s.id }))).collect(),
+    }))
 }
 
 /// Receive messages, long-polling up to `wait_s`.
 #[utoipa::path(post, path = "/v1/queues/{name}/receive", request_body = ReceiveRequest, tag = "queues", responses((status = 200, body = Messages)))]
-async fn receive(State(b): App, Caller(who): Caller, Names(name): Names<String>, Body(req): Body<ReceiveRequest>) -> ApiResult<Json<Messages>> {
+async fn receive(
+    State(b): App,
+    Caller(who): Caller,
+    Names(name): Names<String>,
+    Body(req): Body<ReceiveRequest>,
+) -> ApiResult<Json<Messages>> {
     Ok(Json(Messages { messages: b.receive(&who, &name, req).await? }))
 }
 
 /// Acknowledge deliveries: the messages are gone for good.
 #[utoipa::path(post, path = "/v1/queues/{name}/ack", request_body = AckRequest, tag = "queues", responses((status = 200, body = Results<Done>)))]
-async fn ack(State(b): App, Caller(who): Caller, Names(name): Names<String>, Body(req): Body<AckRequest>) -> ApiResult<Json<Results<Done>>> {
+async fn ack(
+    State(b): App,
+    Caller(who): Caller,
+    Names(name): Names<String>,
+    Body(req): Body<AckRequest>,
+) -> ApiResult<Json<Results<Done>>> {
     Ok(done(b.ack(&who, &name, req.receipts).await?))
 }
 
 /// Return deliveries: visible again after `delay_s`.
 #[utoipa::path(post, path = "/v1/queues/{name}/nack", request_body = NackRequest, tag = "queues", responses((status = 200, body = Results<Done>)))]
-async fn nack(State(b): App, Caller(who): Caller, Names(name): Names<String>, Body(req): Body<NackRequest>) -> ApiResult<Json<Results<Done>>> {
+async fn nack(
+    State(b): App,
+    Caller(who): Caller,
+    Names(name): Names<String>,
+    Body(req): Body<NackRequest>,
+) -> ApiResult<Json<Results<Done>>> {
     Ok(done(b.nack(&who, &name, req.receipts, req.delay_s).await?))
 }
 
 /// Change a delivery's visibility timeout, counted from now.
 #[utoipa::path(post, path = "/v1/queues/{name}/visibility", request_body = VisibilityRequest, tag = "queues",
     responses((status = 200, body = Done), (status = 409, body = ErrorBody)))]
-async fn visibility(State(b): App, Caller(who): Caller, Names(name): Names<String>, Body(req): Body<VisibilityRequest>) -> ApiResult<Json<Done>> {
+async fn visibility(
+    State(b): App,
+    Caller(who): Caller,
+    Names(name): Names<String>,
+    Body(req): Body<VisibilityRequest>,
+) -> ApiResult<Json<Done>> {
     b.extend(&who, &name, req.receipt, req.visibility_timeout_s).await?;
     Ok(Json(Done { ok: true }))
 }
 
 /// Move dead letters back to their source queue, or to `to`.
 #[utoipa::path(post, path = "/v1/queues/{name}/redrive", request_body = RedriveRequest, tag = "queues", responses((status = 200, body = Moved)))]
-async fn redrive(State(b): App, Caller(who): Caller, Names(name): Names<String>, Body(req): Body<RedriveRequest>) -> ApiResult<Json<Moved>> {
+async fn redrive(
+    State(b): App,
+    Caller(who): Caller,
+    Names(name): Names<String>,
+    Body(req): Body<RedriveRequest>,
+) -> ApiResult<Json<Moved>> {
     Ok(Json(Moved { moved: b.redrive(&who, &name, req.to).await? }))
 }
 
 /// Grant a user publish and/or consume rights on a restricted queue (owner or admin).
 #[utoipa::path(put, path = "/v1/queues/{name}/grants/{username}", request_body = Grant, tag = "queues", responses((status = 204)))]
-async fn grant(State(b): App, Caller(who): Caller, Names((name, user)): Names<(String, String)>, Body(g): Body<Grant>) -> ApiResult<StatusCode> {
+async fn grant(
+    State(b): App,
+    Caller(who): Caller,
+    Names((name, user)): Names<(String, String)>,
+    Body(g): Body<Grant>,
+) -> ApiResult<StatusCode> {
     b.grant::<QueueMeta>(&who, &name, &user, Some(g)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Revoke a user's grant on a queue.
 #[utoipa::path(delete, path = "/v1/queues/{name}/grants/{username}", tag = "queues", responses((status = 204)))]
-async fn revoke(State(b): App, Caller(who): Caller, Names((name, user)): Names<(String, String)>) -> ApiResult<StatusCode> {
+async fn revoke(
+    State(b): App,
+    Caller(who): Caller,
+    Names((name, user)): Names<(String, String)>,
+) -> ApiResult<StatusCode> {
     b.grant::<QueueMeta>(&who, &name, &user, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -15,9 +15,9 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Body, Caller, Names, Params};
 use crate::meta::{Grant, TopicMeta};
 use crate::model::{
-    AckRequest, Done, Entry, ErrorBody, Messages, NackRequest, ReceiveRequest, Results, SeekRequest, SendBatch,
-    SendMessage, SentId, SubscriptionInfo, SubscriptionList, SubscriptionSpec, TopicInfo, TopicList, TopicSpec,
-    VisibilityRequest,
+    AckRequest, Done, Entry, ErrorBody, Messages, NackRequest, ReceiveRequest, Results, SeekRequest,
+    SendBatch, SendMessage, SentId, SubscriptionInfo, SubscriptionList, SubscriptionSpec, TopicInfo,
+    TopicList, TopicSpec, VisibilityRequest,
 };
 use crate::service::Broker;
 
@@ -42,13 +42,22 @@ pub fn routes() -> Router<Arc<Broker>> {
 }
 
 fn status(created: bool) -> StatusCode {
-    if created { StatusCode::CREATED } else { StatusCode::OK }
+    if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    }
 }
 
 /// Create a topic (idempotent).
 #[utoipa::path(put, path = "/v1/topics/{name}", request_body = TopicSpec, tag = "topics",
     responses((status = 201, body = TopicInfo), (status = 200, body = TopicInfo), (status = 409, body = ErrorBody)))]
-async fn create(State(b): App, Caller(who): Caller, Names(name): Names<String>, Body(spec): Body<TopicSpec>) -> ApiResult<(StatusCode, Json<TopicInfo>)> {
+async fn create(
+    State(b): App,
+    Caller(who): Caller,
+    Names(name): Names<String>,
+    Body(spec): Body<TopicSpec>,
+) -> ApiResult<(StatusCode, Json<TopicInfo>)> {
     let (info, created) = b.create_topic(&who, &name, spec).await?;
     Ok((status(created), Json(info)))
 }
@@ -74,82 +83,145 @@ async fn delete(State(b): App, Caller(who): Caller, Names(name): Names<String>) 
 
 /// Publish one message to every matching subscription.
 #[utoipa::path(post, path = "/v1/topics/{name}/messages", request_body = SendMessage, tag = "topics", responses((status = 201, body = SentId)))]
-async fn publish(State(b): App, Caller(who): Caller, Names(name): Names<String>, Body(m): Body<SendMessage>) -> ApiResult<(StatusCode, Json<SentId>)> {
-    let sent = b.publish(&who, &name, vec![m]).await?.pop().ok_or(ApiError(crate::error::Error::invalid("no message")))??;
+async fn publish(
+    State(b): App,
+    Caller(who): Caller,
+    Names(name): Names<String>,
+    Body(m): Body<SendMessage>,
+) -> ApiResult<(StatusCode, Json<SentId>)> {
+    let sent = b
+        .publish(&who, &name, vec![m])
+        .await?
+        .pop()
+        .ok_or(ApiError(crate::error::Error::invalid("no message")))??;
     Ok((status(sent.created), Json(SentId { id: sent.id })))
 }
 
 /// Publish up to 100 messages; one result per entry, in order.
 #[utoipa::path(post, path = "/v1/topics/{name}/messages/batch", request_body = SendBatch, tag = "topics", responses((status = 200, body = Results<SentId>)))]
-async fn publish_batch(State(b): App, Caller(who): Caller, Names(name): Names<String>, Body(batch): Body<SendBatch>) -> ApiResult<Json<Results<SentId>>> {
+async fn publish_batch(
+    State(b): App,
+    Caller(who): Caller,
+    Names(name): Names<String>,
+    Body(batch): Body<SendBatch>,
+) -> ApiResult<Json<Results<SentId>>> {
     let results = b.publish(&who, &name, batch.messages).await?;
-    Ok(Json(Results { results: results.into_iter().map(|r| Entry::from(r.map(|s| SentId { id: s.id }))).collect() }))
+    Ok(Json(Results {
+        results: results.into_iter().map(|r| Entry::from(r.map(|s| SentId { id: s.id }))).collect(),
+    }))
 }
 
 /// Grant a user publish and/or consume rights on a restricted topic.
 #[utoipa::path(put, path = "/v1/topics/{name}/grants/{username}", request_body = Grant, tag = "topics", responses((status = 204)))]
-async fn grant(State(b): App, Caller(who): Caller, Names((name, user)): Names<(String, String)>, Body(g): Body<Grant>) -> ApiResult<StatusCode> {
+async fn grant(
+    State(b): App,
+    Caller(who): Caller,
+    Names((name, user)): Names<(String, String)>,
+    Body(g): Body<Grant>,
+) -> ApiResult<StatusCode> {
     b.grant::<TopicMeta>(&who, &name, &user, Some(g)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Revoke a user's grant on a topic.
 #[utoipa::path(delete, path = "/v1/topics/{name}/grants/{username}", tag = "topics", responses((status = 204)))]
-async fn revoke(State(b): App, Caller(who): Caller, Names((name, user)): Names<(String, String)>) -> ApiResult<StatusCode> {
+async fn revoke(
+    State(b): App,
+    Caller(who): Caller,
+    Names((name, user)): Names<(String, String)>,
+) -> ApiResult<StatusCode> {
     b.grant::<TopicMeta>(&who, &name, &user, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// List a topic's subscriptions with their lag.
 #[utoipa::path(get, path = "/v1/topics/{name}/subscriptions", tag = "topics", responses((status = 200, body = SubscriptionList)))]
-async fn subscriptions(State(b): App, Caller(who): Caller, Names(name): Names<String>) -> ApiResult<Json<SubscriptionList>> {
+async fn subscriptions(
+    State(b): App,
+    Caller(who): Caller,
+    Names(name): Names<String>,
+) -> ApiResult<Json<SubscriptionList>> {
     Ok(Json(SubscriptionList { subscriptions: b.list_subscriptions(&who, &name).await? }))
 }
 
 /// Create a durable subscription (idempotent).
 #[utoipa::path(put, path = "/v1/topics/{name}/subscriptions/{sub}", request_body = SubscriptionSpec, tag = "topics",
     responses((status = 201, body = SubscriptionInfo), (status = 200, body = SubscriptionInfo), (status = 409, body = ErrorBody)))]
-async fn subscribe(State(b): App, Caller(who): Caller, Names((name, sub)): Names<(String, String)>, Body(spec): Body<SubscriptionSpec>) -> ApiResult<(StatusCode, Json<SubscriptionInfo>)> {
+async fn subscribe(
+    State(b): App,
+    Caller(who): Caller,
+    Names((name, sub)): Names<(String, String)>,
+    Body(spec): Body<SubscriptionSpec>,
+) -> ApiResult<(StatusCode, Json<SubscriptionInfo>)> {
     let (info, created) = b.create_subscription(&who, &name, &sub, spec).await?;
     Ok((status(created), Json(info)))
 }
 
 /// Delete a subscription.
 #[utoipa::path(delete, path = "/v1/topics/{name}/subscriptions/{sub}", tag = "topics", responses((status = 204)))]
-async fn unsubscribe(State(b): App, Caller(who): Caller, Names((name, sub)): Names<(String, String)>) -> ApiResult<StatusCode> {
+async fn unsubscribe(
+    State(b): App,
+    Caller(who): Caller,
+    Names((name, sub)): Names<(String, String)>,
+) -> ApiResult<StatusCode> {
     b.delete_subscription(&who, &name, &sub).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Pull messages from a subscription, long-polling up to `wait_s`.
 #[utoipa::path(post, path = "/v1/topics/{name}/subscriptions/{sub}/receive", request_body = ReceiveRequest, tag = "topics", responses((status = 200, body = Messages)))]
-async fn receive(State(b): App, Caller(who): Caller, Names((name, sub)): Names<(String, String)>, Body(req): Body<ReceiveRequest>) -> ApiResult<Json<Messages>> {
+async fn receive(
+    State(b): App,
+    Caller(who): Caller,
+    Names((name, sub)): Names<(String, String)>,
+    Body(req): Body<ReceiveRequest>,
+) -> ApiResult<Json<Messages>> {
     Ok(Json(Messages { messages: b.sub_receive(&who, &name, &sub, req).await? }))
 }
 
 /// Acknowledge deliveries of a subscription.
 #[utoipa::path(post, path = "/v1/topics/{name}/subscriptions/{sub}/ack", request_body = AckRequest, tag = "topics", responses((status = 200, body = Results<Done>)))]
-async fn ack(State(b): App, Caller(who): Caller, Names((name, sub)): Names<(String, String)>, Body(req): Body<AckRequest>) -> ApiResult<Json<Results<Done>>> {
+async fn ack(
+    State(b): App,
+    Caller(who): Caller,
+    Names((name, sub)): Names<(String, String)>,
+    Body(req): Body<AckRequest>,
+) -> ApiResult<Json<Results<Done>>> {
     Ok(super::queues::done(b.sub_ack(&who, &name, &sub, req.receipts).await?))
 }
 
 /// Return deliveries of a subscription.
 #[utoipa::path(post, path = "/v1/topics/{name}/subscriptions/{sub}/nack", request_body = NackRequest, tag = "topics", responses((status = 200, body = Results<Done>)))]
-async fn nack(State(b): App, Caller(who): Caller, Names((name, sub)): Names<(String, String)>, Body(req): Body<NackRequest>) -> ApiResult<Json<Results<Done>>> {
+async fn nack(
+    State(b): App,
+    Caller(who): Caller,
+    Names((name, sub)): Names<(String, String)>,
+    Body(req): Body<NackRequest>,
+) -> ApiResult<Json<Results<Done>>> {
     Ok(super::queues::done(b.sub_nack(&who, &name, &sub, req.receipts, req.delay_s).await?))
 }
 
 /// Change a delivery's ack deadline, counted from now.
 #[utoipa::path(post, path = "/v1/topics/{name}/subscriptions/{sub}/visibility", request_body = VisibilityRequest, tag = "topics",
     responses((status = 200, body = Done), (status = 409, body = ErrorBody)))]
-async fn visibility(State(b): App, Caller(who): Caller, Names((name, sub)): Names<(String, String)>, Body(req): Body<VisibilityRequest>) -> ApiResult<Json<Done>> {
+async fn visibility(
+    State(b): App,
+    Caller(who): Caller,
+    Names((name, sub)): Names<(String, String)>,
+    Body(req): Body<VisibilityRequest>,
+) -> ApiResult<Json<Done>> {
     b.sub_extend(&who, &name, &sub, req.receipt, req.visibility_timeout_s).await?;
     Ok(Json(Done { ok: true }))
 }
 
 /// Replay retained messages from a time or id on.
 #[utoipa::path(post, path = "/v1/topics/{name}/subscriptions/{sub}/seek", request_body = SeekRequest, tag = "topics", responses((status = 200)))]
-async fn seek(State(b): App, Caller(who): Caller, Names((name, sub)): Names<(String, String)>, Body(req): Body<SeekRequest>) -> ApiResult<Json<serde_json::Value>> {
+async fn seek(
+    State(b): App,
+    Caller(who): Caller,
+    Names((name, sub)): Names<(String, String)>,
+    Body(req): Body<SeekRequest>,
+) -> ApiResult<Json<serde_json::Value>> {
     let replayed = b.seek(&who, &name, &sub, req).await?;
     Ok(Json(serde_json::json!({ "replayed": replayed })))
 }

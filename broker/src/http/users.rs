@@ -33,19 +33,31 @@ pub struct AccessKeyList {
 
 /// Create an access key for the SQS endpoint (admin or self); the secret is shown this once.
 #[utoipa::path(post, path = "/v1/users/{username}/access-keys", tag = "users", responses((status = 201, body = NewAccessKey)))]
-async fn create_key(State(b): App, Caller(who): Caller, Names(name): Names<String>) -> ApiResult<(StatusCode, Json<NewAccessKey>)> {
+async fn create_key(
+    State(b): App,
+    Caller(who): Caller,
+    Names(name): Names<String>,
+) -> ApiResult<(StatusCode, Json<NewAccessKey>)> {
     Ok((StatusCode::CREATED, Json(b.create_access_key(&who, &name).await?)))
 }
 
 /// List a user's access keys (ids only).
 #[utoipa::path(get, path = "/v1/users/{username}/access-keys", tag = "users", responses((status = 200, body = AccessKeyList)))]
-async fn list_keys(State(b): App, Caller(who): Caller, Names(name): Names<String>) -> ApiResult<Json<AccessKeyList>> {
+async fn list_keys(
+    State(b): App,
+    Caller(who): Caller,
+    Names(name): Names<String>,
+) -> ApiResult<Json<AccessKeyList>> {
     Ok(Json(AccessKeyList { access_keys: b.list_access_keys(&who, &name)? }))
 }
 
 /// Delete an access key.
 #[utoipa::path(delete, path = "/v1/users/{username}/access-keys/{id}", tag = "users", responses((status = 204)))]
-async fn delete_key(State(b): App, Caller(who): Caller, Names((name, id)): Names<(String, String)>) -> ApiResult<StatusCode> {
+async fn delete_key(
+    State(b): App,
+    Caller(who): Caller,
+    Names((name, id)): Names<(String, String)>,
+) -> ApiResult<StatusCode> {
     b.delete_access_key(&who, &name, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -63,7 +75,11 @@ pub struct NewPassword {
 
 /// Create a user (admin).
 #[utoipa::path(post, path = "/v1/users", request_body = NewUser, tag = "users", responses((status = 201, body = UserInfo), (status = 409, body = crate::model::ErrorBody)))]
-async fn create(State(b): App, Caller(who): Caller, Body(new): Body<NewUser>) -> ApiResult<(StatusCode, Json<UserInfo>)> {
+async fn create(
+    State(b): App,
+    Caller(who): Caller,
+    Body(new): Body<NewUser>,
+) -> ApiResult<(StatusCode, Json<UserInfo>)> {
     Ok((StatusCode::CREATED, Json(b.create_user(&who, new).await?)))
 }
 
@@ -82,7 +98,12 @@ async fn remove(State(b): App, Caller(who): Caller, Names(name): Names<String>) 
 
 /// Change a password (admin or self); the user's earlier tokens stop working at once.
 #[utoipa::path(put, path = "/v1/users/{username}/password", request_body = NewPassword, tag = "users", responses((status = 204)))]
-async fn password(State(b): App, Caller(who): Caller, Names(name): Names<String>, Body(req): Body<NewPassword>) -> ApiResult<StatusCode> {
+async fn password(
+    State(b): App,
+    Caller(who): Caller,
+    Names(name): Names<String>,
+    Body(req): Body<NewPassword>,
+) -> ApiResult<StatusCode> {
     b.set_password(&who, &name, req.password).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -130,11 +130,14 @@ pub fn bearer_token(authorization: &str) -> Option<&str> {
 }
 
 pub fn validate_username(name: &str) -> Result<()> {
-    let ok = (3..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    let ok = (3..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
     if ok {
         Ok(())
     } else {
-        Err(Error::InvalidName("username must be 3 to 64 characters of A-Z, a-z, 0-9, '_', '.' and '-'".into()))
+        Err(Error::InvalidName(
+            "username must be 3 to 64 characters of A-Z, a-z, 0-9, '_', '.' and '-'".into(),
+        ))
     }
 }
 
@@ -180,7 +183,8 @@ impl Auth {
         if !trusted(&peer) {
             return peer;
         }
-        let hops = forwarded_for.unwrap_or("").split(',').rev().filter_map(|h| h.trim().parse::<IpAddr>().ok());
+        let hops =
+            forwarded_for.unwrap_or("").split(',').rev().filter_map(|h| h.trim().parse::<IpAddr>().ok());
         let mut last = peer;
         for hop in hops {
             last = hop;
@@ -215,7 +219,9 @@ impl Auth {
                     return Ok(());
                 }
                 if let Some(until) = lease.denied_until.filter(|u| *u > now) {
-                    return Err(Error::RateLimited { retry_after_s: until.duration_since(now).as_secs().max(1) });
+                    return Err(Error::RateLimited {
+                        retry_after_s: until.duration_since(now).as_secs().max(1),
+                    });
                 }
                 match &lease.refill {
                     Some(n) => {
@@ -275,7 +281,8 @@ impl Auth {
     fn expired(&self, exp: u64) -> bool {
         let v = &self.validation;
         let now = jsonwebtoken::get_current_timestamp();
-        v.validate_exp && exp.saturating_sub(v.reject_tokens_expiring_in_less_than) < now.saturating_sub(v.leeway)
+        v.validate_exp
+            && exp.saturating_sub(v.reject_tokens_expiring_in_less_than) < now.saturating_sub(v.leeway)
     }
 }
 
@@ -332,9 +339,17 @@ impl Broker {
         let iat = (now_ms() / 1000) as u64;
         // A successful login does not count against the failure limit.
         self.auth.limits.release(&counters).await?;
-        let claims = Claims { sub: username.to_string(), role: user.role, gen: stamp.version, inc: stamp.czxid, iat, exp: iat + ttl };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.auth.keys(&secret).encoding)
-            .map_err(|_| Error::Unavailable("cannot sign the token".into()))?;
+        let claims = Claims {
+            sub: username.to_string(),
+            role: user.role,
+            gen: stamp.version,
+            inc: stamp.czxid,
+            iat,
+            exp: iat + ttl,
+        };
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.auth.keys(&secret).encoding)
+                .map_err(|_| Error::Unavailable("cannot sign the token".into()))?;
         Ok(Token { access_token: token, expires_in: ttl })
     }
 
@@ -364,7 +379,9 @@ impl Broker {
             return Err(denied("the token has expired"));
         }
         let admin = match self.meta.user_generation(&claims.sub) {
-            Some((stamp, role)) if stamp.version == claims.gen && stamp.czxid == claims.inc => role == Role::Admin,
+            Some((stamp, role)) if stamp.version == claims.gen && stamp.czxid == claims.inc => {
+                role == Role::Admin
+            }
             _ => return Err(denied("the token was revoked: its user was deleted or changed password")),
         };
         if fresh {
@@ -386,16 +403,17 @@ impl Broker {
         };
         validate_username(user).map_err(|e| Fatal(format!("MOM_ADMIN_USER: {e}")))?;
         validate_password(&password).map_err(|e| Fatal(format!("MOM_ADMIN_PASSWORD: {e}")))?;
-        let hash = blocking(move || hash_password(&password)).await.and_then(|h| h).map_err(Bootstrap::Retry)?;
+        let hash =
+            blocking(move || hash_password(&password)).await.and_then(|h| h).map_err(Bootstrap::Retry)?;
         let record = UserRecord { role: Role::Admin, password_hash: hash, created_at: rfc3339_ms(now_ms()) };
         match self.meta.create::<UserRecord>(user, record, |a, _| a.role == Role::Admin).await {
             Ok(_) => {
                 tracing::info!(user, "created the first admin");
                 Ok(())
             }
-            Err(Error::AlreadyExists(_)) => {
-                Err(Fatal(format!("user '{user}' exists but is not an admin; set MOM_ADMIN_USER to another name")))
-            }
+            Err(Error::AlreadyExists(_)) => Err(Fatal(format!(
+                "user '{user}' exists but is not an admin; set MOM_ADMIN_USER to another name"
+            ))),
             Err(e) => Err(Bootstrap::Retry(e)),
         }
     }

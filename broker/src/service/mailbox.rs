@@ -58,7 +58,14 @@ fn to_message(key: &ReceiptKey, scope: &str, d: RawDelivery) -> Message {
         Ok(p) => (p.b, p.a),
         Err(_) => (d.payload, Attributes::new()),
     };
-    Message { receipt: key.issue(scope, &d.id, d.delivery), id: d.id, body, attributes, receive_count, sent_at: rfc3339_ms(d.sent_ms) }
+    Message {
+        receipt: key.issue(scope, &d.id, d.delivery),
+        id: d.id,
+        body,
+        attributes,
+        receive_count,
+        sent_at: rfc3339_ms(d.sent_ms),
+    }
 }
 
 impl Broker {
@@ -110,7 +117,9 @@ impl Broker {
             }
             // Sleep until a notification, the next visibility deadline, the end of the wait, or a drain.
             let wake_at = match got.next_visible_ms {
-                Some(next) => deadline.min(now + Duration::from_millis((next - got.now_ms).max(0) as u64 + 1)),
+                Some(next) => {
+                    deadline.min(now + Duration::from_millis((next - got.now_ms).max(0) as u64 + 1))
+                }
                 None => deadline,
             };
             tokio::select! {
@@ -122,7 +131,13 @@ impl Broker {
     }
 
     /// Verifies receipts; the valid ones go to the store in one call. One result per receipt.
-    pub(super) async fn settle_in(&self, mb: &Mailbox, label: Label<'_>, how: Settle, receipts: &[String]) -> Result<Vec<Result<()>>> {
+    pub(super) async fn settle_in(
+        &self,
+        mb: &Mailbox,
+        label: Label<'_>,
+        how: Settle,
+        receipts: &[String],
+    ) -> Result<Vec<Result<()>>> {
         let key = self.meta.receipt_key()?;
         let checked: Vec<Result<(String, u64)>> =
             receipts.iter().map(|r| key.verify(&mb.scope, r).map(|d| (d.id, d.delivery))).collect();
@@ -137,7 +152,12 @@ impl Broker {
             })
             .collect();
         if let Settle::Ack = how {
-            self.metrics.count(Event::Acked, label.0, label.1, results.iter().filter(|r| r.is_ok()).count() as u64);
+            self.metrics.count(
+                Event::Acked,
+                label.0,
+                label.1,
+                results.iter().filter(|r| r.is_ok()).count() as u64,
+            );
         }
         Ok(results)
     }
@@ -161,7 +181,11 @@ impl Broker {
                 t.target
             } else {
                 let source = p.a.remove(SOURCE_ATTR);
-                if t.target.is_empty() { source.unwrap_or_default() } else { t.target }
+                if t.target.is_empty() {
+                    source.unwrap_or_default()
+                } else {
+                    t.target
+                }
             };
             // A target that vanished: a redrive goes back where it was; a dead letter waits.
             let (target_mb, payload) = if self.meta.queue(&target).is_some() {
@@ -173,7 +197,9 @@ impl Broker {
                 (mb.clone(), t.payload)
             };
             let dedup = Some(self.mailboxes.transfer_key(&target_mb, mb, &t.id));
-            if let Err(e) = self.mailboxes.send(&target_mb, vec![Outgoing { payload, delay_ms: 0, dedup }]).await {
+            if let Err(e) =
+                self.mailboxes.send(&target_mb, vec![Outgoing { payload, delay_ms: 0, dedup }]).await
+            {
                 tracing::warn!(mailbox = %mb.scope, error = %e, "outbox transfer failed; will retry");
                 return moved;
             }

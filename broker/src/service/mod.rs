@@ -23,8 +23,8 @@ use crate::meta::{Grant, Meta, NodeRecord, Record};
 use crate::metrics::Metrics;
 use crate::model::validate_name;
 use crate::store::{LimitStore, MailboxStore, Redis, TopicStore};
-use auth::{Auth, AuthSettings};
 use crate::waiters::Waiters;
+use auth::{Auth, AuthSettings};
 
 /// Who is calling, as proven by a token.
 #[derive(Debug, Clone)]
@@ -99,7 +99,13 @@ impl Broker {
 impl Broker {
     /// Grants `user` rights on a queue or topic (replacing earlier ones); `None` revokes. Owner or
     /// admin only.
-    pub async fn grant<T: Record + access::Owned>(&self, who: &Principal, name: &str, user: &str, grant: Option<Grant>) -> Result<()> {
+    pub async fn grant<T: Record + access::Owned>(
+        &self,
+        who: &Principal,
+        name: &str,
+        user: &str,
+        grant: Option<Grant>,
+    ) -> Result<()> {
         validate_name(T::DIR.trim_end_matches('s'), name)?;
         self.require_user(user)?;
         let target = self.meta.get::<T>(name).ok_or_else(|| T::not_found(name))?;

@@ -7,14 +7,21 @@ use crate::error::{Error, Result};
 use crate::meta::QueueMeta;
 use crate::metrics::Event;
 use crate::model::{
-    now_ms, rfc3339_ms, validate_name, Message, QueueConfig, QueueInfo, QueueSpec, ReceiveRequest, SendMessage, Sent,
+    now_ms, rfc3339_ms, validate_name, Message, QueueConfig, QueueInfo, QueueSpec, ReceiveRequest,
+    SendMessage, Sent,
 };
 use crate::store::{Mailbox, Outgoing, Settle};
 
 const KIND: &str = "queue";
 
 fn info(name: &str, meta: QueueMeta) -> QueueInfo {
-    QueueInfo { name: name.to_string(), config: meta.config, owner: meta.owner, created_at: meta.created_at, stats: None }
+    QueueInfo {
+        name: name.to_string(),
+        config: meta.config,
+        owner: meta.owner,
+        created_at: meta.created_at,
+        stats: None,
+    }
 }
 
 fn delivering(config: &QueueConfig) -> Delivering<'_> {
@@ -31,7 +38,8 @@ impl Broker {
     /// then 403.
     async fn queue_for(&self, who: &Principal, name: &str, right: Right) -> Result<(QueueMeta, Mailbox)> {
         validate_name("queue", name)?;
-        let meta = self.meta.fetch::<QueueMeta>(name).await.ok_or_else(|| Error::QueueNotFound(name.to_string()))?;
+        let meta =
+            self.meta.fetch::<QueueMeta>(name).await.ok_or_else(|| Error::QueueNotFound(name.to_string()))?;
         access::check(who, &meta, right, &format!("queue '{name}'"))?;
         Ok((meta, self.mailboxes.queue(name)))
     }
@@ -46,7 +54,12 @@ impl Broker {
     }
 
     /// A dead-letter queue must exist, differ from the source, and take the caller's messages.
-    pub(super) fn check_dead_letter_queue(&self, who: &Principal, source: Option<&str>, dlq: Option<&str>) -> Result<()> {
+    pub(super) fn check_dead_letter_queue(
+        &self,
+        who: &Principal,
+        source: Option<&str>,
+        dlq: Option<&str>,
+    ) -> Result<()> {
         let Some(dlq) = dlq else { return Ok(()) };
         validate_name("dead_letter_queue", dlq)?;
         if Some(dlq) == source {
@@ -59,12 +72,22 @@ impl Broker {
     }
 
     /// Creates a queue; `true` when created, `false` when it existed with the same config.
-    pub async fn create_queue(&self, who: &Principal, name: &str, spec: QueueSpec) -> Result<(QueueInfo, bool)> {
+    pub async fn create_queue(
+        &self,
+        who: &Principal,
+        name: &str,
+        spec: QueueSpec,
+    ) -> Result<(QueueInfo, bool)> {
         validate_name("queue", name)?;
         let config = spec.apply(QueueConfig::default())?;
         self.warm(config.dead_letter_queue.as_deref()).await;
         self.check_dead_letter_queue(who, Some(name), config.dead_letter_queue.as_deref())?;
-        let meta = QueueMeta { config, owner: who.name.clone(), created_at: rfc3339_ms(now_ms()), grants: Default::default() };
+        let meta = QueueMeta {
+            config,
+            owner: who.name.clone(),
+            created_at: rfc3339_ms(now_ms()),
+            grants: Default::default(),
+        };
         let created = self.meta.create(name, meta.clone(), |a: &QueueMeta, b| a.config == b.config).await?;
         let stored = self.meta.queue(name).unwrap_or(meta);
         Ok((info(name, stored), created))
@@ -118,7 +141,12 @@ impl Broker {
     }
 
     /// Sends messages, each checked on its own: the answer holds one result per message, in order.
-    pub async fn send(&self, who: &Principal, name: &str, messages: Vec<SendMessage>) -> Result<Vec<Result<Sent>>> {
+    pub async fn send(
+        &self,
+        who: &Principal,
+        name: &str,
+        messages: Vec<SendMessage>,
+    ) -> Result<Vec<Result<Sent>>> {
         check_count("messages", messages.len())?;
         let (meta, mb) = self.queue_for(who, name, Right::Publish).await?;
         let config = &meta.config;
@@ -138,7 +166,11 @@ impl Broker {
 
     /// Stores the entries that passed their checks in one call and merges the answers back in
     /// order; also returns how many were newly stored.
-    pub(super) async fn store_valid<T, F>(&self, prepared: Vec<Result<T>>, store: impl FnOnce(Vec<T>) -> F) -> Result<(Vec<Result<Sent>>, u64)>
+    pub(super) async fn store_valid<T, F>(
+        &self,
+        prepared: Vec<Result<T>>,
+        store: impl FnOnce(Vec<T>) -> F,
+    ) -> Result<(Vec<Result<Sent>>, u64)>
     where
         F: std::future::Future<Output = Result<Vec<(String, bool)>>>,
     {
@@ -158,7 +190,9 @@ impl Broker {
             .into_iter()
             .map(|slot| {
                 slot.unwrap_or_else(|| {
-                    let (id, created) = stored.next().ok_or_else(|| Error::Unavailable("short reply from the store".into()))?;
+                    let (id, created) = stored
+                        .next()
+                        .ok_or_else(|| Error::Unavailable("short reply from the store".into()))?;
                     Ok(Sent { id, created })
                 })
             })
@@ -179,11 +213,18 @@ impl Broker {
         self.settle_in(&mb, Label(KIND, name), Settle::Ack, &receipts).await
     }
 
-    pub async fn nack(&self, who: &Principal, name: &str, receipts: Vec<String>, delay_s: u32) -> Result<Vec<Result<()>>> {
+    pub async fn nack(
+        &self,
+        who: &Principal,
+        name: &str,
+        receipts: Vec<String>,
+        delay_s: u32,
+    ) -> Result<Vec<Result<()>>> {
         check_count("receipts", receipts.len())?;
         check_seconds("delay_s", delay_s)?;
         let (_, mb) = self.queue_for(who, name, Right::Consume).await?;
-        self.settle_in(&mb, Label(KIND, name), Settle::Nack { delay_ms: delay_s as u64 * 1000 }, &receipts).await
+        self.settle_in(&mb, Label(KIND, name), Settle::Nack { delay_ms: delay_s as u64 * 1000 }, &receipts)
+            .await
     }
 
     /// Changes the visibility timeout of one delivery, counted from now.
@@ -191,7 +232,10 @@ impl Broker {
         check_seconds("visibility_timeout_s", timeout_s)?;
         let (_, mb) = self.queue_for(who, name, Right::Consume).await?;
         let how = Settle::Visibility { timeout_ms: timeout_s as u64 * 1000 };
-        self.settle_in(&mb, Label(KIND, name), how, &[receipt]).await?.pop().unwrap_or(Err(Error::ReceiptInvalid))
+        self.settle_in(&mb, Label(KIND, name), how, &[receipt])
+            .await?
+            .pop()
+            .unwrap_or(Err(Error::ReceiptInvalid))
     }
 
     /// Whether `receipt` was issued by this cluster for `queue` (stale or not).
@@ -218,7 +262,8 @@ impl Broker {
     pub(super) async fn sweep_queues(&self) -> Result<()> {
         for (name, meta) in self.meta.list::<QueueMeta>() {
             let mb = self.mailboxes.queue(&name);
-            let (_, trimmed, outbox) = self.mailboxes.stats(&mb, meta.config.retention_s as u64 * 1000).await?;
+            let (_, trimmed, outbox) =
+                self.mailboxes.stats(&mb, meta.config.retention_s as u64 * 1000).await?;
             self.metrics.count(Event::Expired, KIND, &name, trimmed);
             if outbox > 0 {
                 self.forward_outbox(&mb).await;
@@ -232,7 +277,9 @@ impl Broker {
         for (name, meta) in self.meta.list::<QueueMeta>() {
             let mb = self.mailboxes.queue(&name);
             if let Ok((s, _, _)) = self.mailboxes.stats(&mb, meta.config.retention_s as u64 * 1000).await {
-                for (state, v) in [("available", s.available), ("in_flight", s.in_flight), ("delayed", s.delayed)] {
+                for (state, v) in
+                    [("available", s.available), ("in_flight", s.in_flight), ("delayed", s.delayed)]
+                {
                     self.metrics.depth.with_label_values(&[&name, state]).set(v as i64);
                 }
             }

@@ -23,7 +23,13 @@ const KIND: &str = "topic";
 const SUB_KIND: &str = "subscription";
 
 fn info(name: &str, meta: TopicMeta) -> TopicInfo {
-    TopicInfo { name: name.to_string(), config: meta.config, owner: meta.owner, created_at: meta.created_at, stats: None }
+    TopicInfo {
+        name: name.to_string(),
+        config: meta.config,
+        owner: meta.owner,
+        created_at: meta.created_at,
+        stats: None,
+    }
 }
 
 fn sub_info(meta: SubscriptionMeta, lag: Option<u64>) -> SubscriptionInfo {
@@ -40,7 +46,8 @@ fn sub_info(meta: SubscriptionMeta, lag: Option<u64>) -> SubscriptionInfo {
 
 /// What the Redis registry needs to route messages: the filter, and the owner for `no_local`.
 fn registry_spec(meta: &SubscriptionMeta) -> String {
-    serde_json::json!({ "filter": meta.config.filter, "owner": meta.owner, "no_local": meta.config.no_local }).to_string()
+    serde_json::json!({ "filter": meta.config.filter, "owner": meta.owner, "no_local": meta.config.no_local })
+        .to_string()
 }
 
 /// A subscription and what its mailbox needs.
@@ -79,7 +86,8 @@ pub struct Stream {
 impl Broker {
     async fn topic_for(&self, who: &Principal, name: &str, right: Right) -> Result<TopicMeta> {
         validate_name("topic", name)?;
-        let meta = self.meta.fetch::<TopicMeta>(name).await.ok_or_else(|| Error::TopicNotFound(name.to_string()))?;
+        let meta =
+            self.meta.fetch::<TopicMeta>(name).await.ok_or_else(|| Error::TopicNotFound(name.to_string()))?;
         access::check(who, &meta, right, &format!("topic '{name}'"))?;
         Ok(meta)
     }
@@ -88,7 +96,11 @@ impl Broker {
     async fn sub_for(&self, who: &Principal, topic: &str, sub: &str, right: Right) -> Result<Sub> {
         validate_name("topic", topic)?;
         validate_name("subscription", sub)?;
-        let t = self.meta.fetch::<TopicMeta>(topic).await.ok_or_else(|| Error::TopicNotFound(topic.to_string()))?;
+        let t = self
+            .meta
+            .fetch::<TopicMeta>(topic)
+            .await
+            .ok_or_else(|| Error::TopicNotFound(topic.to_string()))?;
         let meta = self
             .meta
             .fetch::<SubscriptionMeta>(&SubscriptionMeta::key(topic, sub))
@@ -97,13 +109,28 @@ impl Broker {
         if !(right == Right::Manage && meta.owner == who.name) {
             access::check(who, &t, right, &format!("topic '{topic}'"))?;
         }
-        Ok(Sub { topic: t, mailbox: self.mailboxes.subscription(topic, sub), label: format!("{topic}/{sub}"), meta })
+        Ok(Sub {
+            topic: t,
+            mailbox: self.mailboxes.subscription(topic, sub),
+            label: format!("{topic}/{sub}"),
+            meta,
+        })
     }
 
-    pub async fn create_topic(&self, who: &Principal, name: &str, spec: TopicSpec) -> Result<(TopicInfo, bool)> {
+    pub async fn create_topic(
+        &self,
+        who: &Principal,
+        name: &str,
+        spec: TopicSpec,
+    ) -> Result<(TopicInfo, bool)> {
         validate_name("topic", name)?;
         let config = spec.apply(TopicConfig::default())?;
-        let meta = TopicMeta { config, owner: who.name.clone(), created_at: rfc3339_ms(now_ms()), grants: Default::default() };
+        let meta = TopicMeta {
+            config,
+            owner: who.name.clone(),
+            created_at: rfc3339_ms(now_ms()),
+            grants: Default::default(),
+        };
         let created = self.meta.create(name, meta.clone(), |a: &TopicMeta, b| a.config == b.config).await?;
         Ok((info(name, self.meta.get(name).unwrap_or(meta)), created))
     }
@@ -118,15 +145,24 @@ impl Broker {
     }
 
     fn subscriptions_of(&self, topic: &str) -> Vec<SubscriptionMeta> {
-        self.meta.list::<SubscriptionMeta>().into_iter().map(|(_, s)| s).filter(|s| s.topic == topic).collect()
+        self.meta
+            .list::<SubscriptionMeta>()
+            .into_iter()
+            .map(|(_, s)| s)
+            .filter(|s| s.topic == topic)
+            .collect()
     }
 
     pub async fn get_topic(&self, who: &Principal, name: &str) -> Result<TopicInfo> {
         let meta = self.topic_for(who, name, Right::View).await?;
-        let (messages, oldest_age_s, trimmed) = self.topics.stats(name, meta.config.retention_s as u64 * 1000).await?;
+        let (messages, oldest_age_s, trimmed) =
+            self.topics.stats(name, meta.config.retention_s as u64 * 1000).await?;
         self.metrics.count(Event::Expired, KIND, name, trimmed);
         let subscriptions = self.subscriptions_of(name).len() as u64;
-        Ok(TopicInfo { stats: Some(TopicStats { messages, subscriptions, oldest_age_s }), ..info(name, meta) })
+        Ok(TopicInfo {
+            stats: Some(TopicStats { messages, subscriptions, oldest_age_s }),
+            ..info(name, meta)
+        })
     }
 
     /// Deletes a topic, its subscriptions and its retained messages.
@@ -156,7 +192,12 @@ impl Broker {
     }
 
     /// Publishes messages: each is checked on its own, and fanned out to every matching subscription.
-    pub async fn publish(&self, who: &Principal, topic: &str, messages: Vec<SendMessage>) -> Result<Vec<Result<Sent>>> {
+    pub async fn publish(
+        &self,
+        who: &Principal,
+        topic: &str,
+        messages: Vec<SendMessage>,
+    ) -> Result<Vec<Result<Sent>>> {
         check_count("messages", messages.len())?;
         let meta = self.topic_for(who, topic, Right::Publish).await?;
         let prepared: Vec<Result<Publication>> = messages
@@ -166,9 +207,14 @@ impl Broker {
                     return Err(Error::invalid("topics take no delay_s"));
                 }
                 let dedup = m.dedup_id.as_deref().map(|d| self.topics.dedup_key(topic, &meta.created_at, d));
-                let attributes_json = serde_json::to_string(&m.attributes).map_err(|e| Error::invalid(e.to_string()))?;
+                let attributes_json =
+                    serde_json::to_string(&m.attributes).map_err(|e| Error::invalid(e.to_string()))?;
                 let payload = encode(topic, meta.config.max_message_bytes, m, Some(&who.name))?;
-                Ok(Publication { out: Outgoing { payload, delay_ms: 0, dedup }, attributes_json, publisher: who.name.clone() })
+                Ok(Publication {
+                    out: Outgoing { payload, delay_ms: 0, dedup },
+                    attributes_json,
+                    publisher: who.name.clone(),
+                })
             })
             .collect();
         let retention_ms = meta.config.retention_s as u64 * 1000;
@@ -185,7 +231,13 @@ impl Broker {
 
     /// Creates a durable subscription, filled from its start point; `false` when it existed with
     /// the same config.
-    pub async fn create_subscription(&self, who: &Principal, topic: &str, name: &str, spec: SubscriptionSpec) -> Result<(SubscriptionInfo, bool)> {
+    pub async fn create_subscription(
+        &self,
+        who: &Principal,
+        topic: &str,
+        name: &str,
+        spec: SubscriptionSpec,
+    ) -> Result<(SubscriptionInfo, bool)> {
         validate_name("topic", topic)?;
         validate_name("subscription", name)?;
         let (config, from, start) = spec.resolve()?;
@@ -201,7 +253,10 @@ impl Broker {
             created_at: rfc3339_ms(now_ms()),
         };
         let key = SubscriptionMeta::key(topic, name);
-        let created = self.meta.create(&key, meta.clone(), |a: &SubscriptionMeta, b| a.config == b.config && a.start == b.start).await?;
+        let created = self
+            .meta
+            .create(&key, meta.clone(), |a: &SubscriptionMeta, b| a.config == b.config && a.start == b.start)
+            .await?;
         if created {
             let start = match from {
                 None => Start::Latest,
@@ -237,36 +292,73 @@ impl Broker {
 
     /// Opens a push stream: 400/404/403 for one that cannot be opened, 429 when the caller holds
     /// all its long-poll slots, before any event is sent. `token` is re-checked as it goes.
-    pub async fn open_stream(&self, who: &Principal, topic: &str, name: &str, max_in_flight: Option<usize>, token: String) -> Result<Stream> {
+    pub async fn open_stream(
+        &self,
+        who: &Principal,
+        topic: &str,
+        name: &str,
+        max_in_flight: Option<usize>,
+        token: String,
+    ) -> Result<Stream> {
         self.sub_for(who, topic, name, Right::Consume).await?;
         let slot = self.held.take(&who.name)?;
         Ok(Stream { max_in_flight, token, tracked: Vec::new(), _slot: slot })
     }
 
-    pub async fn sub_receive(&self, who: &Principal, topic: &str, name: &str, req: ReceiveRequest) -> Result<Vec<Message>> {
+    pub async fn sub_receive(
+        &self,
+        who: &Principal,
+        topic: &str,
+        name: &str,
+        req: ReceiveRequest,
+    ) -> Result<Vec<Message>> {
         req.limits()?;
         let sub = self.sub_for(who, topic, name, Right::Consume).await?;
         self.receive_from(&sub.mailbox, sub.label(), &sub.delivering(), &req, Some(&who.name)).await
     }
 
-    pub async fn sub_ack(&self, who: &Principal, topic: &str, name: &str, receipts: Vec<String>) -> Result<Vec<Result<()>>> {
+    pub async fn sub_ack(
+        &self,
+        who: &Principal,
+        topic: &str,
+        name: &str,
+        receipts: Vec<String>,
+    ) -> Result<Vec<Result<()>>> {
         check_count("receipts", receipts.len())?;
         let sub = self.sub_for(who, topic, name, Right::Consume).await?;
         self.settle_in(&sub.mailbox, sub.label(), Settle::Ack, &receipts).await
     }
 
-    pub async fn sub_nack(&self, who: &Principal, topic: &str, name: &str, receipts: Vec<String>, delay_s: u32) -> Result<Vec<Result<()>>> {
+    pub async fn sub_nack(
+        &self,
+        who: &Principal,
+        topic: &str,
+        name: &str,
+        receipts: Vec<String>,
+        delay_s: u32,
+    ) -> Result<Vec<Result<()>>> {
         check_count("receipts", receipts.len())?;
         check_seconds("delay_s", delay_s)?;
         let sub = self.sub_for(who, topic, name, Right::Consume).await?;
-        self.settle_in(&sub.mailbox, sub.label(), Settle::Nack { delay_ms: delay_s as u64 * 1000 }, &receipts).await
+        self.settle_in(&sub.mailbox, sub.label(), Settle::Nack { delay_ms: delay_s as u64 * 1000 }, &receipts)
+            .await
     }
 
-    pub async fn sub_extend(&self, who: &Principal, topic: &str, name: &str, receipt: String, timeout_s: u32) -> Result<()> {
+    pub async fn sub_extend(
+        &self,
+        who: &Principal,
+        topic: &str,
+        name: &str,
+        receipt: String,
+        timeout_s: u32,
+    ) -> Result<()> {
         check_seconds("visibility_timeout_s", timeout_s)?;
         let sub = self.sub_for(who, topic, name, Right::Consume).await?;
         let how = Settle::Visibility { timeout_ms: timeout_s as u64 * 1000 };
-        self.settle_in(&sub.mailbox, sub.label(), how, &[receipt]).await?.pop().unwrap_or(Err(Error::ReceiptInvalid))
+        self.settle_in(&sub.mailbox, sub.label(), how, &[receipt])
+            .await?
+            .pop()
+            .unwrap_or(Err(Error::ReceiptInvalid))
     }
 
     /// Replays every retained message from a time or id on; cancels deliveries in flight. A point
@@ -274,7 +366,11 @@ impl Broker {
     pub async fn seek(&self, who: &Principal, topic: &str, name: &str, req: SeekRequest) -> Result<u64> {
         let start = match (req.time, req.id) {
             (Some(t), None) => Start::Time(parse_time(&t)?),
-            (None, Some(id)) if !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_digit()) => Start::Id(format!("{id:0>16}")),
+            (None, Some(id))
+                if !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                Start::Id(format!("{id:0>16}"))
+            }
             (None, Some(id)) => return Err(Error::invalid(format!("{id:?} is not a message id"))),
             _ => return Err(Error::invalid("give exactly one of time and id")),
         };
@@ -284,7 +380,13 @@ impl Broker {
 
     /// The next messages for a server-push stream: waits until at least one is available and the
     /// stream has room under `max_in_flight`. `None` ends the stream (the node is draining).
-    pub async fn stream_next(&self, who: &Principal, topic: &str, name: &str, st: &mut Stream) -> Result<Option<Vec<Message>>> {
+    pub async fn stream_next(
+        &self,
+        who: &Principal,
+        topic: &str,
+        name: &str,
+        st: &mut Stream,
+    ) -> Result<Option<Vec<Message>>> {
         loop {
             if self.draining.is_cancelled() {
                 return Ok(None);
@@ -299,7 +401,8 @@ impl Broker {
                 None => 100,
                 Some(max) => {
                     if st.tracked.len() >= max {
-                        let pairs: Vec<(String, u64)> = st.tracked.iter().map(|(id, d, _)| (id.clone(), *d)).collect();
+                        let pairs: Vec<(String, u64)> =
+                            st.tracked.iter().map(|(id, d, _)| (id.clone(), *d)).collect();
                         let live = self.mailboxes.in_flight(&sub.mailbox, &pairs).await?;
                         let mut live = live.into_iter();
                         st.tracked.retain(|_| live.next().unwrap_or(false));
@@ -319,7 +422,8 @@ impl Broker {
             }
             let req = ReceiveRequest { max: Some(room as u32), wait_s: Some(20), visibility_timeout_s: None };
             // The stream holds its long-poll slot (taken in `open_stream`) for its whole life.
-            let messages = self.receive_from(&sub.mailbox, sub.label(), &sub.delivering(), &req, None).await?;
+            let messages =
+                self.receive_from(&sub.mailbox, sub.label(), &sub.delivering(), &req, None).await?;
             // A token revoked while the stream was open ends it: what it just took comes back
             // after the ack deadline, to a consumer that is still allowed.
             if self.authenticate(&st.token).is_err() {
@@ -353,7 +457,9 @@ impl Broker {
                 let mb = self.mailboxes.subscription(&name, &sub.name);
                 if !registered.contains(&sub.name) {
                     tracing::warn!(topic = %name, subscription = %sub.name, "re-registering a subscription missing from Redis");
-                    self.topics.subscribe(&name, &sub.name, &mb, &registry_spec(&sub), &Start::Latest, false).await?;
+                    self.topics
+                        .subscribe(&name, &sub.name, &mb, &registry_spec(&sub), &Start::Latest, false)
+                        .await?;
                 }
                 let (_, _, outbox) = self.mailboxes.stats(&mb, retention_ms).await?;
                 if outbox > 0 {

@@ -47,10 +47,14 @@ impl Broker {
         let hash = blocking(move || hash_password(&pw)).await??;
         let record = UserRecord { role: new.role, password_hash: hash, created_at: rfc3339_ms(now_ms()) };
         // Creating a user is never idempotent: a taken name is always a conflict.
-        self.meta.create::<UserRecord>(&new.username, record.clone(), |_, _| false).await.map_err(|e| match e {
-            Error::AlreadyExists(_) => Error::AlreadyExists(format!("user '{}' already exists", new.username)),
-            e => e,
-        })?;
+        self.meta.create::<UserRecord>(&new.username, record.clone(), |_, _| false).await.map_err(
+            |e| match e {
+                Error::AlreadyExists(_) => {
+                    Error::AlreadyExists(format!("user '{}' already exists", new.username))
+                }
+                e => e,
+            },
+        )?;
         Ok(UserInfo { username: new.username, role: record.role, created_at: record.created_at })
     }
 

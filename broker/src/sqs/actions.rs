@@ -67,7 +67,8 @@ pub async fn dispatch(b: &Broker, ctx: &Ctx, action: &str, input: Value) -> Out 
             let req: HandleBatch = parse(input)?;
             let name = queue_name(&req.queue_url)?;
             let ids = batch_ids(req.entries.iter().map(|e| &e.id))?;
-            let results = delete(b, ctx, &name, req.entries.into_iter().map(|e| e.receipt_handle).collect()).await?;
+            let results =
+                delete(b, ctx, &name, req.entries.into_iter().map(|e| e.receipt_handle).collect()).await?;
             Ok(batch_answer(ids, results, |_| json!({})))
         }
         "ChangeMessageVisibility" => {
@@ -85,7 +86,9 @@ pub async fn dispatch(b: &Broker, ctx: &Ctx, action: &str, input: Value) -> Out 
             }
             Ok(batch_answer(ids, results, |_| json!({})))
         }
-        other => Err(SqsError::bad("InvalidAction", format!("The action {other} is not valid for this endpoint."))),
+        other => {
+            Err(SqsError::bad("InvalidAction", format!("The action {other} is not valid for this endpoint.")))
+        }
     }
 }
 
@@ -138,7 +141,9 @@ struct CreateQueue {
 
 async fn create_queue(b: &Broker, ctx: &Ctx, req: CreateQueue) -> Out {
     if req.queue_name.ends_with(".fifo") || req.attributes.get("FifoQueue").is_some_and(|v| v == "true") {
-        return Err(SqsError::invalid("FIFO queues are not supported by this endpoint yet; use a standard queue"));
+        return Err(SqsError::invalid(
+            "FIFO queues are not supported by this endpoint yet; use a standard queue",
+        ));
     }
     let spec = spec_from_attributes(&req.attributes)?;
     b.create_queue(&ctx.who, &req.queue_name, spec).await?;
@@ -189,7 +194,9 @@ fn list_queues(b: &Broker, ctx: &Ctx, req: ListQueues) -> Out {
 /// Queue attributes SQS users set, as a native queue spec.
 pub fn spec_from_attributes(attrs: &BTreeMap<String, String>) -> Result<QueueSpec, SqsError> {
     let number = |k: &str, v: &str| {
-        v.parse::<u32>().map_err(|_| SqsError::bad("InvalidAttributeValue", format!("Invalid value for the parameter {k}.")))
+        v.parse::<u32>().map_err(|_| {
+            SqsError::bad("InvalidAttributeValue", format!("Invalid value for the parameter {k}."))
+        })
     };
     let mut spec = QueueSpec::default();
     for (k, v) in attrs {
@@ -203,12 +210,16 @@ pub fn spec_from_attributes(attrs: &BTreeMap<String, String>) -> Result<QueueSpe
                 spec.dead_letter_queue = Some(None);
             }
             "RedrivePolicy" => {
-                let bad = || SqsError::bad("InvalidAttributeValue", "Invalid value for the parameter RedrivePolicy.");
+                let bad = || {
+                    SqsError::bad("InvalidAttributeValue", "Invalid value for the parameter RedrivePolicy.")
+                };
                 let policy: Value = serde_json::from_str(v).map_err(|_| bad())?;
                 let arn = policy.get("deadLetterTargetArn").and_then(Value::as_str).ok_or_else(bad)?;
                 let max = match policy.get("maxReceiveCount") {
                     Some(Value::String(s)) => s.parse::<u32>().map_err(|_| bad())?,
-                    Some(Value::Number(n)) => n.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(bad)?,
+                    Some(Value::Number(n)) => {
+                        n.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(bad)?
+                    }
                     _ => return Err(bad()),
                 };
                 let dlq = arn.rsplit(':').next().unwrap_or("").to_string();
@@ -216,7 +227,10 @@ pub fn spec_from_attributes(attrs: &BTreeMap<String, String>) -> Result<QueueSpe
                 spec.dead_letter_queue = Some(Some(dlq));
             }
             other => {
-                return Err(SqsError::bad("InvalidAttributeName", format!("Unknown or unsupported attribute {other}.")))
+                return Err(SqsError::bad(
+                    "InvalidAttributeName",
+                    format!("Unknown or unsupported attribute {other}."),
+                ))
             }
         }
     }
@@ -240,7 +254,12 @@ struct GetAttributes {
 
 fn queue_attributes(ctx: &Ctx, q: &QueueInfo) -> Map<String, Value> {
     let c = &q.config;
-    let stats = q.stats.unwrap_or(crate::model::QueueStats { available: 0, in_flight: 0, delayed: 0, oldest_age_s: 0 });
+    let stats = q.stats.unwrap_or(crate::model::QueueStats {
+        available: 0,
+        in_flight: 0,
+        delayed: 0,
+        oldest_age_s: 0,
+    });
     let created = crate::model::parse_time(&q.created_at).map(|ms| ms / 1000).unwrap_or(0).to_string();
     let mut m = Map::new();
     let mut put = |k: &str, v: String| {
@@ -258,7 +277,10 @@ fn queue_attributes(ctx: &Ctx, q: &QueueInfo) -> Map<String, Value> {
     put("MaximumMessageSize", c.max_message_bytes.to_string());
     put("ReceiveMessageWaitTimeSeconds", "0".into());
     if let (Some(dlq), Some(max)) = (&c.dead_letter_queue, c.max_receives) {
-        put("RedrivePolicy", json!({ "deadLetterTargetArn": queue_arn(ctx, dlq), "maxReceiveCount": max }).to_string());
+        put(
+            "RedrivePolicy",
+            json!({ "deadLetterTargetArn": queue_arn(ctx, dlq), "maxReceiveCount": max }).to_string(),
+        );
     }
     m
 }
@@ -317,7 +339,9 @@ pub struct Entry {
 /// An SQS message into the core's shape, with the digests SQS would answer.
 pub fn to_native(e: Entry) -> Result<(SendMessage, Value), SqsError> {
     if e.message_group_id.is_some() {
-        return Err(SqsError::invalid("MessageGroupId is only valid on FIFO queues, which this endpoint does not support yet"));
+        return Err(SqsError::invalid(
+            "MessageGroupId is only valid on FIFO queues, which this endpoint does not support yet",
+        ));
     }
     if e.message_body.is_empty() {
         return Err(SqsError::bad("MissingParameter", "The request must contain the parameter MessageBody."));
@@ -327,19 +351,29 @@ pub fn to_native(e: Entry) -> Result<(SendMessage, Value), SqsError> {
     let mut types = BTreeMap::new();
     for (name, v) in e.message_attributes {
         if name.starts_with("AWS.") || name.starts_with("Amazon.") {
-            return Err(SqsError::invalid(format!("attribute {name}: names starting AWS. or Amazon. are reserved")));
+            return Err(SqsError::invalid(format!(
+                "attribute {name}: names starting AWS. or Amazon. are reserved"
+            )));
         }
         let binary = v.data_type.starts_with("Binary");
-        if v.data_type.starts_with("Number") && v.string_value.as_deref().is_some_and(|n| n.trim().parse::<f64>().is_err()) {
+        if v.data_type.starts_with("Number")
+            && v.string_value.as_deref().is_some_and(|n| n.trim().parse::<f64>().is_err())
+        {
             return Err(SqsError::invalid(format!("attribute {name}: a Number must hold a number")));
         }
         let (stored, raw) = match (binary, v.string_value, v.binary_value) {
             (false, Some(s), _) => (s.clone(), s.into_bytes()),
             (true, _, Some(b64)) => {
-                let raw = STANDARD.decode(&b64).map_err(|_| SqsError::invalid(format!("attribute {name}: BinaryValue is not base64")))?;
+                let raw = STANDARD
+                    .decode(&b64)
+                    .map_err(|_| SqsError::invalid(format!("attribute {name}: BinaryValue is not base64")))?;
                 (b64, raw)
             }
-            _ => return Err(SqsError::invalid(format!("attribute {name}: a value matching its DataType is required"))),
+            _ => {
+                return Err(SqsError::invalid(format!(
+                    "attribute {name}: a value matching its DataType is required"
+                )))
+            }
         };
         if v.data_type != "String" {
             types.insert(name.clone(), v.data_type.clone());
@@ -384,7 +418,8 @@ fn sqs_attributes(attrs: &Attributes) -> BTreeMap<String, SqsAttribute> {
 async fn send_message(b: &Broker, ctx: &Ctx, req: Send) -> Out {
     let name = queue_name(&req.queue_url)?;
     let (msg, mut answer) = to_native(req.entry)?;
-    let sent = b.send(&ctx.who, &name, vec![msg]).await?.pop().unwrap_or(Err(Error::invalid("no message")))?;
+    let sent =
+        b.send(&ctx.who, &name, vec![msg]).await?.pop().unwrap_or(Err(Error::invalid("no message")))?;
     answer["MessageId"] = json!(sent.id);
     Ok(answer)
 }
@@ -403,10 +438,16 @@ pub fn batch_ids<'a>(ids: impl Iterator<Item = &'a String>) -> Result<Vec<String
         return Err(SqsError::bad("EmptyBatchRequest", "There should be at least one entry in the request."));
     }
     if ids.len() > MAX_BATCH {
-        return Err(SqsError::bad("TooManyEntriesInBatchRequest", format!("Maximum number of entries per request are {MAX_BATCH}.")));
+        return Err(SqsError::bad(
+            "TooManyEntriesInBatchRequest",
+            format!("Maximum number of entries per request are {MAX_BATCH}."),
+        ));
     }
     if ids.iter().collect::<HashSet<_>>().len() != ids.len() {
-        return Err(SqsError::bad("BatchEntryIdsNotDistinct", "Two or more batch entries in the request have the same Id."));
+        return Err(SqsError::bad(
+            "BatchEntryIdsNotDistinct",
+            "Two or more batch entries in the request have the same Id.",
+        ));
     }
     Ok(ids)
 }
@@ -421,7 +462,9 @@ fn batch_answer<T>(ids: Vec<String>, results: Vec<Result<T, SqsError>>, ok: impl
                 entry["Id"] = json!(id);
                 successful.push(entry);
             }
-            Err(e) => failed.push(json!({ "Id": id, "SenderFault": e.sender_fault(), "Code": e.code, "Message": e.message })),
+            Err(e) => failed.push(
+                json!({ "Id": id, "SenderFault": e.sender_fault(), "Code": e.code, "Message": e.message }),
+            ),
         }
     }
     json!({ "Successful": successful, "Failed": failed })
@@ -430,10 +473,12 @@ fn batch_answer<T>(ids: Vec<String>, results: Vec<Result<T, SqsError>>, ok: impl
 async fn send_message_batch(b: &Broker, ctx: &Ctx, req: SendBatch) -> Out {
     let name = queue_name(&req.queue_url)?;
     let ids = batch_ids(req.entries.iter().map(|e| &e.id))?;
-    let converted: Vec<Result<(SendMessage, Value), SqsError>> = req.entries.into_iter().map(to_native).collect();
+    let converted: Vec<Result<(SendMessage, Value), SqsError>> =
+        req.entries.into_iter().map(to_native).collect();
     let (messages, digests): (Vec<SendMessage>, Vec<Value>) =
         converted.iter().filter_map(|c| c.as_ref().ok().cloned()).unzip();
-    let mut sent = if messages.is_empty() { Vec::new() } else { b.send(&ctx.who, &name, messages).await? }.into_iter();
+    let mut sent =
+        if messages.is_empty() { Vec::new() } else { b.send(&ctx.who, &name, messages).await? }.into_iter();
     let mut digests = digests.into_iter();
     let results = converted
         .into_iter()
@@ -519,9 +564,15 @@ async fn receive_message(b: &Broker, ctx: &Ctx, req: Receive) -> Out {
     let name = queue_name(&req.queue_url)?;
     let max = req.max_number_of_messages.unwrap_or(1);
     if !(1..=MAX_BATCH as u32).contains(&max) {
-        return Err(SqsError::invalid(format!("Value {max} for parameter MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10.")));
+        return Err(SqsError::invalid(format!(
+            "Value {max} for parameter MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10."
+        )));
     }
-    let native = ReceiveRequest { max: Some(max), wait_s: req.wait_time_seconds, visibility_timeout_s: req.visibility_timeout };
+    let native = ReceiveRequest {
+        max: Some(max),
+        wait_s: req.wait_time_seconds,
+        visibility_timeout_s: req.visibility_timeout,
+    };
     let messages = b.receive(&ctx.who, &name, native).await?;
     let system: HashSet<&str> =
         req.attribute_names.iter().chain(&req.message_system_attribute_names).map(String::as_str).collect();
@@ -553,14 +604,22 @@ struct HandleBatch {
 
 /// Deletes by receipt. Like SQS, a genuine but stale receipt succeeds (the message stays, to
 /// be delivered again); only a handle this cluster never issued is an error.
-async fn delete(b: &Broker, ctx: &Ctx, name: &str, handles: Vec<String>) -> Result<Vec<Result<(), SqsError>>, SqsError> {
+async fn delete(
+    b: &Broker,
+    ctx: &Ctx,
+    name: &str,
+    handles: Vec<String>,
+) -> Result<Vec<Result<(), SqsError>>, SqsError> {
     let results = b.ack(&ctx.who, name, handles.clone()).await?;
     Ok(results
         .into_iter()
         .zip(handles)
         .map(|(r, h)| match r {
             Err(Error::ReceiptInvalid) if b.genuine_receipt(name, &h) => Ok(()),
-            Err(Error::ReceiptInvalid) => Err(SqsError::bad("ReceiptHandleIsInvalid", format!("The input receipt handle \"{h}\" is not a valid receipt handle."))),
+            Err(Error::ReceiptInvalid) => Err(SqsError::bad(
+                "ReceiptHandleIsInvalid",
+                format!("The input receipt handle \"{h}\" is not a valid receipt handle."),
+            )),
             r => r.map_err(SqsError::from),
         })
         .collect())
@@ -589,7 +648,13 @@ struct VisibilityBatch {
     entries: Vec<VisibilityEntry>,
 }
 
-async fn change_visibility(b: &Broker, ctx: &Ctx, name: &str, handle: String, timeout: u32) -> Result<(), SqsError> {
+async fn change_visibility(
+    b: &Broker,
+    ctx: &Ctx,
+    name: &str,
+    handle: String,
+    timeout: u32,
+) -> Result<(), SqsError> {
     match b.extend(&ctx.who, name, handle.clone(), timeout).await {
         Err(Error::ReceiptInvalid) if b.genuine_receipt(name, &handle) => {
             Err(SqsError::bad("MessageNotInflight", "The message referred to isn't in flight."))

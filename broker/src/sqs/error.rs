@@ -45,7 +45,9 @@ impl From<Error> for SqsError {
     fn from(e: Error) -> Self {
         let message = e.to_string();
         match e {
-            Error::InvalidRequest(_) | Error::InvalidName(_) | Error::MessageTooLarge(_) => SqsError::invalid(message),
+            Error::InvalidRequest(_) | Error::InvalidName(_) | Error::MessageTooLarge(_) => {
+                SqsError::invalid(message)
+            }
             Error::QueueNotFound(_) => SqsError::no_queue(),
             Error::AlreadyExists(_) => SqsError {
                 query_code: Some("QueueAlreadyExists"),
@@ -53,15 +55,20 @@ impl From<Error> for SqsError {
             },
             Error::ReceiptInvalid => SqsError::bad("ReceiptHandleIsInvalid", message),
             Error::RequestTimeout(_) => SqsError::bad("RequestTimeout", message),
-            Error::Unauthenticated(_) => SqsError::new(StatusCode::FORBIDDEN, "InvalidClientTokenId", message),
+            Error::Unauthenticated(_) => {
+                SqsError::new(StatusCode::FORBIDDEN, "InvalidClientTokenId", message)
+            }
             Error::Forbidden(_) => SqsError::new(StatusCode::FORBIDDEN, "AccessDenied", message),
             Error::RateLimited { .. } => SqsError::bad("RequestThrottled", message),
             // SQS's own error for "the action violates a limit" (e.g. too many messages in flight).
             Error::TooManyLongPolls { .. } => SqsError::bad("OverLimit", message),
-            Error::TopicNotFound(_) | Error::SubscriptionNotFound(_) | Error::UserNotFound(_) | Error::NotFound(_) => {
-                SqsError::invalid(message)
+            Error::TopicNotFound(_)
+            | Error::SubscriptionNotFound(_)
+            | Error::UserNotFound(_)
+            | Error::NotFound(_) => SqsError::invalid(message),
+            Error::Unavailable(_) => {
+                SqsError::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", message)
             }
-            Error::Unavailable(_) => SqsError::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", message),
         }
     }
 }

@@ -46,7 +46,10 @@ mod tests {
     /// Digest of {"a": String "x"} computed by hand from SQS's documented encoding.
     #[test]
     fn attribute_digest_encoding() {
-        let attrs = [("a".to_string(), SqsAttribute { data_type: "String".into(), value: b"x".to_vec(), binary: false })];
+        let attrs = [(
+            "a".to_string(),
+            SqsAttribute { data_type: "String".into(), value: b"x".to_vec(), binary: false },
+        )];
         let mut expected = Vec::new();
         expected.extend_from_slice(&[0, 0, 0, 1, b'a', 0, 0, 0, 6]);
         expected.extend_from_slice(b"String");

@@ -45,16 +45,24 @@ pub struct Ctx {
     pub region: String,
 }
 
-async fn handle(State(b): State<Arc<Broker>>, Extension(settings): Extension<Arc<SqsSettings>>, req: Request) -> Response {
+async fn handle(
+    State(b): State<Arc<Broker>>,
+    Extension(settings): Extension<Arc<SqsSettings>>,
+    req: Request,
+) -> Response {
     let (parts, body) = req.into_parts();
     // The same bound as the native API's (`MOM_MAX_REQUEST_BYTES`), answered in SQS's shape.
-    let body: Bytes = match crate::http::extract::read_limited(body, crate::http::extract::body_limit(&parts.extensions)).await {
-        Ok(b) => b,
-        Err(e @ crate::error::Error::MessageTooLarge(_)) => {
-            return SqsError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", e.to_string()).into_response()
-        }
-        Err(e) => return SqsError::from(e).into_response(),
-    };
+    let body: Bytes =
+        match crate::http::extract::read_limited(body, crate::http::extract::body_limit(&parts.extensions))
+            .await
+        {
+            Ok(b) => b,
+            Err(e @ crate::error::Error::MessageTooLarge(_)) => {
+                return SqsError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", e.to_string())
+                    .into_response()
+            }
+            Err(e) => return SqsError::from(e).into_response(),
+        };
     let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
     match serve(&b, &settings, &method, &uri, &headers, &body).await {
         Ok(v) => ([("content-type", "application/x-amz-json-1.0")], v.to_string()).into_response(),
@@ -77,7 +85,9 @@ async fn serve(
 ) -> Result<serde_json::Value, SqsError> {
     let action = header(headers, "x-amz-target")
         .and_then(|t| t.strip_prefix("AmazonSQS.").map(str::to_string))
-        .ok_or_else(|| SqsError::bad("InvalidAction", "X-Amz-Target must name an action: AmazonSQS.<Action>"))?;
+        .ok_or_else(|| {
+            SqsError::bad("InvalidAction", "X-Amz-Target must name an action: AmazonSQS.<Action>")
+        })?;
     let who = authenticate(b, method, uri, headers, body)?;
     b.auth.admit(&who.name).await?;
     let base_url = match &settings.public_url {
@@ -90,19 +100,27 @@ async fn serve(
     let input: serde_json::Value = if body.iter().all(u8::is_ascii_whitespace) {
         serde_json::json!({})
     } else {
-        serde_json::from_slice(body).map_err(|e| SqsError::bad("SerializationException", format!("malformed JSON: {e}")))?
+        serde_json::from_slice(body)
+            .map_err(|e| SqsError::bad("SerializationException", format!("malformed JSON: {e}")))?
     };
     let ctx = Ctx { who, base_url, region: settings.region.clone() };
     actions::dispatch(b, &ctx, &action, input).await
 }
 
 /// Checks the Signature V4 of a request and returns the access key's user.
-fn authenticate(b: &Broker, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Principal, SqsError> {
+fn authenticate(
+    b: &Broker,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Principal, SqsError> {
     let forbidden = |code, msg: &str| SqsError::new(StatusCode::FORBIDDEN, code, msg);
     let auth = header(headers, "authorization")
         .ok_or_else(|| forbidden("MissingAuthenticationToken", "Request is missing Authentication Token"))?;
-    let auth = sigv4::parse_authorization(&auth)
-        .ok_or_else(|| forbidden("IncompleteSignature", "The Authorization header is not a valid AWS4-HMAC-SHA256 signature"))?;
+    let auth = sigv4::parse_authorization(&auth).ok_or_else(|| {
+        forbidden("IncompleteSignature", "The Authorization header is not a valid AWS4-HMAC-SHA256 signature")
+    })?;
     let date = header(headers, "x-amz-date").and_then(|d| sigv4::parse_amz_date(&d));
     let now_s = now_ms() / 1000;
     match date {
@@ -114,9 +132,9 @@ fn authenticate(b: &Broker, method: &Method, uri: &Uri, headers: &HeaderMap, bod
             ))
         }
     }
-    let (who, secret) = b
-        .access_key(&auth.access_key_id)
-        .ok_or_else(|| forbidden("InvalidClientTokenId", "The security token included in the request is invalid."))?;
+    let (who, secret) = b.access_key(&auth.access_key_id).ok_or_else(|| {
+        forbidden("InvalidClientTokenId", "The security token included in the request is invalid.")
+    })?;
     let lookup = |name: &str| header(headers, name);
     let signed = sigv4::Signed {
         method: method.as_str(),

@@ -67,11 +67,8 @@ pub struct Signed<'a> {
 }
 
 fn canonical_query(query: &str) -> String {
-    let mut pairs: Vec<(&str, &str)> = query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| p.split_once('=').unwrap_or((p, "")))
-        .collect();
+    let mut pairs: Vec<(&str, &str)> =
+        query.split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, ""))).collect();
     pairs.sort();
     pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
 }
@@ -115,7 +112,8 @@ pub fn expected_signature(auth: &Authorization, req: &Signed<'_>, secret: &str) 
 
 /// Compares in constant time.
 pub fn signature_matches(expected: &str, given: &str) -> bool {
-    expected.len() == given.len() && expected.bytes().zip(given.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    expected.len() == given.len()
+        && expected.bytes().zip(given.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
 /// Seconds since the epoch of an `x-amz-date` (`20261125T170629Z`).
@@ -145,7 +143,13 @@ mod tests {
                 _ => None,
             }
         };
-        let req = Signed { method: "GET", path: "/", query: "Action=ListUsers&Version=2010-05-08", header: &header, body: b"" };
+        let req = Signed {
+            method: "GET",
+            path: "/",
+            query: "Action=ListUsers&Version=2010-05-08",
+            header: &header,
+            body: b"",
+        };
         let expected = expected_signature(&auth, &req, "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY").unwrap();
         assert!(signature_matches(&expected, &auth.signature));
         assert!(!signature_matches(&expected_signature(&auth, &req, "other").unwrap(), &auth.signature));

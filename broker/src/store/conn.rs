@@ -53,7 +53,13 @@ fn split_hosts(rest: &str, default_port: u16) -> RedisResult<(Option<String>, Ve
         .split(',')
         .map(str::trim)
         .filter(|h| !h.is_empty())
-        .map(|h| if h.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) { h.to_string() } else { format!("{h}:{default_port}") })
+        .map(|h| {
+            if h.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+                h.to_string()
+            } else {
+                format!("{h}:{default_port}")
+            }
+        })
         .collect();
     if hosts.is_empty() {
         return Err(invalid("no host listed".into()));
@@ -65,7 +71,9 @@ impl Address {
     /// Parses `MOM_REDIS_URL`; every node URL it yields is checked by the `redis` crate's parser.
     pub fn parse(url: &str) -> RedisResult<Address> {
         let url = url.trim();
-        let address = if let Some(rest) = url.strip_prefix("redis-cluster://").or_else(|| url.strip_prefix("rediss-cluster://")) {
+        let address = if let Some(rest) =
+            url.strip_prefix("redis-cluster://").or_else(|| url.strip_prefix("rediss-cluster://"))
+        {
             let scheme = if url.starts_with("rediss") { "rediss" } else { "redis" };
             let (userinfo, hosts, _) = split_hosts(rest, 6379)?;
             let auth = userinfo.map(|u| format!("{u}@")).unwrap_or_default();
@@ -76,9 +84,15 @@ impl Address {
             if service.is_empty() {
                 return Err(invalid("redis-sentinel:// needs the primary's name as its path, e.g. redis-sentinel://h1:26379,h2:26379/mymaster".into()));
             }
-            Address::Sentinel { sentinels: hosts.iter().map(|h| format!("redis://{h}")).collect(), service, userinfo }
+            Address::Sentinel {
+                sentinels: hosts.iter().map(|h| format!("redis://{h}")).collect(),
+                service,
+                userinfo,
+            }
         } else if url.contains(',') {
-            Address::Cluster(url.split(',').map(str::trim).filter(|u| !u.is_empty()).map(String::from).collect())
+            Address::Cluster(
+                url.split(',').map(str::trim).filter(|u| !u.is_empty()).map(String::from).collect(),
+            )
         } else {
             Address::Single(url.to_string())
         };
@@ -126,7 +140,11 @@ impl Conn {
     }
 
     fn observe_error(&self, e: &RedisError) {
-        if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || matches!(e.kind(), ErrorKind::ReadOnly | ErrorKind::MasterDown) {
+        if e.is_io_error()
+            || e.is_timeout()
+            || e.is_connection_dropped()
+            || matches!(e.kind(), ErrorKind::ReadOnly | ErrorKind::MasterDown)
+        {
             self.trouble.notify_one();
         }
     }
@@ -155,7 +173,12 @@ impl ConnectionLike for Conn {
         })
     }
 
-    fn req_packed_commands<'a>(&'a mut self, cmd: &'a Pipeline, offset: usize, count: usize) -> RedisFuture<'a, Vec<Value>> {
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
             let result = match &mut self.inner {
                 Inner::Single(c) => c.req_packed_commands(cmd, offset, count).await,
@@ -212,7 +235,9 @@ impl ConnectionLike for Acked {
             pipe.add_command(cmd.clone()).cmd("WAIT").arg(self.replicas).arg(self.timeout_ms);
             let mut replies = self.conn.req_packed_commands(&pipe, 0, 2).await?;
             let wait = replies.pop();
-            let reply = replies.pop().ok_or_else(|| RedisError::from((ErrorKind::ParseError, "short pipeline reply")))?;
+            let reply = replies
+                .pop()
+                .ok_or_else(|| RedisError::from((ErrorKind::ParseError, "short pipeline reply")))?;
             // A script that failed wrote nothing; the WAIT after it says nothing about it.
             if !matches!(reply, Value::ServerError(_)) {
                 self.acked = match wait {
@@ -224,7 +249,12 @@ impl ConnectionLike for Acked {
         })
     }
 
-    fn req_packed_commands<'a>(&'a mut self, cmd: &'a Pipeline, offset: usize, count: usize) -> RedisFuture<'a, Vec<Value>> {
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
         self.conn.req_packed_commands(cmd, offset, count)
     }
 
@@ -239,7 +269,10 @@ mod tests {
 
     #[test]
     fn parses_every_kind() {
-        assert_eq!(Address::parse("redis://127.0.0.1:6379").unwrap(), Address::Single("redis://127.0.0.1:6379".into()));
+        assert_eq!(
+            Address::parse("redis://127.0.0.1:6379").unwrap(),
+            Address::Single("redis://127.0.0.1:6379".into())
+        );
         assert_eq!(
             Address::parse("redis-cluster://a:7000,b:7001,c").unwrap(),
             Address::Cluster(vec!["redis://a:7000".into(), "redis://b:7001".into(), "redis://c:6379".into()])

@@ -97,7 +97,10 @@ impl<M, R> Lanes<M, R> {
         let caller = Caller { count: messages.len(), reply: tx };
         let bounds = self.bounds;
         match lane.back_mut() {
-            Some(g) if g.messages.len() + messages.len() <= bounds.messages && g.bytes + bytes <= bounds.bytes => {
+            Some(g)
+                if g.messages.len() + messages.len() <= bounds.messages
+                    && g.bytes + bytes <= bounds.bytes =>
+            {
                 g.messages.extend(messages);
                 g.bytes += bytes;
                 g.callers.push(caller);

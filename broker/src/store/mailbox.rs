@@ -298,7 +298,11 @@ impl MailboxStore {
             Settle::Visibility { timeout_ms } => ("vis", timeout_ms),
         };
         let mut inv = self.invocation(&SETTLE, mb);
-        inv.arg(self.redis.channel()).arg(&mb.wake_key).arg(mode).arg(ms).arg(if mb.wake_on_ack { "1" } else { "0" });
+        inv.arg(self.redis.channel()).arg(&mb.wake_key).arg(mode).arg(ms).arg(if mb.wake_on_ack {
+            "1"
+        } else {
+            "0"
+        });
         for (id, rc) in deliveries {
             inv.arg(id).arg(rc);
         }
@@ -311,8 +315,15 @@ impl MailboxStore {
     pub async fn stats(&self, mb: &Mailbox, retention_ms: u64) -> Result<(QueueStats, u64, u64)> {
         let mut inv = self.invocation(&STATS, mb);
         inv.arg(retention_ms);
-        let (available, in_flight, delayed, oldest, now, trimmed, outbox): (u64, u64, u64, i64, i64, u64, u64) =
-            inv.invoke_async(&mut self.redis.conn()?).await.map_err(Error::redis)?;
+        let (available, in_flight, delayed, oldest, now, trimmed, outbox): (
+            u64,
+            u64,
+            u64,
+            i64,
+            i64,
+            u64,
+            u64,
+        ) = inv.invoke_async(&mut self.redis.conn()?).await.map_err(Error::redis)?;
         let oldest_age_s = if oldest < 0 { 0 } else { ((now - oldest).max(0) / 1000) as u64 };
         Ok((QueueStats { available, in_flight, delayed, oldest_age_s }, trimmed, outbox))
     }
@@ -341,7 +352,13 @@ impl MailboxStore {
 
     /// Redrive, step one: moves up to `limit` visible messages sent before this call into the
     /// outbox, addressed to `to` (None: each message's `mom.source_queue`). Returns how many.
-    pub async fn take_for_redrive(&self, mb: &Mailbox, to: Option<&str>, bound: &str, limit: u32) -> Result<u64> {
+    pub async fn take_for_redrive(
+        &self,
+        mb: &Mailbox,
+        to: Option<&str>,
+        bound: &str,
+        limit: u32,
+    ) -> Result<u64> {
         let mut inv = self.invocation(&TAKE, mb);
         inv.arg(to.unwrap_or("")).arg(bound).arg(limit);
         inv.invoke_async(&mut self.redis.conn()?).await.map_err(Error::redis)

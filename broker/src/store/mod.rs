@@ -10,7 +10,9 @@ mod mailbox;
 mod topic;
 
 pub use limits::{LimitStore, LOGIN_WINDOW_S};
-pub use mailbox::{topic_base, Mailbox, MailboxStore, Outgoing, RawDelivery, ReceiveParams, Received, Settle, Transfer};
+pub use mailbox::{
+    topic_base, Mailbox, MailboxStore, Outgoing, RawDelivery, ReceiveParams, Received, Settle, Transfer,
+};
 pub use topic::{Publication, Published, Start, TopicStore};
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -79,7 +81,13 @@ impl Redis {
     /// (Redis `requirepass`) replaces any password in the address: it can come from its own
     /// environment variable, so the URL (which tools print) need not carry it.
     /// `sentinel_password` is what the Sentinels of a `redis-sentinel://` address require.
-    pub fn new(url: &str, password: Option<&str>, sentinel_password: Option<&str>, prefix: &str, options: Options) -> Result<Arc<Self>, redis::RedisError> {
+    pub fn new(
+        url: &str,
+        password: Option<&str>,
+        sentinel_password: Option<&str>,
+        prefix: &str,
+        options: Options,
+    ) -> Result<Arc<Self>, redis::RedisError> {
         let with_password = |u: &str| -> Result<redis::ConnectionInfo, redis::RedisError> {
             let mut info = u.into_connection_info()?;
             if let Some(p) = password {
@@ -110,7 +118,8 @@ impl Redis {
                 if let Some(p) = password {
                     redis_info.password = Some(p.to_string());
                 }
-                let node = SentinelNodeConnectionInfo { tls_mode: None, redis_connection_info: Some(redis_info) };
+                let node =
+                    SentinelNodeConnectionInfo { tls_mode: None, redis_connection_info: Some(redis_info) };
                 // The Sentinels' own password, when they require one (momctl's do).
                 let sentinels = sentinels
                     .iter()
@@ -138,7 +147,9 @@ impl Redis {
     /// A handle to the shared connection, or `unavailable` before the first connect.
     pub fn conn(&self) -> Result<Conn> {
         let guard = self.conn.read().unwrap_or_else(|e| e.into_inner());
-        guard.clone().ok_or_else(|| Error::Unavailable("the message store is not connected yet; retry shortly".into()))
+        guard
+            .clone()
+            .ok_or_else(|| Error::Unavailable("the message store is not connected yet; retry shortly".into()))
     }
 
     /// The connection for a write the client will be told is stored: with
@@ -192,7 +203,9 @@ impl Redis {
                     let mut sentinel = sentinel.lock().await;
                     tokio::time::timeout(self.options.timeout, sentinel.async_master_for(service, Some(node)))
                         .await
-                        .map_err(|_| redis::RedisError::from((redis::ErrorKind::IoError, "sentinel lookup timed out")))??
+                        .map_err(|_| {
+                            redis::RedisError::from((redis::ErrorKind::IoError, "sentinel lookup timed out"))
+                        })??
                 };
                 let addr = primary.get_connection_info().addr.clone();
                 let same = self
@@ -269,7 +282,10 @@ impl Redis {
             let client = self.pubsub_client(attempt);
             attempt += 1;
             let subscribed = async {
-                let mut pubsub = tokio::time::timeout(self.options.timeout, client?.get_async_pubsub()).await.ok()?.ok()?;
+                let mut pubsub = tokio::time::timeout(self.options.timeout, client?.get_async_pubsub())
+                    .await
+                    .ok()?
+                    .ok()?;
                 pubsub.subscribe(&channel).await.ok()?;
                 Some(pubsub)
             };

@@ -72,11 +72,20 @@ impl TopicStore {
         format!("{}:dd:{incarnation}:{dedup_id}", self.base(topic))
     }
 
-    pub async fn publish(&self, topic: &str, retention_ms: u64, messages: Vec<Publication>) -> Result<Published> {
+    pub async fn publish(
+        &self,
+        topic: &str,
+        retention_ms: u64,
+        messages: Vec<Publication>,
+    ) -> Result<Published> {
         let b = self.base(topic);
         let mut inv = self.invocation(&PUBLISH, topic);
         inv.key(format!("{b}:seq"));
-        inv.arg(self.redis.channel()).arg(format!("t/{topic}")).arg(format!("{b}:s:")).arg(retention_ms).arg(messages.len());
+        inv.arg(self.redis.channel())
+            .arg(format!("t/{topic}"))
+            .arg(format!("{b}:s:"))
+            .arg(retention_ms)
+            .arg(messages.len());
         let mut next_key = 5;
         for m in messages {
             let dk = match m.out.dedup {
@@ -95,7 +104,15 @@ impl TopicStore {
 
     /// Registers `mb` (subscription `name`) with its filter spec and fills it from `start`; with
     /// `reset`, first cancels its deliveries and empties it (seek). Returns how many it put in.
-    pub async fn subscribe(&self, topic: &str, name: &str, mb: &Mailbox, spec_json: &str, start: &Start, reset: bool) -> Result<u64> {
+    pub async fn subscribe(
+        &self,
+        topic: &str,
+        name: &str,
+        mb: &Mailbox,
+        spec_json: &str,
+        start: &Start,
+        reset: bool,
+    ) -> Result<u64> {
         let mut inv = self.invocation(&SUBSCRIBE, topic);
         for k in mb.keys() {
             inv.key(k);

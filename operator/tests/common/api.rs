@@ -17,10 +17,7 @@ pub struct Api {
 
 impl Api {
     pub async fn login(base: &str) -> Api {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("client");
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
         let res = http
             .post(format!("{base}/v1/auth/token"))
             .json(&json!({"username": "admin", "password": PASSWORD}))
@@ -29,15 +26,8 @@ impl Api {
             .expect("login through NGINX");
         assert_eq!(res.status(), 200, "login");
         let body: Value = res.json().await.expect("token");
-        let token = body["access_token"]
-            .as_str()
-            .expect("access_token")
-            .to_string();
-        Api {
-            base: base.to_string(),
-            http,
-            token,
-        }
+        let token = body["access_token"].as_str().expect("access_token").to_string();
+        Api { base: base.to_string(), http, token }
     }
 
     pub async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
@@ -54,12 +44,7 @@ impl Api {
     }
 
     /// `call`, repeated while it answers 404 for up to 2 s.
-    pub async fn call_until_found(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Value,
-    ) -> (u16, Value) {
+    pub async fn call_until_found(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
         let deadline = Instant::now() + Duration::from_secs(2);
         loop {
             let (status, value) = self.call(method.clone(), path, body.clone()).await;
@@ -74,17 +59,12 @@ impl Api {
     pub async fn nodes(&self, n: usize) -> Value {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let (status, cluster) = self
-                .call(reqwest::Method::GET, "/v1/cluster", Value::Null)
-                .await;
+            let (status, cluster) = self.call(reqwest::Method::GET, "/v1/cluster", Value::Null).await;
             let count = cluster["nodes"].as_array().map(Vec::len).unwrap_or(0);
             if status == 200 && count == n {
                 return cluster;
             }
-            assert!(
-                Instant::now() < deadline,
-                "expected {n} nodes, got {status} {cluster}"
-            );
+            assert!(Instant::now() < deadline, "expected {n} nodes, got {status} {cluster}");
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
@@ -110,7 +90,8 @@ pub async fn send_all(api: &Api, queue: &str, from: usize, count: usize, limit: 
     for i in from..from + count {
         let body = json!({"body": format!("m-{i}"), "dedup_id": format!("m-{i}")});
         eventually(&format!("send m-{i}"), limit, async || {
-            let (status, answer) = api.call(Method::POST, &format!("/v1/queues/{queue}/messages"), body.clone()).await;
+            let (status, answer) =
+                api.call(Method::POST, &format!("/v1/queues/{queue}/messages"), body.clone()).await;
             if status == 201 {
                 Some(())
             } else {
@@ -138,7 +119,9 @@ pub async fn drain(api: &Api, queue: &str, expected: usize) -> BTreeMap<String, 
             *seen.entry(m["body"].as_str().unwrap_or_default().to_string()).or_insert(0) += 1;
         }
         if !receipts.is_empty() {
-            let (status, acked) = api.call(Method::POST, &format!("/v1/queues/{queue}/ack"), json!({"receipts": receipts})).await;
+            let (status, acked) = api
+                .call(Method::POST, &format!("/v1/queues/{queue}/ack"), json!({"receipts": receipts}))
+                .await;
             assert_eq!(status, 200, "ack: {acked}");
         }
         (seen.len() >= expected).then_some(())

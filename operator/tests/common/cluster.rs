@@ -12,26 +12,14 @@ use super::{momctl, text};
 pub const PASSWORD_ENV: &str = "MOM_E2E_ADMIN_PASSWORD";
 pub const PASSWORD: &str = "e2e-admin-password-long-enough";
 pub const BROKER_IMAGE: &str = "mom-broker:0.1.0";
-pub const IMAGES: [&str; 4] = [
-    BROKER_IMAGE,
-    "mom-redis:7",
-    "mom-zookeeper:3.8",
-    "mom-nginx:1.22",
-];
+pub const IMAGES: [&str; 4] = [BROKER_IMAGE, "mom-redis:7", "mom-zookeeper:3.8", "mom-nginx:1.22"];
 
 pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime")
 }
 
 async fn docker() -> Option<Docker> {
-    let docker = Docker::connect_with_defaults()
-        .ok()?
-        .negotiate_version()
-        .await
-        .ok()?;
+    let docker = Docker::connect_with_defaults().ok()?.negotiate_version().await.ok()?;
     docker.ping().await.ok()?;
     Some(docker)
 }
@@ -41,9 +29,7 @@ pub async fn ready() -> Result<Docker, String> {
     let docker = docker().await.ok_or("no Docker engine")?;
     for image in IMAGES {
         if docker.inspect_image(image).await.is_err() {
-            return Err(format!(
-                "image {image} is missing (scripts/images.sh, then `momctl build`)"
-            ));
+            return Err(format!("image {image} is missing (scripts/images.sh, then `momctl build`)"));
         }
     }
     Ok(docker)
@@ -54,10 +40,7 @@ pub fn docker_or_skip(rt: &tokio::runtime::Runtime) -> Option<Docker> {
     match rt.block_on(ready()) {
         Ok(docker) => Some(docker),
         Err(why) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "end-to-end test cannot run in CI: {why}"
-            );
+            assert!(std::env::var_os("CI").is_none(), "end-to-end test cannot run in CI: {why}");
             eprintln!("skipping the end-to-end test: {why}");
             None
         }
@@ -65,10 +48,7 @@ pub fn docker_or_skip(rt: &tokio::runtime::Runtime) -> Option<Docker> {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
 /// Brings the cluster down whatever happens to the test.
@@ -127,12 +107,7 @@ impl Unique {
 /// `momctl ARGS` with the admin password, echoed to the test's output.
 pub fn run(dir: &Path, args: &[&str]) -> Output {
     let out = momctl(dir, args, &[(PASSWORD_ENV, PASSWORD)]);
-    eprintln!(
-        "$ momctl {}\n{}{}",
-        args.join(" "),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    eprintln!("$ momctl {}\n{}{}", args.join(" "), text(&out.stdout), text(&out.stderr));
     out
 }
 

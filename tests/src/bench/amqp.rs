@@ -12,8 +12,8 @@
 
 use futures::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, QueueDeclareOptions, QueuePurgeOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    QueueDeclareOptions, QueuePurgeOptions,
 };
 use lapin::types::{FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
@@ -36,15 +36,9 @@ async fn open(url: &str) -> Result<(Connection, Channel)> {
 pub async fn prepare(url: &str, queue: &str) -> Result<()> {
     let (conn, channel) = open(url).await?;
     channel
-        .queue_declare(
-            ShortString::from(queue),
-            QueueDeclareOptions::durable(),
-            FieldTable::default(),
-        )
+        .queue_declare(ShortString::from(queue), QueueDeclareOptions::durable(), FieldTable::default())
         .await?;
-    channel
-        .queue_purge(ShortString::from(queue), QueuePurgeOptions::default())
-        .await?;
+    channel.queue_purge(ShortString::from(queue), QueuePurgeOptions::default()).await?;
     conn.close(200, ShortString::from("bye")).await?;
     Ok(())
 }
@@ -79,34 +73,20 @@ impl Worker {
         index: usize,
     ) -> Result<Self> {
         let channel = conn.create_channel().await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
         let queue = ShortString::from(queue);
         let consumer = if scenario == Scenario::Lifecycle {
             channel.basic_qos(1, BasicQosOptions::default()).await?;
             let tag = ShortString::from(format!("bench-{index}"));
             Some(
                 channel
-                    .basic_consume(
-                        queue.clone(),
-                        tag,
-                        BasicConsumeOptions::default(),
-                        FieldTable::default(),
-                    )
+                    .basic_consume(queue.clone(), tag, BasicConsumeOptions::default(), FieldTable::default())
                     .await?,
             )
         } else {
             None
         };
-        Ok(Worker {
-            channel,
-            consumer,
-            queue,
-            scenario,
-            body: message_bytes(body_bytes),
-            batch,
-        })
+        Ok(Worker { channel, consumer, queue, scenario, body: message_bytes(body_bytes), batch })
     }
 
     async fn publish(&self) -> Result<lapin::PublisherConfirm> {

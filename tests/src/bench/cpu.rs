@@ -21,16 +21,12 @@ impl std::str::FromStr for Watched {
 
     /// `label=pid`.
     fn from_str(s: &str) -> Result<Self> {
-        let (label, pid) = s
-            .split_once('=')
-            .ok_or_else(|| Error::Input(format!("--watch wants label=pid, got {s}")))?;
+        let (label, pid) =
+            s.split_once('=').ok_or_else(|| Error::Input(format!("--watch wants label=pid, got {s}")))?;
         if pid.parse::<u32>().is_err() {
             return Err(Error::Input(format!("--watch {s}: {pid} is not a pid")));
         }
-        Ok(Watched {
-            label: label.into(),
-            pid: pid.into(),
-        })
+        Ok(Watched { label: label.into(), pid: pid.into() })
     }
 }
 
@@ -85,11 +81,7 @@ fn process_ticks(pid: &str) -> Option<u64> {
 fn machine_ticks() -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let line = stat.lines().next()?;
-    let v: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
+    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
     let total: u64 = v.iter().take(8).sum();
     let idle = v.get(3)? + v.get(4)?;
     Some((total - idle, total))
@@ -106,11 +98,7 @@ fn sample(watched: &[Watched]) -> Sample {
         ticks.insert("mom-bench".into(), t);
     }
     let (machine_busy, machine_total) = machine_ticks().unwrap_or((0, 0));
-    Sample {
-        ticks,
-        machine_busy,
-        machine_total,
-    }
+    Sample { ticks, machine_busy, machine_total }
 }
 
 /// Samples after `delay`, again after `window`, and returns the difference.
@@ -124,24 +112,12 @@ pub async fn measure(watched: Vec<Watched>, delay: Duration, window: Duration) -
         .ticks
         .iter()
         .filter_map(|(k, after)| {
-            a.ticks
-                .get(k)
-                .map(|before| (k.clone(), after.saturating_sub(*before) as f64 / hz))
+            a.ticks.get(k).map(|before| (k.clone(), after.saturating_sub(*before) as f64 / hz))
         })
         .collect();
     let total = b.machine_total.saturating_sub(a.machine_total);
     let busy = b.machine_busy.saturating_sub(a.machine_busy);
-    let machine_busy_pct = if total > 0 {
-        busy as f64 * 100.0 / total as f64
-    } else {
-        0.0
-    };
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    CpuUse {
-        seconds,
-        machine_busy_pct,
-        cores,
-    }
+    let machine_busy_pct = if total > 0 { busy as f64 * 100.0 / total as f64 } else { 0.0 };
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    CpuUse { seconds, machine_busy_pct, cores }
 }

@@ -57,10 +57,7 @@ impl Worker {
             client: BrokerClient::with_interceptor(channel, Bearer::new(token)),
             queue: queue.to_string(),
             scenario,
-            message: pb::OutgoingMessage {
-                body: "x".repeat(body_bytes),
-                ..Default::default()
-            },
+            message: pb::OutgoingMessage { body: "x".repeat(body_bytes), ..Default::default() },
             batch,
         })
     }
@@ -73,10 +70,7 @@ impl Scenarios for Worker {
 
     async fn send(&mut self) -> Result<u64> {
         self.client
-            .send(pb::SendRequest {
-                queue: self.queue.clone(),
-                message: Some(self.message.clone()),
-            })
+            .send(pb::SendRequest { queue: self.queue.clone(), message: Some(self.message.clone()) })
             .await?;
         Ok(1)
     }
@@ -91,10 +85,8 @@ impl Scenarios for Worker {
             .await?
             .into_inner()
             .results;
-        let stored = results
-            .iter()
-            .filter(|r| matches!(r.result, Some(pb::send_result::Result::Id(_))))
-            .count();
+        let stored =
+            results.iter().filter(|r| matches!(r.result, Some(pb::send_result::Result::Id(_)))).count();
         if stored != self.batch {
             return Err(Error::Protocol(format!("batch stored {stored} of {}", self.batch)));
         }
@@ -127,11 +119,7 @@ impl Scenarios for Worker {
         };
         let settled = self
             .client
-            .ack(pb::AckRequest {
-                queue: self.queue.clone(),
-                receipts: vec![receipt],
-                ..Default::default()
-            })
+            .ack(pb::AckRequest { queue: self.queue.clone(), receipts: vec![receipt], ..Default::default() })
             .await?
             .into_inner();
         match settled.results.first() {

@@ -55,34 +55,22 @@ impl Endpoint {
     /// `POST /v1/auth/token`; the header value to send with every later request.
     async fn login(&self, user: &str, password: &str) -> Result<HeaderValue> {
         let path = Uri::from_static("/v1/auth/token");
-        let body =
-            serde_json::to_vec(&serde_json::json!({ "username": user, "password": password }))?;
-        let mut conn = Conn::new(Arc::new(Endpoint {
-            addr: self.addr,
-            host: self.host.clone(),
-            bearer: None,
-        }));
-        let bytes = conn
-            .expect(Method::POST, &path, Bytes::from(body), &[StatusCode::OK])
-            .await?;
+        let body = serde_json::to_vec(&serde_json::json!({ "username": user, "password": password }))?;
+        let mut conn =
+            Conn::new(Arc::new(Endpoint { addr: self.addr, host: self.host.clone(), bearer: None }));
+        let bytes = conn.expect(Method::POST, &path, Bytes::from(body), &[StatusCode::OK]).await?;
         let token: Token = serde_json::from_slice(&bytes)?;
         HeaderValue::from_str(&format!("Bearer {}", token.access_token))
             .map_err(|e| Error::Protocol(format!("unusable token: {e}")))
     }
 
     async fn resolve(base: &str) -> Result<Self> {
-        let uri: Uri = base
-            .parse()
-            .map_err(|e| Error::Input(format!("bad --url {base}: {e}")))?;
+        let uri: Uri = base.parse().map_err(|e| Error::Input(format!("bad --url {base}: {e}")))?;
         if uri.scheme_str() != Some("http") {
-            return Err(Error::Input(format!(
-                "--url must be http://host:port, got {base}"
-            )));
+            return Err(Error::Input(format!("--url must be http://host:port, got {base}")));
         }
-        let authority = uri
-            .authority()
-            .ok_or_else(|| Error::Input(format!("--url has no host: {base}")))?
-            .clone();
+        let authority =
+            uri.authority().ok_or_else(|| Error::Input(format!("--url has no host: {base}")))?.clone();
         let port = authority.port_u16().unwrap_or(80);
         let addr = tokio::net::lookup_host((authority.host(), port))
             .await?
@@ -90,11 +78,7 @@ impl Endpoint {
             .ok_or_else(|| Error::Input(format!("{} resolves to no address", authority.host())))?;
         let host = HeaderValue::from_str(authority.as_str())
             .map_err(|e| Error::Input(format!("bad host {authority}: {e}")))?;
-        Ok(Endpoint {
-            addr,
-            host,
-            bearer: None,
-        })
+        Ok(Endpoint { addr, host, bearer: None })
     }
 
     /// The one place every request is built.
@@ -169,12 +153,7 @@ impl fmt::Display for CallFailure {
 
 impl Conn {
     pub fn new(endpoint: Arc<Endpoint>) -> Self {
-        Conn {
-            endpoint,
-            sender: None,
-            read: Arc::new(AtomicU64::new(0)),
-            answered: 0,
-        }
+        Conn { endpoint, sender: None, read: Arc::new(AtomicU64::new(0)), answered: 0 }
     }
 
     async fn sender(&mut self) -> Result<&mut SendRequest<Full<Bytes>>> {
@@ -184,10 +163,7 @@ impl Conn {
             let stream = TcpStream::connect(self.endpoint.addr).await?;
             stream.set_nodelay(true)?;
             self.read = Arc::new(AtomicU64::new(0));
-            let io = Counted {
-                inner: stream,
-                read: self.read.clone(),
-            };
+            let io = Counted { inner: stream, read: self.read.clone() };
             let (sender, conn) = http1::handshake(TokioIo::new(io)).await?;
             tokio::spawn(async move {
                 // The connection ends when the sender is dropped or the peer closes; the next
@@ -196,9 +172,7 @@ impl Conn {
             });
             self.sender = Some(sender);
         }
-        self.sender
-            .as_mut()
-            .ok_or_else(|| Error::Protocol("no HTTP connection".into()))
+        self.sender.as_mut().ok_or_else(|| Error::Protocol("no HTTP connection".into()))
     }
 
     /// Whether this holds a connection the broker has not closed.
@@ -207,15 +181,8 @@ impl Conn {
     }
 
     /// One request; the status and the whole body of the answer.
-    pub async fn call(
-        &mut self,
-        method: Method,
-        path: &Uri,
-        body: Bytes,
-    ) -> Result<(StatusCode, Bytes)> {
-        self.call_classified(method, path, body, None)
-            .await
-            .map_err(|f| f.error)
+    pub async fn call(&mut self, method: Method, path: &Uri, body: Bytes) -> Result<(StatusCode, Bytes)> {
+        self.call_classified(method, path, body, None).await.map_err(|f| f.error)
     }
 
     /// One request, at most `timeout` long; a failure says what kind it is (see [`FailKind`]),
@@ -230,10 +197,7 @@ impl Conn {
         let req = self
             .endpoint
             .request(method, path, body)
-            .map_err(|error| CallFailure {
-                kind: FailKind::Other,
-                error,
-            })?;
+            .map_err(|error| CallFailure { kind: FailKind::Other, error })?;
         let exchange = async {
             self.sender().await.map_err(|error| {
                 let kind = match &error {
@@ -269,17 +233,12 @@ impl Conn {
             })
         };
         let result = match timeout {
-            Some(limit) => tokio::time::timeout(limit, exchange)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(CallFailure {
-                        kind: FailKind::Timeout,
-                        error: Error::Protocol(format!(
-                            "no answer within {} s",
-                            limit.as_secs_f64()
-                        )),
-                    })
-                }),
+            Some(limit) => tokio::time::timeout(limit, exchange).await.unwrap_or_else(|_| {
+                Err(CallFailure {
+                    kind: FailKind::Timeout,
+                    error: Error::Protocol(format!("no answer within {} s", limit.as_secs_f64())),
+                })
+            }),
             None => exchange.await,
         };
         match result {
@@ -382,37 +341,17 @@ impl Scenarios for Worker {
 
     async fn send(&mut self) -> Result<u64> {
         self.conn
-            .expect(
-                Method::POST,
-                &self.paths.send,
-                self.send_body.clone(),
-                &[StatusCode::CREATED],
-            )
+            .expect(Method::POST, &self.paths.send, self.send_body.clone(), &[StatusCode::CREATED])
             .await?;
         Ok(1)
     }
 
     async fn send_batch(&mut self) -> Result<u64> {
-        let bytes = self
-            .conn
-            .expect(
-                Method::POST,
-                &self.paths.batch,
-                self.batch_body.clone(),
-                &OK,
-            )
-            .await?;
+        let bytes = self.conn.expect(Method::POST, &self.paths.batch, self.batch_body.clone(), &OK).await?;
         let results: Results = serde_json::from_slice(&bytes)?;
-        let stored = results
-            .results
-            .iter()
-            .filter(|r| r.get("id").is_some())
-            .count();
+        let stored = results.results.iter().filter(|r| r.get("id").is_some()).count();
         if stored != self.batch {
-            return Err(Error::Protocol(format!(
-                "batch stored {stored} of {}",
-                self.batch
-            )));
+            return Err(Error::Protocol(format!("batch stored {stored} of {}", self.batch)));
         }
         Ok(stored as u64)
     }
@@ -425,12 +364,7 @@ impl Scenarios for Worker {
         let receipt = loop {
             let bytes = self
                 .conn
-                .expect(
-                    Method::POST,
-                    &self.paths.receive,
-                    Bytes::from_static(RECEIVE_BODY.as_bytes()),
-                    &OK,
-                )
+                .expect(Method::POST, &self.paths.receive, Bytes::from_static(RECEIVE_BODY.as_bytes()), &OK)
                 .await?;
             let got: Received = serde_json::from_slice(&bytes)?;
             if let Some(m) = got.messages.into_iter().next() {
@@ -438,23 +372,15 @@ impl Scenarios for Worker {
             }
             empty += 1;
             if empty == EMPTY_RECEIVES {
-                return Err(Error::Protocol(format!(
-                    "{EMPTY_RECEIVES} receives in a row found nothing"
-                )));
+                return Err(Error::Protocol(format!("{EMPTY_RECEIVES} receives in a row found nothing")));
             }
         };
         let body = serde_json::to_vec(&serde_json::json!({ "receipts": [receipt] }))?;
-        let bytes = self
-            .conn
-            .expect(Method::POST, &self.paths.ack, Bytes::from(body), &OK)
-            .await?;
+        let bytes = self.conn.expect(Method::POST, &self.paths.ack, Bytes::from(body), &OK).await?;
         let results: Results = serde_json::from_slice(&bytes)?;
         match results.results.first().and_then(|r| r.get("ok")) {
             Some(serde_json::Value::Bool(true)) => Ok(1),
-            _ => Err(Error::Protocol(format!(
-                "ack failed: {}",
-                String::from_utf8_lossy(&bytes)
-            ))),
+            _ => Err(Error::Protocol(format!("ack failed: {}", String::from_utf8_lossy(&bytes)))),
         }
     }
 }
@@ -470,17 +396,8 @@ impl Setup {
     pub async fn new(endpoint: &Arc<Endpoint>, queue: &str) -> Result<Self> {
         let mut admin = Conn::new(endpoint.clone());
         let paths = Paths::new(queue)?;
-        admin
-            .expect(Method::PUT, &paths.queue, Bytes::from_static(b"{}"), &OK)
-            .await?;
-        admin
-            .expect(
-                Method::POST,
-                &paths.purge,
-                Bytes::new(),
-                &[StatusCode::NO_CONTENT],
-            )
-            .await?;
+        admin.expect(Method::PUT, &paths.queue, Bytes::from_static(b"{}"), &OK).await?;
+        admin.expect(Method::POST, &paths.purge, Bytes::new(), &[StatusCode::NO_CONTENT]).await?;
         Ok(Setup { admin, paths })
     }
 
@@ -509,14 +426,7 @@ impl Setup {
 
     /// Empties the queue after a run so the next one starts from nothing.
     pub async fn purge(&mut self) -> Result<()> {
-        self.admin
-            .expect(
-                Method::POST,
-                &self.paths.purge,
-                Bytes::new(),
-                &[StatusCode::NO_CONTENT],
-            )
-            .await?;
+        self.admin.expect(Method::POST, &self.paths.purge, Bytes::new(), &[StatusCode::NO_CONTENT]).await?;
         Ok(())
     }
 }

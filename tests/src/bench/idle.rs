@@ -66,9 +66,7 @@ pub async fn run(endpoint: Arc<Endpoint>, config: Config) -> Result<Report> {
     let idle = open_idle(&endpoint, config.idle).await?;
     let opening_s = started.elapsed().as_secs_f64();
     let open_now = idle.iter().filter(|c| c.is_open()).count();
-    eprintln!(
-        "mom-bench idle: {open_now} idle connections open in {opening_s:.1} s; measuring again"
-    );
+    eprintln!("mom-bench idle: {open_now} idle connections open in {opening_s:.1} s; measuring again");
     let with_idle = measure(&endpoint, &mut setup, &config, open_now).await?;
     let idle_still_open = idle.iter().filter(|c| c.is_open()).count();
     drop(idle);
@@ -95,7 +93,12 @@ pub async fn run(endpoint: Arc<Endpoint>, config: Config) -> Result<Report> {
     })
 }
 
-async fn measure(endpoint: &Arc<Endpoint>, setup: &mut Setup, config: &Config, idle_open: usize) -> Result<Run> {
+async fn measure(
+    endpoint: &Arc<Endpoint>,
+    setup: &mut Setup,
+    config: &Config,
+    idle_open: usize,
+) -> Result<Run> {
     let workers = setup.workers(endpoint, Scenario::Send, config.plan.concurrency, config.body_bytes, 1);
     let outcome = load::drive(config.plan, workers).await?;
     setup.purge().await?;

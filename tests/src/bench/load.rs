@@ -47,19 +47,11 @@ impl Outcome {
         // 1 µs to 100 s at 3 significant digits.
         let histogram = Histogram::new_with_bounds(1, 100_000_000, 3)
             .map_err(|e| Error::Input(format!("histogram bounds: {e}")))?;
-        Ok(Outcome {
-            histogram,
-            requests: 0,
-            messages: 0,
-            errors: 0,
-            first_error: None,
-        })
+        Ok(Outcome { histogram, requests: 0, messages: 0, errors: 0, first_error: None })
     }
 
     fn merge(&mut self, other: Outcome) -> Result<()> {
-        self.histogram
-            .add(&other.histogram)
-            .map_err(|e| Error::Input(format!("histogram merge: {e}")))?;
+        self.histogram.add(&other.histogram).map_err(|e| Error::Input(format!("histogram merge: {e}")))?;
         self.requests += other.requests;
         self.messages += other.messages;
         self.errors += other.errors;
@@ -99,27 +91,15 @@ pub async fn drive<O: Op>(plan: Plan, workers: Vec<O>) -> Result<Outcome> {
     let end = measure_from + plan.duration;
     // Each worker's share of the schedule: one operation every `interval`, offset so the workers
     // do not fire together.
-    let interval = plan
-        .rate
-        .map(|r| Duration::from_secs_f64(n as f64 / r.max(1e-9)));
+    let interval = plan.rate.map(|r| Duration::from_secs_f64(n as f64 / r.max(1e-9)));
     let mut tasks = Vec::with_capacity(n);
     for (i, op) in workers.into_iter().enumerate() {
-        let offset = interval
-            .map(|iv| iv.mul_f64(i as f64 / n as f64))
-            .unwrap_or_default();
-        tasks.push(tokio::spawn(worker(
-            op,
-            start + offset,
-            interval,
-            measure_from,
-            end,
-        )));
+        let offset = interval.map(|iv| iv.mul_f64(i as f64 / n as f64)).unwrap_or_default();
+        tasks.push(tokio::spawn(worker(op, start + offset, interval, measure_from, end)));
     }
     let mut total = Outcome::new()?;
     for t in tasks {
-        let part = t
-            .await
-            .map_err(|e| Error::Protocol(format!("worker task failed: {e}")))??;
+        let part = t.await.map_err(|e| Error::Protocol(format!("worker task failed: {e}")))??;
         total.merge(part)?;
     }
     Ok(total)

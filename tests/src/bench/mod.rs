@@ -27,11 +27,7 @@ pub enum Error {
     #[error("HTTP request: {0}")]
     Request(#[from] hyper::http::Error),
     #[error("unexpected HTTP {status} from {path}: {body}")]
-    Status {
-        status: u16,
-        path: String,
-        body: String,
-    },
+    Status { status: u16, path: String, body: String },
     #[error("JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error("AMQP: {0}")]

@@ -18,8 +18,8 @@ pub fn load_dir(dir: &Path) -> Result<Vec<BenchResult>> {
     let mut all = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(&f)?;
-        let mut part: Vec<BenchResult> = serde_json::from_str(&text)
-            .map_err(|e| Error::Input(format!("{}: {e}", f.display())))?;
+        let mut part: Vec<BenchResult> =
+            serde_json::from_str(&text).map_err(|e| Error::Input(format!("{}: {e}", f.display())))?;
         all.append(&mut part);
     }
     Ok(all)
@@ -35,16 +35,9 @@ pub fn import_redis_csv(
     requests: u64,
 ) -> Result<BenchResult> {
     let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
-    let header = split_csv(
-        lines
-            .next()
-            .ok_or_else(|| Error::Input("empty redis-benchmark CSV".into()))?,
-    );
-    let row = split_csv(
-        lines
-            .next()
-            .ok_or_else(|| Error::Input("redis-benchmark CSV has no result row".into()))?,
-    );
+    let header = split_csv(lines.next().ok_or_else(|| Error::Input("empty redis-benchmark CSV".into()))?);
+    let row =
+        split_csv(lines.next().ok_or_else(|| Error::Input("redis-benchmark CSV has no result row".into()))?);
     let field = |name: &str| -> Result<f64> {
         let i = header
             .iter()
@@ -63,11 +56,7 @@ pub fn import_redis_csv(
         concurrency,
         body_bytes,
         messages_per_request: 1,
-        duration_s: if rps > 0.0 {
-            requests as f64 / rps
-        } else {
-            0.0
-        },
+        duration_s: if rps > 0.0 { requests as f64 / rps } else { 0.0 },
         requests,
         messages: requests,
         errors: 0,
@@ -91,9 +80,7 @@ pub fn import_redis_csv(
 pub fn monitor_command(monitor: &str, command: &str, containing: &str) -> Option<Vec<String>> {
     monitor.lines().find_map(|line| {
         let args = unquote_monitor(&line[line.find("] ")? + 2..])?;
-        let matches = args
-            .first()
-            .is_some_and(|c| c.eq_ignore_ascii_case(command))
+        let matches = args.first().is_some_and(|c| c.eq_ignore_ascii_case(command))
             && args.iter().any(|a| a.contains(containing));
         matches.then_some(args)
     })
@@ -136,9 +123,7 @@ fn unquote_monitor(s: &str) -> Option<Vec<String>> {
 }
 
 fn split_csv(line: &str) -> Vec<String> {
-    line.split(',')
-        .map(|f| f.trim().trim_matches('"').to_string())
-        .collect()
+    line.split(',').map(|f| f.trim().trim_matches('"').to_string()).collect()
 }
 
 fn ms(us: f64) -> String {
@@ -189,10 +174,8 @@ pub fn results_table(results: &[BenchResult]) -> String {
 
 /// CPU per message of each watched process in closed-loop runs: where the two cores went.
 pub fn cpu_table(results: &[BenchResult]) -> String {
-    let mut labels: Vec<&str> = results
-        .iter()
-        .flat_map(|r| r.cpu.seconds.keys().map(String::as_str))
-        .collect();
+    let mut labels: Vec<&str> =
+        results.iter().flat_map(|r| r.cpu.seconds.keys().map(String::as_str)).collect();
     labels.sort_unstable();
     labels.dedup();
     if labels.is_empty() {
@@ -205,9 +188,7 @@ pub fn cpu_table(results: &[BenchResult]) -> String {
     s.push_str(" everything else µs/msg |\n|---|---|---:|---:|");
     s.push_str(&"---:|".repeat(labels.len() + 1));
     s.push('\n');
-    for r in results
-        .iter()
-        .filter(|r| r.target_rate.is_none() && !r.cpu.seconds.is_empty() && r.messages > 0)
+    for r in results.iter().filter(|r| r.target_rate.is_none() && !r.cpu.seconds.is_empty() && r.messages > 0)
     {
         let per_msg = |secs: f64| secs * 1e6 / r.messages as f64;
         let _ = write!(
@@ -235,15 +216,10 @@ pub fn cpu_table(results: &[BenchResult]) -> String {
 /// closed loop, the lowest p99 in open loop. Interference from other work on a shared machine only
 /// ever makes a run slower, so the best of the repeats is the least disturbed one; the same rule
 /// applies to every target.
-fn find<'a>(
-    results: &'a [BenchResult],
-    target: &str,
-    scenario: &str,
-    open: bool,
-) -> Option<&'a BenchResult> {
-    let runs = results.iter().filter(|r| {
-        r.target == target && r.scenario == scenario && r.target_rate.is_some() == open
-    });
+fn find<'a>(results: &'a [BenchResult], target: &str, scenario: &str, open: bool) -> Option<&'a BenchResult> {
+    let runs = results
+        .iter()
+        .filter(|r| r.target == target && r.scenario == scenario && r.target_rate.is_some() == open);
     if open {
         runs.min_by(|a, b| a.latency.p99_us.total_cmp(&b.latency.p99_us))
     } else {
@@ -265,18 +241,15 @@ fn ratio_row(s: &mut String, what: &str, num: Option<f64>, den: Option<f64>, goa
         _ => ("n/a".into(), "not measured".into()),
     };
     let f = |v: Option<f64>| v.map(rate).unwrap_or_else(|| "–".into());
-    let _ = writeln!(
-        s,
-        "| {what} | {} | {} | {value} | {verdict} |",
-        f(num),
-        f(den)
-    );
+    let _ = writeln!(s, "| {what} | {} | {} | {value} | {verdict} |", f(num), f(den));
 }
 
 /// The issue's targets as ratios, plus the other side-by-side ratios.
 pub fn targets_table(results: &[BenchResult]) -> String {
     let msg = |t: &str, sc: &str| find(results, t, sc, false).map(|r| r.messages_per_s);
-    let mut s = String::from("| ratio | numerator msg/s | denominator msg/s | ratio | goal |\n|---|---:|---:|---:|---|\n");
+    let mut s = String::from(
+        "| ratio | numerator msg/s | denominator msg/s | ratio | goal |\n|---|---:|---:|---:|---|\n",
+    );
     ratio_row(
         &mut s,
         "HTTP send / redis-benchmark XADD",
@@ -291,20 +264,8 @@ pub fn targets_table(results: &[BenchResult]) -> String {
         msg("amqp", "lifecycle"),
         Some(1.0),
     );
-    ratio_row(
-        &mut s,
-        "HTTP send / RabbitMQ send",
-        msg("http", "send"),
-        msg("amqp", "send"),
-        None,
-    );
-    ratio_row(
-        &mut s,
-        "HTTP batch / RabbitMQ batch",
-        msg("http", "batch"),
-        msg("amqp", "batch"),
-        None,
-    );
+    ratio_row(&mut s, "HTTP send / RabbitMQ send", msg("http", "send"), msg("amqp", "send"), None);
+    ratio_row(&mut s, "HTTP batch / RabbitMQ batch", msg("http", "batch"), msg("amqp", "batch"), None);
     ratio_row(
         &mut s,
         "HTTP send / broker send script (redis-benchmark EVALSHA)",
@@ -312,20 +273,8 @@ pub fn targets_table(results: &[BenchResult]) -> String {
         msg("redis", "send_script"),
         None,
     );
-    ratio_row(
-        &mut s,
-        "broker send script / XADD",
-        msg("redis", "send_script"),
-        msg("redis", "xadd"),
-        None,
-    );
-    ratio_row(
-        &mut s,
-        "gRPC send / HTTP send",
-        msg("grpc", "send"),
-        msg("http", "send"),
-        None,
-    );
+    ratio_row(&mut s, "broker send script / XADD", msg("redis", "send_script"), msg("redis", "xadd"), None);
+    ratio_row(&mut s, "gRPC send / HTTP send", msg("grpc", "send"), msg("http", "send"), None);
     ratio_row(
         &mut s,
         "gRPC lifecycle / HTTP lifecycle",
@@ -345,7 +294,10 @@ pub fn targets_table(results: &[BenchResult]) -> String {
         None,
     );
 
-    let _ = writeln!(s, "\n| latency target | rate | p50 ms | p99 ms | p99.9 ms | goal |\n|---|---:|---:|---:|---:|---|");
+    let _ = writeln!(
+        s,
+        "\n| latency target | rate | p50 ms | p99 ms | p99.9 ms | goal |\n|---|---:|---:|---:|---:|---|"
+    );
     for (target, sc) in [
         ("http", "send"),
         ("grpc", "send"),
@@ -386,12 +338,7 @@ mod tests {
         let m = "OK\n1.5 [0 127.0.0.1:1] \"PING\"\n1.6 [0 127.0.0.1:1] \"evalsha\" \"ab\" \"{\\\"b\\\":\\\"x\\\"}\" \"a\\x41\\\\\"\n";
         assert_eq!(
             monitor_command(m, "EVALSHA", "x"),
-            Some(vec![
-                "evalsha".into(),
-                "ab".into(),
-                "{\"b\":\"x\"}".into(),
-                "aA\\".into()
-            ])
+            Some(vec!["evalsha".into(), "ab".into(), "{\"b\":\"x\"}".into(), "aA\\".into()])
         );
         assert_eq!(monitor_command(m, "xadd", ""), None);
         assert_eq!(monitor_command(m, "evalsha", "nowhere"), None);

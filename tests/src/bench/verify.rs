@@ -159,10 +159,7 @@ impl Shared {
     /// Acknowledged sends not yet received.
     fn outstanding(&self) -> usize {
         let t = self.tally();
-        t.sent
-            .iter()
-            .filter(|id| !t.received.contains_key(*id))
-            .count()
+        t.sent.iter().filter(|id| !t.received.contains_key(*id)).count()
     }
 }
 
@@ -200,28 +197,20 @@ struct Worker {
 }
 
 fn unix_ms() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
 }
 
 impl Worker {
     /// One request; a 2xx answer's body, or None (recorded as a failure).
     async fn call(&mut self, name: &str, path: &Uri, body: Bytes) -> Option<Bytes> {
-        let mut result = self
-            .conn
-            .call_classified(Method::POST, path, body.clone(), Some(REQUEST_TIMEOUT))
-            .await;
+        let mut result =
+            self.conn.call_classified(Method::POST, path, body.clone(), Some(REQUEST_TIMEOUT)).await;
         // The keep-alive race: resent once on a new connection (every request here is safe to
         // resend; see the module's doc), and counted.
         if let Err(failure) = &result {
             if failure.kind == FailKind::StaleConnection {
                 self.shared.retried_stale(name, failure);
-                result = self
-                    .conn
-                    .call_classified(Method::POST, path, body, Some(REQUEST_TIMEOUT))
-                    .await;
+                result = self.conn.call_classified(Method::POST, path, body, Some(REQUEST_TIMEOUT)).await;
             }
         }
         self.shared.tally().requests += 1;
@@ -230,11 +219,7 @@ impl Worker {
             Ok((status, bytes)) => {
                 let text = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
                 // NGINX's own error pages are HTML; the broker answers JSON.
-                let from = if text.trim_start().starts_with('<') {
-                    "nginx"
-                } else {
-                    "broker"
-                };
+                let from = if text.trim_start().starts_with('<') { "nginx" } else { "broker" };
                 self.shared.fail(
                     name,
                     &format!("http_{}_{from}", status.as_u16()),
@@ -243,8 +228,7 @@ impl Worker {
                 None
             }
             Err(failure) => {
-                self.shared
-                    .fail(name, failure.kind.name(), failure.error.to_string());
+                self.shared.fail(name, failure.kind.name(), failure.error.to_string());
                 None
             }
         }
@@ -254,10 +238,7 @@ impl Worker {
         self.seq += 1;
         let id = format!("{}-{}-{}", self.run, self.id, self.seq);
         let body = serde_json::json!({ "body": id, "dedup_id": id }).to_string();
-        match self
-            .call("send", &self.send.clone(), Bytes::from(body))
-            .await
-        {
+        match self.call("send", &self.send.clone(), Bytes::from(body)).await {
             Some(_) => {
                 self.shared.tally().sent.insert(id);
             }
@@ -268,17 +249,13 @@ impl Worker {
     /// Receive (long poll up to `wait_s`), then ack what came; returns how many came.
     async fn receive_and_ack(&mut self, wait_s: u32) -> usize {
         let body = format!(r#"{{"max":5,"wait_s":{wait_s}}}"#);
-        let Some(bytes) = self
-            .call("receive", &self.receive.clone(), Bytes::from(body))
-            .await
-        else {
+        let Some(bytes) = self.call("receive", &self.receive.clone(), Bytes::from(body)).await else {
             return 0;
         };
         let got: Received = match serde_json::from_slice(&bytes) {
             Ok(got) => got,
             Err(e) => {
-                self.shared
-                    .fail("receive", "other", format!("unreadable answer: {e}"));
+                self.shared.fail("receive", "other", format!("unreadable answer: {e}"));
                 return 0;
             }
         };
@@ -303,9 +280,7 @@ impl Worker {
                         }
                     }
                 }
-                Err(e) => self
-                    .shared
-                    .fail("ack", "other", format!("unreadable answer: {e}")),
+                Err(e) => self.shared.fail("ack", "other", format!("unreadable answer: {e}")),
             }
         }
         got.messages.len()
@@ -321,8 +296,7 @@ fn path(queue: &str, suffix: &str) -> Result<Uri> {
 /// Creates the queue (and empties it), then runs the verification.
 pub async fn run(endpoint: Arc<Endpoint>, config: Config) -> Result<Verdict> {
     let mut admin = Conn::new(endpoint.clone());
-    let create =
-        serde_json::json!({ "visibility_timeout_s": config.visibility_timeout_s }).to_string();
+    let create = serde_json::json!({ "visibility_timeout_s": config.visibility_timeout_s }).to_string();
     admin
         .expect(
             Method::PUT,
@@ -332,20 +306,12 @@ pub async fn run(endpoint: Arc<Endpoint>, config: Config) -> Result<Verdict> {
         )
         .await?;
     admin
-        .expect(
-            Method::POST,
-            &path(&config.queue, "/purge")?,
-            Bytes::new(),
-            &[StatusCode::NO_CONTENT],
-        )
+        .expect(Method::POST, &path(&config.queue, "/purge")?, Bytes::new(), &[StatusCode::NO_CONTENT])
         .await?;
     // A new queue is visible on every broker within 1 s.
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
-    let shared = Arc::new(Shared {
-        tally: Mutex::new(Tally::default()),
-        started: Instant::now(),
-    });
+    let shared = Arc::new(Shared { tally: Mutex::new(Tally::default()), started: Instant::now() });
     let run_id = format!("v{}", unix_ms());
     let n = config.concurrency.max(1);
     let interval = Duration::from_secs_f64(n as f64 / config.cycles_per_s.max(0.1));
@@ -372,8 +338,7 @@ pub async fn run(endpoint: Arc<Endpoint>, config: Config) -> Result<Verdict> {
             loop {
                 tokio::time::sleep_until(next).await;
                 next += interval;
-                let stop =
-                    Instant::now() >= stop_at || stop_file.as_ref().is_some_and(|f| f.exists());
+                let stop = Instant::now() >= stop_at || stop_file.as_ref().is_some_and(|f| f.exists());
                 if stop {
                     let mut s = stopped.lock().unwrap_or_else(|e| e.into_inner());
                     s.get_or_insert_with(Instant::now);
@@ -392,8 +357,7 @@ pub async fn run(endpoint: Arc<Endpoint>, config: Config) -> Result<Verdict> {
         }));
     }
     for t in tasks {
-        t.await
-            .map_err(|e| Error::Protocol(format!("worker task failed: {e}")))?;
+        t.await.map_err(|e| Error::Protocol(format!("worker task failed: {e}")))?;
     }
     let load_s = stopped
         .lock()
@@ -401,21 +365,12 @@ pub async fn run(endpoint: Arc<Endpoint>, config: Config) -> Result<Verdict> {
         .map(|s| s.duration_since(shared.started).as_secs_f64())
         .unwrap_or_else(|| shared.started.elapsed().as_secs_f64());
     let t = shared.tally();
-    let lost: Vec<String> = t
-        .sent
-        .iter()
-        .filter(|id| !t.received.contains_key(*id))
-        .cloned()
-        .collect();
+    let lost: Vec<String> = t.sent.iter().filter(|id| !t.received.contains_key(*id)).cloned().collect();
     Ok(Verdict {
         duration_s: shared.started.elapsed().as_secs_f64(),
         load_s,
         requests: t.requests,
-        requests_per_s: if load_s > 0.0 {
-            t.requests as f64 / load_s
-        } else {
-            0.0
-        },
+        requests_per_s: if load_s > 0.0 { t.requests as f64 / load_s } else { 0.0 },
         failed: t.failed,
         failures: t.failures.clone(),
         failures_by_kind: t.failures_by_kind.clone(),
@@ -425,11 +380,7 @@ pub async fn run(endpoint: Arc<Endpoint>, config: Config) -> Result<Verdict> {
         send_failed: t.send_failed,
         received: t.received.values().map(|&n| u64::from(n)).sum(),
         received_unique: t.received.len() as u64,
-        duplicates: t
-            .received
-            .values()
-            .map(|&n| u64::from(n.saturating_sub(1)))
-            .sum(),
+        duplicates: t.received.values().map(|&n| u64::from(n.saturating_sub(1))).sum(),
         acked: t.acked.len() as u64,
         lost: lost.len() as u64,
         lost_ids: lost.into_iter().take(50).collect(),

@@ -110,13 +110,8 @@ struct Server {
 impl Server {
     /// The broker's HTTP API, logged in as `--user` when one is given.
     async fn login(&self) -> anyhow::Result<std::sync::Arc<http::Endpoint>> {
-        let credentials = self
-            .user
-            .as_deref()
-            .map(|u| (u, self.password.as_deref().unwrap_or("")));
-        http::Endpoint::connect(&self.url, credentials)
-            .await
-            .context("logging in")
+        let credentials = self.user.as_deref().map(|u| (u, self.password.as_deref().unwrap_or("")));
+        http::Endpoint::connect(&self.url, credentials).await.context("logging in")
     }
 }
 
@@ -261,35 +256,18 @@ async fn main() -> anyhow::Result<()> {
         Command::Grpc(args) => run(Target::Grpc, args).await,
         Command::Amqp(args) => run(Target::Amqp, args).await,
         Command::ImportRedis(a) => {
-            let csv = std::fs::read_to_string(&a.csv)
-                .with_context(|| format!("reading {}", a.csv.display()))?;
-            let r =
-                report::import_redis_csv(&csv, &a.label, a.concurrency, a.body_bytes, a.requests)?;
+            let csv =
+                std::fs::read_to_string(&a.csv).with_context(|| format!("reading {}", a.csv.display()))?;
+            let r = report::import_redis_csv(&csv, &a.label, a.concurrency, a.body_bytes, a.requests)?;
             write_json(&a.json, &[r])
         }
-        Command::ReplayMonitor {
-            monitor,
-            command,
-            containing,
-            host,
-            port,
-            requests,
-            concurrency,
-            csv,
-        } => {
+        Command::ReplayMonitor { monitor, command, containing, host, port, requests, concurrency, csv } => {
             let text = std::fs::read_to_string(&monitor)
                 .with_context(|| format!("reading {}", monitor.display()))?;
             let args = report::monitor_command(&text, &command, &containing)
                 .with_context(|| format!("no {command} in {}", monitor.display()))?;
             let out = std::process::Command::new("redis-benchmark")
-                .args([
-                    "-h",
-                    &host,
-                    "-p",
-                    &port.to_string(),
-                    "-c",
-                    &concurrency.to_string(),
-                ])
+                .args(["-h", &host, "-p", &port.to_string(), "-c", &concurrency.to_string()])
                 .args(["-n", &requests.to_string(), "--csv"])
                 .args(&args)
                 .output()
@@ -309,10 +287,7 @@ async fn main() -> anyhow::Result<()> {
                 write_json(&path, &results)?;
             }
             println!("{}", report::results_table(&results));
-            println!(
-                "### The issue's targets, as ratios\n\n{}",
-                report::targets_table(&results)
-            );
+            println!("### The issue's targets, as ratios\n\n{}", report::targets_table(&results));
             println!(
                 "### Where the CPU went (closed loop, measured window)\n\nCPU time of each process per message, from \
                  /proc; \"everything else\" is the rest of the machine's busy time (the kernel's network \
@@ -402,8 +377,9 @@ async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
     }
     let text = serde_json::to_string_pretty(&v)?;
     match &a.json {
-        Some(path) => std::fs::write(path, text + "\n")
-            .with_context(|| format!("writing {}", path.display()))?,
+        Some(path) => {
+            std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?
+        }
         None => println!("{text}"),
     }
     if !v.passed() {
@@ -430,18 +406,7 @@ async fn run(target: Target, args: RunArgs) -> anyhow::Result<()> {
         let half = first.requests_per_s / 2.0;
         results.push(first);
         if args.open_at_half && args.rate.is_none() && half > 0.0 {
-            results.push(
-                measure(
-                    target,
-                    &args,
-                    scenario,
-                    Plan {
-                        rate: Some(half),
-                        ..closed
-                    },
-                )
-                .await?,
-            );
+            results.push(measure(target, &args, scenario, Plan { rate: Some(half), ..closed }).await?);
         }
     }
     if let Some(path) = &args.json {
@@ -457,11 +422,7 @@ async fn drive<O: load::Op>(
     workers: Vec<O>,
     watch: &[cpu::Watched],
 ) -> anyhow::Result<(load::Outcome, cpu::CpuUse)> {
-    let window = tokio::spawn(cpu::measure(
-        watch.to_vec(),
-        load::START_DELAY + plan.warmup,
-        plan.duration,
-    ));
+    let window = tokio::spawn(cpu::measure(watch.to_vec(), load::START_DELAY + plan.warmup, plan.duration));
     let outcome = load::drive(plan, workers).await?;
     Ok((outcome, window.await?))
 }
@@ -474,11 +435,7 @@ async fn measure(
     plan: Plan,
 ) -> anyhow::Result<BenchResult> {
     let queue = format!("{}-{}", args.queue, scenario.name());
-    let per_request = if scenario == Scenario::Batch {
-        args.batch
-    } else {
-        1
-    };
+    let per_request = if scenario == Scenario::Batch { args.batch } else { 1 };
     let what = match plan.rate {
         Some(r) => format!("open loop at {r:.0} req/s"),
         None => "closed loop".to_string(),
@@ -491,73 +448,37 @@ async fn measure(
     let (outcome, cpu) = match target {
         Target::Http | Target::Grpc => {
             let endpoint = args.server.login().await?;
-            let mut setup = http::Setup::new(&endpoint, &queue)
-                .await
-                .context("creating the queue")?;
+            let mut setup = http::Setup::new(&endpoint, &queue).await.context("creating the queue")?;
             let outcome = if target == Target::Grpc {
-                let addr = args
-                    .grpc
-                    .as_deref()
-                    .context("`mom-bench grpc` needs --grpc host:port")?;
+                let addr = args.grpc.as_deref().context("`mom-bench grpc` needs --grpc host:port")?;
                 let opens = (0..plan.concurrency).map(|_| {
-                    grpc::Worker::open(
-                        addr,
-                        endpoint.bearer(),
-                        &queue,
-                        scenario,
-                        args.body_bytes,
-                        args.batch,
-                    )
+                    grpc::Worker::open(addr, endpoint.bearer(), &queue, scenario, args.body_bytes, args.batch)
                 });
-                let workers = futures::future::try_join_all(opens)
-                    .await
-                    .context("connecting to the gRPC API")?;
+                let workers =
+                    futures::future::try_join_all(opens).await.context("connecting to the gRPC API")?;
                 drive(plan, workers, &args.watch).await?
             } else {
-                let workers = setup.workers(
-                    &endpoint,
-                    scenario,
-                    plan.concurrency,
-                    args.body_bytes,
-                    args.batch,
-                );
+                let workers =
+                    setup.workers(&endpoint, scenario, plan.concurrency, args.body_bytes, args.batch);
                 drive(plan, workers, &args.watch).await?
             };
             setup.purge().await.context("emptying the queue")?;
             outcome
         }
         Target::Amqp => {
-            amqp::prepare(&args.server.url, &queue)
-                .await
-                .context("declaring the queue")?;
-            let n = args
-                .amqp_connections
-                .unwrap_or(plan.concurrency)
-                .clamp(1, plan.concurrency.max(1));
-            let conns = amqp::connections(&args.server.url, n)
-                .await
-                .context("connecting to RabbitMQ")?;
+            amqp::prepare(&args.server.url, &queue).await.context("declaring the queue")?;
+            let n = args.amqp_connections.unwrap_or(plan.concurrency).clamp(1, plan.concurrency.max(1));
+            let conns = amqp::connections(&args.server.url, n).await.context("connecting to RabbitMQ")?;
             let opens = (0..plan.concurrency).map(|i| {
-                amqp::Worker::open(
-                    &conns[i % conns.len()],
-                    &queue,
-                    scenario,
-                    args.body_bytes,
-                    args.batch,
-                    i,
-                )
+                amqp::Worker::open(&conns[i % conns.len()], &queue, scenario, args.body_bytes, args.batch, i)
             });
-            let workers = futures::future::try_join_all(opens)
-                .await
-                .context("opening channels")?;
+            let workers = futures::future::try_join_all(opens).await.context("opening channels")?;
             let outcome = drive(plan, workers, &args.watch).await?;
             for c in &conns {
                 // Best effort: the measurement is done; RabbitMQ requeues what was unacked.
                 let _ = c.close(200, "done".into()).await;
             }
-            amqp::prepare(&args.server.url, &queue)
-                .await
-                .context("emptying the queue")?;
+            amqp::prepare(&args.server.url, &queue).await.context("emptying the queue")?;
             outcome
         }
     };
@@ -565,12 +486,7 @@ async fn measure(
     let r = BenchResult {
         target: target.name().into(),
         scenario: scenario.name().into(),
-        mode: if plan.rate.is_some() {
-            "open"
-        } else {
-            "closed"
-        }
-        .into(),
+        mode: if plan.rate.is_some() { "open" } else { "closed" }.into(),
         target_rate: plan.rate,
         concurrency: plan.concurrency,
         body_bytes: args.body_bytes,
@@ -592,10 +508,7 @@ async fn measure(
         r.latency.p50_us / 1000.0,
         r.latency.p99_us / 1000.0,
         r.errors,
-        r.first_error
-            .as_deref()
-            .map(|e| format!(" (first: {e})"))
-            .unwrap_or_default()
+        r.first_error.as_deref().map(|e| format!(" (first: {e})")).unwrap_or_default()
     );
     Ok(r)
 }
