@@ -7,25 +7,14 @@ use std::time::{Duration, Instant};
 
 use futures::future::try_join_all;
 
-use crate::desired::{Desired, Role, SecretEnv, ServiceSpec, NGINX_CONF_TARGET};
-use crate::docker::{DockerError, Owned};
+use crate::desired::{
+    Desired, Role, SecretEnv, ServiceSpec, NGINX_CERT_TARGET, NGINX_CONF_TARGET, NGINX_KEY_TARGET,
+};
+use crate::docker::{ContainerFile, DockerError, Owned};
 use crate::hosts::Hosts;
 use crate::plan::{Action, Change, Kind, Plan, UpgradePlan, UpgradeStep};
-
-/// Where progress goes: the CLI prints a line per step with its duration.
-pub trait Reporter: Sync {
-    /// A step begins; `long` when it may take a while (waiting for health).
-    fn started(&self, what: &str, long: bool);
-    fn finished(&self, what: &str, took: Duration);
-}
-
-/// A reporter that says nothing (library callers, tests).
-pub struct Silent;
-
-impl Reporter for Silent {
-    fn started(&self, _: &str, _: bool) {}
-    fn finished(&self, _: &str, _: Duration) {}
-}
+use crate::report::{step, Reporter};
+use crate::tls::Material;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
@@ -34,38 +23,58 @@ pub enum ExecError {
          (mom.yaml secrets.admin_password_env) and is needed to create brokers"
     )]
     MissingSecret { var: String },
-    #[error("the cluster's generated secrets: {0}")]
-    Generated(#[from] crate::pki::PkiError),
-    #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
     #[error("{change}: no such service in mom.yaml")]
     UnknownService { change: String },
     #[error(transparent)]
     Docker(#[from] DockerError),
 }
 
+/// What executing a plan needs besides the plan: the files of NGINX's container and the values
+/// of the secrets its new containers take. Made before anything is touched.
+pub struct Inputs {
+    pub nginx_files: Vec<ContainerFile>,
+    pub secrets: BTreeMap<String, String>,
+}
+
+/// The files NGINX's container needs: nginx.conf and, with TLS, the certificate and its key
+/// (the key readable by its owner only).
+pub fn nginx_files(nginx_conf: &str, tls: Option<&Material>) -> Vec<ContainerFile> {
+    let file = |path: &str, content: &str, mode| ContainerFile {
+        path: path.to_string(),
+        content: content.to_string(),
+        mode,
+    };
+    let mut files = vec![file(NGINX_CONF_TARGET, nginx_conf, 0o644)];
+    if let Some(m) = tls {
+        files.push(file(NGINX_CERT_TARGET, &m.cert_pem, 0o644));
+        files.push(file(NGINX_KEY_TARGET, &m.key_pem, 0o600));
+    }
+    files
+}
+
 /// Values of the secrets that executing `plan` needs, read from momctl's environment (never
-/// from mom.yaml) or, for the ones momctl generates, from the cluster's directory (made there
-/// on first use). Call it before anything is touched: a missing one stops `up` at once.
-pub fn secrets_from_env(plan: &Plan, desired: &Desired) -> Result<BTreeMap<String, String>, ExecError> {
-    read_secrets(&desired.cluster, plan.needs_secrets(desired))
+/// from mom.yaml) or, for the ones momctl generates, from `generated` (the cluster's directory,
+/// [`crate::local::LocalState`]). Call it before anything is touched: a missing one stops `up`
+/// at once.
+pub fn secrets_for(
+    plan: &Plan,
+    desired: &Desired,
+    generated: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, ExecError> {
+    read_secrets(generated, plan.needs_secrets(desired))
 }
 
 /// The values of `wanted`: environment variables (a missing or empty one is an error) and
 /// generated secrets.
 fn read_secrets<'a>(
-    cluster: &str,
+    generated: &BTreeMap<String, String>,
     wanted: impl Iterator<Item = &'a SecretEnv>,
 ) -> Result<BTreeMap<String, String>, ExecError> {
     let mut secrets = BTreeMap::new();
-    let mut generated = None;
     for secret in wanted {
         let var = secret.from_env.as_str();
         if secret.generated {
-            if generated.is_none() {
-                generated = Some(crate::secrets::ensure(&crate::aws::cluster_dir(cluster))?);
-            }
-            if let Some(value) = generated.as_ref().and_then(|g| g.get(var)) {
+            if let Some(value) = generated.get(var) {
                 secrets.insert(var.to_string(), value.clone());
             }
             continue;
@@ -80,17 +89,19 @@ fn read_secrets<'a>(
     Ok(secrets)
 }
 
-async fn step<T, E, F>(report: &dyn Reporter, what: String, long: bool, action: F) -> Result<T, E>
-where
-    F: std::future::Future<Output = Result<T, E>>,
-{
-    report.started(&what, long);
-    tracing::debug!(step = %what, "started");
-    let started = Instant::now();
-    let value = action.await?;
-    tracing::debug!(step = %what, took_ms = started.elapsed().as_millis() as u64, "finished");
-    report.finished(&what, started.elapsed());
-    Ok(value)
+/// A container's secret environment (its variable → value) from the values read.
+fn secret_env(
+    spec: &ServiceSpec,
+    secrets: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, ExecError> {
+    let mut env = BTreeMap::new();
+    for secret in &spec.secret_env {
+        let value = secrets
+            .get(&secret.from_env)
+            .ok_or_else(|| ExecError::MissingSecret { var: secret.from_env.clone() })?;
+        env.insert(secret.name.clone(), value.clone());
+    }
+    Ok(env)
 }
 
 /// " on host K" when the cluster spans several hosts.
@@ -107,8 +118,7 @@ pub async fn apply(
     hosts: &Hosts,
     desired: &Desired,
     plan: &Plan,
-    nginx_conf: &str,
-    secrets: &BTreeMap<String, String>,
+    inputs: &Inputs,
     report: &dyn Reporter,
 ) -> Result<(), ExecError> {
     let of_kind = |kind: Kind| plan.changes.iter().filter(move |c| c.kind == kind);
@@ -167,7 +177,7 @@ pub async fn apply(
             if spec.role.tier() != tier {
                 continue;
             }
-            converge_container(hosts, desired, spec, change, nginx_conf, secrets, report).await?;
+            converge_container(hosts, desired, spec, change, inputs, report).await?;
             touched.push(spec);
         }
         if !touched.is_empty() {
@@ -184,16 +194,15 @@ pub async fn apply(
     }
 
     for change in of_kind(Kind::Config) {
-        let files = nginx_files(desired, nginx_conf)?;
+        let files = &inputs.nginx_files;
         let engine = hosts.of(service_of(desired, change)?);
         step(
             report,
             format!("update {NGINX_CONF_TARGET} in {} and reload NGINX", change.name),
             false,
             async {
-                for (path, content) in &files {
-                    let mode = if crate::tls::is_private(path) { 0o600 } else { 0o644 };
-                    engine.write_file_mode(&change.name, path, content, mode).await?;
+                for file in files {
+                    engine.write_file_mode(&change.name, &file.path, &file.content, file.mode).await?;
                 }
                 engine.exec(&change.name, &["nginx", "-t", "-q"]).await?;
                 engine.reload_nginx(&change.name, NGINX_RELOAD_TIMEOUT).await
@@ -230,17 +239,6 @@ async fn ensure_images(
     step(report, what, true, hosts.copy_images(host, &missing)).await
 }
 
-/// The files NGINX's container needs (path inside → content): nginx.conf and, with TLS, the
-/// certificate and its key.
-fn nginx_files(desired: &Desired, nginx_conf: &str) -> Result<Vec<(String, String)>, ExecError> {
-    let mut files = vec![(NGINX_CONF_TARGET.to_string(), nginx_conf.to_string())];
-    if let Some(m) = crate::tls::material(desired)? {
-        files.push((crate::tls::CERT_TARGET.to_string(), m.cert_pem));
-        files.push((crate::tls::KEY_TARGET.to_string(), m.key_pem));
-    }
-    Ok(files)
-}
-
 fn service_of<'a>(desired: &'a Desired, change: &Change) -> Result<&'a ServiceSpec, ExecError> {
     change
         .service
@@ -254,8 +252,7 @@ async fn converge_container(
     desired: &Desired,
     spec: &ServiceSpec,
     change: &Change,
-    nginx_conf: &str,
-    secrets: &BTreeMap<String, String>,
+    inputs: &Inputs,
     report: &dyn Reporter,
 ) -> Result<(), ExecError> {
     let name = &spec.container_name;
@@ -274,21 +271,14 @@ async fn converge_container(
         )
         .await?;
     }
-    let mut env = BTreeMap::new();
-    for secret in &spec.secret_env {
-        let value = secrets
-            .get(&secret.from_env)
-            .ok_or_else(|| ExecError::MissingSecret { var: secret.from_env.clone() })?;
-        env.insert(secret.name.clone(), value.clone());
-    }
-    let files: Vec<(String, String)> =
-        if spec.role == Role::Nginx { nginx_files(desired, nginx_conf)? } else { Vec::new() };
+    let env = secret_env(spec, &inputs.secrets)?;
+    let files: &[ContainerFile] = if spec.role == Role::Nginx { &inputs.nginx_files } else { &[] };
     step(
         report,
         format!("create and start container {name} ({}){}", spec.image, on(hosts, spec.host)),
         false,
         async {
-            engine.create_container(spec, &desired.network.name, &env, &files).await?;
+            engine.create_container(spec, &desired.network.name, &env, files).await?;
             engine.start_container(name).await
         },
     )
@@ -427,18 +417,10 @@ async fn upgrade_one(
         drain_s: 0.0,
         total_s: 0.0,
     };
-    let mut env = BTreeMap::new();
-    for secret in &new.secret_env {
-        match secrets.get(&secret.from_env) {
-            Some(value) => {
-                env.insert(secret.name.clone(), value.clone());
-            }
-            None => {
-                let e = ExecError::MissingSecret { var: secret.from_env.clone() };
-                return (record, Some((e.to_string(), None)));
-            }
-        }
-    }
+    let env = match secret_env(new, secrets) {
+        Ok(env) => env,
+        Err(e) => return (record, Some((e.to_string(), None))),
+    };
     let name = &new.container_name;
     // Both generations run on the broker's host.
     let engine = hosts.of(new);
@@ -485,21 +467,8 @@ async fn upgrade_one(
         record.total_s = started.elapsed().as_secs_f64();
         return (record, Some((error, logs)));
     }
-    if let Some(nginx_spec) = nginx {
-        let (nginx, nginx_engine) = (nginx_spec.container_name.as_str(), hosts.of(nginx_spec));
-        let switched = step(
-            report,
-            format!("{}: NGINX upstreams {name} in, {} out; reload NGINX", one.service, one.old_container),
-            false,
-            async {
-                nginx_engine.write_file(nginx, NGINX_CONF_TARGET, nginx_conf).await?;
-                nginx_engine.exec(nginx, &["nginx", "-t", "-q"]).await?;
-                // Only once no old worker takes new requests may the old broker be stopped.
-                nginx_engine.reload_nginx(nginx, NGINX_RELOAD_TIMEOUT).await
-            },
-        )
-        .await;
-        if let Err(e) = switched {
+    if let Some(nginx) = nginx {
+        if let Err(e) = switch_nginx(hosts, nginx, one, nginx_conf, report).await {
             let kept = if matches!(e, DockerError::Timeout { .. }) {
                 // The reload may still take effect: both containers keep serving, and running
                 // the upgrade again picks up from here.
@@ -537,6 +506,28 @@ async fn upgrade_one(
     (record, None)
 }
 
+/// Points NGINX at the new container instead of the old one (`nginx_conf`), checks and reloads
+/// it; returns once no old worker takes new requests, so the old broker may be stopped.
+async fn switch_nginx(
+    hosts: &Hosts,
+    nginx: &ServiceSpec,
+    one: &UpgradeStep,
+    nginx_conf: &str,
+    report: &dyn Reporter,
+) -> Result<(), DockerError> {
+    let (container, engine) = (nginx.container_name.as_str(), hosts.of(nginx));
+    let what = format!(
+        "{}: NGINX upstreams {} in, {} out; reload NGINX",
+        one.service, one.new_container, one.old_container
+    );
+    step(report, what, false, async {
+        engine.write_file(container, NGINX_CONF_TARGET, nginx_conf).await?;
+        engine.exec(container, &["nginx", "-t", "-q"]).await?;
+        engine.reload_nginx(container, NGINX_RELOAD_TIMEOUT).await
+    })
+    .await
+}
+
 /// A Docker error without the log lines it may carry (they are reported on their own).
 fn short(e: &DockerError) -> String {
     match e {
@@ -545,7 +536,11 @@ fn short(e: &DockerError) -> String {
     }
 }
 
-/// The secrets a rolling upgrade's new containers need, from momctl's environment.
-pub fn upgrade_secrets(plan: &UpgradePlan) -> Result<BTreeMap<String, String>, ExecError> {
-    read_secrets(&plan.cluster, plan.steps.iter().flat_map(|s| s.new.secret_env.iter()))
+/// The secrets a rolling upgrade's new containers need, from momctl's environment and
+/// `generated`.
+pub fn upgrade_secrets(
+    plan: &UpgradePlan,
+    generated: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, ExecError> {
+    read_secrets(generated, plan.steps.iter().flat_map(|s| s.new.secret_env.iter()))
 }

@@ -13,7 +13,7 @@ use ipnet::Ipv4Net;
 
 use crate::desired::{Desired, Role, ServiceSpec, NGINX_CONF_TARGET};
 use crate::docker::{DockerError, Engine, Owned};
-use crate::plan::{Observed, ObservedContainer};
+use crate::observed::{Observed, ObservedContainer};
 
 /// One host's engine.
 #[derive(Clone)]

@@ -1,73 +1,12 @@
 //! Planning: the one diff between the desired cluster and the real world, shared by `momctl plan`
 //! (which prints it) and `momctl up` (which executes it). Pure: no Docker calls here.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Serialize;
 
-use crate::aws::{AwsDesired, Ec2Observed};
 use crate::desired::{Desired, Role, SecretEnv, ServiceSpec};
-
-/// What Docker has for a cluster, found by its labels (see `docker::observe`).
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Observed {
-    pub network: Option<ObservedNetwork>,
-    /// (host, volume name): the engine that keeps it.
-    pub volumes: Vec<(u32, String)>,
-    pub containers: Vec<ObservedContainer>,
-    /// Hosts (2…) whose engine is not yet a member of host 1's Swarm (only across hosts).
-    pub outside_swarm: Vec<u32>,
-    /// Image reference → the id it points at now, for every image the cluster wants.
-    pub image_ids: BTreeMap<String, String>,
-    /// The nginx.conf inside the NGINX container, when there is one.
-    pub nginx_conf: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ObservedNetwork {
-    pub name: String,
-    pub subnet: Option<String>,
-    /// Docker's driver: `bridge` or `overlay`.
-    pub driver: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ObservedContainer {
-    pub id: String,
-    pub name: String,
-    /// The host whose engine runs it.
-    pub host: u32,
-    /// `mom.service` label (`broker-2`).
-    pub service: Option<String>,
-    pub role: Option<Role>,
-    pub spec_hash: Option<String>,
-    /// The image reference it was created from and the id that resolved to.
-    pub image: String,
-    pub image_id: String,
-    /// Docker's state: `running`, `exited`, `created`, …
-    pub state: String,
-    /// `healthy`, `unhealthy`, `starting`, or none.
-    pub health: Option<String>,
-    /// Broker generation (`mom.generation`; 0 when absent).
-    #[serde(default)]
-    pub generation: u32,
-    /// `mom.previous-image`: what the broker ran before this generation.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub previous_image: Option<String>,
-    /// `mom.file-image`: mom.yaml's `broker.image` when this generation was made.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub file_image: Option<String>,
-    /// How often Docker restarted it (its command exited).
-    #[serde(default)]
-    pub restarts: i64,
-}
-
-impl ObservedContainer {
-    pub fn running(&self) -> bool {
-        self.state == "running"
-    }
-}
+use crate::observed::{Observed, ObservedContainer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -87,7 +26,7 @@ pub enum Kind {
     Container,
     /// A rendered file inside a running container.
     Config,
-    /// EC2 (provider aws): see `aws.rs`.
+    /// EC2 (provider aws): see `aws/diff.rs`.
     #[serde(rename = "security_group")]
     SecurityGroup,
     #[serde(rename = "key_pair")]
@@ -305,132 +244,6 @@ pub fn rollback_image(desired: &Desired, observed: &Observed) -> Result<String, 
         .ok_or_else(|| UpgradeError::NoPrevious { cluster: desired.cluster.clone() })
 }
 
-/// The EC2 part of the diff (provider aws): what `up` has to do so that EC2 matches `desired`,
-/// in execution order. Removals are named by their EC2 id; the rest by their `Name` tag.
-pub fn ec2_diff(desired: &AwsDesired, observed: &Ec2Observed) -> Vec<Change> {
-    let mut changes = Vec::new();
-    let change = |action, kind, name: &str, reason: String| Change {
-        action,
-        kind,
-        name: name.to_string(),
-        service: None,
-        host: None,
-        reason,
-    };
-    if let Some(group) = &observed.security_group {
-        let wanted = crate::aws::rule_keys(&desired.ingress(&group.id));
-        if wanted != group.rules {
-            let added: Vec<&str> =
-                wanted.iter().filter(|r| !group.rules.contains(r)).map(String::as_str).collect();
-            let gone: Vec<&str> =
-                group.rules.iter().filter(|r| !wanted.contains(r)).map(String::as_str).collect();
-            changes.push(change(
-                Action::Update,
-                Kind::SecurityGroup,
-                &group.name,
-                format!("inbound rules differ: add [{}], remove [{}]", added.join(", "), gone.join(", ")),
-            ));
-        }
-    }
-    if observed.security_group.is_none() {
-        changes.push(change(
-            Action::Create,
-            Kind::SecurityGroup,
-            &desired.group_name,
-            format!(
-                "all traffic inside the group; NGINX {} from anywhere; SSH and Docker API ({}) from {}",
-                desired.public_ports.iter().map(|p| format!("tcp/{p}")).collect::<Vec<_>>().join(", "),
-                crate::aws::DOCKER_TLS_PORT,
-                desired.settings.admin_cidr
-            ),
-        ));
-    }
-    if observed.key_pair.is_none() {
-        changes.push(change(
-            Action::Create,
-            Kind::KeyPair,
-            &desired.key_name,
-            format!(
-                "private key to {} (mode 0600)",
-                crate::aws::cluster_dir(&desired.cluster).join(crate::aws::SSH_KEY_FILE).display()
-            ),
-        ));
-    }
-    for host in &desired.hosts {
-        if observed.address(host.index).is_none() {
-            changes.push(change(
-                Action::Create,
-                Kind::Address,
-                &host.name,
-                "Elastic IP (its Docker TLS certificate names it)".to_string(),
-            ));
-        }
-    }
-    for host in &desired.hosts {
-        match observed.instance(host.index) {
-            None => changes.push(change(
-                Action::Create,
-                Kind::Instance,
-                &host.name,
-                format!(
-                    "{} from {}, user data installs Docker with its API on tcp/{} (mutual TLS)",
-                    desired.settings.instance_type,
-                    desired.settings.ami.as_deref().unwrap_or("the newest Debian 12 AMI"),
-                    crate::aws::DOCKER_TLS_PORT
-                ),
-            )),
-            Some(i) if i.state == "stopped" => changes.push(change(
-                Action::Start,
-                Kind::Instance,
-                &host.name,
-                format!("{} is {}", i.id, i.state),
-            )),
-            Some(i) => {
-                if let Some(a) = observed.address(host.index) {
-                    if a.instance_id.as_deref() != Some(i.id.as_str()) {
-                        changes.push(change(
-                            Action::Update,
-                            Kind::Address,
-                            &host.name,
-                            format!("associate {} with {}", a.allocation_id, i.id),
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    for instance in &observed.instances {
-        let wanted = instance.host.is_some_and(|h| (1..=desired.settings.hosts).contains(&h))
-            && instance.host.and_then(|h| observed.instance(h)).is_some_and(|kept| kept.id == instance.id);
-        if !wanted {
-            changes.push(change(
-                Action::Remove,
-                Kind::Instance,
-                &instance.id,
-                format!(
-                    "{} is not one of the {} host(s) in mom.yaml (terminate)",
-                    instance.name.as_deref().unwrap_or("untitled"),
-                    desired.settings.hosts
-                ),
-            ));
-        }
-    }
-    for address in &observed.addresses {
-        if !address.host.is_some_and(|h| (1..=desired.settings.hosts).contains(&h)) {
-            changes.push(change(
-                Action::Remove,
-                Kind::Address,
-                &address.allocation_id,
-                format!(
-                    "Elastic IP {} of a host no longer in mom.yaml (release)",
-                    address.public_ip.map(|ip| ip.to_string()).unwrap_or_default()
-                ),
-            ));
-        }
-    }
-    changes
-}
-
 /// The diff: what `up` has to do so that Docker matches `desired`, in execution order.
 pub fn diff(desired: &Desired, observed: &Observed, nginx_conf: &str) -> Result<Plan, PlanError> {
     let mut changes = Vec::new();
@@ -588,8 +401,11 @@ fn container_change(spec: &ServiceSpec, found: Option<&ObservedContainer>, image
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::desired::tests::desired;
+    use crate::observed::ObservedNetwork;
 
     fn images(d: &Desired) -> BTreeMap<String, String> {
         d.services.iter().map(|s| (s.image.clone(), format!("sha256:{}", s.image))).collect()
@@ -626,7 +442,7 @@ mod tests {
                 })
                 .collect(),
             image_ids: images(d),
-            nginx_conf: Some(crate::render::nginx_conf(d).expect("renders")),
+            nginx_conf: Some(crate::render::nginx_conf(d, None).expect("renders")),
         }
     }
 
@@ -635,7 +451,7 @@ mod tests {
     }
 
     fn plan(d: &Desired, o: &Observed) -> Plan {
-        diff(d, o, &crate::render::nginx_conf(d).expect("renders")).expect("plans")
+        diff(d, o, &crate::render::nginx_conf(d, None).expect("renders")).expect("plans")
     }
 
     #[test]
@@ -728,7 +544,7 @@ mod tests {
                 restarts: 0,
             });
         }
-        o.nginx_conf = Some(crate::render::nginx_conf(&effective(d, &o)).expect("renders"));
+        o.nginx_conf = Some(crate::render::nginx_conf(&effective(d, &o), None).expect("renders"));
         o
     }
 
@@ -788,7 +604,7 @@ mod tests {
         let volume = p.changes.iter().find(|c| c.name == "mom-demo-redis-sentinel-2-data").expect("volume");
         assert_eq!(volume.host, Some(2));
         // Converged: nothing to do; one host's plan names no host.
-        assert!(diff(&d, &converged(&d), &crate::render::nginx_conf(&d).expect("renders"))
+        assert!(diff(&d, &converged(&d), &crate::render::nginx_conf(&d, None).expect("renders"))
             .expect("plans")
             .is_empty());
         let one = desired(2);

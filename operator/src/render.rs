@@ -1,16 +1,17 @@
 //! Rendering (tera): the per-host `compose.yml`, `nginx.conf` and env files of a [`Desired`]
 //! cluster, from the templates in the repository's `templates/` (compiled into momctl).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use tera::{Context, Tera};
 
 use crate::desired::{
-    Desired, Role, ServiceSpec, BROKER_GRPC_PORT, BROKER_PORT, NGINX_CONF_PATH, NGINX_GRPC_PORT,
-    NGINX_HTTPS_PORT, NGINX_PORT,
+    Desired, Role, ServiceSpec, BROKER_GRPC_PORT, BROKER_PORT, NGINX_CERT_PATH, NGINX_CERT_TARGET,
+    NGINX_CONF_PATH, NGINX_GRPC_PORT, NGINX_HTTPS_PORT, NGINX_KEY_PATH, NGINX_KEY_TARGET, NGINX_PORT,
 };
-use crate::tls::{self, Material, TlsError};
+use crate::tls::Material;
 
 const COMPOSE: (&str, &str) = ("compose.yml", include_str!("../../templates/compose.yml.tera"));
 const NGINX: (&str, &str) = ("nginx.conf", include_str!("../../templates/nginx.conf.tera"));
@@ -20,10 +21,6 @@ const ENV: (&str, &str) = ("service.env", include_str!("../../templates/service.
 pub enum RenderError {
     #[error("template {template}: {message}")]
     Template { template: String, message: String },
-    #[error(transparent)]
-    Tls(#[from] TlsError),
-    #[error("the cluster's secrets: {0}")]
-    Secrets(#[from] crate::pki::PkiError),
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -71,13 +68,9 @@ struct Upstream<'a> {
     grpc_address: Option<String>,
 }
 
-/// The NGINX configuration: every broker of `desired` in the upstream.
-pub fn nginx_conf(desired: &Desired) -> Result<String, RenderError> {
-    nginx_conf_with(desired, tls::material(desired)?.as_ref())
-}
-
-/// [`nginx_conf`] for TLS material already loaded.
-fn nginx_conf_with(desired: &Desired, tls: Option<&Material>) -> Result<String, RenderError> {
+/// The NGINX configuration: every broker of `desired` in the upstream; with `tls` (the material
+/// NGINX serves, [`crate::tls`]) HTTPS, named by the certificate's fingerprint.
+pub fn nginx_conf(desired: &Desired, tls: Option<&Material>) -> Result<String, RenderError> {
     let brokers: Vec<Upstream> = desired
         .brokers()
         .map(|b| Upstream {
@@ -102,8 +95,8 @@ fn nginx_conf_with(desired: &Desired, tls: Option<&Material>) -> Result<String, 
         // Where the redirect sends clients: the host's port, left out when it is HTTPS's own.
         let suffix = if public_port == 443 { String::new() } else { format!(":{public_port}") };
         context.insert("https_port_suffix", &suffix);
-        context.insert("tls_cert", tls::CERT_TARGET);
-        context.insert("tls_key", tls::KEY_TARGET);
+        context.insert("tls_cert", NGINX_CERT_TARGET);
+        context.insert("tls_key", NGINX_KEY_TARGET);
         context.insert("tls_fingerprint", &material.fingerprint());
     }
     render(&tera()?, NGINX.0, &context)
@@ -119,8 +112,9 @@ fn env_file(tera: &Tera, desired: &Desired, service: &ServiceSpec) -> Result<Str
 }
 
 /// Every file of the host, as `momctl render` writes them:
-/// `compose/compose.yml`, `compose/<service>.env`, `nginx/nginx.conf`.
-pub fn host_files(desired: &Desired) -> Result<Vec<RenderedFile>, RenderError> {
+/// `compose/compose.yml`, `compose/<service>.env`, `nginx/nginx.conf` (and with `tls`, NGINX's
+/// certificate and key).
+pub fn host_files(desired: &Desired, tls: Option<&Material>) -> Result<Vec<RenderedFile>, RenderError> {
     let tera = tera()?;
     let mut context = Context::new();
     context.insert("cluster", &desired.cluster);
@@ -149,15 +143,22 @@ pub fn host_files(desired: &Desired) -> Result<Vec<RenderedFile>, RenderError> {
     if !desired.services.iter().any(|s| s.role == Role::Nginx) {
         return Ok(files);
     }
-    let material = tls::material(desired)?;
     files.push(RenderedFile {
         path: NGINX_CONF_PATH.to_string(),
-        content: nginx_conf_with(desired, material.as_ref())?,
+        content: nginx_conf(desired, tls)?,
         mode: 0o644,
     });
-    if let Some(m) = material {
-        files.push(RenderedFile { path: tls::CERT_RENDERED.to_string(), content: m.cert_pem, mode: 0o644 });
-        files.push(RenderedFile { path: tls::KEY_RENDERED.to_string(), content: m.key_pem, mode: 0o600 });
+    if let Some(m) = tls {
+        files.push(RenderedFile {
+            path: NGINX_CERT_PATH.to_string(),
+            content: m.cert_pem.clone(),
+            mode: 0o644,
+        });
+        files.push(RenderedFile {
+            path: NGINX_KEY_PATH.to_string(),
+            content: m.key_pem.clone(),
+            mode: 0o600,
+        });
     }
     Ok(files)
 }
@@ -165,13 +166,12 @@ pub fn host_files(desired: &Desired) -> Result<Vec<RenderedFile>, RenderError> {
 /// `compose/.env` (mode 0600): the secrets momctl generated for the cluster
 /// ([`crate::secrets`]), which compose.yml passes to the containers. Kept apart from
 /// [`host_files`] so that rendering a reference never writes a secret.
-pub fn secret_files(desired: &Desired) -> Result<Vec<RenderedFile>, RenderError> {
-    let values = crate::secrets::ensure(&crate::aws::cluster_dir(&desired.cluster))?;
-    Ok(vec![RenderedFile {
+pub fn secret_files(generated: &BTreeMap<String, String>) -> Vec<RenderedFile> {
+    vec![RenderedFile {
         path: "compose/.env".to_string(),
-        content: crate::secrets::env_file(&values),
+        content: crate::secrets::env_file(generated),
         mode: 0o600,
-    }])
+    }]
 }
 
 /// Writes the files under `dir` (which is created); returns the paths written.

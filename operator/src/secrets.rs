@@ -28,11 +28,38 @@ fn random_hex() -> Result<String, std::io::Error> {
 
 /// The cluster's generated secrets by variable name, made (and saved) on first use.
 pub fn ensure(dir: &Path) -> Result<BTreeMap<String, String>, PkiError> {
+    let mut values = read_file(dir)?;
+    if missing(&values) {
+        let path = dir.join(FILE);
+        let io = |what: &'static str| {
+            let path = path.clone();
+            move |source| PkiError::Io { what, path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io("create the directory of"))?;
+        if values.get(REDIS_PASSWORD).is_none_or(|v| v.is_empty()) {
+            values.insert(REDIS_PASSWORD.to_string(), random_hex().map_err(io("generate"))?);
+        }
+        if values.get(ZK_AUTH).is_none_or(|v| v.is_empty()) {
+            values.insert(ZK_AUTH.to_string(), format!("mom:{}", random_hex().map_err(io("generate"))?));
+        }
+        write_file(&path, &env_file(&values), true)?;
+    }
+    Ok(values)
+}
+
+/// The cluster's generated secrets when every one of them is made already (nothing is written).
+pub fn read(dir: &Path) -> Result<Option<BTreeMap<String, String>>, PkiError> {
+    let values = read_file(dir)?;
+    Ok((!missing(&values)).then_some(values))
+}
+
+fn missing(values: &BTreeMap<String, String>) -> bool {
+    [REDIS_PASSWORD, ZK_AUTH].iter().any(|k| values.get(*k).is_none_or(|v| v.is_empty()))
+}
+
+/// What the file holds (nothing when it is not there).
+fn read_file(dir: &Path) -> Result<BTreeMap<String, String>, PkiError> {
     let path = dir.join(FILE);
-    let io = |what: &'static str| {
-        let path = path.clone();
-        move |source| PkiError::Io { what, path, source }
-    };
     let mut values = BTreeMap::new();
     match std::fs::read_to_string(&path) {
         Ok(text) => {
@@ -43,18 +70,7 @@ pub fn ensure(dir: &Path) -> Result<BTreeMap<String, String>, PkiError> {
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io("read")(e)),
-    }
-    let missing = [REDIS_PASSWORD, ZK_AUTH].iter().any(|k| values.get(*k).is_none_or(|v| v.is_empty()));
-    if missing {
-        std::fs::create_dir_all(dir).map_err(io("create the directory of"))?;
-        if values.get(REDIS_PASSWORD).is_none_or(|v| v.is_empty()) {
-            values.insert(REDIS_PASSWORD.to_string(), random_hex().map_err(io("generate"))?);
-        }
-        if values.get(ZK_AUTH).is_none_or(|v| v.is_empty()) {
-            values.insert(ZK_AUTH.to_string(), format!("mom:{}", random_hex().map_err(io("generate"))?));
-        }
-        write_file(&path, &env_file(&values), true)?;
+        Err(source) => return Err(PkiError::Io { what: "read", path, source }),
     }
     Ok(values)
 }

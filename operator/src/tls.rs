@@ -11,14 +11,9 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Tls;
 use crate::desired::Desired;
+use crate::home::cluster_dir;
 use crate::pki::{write_file, Pki, PkiError};
 
-/// Where NGINX finds them inside its container.
-pub const CERT_TARGET: &str = "/etc/nginx/mom-server.crt";
-pub const KEY_TARGET: &str = "/etc/nginx/mom-server.key";
-/// Where `render` writes them, relative to the host's directory.
-pub const CERT_RENDERED: &str = "nginx/tls/server.crt";
-pub const KEY_RENDERED: &str = "nginx/tls/server.key";
 /// The self-signed certificate and key in the cluster's directory, and the names it was made for.
 const SELF_CERT: &str = "nginx-cert.pem";
 const SELF_KEY: &str = "nginx-key.pem";
@@ -36,11 +31,6 @@ pub enum TlsError {
     NotPem { path: PathBuf, what: &'static str },
     #[error("nginx.tls self_signed: {0}")]
     Pki(#[from] PkiError),
-}
-
-/// A file inside a container that must not be world-readable.
-pub fn is_private(target: &str) -> bool {
-    target == KEY_TARGET
 }
 
 /// The certificate (chain) and key NGINX serves, PEM.
@@ -80,30 +70,50 @@ fn read(path: &Path, what: &'static str) -> Result<String, TlsError> {
 
 /// What NGINX serves for `desired`, or `None` without TLS. `self_signed` makes the CA and the
 /// certificate in the cluster's directory on first use and keeps them (a new one only when the
-/// names it must carry changed).
+/// names it must carry changed): `up`'s preparation ([`crate::local::LocalState::prepare`]).
 pub fn material(desired: &Desired) -> Result<Option<Material>, TlsError> {
+    match &desired.tls {
+        Some(Tls::SelfSigned) => {
+            if let Some(kept) = kept(desired)? {
+                return Ok(Some(kept));
+            }
+            let dir = cluster_dir(&desired.cluster);
+            let (cert, key, names_file) = (dir.join(SELF_CERT), dir.join(SELF_KEY), dir.join(SELF_NAMES));
+            let pki = Pki::ensure(&dir, &desired.cluster)?;
+            let made = pki.server_cert_for(&names(desired.endpoint.bind))?;
+            write_file(&key, &made.key_pem, true)?;
+            write_file(&cert, &made.cert_pem, false)?;
+            write_file(&names_file, &names(desired.endpoint.bind).join(","), false)?;
+            Ok(Some(Material { cert_pem: made.cert_pem, key_pem: made.key_pem }))
+        }
+        _ => existing(desired),
+    }
+}
+
+/// [`material`] as it is now, writing nothing (`plan`): `None` also when the self-signed
+/// certificate is still to be made.
+pub fn existing(desired: &Desired) -> Result<Option<Material>, TlsError> {
     match &desired.tls {
         None => Ok(None),
         Some(Tls::Files { cert, key }) => {
             Ok(Some(Material { cert_pem: read(cert, "certificate")?, key_pem: read(key, "private key")? }))
         }
-        Some(Tls::SelfSigned) => {
-            let dir = crate::aws::cluster_dir(&desired.cluster);
-            let wanted = names(desired.endpoint.bind).join(",");
-            let (cert, key, names_file) = (dir.join(SELF_CERT), dir.join(SELF_KEY), dir.join(SELF_NAMES));
-            let kept = std::fs::read_to_string(&names_file).ok();
-            if kept.as_deref() == Some(wanted.as_str()) && cert.exists() && key.exists() {
-                return Ok(Some(Material {
-                    cert_pem: read(&cert, "certificate")?,
-                    key_pem: read(&key, "private key")?,
-                }));
-            }
-            let pki = Pki::ensure(&dir, &desired.cluster)?;
-            let made = pki.server_cert_for(&names(desired.endpoint.bind))?;
-            write_file(&key, &made.key_pem, true)?;
-            write_file(&cert, &made.cert_pem, false)?;
-            write_file(&names_file, &wanted, false)?;
-            Ok(Some(Material { cert_pem: made.cert_pem, key_pem: made.key_pem }))
-        }
+        Some(Tls::SelfSigned) => kept(desired),
     }
+}
+
+/// The self-signed certificate kept in the cluster's directory, when it carries the names
+/// `desired` needs.
+fn kept(desired: &Desired) -> Result<Option<Material>, TlsError> {
+    let dir = cluster_dir(&desired.cluster);
+    let wanted = names(desired.endpoint.bind).join(",");
+    let (cert, key, names_file) = (dir.join(SELF_CERT), dir.join(SELF_KEY), dir.join(SELF_NAMES));
+    let kept = std::fs::read_to_string(&names_file).ok();
+    if kept.as_deref() == Some(wanted.as_str()) && cert.exists() && key.exists() {
+        return Ok(Some(Material {
+            cert_pem: read(&cert, "certificate")?,
+            key_pem: read(&key, "private key")?,
+        }));
+    }
+    Ok(None)
 }

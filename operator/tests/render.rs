@@ -14,7 +14,7 @@ use mom_operator::desired::Desired;
 use mom_operator::render::{self, RenderedFile};
 
 fn rendered(yaml: &str) -> Vec<RenderedFile> {
-    render::host_files(&desired(yaml, 1)).expect("renders")
+    render::host_files(&desired(yaml, 1), None).expect("renders")
 }
 
 /// The cluster of `yaml` spread over `hosts` hosts.
@@ -156,7 +156,7 @@ fn docker_compose_accepts_the_rendered_file() {
     let spread = desired(&replicated, 3);
     for host in 1..=3 {
         let part = spread.on_host(host);
-        let files = render::host_files(&part).expect("renders");
+        let files = render::host_files(&part, None).expect("renders");
         let compose = file(&files, "compose/compose.yml");
         let zookeeper = if host == 1 { "zookeeper".to_string() } else { format!("zookeeper-{host}") };
         assert!(

@@ -11,6 +11,10 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{RedisMode, Settings, Tls};
 
+use services::Build;
+
+mod services;
+
 /// Labels every resource momctl makes carries; the real world is found by them, not a state file.
 pub mod labels {
     /// The cluster's name: the one label that finds everything the cluster owns.
@@ -246,6 +250,12 @@ pub struct ConfigFile {
 /// The rendered NGINX configuration lives here in the render output and in the repository.
 pub const NGINX_CONF_PATH: &str = "nginx/nginx.conf";
 pub const NGINX_CONF_TARGET: &str = "/etc/nginx/nginx.conf";
+/// NGINX's certificate and key (`nginx.tls`, [`crate::tls`]): where `render` writes them,
+/// relative to the host's directory, and where NGINX finds them inside its container.
+pub const NGINX_CERT_PATH: &str = "nginx/tls/server.crt";
+pub const NGINX_KEY_PATH: &str = "nginx/tls/server.key";
+pub const NGINX_CERT_TARGET: &str = "/etc/nginx/mom-server.crt";
+pub const NGINX_KEY_TARGET: &str = "/etc/nginx/mom-server.key";
 
 fn health(test: &[&str], start_period_s: u32) -> HealthSpec {
     HealthSpec {
@@ -360,281 +370,32 @@ impl Desired {
     }
 
     /// The cluster of `s` spread over `hosts` Docker engines ([`placement`]).
+    /// The cluster of `s` spread over `hosts` Docker engines ([`placement`]).
     pub fn on_hosts(s: &Settings, hosts: u32) -> Desired {
         let hosts = hosts.max(1);
-        let cluster = s.cluster.as_str();
-        let network = NetworkSpec {
-            name: network_name(cluster),
-            subnet: s.subnet,
-            gateway: host_addr(s.subnet, 1),
-            labels: base_labels(cluster, "network"),
-            overlay: hosts > 1,
-            dynamic_range: (hosts > 1)
-                .then(|| Ipv4Net::new(host_addr(s.subnet, DYNAMIC_FIRST), 26).ok())
-                .flatten(),
-        };
-        let volume = |key: &str, host: u32| VolumeSpec {
-            name: format!("mom-{cluster}-{key}"),
-            host,
-            key: key.to_string(),
-            labels: base_labels(cluster, "volume"),
-        };
-        let mut volumes = Vec::new();
-        let mut data_volume = |key: String, host: u32| {
-            let v = volume(&key, host);
-            let m = VolumeMount { volume: v.name.clone(), key: v.key.clone(), target: "/data".to_string() };
-            volumes.push(v);
-            m
-        };
-
-        let service = |role: Role, name: &str, node: u32| ServiceSpec {
-            service: name.to_string(),
-            role,
-            host: placement(role, node, hosts),
-            container_name: container_name(cluster, name),
-            image: String::new(),
-            command: Vec::new(),
-            env: BTreeMap::new(),
-            secret_env: Vec::new(),
-            ipv4: service_addr(s.subnet, role, node),
-            aliases: vec![name.to_string()],
-            mounts: Vec::new(),
-            ports: Vec::new(),
-            health: health(&["true"], 0),
-            config_files: Vec::new(),
-            depends_on: Vec::new(),
-            stop_grace_s: 10,
-            labels: base_labels(cluster, role.as_str()),
-        };
-
-        let mut services = Vec::new();
-        let replicated = s.redis_mode == RedisMode::Replicated;
-        let primary = service_addr(s.subnet, Role::Redis, 0);
-
-        // The data nodes: the primary (`redis`), then its replicas.
-        for n in 0..=s.redis_replicas {
-            let name = if n == 0 { "redis".to_string() } else { redis_replica(n) };
-            let mut redis = service(Role::Redis, &name, n);
-            redis.image = s.redis_image.clone();
-            // The password reaches redis-server as configuration lines on its standard input,
-            // so it shows neither in the container's command nor in its process list. With
-            // replicas every node also knows it as `masterauth`: any of them may become the
-            // primary, and the old primary comes back as a replica.
-            let config = if replicated {
-                "exec redis-server - \"$@\" <<< \"requirepass $MOM_REDIS_PASSWORD\"$'\\n'\"masterauth $MOM_REDIS_PASSWORD\""
-            } else {
-                "exec redis-server - \"$@\" <<< \"requirepass $MOM_REDIS_PASSWORD\""
-            };
-            redis.command = [
-                "bash",
-                "-c",
-                config,
-                "redis-server",
-                "--bind",
-                "0.0.0.0",
-                "--protected-mode",
-                "no",
-                "--dir",
-                "/data",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                s.redis_appendfsync.as_str(),
-            ]
-            .map(str::to_string)
-            .to_vec();
-            if n > 0 {
-                redis.command.extend(["--replicaof".to_string(), primary.to_string(), "6379".to_string()]);
-            }
-            redis.secret_env = vec![SecretEnv::generated(crate::secrets::REDIS_PASSWORD)];
-            redis.mounts = vec![data_volume(format!("{name}-data"), redis.host)];
-            // Replicated: healthy as a primary, or as a replica whose link to the primary is
-            // up (the roles move with a failover, the check does not care which is which).
-            let check = if replicated {
-                "REDISCLI_AUTH=\"$MOM_REDIS_PASSWORD\" redis-cli info replication | grep -Eq '^(role:master|master_link_status:up)'"
-            } else {
-                "REDISCLI_AUTH=\"$MOM_REDIS_PASSWORD\" redis-cli ping | grep -q PONG"
-            };
-            redis.health = health(&["bash", "-c", check], 30);
-            services.push(redis);
-        }
-
-        // The Sentinels: they learn the replicas and each other from the primary, and write
-        // what they learn (failovers included) to their configuration file, which therefore
-        // lives on a volume: a replaced Sentinel still knows which node is the primary now.
-        let sentinels: Vec<String> =
-            if replicated { (1..=SENTINELS).map(sentinel).collect() } else { Vec::new() };
-        for (i, name) in sentinels.iter().enumerate() {
-            let mut sentinel = service(Role::Sentinel, name, i as u32 + 1);
-            sentinel.image = s.redis_image.clone();
-            // The Sentinels require the cluster's Redis password too (`requirepass`), and give
-            // it to each other (`sentinel-pass`): a client without it can neither ask them nor
-            // order a failover.
-            let conf = [
-                format!("port {SENTINEL_PORT}"),
-                "protected-mode no".to_string(),
-                "requirepass $MOM_REDIS_PASSWORD".to_string(),
-                "sentinel sentinel-pass $MOM_REDIS_PASSWORD".to_string(),
-                format!("sentinel monitor {SENTINEL_SERVICE} {primary} 6379 {}", SENTINELS / 2 + 1),
-                format!("sentinel auth-pass {SENTINEL_SERVICE} $MOM_REDIS_PASSWORD"),
-                format!("sentinel down-after-milliseconds {SENTINEL_SERVICE} 5000"),
-                format!("sentinel failover-timeout {SENTINEL_SERVICE} 30000"),
-            ];
-            let lines: Vec<String> = conf.iter().map(|l| format!("\"{l}\"")).collect();
-            sentinel.command = vec![
-                "bash".to_string(),
-                "-c".to_string(),
-                format!(
-                    "f=/data/sentinel.conf; [ -f $f ] || (umask 077; printf '%s\\n' {} > $f); exec redis-server $f --sentinel",
-                    lines.join(" ")
-                ),
-            ];
-            sentinel.secret_env = vec![SecretEnv::generated(crate::secrets::REDIS_PASSWORD)];
-            sentinel.mounts = vec![data_volume(format!("{name}-data"), sentinel.host)];
-            // Ready once a majority of Sentinels know each other: a failover can be agreed.
-            sentinel.health = health(
-                &[
-                    "bash",
-                    "-c",
-                    &format!("REDISCLI_AUTH=\"$MOM_REDIS_PASSWORD\" redis-cli -p {SENTINEL_PORT} sentinel ckquorum {SENTINEL_SERVICE} | grep -q ^OK"),
-                ],
-                60,
-            );
-            services.push(sentinel);
-        }
-
-        // ZooKeeper: one server, or an ensemble of `zookeeper.nodes` (server ids 1–3).
-        let ensemble = s.zookeeper_nodes > 1;
-        let servers: Vec<String> = (1..=s.zookeeper_nodes)
-            .map(|n| format!("server.{n}={}:2888:3888", service_addr(s.subnet, Role::Zookeeper, n)))
-            .collect();
-        let mut zookeepers = Vec::new();
-        for n in 1..=s.zookeeper_nodes {
-            let name = zookeeper(n);
-            let mut zk = service(Role::Zookeeper, &name, if ensemble { n } else { 0 });
-            zk.image = s.zookeeper_image.clone();
-            zk.mounts = vec![data_volume(format!("{name}-data"), zk.host)];
-            if ensemble {
-                // The image's zoo.cfg plus the ensemble's servers; the server id in /data/myid.
-                zk.command = vec![
-                    "bash".to_string(),
-                    "-c".to_string(),
-                    format!(
-                        "echo {n} > /data/myid && {{ cat /conf/zoo.cfg; printf '%s\\n' quorumListenOnAllIPs=true {}; }} > /tmp/zoo.cfg && exec /usr/share/zookeeper/bin/zkServer.sh start-foreground /tmp/zoo.cfg",
-                        servers.join(" ")
-                    ),
-                ];
-            }
-            // `ruok`/`srvr` over bash's /dev/tcp: the image needs no netcat. A server of an
-            // ensemble is ready once it has joined the quorum (leader or follower).
-            let check = if ensemble {
-                "exec 3<>/dev/tcp/127.0.0.1/2181 && printf srvr >&3 && grep -Eq 'Mode: (leader|follower)' <&3"
-            } else {
-                "exec 3<>/dev/tcp/127.0.0.1/2181 && printf ruok >&3 && grep -q imok <&3"
-            };
-            zk.health = health(&["bash", "-c", check], 120);
-            zookeepers.push(name);
-            services.push(zk);
-        }
+        let mut build = Build::new(s, hosts);
+        let mut services = build.redis();
+        let sentinels = build.sentinels();
+        let sentinel_names: Vec<String> = sentinels.iter().map(|s| s.service.clone()).collect();
+        services.extend(sentinels);
+        let zookeepers = build.zookeepers();
+        let zk_names: Vec<String> = zookeepers.iter().map(|z| z.service.clone()).collect();
+        services.extend(zookeepers);
 
         // Where the brokers find the stores: the Sentinels (which name the primary) or the one
         // Redis; every ZooKeeper server (the client moves to another when one is lost).
         let stores: Vec<String> = services.iter().map(|s| s.service.clone()).collect();
-        let redis_url = if replicated {
-            let at: Vec<String> = sentinels.iter().map(|n| format!("{n}:{SENTINEL_PORT}")).collect();
+        let redis_url = if s.redis_mode == RedisMode::Replicated {
+            let at: Vec<String> = sentinel_names.iter().map(|n| format!("{n}:{SENTINEL_PORT}")).collect();
             format!("redis-sentinel://{}/{SENTINEL_SERVICE}", at.join(","))
         } else {
             "redis://redis:6379".to_string()
         };
-        let zk_connect: Vec<String> = zookeepers.iter().map(|n| format!("{n}:2181")).collect();
-        let zk_connect = zk_connect.join(",");
-
-        let brokers: Vec<String> = (1..=s.broker_nodes).map(|n| format!("broker-{n}")).collect();
-        for (i, name) in brokers.iter().enumerate() {
-            let node = i as u32 + 1;
-            let mut broker = service(Role::Broker, name, node);
-            broker.image = s.broker_image.clone();
-            broker.env = BTreeMap::from([
-                ("MOM_LISTEN".to_string(), format!("0.0.0.0:{BROKER_PORT}")),
-                ("MOM_ADVERTISE_ADDRESS".to_string(), format!("{}:{BROKER_PORT}", broker.ipv4)),
-                ("MOM_NODE_ID".to_string(), name.clone()),
-                ("MOM_REDIS_URL".to_string(), redis_url.clone()),
-                ("MOM_ZK_CONNECT".to_string(), zk_connect.clone()),
-                ("MOM_TRUSTED_PROXIES".to_string(), s.subnet.to_string()),
-            ]);
-            if s.redis_min_replicas_ack > 0 {
-                broker
-                    .env
-                    .insert("MOM_REDIS_MIN_REPLICAS_ACK".to_string(), s.redis_min_replicas_ack.to_string());
-            }
-            if s.nginx_grpc_port.is_some() {
-                broker.env.insert("MOM_GRPC_LISTEN".to_string(), format!("0.0.0.0:{BROKER_GRPC_PORT}"));
-            }
-            broker.secret_env = vec![
-                SecretEnv {
-                    name: "MOM_ADMIN_PASSWORD".to_string(),
-                    from_env: s.admin_password_env.clone(),
-                    generated: false,
-                },
-                SecretEnv::generated(crate::secrets::REDIS_PASSWORD),
-                SecretEnv::generated(crate::secrets::ZK_AUTH),
-            ];
-            if replicated {
-                broker.secret_env.push(SecretEnv {
-                    name: "MOM_REDIS_SENTINEL_PASSWORD".to_string(),
-                    from_env: crate::secrets::REDIS_PASSWORD.to_string(),
-                    generated: true,
-                });
-            }
-            broker.health = health(
-                &["curl", "-fsS", "-o", "/dev/null", &format!("http://127.0.0.1:{BROKER_PORT}/readyz")],
-                180,
-            );
-            broker.depends_on = stores.clone();
-            broker.stop_grace_s = BROKER_STOP_GRACE_S;
-            broker.labels.insert("mom.node".to_string(), node.to_string());
-            services.push(broker);
-        }
-
-        let mut nginx = service(Role::Nginx, "nginx", 0);
-        nginx.image = s.nginx_image.clone();
-        nginx.ports = vec![PortSpec {
-            host_ip: s.nginx_bind,
-            host_port: s.nginx_http_port,
-            container_port: NGINX_PORT,
-        }];
-        if let Some(port) = s.nginx_https_port {
-            nginx.ports.push(PortSpec {
-                host_ip: s.nginx_bind,
-                host_port: port,
-                container_port: NGINX_HTTPS_PORT,
-            });
-        }
-        if let Some(port) = s.nginx_grpc_port {
-            nginx.ports.push(PortSpec {
-                host_ip: s.nginx_bind,
-                host_port: port,
-                container_port: NGINX_GRPC_PORT,
-            });
-        }
-        nginx.health = health(
-            &["curl", "-fsS", "-o", "/dev/null", &format!("http://127.0.0.1:{NGINX_PORT}/.mom/nginx-health")],
-            30,
-        );
-        nginx.config_files =
-            vec![ConfigFile { target: NGINX_CONF_TARGET.to_string(), rendered: NGINX_CONF_PATH.to_string() }];
-        if s.nginx_tls.is_some() {
-            for (target, rendered) in [
-                (crate::tls::CERT_TARGET, crate::tls::CERT_RENDERED),
-                (crate::tls::KEY_TARGET, crate::tls::KEY_RENDERED),
-            ] {
-                nginx
-                    .config_files
-                    .push(ConfigFile { target: target.to_string(), rendered: rendered.to_string() });
-            }
-        }
-        nginx.depends_on = brokers;
-        services.push(nginx);
+        let zk_connect: Vec<String> = zk_names.iter().map(|n| format!("{n}:2181")).collect();
+        let brokers = build.brokers(&stores, &redis_url, &zk_connect.join(","));
+        let broker_names: Vec<String> = brokers.iter().map(|b| b.service.clone()).collect();
+        services.extend(brokers);
+        services.push(build.nginx(broker_names));
 
         for spec in &mut services {
             let hash = spec.hash();
@@ -643,11 +404,11 @@ impl Desired {
         }
 
         Desired {
-            cluster: cluster.to_string(),
+            cluster: s.cluster.clone(),
             host: LOCAL_HOST.to_string(),
             hosts,
-            network,
-            volumes,
+            network: build.network(),
+            volumes: build.volumes,
             services,
             endpoint: Endpoint {
                 bind: s.nginx_bind,
@@ -659,7 +420,6 @@ impl Desired {
             tls: s.nginx_tls.clone(),
         }
     }
-
     /// What host `host` runs of a cluster spread over several: its containers and volumes (each
     /// waiting only for those of the same host: compose cannot wait across hosts), named
     /// `host-K` (`render` writes one compose.yml per host).

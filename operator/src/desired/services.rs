@@ -1,0 +1,328 @@
+//! One function per role of the desired cluster: what each container of Redis (primary and
+//! replicas), the Sentinels, ZooKeeper, the brokers and NGINX is made of.
+
+use std::collections::BTreeMap;
+
+use ipnet::Ipv4Net;
+
+use crate::config::{RedisMode, Settings};
+
+use super::{
+    base_labels, container_name, health, host_addr, network_name, placement, redis_replica, sentinel,
+    service_addr, zookeeper, ConfigFile, NetworkSpec, PortSpec, Role, SecretEnv, ServiceSpec, VolumeMount,
+    VolumeSpec, BROKER_GRPC_PORT, BROKER_PORT, BROKER_STOP_GRACE_S, DYNAMIC_FIRST, NGINX_CERT_PATH,
+    NGINX_CERT_TARGET, NGINX_CONF_PATH, NGINX_CONF_TARGET, NGINX_GRPC_PORT, NGINX_HTTPS_PORT, NGINX_KEY_PATH,
+    NGINX_KEY_TARGET, NGINX_PORT, SENTINELS, SENTINEL_PORT, SENTINEL_SERVICE,
+};
+
+/// Builds the services of one cluster on `hosts` engines, collecting their volumes.
+pub(super) struct Build<'a> {
+    s: &'a Settings,
+    hosts: u32,
+    /// The volumes made so far, in the order of their containers.
+    pub volumes: Vec<VolumeSpec>,
+}
+
+impl<'a> Build<'a> {
+    pub fn new(s: &'a Settings, hosts: u32) -> Build<'a> {
+        Build { s, hosts, volumes: Vec::new() }
+    }
+
+    fn replicated(&self) -> bool {
+        self.s.redis_mode == RedisMode::Replicated
+    }
+
+    /// The cluster's network: a bridge, or across hosts an overlay.
+    pub fn network(&self) -> NetworkSpec {
+        let (s, hosts) = (self.s, self.hosts);
+        NetworkSpec {
+            name: network_name(&s.cluster),
+            subnet: s.subnet,
+            gateway: host_addr(s.subnet, 1),
+            labels: base_labels(&s.cluster, "network"),
+            overlay: hosts > 1,
+            dynamic_range: (hosts > 1)
+                .then(|| Ipv4Net::new(host_addr(s.subnet, DYNAMIC_FIRST), 26).ok())
+                .flatten(),
+        }
+    }
+
+    /// A volume `key` on `host`, mounted at `/data`.
+    fn data_volume(&mut self, key: String, host: u32) -> VolumeMount {
+        let cluster = &self.s.cluster;
+        let v = VolumeSpec {
+            name: format!("mom-{cluster}-{key}"),
+            host,
+            key,
+            labels: base_labels(cluster, "volume"),
+        };
+        let m = VolumeMount { volume: v.name.clone(), key: v.key.clone(), target: "/data".to_string() };
+        self.volumes.push(v);
+        m
+    }
+
+    /// What every container starts from: its name, host, address and labels.
+    fn service(&self, role: Role, name: &str, node: u32) -> ServiceSpec {
+        let (s, hosts, cluster) = (self.s, self.hosts, self.s.cluster.as_str());
+        ServiceSpec {
+            service: name.to_string(),
+            role,
+            host: placement(role, node, hosts),
+            container_name: container_name(cluster, name),
+            image: String::new(),
+            command: Vec::new(),
+            env: BTreeMap::new(),
+            secret_env: Vec::new(),
+            ipv4: service_addr(s.subnet, role, node),
+            aliases: vec![name.to_string()],
+            mounts: Vec::new(),
+            ports: Vec::new(),
+            health: health(&["true"], 0),
+            config_files: Vec::new(),
+            depends_on: Vec::new(),
+            stop_grace_s: 10,
+            labels: base_labels(cluster, role.as_str()),
+        }
+    }
+
+    /// The data nodes: the primary (`redis`), then its replicas.
+    pub fn redis(&mut self) -> Vec<ServiceSpec> {
+        let s = self.s;
+        let replicated = self.replicated();
+        let primary = service_addr(s.subnet, Role::Redis, 0);
+        let mut services = Vec::new();
+        for n in 0..=s.redis_replicas {
+            let name = if n == 0 { "redis".to_string() } else { redis_replica(n) };
+            let mut redis = self.service(Role::Redis, &name, n);
+            redis.image = s.redis_image.clone();
+            // The password reaches redis-server as configuration lines on its standard input,
+            // so it shows neither in the container's command nor in its process list. With
+            // replicas every node also knows it as `masterauth`: any of them may become the
+            // primary, and the old primary comes back as a replica.
+            let config = if replicated {
+                "exec redis-server - \"$@\" <<< \"requirepass $MOM_REDIS_PASSWORD\"$'\\n'\"masterauth $MOM_REDIS_PASSWORD\""
+            } else {
+                "exec redis-server - \"$@\" <<< \"requirepass $MOM_REDIS_PASSWORD\""
+            };
+            redis.command = [
+                "bash",
+                "-c",
+                config,
+                "redis-server",
+                "--bind",
+                "0.0.0.0",
+                "--protected-mode",
+                "no",
+                "--dir",
+                "/data",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                s.redis_appendfsync.as_str(),
+            ]
+            .map(str::to_string)
+            .to_vec();
+            if n > 0 {
+                redis.command.extend(["--replicaof".to_string(), primary.to_string(), "6379".to_string()]);
+            }
+            redis.secret_env = vec![SecretEnv::generated(crate::secrets::REDIS_PASSWORD)];
+            redis.mounts = vec![self.data_volume(format!("{name}-data"), redis.host)];
+            // Replicated: healthy as a primary, or as a replica whose link to the primary is
+            // up (the roles move with a failover, the check does not care which is which).
+            let check = if replicated {
+                "REDISCLI_AUTH=\"$MOM_REDIS_PASSWORD\" redis-cli info replication | grep -Eq '^(role:master|master_link_status:up)'"
+            } else {
+                "REDISCLI_AUTH=\"$MOM_REDIS_PASSWORD\" redis-cli ping | grep -q PONG"
+            };
+            redis.health = health(&["bash", "-c", check], 30);
+            services.push(redis);
+        }
+        services
+    }
+
+    /// The Sentinels (replicated Redis only): they learn the replicas and each other from the
+    /// primary, and write what they learn (failovers included) to their configuration file,
+    /// which therefore lives on a volume: a replaced Sentinel still knows which node is the
+    /// primary now.
+    pub fn sentinels(&mut self) -> Vec<ServiceSpec> {
+        let s = self.s;
+        let replicated = self.replicated();
+        let primary = service_addr(s.subnet, Role::Redis, 0);
+        let mut services = Vec::new();
+        let sentinels: Vec<String> =
+            if replicated { (1..=SENTINELS).map(sentinel).collect() } else { Vec::new() };
+        for (i, name) in sentinels.iter().enumerate() {
+            let mut sentinel = self.service(Role::Sentinel, name, i as u32 + 1);
+            sentinel.image = s.redis_image.clone();
+            // The Sentinels require the cluster's Redis password too (`requirepass`), and give
+            // it to each other (`sentinel-pass`): a client without it can neither ask them nor
+            // order a failover.
+            let conf = [
+                format!("port {SENTINEL_PORT}"),
+                "protected-mode no".to_string(),
+                "requirepass $MOM_REDIS_PASSWORD".to_string(),
+                "sentinel sentinel-pass $MOM_REDIS_PASSWORD".to_string(),
+                format!("sentinel monitor {SENTINEL_SERVICE} {primary} 6379 {}", SENTINELS / 2 + 1),
+                format!("sentinel auth-pass {SENTINEL_SERVICE} $MOM_REDIS_PASSWORD"),
+                format!("sentinel down-after-milliseconds {SENTINEL_SERVICE} 5000"),
+                format!("sentinel failover-timeout {SENTINEL_SERVICE} 30000"),
+            ];
+            let lines: Vec<String> = conf.iter().map(|l| format!("\"{l}\"")).collect();
+            sentinel.command = vec![
+                "bash".to_string(),
+                "-c".to_string(),
+                format!(
+                    "f=/data/sentinel.conf; [ -f $f ] || (umask 077; printf '%s\\n' {} > $f); exec redis-server $f --sentinel",
+                    lines.join(" ")
+                ),
+            ];
+            sentinel.secret_env = vec![SecretEnv::generated(crate::secrets::REDIS_PASSWORD)];
+            sentinel.mounts = vec![self.data_volume(format!("{name}-data"), sentinel.host)];
+            // Ready once a majority of Sentinels know each other: a failover can be agreed.
+            sentinel.health = health(
+                &[
+                    "bash",
+                    "-c",
+                    &format!("REDISCLI_AUTH=\"$MOM_REDIS_PASSWORD\" redis-cli -p {SENTINEL_PORT} sentinel ckquorum {SENTINEL_SERVICE} | grep -q ^OK"),
+                ],
+                60,
+            );
+            services.push(sentinel);
+        }
+        services
+    }
+
+    /// ZooKeeper: one server, or an ensemble of `zookeeper.nodes` (server ids 1–3).
+    pub fn zookeepers(&mut self) -> Vec<ServiceSpec> {
+        let s = self.s;
+        let mut services = Vec::new();
+        let ensemble = s.zookeeper_nodes > 1;
+        let servers: Vec<String> = (1..=s.zookeeper_nodes)
+            .map(|n| format!("server.{n}={}:2888:3888", service_addr(s.subnet, Role::Zookeeper, n)))
+            .collect();
+        for n in 1..=s.zookeeper_nodes {
+            let name = zookeeper(n);
+            let mut zk = self.service(Role::Zookeeper, &name, if ensemble { n } else { 0 });
+            zk.image = s.zookeeper_image.clone();
+            zk.mounts = vec![self.data_volume(format!("{name}-data"), zk.host)];
+            if ensemble {
+                // The image's zoo.cfg plus the ensemble's servers; the server id in /data/myid.
+                zk.command = vec![
+                    "bash".to_string(),
+                    "-c".to_string(),
+                    format!(
+                        "echo {n} > /data/myid && {{ cat /conf/zoo.cfg; printf '%s\\n' quorumListenOnAllIPs=true {}; }} > /tmp/zoo.cfg && exec /usr/share/zookeeper/bin/zkServer.sh start-foreground /tmp/zoo.cfg",
+                        servers.join(" ")
+                    ),
+                ];
+            }
+            // `ruok`/`srvr` over bash's /dev/tcp: the image needs no netcat. A server of an
+            // ensemble is ready once it has joined the quorum (leader or follower).
+            let check = if ensemble {
+                "exec 3<>/dev/tcp/127.0.0.1/2181 && printf srvr >&3 && grep -Eq 'Mode: (leader|follower)' <&3"
+            } else {
+                "exec 3<>/dev/tcp/127.0.0.1/2181 && printf ruok >&3 && grep -q imok <&3"
+            };
+            zk.health = health(&["bash", "-c", check], 120);
+            services.push(zk);
+        }
+        services
+    }
+
+    /// The brokers, finding the stores at `redis_url` and `zk_connect`; each waits for `stores`.
+    pub fn brokers(&self, stores: &[String], redis_url: &str, zk_connect: &str) -> Vec<ServiceSpec> {
+        let s = self.s;
+        let replicated = self.replicated();
+        let mut services = Vec::new();
+        let brokers: Vec<String> = (1..=s.broker_nodes).map(|n| format!("broker-{n}")).collect();
+        for (i, name) in brokers.iter().enumerate() {
+            let node = i as u32 + 1;
+            let mut broker = self.service(Role::Broker, name, node);
+            broker.image = s.broker_image.clone();
+            broker.env = BTreeMap::from([
+                ("MOM_LISTEN".to_string(), format!("0.0.0.0:{BROKER_PORT}")),
+                ("MOM_ADVERTISE_ADDRESS".to_string(), format!("{}:{BROKER_PORT}", broker.ipv4)),
+                ("MOM_NODE_ID".to_string(), name.clone()),
+                ("MOM_REDIS_URL".to_string(), redis_url.to_string()),
+                ("MOM_ZK_CONNECT".to_string(), zk_connect.to_string()),
+                ("MOM_TRUSTED_PROXIES".to_string(), s.subnet.to_string()),
+            ]);
+            if s.redis_min_replicas_ack > 0 {
+                broker
+                    .env
+                    .insert("MOM_REDIS_MIN_REPLICAS_ACK".to_string(), s.redis_min_replicas_ack.to_string());
+            }
+            if s.nginx_grpc_port.is_some() {
+                broker.env.insert("MOM_GRPC_LISTEN".to_string(), format!("0.0.0.0:{BROKER_GRPC_PORT}"));
+            }
+            broker.secret_env = vec![
+                SecretEnv {
+                    name: "MOM_ADMIN_PASSWORD".to_string(),
+                    from_env: s.admin_password_env.clone(),
+                    generated: false,
+                },
+                SecretEnv::generated(crate::secrets::REDIS_PASSWORD),
+                SecretEnv::generated(crate::secrets::ZK_AUTH),
+            ];
+            if replicated {
+                broker.secret_env.push(SecretEnv {
+                    name: "MOM_REDIS_SENTINEL_PASSWORD".to_string(),
+                    from_env: crate::secrets::REDIS_PASSWORD.to_string(),
+                    generated: true,
+                });
+            }
+            broker.health = health(
+                &["curl", "-fsS", "-o", "/dev/null", &format!("http://127.0.0.1:{BROKER_PORT}/readyz")],
+                180,
+            );
+            broker.depends_on = stores.to_vec();
+            broker.stop_grace_s = BROKER_STOP_GRACE_S;
+            broker.labels.insert("mom.node".to_string(), node.to_string());
+            services.push(broker);
+        }
+        services
+    }
+
+    /// NGINX in front of `brokers`, the only published ports.
+    pub fn nginx(&self, brokers: Vec<String>) -> ServiceSpec {
+        let s = self.s;
+        let mut nginx = self.service(Role::Nginx, "nginx", 0);
+        nginx.image = s.nginx_image.clone();
+        nginx.ports = vec![PortSpec {
+            host_ip: s.nginx_bind,
+            host_port: s.nginx_http_port,
+            container_port: NGINX_PORT,
+        }];
+        if let Some(port) = s.nginx_https_port {
+            nginx.ports.push(PortSpec {
+                host_ip: s.nginx_bind,
+                host_port: port,
+                container_port: NGINX_HTTPS_PORT,
+            });
+        }
+        if let Some(port) = s.nginx_grpc_port {
+            nginx.ports.push(PortSpec {
+                host_ip: s.nginx_bind,
+                host_port: port,
+                container_port: NGINX_GRPC_PORT,
+            });
+        }
+        nginx.health = health(
+            &["curl", "-fsS", "-o", "/dev/null", &format!("http://127.0.0.1:{NGINX_PORT}/.mom/nginx-health")],
+            30,
+        );
+        nginx.config_files =
+            vec![ConfigFile { target: NGINX_CONF_TARGET.to_string(), rendered: NGINX_CONF_PATH.to_string() }];
+        if s.nginx_tls.is_some() {
+            for (target, rendered) in
+                [(NGINX_CERT_TARGET, NGINX_CERT_PATH), (NGINX_KEY_TARGET, NGINX_KEY_PATH)]
+            {
+                nginx
+                    .config_files
+                    .push(ConfigFile { target: target.to_string(), rendered: rendered.to_string() });
+            }
+        }
+        nginx.depends_on = brokers;
+        nginx
+    }
+}
