@@ -8,9 +8,9 @@
 //! versioned set) and then into this node's cache, so the answering node sees them at once and the
 //! others within a watch round trip.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::RwLock;
 use std::time::Duration;
 
@@ -209,6 +209,47 @@ enum End {
     Lost,
 }
 
+/// Why this node read all of its metadata from ZooKeeper again (`mom_metadata_resyncs_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resync {
+    /// A new session (the first, or after the last one expired).
+    Session,
+    /// The connection came back within the session: events of the outage may be lost
+    /// (ZOOKEEPER-4698), and zookeeper-client does not re-add a persistent watch on its own.
+    Reconnect,
+    /// The periodic check found the cache behind ZooKeeper (a lost watch, a missed event).
+    Drift,
+}
+
+impl Resync {
+    pub const ALL: [Resync; 3] = [Resync::Session, Resync::Reconnect, Resync::Drift];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Resync::Session => "session",
+            Resync::Reconnect => "reconnect",
+            Resync::Drift => "drift",
+        }
+    }
+}
+
+/// How often a node compares its cache with a summary of ZooKeeper (three small reads): the
+/// revision counter every metadata write bumps, and the members and leader candidates.
+const DRIFT_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// The znode every metadata write bumps in the same transaction (`multi`), so one read of its
+/// version tells whether this node's cache saw every write.
+const REVISION: &str = "revision";
+
+/// What the drift check compares: the revision, and the two directories of ephemeral znodes
+/// (sessions that end delete them without a write of ours).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Summary {
+    revision: i32,
+    nodes: BTreeSet<String>,
+    candidates: BTreeSet<String>,
+}
+
 pub struct Meta {
     connect: String,
     root: String,
@@ -227,6 +268,14 @@ pub struct Meta {
     /// Digest credential `user:password` (`MOM_ZK_AUTH`): with it, every znode is created for
     /// this identity alone ([`Meta::acls`]).
     auth: Option<Vec<u8>>,
+    /// The newest version of the revision znode this cache is known to include.
+    seen_revision: AtomicI32,
+    /// True from the moment the connection drops until the cache was reloaded after it came
+    /// back: while disconnected the cache serves as it is, once connected again requests wait
+    /// for the reload ([`Meta::current`]).
+    stale: tokio::sync::watch::Sender<bool>,
+    /// `mom_metadata_resyncs_total`, by [`Resync`] cause.
+    resyncs: Option<prometheus::IntCounterVec>,
 }
 
 /// The directories under the root, each created on start.
@@ -276,7 +325,29 @@ impl Meta {
             node,
             register: AtomicBool::new(true),
             my_candidate: RwLock::new(None),
+            seen_revision: AtomicI32::new(-1),
+            stale: tokio::sync::watch::Sender::new(false),
+            resyncs: None,
         }
+    }
+
+    /// Counts each full reload in `counter` (`mom_metadata_resyncs_total{cause}`).
+    pub fn with_resync_counter(mut self, counter: prometheus::IntCounterVec) -> Self {
+        self.resyncs = Some(counter);
+        self
+    }
+
+    /// Waits, when the connection to ZooKeeper has just come back, until this node's cache caught
+    /// up (bounded by the operation timeout): what changed elsewhere during the outage (a user
+    /// deleted, a queue dropped) must not be served from the cache once the node could know
+    /// better. While disconnected it returns at once: the data path keeps serving the cache.
+    /// Every front door calls it before it authenticates a request.
+    pub async fn current(&self) {
+        if !*self.stale.borrow() || self.client().is_err() {
+            return;
+        }
+        let mut caught_up = self.stale.subscribe();
+        let _ = tokio::time::timeout(self.op_timeout, caught_up.wait_for(|stale| !*stale)).await;
     }
 
     /// True once queues and secrets were loaded at least once.
@@ -309,7 +380,12 @@ impl Meta {
     /// (after a `sync`, so a record just created through another node is found at once). Hits
     /// never leave the process; only misses pay a round trip.
     pub async fn fetch<T: Record>(&self, name: &str) -> Option<T> {
-        if let Some(v) = self.get(name) {
+        self.fetch_versioned(name).await.map(|v| v.value)
+    }
+
+    /// [`Meta::fetch`] with the record's stamp (its incarnation is the znode's `czxid`).
+    pub async fn fetch_versioned<T: Record>(&self, name: &str) -> Option<Versioned<T>> {
+        if let Some(v) = self.get_versioned(name) {
             return Some(v);
         }
         let client = self.client().ok()?;
@@ -317,8 +393,9 @@ impl Meta {
         self.bounded(client.sync(&path)).await.ok()?;
         let (data, stat) = self.bounded(client.get_data(&path)).await.ok()?;
         let value: T = serde_json::from_slice(&data).ok()?;
-        self.cache_put(name, value.clone(), Stamp::of(&stat));
-        Some(value)
+        let stamp = Stamp::of(&stat);
+        self.cache_put(name, value.clone(), stamp);
+        Some(Versioned { value, stamp })
     }
 
     /// A user's token generation and role, without copying the record (checked per request).
@@ -433,8 +510,13 @@ impl Meta {
         let path = self.record_path::<T>(name);
         let data = serde_json::to_vec(&value).map_err(|e| Error::invalid(e.to_string()))?;
         let opts = zk::CreateMode::Persistent.with_acls(self.acls());
-        match self.bounded(client.create(&path, &data, &opts)).await {
-            Ok((stat, _)) => {
+        match self.transact(&client, |w| w.add_create(&path, &data, &opts)).await {
+            Ok(results) => {
+                let stat = match results.into_iter().next() {
+                    Some(zk::MultiWriteResult::Create { stat, .. }) if !stat.is_invalid() => stat,
+                    // ZOOKEEPER-4026: a create inside a multi may come back without its stat.
+                    _ => self.bounded(client.get_data(&path)).await.map_err(zk_unavailable)?.1,
+                };
                 self.cache_put(name, value, Stamp::of(&stat));
                 Ok(true)
             }
@@ -469,9 +551,13 @@ impl Meta {
             let current: T = serde_json::from_slice(&data).map_err(zk_unavailable)?;
             let next = change(current)?;
             let data = serde_json::to_vec(&next).map_err(|e| Error::invalid(e.to_string()))?;
-            match self.bounded(client.set_data(&path, &data, Some(stat.version))).await {
-                Ok(stat) => {
-                    self.cache_put(name, next.clone(), Stamp::of(&stat));
+            match self.transact(&client, |w| w.add_set_data(&path, &data, Some(stat.version))).await {
+                Ok(results) => {
+                    let stamp = match results.into_iter().next() {
+                        Some(zk::MultiWriteResult::SetData { stat }) => Stamp::of(&stat),
+                        _ => Stamp { version: stat.version + 1, czxid: stat.czxid },
+                    };
+                    self.cache_put(name, next.clone(), stamp);
                     return Ok(next);
                 }
                 Err(zk::Error::BadVersion) => continue,
@@ -482,20 +568,45 @@ impl Meta {
         Err(Error::Unavailable("too many concurrent changes; retry".into()))
     }
 
-    /// Deletes a record; a missing one is the kind's 404.
-    pub async fn delete<T: Record>(&self, name: &str) -> Result<()> {
+    /// Deletes a record; a missing one is the kind's 404. Returns the deleted record's stamp (its
+    /// `czxid` names the incarnation whose messages the caller then drops).
+    pub async fn delete<T: Record>(&self, name: &str) -> Result<Stamp> {
         let client = self.client()?;
-        match self.bounded(client.delete(&self.record_path::<T>(name), None)).await {
-            Ok(()) => {
-                T::slot_mut(&mut self.write()).remove(name);
-                Ok(())
+        let path = self.record_path::<T>(name);
+        for _ in 0..10 {
+            let stat = match self.bounded(client.check_stat(&path)).await {
+                Ok(Some(stat)) => stat,
+                Ok(None) => {
+                    T::slot_mut(&mut self.write()).remove(name);
+                    return Err(T::not_found(name));
+                }
+                Err(e) => return Err(zk_unavailable(e)),
+            };
+            match self.transact(&client, |w| w.add_delete(&path, Some(stat.version))).await {
+                Ok(_) => {
+                    T::slot_mut(&mut self.write()).remove(name);
+                    return Ok(Stamp::of(&stat));
+                }
+                // Changed (or deleted and created again) since the stat: look again.
+                Err(zk::Error::BadVersion | zk::Error::NoNode) => continue,
+                Err(e) => return Err(zk_unavailable(e)),
             }
-            Err(zk::Error::NoNode) => {
-                T::slot_mut(&mut self.write()).remove(name);
-                Err(T::not_found(name))
-            }
-            Err(e) => Err(zk_unavailable(e)),
         }
+        Err(Error::Unavailable("too many concurrent changes; retry".into()))
+    }
+
+    /// Runs the write `op` adds and the bump of the revision znode as one transaction, so the
+    /// revision's version counts every metadata write (the drift check reads it). The error is
+    /// the first failing operation's.
+    async fn transact(
+        &self,
+        client: &zk::Client,
+        op: impl FnOnce(&mut zk::MultiWriter<'_>) -> Result<(), zk::Error>,
+    ) -> Result<Vec<zk::MultiWriteResult>, zk::Error> {
+        let mut writer = client.new_multi_writer();
+        op(&mut writer)?;
+        writer.add_set_data(&self.path(REVISION), b"", None)?;
+        self.bounded(async { writer.commit().await.map_err(zk::Error::from) }).await
     }
 
     /// Removes this node from the cluster (drain). It will not register again.
@@ -550,8 +661,11 @@ impl Meta {
         }
     }
 
-    /// One session: prepare the tree, load everything, register, then follow the watch.
+    /// One session: prepare the tree, load everything, register, then follow the watch. Every
+    /// reconnect within the session re-arms the watch and reloads, and a check every
+    /// [`DRIFT_CHECK_EVERY`] repairs whatever a lost event left behind.
     async fn session(&self, client: &zk::Client, stop: &CancellationToken) -> End {
+        let resumed = self.is_loaded();
         let mut watcher = loop {
             match self.prepare(client).await {
                 Ok(w) => break w,
@@ -567,28 +681,135 @@ impl Meta {
                 }
             }
         };
+        if resumed {
+            self.count(Resync::Session);
+            tracing::info!("zookeeper session replaced; metadata reloaded");
+        }
+        self.stale.send_replace(false);
+        let mut check = tokio::time::interval(DRIFT_CHECK_EVERY);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // What the previous check saw in ZooKeeper while the cache differed from it.
+        let mut suspect: Option<Summary> = None;
+        // Set when re-arming after a reconnect failed: the next check tries again.
+        let mut rearm = false;
         loop {
-            let event = tokio::select! {
-                e = watcher.changed() => e,
-                _ = stop.cancelled() => return End::Stop,
-            };
-            match event.event_type {
-                zk::EventType::Session => match event.session_state {
-                    zk::SessionState::SyncConnected => {
-                        // Events during a disconnection can be lost (ZOOKEEPER-4698): reload.
-                        if let Err(e) = self.reload(client).await {
-                            tracing::warn!(error = %e, "zookeeper reload failed");
+            tokio::select! {
+                event = watcher.changed() => match (event.event_type, event.session_state) {
+                    (zk::EventType::Session, zk::SessionState::Disconnected) => {
+                        self.stale.send_replace(true);
+                        tracing::warn!("zookeeper connection lost; serving metadata from the cache");
+                    }
+                    (zk::EventType::Session, zk::SessionState::SyncConnected) => {
+                        rearm = !self.resync(client, &mut watcher, Resync::Reconnect).await;
+                    }
+                    (zk::EventType::Session, s) if s.is_terminated() => return End::Lost,
+                    (zk::EventType::Session, _) => {}
+                    _ => {
+                        if let Err(e) = self.refresh(client, &event.path).await {
+                            tracing::warn!(error = %e, path = %event.path, "zookeeper refresh failed");
                         }
                     }
-                    s if s.is_terminated() => return End::Lost,
-                    _ => {}
                 },
-                _ => {
-                    if let Err(e) = self.refresh(client, &event.path).await {
-                        tracing::warn!(error = %e, path = %event.path, "zookeeper refresh failed");
+                _ = check.tick() => {
+                    if rearm {
+                        rearm = !self.resync(client, &mut watcher, Resync::Reconnect).await;
+                    } else if let Some(cause) = self.check_drift(client, &mut suspect).await {
+                        rearm = !self.resync(client, &mut watcher, cause).await;
                     }
                 }
+                _ = stop.cancelled() => return End::Stop,
             }
+        }
+    }
+
+    /// Re-arms the watch (a new one replaces `watcher`: the client does not re-add persistent
+    /// watches after a reconnect) and then reloads everything, so no change falls between the
+    /// two. False when ZooKeeper did not answer; the caller tries again.
+    async fn resync(&self, client: &zk::Client, watcher: &mut zk::PersistentWatcher, cause: Resync) -> bool {
+        if client.state() != zk::SessionState::SyncConnected {
+            return false;
+        }
+        match self.bounded(client.watch(&self.root, zk::AddWatchMode::PersistentRecursive)).await {
+            // The old watcher goes after the new one is registered, so dropping it removes
+            // nothing on the server (both watch the same path in the same mode).
+            Ok(fresh) => *watcher = fresh,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot re-arm the zookeeper watch; retrying");
+                return false;
+            }
+        }
+        let reloaded = async {
+            if self.register.load(Ordering::Relaxed) {
+                self.ensure_registered(client).await?;
+            }
+            self.reload(client).await
+        };
+        match reloaded.await {
+            Ok(()) => {
+                self.stale.send_replace(false);
+                self.count(cause);
+                tracing::info!(cause = cause.label(), "metadata reloaded from zookeeper");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, cause = cause.label(), "zookeeper reload failed; retrying");
+                false
+            }
+        }
+    }
+
+    fn count(&self, cause: Resync) {
+        if let Some(c) = &self.resyncs {
+            c.with_label_values(&[cause.label()]).inc();
+        }
+    }
+
+    /// Compares the cache with a summary of ZooKeeper. A difference is only drift when it was
+    /// already there one check ago and the events that would have closed it never came (on a
+    /// healthy watch they arrive within milliseconds).
+    async fn check_drift(&self, client: &zk::Client, suspect: &mut Option<Summary>) -> Option<Resync> {
+        let remote = match self.summary(client).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "drift check skipped");
+                return None;
+            }
+        };
+        let local = self.local_summary();
+        let behind = |r: &Summary| {
+            local.revision < r.revision || local.nodes != r.nodes || local.candidates != r.candidates
+        };
+        let drifted = match suspect.take() {
+            Some(earlier) => behind(&earlier) && behind(&remote),
+            None => false,
+        };
+        if drifted {
+            tracing::warn!(?local, ?remote, "metadata cache drifted from zookeeper; reloading");
+            return Some(Resync::Drift);
+        }
+        if behind(&remote) {
+            *suspect = Some(remote);
+        }
+        None
+    }
+
+    async fn summary(&self, client: &zk::Client) -> Result<Summary, zk::Error> {
+        let revision = self.bounded(client.check_stat(&self.path(REVISION))).await?.map_or(-1, |s| s.version);
+        let nodes = self.bounded(client.list_children(&self.path(NodeRecord::DIR))).await?;
+        let candidates = self.bounded(client.list_children(&self.path("leader"))).await?;
+        Ok(Summary {
+            revision,
+            nodes: nodes.into_iter().collect(),
+            candidates: candidates.into_iter().collect(),
+        })
+    }
+
+    fn local_summary(&self) -> Summary {
+        let cache = self.read();
+        Summary {
+            revision: self.seen_revision.load(Ordering::Relaxed),
+            nodes: cache.nodes.keys().cloned().collect(),
+            candidates: cache.candidates.keys().cloned().collect(),
         }
     }
 
@@ -597,15 +818,19 @@ impl Meta {
         for d in DIRS {
             self.bounded(client.mkdir(&self.path(d), &dir)).await?;
         }
+        match self.bounded(client.create(&self.path(REVISION), b"", &dir)).await {
+            Ok(_) | Err(zk::Error::NodeExists) => {}
+            Err(e) => return Err(e),
+        }
         if self.auth.is_some() {
             self.protect(client).await?;
         }
         let watcher = self.bounded(client.watch(&self.root, zk::AddWatchMode::PersistentRecursive)).await?;
         self.load_secrets(client).await?;
-        self.reload(client).await?;
         if self.register.load(Ordering::Relaxed) {
             self.register_node(client).await?;
         }
+        self.reload(client).await?;
         self.loaded.store(true, Ordering::Relaxed);
         Ok(watcher)
     }
@@ -659,6 +884,8 @@ impl Meta {
         Ok(())
     }
 
+    /// Registers this node (`nodes/ID`) and enters the leader election with a fresh candidate
+    /// (dropping a candidate of its own left from before).
     async fn register_node(&self, client: &zk::Client) -> Result<(), zk::Error> {
         let path = self.path(&format!("nodes/{}", self.node.id));
         let data = serde_json::to_vec(&self.node).unwrap_or_default();
@@ -673,15 +900,40 @@ impl Meta {
                 other?;
             }
         }
+        let old = self.my_candidate.write().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(c) = old {
+            match self.bounded(client.delete(&self.path(&format!("leader/{c}")), None)).await {
+                Ok(()) | Err(zk::Error::NoNode) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let seq = zk::CreateMode::EphemeralSequential.with_acls(self.acls());
         let (_, n) =
             self.bounded(client.create(&self.path("leader/n-"), self.node.id.as_bytes(), &seq)).await?;
         *self.my_candidate.write().unwrap_or_else(|e| e.into_inner()) = Some(format!("n-{n}"));
-        self.reload(client).await
+        Ok(())
+    }
+
+    /// After a reconnect: registers again if this node's znodes are gone (they should outlive a
+    /// reconnect within the session; this makes sure).
+    async fn ensure_registered(&self, client: &zk::Client) -> Result<(), zk::Error> {
+        let node = self.bounded(client.check_stat(&self.path(&format!("nodes/{}", self.node.id)))).await?;
+        let mine = self.my_candidate.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let candidate = match mine {
+            Some(c) => self.bounded(client.check_stat(&self.path(&format!("leader/{c}")))).await?,
+            None => None,
+        };
+        if node.is_none() || candidate.is_none() {
+            tracing::warn!("this node's registration was gone after a reconnect; registering again");
+            self.register_node(client).await?;
+        }
+        Ok(())
     }
 
     /// Reads every record and leader candidate afresh.
     async fn reload(&self, client: &zk::Client) -> Result<(), zk::Error> {
+        // Read first: what follows includes at least every write up to this revision.
+        let revision = self.bounded(client.check_stat(&self.path(REVISION))).await?.map_or(-1, |s| s.version);
         let queues = self.read_dir(client, QueueMeta::DIR).await?;
         let topics = self.read_dir(client, TopicMeta::DIR).await?;
         let subscriptions = self.read_dir(client, SubscriptionMeta::DIR).await?;
@@ -698,6 +950,7 @@ impl Meta {
         cache.nodes = parse_all(nodes);
         cache.candidates =
             candidates.into_iter().map(|(k, v, _)| (k, String::from_utf8_lossy(&v).into_owned())).collect();
+        self.seen_revision.store(revision, Ordering::Relaxed);
         Ok(())
     }
 
@@ -724,6 +977,13 @@ impl Meta {
         let Some(rel) = path.strip_prefix(&self.root).and_then(|p| p.strip_prefix('/')) else {
             return Ok(());
         };
+        if rel == REVISION {
+            // Events come in order: the record changes of this revision were applied before it.
+            if let Some(stat) = self.bounded(client.check_stat(path)).await? {
+                self.seen_revision.fetch_max(stat.version, Ordering::Relaxed);
+            }
+            return Ok(());
+        }
         let Some((dir, name)) = rel.split_once('/') else { return Ok(()) };
         if name.contains('/') {
             return Ok(());

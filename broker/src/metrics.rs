@@ -35,6 +35,8 @@ pub struct Metrics {
     /// Messages per send script call: above 1 for a batch, or when group commit combined
     /// concurrent sends to one queue (`store/group.rs`).
     pub send_batch_size: prometheus::Histogram,
+    /// Full reloads of the metadata cache from ZooKeeper, by cause (`meta::Resync`).
+    pub metadata_resyncs: IntCounterVec,
 }
 
 impl Metrics {
@@ -141,6 +143,18 @@ impl Metrics {
         )
         .expect("valid metric");
         registry.register(Box::new(send_batch_size.clone())).expect("unique metric");
+        let metadata_resyncs = IntCounterVec::new(
+            Opts::new(
+                "mom_metadata_resyncs_total",
+                "Full reloads of the metadata cache from ZooKeeper: a new session, a reconnect, or drift found by the periodic check",
+            ),
+            &["cause"],
+        )
+        .expect("valid metric");
+        for cause in crate::meta::Resync::ALL {
+            metadata_resyncs.with_label_values(&[cause.label()]);
+        }
+        registry.register(Box::new(metadata_resyncs.clone())).expect("unique metric");
         Metrics {
             registry,
             http_requests,
@@ -156,6 +170,7 @@ impl Metrics {
             long_polls_held,
             long_polls_refused,
             send_batch_size,
+            metadata_resyncs,
         }
     }
 

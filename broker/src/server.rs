@@ -40,6 +40,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     tracing::info!(node = %node.id, listen = %config.listen, "starting mom-broker");
 
+    let metrics = Arc::new(Metrics::new());
     let meta = Arc::new(
         Meta::new(
             &config.zk_connect,
@@ -48,7 +49,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             node,
         )
         .with_jwt_secret(config.jwt_secret.clone().map(String::into_bytes))
-        .with_auth(config.zk_auth.clone()),
+        .with_auth(config.zk_auth.clone())
+        .with_resync_counter(metrics.metadata_resyncs.clone()),
     );
     // The URL may hold a password: redis' parse errors name the fault, never the URL.
     let redis = Redis::new(
@@ -65,7 +67,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         rate_limit_burst: config.rate_limit_burst,
         trusted_proxies: config.trusted_proxies.clone(),
     };
-    let metrics = Arc::new(Metrics::new());
+
     let mut broker = Broker::new(meta.clone(), redis.clone(), metrics.clone(), auth);
     broker.stream_heartbeat = Duration::from_secs(config.stream_heartbeat_s.max(1));
     broker.held = Arc::new(Held::new(config.max_long_polls_per_user, metrics.clone()));

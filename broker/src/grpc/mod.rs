@@ -211,6 +211,7 @@ async fn admit(broker: &Broker, headers: &http::HeaderMap) -> Result<Principal, 
         .and_then(|v| v.to_str().ok())
         .and_then(crate::service::auth::bearer_token)
         .ok_or_else(|| Error::Unauthenticated("a bearer token is required".into()))?;
+    broker.meta.current().await;
     let who = broker.authenticate(token)?;
     broker.auth.admit(&who.name).await?;
     Ok(who)

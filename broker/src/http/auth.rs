@@ -61,6 +61,7 @@ pub async fn require(State(b): State<Arc<Broker>>, mut req: Request, next: Next)
     let Some(token) = bearer(req.headers()) else {
         return ApiError(Error::Unauthenticated("a bearer token is required".into())).into_response();
     };
+    b.meta.current().await;
     let who = match b.authenticate(token) {
         Ok(p) => p,
         Err(e) => return ApiError(e).into_response(),

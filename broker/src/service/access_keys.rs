@@ -91,7 +91,7 @@ impl Broker {
     pub async fn delete_access_key(&self, who: &Principal, user: &str, id: &str) -> Result<()> {
         self.key_owner(who, user)?;
         match self.meta.get::<AccessKeyRecord>(id) {
-            Some(k) if k.user == user => self.meta.delete::<AccessKeyRecord>(id).await,
+            Some(k) if k.user == user => self.meta.delete::<AccessKeyRecord>(id).await.map(drop),
             _ => Err(Error::NotFound(format!("access key '{id}' does not exist"))),
         }
     }

@@ -318,6 +318,7 @@ impl Broker {
             let retry_after_s = if *ttl > 0 { *ttl as u64 } else { LOGIN_WINDOW_S };
             return Err(Error::RateLimited { retry_after_s });
         }
+        self.meta.current().await;
         let user = self.meta.get_versioned::<UserRecord>(username);
         let hash = user.as_ref().map(|u| u.value.password_hash.clone());
         let pw = password.to_string();

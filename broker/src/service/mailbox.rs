@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Broker;
 use crate::error::{Error, Result};
+use crate::meta::QueueMeta;
 use crate::metrics::Event;
 use crate::model::{rfc3339_ms, Attributes, Message, ReceiveRequest, MAX_BATCH, MAX_VISIBILITY_S};
 use crate::receipt::ReceiptKey;
@@ -188,8 +189,11 @@ impl Broker {
                 }
             };
             // A target that vanished: a redrive goes back where it was; a dead letter waits.
-            let (target_mb, payload) = if self.meta.queue(&target).is_some() {
-                (self.mailboxes.queue(&target), serde_json::to_string(&p).unwrap_or_default())
+            let (target_mb, payload) = if let Some(q) = self.meta.get_versioned::<QueueMeta>(&target) {
+                (
+                    self.mailboxes.queue(&target).at(q.stamp.czxid),
+                    serde_json::to_string(&p).unwrap_or_default(),
+                )
             } else if t.kind == "dlq" {
                 tracing::warn!(mailbox = %mb.scope, dead_letter_queue = %target, "dead-letter queue missing; keeping message in the outbox");
                 continue;

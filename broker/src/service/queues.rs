@@ -4,7 +4,7 @@ use super::access::{self, Right};
 use super::mailbox::{check_count, check_seconds, Delivering, Label, Payload};
 use super::{Broker, Principal};
 use crate::error::{Error, Result};
-use crate::meta::QueueMeta;
+use crate::meta::{QueueMeta, Versioned};
 use crate::metrics::Event;
 use crate::model::{
     now_ms, rfc3339_ms, validate_name, Message, QueueConfig, QueueInfo, QueueSpec, ReceiveRequest,
@@ -38,10 +38,13 @@ impl Broker {
     /// then 403.
     async fn queue_for(&self, who: &Principal, name: &str, right: Right) -> Result<(QueueMeta, Mailbox)> {
         validate_name("queue", name)?;
-        let meta =
-            self.meta.fetch::<QueueMeta>(name).await.ok_or_else(|| Error::QueueNotFound(name.to_string()))?;
+        let Versioned { value: meta, stamp } = self
+            .meta
+            .fetch_versioned::<QueueMeta>(name)
+            .await
+            .ok_or_else(|| Error::QueueNotFound(name.to_string()))?;
         access::check(who, &meta, right, &format!("queue '{name}'"))?;
-        Ok((meta, self.mailboxes.queue(name)))
+        Ok((meta, self.mailboxes.queue(name).at(stamp.czxid)))
     }
 
     /// Makes sure a queue named in a request is in the cache if it exists anywhere (it may have
@@ -126,9 +129,10 @@ impl Broker {
 
     pub async fn delete_queue(&self, who: &Principal, name: &str) -> Result<()> {
         let (_, mb) = self.queue_for(who, name, Right::Manage).await?;
-        // Metadata first: once the znode is gone no node accepts new sends for it.
-        self.meta.delete::<QueueMeta>(name).await?;
-        self.mailboxes.purge(&mb).await?;
+        // Metadata first: once the znode is gone no node accepts new sends for it, and once Redis
+        // retired its incarnation not even a node whose cache has not heard of it yet.
+        let stamp = self.meta.delete::<QueueMeta>(name).await?;
+        self.mailboxes.retire(&mb, stamp.czxid).await?;
         self.metrics.forget(KIND, name);
         self.waiters.wake(&mb.wake_key);
         self.waiters.forget(&mb.wake_key);

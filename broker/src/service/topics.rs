@@ -180,7 +180,7 @@ impl Broker {
 
     async fn drop_subscription(&self, sub: &SubscriptionMeta) -> Result<()> {
         match self.meta.delete::<SubscriptionMeta>(&SubscriptionMeta::key(&sub.topic, &sub.name)).await {
-            Ok(()) | Err(Error::SubscriptionNotFound(_)) => {}
+            Ok(_) | Err(Error::SubscriptionNotFound(_)) => {}
             Err(e) => return Err(e),
         }
         let mb = self.mailboxes.subscription(&sub.topic, &sub.name);

@@ -88,6 +88,7 @@ async fn serve(
         .ok_or_else(|| {
             SqsError::bad("InvalidAction", "X-Amz-Target must name an action: AmazonSQS.<Action>")
         })?;
+    b.meta.current().await;
     let who = authenticate(b, method, uri, headers, body)?;
     b.auth.admit(&who.name).await?;
     let base_url = match &settings.public_url {

@@ -32,6 +32,11 @@ static SETTLE: LazyLock<Script> = script!("settle.lua");
 static STATS: LazyLock<Script> = script!("stats.lua");
 static TAKE: LazyLock<Script> = script!("take.lua");
 static CURRENT: LazyLock<Script> = script!("current.lua");
+static RETIRE: LazyLock<Script> = script!("retire.lua");
+
+/// What `lua/send.lua` answers (as the one pair `(GONE, -1)`) for a send made for an older or
+/// deleted incarnation of a queue.
+const GONE: &str = "MOMGONE";
 
 /// Delivery numbers are `epoch * EPOCH + receive count`; a seek starts a new epoch.
 pub const EPOCH: u64 = 1 << 20;
@@ -50,6 +55,13 @@ pub struct Mailbox {
     pub scope: String,
     /// Whether acks are announced too (streams wait for free in-flight slots).
     wake_on_ack: bool,
+    /// The queue's incarnation as this node's metadata knows it (its znode's `czxid`; 0: not
+    /// checked). Redis keeps the newest one in the queue's `inc` key and refuses sends made for
+    /// an older or deleted one, so a node whose cache is stale cannot store messages into a
+    /// queue that was deleted (or deleted and created again) elsewhere.
+    incarnation: i64,
+    /// The group commit's lane: sends for different incarnations never share a call.
+    lane: String,
 }
 
 /// A message ready to store: its serialized payload, its delay and its dedup key, if any.
@@ -162,6 +174,18 @@ impl Mailbox {
     pub fn dedup_key(&self, incarnation: &str, dedup_id: &str) -> String {
         format!("{}:dd:{incarnation}:{dedup_id}", self.base)
     }
+
+    /// This mailbox as incarnation `czxid` of its queue (see [`Mailbox::incarnation`]).
+    pub fn at(mut self, czxid: i64) -> Self {
+        self.incarnation = czxid;
+        self.lane = format!("{}#{czxid}", self.base);
+        self
+    }
+
+    /// The queue's name, for a queue's mailbox.
+    fn queue_name(&self) -> &str {
+        self.scope.strip_prefix("q/").unwrap_or(&self.scope)
+    }
 }
 
 impl MailboxStore {
@@ -174,24 +198,29 @@ impl MailboxStore {
         let base = format!("{}:{{q:{name}}}", self.redis.prefix);
         Mailbox {
             payloads: format!("{base}:m"),
+            lane: base.clone(),
             base,
             owns_payloads: true,
             wake_key: format!("q/{name}"),
             scope: format!("q/{name}"),
             wake_on_ack: false,
+            incarnation: 0,
         }
     }
 
     /// The mailbox of subscription `sub` of `topic`.
     pub fn subscription(&self, topic: &str, sub: &str) -> Mailbox {
         let topic_base = topic_base(&self.redis.prefix, topic);
+        let base = format!("{topic_base}:s:{sub}");
         Mailbox {
-            base: format!("{topic_base}:s:{sub}"),
+            lane: base.clone(),
+            base,
             payloads: format!("{topic_base}:m"),
             owns_payloads: false,
             wake_key: format!("t/{topic}"),
             scope: format!("s/{topic}/{sub}"),
             wake_on_ack: true,
+            incarnation: 0,
         }
     }
 
@@ -223,7 +252,7 @@ impl MailboxStore {
     /// All keys of a mailbox share one hash tag, so a combined call is single-slot on a cluster.
     pub async fn send(&self, mb: &Mailbox, messages: Vec<Outgoing>) -> Result<Vec<(String, bool)>> {
         let bytes = messages.iter().map(Outgoing::weight).sum();
-        match self.sends.join(&mb.base, messages, bytes) {
+        match self.sends.join(&mb.lane, messages, bytes) {
             Joined::Queued(waiting) => waiting.answer().await,
             Joined::Lead(messages) => {
                 // Dropped when the call ends, or with this future: either way, whatever queued
@@ -237,7 +266,7 @@ impl MailboxStore {
     /// Stores the groups waiting on `mb` one call after another, until none waits.
     async fn drive_sends(self, mb: Mailbox) {
         let mut guard = Driving { store: &self, mb: &mb, done: false };
-        while let Some(mut group) = self.sends.next(&mb.base) {
+        while let Some(mut group) = self.sends.next(&mb.lane) {
             let messages = group.take();
             tracing::trace!(mailbox = %mb.scope, messages = messages.len(), callers = group.callers(), "combined send");
             group.answer(self.send_now(&mb, messages).await);
@@ -249,9 +278,9 @@ impl MailboxStore {
     async fn send_now(&self, mb: &Mailbox, messages: Vec<Outgoing>) -> Result<Vec<(String, bool)>> {
         self.batch_size.observe(messages.len() as f64);
         let mut inv = self.invocation(&SEND, mb);
-        inv.key(format!("{}:seq", mb.base));
-        inv.arg(self.redis.channel()).arg(&mb.wake_key).arg(messages.len());
-        let mut next_key = 9;
+        inv.key(format!("{}:seq", mb.base)).key(format!("{}:inc", mb.base));
+        inv.arg(self.redis.channel()).arg(&mb.wake_key).arg(messages.len()).arg(mb.incarnation);
+        let mut next_key = 10;
         for m in messages {
             let dk = match m.dedup {
                 Some(k) => {
@@ -264,6 +293,9 @@ impl MailboxStore {
             inv.arg(m.payload).arg(m.delay_ms).arg(dk);
         }
         let flat: Vec<(String, i64)> = self.redis.write_conn()?.invoke(&inv).await?;
+        if flat.first().is_some_and(|(id, flag)| id == GONE && *flag < 0) {
+            return Err(Error::QueueNotFound(mb.queue_name().to_string()));
+        }
         Ok(flat.into_iter().map(|(id, new)| (id, new == 1)).collect())
     }
 
@@ -338,6 +370,16 @@ impl MailboxStore {
         Ok(live.into_iter().map(|l| l == 1).collect())
     }
 
+    /// Drops every message of a deleted queue's incarnation `czxid` and marks it deleted in
+    /// Redis, so a send made through a node that has not heard of the deletion is refused (see
+    /// [`Mailbox::incarnation`]). A newer incarnation's messages (the queue was created again
+    /// meanwhile) are left alone.
+    pub async fn retire(&self, mb: &Mailbox, czxid: i64) -> Result<()> {
+        let mut inv = self.invocation(&RETIRE, mb);
+        inv.key(format!("{}:inc", mb.base)).arg(czxid);
+        inv.invoke_async::<()>(&mut self.redis.conn()?).await.map_err(Error::redis)
+    }
+
     /// Drops every message of the mailbox (and, for a queue, the payloads). The id sequence
     /// stays, so ids are never reused.
     pub async fn purge(&self, mb: &Mailbox) -> Result<()> {
@@ -410,14 +452,14 @@ struct Turn<'a> {
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        if self.store.sends.release(&self.mb.base) {
+        if self.store.sends.release(&self.mb.lane) {
             return;
         }
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => drop(rt.spawn(self.store.clone().drive_sends(self.mb.clone()))),
             // No runtime (being torn down): nothing can store them; their callers hear
             // `unavailable` rather than wait forever.
-            Err(_) => self.store.sends.abandon(&self.mb.base),
+            Err(_) => self.store.sends.abandon(&self.mb.lane),
         }
     }
 }
@@ -434,7 +476,7 @@ struct Driving<'a> {
 impl Drop for Driving<'_> {
     fn drop(&mut self) {
         if !self.done {
-            self.store.sends.abandon(&self.mb.base);
+            self.store.sends.abandon(&self.mb.lane);
         }
     }
 }

@@ -1,14 +1,31 @@
--- Stores messages in a queue. KEYS[8] = id sequence; KEYS[9..] = dedup keys.
--- ARGV[2..]: channel, wake key, n, then per message: payload, delay_ms, dedup key index (0 = none).
--- Returns per message: id, 1 when stored now or 0 when a dedup key named an earlier message.
+-- Stores messages in a queue. KEYS[8] = id sequence; KEYS[9] = incarnation marker;
+-- KEYS[10..] = dedup keys.
+-- ARGV[2..]: channel, wake key, n, the queue's incarnation as the sending node knows it (its
+-- znode's czxid; 0 = unchecked), then per message: payload, delay_ms, dedup key index (0 = none).
+-- Returns per message: id, 1 when stored now or 0 when a dedup key named an earlier message; or
+-- the pair 'MOMGONE', -1 when the incarnation was deleted or replaced (a stale cache).
+local mine = tonumber(ARGV[5])
+if mine ~= 0 then
+  -- The newest incarnation Redis has seen, negative once deleted (retire.lua).
+  local marker = tonumber(redis.call('GET', KEYS[9]) or '0')
+  local known = math.abs(marker)
+  if known > mine or marker == -mine then return {'MOMGONE', -1} end
+  if known < mine then
+    -- A queue created again: whatever an older incarnation left is not this queue's.
+    if known ~= 0 then
+      for i = 1, 7 do redis.call('DEL', KEYS[i]) end
+    end
+    redis.call('SET', KEYS[9], mine)
+  end
+end
 local now = now_ms()
 local n = tonumber(ARGV[4])
 local out = {}
 local stored = false
 for i = 0, n - 1 do
-  local payload = ARGV[5 + i * 3]
-  local delay = tonumber(ARGV[6 + i * 3])
-  local dk = tonumber(ARGV[7 + i * 3])
+  local payload = ARGV[6 + i * 3]
+  local delay = tonumber(ARGV[7 + i * 3])
+  local dk = tonumber(ARGV[8 + i * 3])
   stored = store_once(out, KEYS[8], dk, function(id)
     redis.call('HSET', KEYS[1], id, payload)
     redis.call('ZADD', KEYS[6], now, id)
