@@ -395,11 +395,8 @@ fn print_inventory(inventory: &Inventory) {
     let Some((hosts, owned)) = &inventory.engines else {
         return;
     };
-    // On aws the engines listed here are the tests' stand-ins.
-    let note = match inventory.place {
-        Place::Local => String::new(),
-        Place::Aws { .. } => format!(", {}", mom_operator::aws::DOCKER_OVERRIDE_ENV),
-    };
+    // What stands in for the hosts' engines, when they are not the cluster's own.
+    let note = inventory.stand_in.map(|s| format!(", {s}")).unwrap_or_default();
     for (host, owned) in owned {
         let on = if hosts.count() > 1 {
             format!(" (host {host}{note})")

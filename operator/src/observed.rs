@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::desired::Role;
 
-/// What Docker has for a cluster, found by its labels (see `docker::observe`).
+/// What Docker has for a cluster, found by its labels (see `Hosts::observe`).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Observed {
     pub network: Option<ObservedNetwork>,

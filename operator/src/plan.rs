@@ -250,59 +250,7 @@ pub fn diff(desired: &Desired, observed: &Observed, nginx_conf: &str) -> Result<
     // Hosts are named only when there are several.
     let on = |host: u32| (desired.hosts > 1).then_some(host);
 
-    for host in &observed.outside_swarm {
-        changes.push(Change {
-            action: if *host == 1 { Action::Create } else { Action::Update },
-            kind: Kind::Swarm,
-            name: format!("{}-swarm", desired.network.name),
-            service: None,
-            host: Some(*host),
-            reason: if *host == 1 {
-                "host 1 starts the Swarm that joins the hosts' engines (it manages it)".to_string()
-            } else {
-                "the host's engine joins host 1's Swarm (the network spans the hosts)".to_string()
-            },
-        });
-    }
-
-    let wanted_driver = if desired.network.overlay { "overlay" } else { "bridge" };
-    match &observed.network {
-        None => changes.push(Change {
-            action: Action::Create,
-            kind: Kind::Network,
-            name: desired.network.name.clone(),
-            service: None,
-            host: on(1),
-            reason: if desired.network.overlay {
-                format!(
-                    "private network {} across the {} hosts (Swarm overlay)",
-                    desired.network.subnet, desired.hosts
-                )
-            } else {
-                format!("private network {}", desired.network.subnet)
-            },
-        }),
-        Some(net) => {
-            let wanted = desired.network.subnet.to_string();
-            if let Some(actual) = &net.subnet {
-                if *actual != wanted {
-                    return Err(PlanError::SubnetChanged {
-                        name: net.name.clone(),
-                        actual: actual.clone(),
-                        wanted,
-                    });
-                }
-            }
-            if net.driver != wanted_driver {
-                return Err(PlanError::DriverChanged {
-                    name: net.name.clone(),
-                    actual: net.driver.clone(),
-                    wanted: wanted_driver,
-                    hosts: desired.hosts,
-                });
-            }
-        }
-    }
+    changes.extend(network(desired, observed)?);
 
     for volume in &desired.volumes {
         if !observed.volumes.contains(&(volume.host, volume.name.clone())) {
@@ -364,6 +312,67 @@ pub fn diff(desired: &Desired, observed: &Observed, nginx_conf: &str) -> Result<
     }
 
     Ok(Plan { cluster: desired.cluster.clone(), changes })
+}
+
+/// The Swarm joins (across hosts) and the cluster's network; a network that exists with
+/// another subnet or driver cannot be changed in place.
+fn network(desired: &Desired, observed: &Observed) -> Result<Vec<Change>, PlanError> {
+    let mut changes = Vec::new();
+    let on = |host: u32| (desired.hosts > 1).then_some(host);
+    for host in &observed.outside_swarm {
+        changes.push(Change {
+            action: if *host == 1 { Action::Create } else { Action::Update },
+            kind: Kind::Swarm,
+            name: format!("{}-swarm", desired.network.name),
+            service: None,
+            host: Some(*host),
+            reason: if *host == 1 {
+                "host 1 starts the Swarm that joins the hosts' engines (it manages it)".to_string()
+            } else {
+                "the host's engine joins host 1's Swarm (the network spans the hosts)".to_string()
+            },
+        });
+    }
+
+    let wanted_driver = if desired.network.overlay { "overlay" } else { "bridge" };
+    match &observed.network {
+        None => changes.push(Change {
+            action: Action::Create,
+            kind: Kind::Network,
+            name: desired.network.name.clone(),
+            service: None,
+            host: on(1),
+            reason: if desired.network.overlay {
+                format!(
+                    "private network {} across the {} hosts (Swarm overlay)",
+                    desired.network.subnet, desired.hosts
+                )
+            } else {
+                format!("private network {}", desired.network.subnet)
+            },
+        }),
+        Some(net) => {
+            let wanted = desired.network.subnet.to_string();
+            if let Some(actual) = &net.subnet {
+                if *actual != wanted {
+                    return Err(PlanError::SubnetChanged {
+                        name: net.name.clone(),
+                        actual: actual.clone(),
+                        wanted,
+                    });
+                }
+            }
+            if net.driver != wanted_driver {
+                return Err(PlanError::DriverChanged {
+                    name: net.name.clone(),
+                    actual: net.driver.clone(),
+                    wanted: wanted_driver,
+                    hosts: desired.hosts,
+                });
+            }
+        }
+    }
+    Ok(changes)
 }
 
 fn container_change(spec: &ServiceSpec, found: Option<&ObservedContainer>, image_id: &str) -> Option<Change> {

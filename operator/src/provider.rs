@@ -193,6 +193,15 @@ impl Provider {
         }
     }
 
+    /// What the engines of [`Provider::engines_to_clear`] stand in for the hosts' by, when they
+    /// do (the tests' override).
+    pub fn stand_in(&self) -> Option<&'static str> {
+        match self {
+            Provider::Aws(_) => Some(crate::aws::DOCKER_OVERRIDE_ENV),
+            Provider::Local => None,
+        }
+    }
+
     /// A note the CLI prints with `plan` and `up` (the test-only stand-ins).
     pub fn note(&self) -> Option<String> {
         match self {

@@ -21,6 +21,8 @@ pub struct Inventory {
     pub infra_lines: Vec<String>,
     /// The engines with containers, networks and volumes to remove, and those, per host.
     pub engines: Option<(Hosts, Vec<(u32, Owned)>)>,
+    /// What those engines stand in for the hosts' by (the tests' override), when they do.
+    pub stand_in: Option<&'static str>,
     provider: Provider,
     infra: Infra,
 }
@@ -47,6 +49,7 @@ pub async fn inventory(file: &Path) -> Result<Inventory, Error> {
     Ok(Inventory {
         found_by: provider.found_by(&cluster),
         infra_lines: provider.inventory(&infra),
+        stand_in: provider.stand_in(),
         place: provider.place(),
         cluster,
         engines,

@@ -22,10 +22,16 @@ pub struct Computed {
     pub desired: Desired,
 }
 
+/// The containers' diff and the engines it was computed on.
+pub struct OnEngines {
+    pub computed: Computed,
+    pub hosts: Hosts,
+}
+
 /// The containers' part of a cluster's plan.
 pub enum Containers {
-    /// Planned on the engines (`hosts`).
-    Planned { computed: Computed, hosts: Hosts },
+    /// Planned on the engines.
+    Planned(Box<OnEngines>),
     /// Host 1 is about to be made: every container is new.
     AllNew,
     /// Not planned yet, and why (a host is not up, or its Docker API did not answer).
@@ -79,7 +85,7 @@ pub async fn cluster(
             Ok(hosts) => {
                 let computed = containers(&hosts, desired, tls).await?;
                 changes.extend(computed.plan.changes.iter().cloned());
-                Containers::Planned { computed, hosts }
+                Containers::Planned(Box::new(OnEngines { computed, hosts }))
             }
             Err(e) if soft => Containers::Unknown(e.to_string()),
             Err(e) => return Err(e),

@@ -66,7 +66,7 @@ pub async fn apply(up: Planned, started: Instant, report: &dyn Reporter) -> Resu
     let host_part = &plan.changes[..host_changes];
     let infra = provider.prepare(infra, host_part, report).await?;
     let reuse = match planned_containers {
-        Containers::Planned { computed, hosts } if host_part.is_empty() => Some((computed, hosts)),
+        Containers::Planned(on) if host_part.is_empty() => Some((on.computed, on.hosts)),
         _ => None,
     };
     // The engines planned on serve again, unless the hosts changed; remote ones are reached

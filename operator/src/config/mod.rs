@@ -66,7 +66,7 @@ impl fmt::Display for Provider {
     }
 }
 
-/// `aws:`, read by `provider: aws` (see `aws.rs`). Credentials never come from here: they come
+/// `aws:`, read by `provider: aws` (see `aws/`). Credentials never come from here: they come
 /// from the standard AWS chain (environment, profile, instance role).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
