@@ -432,6 +432,11 @@ impl Meta {
     pub fn leadership(&self) -> Option<u64> {
         let mine = self.my_candidate.read().unwrap_or_else(|e| e.into_inner()).clone()?;
         self.client().ok()?;
+        // Reconnected but not caught up: the candidates (and what the leader would act on) may
+        // be stale.
+        if *self.stale.borrow() {
+            return None;
+        }
         if self.read().candidates.keys().next() != Some(&mine) {
             return None;
         }

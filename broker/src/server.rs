@@ -165,8 +165,8 @@ async fn sweep(broker: Arc<Broker>, stop: CancellationToken) {
             _ = stop.cancelled() => return,
         }
         let Some(token) = broker.meta.leadership() else { continue };
-        if broker.redis.is_healthy() && broker.auth.limits.fence(token).await.unwrap_or(false) {
-            broker.sweep().await;
+        if broker.fenced(token).await {
+            broker.sweep(token).await;
         }
     }
 }

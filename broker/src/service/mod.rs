@@ -123,14 +123,25 @@ impl Broker {
     }
 
     /// Periodic upkeep (run by the leader): retention of idle queues and topics, outbox moves a
-    /// crashed node left behind, subscriptions missing from the Redis registry.
-    pub async fn sweep(&self) {
-        if let Err(e) = self.sweep_queues().await {
+    /// crashed node left behind, subscriptions missing from the Redis registry. Each write is
+    /// made only while `token` is still the newest leader's fencing token ([`Broker::fenced`]).
+    pub async fn sweep(&self, token: u64) {
+        if let Err(e) = self.sweep_queues(token).await {
             tracing::warn!(error = %e, "queue sweep stopped");
         }
-        if let Err(e) = self.sweep_topics().await {
+        if let Err(e) = self.sweep_topics(token).await {
             tracing::warn!(error = %e, "topic sweep stopped");
         }
+    }
+
+    /// True while this node leads under `token` and no newer leader has acted (the fence in
+    /// Redis holds the newest token that did): checked before every leader-only write, so a
+    /// leader paused past its session (a newer one elected meanwhile) does nothing once it
+    /// resumes. Also false while the metadata cache may be stale (`Meta::leadership`).
+    pub async fn fenced(&self, token: u64) -> bool {
+        self.meta.leadership() == Some(token)
+            && self.redis.is_healthy()
+            && self.auth.limits.fence(token).await.unwrap_or(false)
     }
 
     /// Sets the depth and lag gauges (called when `/metrics` is scraped).

@@ -263,13 +263,13 @@ impl Broker {
 
     /// Periodic upkeep of queues (run by the leader): trims expired messages of idle queues,
     /// finishes outbox moves a crashed node left behind.
-    pub(super) async fn sweep_queues(&self) -> Result<()> {
+    pub(super) async fn sweep_queues(&self, token: u64) -> Result<()> {
         for (name, meta) in self.meta.list::<QueueMeta>() {
             let mb = self.mailboxes.queue(&name);
             let (_, trimmed, outbox) =
                 self.mailboxes.stats(&mb, meta.config.retention_s as u64 * 1000).await?;
             self.metrics.count(Event::Expired, KIND, &name, trimmed);
-            if outbox > 0 {
+            if outbox > 0 && self.fenced(token).await {
                 self.forward_outbox(&mb).await;
             }
         }

@@ -11,7 +11,7 @@ use super::mailbox::{check_count, check_seconds, Delivering, Label};
 use super::queues::encode;
 use super::{Broker, Principal};
 use crate::error::{Error, Result};
-use crate::meta::{SubscriptionMeta, TopicMeta};
+use crate::meta::{SubscriptionMeta, TopicMeta, Versioned};
 use crate::metrics::Event;
 use crate::model::{
     now_ms, parse_time, rfc3339_ms, validate_name, Message, ReceiveRequest, SeekRequest, SendMessage, Sent,
@@ -85,11 +85,24 @@ pub struct Stream {
 
 impl Broker {
     async fn topic_for(&self, who: &Principal, name: &str, right: Right) -> Result<TopicMeta> {
+        self.topic_versioned(who, name, right).await.map(|v| v.value)
+    }
+
+    /// [`Broker::topic_for`] with the topic's stamp (its `czxid` is the incarnation).
+    async fn topic_versioned(
+        &self,
+        who: &Principal,
+        name: &str,
+        right: Right,
+    ) -> Result<Versioned<TopicMeta>> {
         validate_name("topic", name)?;
-        let meta =
-            self.meta.fetch::<TopicMeta>(name).await.ok_or_else(|| Error::TopicNotFound(name.to_string()))?;
-        access::check(who, &meta, right, &format!("topic '{name}'"))?;
-        Ok(meta)
+        let topic = self
+            .meta
+            .fetch_versioned::<TopicMeta>(name)
+            .await
+            .ok_or_else(|| Error::TopicNotFound(name.to_string()))?;
+        access::check(who, &topic.value, right, &format!("topic '{name}'"))?;
+        Ok(topic)
     }
 
     /// A subscription, if `who` has `right` on its topic (or owns it, for `Manage`).
@@ -169,11 +182,11 @@ impl Broker {
     pub async fn delete_topic(&self, who: &Principal, name: &str) -> Result<()> {
         self.topic_for(who, name, Right::Manage).await?;
         // Metadata first: once the znode is gone no node publishes to it or subscribes to it.
-        self.meta.delete::<TopicMeta>(name).await?;
+        let stamp = self.meta.delete::<TopicMeta>(name).await?;
         for sub in self.subscriptions_of(name) {
             self.drop_subscription(&sub).await?;
         }
-        self.topics.delete(name).await?;
+        self.topics.delete(name, stamp.czxid).await?;
         self.metrics.forget(KIND, name);
         Ok(())
     }
@@ -199,7 +212,7 @@ impl Broker {
         messages: Vec<SendMessage>,
     ) -> Result<Vec<Result<Sent>>> {
         check_count("messages", messages.len())?;
-        let meta = self.topic_for(who, topic, Right::Publish).await?;
+        let Versioned { value: meta, stamp } = self.topic_versioned(who, topic, Right::Publish).await?;
         let prepared: Vec<Result<Publication>> = messages
             .into_iter()
             .map(|m| {
@@ -220,7 +233,7 @@ impl Broker {
         let retention_ms = meta.config.retention_s as u64 * 1000;
         let (results, stored) = self
             .store_valid(prepared, |valid| async move {
-                let published = self.topics.publish(topic, retention_ms, valid).await?;
+                let published = self.topics.publish(topic, stamp.czxid, retention_ms, valid).await?;
                 self.metrics.count(Event::Expired, KIND, topic, published.trimmed);
                 Ok(published.ids)
             })
@@ -447,7 +460,7 @@ impl Broker {
 
     /// Topic upkeep: retention of idle topics and subscriptions, outbox moves, and subscriptions
     /// that ZooKeeper has but the Redis registry lacks (a node died between the two writes).
-    pub(super) async fn sweep_topics(&self) -> Result<()> {
+    pub(super) async fn sweep_topics(&self, token: u64) -> Result<()> {
         for (name, meta) in self.meta.list::<TopicMeta>() {
             let retention_ms = meta.config.retention_s as u64 * 1000;
             let (_, _, trimmed) = self.topics.stats(&name, retention_ms).await?;
@@ -455,14 +468,14 @@ impl Broker {
             let registered = self.topics.registered(&name).await?;
             for sub in self.subscriptions_of(&name) {
                 let mb = self.mailboxes.subscription(&name, &sub.name);
-                if !registered.contains(&sub.name) {
+                if !registered.contains(&sub.name) && self.fenced(token).await {
                     tracing::warn!(topic = %name, subscription = %sub.name, "re-registering a subscription missing from Redis");
                     self.topics
                         .subscribe(&name, &sub.name, &mb, &registry_spec(&sub), &Start::Latest, false)
                         .await?;
                 }
                 let (_, _, outbox) = self.mailboxes.stats(&mb, retention_ms).await?;
-                if outbox > 0 {
+                if outbox > 0 && self.fenced(token).await {
                     self.forward_outbox(&mb).await;
                 }
             }

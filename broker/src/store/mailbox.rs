@@ -26,13 +26,12 @@ macro_rules! script {
     };
 }
 
-static SEND: LazyLock<Script> = script!("store_once.lua", "send.lua");
+static SEND: LazyLock<Script> = script!("store_once.lua", "incarnation.lua", "send.lua");
 static RECEIVE: LazyLock<Script> = script!("receive.lua");
 static SETTLE: LazyLock<Script> = script!("settle.lua");
 static STATS: LazyLock<Script> = script!("stats.lua");
 static TAKE: LazyLock<Script> = script!("take.lua");
 static CURRENT: LazyLock<Script> = script!("current.lua");
-static RETIRE: LazyLock<Script> = script!("retire.lua");
 
 /// What `lua/send.lua` answers (as the one pair `(GONE, -1)`) for a send made for an older or
 /// deleted incarnation of a queue.
@@ -375,9 +374,7 @@ impl MailboxStore {
     /// [`Mailbox::incarnation`]). A newer incarnation's messages (the queue was created again
     /// meanwhile) are left alone.
     pub async fn retire(&self, mb: &Mailbox, czxid: i64) -> Result<()> {
-        let mut inv = self.invocation(&RETIRE, mb);
-        inv.key(format!("{}:inc", mb.base)).arg(czxid);
-        inv.invoke_async::<()>(&mut self.redis.conn()?).await.map_err(Error::redis)
+        super::retire(&self.redis, format!("{}:inc", mb.base), &mb.keys(), czxid).await
     }
 
     /// Drops every message of the mailbox (and, for a queue, the payloads). The id sequence

@@ -32,6 +32,22 @@ pub use conn::{Acked, Address, Conn};
 use crate::error::{Error, Result};
 use crate::waiters::Waiters;
 
+/// `lua/retire.lua`, shared by queues and topics.
+static RETIRE: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(include_str!("lua/retire.lua")));
+
+/// Marks incarnation `czxid` of a deleted queue or topic deleted in its marker key `inc` and drops
+/// `keys`, unless a newer incarnation owns them already (`lua/incarnation.lua`).
+async fn retire(redis: &Redis, inc: String, keys: &[String], czxid: i64) -> Result<()> {
+    let mut inv = RETIRE.prepare_invoke();
+    inv.key(inc);
+    for k in keys {
+        inv.key(k);
+    }
+    inv.arg(czxid);
+    inv.invoke_async::<()>(&mut redis.conn()?).await.map_err(Error::redis)
+}
+
 /// How the broker talks to Redis, beyond the address.
 #[derive(Debug, Clone)]
 pub struct Options {

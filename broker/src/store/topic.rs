@@ -18,7 +18,7 @@ macro_rules! script {
     };
 }
 
-static PUBLISH: LazyLock<Script> = script!("store_once.lua", "publish.lua");
+static PUBLISH: LazyLock<Script> = script!("store_once.lua", "incarnation.lua", "publish.lua");
 static SUBSCRIBE: LazyLock<Script> = script!("subscribe.lua");
 static STATS: LazyLock<Script> = script!("topic_stats.lua");
 
@@ -72,21 +72,25 @@ impl TopicStore {
         format!("{}:dd:{incarnation}:{dedup_id}", self.base(topic))
     }
 
+    /// Publishes to incarnation `incarnation` of the topic (its znode's czxid; see
+    /// `Mailbox::incarnation`): 404 when that one was deleted or replaced.
     pub async fn publish(
         &self,
         topic: &str,
+        incarnation: i64,
         retention_ms: u64,
         messages: Vec<Publication>,
     ) -> Result<Published> {
         let b = self.base(topic);
         let mut inv = self.invocation(&PUBLISH, topic);
-        inv.key(format!("{b}:seq"));
+        inv.key(format!("{b}:seq")).key(format!("{b}:inc"));
         inv.arg(self.redis.channel())
             .arg(format!("t/{topic}"))
             .arg(format!("{b}:s:"))
             .arg(retention_ms)
-            .arg(messages.len());
-        let mut next_key = 5;
+            .arg(messages.len())
+            .arg(incarnation);
+        let mut next_key = 6;
         for m in messages {
             let dk = match m.out.dedup {
                 Some(k) => {
@@ -98,7 +102,10 @@ impl TopicStore {
             };
             inv.arg(m.out.payload).arg(m.attributes_json).arg(m.publisher).arg(dk);
         }
-        let (trimmed, flat): (u64, Vec<(String, i64)>) = self.redis.write_conn()?.invoke(&inv).await?;
+        let (trimmed, flat): (i64, Vec<(String, i64)>) = self.redis.write_conn()?.invoke(&inv).await?;
+        let Ok(trimmed) = u64::try_from(trimmed) else {
+            return Err(Error::TopicNotFound(topic.to_string()));
+        };
         Ok(Published { ids: flat.into_iter().map(|(id, new)| (id, new == 1)).collect(), trimmed })
     }
 
@@ -144,16 +151,12 @@ impl TopicStore {
             .map_err(Error::redis)
     }
 
-    /// Drops the topic's log and registry (its subscriptions are dropped one by one first).
-    pub async fn delete(&self, topic: &str) -> Result<()> {
+    /// Drops the log and registry of the topic's deleted incarnation `czxid` (its subscriptions
+    /// are dropped one by one first), and refuses publishes made for it from then on.
+    pub async fn delete(&self, topic: &str, czxid: i64) -> Result<()> {
         let b = self.base(topic);
-        redis::cmd("DEL")
-            .arg(format!("{b}:m"))
-            .arg(format!("{b}:log"))
-            .arg(format!("{b}:subs"))
-            .query_async::<()>(&mut self.redis.conn()?)
-            .await
-            .map_err(Error::redis)
+        let keys = [format!("{b}:m"), format!("{b}:log"), format!("{b}:subs")];
+        super::retire(&self.redis, format!("{b}:inc"), &keys, czxid).await
     }
 
     /// (retained messages, age of the oldest in s, trimmed now), after trimming to retention.

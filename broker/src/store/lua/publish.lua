@@ -1,9 +1,12 @@
 -- Publishes messages and fans each out to every subscription whose filter matches, atomically
 -- with the registry: a subscription registered before this call gets every matching message.
--- KEYS[4] id sequence, KEYS[5..] dedup keys.
--- ARGV: channel, wake key, subscription prefix, retention_ms, n, then per message:
+-- KEYS[4] id sequence, KEYS[5] incarnation marker, KEYS[6..] dedup keys.
+-- ARGV: channel, wake key, subscription prefix, retention_ms, n, the topic's incarnation as the
+-- publishing node knows it (0 = unchecked), then per message:
 -- payload, attributes JSON, publisher, dedup key index (0 = none).
--- Returns {trimmed, {id, 1 stored now | 0 dedup hit, ...}}.
+-- Returns {trimmed, {id, 1 stored now | 0 dedup hit, ...}}, or {-1, {}} when the incarnation was
+-- deleted or replaced (a stale cache).
+if not incarnation_ok(KEYS[5], tonumber(ARGV[6]), {}) then return {-1, {}} end
 local now = now_ms()
 local subs = {}
 local reg = redis.call('HGETALL', KEYS[3])
@@ -14,10 +17,10 @@ local n = tonumber(ARGV[5])
 local out = {}
 local fanned = false
 for i = 0, n - 1 do
-  local payload = ARGV[6 + i * 4]
-  local attrs = cjson.decode(ARGV[7 + i * 4])
-  local publisher = ARGV[8 + i * 4]
-  local dk = tonumber(ARGV[9 + i * 4])
+  local payload = ARGV[7 + i * 4]
+  local attrs = cjson.decode(ARGV[8 + i * 4])
+  local publisher = ARGV[9 + i * 4]
+  local dk = tonumber(ARGV[10 + i * 4])
   store_once(out, KEYS[4], dk, function(id)
     redis.call('HSET', KEYS[1], id, payload)
     redis.call('ZADD', KEYS[2], now, id)

@@ -4,19 +4,8 @@
 -- znode's czxid; 0 = unchecked), then per message: payload, delay_ms, dedup key index (0 = none).
 -- Returns per message: id, 1 when stored now or 0 when a dedup key named an earlier message; or
 -- the pair 'MOMGONE', -1 when the incarnation was deleted or replaced (a stale cache).
-local mine = tonumber(ARGV[5])
-if mine ~= 0 then
-  -- The newest incarnation Redis has seen, negative once deleted (retire.lua).
-  local marker = tonumber(redis.call('GET', KEYS[9]) or '0')
-  local known = math.abs(marker)
-  if known > mine or marker == -mine then return {'MOMGONE', -1} end
-  if known < mine then
-    -- A queue created again: whatever an older incarnation left is not this queue's.
-    if known ~= 0 then
-      for i = 1, 7 do redis.call('DEL', KEYS[i]) end
-    end
-    redis.call('SET', KEYS[9], mine)
-  end
+if not incarnation_ok(KEYS[9], tonumber(ARGV[5]), {KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]}) then
+  return {'MOMGONE', -1}
 end
 local now = now_ms()
 local n = tonumber(ARGV[4])
