@@ -200,7 +200,8 @@ async fn plan(file: &Path, output: Output) -> Result<ExitCode> {
                 println!("  (containers: host 1 is new, so all of them are created)");
             }
             if !report.missing.is_empty() {
-                println!("  (up first makes, in its directory: {})", report.missing.join("; "));
+                let dir = cluster_dir(&report.cluster);
+                println!("  (up first makes, in {}: {})", dir.display(), report.missing.join("; "));
             }
             if let Some(note) = &report.note {
                 println!("{note}");
