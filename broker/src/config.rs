@@ -5,6 +5,13 @@ use std::time::Duration;
 
 use clap::Parser;
 
+/// `MOM_LOG_FORMAT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "mom-broker",
@@ -131,9 +138,9 @@ pub struct Config {
     #[arg(long, env = "MOM_WORKER_THREADS")]
     pub worker_threads: Option<usize>,
 
-    /// Log format: text or json.
-    #[arg(long, env = "MOM_LOG_FORMAT", default_value = "text")]
-    pub log_format: String,
+    /// Log format: text (coloured only on a terminal) or json (one object per line).
+    #[arg(long, env = "MOM_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
 
     /// Largest request body any front door reads (native API, SQS endpoint, one gRPC message), in
     /// bytes; past it 413 `message_too_large` (SQS: 413 `RequestEntityTooLarge`; gRPC:
@@ -207,5 +214,38 @@ impl Config {
 
     pub fn header_read_timeout(&self) -> Option<Duration> {
         (self.header_read_timeout_s > 0).then(|| Duration::from_secs(self.header_read_timeout_s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Config;
+
+    /// Every flag has its `MOM_*` variable (README's configuration table lists them), so a
+    /// container is configured by environment alone; the secrets are read from the environment
+    /// only, never from a flag (which `ps` would show).
+    #[test]
+    fn every_setting_can_come_from_the_environment() {
+        let command = Config::command();
+        let missing: Vec<String> = command
+            .get_arguments()
+            .filter(|a| !matches!(a.get_id().as_str(), "help" | "version"))
+            .filter(|a| a.get_env().is_none_or(|e| !e.to_string_lossy().starts_with("MOM_")))
+            .map(|a| a.get_id().to_string())
+            .collect();
+        assert!(missing.is_empty(), "settings without a MOM_* variable: {missing:?}");
+        let readme = include_str!("../../README.md");
+        let undocumented: Vec<String> = command
+            .get_arguments()
+            .filter_map(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()))
+            .chain(
+                ["MOM_ADMIN_PASSWORD", "MOM_JWT_SECRET", "MOM_REDIS_PASSWORD", "MOM_ZK_AUTH"]
+                    .map(String::from),
+            )
+            .filter(|var| !readme.contains(var.as_str()))
+            .collect();
+        assert!(undocumented.is_empty(), "settings README does not name: {undocumented:?}");
     }
 }

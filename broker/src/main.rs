@@ -8,11 +8,12 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     let config = mom_broker::config::Config::parse();
     let filter = EnvFilter::try_from_env("MOM_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter);
-    if config.log_format == "json" {
-        logs.json().init();
-    } else {
-        logs.init();
+    // Colour only on a terminal: `docker logs` and files get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi);
+    match config.log_format {
+        mom_broker::config::LogFormat::Json => logs.json().init(),
+        mom_broker::config::LogFormat::Text => logs.init(),
     }
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();

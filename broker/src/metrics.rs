@@ -26,6 +26,8 @@ pub struct Metrics {
     pub lag: IntGaugeVec,
     /// 1 while this node is the cluster's leader.
     pub leader: prometheus::IntGauge,
+    /// HTTP requests this node has begun and not yet answered (bodies still arriving included).
+    pub http_in_flight: prometheus::IntGauge,
     /// Client connections open on this node (HTTP and gRPC), and those refused past the limit.
     pub connections_open: prometheus::IntGauge,
     pub connections_refused: prometheus::IntCounter,
@@ -37,6 +39,9 @@ pub struct Metrics {
     pub send_batch_size: prometheus::Histogram,
     /// Full reloads of the metadata cache from ZooKeeper, by cause (`meta::Resync`).
     pub metadata_resyncs: IntCounterVec,
+    /// Receives of a woken long poll that found nothing (another consumer was faster): the cost
+    /// of waking more waiters than there were messages (`waiters.rs`).
+    pub receive_empty_wakes: prometheus::IntCounter,
 }
 
 impl Metrics {
@@ -122,6 +127,10 @@ impl Metrics {
             registry.register(Box::new(c.clone())).expect("unique metric");
             c
         };
+        let http_in_flight = gauge(
+            "mom_http_requests_in_flight",
+            "HTTP requests begun and not yet answered on this node (bodies still arriving included)",
+        );
         let connections_open =
             gauge("mom_connections_open", "Client connections open on this node (HTTP and gRPC)");
         let connections_refused = counter(
@@ -155,6 +164,10 @@ impl Metrics {
             metadata_resyncs.with_label_values(&[cause.label()]);
         }
         registry.register(Box::new(metadata_resyncs.clone())).expect("unique metric");
+        let receive_empty_wakes = counter(
+            "mom_receive_empty_wakes_total",
+            "Receives of a woken long poll or push stream that found nothing (another consumer took the message first)",
+        );
         Metrics {
             registry,
             http_requests,
@@ -165,12 +178,14 @@ impl Metrics {
             depth,
             lag,
             leader,
+            http_in_flight,
             connections_open,
             connections_refused,
             long_polls_held,
             long_polls_refused,
             send_batch_size,
             metadata_resyncs,
+            receive_empty_wakes,
         }
     }
 

@@ -30,6 +30,7 @@ import sys
 import threading
 import time
 import traceback
+import urllib.request
 
 import boto3
 import botocore.auth
@@ -223,6 +224,24 @@ def step_empty_long_poll():
     check(0.8 <= took < 5, f"a 1 s long poll on an empty queue answered after {took:.2f} s")
 
 
+def long_polls_held():
+    """The broker's mom_long_polls_held gauge (0 when absent), read from its /metrics."""
+    with urllib.request.urlopen(f"{ENDPOINT}/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("mom_long_polls_held "):
+                return float(line.split()[1])
+    return 0.0
+
+
+def await_held(at_least, poller, timeout=10.0):
+    """Waits until the broker holds at least `at_least` long polls; fails if `poller` ended first."""
+    deadline = time.monotonic() + timeout
+    while long_polls_held() < at_least:
+        check(poller.is_alive(), "the long poll answered before anything was sent")
+        check(time.monotonic() < deadline, f"the broker did not hold the long poll within {timeout} s")
+        time.sleep(0.02)
+
+
 def step_send_batch_and_long_poll():
     main = state["main"]
     # A long poll waiting before anything is sent must answer as soon as the batch arrives.
@@ -233,9 +252,10 @@ def step_send_batch_and_long_poll():
         held["messages"] = receive(main, MaxNumberOfMessages=10, WaitTimeSeconds=15)
         held["took"] = time.monotonic() - start
 
+    before = long_polls_held()
     poller = threading.Thread(target=poll)
     poller.start()
-    time.sleep(0.5)
+    await_held(before + 1, poller)
     entries = [
         {"Id": f"e{i}", "MessageBody": f"batch message {i} ü", "MessageAttributes": ATTRS} for i in range(5)
     ]

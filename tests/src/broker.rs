@@ -430,6 +430,13 @@ impl Broker {
         let what = format!("broker {} to exit", self.node_id);
         wait_until(&what, timeout, || std::future::ready(self.try_exit())).await
     }
+
+    /// [`Broker::wait_exit`], failing the test unless the process exited with status 0 (a drain
+    /// that finished, or was cut short by its timeout, still exits cleanly).
+    pub async fn wait_clean_exit(&mut self, timeout: Duration) {
+        let status = self.wait_exit(timeout).await;
+        assert!(status.success(), "broker {} exited with {status}:\n{}", self.node_id, self.log_tail(30));
+    }
 }
 
 impl Drop for Broker {

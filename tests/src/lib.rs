@@ -37,8 +37,8 @@ pub use client::{is_connection_error, Body, Client, PartialRequest, Resp};
 pub use failover::{Answer, Failover, Failure, GaveUp};
 pub use nginx::Nginx;
 pub use queue::{
-    assert_error_result, assert_ok_result, bodies, expect_missing_dead_letter_queue, id_set, ids, Message,
-    Queue, Stats, Window, DEADLINE_SLACK,
+    assert_error_result, assert_ok_result, await_gauge, bodies, expect_missing_dead_letter_queue, id_set,
+    ids, long_polls_held, requests_in_flight, Message, Queue, Stats, Window, DEADLINE_SLACK,
 };
 pub use redis_server::{Persistence, RedisServer};
 pub use serde_json::{json, Value};

@@ -20,8 +20,36 @@ pub const DEADLINE_SLACK: Duration = Duration::from_millis(500);
 /// broker's and the test's measuring points.
 const EARLY_TOLERANCE: Duration = Duration::from_millis(50);
 
-/// Time given to a background long poll to reach the broker and be held there.
-const PARK_TIME: Duration = Duration::from_millis(300);
+/// How long a background request may take to reach the broker (a generous bound on a loaded
+/// machine; the wait ends as soon as the broker reports it).
+const ARRIVAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The broker's gauge `name` as `client` reaches it (0 when absent).
+async fn gauge(client: &Client, name: &str) -> f64 {
+    crate::topic::scrape(client, name, &[]).await.unwrap_or(0.0)
+}
+
+/// Waits until the broker behind `client` reports its gauge `name` at `at_least` or more (e.g.
+/// `mom_long_polls_held`, `mom_http_requests_in_flight`), failing the test after
+/// [`ARRIVAL_TIMEOUT`] or when `answered()` says the awaited request already ended.
+pub async fn await_gauge(client: &Client, name: &str, at_least: f64, answered: impl Fn() -> bool) {
+    crate::util::wait_until(&format!("{name} to reach {at_least}"), ARRIVAL_TIMEOUT, || async {
+        assert!(!answered(), "the request ended before the broker reported it in {name}");
+        (gauge(client, name).await >= at_least).then_some(())
+    })
+    .await
+}
+
+/// Long polls the broker behind `client` holds now (`mom_long_polls_held`).
+pub async fn long_polls_held(client: &Client) -> f64 {
+    gauge(client, "mom_long_polls_held").await
+}
+
+/// HTTP requests the broker behind `client` has begun and not answered
+/// (`mom_http_requests_in_flight`), such as a POST whose body is still arriving.
+pub async fn requests_in_flight(client: &Client) -> f64 {
+    gauge(client, "mom_http_requests_in_flight").await
+}
 
 /// The instants just before and just after a request that set a deadline on the broker.
 #[derive(Debug, Clone, Copy)]
@@ -209,16 +237,12 @@ impl Queue {
         })
     }
 
-    /// Starts a long poll with this request in the background and gives it time to be parked on the
-    /// broker (there is no signal for that); fails the test if it answers meanwhile.
+    /// Starts a long poll with this request in the background and returns once the broker holds
+    /// it (its `mom_long_polls_held` went up); fails the test if it answers before.
     pub async fn hold_receive(&self, request: Value) -> JoinHandle<(Vec<Message>, Instant)> {
+        let before = long_polls_held(&self.client).await;
         let poll = self.spawn_receive(request);
-        tokio::time::sleep(PARK_TIME).await;
-        assert!(
-            !poll.is_finished(),
-            "a long poll on {} answered at once though nothing was available",
-            self.name
-        );
+        await_gauge(&self.client, "mom_long_polls_held", before + 1.0, || poll.is_finished()).await;
         poll
     }
 

@@ -9,6 +9,12 @@ use std::time::{Duration, Instant};
 
 use rand::distr::{Alphanumeric, SampleString};
 
+/// How long a metadata write (queue, grant, user, password change, revocation) may take to reach
+/// every connected node in a test: the contract's 1 s, plus slack for polling and for scheduling
+/// on a loaded 2-core machine running several test binaries at once (watch events arrive within
+/// milliseconds there; the tests print what they measured).
+pub const PROPAGATION: Duration = Duration::from_millis(1500);
+
 /// A lowercase random alphanumeric string, for names that must not collide between tests.
 pub fn random_suffix(len: usize) -> String {
     Alphanumeric.sample_string(&mut rand::rng(), len).to_ascii_lowercase()

@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use mom_tests::{json, wait_until, Broker, Client, Cluster, Resp, SseStream, Value, ADMIN_USER};
 
-/// A metadata write (grant, revocation) must reach every node within 1 s, plus polling slack.
-const PROPAGATION: Duration = Duration::from_millis(1250);
+use mom_tests::util::PROPAGATION;
 
 /// What a route needs, as the spec words it: seeing a resource, publishing to it, consuming from
 /// it, or managing it (config, purge, delete, grants, redrive).

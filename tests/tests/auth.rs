@@ -13,9 +13,7 @@ use mom_tests::{
 };
 use reqwest::Method;
 
-/// A metadata write (user, password) must reach every node within 1 s; the rest is polling and
-/// scheduling slack.
-const PROPAGATION: Duration = Duration::from_millis(1250);
+use mom_tests::util::PROPAGATION;
 
 /// Time a broker that cannot make its first admin may take to give up: connecting to ZooKeeper and
 /// loading the (empty) metadata, nothing more.
@@ -808,7 +806,7 @@ async fn expect_refusal(builder: mom_tests::BrokerBuilder, what: &str) {
 }
 
 #[tokio::test]
-async fn without_an_admin_and_without_mom_admin_password_the_broker_exits_at_once() {
+async fn without_an_admin_and_without_mom_admin_password_the_broker_exits_naming_the_variable() {
     expect_refusal(Cluster::new().broker().no_admin_password(), "MOM_ADMIN_PASSWORD unset").await;
     expect_refusal(Cluster::new().broker().env("MOM_ADMIN_PASSWORD", ""), "MOM_ADMIN_PASSWORD empty").await;
     expect_refusal(
@@ -889,7 +887,7 @@ async fn passwords_tokens_and_keys_never_appear_in_logs_errors_or_metrics() {
     answers.push(metrics);
 
     broker.sigterm();
-    broker.wait_exit(Duration::from_secs(15)).await;
+    broker.wait_clean_exit(Duration::from_secs(15)).await;
     let log = std::fs::read_to_string(broker.log_path())
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", broker.log_path().display()));
     assert!(!log.trim().is_empty(), "the broker's log is empty");

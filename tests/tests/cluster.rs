@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 use mom_tests::util::is_rfc3339_millis;
 use mom_tests::{json, wait_until, Cluster, Queue};
 
-/// A metadata write must reach every node within 1 s; the rest is polling and scheduling slack.
-const PROPAGATION: Duration = Duration::from_millis(1250);
+use mom_tests::util::PROPAGATION;
 
 /// Waits until `queue` (on another node) answers GET with `status`, within [`PROPAGATION`].
 async fn until_status(queue: &Queue, status: u16, what: &str) {
@@ -143,7 +142,7 @@ async fn the_cluster_lists_its_nodes_and_a_drained_node_leaves_it() {
     assert!(["node-a", "node-b"].contains(&leader), "leader {leader:?} in {view}");
 
     b.sigterm();
-    b.wait_exit(Duration::from_secs(10)).await;
+    b.wait_clean_exit(Duration::from_secs(10)).await;
     wait_until("the drained node to leave", PROPAGATION, || async {
         (a.cluster_view().await.1 == ["node-a"]).then_some(())
     })

@@ -27,8 +27,7 @@ const SESSION_TIMEOUT: Duration = Duration::from_millis(4000);
 /// learn of the deletion through a watch, on a loaded 2-core machine.
 const EXPIRY_SLACK: Duration = Duration::from_millis(1500);
 
-/// A metadata write reaches every node within 1 s; the rest is polling and scheduling slack.
-const PROPAGATION: Duration = Duration::from_millis(1250);
+use mom_tests::util::PROPAGATION;
 
 /// Time for brokers to find a returned Redis or ZooKeeper again (their reconnect backoff is at
 /// most 2 s) and, for ZooKeeper, for the sessions of before the outage to expire.

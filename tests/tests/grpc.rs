@@ -10,7 +10,7 @@ use mom_tests::grpc::{
     admin_grpc_client, body, expect_status, grpc_broker_with_admin, grpc_client, pb, start_grpc_broker,
     GrpcClient,
 };
-use mom_tests::{bodies, json, user_password, Cluster, Nginx};
+use mom_tests::{await_gauge, bodies, json, long_polls_held, user_password, wait_until, Cluster, Nginx};
 use tonic::Code;
 
 /// Time allowed for an available message to arrive on a stream.
@@ -59,7 +59,7 @@ fn ack_queue(queue: &str, messages: &[pb::Message]) -> pb::AckRequest {
 
 #[tokio::test]
 async fn send_receive_and_ack_over_grpc() {
-    let (_broker, _, mut c) = grpc_broker_with_admin().await;
+    let (broker, _, mut c) = grpc_broker_with_admin().await;
     create_queue(&mut c, "orders", pb::QueueConfig { visibility_timeout_s: Some(30), ..Default::default() })
         .await;
 
@@ -118,12 +118,13 @@ async fn send_receive_and_ack_over_grpc() {
 
     // A long poll is answered by the next send, not at the end of its wait.
     let mut poller = c.clone();
+    let before = long_polls_held(&broker.client()).await;
     let held = tokio::spawn(async move {
         let start = Instant::now();
         let got = receive(&mut poller, from_queue("orders", 1, 10)).await;
         (got, start.elapsed())
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    await_gauge(&broker.client(), "mom_long_polls_held", before + 1.0, || held.is_finished()).await;
     send(&mut c, "orders", body("late")).await;
     let (got, waited) = held.await.unwrap_or_else(|e| panic!("poller: {e}"));
     assert_eq!(got.len(), 1);
@@ -535,8 +536,14 @@ async fn grpc_works_through_nginx() {
 
     // A long poll held by NGINX is answered by the next send.
     let mut poller = c.clone();
+    let both = || async { long_polls_held(&a.client()).await + long_polls_held(&b.client()).await };
+    let before = both().await;
     let held = tokio::spawn(async move { receive(&mut poller, from_queue("via-nginx", 1, 10)).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_until("the long poll through NGINX to be held", Duration::from_secs(10), || async {
+        assert!(!held.is_finished(), "the long poll through NGINX answered before a send");
+        (both().await > before).then_some(())
+    })
+    .await;
     http.queue("via-nginx").send("late").await;
     let got = tokio::time::timeout(Duration::from_secs(5), held)
         .await

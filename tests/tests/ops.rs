@@ -2,36 +2,7 @@
 
 use std::time::Duration;
 
-use mom_tests::{broker_with_queue, json, start_broker, wait_until, Cluster};
-
-#[tokio::test]
-async fn healthz_and_readyz_answer_200_on_a_ready_broker() {
-    let broker = start_broker().await;
-    let client = broker.client();
-    client.get("/healthz").await.expect_status(200);
-    client.get("/readyz").await.expect_status(200);
-}
-
-/// One sample line of the Prometheus text format.
-struct Sample<'a> {
-    name: &'a str,
-    labels: &'a str,
-    value: f64,
-}
-
-fn samples(text: &str) -> Vec<Sample<'_>> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (name, labels) = match series.split_once('{') {
-                Some((name, labels)) => (name, labels),
-                None => (series, ""),
-            };
-            Some(Sample { name, labels, value: value.parse().ok()? })
-        })
-        .collect()
-}
+use mom_tests::{broker_with_queue, json, metric_sample, start_broker, wait_until, Cluster};
 
 /// Names of the metric families declared `# TYPE <name> <kind>`.
 fn families<'a>(text: &'a str, kind: &str) -> Vec<&'a str> {
@@ -55,23 +26,35 @@ async fn metrics_are_prometheus_text_with_request_counts_by_status_and_queue_met
     assert!(content_type.starts_with("text/plain"), "metrics content type {content_type:?}");
     let text = &resp.text;
 
-    let counters = families(text, "counter");
-    let request_counters: Vec<&str> =
-        counters.iter().copied().filter(|name| name.contains("request")).collect();
-    assert!(!request_counters.is_empty(), "no request counter among counters {counters:?}:\n{text}");
-    // The PUT that created the queue answered 201: some request counter counts it, by status.
-    let counted_201 = samples(text)
-        .iter()
-        .any(|s| request_counters.contains(&s.name) && s.labels.contains("\"201\"") && s.value >= 1.0);
-    assert!(counted_201, "no request count with status 201:\n{text}");
-
-    let histograms = families(text, "histogram");
-    assert!(!histograms.is_empty(), "no latency histogram in metrics:\n{text}");
-    // Per-queue metrics (messages sent/received, depth) name the queue in a label.
-    assert!(
-        samples(text).iter().any(|s| s.labels.contains("\"metered\"")),
-        "no metric labelled with the queue name:\n{text}"
+    // Request counts by route template, method and status: the PUT that created the queue
+    // answered 201, the send 201, the receive 200.
+    let requests = |route: &str, method: &str, status: &str| {
+        metric_sample(
+            text,
+            "mom_http_requests_total",
+            &[("route", route), ("method", method), ("status", status)],
+        )
+    };
+    assert_eq!(requests("/v1/queues/{name}", "PUT", "201"), Some(1.0), "{text}");
+    assert_eq!(requests("/v1/queues/{name}/messages", "POST", "201"), Some(1.0), "{text}");
+    assert_eq!(requests("/v1/queues/{name}/receive", "POST", "200"), Some(1.0), "{text}");
+    // A latency histogram by route: one observation of the receive.
+    let receive_latency = metric_sample(
+        text,
+        "mom_http_request_duration_seconds_count",
+        &[("route", "/v1/queues/{name}/receive"), ("method", "POST")],
     );
+    assert_eq!(receive_latency, Some(1.0), "{text}");
+    assert!(families(text, "histogram").contains(&"mom_http_request_duration_seconds"), "{text}");
+    // Messages per queue.
+    let queue = [("kind", "queue"), ("name", "metered")];
+    assert_eq!(metric_sample(text, "mom_messages_sent_total", &queue), Some(1.0), "{text}");
+    assert_eq!(metric_sample(text, "mom_messages_received_total", &queue), Some(1.0), "{text}");
+    // Depth (`mom_queue_messages`), read from Redis when scraped: the one message is in flight.
+    let depth =
+        |state: &str| metric_sample(text, "mom_queue_messages", &[("queue", "metered"), ("state", state)]);
+    assert_eq!((depth("available"), depth("in_flight")), (Some(0.0), Some(1.0)), "{text}");
+    assert!(families(text, "counter").contains(&"mom_http_requests_total"), "{text}");
 }
 
 #[tokio::test]
@@ -91,7 +74,7 @@ async fn openapi_document_is_openapi_3_1_and_describes_the_queue_routes() {
 }
 
 #[tokio::test]
-async fn every_setting_can_come_from_the_environment() {
+async fn a_broker_configured_by_environment_alone_joins_the_cluster_its_variables_name() {
     let cluster = Cluster::new();
     let by_env = cluster.broker().via_env().node_id("configured-by-env").start().await;
     let by_flags = cluster.start_broker().await;

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use mom_tests::redis_server::command_calls;
-use mom_tests::{json, Cluster, Persistence, RedisServer};
+use mom_tests::{await_gauge, json, Cluster, Persistence, RedisServer};
 
 const QUEUES: usize = 10;
 const POLLS_PER_QUEUE: usize = 10;
@@ -26,8 +26,9 @@ async fn a_hundred_idle_long_polls_cost_fewer_than_200_redis_commands_per_second
             polls.push(queue.spawn_receive(json!({ "wait_s": 20 })));
         }
     }
-    // Let every poll reach the broker and settle into waiting.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Every poll reached the broker and waits.
+    await_gauge(&client, "mom_long_polls_held", polls.len() as f64, || polls.iter().any(|p| p.is_finished()))
+        .await;
 
     let before = redis.total_commands_processed().await;
     let start = Instant::now();

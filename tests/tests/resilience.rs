@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mom_tests::{id_set, json, Cluster, Persistence, Queue, RedisServer, ZooKeeperServer};
+use mom_tests::{
+    await_gauge, id_set, json, requests_in_flight, Cluster, Persistence, Queue, RedisServer, ZooKeeperServer,
+};
 
 /// Time a broker gets to notice that Redis is back and report ready again.
 const RECONNECT: Duration = Duration::from_secs(15);
@@ -189,9 +191,10 @@ async fn sigterm_drains_answers_held_polls_finishes_requests_in_flight_and_exits
 
     let held = client.queue("idle").hold_receive(json!({ "wait_s": 20 })).await;
     // A send whose body has not fully arrived: in flight when the signal comes.
+    let begun = requests_in_flight(&client).await;
     let in_flight =
         client.start_partial_post(&queue.path("/messages"), &json!({ "body": "in flight" })).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    await_gauge(&client, "mom_http_requests_in_flight", begun + 1.0, || false).await;
 
     let term = Instant::now();
     broker.sigterm();
@@ -233,12 +236,13 @@ async fn the_drain_is_bounded_by_the_drain_timeout() {
     let queue = broker.client().queue("stuck");
     queue.create(json!({})).await;
     // Never finished.
+    let begun = requests_in_flight(&broker.client()).await;
     let _stuck =
         broker.client().start_partial_post(&queue.path("/messages"), &json!({ "body": "never" })).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    await_gauge(&broker.client(), "mom_http_requests_in_flight", begun + 1.0, || false).await;
     let term = Instant::now();
     broker.sigterm();
-    broker.wait_exit(Duration::from_secs(DRAIN_TIMEOUT_S + 3)).await;
+    broker.wait_clean_exit(Duration::from_secs(DRAIN_TIMEOUT_S + 3)).await;
     assert!(
         term.elapsed() >= Duration::from_millis(DRAIN_TIMEOUT_S * 1000 - 200),
         "exited after {:?}, before the drain timeout, with a request in flight",

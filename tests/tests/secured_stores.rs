@@ -101,7 +101,7 @@ async fn a_broker_with_a_credential_takes_over_znodes_left_open() {
     let legacy = format!("{}/queues/legacy", cluster.zk_root);
     anon.get_data(&legacy).await.expect("open before the upgrade");
     old.sigterm();
-    old.wait_exit(Duration::from_secs(20)).await;
+    old.wait_clean_exit(Duration::from_secs(20)).await;
 
     let broker = cluster.broker().env("MOM_ZK_AUTH", ZK_AUTH).start().await;
     // The queue made before is still served, and now closed to the anonymous client.

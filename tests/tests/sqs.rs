@@ -14,7 +14,7 @@ use aws_sdk_sqs::types::{
     MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use md5::{Digest, Md5};
-use mom_tests::{json, Broker, Client, Cluster, Nginx, Value};
+use mom_tests::{await_gauge, json, long_polls_held, Broker, Client, Cluster, Nginx, Value};
 
 /// The region every client signs for (the broker's default `MOM_REGION`).
 const REGION: &str = "us-east-1";
@@ -311,6 +311,7 @@ async fn aws_sdk_for_rust_workload() {
     assert_eq!(redrive["maxReceiveCount"].to_string().trim_matches('"'), "2");
 
     // Long poll held before the batch is sent: it answers once the batch arrives.
+    let held_before = long_polls_held(&setup.broker.client()).await;
     let poller = {
         let (sqs, main) = (sqs.clone(), main.clone());
         tokio::spawn(async move {
@@ -318,7 +319,8 @@ async fn aws_sdk_for_rust_workload() {
             (receive(&sqs, &main, 15, None).await, start.elapsed())
         })
     };
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    await_gauge(&setup.broker.client(), "mom_long_polls_held", held_before + 1.0, || poller.is_finished())
+        .await;
     let entries: Vec<SendMessageBatchRequestEntry> = (0..4)
         .map(|i| {
             SendMessageBatchRequestEntry::builder()
@@ -548,6 +550,7 @@ async fn sqs_and_the_native_api_share_queues() {
     assert_eq!(native.stats().await.counts(), (0, 0, 0));
 
     // Native → SQS, by a long poll held before the native send.
+    let held_before = long_polls_held(&setup.broker.client()).await;
     let poller = {
         let (sqs, url) = (sqs.clone(), url.clone());
         tokio::spawn(async move {
@@ -555,7 +558,8 @@ async fn sqs_and_the_native_api_share_queues() {
             (receive(&sqs, &url, 15, None).await, start.elapsed())
         })
     };
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    await_gauge(&setup.broker.client(), "mom_long_polls_held", held_before + 1.0, || poller.is_finished())
+        .await;
     let native_id =
         native.send_msg(json!({ "body": "from native", "attributes": { "color": "green" } })).await;
     let (got, took) = poller.await.expect("the long poll task");

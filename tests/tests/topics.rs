@@ -405,7 +405,7 @@ async fn nack_and_visibility_on_a_subscription_work_as_on_a_queue() {
     let third = sub.receive(1).await.remove(0);
     assert_eq!(third.receive_count, 3);
     // A receive may set its own deadline, as on a queue.
-    sub.nack(&[&third.receipt], 0).await;
+    assert_ok_result(&sub.nack(&[&third.receipt], 0).await[0], "nack of the current delivery");
     let (_, window) = Window::around(sub.receive_with(json!({ "visibility_timeout_s": 1 }))).await;
     let again = sub.expect_receivable_after(window, SECOND).await;
     assert_eq!(again[0].receive_count, 5);
@@ -426,7 +426,7 @@ async fn max_receives_moves_a_message_to_the_dead_letter_queue() {
         let got = sub.receive(1).await;
         assert_eq!(got.len(), 1, "delivery {count}: {got:?}");
         assert_eq!(got[0].receive_count, count);
-        sub.nack(&[&got[0].receipt], 0).await;
+        assert_ok_result(&sub.nack(&[&got[0].receipt], 0).await[0], "nack of the current delivery");
     }
     // A third delivery would exceed max_receives: the message moves instead.
     assert!(sub.receive(1).await.is_empty());
@@ -444,7 +444,7 @@ async fn max_receives_moves_a_message_to_the_dead_letter_queue() {
     // Without a dead-letter queue the message is dropped after max_receives.
     let got = dropping.receive(1).await;
     assert_eq!(ids(&got), [id]);
-    dropping.nack(&[&got[0].receipt], 0).await;
+    assert_ok_result(&dropping.nack(&[&got[0].receipt], 0).await[0], "nack of the current delivery");
     assert!(dropping.receive(1).await.is_empty());
     assert_eq!(dropping.lag().await, 0);
 }

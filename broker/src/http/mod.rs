@@ -95,6 +95,15 @@ async fn observe(State(b): State<Arc<Broker>>, req: Request, next: Next) -> Resp
         .unwrap_or_else(|| "unmatched".into());
     let method = req.method().as_str().to_owned();
     let start = Instant::now();
+    // A guard, so a request whose client went away (its future dropped) is not counted for ever.
+    struct InFlight(prometheus::IntGauge);
+    impl Drop for InFlight {
+        fn drop(&mut self) {
+            self.0.dec();
+        }
+    }
+    b.metrics.http_in_flight.inc();
+    let _in_flight = InFlight(b.metrics.http_in_flight.clone());
     let res = next.run(req).await;
     let status = res.status().as_u16().to_string();
     b.metrics.http_requests.with_label_values(&[&route, &method, &status]).inc();
