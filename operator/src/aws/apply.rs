@@ -11,9 +11,13 @@ use base64::Engine as _;
 use crate::home::cluster_dir;
 use crate::pki::{Pki, PkiError};
 use crate::plan::{Action, Change, Kind};
-use crate::report::Reporter;
+use crate::report::{step, Reporter};
 
-use super::{timed, user_data, AwsDesired, AwsError, Ec2, Ec2Observed, HostSpec, SSH_KEY_FILE};
+use super::client::Ec2;
+use super::desired::{AwsDesired, HostSpec, SSH_KEY_FILE};
+use super::error::AwsError;
+use super::model::Ec2Observed;
+use super::user_data::user_data;
 
 /// Each host's Elastic IP: allocation id and address.
 type Addresses = BTreeMap<u32, (String, Option<Ipv4Addr>)>;
@@ -405,4 +409,14 @@ pub(super) async fn release(ec2: &Ec2, allocation: &str, report: &dyn Reporter) 
         Ok(())
     })
     .await
+}
+
+/// One EC2 call (or a few) as a reported step.
+pub(super) async fn timed<T>(
+    report: &dyn Reporter,
+    what: String,
+    long: bool,
+    call: impl std::future::Future<Output = Result<T, AwsError>>,
+) -> Result<T, AwsError> {
+    step(report, what, long, call).await
 }

@@ -13,9 +13,10 @@ use aws_sdk_ec2::Client;
 
 use crate::config::AwsSettings;
 
+use super::desired::{CLUSTER_TAG, HOST_TAG};
 use super::error::{classify, short_cause};
+use super::error::{AwsError, MAX_ATTEMPTS};
 use super::model::{rule_keys, Ec2Observed, ObservedAddress, ObservedGroup, ObservedInstance, ObservedKey};
-use super::{AwsError, CLUSTER_TAG, HOST_TAG, MAX_ATTEMPTS};
 
 /// Owner of the official Debian AMIs, and their names.
 const DEBIAN_OWNER: &str = "136693071363";

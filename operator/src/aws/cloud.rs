@@ -8,10 +8,15 @@ use crate::hosts::Hosts;
 use crate::plan::{Action, Change, Kind};
 use crate::report::Reporter;
 
-use super::{
-    apply, docker_override, ec2_diff, endpoint_ip, host_engines, teardown, AwsDesired, AwsError,
-    DockerOverride, Ec2, Ec2Observed, CLUSTER_TAG, DOCKER_OVERRIDE_ENV,
-};
+use super::apply::apply;
+use super::client::Ec2;
+use super::desired::{AwsDesired, CLUSTER_TAG};
+use super::diff::ec2_diff;
+use super::engines::host_engines;
+use super::error::AwsError;
+use super::model::Ec2Observed;
+use super::stand_in::{docker_override, endpoint_ip, DockerOverride, DOCKER_OVERRIDE_ENV};
+use super::teardown::teardown;
 
 /// A cluster's EC2 side, connected.
 pub struct Cloud {

@@ -5,7 +5,8 @@ use crate::plan::{Action, Change, Kind};
 
 use crate::home::cluster_dir;
 
-use super::{rule_keys, AwsDesired, Ec2Observed, DOCKER_TLS_PORT, SSH_KEY_FILE};
+use super::desired::{AwsDesired, DOCKER_TLS_PORT, SSH_KEY_FILE};
+use super::model::{rule_keys, Ec2Observed};
 
 /// The EC2 part of the diff (provider aws): what `up` has to do so that EC2 matches `desired`,
 /// in execution order. Removals are named by their EC2 id; the rest by their `Name` tag.

@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 use crate::docker::Engine;
 use crate::hosts::{Host, Hosts};
 
-use super::{docker_override, engine_ip, AwsDesired, AwsError, DockerOverride, Ec2Observed, DOCKER_TLS_PORT};
+use super::desired::{AwsDesired, DOCKER_TLS_PORT};
+use super::error::AwsError;
+use super::model::Ec2Observed;
+use super::stand_in::{docker_override, engine_ip, DockerOverride};
 
 /// The hosts' Docker engines, host 1 first: `https://<host's address>:2376` with the cluster's
 /// client certificate, each waited for until it answers (cloud-init installs Docker first), the

@@ -4,7 +4,9 @@ use crate::config::AwsSettings;
 use crate::docker::DockerError;
 use crate::pki::PkiError;
 
-use super::MAX_ATTEMPTS;
+/// Attempts per EC2 call, so that throttling (`RequestLimitExceeded`, `Throttling`) is retried
+/// with the SDK's exponential backoff and jitter.
+pub const MAX_ATTEMPTS: u32 = 10;
 
 /// Failures of the aws provider: one sentence each, saying what to do.
 #[derive(Debug, thiserror::Error)]

@@ -4,8 +4,10 @@ use crate::home::cluster_dir;
 use crate::pki::PkiError;
 use crate::report::Reporter;
 
-use super::apply::{release, terminate};
-use super::{timed, AwsError, Ec2, Ec2Observed};
+use super::apply::{release, terminate, timed};
+use super::client::Ec2;
+use super::error::AwsError;
+use super::model::Ec2Observed;
 
 /// Removes every EC2 resource tagged with the cluster (nothing else), then the cluster's local
 /// directory of keys and certificates.

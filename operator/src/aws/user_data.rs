@@ -5,7 +5,8 @@ use tera::{Context, Tera};
 
 use crate::pki::ServerCert;
 
-use super::{AwsDesired, AwsError, HostSpec, DOCKER_TLS_PORT};
+use super::desired::{AwsDesired, HostSpec, DOCKER_TLS_PORT};
+use super::error::AwsError;
 
 const USER_DATA: (&str, &str) = ("cloud-init.yaml", include_str!("../../../templates/cloud-init.yaml.tera"));
 

@@ -9,9 +9,7 @@ use ipnet::Ipv4Net;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::{RedisMode, Settings, Tls};
-
-use services::Build;
+use crate::config::{Settings, Tls};
 
 mod services;
 
@@ -369,57 +367,6 @@ impl Desired {
         Desired::on_hosts(s, 1)
     }
 
-    /// The cluster of `s` spread over `hosts` Docker engines ([`placement`]).
-    /// The cluster of `s` spread over `hosts` Docker engines ([`placement`]).
-    pub fn on_hosts(s: &Settings, hosts: u32) -> Desired {
-        let hosts = hosts.max(1);
-        let mut build = Build::new(s, hosts);
-        let mut services = build.redis();
-        let sentinels = build.sentinels();
-        let sentinel_names: Vec<String> = sentinels.iter().map(|s| s.service.clone()).collect();
-        services.extend(sentinels);
-        let zookeepers = build.zookeepers();
-        let zk_names: Vec<String> = zookeepers.iter().map(|z| z.service.clone()).collect();
-        services.extend(zookeepers);
-
-        // Where the brokers find the stores: the Sentinels (which name the primary) or the one
-        // Redis; every ZooKeeper server (the client moves to another when one is lost).
-        let stores: Vec<String> = services.iter().map(|s| s.service.clone()).collect();
-        let redis_url = if s.redis_mode == RedisMode::Replicated {
-            let at: Vec<String> = sentinel_names.iter().map(|n| format!("{n}:{SENTINEL_PORT}")).collect();
-            format!("redis-sentinel://{}/{SENTINEL_SERVICE}", at.join(","))
-        } else {
-            "redis://redis:6379".to_string()
-        };
-        let zk_connect: Vec<String> = zk_names.iter().map(|n| format!("{n}:2181")).collect();
-        let brokers = build.brokers(&stores, &redis_url, &zk_connect.join(","));
-        let broker_names: Vec<String> = brokers.iter().map(|b| b.service.clone()).collect();
-        services.extend(brokers);
-        services.push(build.nginx(broker_names));
-
-        for spec in &mut services {
-            let hash = spec.hash();
-            spec.labels.insert(labels::SERVICE.to_string(), spec.service.clone());
-            spec.labels.insert(labels::SPEC_HASH.to_string(), hash);
-        }
-
-        Desired {
-            cluster: s.cluster.clone(),
-            host: LOCAL_HOST.to_string(),
-            hosts,
-            network: build.network(),
-            volumes: build.volumes,
-            services,
-            endpoint: Endpoint {
-                bind: s.nginx_bind,
-                port: s.nginx_http_port,
-                grpc_port: s.nginx_grpc_port,
-                https_port: s.nginx_https_port,
-            },
-            admin_password_env: s.admin_password_env.clone(),
-            tls: s.nginx_tls.clone(),
-        }
-    }
     /// What host `host` runs of a cluster spread over several: its containers and volumes (each
     /// waiting only for those of the same host: compose cannot wait across hosts), named
     /// `host-K` (`render` writes one compose.yml per host).

@@ -1,5 +1,6 @@
-//! One function per role of the desired cluster: what each container of Redis (primary and
-//! replicas), the Sentinels, ZooKeeper, the brokers and NGINX is made of.
+//! The services of the desired cluster ([`Desired::on_hosts`]), one function per role: what each
+//! container of Redis (primary and replicas), the Sentinels, ZooKeeper, the brokers and NGINX is
+//! made of.
 
 use std::collections::BTreeMap;
 
@@ -8,15 +9,70 @@ use ipnet::Ipv4Net;
 use crate::config::{RedisMode, Settings};
 
 use super::{
-    base_labels, container_name, health, host_addr, network_name, placement, redis_replica, sentinel,
-    service_addr, zookeeper, ConfigFile, NetworkSpec, PortSpec, Role, SecretEnv, ServiceSpec, VolumeMount,
-    VolumeSpec, BROKER_GRPC_PORT, BROKER_PORT, BROKER_STOP_GRACE_S, DYNAMIC_FIRST, NGINX_CERT_PATH,
-    NGINX_CERT_TARGET, NGINX_CONF_PATH, NGINX_CONF_TARGET, NGINX_GRPC_PORT, NGINX_HTTPS_PORT, NGINX_KEY_PATH,
-    NGINX_KEY_TARGET, NGINX_PORT, SENTINELS, SENTINEL_PORT, SENTINEL_SERVICE,
+    base_labels, container_name, health, host_addr, labels, network_name, placement, redis_replica, sentinel,
+    service_addr, zookeeper, ConfigFile, Desired, Endpoint, NetworkSpec, PortSpec, Role, SecretEnv,
+    ServiceSpec, VolumeMount, VolumeSpec, BROKER_GRPC_PORT, BROKER_PORT, BROKER_STOP_GRACE_S, DYNAMIC_FIRST,
+    LOCAL_HOST, NGINX_CERT_PATH, NGINX_CERT_TARGET, NGINX_CONF_PATH, NGINX_CONF_TARGET, NGINX_GRPC_PORT,
+    NGINX_HTTPS_PORT, NGINX_KEY_PATH, NGINX_KEY_TARGET, NGINX_PORT, SENTINELS, SENTINEL_PORT,
+    SENTINEL_SERVICE,
 };
 
+impl Desired {
+    /// The cluster of `s` spread over `hosts` Docker engines ([`placement`]).
+    /// The cluster of `s` spread over `hosts` Docker engines ([`placement`]).
+    pub fn on_hosts(s: &Settings, hosts: u32) -> Desired {
+        let hosts = hosts.max(1);
+        let mut build = Build::new(s, hosts);
+        let mut services = build.redis();
+        let sentinels = build.sentinels();
+        let sentinel_names: Vec<String> = sentinels.iter().map(|s| s.service.clone()).collect();
+        services.extend(sentinels);
+        let zookeepers = build.zookeepers();
+        let zk_names: Vec<String> = zookeepers.iter().map(|z| z.service.clone()).collect();
+        services.extend(zookeepers);
+
+        // Where the brokers find the stores: the Sentinels (which name the primary) or the one
+        // Redis; every ZooKeeper server (the client moves to another when one is lost).
+        let stores: Vec<String> = services.iter().map(|s| s.service.clone()).collect();
+        let redis_url = if s.redis_mode == RedisMode::Replicated {
+            let at: Vec<String> = sentinel_names.iter().map(|n| format!("{n}:{SENTINEL_PORT}")).collect();
+            format!("redis-sentinel://{}/{SENTINEL_SERVICE}", at.join(","))
+        } else {
+            "redis://redis:6379".to_string()
+        };
+        let zk_connect: Vec<String> = zk_names.iter().map(|n| format!("{n}:2181")).collect();
+        let brokers = build.brokers(&stores, &redis_url, &zk_connect.join(","));
+        let broker_names: Vec<String> = brokers.iter().map(|b| b.service.clone()).collect();
+        services.extend(brokers);
+        services.push(build.nginx(broker_names));
+
+        for spec in &mut services {
+            let hash = spec.hash();
+            spec.labels.insert(labels::SERVICE.to_string(), spec.service.clone());
+            spec.labels.insert(labels::SPEC_HASH.to_string(), hash);
+        }
+
+        Desired {
+            cluster: s.cluster.clone(),
+            host: LOCAL_HOST.to_string(),
+            hosts,
+            network: build.network(),
+            volumes: build.volumes,
+            services,
+            endpoint: Endpoint {
+                bind: s.nginx_bind,
+                port: s.nginx_http_port,
+                grpc_port: s.nginx_grpc_port,
+                https_port: s.nginx_https_port,
+            },
+            admin_password_env: s.admin_password_env.clone(),
+            tls: s.nginx_tls.clone(),
+        }
+    }
+}
+
 /// Builds the services of one cluster on `hosts` engines, collecting their volumes.
-pub(super) struct Build<'a> {
+struct Build<'a> {
     s: &'a Settings,
     hosts: u32,
     /// The volumes made so far, in the order of their containers.

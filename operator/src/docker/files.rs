@@ -8,15 +8,6 @@ use futures::StreamExt;
 
 use super::{api, is_not_found, DockerError, Engine};
 
-/// A file copied into a container: its path inside, its content and its permissions (a
-/// private key: 0600).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContainerFile {
-    pub path: String,
-    pub content: String,
-    pub mode: u32,
-}
-
 impl Engine {
     /// Copies one file into a container (created or running), replacing what was there.
     pub async fn write_file(&self, container: &str, path: &str, content: &str) -> Result<(), DockerError> {

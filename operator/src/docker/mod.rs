@@ -12,8 +12,6 @@ use bollard::Docker;
 
 use crate::desired::Desired;
 
-pub use files::ContainerFile;
-
 mod containers;
 mod files;
 mod images;
@@ -94,6 +92,15 @@ impl SwarmMembership {
     pub fn managed_by(&self, manager: &SwarmMembership) -> bool {
         self.node_id == manager.node_id || self.managers.contains(&manager.node_id)
     }
+}
+
+/// A file copied into a container: its path inside, its content and its permissions (a
+/// private key: 0600).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerFile {
+    pub path: String,
+    pub content: String,
+    pub mode: u32,
 }
 
 /// A Docker engine: the local one, or a host's.
