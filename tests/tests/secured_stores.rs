@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use mom_tests::{json, Cluster, Persistence, RedisServer};
+use mom_tests::{json, layout, Cluster, Persistence, RedisServer};
 use zookeeper_client as zk;
 
 const REDIS_PASSWORD: &str = "redis-pw-5f1c9a0e7b2d4c68";
@@ -23,8 +23,8 @@ async fn assert_znodes_refuse(cluster: &Cluster, queue: &str, auth: Option<&str>
     let zk = zk_client(&cluster.zk, auth).await;
     let root = &cluster.zk_root;
     let who = auth.map_or("an unauthenticated client".to_string(), |a| format!("digest {a}"));
-    let queue_path = format!("{root}/queues/{queue}");
-    let secret = format!("{root}/secrets/jwt-key");
+    let queue_path = layout::znode(root, "queues", queue);
+    let secret = layout::znode(root, "secrets", "jwt-key");
     let data = zk.get_data(&queue_path).await;
     assert!(matches!(data, Err(zk::Error::NoAuth)), "{who} read {queue_path}: {data:?}");
     let data = zk.get_data(&secret).await;
@@ -36,7 +36,7 @@ async fn assert_znodes_refuse(cluster: &Cluster, queue: &str, auth: Option<&str>
     let deleted = zk.delete(&queue_path, None).await;
     assert!(matches!(deleted, Err(zk::Error::NoAuth)), "{who} deleted {queue_path}: {deleted:?}");
     let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-    let created = zk.create(&format!("{root}/users/intruder"), b"{}", &opts).await;
+    let created = zk.create(&layout::znode(root, "users", "intruder"), b"{}", &opts).await;
     assert!(matches!(created, Err(zk::Error::NoAuth)), "{who} created a user: {created:?}");
     let acl = zk.set_acl(root, &zk::Acls::anyone_all(), None).await;
     assert!(matches!(acl, Err(zk::Error::NoAuth)), "{who} opened the root's ACL: {acl:?}");
@@ -81,7 +81,7 @@ async fn stores_refuse_clients_without_the_brokers_credentials() {
     // The brokers' own credential does (so the ACL is the digest's, not a wall for everyone).
     let owner = zk_client(&cluster.zk, Some(ZK_AUTH)).await;
     let (data, _) =
-        owner.get_data(&format!("{}/queues/guarded", cluster.zk_root)).await.expect("owner reads");
+        owner.get_data(&layout::znode(&cluster.zk_root, "queues", "guarded")).await.expect("owner reads");
     assert!(String::from_utf8_lossy(&data).contains("\"owner\""));
 
     let log = std::fs::read_to_string(broker.log_path()).expect("broker log");
@@ -98,7 +98,7 @@ async fn a_broker_with_a_credential_takes_over_znodes_left_open() {
     let mut old = cluster.start_broker().await;
     old.client().queue("legacy").create(json!({})).await;
     let anon = zk_client(&cluster.zk, None).await;
-    let legacy = format!("{}/queues/legacy", cluster.zk_root);
+    let legacy = layout::znode(&cluster.zk_root, "queues", "legacy");
     anon.get_data(&legacy).await.expect("open before the upgrade");
     old.sigterm();
     old.wait_clean_exit(Duration::from_secs(20)).await;

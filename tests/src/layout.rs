@@ -1,0 +1,29 @@
+//! The one place the tests know how the broker lays its data out in Redis and ZooKeeper, for the
+//! few tests that must look inside (sharding across a Redis Cluster, ZooKeeper ACLs). Tests of
+//! behaviour read the public API; a layout change touches this file only.
+
+/// A Redis key of queue `queue` under key prefix `prefix` (its payloads).
+pub fn queue_key(prefix: &str, queue: &str) -> String {
+    format!("{prefix}:{{q:{queue}}}:m")
+}
+
+/// The queue a Redis key belongs to, if it is a queue's.
+pub fn queue_of_key(key: &str) -> Option<&str> {
+    key.split_once("{q:")?.1.split_once('}').map(|(queue, _)| queue)
+}
+
+/// The znode of record `name` of `kind` (`queues`, `users`, ...) under the cluster's root.
+pub fn znode(root: &str, kind: &str, name: &str) -> String {
+    format!("{root}/{kind}/{name}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queue_key_names_its_queue() {
+        assert_eq!(queue_of_key(&queue_key("p", "orders")), Some("orders"));
+        assert_eq!(queue_of_key("p:{t:news}:m"), None);
+    }
+}
