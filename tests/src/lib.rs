@@ -23,6 +23,7 @@ pub mod broker;
 pub mod client;
 pub mod failover;
 pub mod grpc;
+pub mod layout;
 pub mod nginx;
 pub mod queue;
 pub mod redis_ha;
