@@ -632,3 +632,78 @@ async fn grpc_calls_are_counted_by_method_and_code() {
     assert_eq!(grpc_count(&metrics, "unknown", "Unauthenticated"), 1, "{metrics}");
     assert!(metrics.contains("mom_grpc_request_duration_seconds_count{method=\"Send\"} 3"), "{metrics}");
 }
+
+#[tokio::test]
+async fn past_the_per_user_rate_grpc_calls_get_resource_exhausted() {
+    let cluster = Cluster::new();
+    let addr = format!("127.0.0.1:{}", mom_tests::util::free_port());
+    let broker = cluster
+        .broker()
+        .env("MOM_GRPC_LISTEN", &addr)
+        .env("MOM_RATE_LIMIT_RPS", "1")
+        .env("MOM_RATE_LIMIT_BURST", "5")
+        .start()
+        .await;
+    let mut c = admin_grpc_client(&broker, &addr).await;
+    // A burst of 5, then about one a second: 20 calls at once cannot all pass.
+    let mut exhausted = None;
+    for _ in 0..20 {
+        if let Err(status) = c.list_queues(pb::ListQueuesRequest {}).await {
+            exhausted = Some(status);
+            break;
+        }
+    }
+    let status = exhausted.expect("20 calls in a burst of 5 at 1/s all passed");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(mom_tests::grpc::error_code(&status), "rate_limited", "{status:?}");
+}
+
+#[tokio::test]
+async fn a_subscribe_stream_of_a_revoked_user_stops_delivering() {
+    let (broker, addr, mut admin) = grpc_broker_with_admin().await;
+    admin
+        .create_topic(pb::CreateTopicRequest { name: "news".into(), config: None })
+        .await
+        .unwrap_or_else(|e| panic!("CreateTopic: {e:?}"));
+    let bob = broker.add_user("bob", "user").await;
+    bob.put("/v1/topics/news/subscriptions/bobs", json!({})).await.expect_status(201);
+    let token = broker.token_for("bob", &user_password("bob")).await;
+    let mut c = grpc_client(&addr, Some(&token)).await;
+    let mut stream = c
+        .subscribe(pb::SubscribeRequest {
+            topic: "news".into(),
+            subscription: "bobs".into(),
+            max_in_flight: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("Subscribe: {e:?}"))
+        .into_inner();
+    let publish = |text: &'static str| {
+        let client = broker.client();
+        async move { client.topic("news").publish(text).await }
+    };
+    publish("while-valid").await;
+    let first = tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("a delivery while the token is valid")
+        .expect("the stream works")
+        .expect("the stream is open");
+    assert_eq!(first.body, "while-valid");
+
+    // Deleting bob revokes his token: the open stream must not deliver what comes after; it ends
+    // (UNAUTHENTICATED, or closed) rather than go quiet for ever.
+    broker.client().delete("/v1/users/bob").await.expect_status(204);
+    publish("after-revocation").await;
+    let after = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match stream.message().await {
+                Ok(Some(m)) if m.body == "after-revocation" => return Some(m),
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => return None,
+            }
+        }
+    })
+    .await
+    .expect("the stream of a deleted user neither ended nor stopped within 30 s");
+    assert!(after.is_none(), "a stream of a deleted user delivered {after:?}");
+}

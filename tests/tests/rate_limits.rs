@@ -261,3 +261,26 @@ async fn concurrent_failed_logins_cannot_get_past_the_limit() {
          at most {FAILED_LOGINS} may be"
     );
 }
+
+#[tokio::test]
+async fn failed_logins_are_counted_across_nodes() {
+    // Two nodes of one cluster: a guesser spreading its attempts over both still meets one limit.
+    let cluster = Cluster::new();
+    let a = cluster.broker().env("MOM_TRUSTED_PROXIES", "127.0.0.1/32").start().await;
+    let b = cluster.broker().env("MOM_TRUSTED_PROXIES", "127.0.0.1/32").start().await;
+    a.add_user("dave", "user").await;
+    wait_until("dave to be known on B", Duration::from_secs(5), || async {
+        (login(&b.anonymous_client(), "dave", &user_password("dave")).await.status == 200).then_some(())
+    })
+    .await;
+    for i in 0..FAILED_LOGINS {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let client = forwarded_for(node, &format!("10.2.0.{i}"));
+        login(&client, "dave", "not-daves-password").await.expect_error(401, "unauthenticated");
+    }
+    // The 11th, on either node, is refused: the count lives in Redis, not in a node.
+    for node in [&a, &b] {
+        let resp = login(&forwarded_for(node, "10.2.1.1"), "dave", "not-daves-password").await;
+        assert!(retry_after(&resp) <= 60, "{resp}");
+    }
+}
