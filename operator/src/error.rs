@@ -1,6 +1,7 @@
 //! Any failure of a momctl operation: the union of each layer's own errors, for the commands
 //! and the CLI (a lower layer returns its own error type, never this one).
 
+#[cfg(feature = "aws")]
 use crate::aws::AwsError;
 use crate::config::ConfigError;
 use crate::docker::DockerError;
@@ -26,8 +27,16 @@ pub enum Error {
     Build(#[from] BuildError),
     #[error(transparent)]
     Upgrade(#[from] UpgradeError),
+    #[cfg(feature = "aws")]
     #[error(transparent)]
     Aws(#[from] AwsError),
+    /// `provider: aws` with a momctl built without the aws provider.
+    #[cfg(not(feature = "aws"))]
+    #[error(
+        "provider: aws needs momctl built with the aws provider: \
+         cargo build --release -p mom-operator --features aws"
+    )]
+    AwsNotBuilt,
     #[error(transparent)]
     Local(#[from] LocalError),
     /// `logs` of a cluster without containers.

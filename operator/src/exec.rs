@@ -351,11 +351,21 @@ pub struct UpgradeSummary {
     pub took_s: f64,
 }
 
-/// Runs a rolling upgrade, one broker at a time: start the new container beside the old one,
-/// wait for its `/readyz` (at most `ready_timeout`), point NGINX at it instead of the old one and
-/// reload, then SIGTERM the old one (it drains) and remove it once it exited. A new container
-/// that never gets ready is removed and the upgrade stops there, the old ones still serving.
-/// Never returns early without a summary: the caller reports it and picks the exit code.
+/// How long after a new generation got ready the old one keeps serving alone: NGINX tries a
+/// failed upstream slot again after its `fail_timeout` (3 s, `nginx.conf.tera`), so by then it
+/// sends requests to the new one.
+const TAKE_OVER: Duration = Duration::from_secs(4);
+
+/// Runs a rolling upgrade, one broker at a time: start the new container beside the old one (in
+/// the broker's other upstream slot: NGINX's configuration lists both generations' addresses
+/// and does not change), wait for its `/readyz` (at most `ready_timeout`; it does not listen
+/// before, so NGINX cannot send it a request earlier), give NGINX [`TAKE_OVER`] to find it,
+/// then SIGTERM the old one (it drains: its listener closes, NGINX passes refused connections
+/// on) and remove it once it exited. NGINX is not reloaded, so no client connection is closed;
+/// only a cluster whose NGINX still runs another configuration (made by an older momctl) gets
+/// it first, with one reload. A new container that never gets ready is removed and the upgrade
+/// stops there, the old ones still serving. Never returns early without a summary: the caller
+/// reports it and picks the exit code.
 pub async fn upgrade(
     hosts: &Hosts,
     desired: &Desired,
@@ -377,9 +387,18 @@ pub async fn upgrade(
         took_s: 0.0,
     };
     let nginx = desired.services.iter().find(|s| s.role == Role::Nginx);
-    for (step, conf) in plan.steps.iter().zip(nginx_confs) {
-        let (record, failure) =
-            upgrade_one(hosts, desired, step, conf, nginx, secrets, ready_timeout, report).await;
+    // Every step's configuration is the same (both slots of every broker); only one NGINX that
+    // does not run it yet needs it, before the first new container.
+    if let (Some(nginx), Some(conf)) = (nginx, nginx_confs.first()) {
+        if let Err(e) = ensure_nginx_slots(hosts, nginx, conf, report).await {
+            summary.ok = false;
+            summary.error = Some(format!("updating NGINX's configuration failed: {e}"));
+            summary.took_s = started.elapsed().as_secs_f64();
+            return summary;
+        }
+    }
+    for step in &plan.steps {
+        let (record, failure) = upgrade_one(hosts, desired, step, secrets, ready_timeout, report).await;
         summary.brokers.push(record);
         if let Some((error, logs)) = failure {
             summary.ok = false;
@@ -398,8 +417,6 @@ async fn upgrade_one(
     hosts: &Hosts,
     desired: &Desired,
     one: &UpgradeStep,
-    nginx_conf: &str,
-    nginx: Option<&ServiceSpec>,
     secrets: &BTreeMap<String, String>,
     ready_timeout: Duration,
     report: &dyn Reporter,
@@ -467,21 +484,19 @@ async fn upgrade_one(
         record.total_s = started.elapsed().as_secs_f64();
         return (record, Some((error, logs)));
     }
-    if let Some(nginx) = nginx {
-        if let Err(e) = switch_nginx(hosts, nginx, one, nginx_conf, report).await {
-            let kept = if matches!(e, DockerError::Timeout { .. }) {
-                // The reload may still take effect: both containers keep serving, and running
-                // the upgrade again picks up from here.
-                format!("{name} and {} both kept", one.old_container)
-            } else {
-                // NGINX still routes to the old container (a failed `nginx -t` loads nothing).
-                let _ = engine.remove_container(name).await;
-                format!("{name} removed, {} keeps serving", one.old_container)
-            };
-            record.total_s = started.elapsed().as_secs_f64();
-            return (record, Some((format!("{}: switching NGINX failed ({kept}): {e}", one.service), None)));
-        }
-    }
+    // NGINX finds the new one by itself (its slot stops refusing); the old one serves until
+    // then.
+    step(
+        report,
+        format!("{}: NGINX takes {name} in ({} s)", one.service, TAKE_OVER.as_secs()),
+        false,
+        async {
+            tokio::time::sleep(TAKE_OVER).await;
+            Ok::<(), DockerError>(())
+        },
+    )
+    .await
+    .ok();
     let drain_started = Instant::now();
     let stopped = step(
         report,
@@ -506,21 +521,22 @@ async fn upgrade_one(
     (record, None)
 }
 
-/// Points NGINX at the new container instead of the old one (`nginx_conf`), checks and reloads
-/// it; returns once no old worker takes new requests, so the old broker may be stopped.
-async fn switch_nginx(
+/// Makes NGINX run `nginx_conf` (both upstream slots of every broker) when it runs another
+/// configuration: checks and reloads it, once, before an upgrade of a cluster made by an older
+/// momctl. Nothing when it already does (the usual case: no reload).
+async fn ensure_nginx_slots(
     hosts: &Hosts,
     nginx: &ServiceSpec,
-    one: &UpgradeStep,
     nginx_conf: &str,
     report: &dyn Reporter,
 ) -> Result<(), DockerError> {
     let (container, engine) = (nginx.container_name.as_str(), hosts.of(nginx));
-    let what = format!(
-        "{}: NGINX upstreams {} in, {} out; reload NGINX",
-        one.service, one.new_container, one.old_container
-    );
-    step(report, what, false, async {
+    if engine.read_file(container, NGINX_CONF_TARGET).await?.as_deref() == Some(nginx_conf) {
+        return Ok(());
+    }
+    let what =
+        "NGINX: both upstream slots of every broker (a configuration of an older momctl); reload NGINX";
+    step(report, what.to_string(), false, async {
         engine.write_file(container, NGINX_CONF_TARGET, nginx_conf).await?;
         engine.exec(container, &["nginx", "-t", "-q"]).await?;
         engine.reload_nginx(container, NGINX_RELOAD_TIMEOUT).await

@@ -3,7 +3,7 @@
 //! Layers, as in Kamal, each importing only those below it:
 //! - the CLI (`main.rs`) parses arguments and prints; [`commands`] holds what each verb does;
 //! - [`provider`] is the one seam to where the hosts come from: `local` (this machine's Docker
-//!   engine) or `aws` ([`aws`]: EC2 instances);
+//!   engine) or `aws` (`aws`: EC2 instances, only with the cargo feature `aws`);
 //! - execution ([`exec`]: a plan as Docker API calls; [`docker`], [`hosts`]), rendering
 //!   ([`render`]) and the local state it is handed ([`local`]: TLS material, generated secrets);
 //! - planning, pure: the desired state ([`desired`], from [`config`]) diffed against what the
@@ -11,6 +11,7 @@
 //!
 //! See ARCHITECTURE.md, "The operator", for the map and the flow of `plan`, `up` and `upgrade`.
 
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod commands;
 pub mod config;

@@ -18,6 +18,8 @@ pub enum LocalError {
     Tls(#[from] TlsError),
     #[error("the cluster's generated secrets: {0}")]
     Secrets(#[from] PkiError),
+    #[error("could not remove the cluster's directory {}: {source}", path.display())]
+    RemoveDir { path: std::path::PathBuf, source: std::io::Error },
 }
 
 /// NGINX's certificate and key, and the cluster's generated secrets.

@@ -393,6 +393,9 @@ fn print_inventory(inventory: &Inventory) {
     for line in &inventory.infra_lines {
         println!("  - {line}");
     }
+    if let Some(dir) = &inventory.local_dir {
+        println!("  - directory {}/ (generated secrets, CA and certificates)", dir.display());
+    }
     let Some((hosts, owned)) = &inventory.engines else {
         return;
     };

@@ -4,11 +4,13 @@
 //! tear the hosts down, without knowing which one runs; everything on the engines is the same
 //! for both. Planning ([`crate::plan`]) never imports a provider.
 //!
-//! The aws variant and its arms are the only places that name [`crate::aws`], so the provider
-//! can sit behind a cargo feature.
+//! The aws variant and its arms are the only places that name [`crate::aws`]: they exist only
+//! with the cargo feature `aws` (aws-sdk-ec2), so the local path never compiles the SDK. Without
+//! it, `provider: aws` is refused when the provider is connected (`Error::AwsNotBuilt`).
 
 use std::net::Ipv4Addr;
 
+#[cfg(feature = "aws")]
 use crate::aws::{Cloud, Ec2Observed, HostsReady};
 use crate::config::Settings;
 use crate::desired::Desired;
@@ -23,6 +25,7 @@ pub enum Provider {
     /// Everything on the local Docker engine.
     Local,
     /// EC2 instances, one Docker engine each.
+    #[cfg(feature = "aws")]
     Aws(Box<Cloud>),
 }
 
@@ -30,6 +33,7 @@ pub enum Provider {
 pub enum Infra {
     /// Nothing: the local engine is always there.
     Local,
+    #[cfg(feature = "aws")]
     Aws(Ec2Observed),
 }
 
@@ -56,8 +60,15 @@ pub enum Engines {
 }
 
 /// How many Docker engines a cluster of `settings` is spread over (one for provider `local`).
+#[cfg(feature = "aws")]
 pub fn engine_count(settings: &Settings) -> u32 {
     crate::aws::docker_hosts(settings)
+}
+
+/// How many Docker engines a cluster of `settings` is spread over (one for provider `local`).
+#[cfg(not(feature = "aws"))]
+pub fn engine_count(settings: &Settings) -> u32 {
+    settings.aws.as_ref().map_or(1, |aws| aws.hosts)
 }
 
 /// The desired cluster of `settings`, on its provider's engines.
@@ -65,18 +76,35 @@ pub fn desired(settings: &Settings) -> Desired {
     Desired::on_hosts(settings, engine_count(settings))
 }
 
+// Without the aws feature the aws arms are compiled out and some arguments go unread.
+#[cfg_attr(not(feature = "aws"), allow(unused_variables, clippy::match_single_binding))]
 impl Provider {
     /// The provider of `settings`, connected (aws: credentials checked).
     pub async fn connect(settings: &Settings) -> Result<Provider, Error> {
-        Ok(match Cloud::connect(settings).await? {
-            Some(cloud) => Provider::Aws(Box::new(cloud)),
-            None => Provider::Local,
-        })
+        #[cfg(feature = "aws")]
+        let cloud = Cloud::connect(settings).await?.map(|cloud| Provider::Aws(Box::new(cloud)));
+        #[cfg(not(feature = "aws"))]
+        let cloud = match settings.aws {
+            Some(_) => return Err(Error::AwsNotBuilt),
+            None => None,
+        };
+        Ok(cloud.unwrap_or(Provider::Local))
+    }
+
+    /// What `plan` and `up` check with the provider before anything is made (aws: `ami: null`
+    /// resolved to the newest Debian 12 AMI of the region, or refused); nothing for `local`.
+    pub async fn resolve(&mut self) -> Result<(), Error> {
+        #[cfg(feature = "aws")]
+        if let Provider::Aws(c) = self {
+            c.resolve_ami().await?;
+        }
+        Ok(())
     }
 
     pub fn place(&self) -> Place {
         match self {
             Provider::Local => Place::Local,
+            #[cfg(feature = "aws")]
             Provider::Aws(c) => Place::Aws {
                 region: c.desired.settings.region.clone(),
                 hosts: c.desired.settings.hosts,
@@ -88,6 +116,7 @@ impl Provider {
     pub async fn observe(&self) -> Result<Infra, Error> {
         Ok(match self {
             Provider::Local => Infra::Local,
+            #[cfg(feature = "aws")]
             Provider::Aws(c) => Infra::Aws(c.observe().await?),
         })
     }
@@ -95,6 +124,7 @@ impl Provider {
     /// What making the hosts takes (pure; none for `local`).
     pub fn diff(&self, infra: &Infra) -> Vec<Change> {
         match (self, infra) {
+            #[cfg(feature = "aws")]
             (Provider::Aws(c), Infra::Aws(o)) => c.diff(o),
             _ => Vec::new(),
         }
@@ -105,6 +135,7 @@ impl Provider {
     pub fn engines_for(&self, changes: &[Change], wait: bool) -> Engines {
         match self {
             Provider::Local => Engines::Ask { soft: false },
+            #[cfg(feature = "aws")]
             Provider::Aws(c) => match c.ready(changes) {
                 HostsReady::Yes => Engines::Ask { soft: !wait },
                 HostsReady::FirstIsNew => Engines::AllNew,
@@ -122,6 +153,7 @@ impl Provider {
         report: &dyn Reporter,
     ) -> Result<Infra, Error> {
         Ok(match (self, infra) {
+            #[cfg(feature = "aws")]
             (Provider::Aws(c), Infra::Aws(o)) => Infra::Aws(c.prepare(o, changes, report).await?),
             (_, infra) => infra,
         })
@@ -130,6 +162,7 @@ impl Provider {
     /// The hosts' Docker engines; `wait`: until they answer (`up`), else ask once.
     pub async fn engines(&self, infra: &Infra, wait: bool) -> Result<Hosts, Error> {
         Ok(match (self, infra) {
+            #[cfg(feature = "aws")]
             (Provider::Aws(c), Infra::Aws(o)) => c.engines(o, wait).await?,
             _ => Hosts::one(Engine::connect().await?),
         })
@@ -139,6 +172,7 @@ impl Provider {
     /// hosts: Docker may still be starting); `None` for the local engine.
     pub fn connect_step(&self) -> Option<(String, bool)> {
         match self {
+            #[cfg(feature = "aws")]
             Provider::Aws(c) => Some(c.connect_step()),
             Provider::Local => None,
         }
@@ -148,6 +182,7 @@ impl Provider {
     /// the instances) unless the test-only stand-ins run them.
     pub async fn engines_to_clear(&self, infra: &Infra) -> Result<Option<Hosts>, Error> {
         Ok(match (self, infra) {
+            #[cfg(feature = "aws")]
             (Provider::Aws(c), Infra::Aws(o)) => c.stand_ins(o).await?,
             _ => Some(Hosts::one(Engine::connect().await?)),
         })
@@ -156,6 +191,7 @@ impl Provider {
     /// What the provider itself holds, one line each (`down` lists it; none for `local`).
     pub fn inventory(&self, infra: &Infra) -> Vec<String> {
         match (self, infra) {
+            #[cfg(feature = "aws")]
             (Provider::Aws(c), Infra::Aws(o)) => c.inventory(o),
             _ => Vec::new(),
         }
@@ -164,6 +200,7 @@ impl Provider {
     /// The hosts as `status` lists them (name, id, state, address); none for `local`.
     pub fn hosts(&self, infra: &Infra) -> Vec<[String; 4]> {
         match (self, infra) {
+            #[cfg(feature = "aws")]
             (Provider::Aws(c), Infra::Aws(o)) => c.instances(o),
             _ => Vec::new(),
         }
@@ -171,6 +208,7 @@ impl Provider {
 
     /// Removes the hosts (and the keys kept for them); nothing for `local`.
     pub async fn teardown(&self, infra: &Infra, report: &dyn Reporter) -> Result<(), Error> {
+        #[cfg(feature = "aws")]
         if let (Provider::Aws(c), Infra::Aws(o)) = (self, infra) {
             c.teardown(o, report).await?;
         }
@@ -180,6 +218,7 @@ impl Provider {
     /// The address clients reach NGINX at, when it is not the one mom.yaml binds.
     pub fn endpoint_ip(&self, infra: &Infra) -> Option<Ipv4Addr> {
         match (self, infra) {
+            #[cfg(feature = "aws")]
             (Provider::Aws(c), Infra::Aws(o)) => c.endpoint_ip(o),
             _ => None,
         }
@@ -188,6 +227,7 @@ impl Provider {
     /// What finds the provider's resources: the tag (aws), or the engines' label.
     pub fn found_by(&self, cluster: &str) -> String {
         match self {
+            #[cfg(feature = "aws")]
             Provider::Aws(c) => c.tag(),
             Provider::Local => Desired::cluster_filter(cluster),
         }
@@ -197,6 +237,7 @@ impl Provider {
     /// do (the tests' override).
     pub fn stand_in(&self) -> Option<&'static str> {
         match self {
+            #[cfg(feature = "aws")]
             Provider::Aws(_) => Some(crate::aws::DOCKER_OVERRIDE_ENV),
             Provider::Local => None,
         }
@@ -205,6 +246,7 @@ impl Provider {
     /// A note the CLI prints with `plan` and `up` (the test-only stand-ins).
     pub fn note(&self) -> Option<String> {
         match self {
+            #[cfg(feature = "aws")]
             Provider::Aws(c) => c.note(),
             Provider::Local => None,
         }

@@ -60,26 +60,32 @@ fn render(tera: &Tera, template: &str, context: &Context) -> Result<String, Rend
     tera.render(template, context).map_err(|e| template_error(template, &e))
 }
 
+/// One upstream slot: an address one generation of a broker listens on.
 #[derive(Serialize)]
 struct Upstream<'a> {
     service: &'a str,
+    /// `even` or `odd`: the generations that use the slot.
+    generations: &'static str,
     address: String,
     /// The broker's gRPC address, when gRPC is on.
     grpc_address: Option<String>,
 }
 
-/// The NGINX configuration: every broker of `desired` in the upstream; with `tls` (the material
-/// NGINX serves, [`crate::tls`]) HTTPS, named by the certificate's fingerprint.
+/// The NGINX configuration: both upstream slots of every broker of `desired` (its even and odd
+/// generations' addresses, [`ServiceSpec::broker_slots`]), so the file is the same whichever
+/// generation runs and a rolling upgrade needs no reload; with `tls` (the material NGINX
+/// serves, [`crate::tls`]) HTTPS, named by the certificate's fingerprint.
 pub fn nginx_conf(desired: &Desired, tls: Option<&Material>) -> Result<String, RenderError> {
     let brokers: Vec<Upstream> = desired
         .brokers()
-        .map(|b| Upstream {
-            service: &b.service,
-            address: format!("{}:{BROKER_PORT}", b.ipv4),
-            grpc_address: b
-                .env
-                .contains_key("MOM_GRPC_LISTEN")
-                .then(|| format!("{}:{BROKER_GRPC_PORT}", b.ipv4)),
+        .flat_map(|b| {
+            let grpc = b.env.contains_key("MOM_GRPC_LISTEN");
+            b.broker_slots().into_iter().zip(["even", "odd"]).map(move |(ip, generations)| Upstream {
+                service: &b.service,
+                generations,
+                address: format!("{ip}:{BROKER_PORT}"),
+                grpc_address: grpc.then(|| format!("{ip}:{BROKER_GRPC_PORT}")),
+            })
         })
         .collect();
     let mut context = Context::new();

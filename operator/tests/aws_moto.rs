@@ -132,7 +132,7 @@ impl AwsCluster {
              broker: {{ image: {BROKER_IMAGE}, nodes: 2 }}\n\
              redis: {{ image: mom-redis:7, mode: single, appendfsync: everysec }}\n\
              zookeeper: {{ image: mom-zookeeper:3.8, nodes: 1 }}\n\
-             nginx: {{ image: mom-nginx:1.22, http_port: {port}, grpc_port: null, bind: 127.0.0.1, tls: null }}\n\
+             nginx: {{ image: mom-nginx:1.22, http_port: {port}, grpc_port: null, bind: 0.0.0.0, tls: null }}\n\
              secrets: {{ admin_password_env: {PASSWORD_ENV} }}\n",
             cluster = self.unique.cluster,
             url = self.moto_url,

@@ -44,6 +44,15 @@ impl Cloud {
         Ok(Some(Cloud { desired, ec2 }))
     }
 
+    /// `ami: null` resolved now to the newest Debian 12 AMI of the region (or refused), so
+    /// `plan` shows it and `up` fails before it makes the first resource.
+    pub async fn resolve_ami(&mut self) -> Result<(), AwsError> {
+        if self.desired.settings.ami.is_none() {
+            self.desired.settings.ami = Some(self.ec2.debian_ami().await?);
+        }
+        Ok(())
+    }
+
     pub async fn observe(&self) -> Result<Ec2Observed, AwsError> {
         self.ec2.observe(&self.desired.cluster).await
     }

@@ -74,8 +74,8 @@ pub enum AwsError {
     )]
     FailedState { instance: String, host: String, state: String },
     #[error(
-        "no Debian 12 AMI found in region {region}; set aws.ami to an AMI id of an image with \
-         apt and systemd"
+        "aws.ami is null and no Debian 12 AMI was found in region {region}; set aws.ami to an AMI \
+         id of an image with apt and systemd (with moto_server: one of its own, e.g. ami-12c6146b)"
     )]
     NoAmi { region: String },
     #[error(

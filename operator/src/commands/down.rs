@@ -1,13 +1,15 @@
 //! `momctl down`: everything the cluster owns, listed ([`inventory`]), then removed
 //! ([`remove`]): the containers, networks and volumes on its engines, then the provider's
-//! hosts. Nothing it does not own.
+//! hosts, then (local) the cluster's directory `~/.momctl/<cluster>/` (on aws the provider's
+//! teardown removes it with the keys). Nothing it does not own.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::docker::Owned;
 use crate::error::Error;
 use crate::exec;
 use crate::hosts::Hosts;
+use crate::local::LocalError;
 use crate::provider::{Infra, Place, Provider};
 use crate::report::Reporter;
 
@@ -23,6 +25,9 @@ pub struct Inventory {
     pub engines: Option<(Hosts, Vec<(u32, Owned)>)>,
     /// What those engines stand in for the hosts' by (the tests' override), when they do.
     pub stand_in: Option<&'static str>,
+    /// The cluster's local directory (generated secrets, CA and certificates), when it exists
+    /// and `down` removes it itself (provider `local`).
+    pub local_dir: Option<PathBuf>,
     provider: Provider,
     infra: Infra,
 }
@@ -30,6 +35,7 @@ pub struct Inventory {
 impl Inventory {
     pub fn is_empty(&self) -> bool {
         self.infra_lines.is_empty()
+            && self.local_dir.is_none()
             && self.engines.as_ref().is_none_or(|(_, owned)| owned.iter().all(|(_, o)| o.is_empty()))
     }
 }
@@ -46,7 +52,12 @@ pub async fn inventory(file: &Path) -> Result<Inventory, Error> {
         }
         None => None,
     };
+    let local_dir = match provider.place() {
+        Place::Local => Some(crate::home::cluster_dir(&cluster)).filter(|dir| dir.exists()),
+        Place::Aws { .. } => None,
+    };
     Ok(Inventory {
+        local_dir,
         found_by: provider.found_by(&cluster),
         infra_lines: provider.inventory(&infra),
         stand_in: provider.stand_in(),
@@ -59,10 +70,23 @@ pub async fn inventory(file: &Path) -> Result<Inventory, Error> {
 }
 
 /// Removes all of it: the engines' containers (of every host), networks and volumes, then the
-/// provider's hosts.
+/// provider's hosts, then the cluster's local directory.
 pub async fn remove(inventory: &Inventory, report: &dyn Reporter) -> Result<(), Error> {
     if let Some((hosts, owned)) = &inventory.engines {
         exec::teardown(hosts, owned, report).await?;
     }
-    inventory.provider.teardown(&inventory.infra, report).await
+    inventory.provider.teardown(&inventory.infra, report).await?;
+    if let Some(dir) = &inventory.local_dir {
+        remove_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Removes the cluster's local directory (a missing one is already gone).
+pub fn remove_dir(dir: &Path) -> Result<(), Error> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(LocalError::RemoveDir { path: dir.to_path_buf(), source }.into()),
+    }
 }

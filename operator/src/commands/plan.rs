@@ -128,7 +128,8 @@ impl Report {
 /// `momctl plan`: what `up` would do, with the local state as it is (nothing is written).
 pub async fn run(file: &Path) -> Result<Report, Error> {
     let loaded = super::load(file)?;
-    let provider = Provider::connect(&loaded.settings).await?;
+    let mut provider = Provider::connect(&loaded.settings).await?;
+    provider.resolve().await?;
     let local = LocalState::read(&loaded.desired)?;
     let planned = cluster(&provider, &loaded.desired, &local, false).await?;
     Ok(Report {

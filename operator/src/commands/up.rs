@@ -35,7 +35,8 @@ impl Planned {
 /// missing one stops here, before the hosts or the engines are touched).
 pub async fn plan(file: &Path) -> Result<Planned, Error> {
     let loaded = super::load(file)?;
-    let provider = Provider::connect(&loaded.settings).await?;
+    let mut provider = Provider::connect(&loaded.settings).await?;
+    provider.resolve().await?;
     let local = LocalState::prepare(&loaded.desired)?;
     let planned = cluster(&provider, &loaded.desired, &local, true).await?;
     if !planned.plan.is_empty() {

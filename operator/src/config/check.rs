@@ -172,6 +172,20 @@ impl Config {
                 invalid(file, "nginx.bind", &b.referenced, format!("`{}` is not an IPv4 address", b.value))
             })?,
         };
+        // The security group opens NGINX's ports to the world; on an instance's loopback nothing
+        // would answer them.
+        if provider == Provider::Aws && bind.is_loopback() {
+            let b = self.nginx.bind.as_ref().expect("a loopback bind is set");
+            return Err(invalid(
+                file,
+                "nginx.bind",
+                &b.referenced,
+                format!(
+                    "`{bind}` with provider aws: NGINX would listen on each instance's loopback while its \
+                     ports are open to the world; remove nginx.bind (aws binds 0.0.0.0) or set 0.0.0.0"
+                ),
+            ));
+        }
         let tls = self.tls(file)?;
         let https_port = self.https_port(file, tls.is_some(), http_port, grpc_port)?;
         Ok(Nginx { http_port, grpc_port, bind, tls, https_port })

@@ -409,6 +409,19 @@ impl ServiceSpec {
         digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
     }
 
+    /// The two addresses a broker's generations alternate between, the even generations' (its
+    /// base address) first: NGINX's upstream lists both, whichever generation runs, so a rolling
+    /// upgrade changes no NGINX configuration and needs no reload.
+    pub fn broker_slots(&self) -> [Ipv4Addr; 2] {
+        let odd = self
+            .labels
+            .get(labels::GENERATION)
+            .and_then(|g| g.parse::<u32>().ok())
+            .is_some_and(|g| g % 2 == 1);
+        let base = if odd { Ipv4Addr::from(u32::from(self.ipv4) - ALTERNATE_OFFSET) } else { self.ipv4 };
+        [base, Ipv4Addr::from(u32::from(base) + ALTERNATE_OFFSET)]
+    }
+
     /// A broker's container for generation `generation` (> 0) running `image`: started beside
     /// generation N-1 under another name and address (odd generations use the alternate
     /// address), with its own node id so both can be registered while the old one drains.
@@ -495,6 +508,10 @@ pub(crate) mod tests {
         assert_ne!(g1.spec_hash(), base.spec_hash());
         let g2 = base.broker_generation(2, &base.image, "mom-broker:next");
         assert_eq!(g2.ipv4, base.ipv4);
+        // Both generations have the same two upstream slots.
+        assert_eq!(base.broker_slots(), [base.ipv4, g1.ipv4]);
+        assert_eq!(g1.broker_slots(), base.broker_slots());
+        assert_eq!(g2.broker_slots(), base.broker_slots());
         assert_ne!(g2.spec_hash(), base.spec_hash());
         assert_eq!(base.broker_generation(0, "x", "y").spec_hash(), base.spec_hash());
     }

@@ -302,6 +302,9 @@ impl<'a> Build<'a> {
                 ("MOM_REDIS_URL".to_string(), redis_url.to_string()),
                 ("MOM_ZK_CONNECT".to_string(), zk_connect.to_string()),
                 ("MOM_TRUSTED_PROXIES".to_string(), s.subnet.to_string()),
+                // Refused, not 503, until ready: NGINX knows both generations' addresses in
+                // advance and passes a refused connection on (`nginx.conf.tera`).
+                ("MOM_LISTEN_WHEN_READY".to_string(), "true".to_string()),
             ]);
             if s.redis_min_replicas_ack > 0 {
                 broker
