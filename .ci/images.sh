@@ -34,9 +34,10 @@ scripts/images.sh
 step=$SECONDS
 tests/multihost/hosts.sh image
 log "host image mom-host:latest ready in $((SECONDS - step)) s"
-# Built as `cargo test --workspace` builds them (same features), so the test run reuses them.
+# Built as `cargo nextest run --workspace --all-features` builds them (same features: momctl
+# with its aws provider), so the test run reuses them.
 log "building mom-broker and momctl"
-cargo test -q --workspace --no-run
+cargo test -q --workspace --all-features --no-run
 # The image's broker and the load generator are release builds, as `scripts/cluster-up.sh` and
 # BENCHMARKS.md use them: the rolling-upgrade test loads 3 brokers, NGINX, Redis and ZooKeeper
 # through mom-bench on this machine's 2 cores, and debug builds spend most of those cores.
