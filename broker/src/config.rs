@@ -145,7 +145,7 @@ pub struct Config {
     /// Largest request body any front door reads (native API, SQS endpoint, one gRPC message), in
     /// bytes; past it 413 `message_too_large` (SQS: 413 `RequestEntityTooLarge`; gRPC:
     /// INVALID_ARGUMENT). The default is the API's 5 MiB.
-    #[arg(long, env = "MOM_MAX_REQUEST_BYTES", default_value_t = crate::http::MAX_REQUEST_BYTES as u64,
+    #[arg(long, env = "MOM_MAX_REQUEST_BYTES", default_value_t = crate::body::MAX_REQUEST_BYTES as u64,
         value_parser = clap::value_parser!(u64).range(1024..=(1 << 30)))]
     pub max_request_bytes: u64,
 
@@ -203,9 +203,23 @@ impl Config {
         usize::try_from(self.max_request_bytes).unwrap_or(usize::MAX)
     }
 
+    /// What the broker core is made with.
+    pub fn broker_settings(&self) -> crate::service::BrokerSettings {
+        crate::service::BrokerSettings {
+            auth: crate::service::auth::AuthSettings {
+                token_ttl: Duration::from_secs(self.token_ttl_s),
+                rate_limit_rps: self.rate_limit_rps,
+                rate_limit_burst: self.rate_limit_burst,
+                trusted_proxies: self.trusted_proxies.clone(),
+            },
+            stream_heartbeat: Duration::from_secs(self.stream_heartbeat_s.max(1)),
+            max_long_polls_per_user: self.max_long_polls_per_user,
+        }
+    }
+
     /// The bounds on every request body (size and time).
-    pub fn body_limit(&self) -> crate::http::extract::BodyLimit {
-        crate::http::extract::BodyLimit {
+    pub fn body_limit(&self) -> crate::body::BodyLimit {
+        crate::body::BodyLimit {
             bytes: self.max_request_bytes(),
             read_timeout: (self.body_read_timeout_s > 0)
                 .then(|| Duration::from_secs(self.body_read_timeout_s)),

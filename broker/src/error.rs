@@ -1,5 +1,5 @@
-//! The one error type of the broker core. Every transport (HTTP today, gRPC and SQS later) maps it
-//! to its own status codes; the core never knows which transport called it.
+//! The one error type of the broker core. Every transport (`http/`, `grpc/`, `sqs/`) maps it to
+//! its own status codes; the core never knows which transport called it.
 
 /// What went wrong, in terms a client can act on. Internal details (Redis or ZooKeeper error text)
 /// are logged where they happen and never carried to the client. `Clone` because the error of a

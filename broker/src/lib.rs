@@ -1,6 +1,8 @@
-//! mom-broker: queues (and, later, topics) over HTTP. Messages live in Redis, metadata in
-//! ZooKeeper; nodes are stateless. See ARCHITECTURE.md for the map.
+//! mom-broker: queues and topics over HTTP (the native API), gRPC and an SQS-compatible endpoint.
+//! Messages live in Redis, metadata in ZooKeeper; nodes are stateless. See ARCHITECTURE.md for
+//! the map.
 
+pub mod body;
 pub mod config;
 pub mod error;
 pub mod grpc;

@@ -10,8 +10,7 @@ use crate::config::Config;
 use crate::meta::{Meta, NodeRecord};
 use crate::metrics::Metrics;
 use crate::model::{now_ms, rfc3339_ms};
-use crate::service::auth::{AuthSettings, Bootstrap};
-use crate::service::held::Held;
+use crate::service::auth::Bootstrap;
 use crate::service::Broker;
 use crate::store::Redis;
 use crate::{grpc, http, listen, shutdown};
@@ -61,17 +60,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.redis_options(),
     )
     .context("invalid --redis-url")?;
-    let auth = AuthSettings {
-        token_ttl: Duration::from_secs(config.token_ttl_s),
-        rate_limit_rps: config.rate_limit_rps,
-        rate_limit_burst: config.rate_limit_burst,
-        trusted_proxies: config.trusted_proxies.clone(),
-    };
-
-    let mut broker = Broker::new(meta.clone(), redis.clone(), metrics.clone(), auth);
-    broker.stream_heartbeat = Duration::from_secs(config.stream_heartbeat_s.max(1));
-    broker.held = Arc::new(Held::new(config.max_long_polls_per_user, metrics.clone()));
-    let broker = Arc::new(broker);
+    let broker =
+        Arc::new(Broker::new(meta.clone(), redis.clone(), metrics.clone(), config.broker_settings()));
     // One bound on client connections for both listeners, under the open-files limit.
     let connections = listen::ConnectionLimit::new(listen::fit_fd_limit(config.max_connections), metrics);
 
@@ -86,40 +76,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tokio::spawn(sweep(broker.clone(), stop.clone()));
     tokio::spawn(bootstrap(broker.clone(), config.admin_user.clone(), config.admin_password.clone()));
 
-    let terminate = CancellationToken::new();
-    tokio::spawn({
-        let terminate = terminate.clone();
-        async move {
-            shutdown::signal().await;
-            terminate.cancel();
-        }
-    });
-    let drain_timeout = config.drain_timeout();
-    // Connections counted for the drain (which waits for peers to close idle ones) and told
-    // `Connection: close` once it began; `connections` above bounds how many there are.
-    let tracked = shutdown::Connections::default();
-    let graceful = {
-        let (broker, terminate, tracked) = (broker.clone(), terminate.clone(), tracked.clone());
-        async move {
-            terminate.cancelled().await;
-            shutdown::drain(broker, drain_timeout, &tracked).await;
-        }
-    };
-    // gRPC beside HTTP: it closes its listener when the drain steps are done (the same moment
-    // as HTTP's) and finishes the calls in flight; Subscribe streams end on the drain itself.
+    // SIGTERM drains both servers within the one drain timeout (`shutdown.rs`).
+    let drain = shutdown::Drain::on_signal(broker.clone(), config.drain_timeout());
     let grpc = grpc_listener.map(|listener| {
         tracing::info!(listen = ?config.grpc_listen, "serving gRPC");
-        let drained = broker.draining.clone();
-        let stop = {
-            let terminate = terminate.clone();
-            async move {
-                terminate.cancelled().await;
-                drained.cancelled().await;
-                tokio::time::sleep(shutdown::LINGER.min(drain_timeout / 2)).await;
-            }
-        };
         let incoming = listen::grpc_incoming(listener, connections.clone());
-        tokio::spawn(grpc::serve(broker.clone(), incoming, config.max_request_bytes(), stop))
+        tokio::spawn(grpc::serve(broker.clone(), incoming, config.max_request_bytes(), drain.grpc_closes()))
     });
     let sqs =
         crate::sqs::SqsSettings { public_url: config.public_url.clone(), region: config.region.clone() };
@@ -128,30 +90,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let server = listen::serve_http(
         listener,
         connections,
-        tracked,
+        drain.connections(),
         draining,
         app,
         config.header_read_timeout(),
-        graceful,
+        drain.http_closes(),
     );
-    let deadline = async {
-        terminate.cancelled().await;
-        tokio::time::sleep(drain_timeout).await;
-    };
-    // Both servers finish within the one drain deadline.
-    let servers = async {
-        let Some(grpc) = grpc else { return server.await };
-        let ((), grpc) = tokio::join!(server, grpc);
-        match grpc {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "gRPC server failed"),
-            Err(e) => tracing::error!(error = %e, "gRPC server task failed"),
-        }
-    };
-    tokio::select! {
-        () = servers => {}
-        _ = deadline => tracing::warn!("drain timeout reached; exiting with requests still in flight"),
-    }
+    drain.run(server, grpc).await;
     stop.cancel();
     tracing::info!("stopped");
     Ok(())

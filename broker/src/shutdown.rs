@@ -66,6 +66,85 @@ pub async fn drain(broker: Arc<Broker>, drain_timeout: Duration, connections: &C
     tracing::info!("draining: closing the listener; finishing requests in flight");
 }
 
+/// The drain of this node, from the signal to the deadline: the one place that knows when each
+/// server stops taking work. Made once, before the servers, which it then runs.
+pub struct Drain {
+    broker: Arc<Broker>,
+    timeout: Duration,
+    /// Cancelled on SIGTERM or SIGINT.
+    terminate: CancellationToken,
+    connections: Connections,
+}
+
+impl Drain {
+    /// Starts waiting for the signal ([`signal`]); the drain runs once it arrives.
+    pub fn on_signal(broker: Arc<Broker>, timeout: Duration) -> Self {
+        let terminate = CancellationToken::new();
+        tokio::spawn({
+            let terminate = terminate.clone();
+            async move {
+                signal().await;
+                terminate.cancel();
+            }
+        });
+        Drain { broker, timeout, terminate, connections: Connections::default() }
+    }
+
+    /// The HTTP connections, counted for the drain (which waits for peers to close idle ones)
+    /// and told `Connection: close` once it began.
+    pub fn connections(&self) -> Connections {
+        self.connections.clone()
+    }
+
+    /// Resolves when HTTP's listener is to close: after the drain steps ([`drain`]).
+    pub fn http_closes(&self) -> impl Future<Output = ()> + Send + 'static {
+        let (broker, terminate, connections, timeout) =
+            (self.broker.clone(), self.terminate.clone(), self.connections.clone(), self.timeout);
+        async move {
+            terminate.cancelled().await;
+            drain(broker, timeout, &connections).await;
+        }
+    }
+
+    /// Resolves when gRPC's listener is to close: the linger after the drain began, the moment
+    /// HTTP's would close were no idle connection held; it then finishes the calls in flight
+    /// (Subscribe streams end on the drain itself).
+    pub fn grpc_closes(&self) -> impl Future<Output = ()> + Send + 'static {
+        let (drained, terminate, timeout) =
+            (self.broker.draining.clone(), self.terminate.clone(), self.timeout);
+        async move {
+            terminate.cancelled().await;
+            drained.cancelled().await;
+            tokio::time::sleep(LINGER.min(timeout / 2)).await;
+        }
+    }
+
+    /// Runs the servers until both finished, or the drain timeout passed since the signal.
+    pub async fn run<E: std::fmt::Display>(
+        self,
+        http: impl Future<Output = ()>,
+        grpc: Option<tokio::task::JoinHandle<Result<(), E>>>,
+    ) {
+        let deadline = async {
+            self.terminate.cancelled().await;
+            tokio::time::sleep(self.timeout).await;
+        };
+        let servers = async {
+            let Some(grpc) = grpc else { return http.await };
+            let ((), grpc) = tokio::join!(http, grpc);
+            match grpc {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "gRPC server failed"),
+                Err(e) => tracing::error!(error = %e, "gRPC server task failed"),
+            }
+        };
+        tokio::select! {
+            () = servers => {}
+            _ = deadline => tracing::warn!("drain timeout reached; exiting with requests still in flight"),
+        }
+    }
+}
+
 /// The HTTP connections being served, counted so that the drain can end as soon as the peers
 /// closed them all.
 #[derive(Clone, Default)]

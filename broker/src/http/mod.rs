@@ -17,8 +17,8 @@ use axum::response::Response;
 use axum::Router;
 use utoipa::OpenApi;
 
+pub use crate::body::{BodyLimit, MAX_REQUEST_BYTES};
 pub use error::status;
-pub use extract::{BodyLimit, MAX_REQUEST_BYTES};
 
 use crate::service::Broker;
 

@@ -1,6 +1,6 @@
-//! Who may do what to a queue (and, later, a topic): admins and the owner may do everything;
-//! others may publish and consume when access is `authenticated`, or when granted on a
-//! `restricted` one.
+//! Who may do what to a queue or a topic: admins and the owner may do everything; others may
+//! publish and consume when access is `authenticated`, or when granted on a `restricted` one. A
+//! deleted user's ownership and grants are taken off what it owned.
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,6 @@
-//! The broker core: every operation of the API, free of transport types. HTTP handlers (and later
-//! gRPC methods and the SQS endpoint) are thin adapters that parse, call one method here, and
-//! format the answer.
+//! The broker core: every operation of the API, free of transport types. The front doors (HTTP
+//! handlers in `http/`, gRPC methods in `grpc/`, the SQS endpoint in `sqs/`) are thin adapters
+//! that parse, call one method here, and format the answer.
 
 pub mod access;
 pub mod access_keys;
@@ -61,18 +61,28 @@ pub struct Broker {
     pub held: Arc<held::Held>,
 }
 
+/// What a [`Broker`] is made with beyond its stores, from the command line.
+#[derive(Clone)]
+pub struct BrokerSettings {
+    pub auth: AuthSettings,
+    /// Comment lines keep idle event streams open through proxies at this interval.
+    pub stream_heartbeat: std::time::Duration,
+    /// Long polls and push streams one user may hold on this node; 0: no limit.
+    pub max_long_polls_per_user: usize,
+}
+
 impl Broker {
-    pub fn new(meta: Arc<Meta>, redis: Arc<Redis>, metrics: Arc<Metrics>, auth: AuthSettings) -> Self {
+    pub fn new(meta: Arc<Meta>, redis: Arc<Redis>, metrics: Arc<Metrics>, settings: BrokerSettings) -> Self {
         Broker {
             meta,
-            auth: Auth::new(auth, LimitStore::new(redis.clone())),
+            auth: Auth::new(settings.auth, LimitStore::new(redis.clone())),
             bootstrapped: AtomicBool::new(false),
             mailboxes: MailboxStore::new(redis.clone(), metrics.send_batch_size.clone()),
             topics: TopicStore::new(redis.clone()),
-            stream_heartbeat: std::time::Duration::from_secs(15),
+            stream_heartbeat: settings.stream_heartbeat,
             redis,
             waiters: Arc::new(Waiters::default()),
-            held: Arc::new(held::Held::new(DEFAULT_MAX_LONG_POLLS_PER_USER, metrics.clone())),
+            held: Arc::new(held::Held::new(settings.max_long_polls_per_user, metrics.clone())),
             metrics,
             draining: CancellationToken::new(),
         }

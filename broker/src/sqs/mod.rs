@@ -52,17 +52,15 @@ async fn handle(
 ) -> Response {
     let (parts, body) = req.into_parts();
     // The same bound as the native API's (`MOM_MAX_REQUEST_BYTES`), answered in SQS's shape.
-    let body: Bytes =
-        match crate::http::extract::read_limited(body, crate::http::extract::body_limit(&parts.extensions))
-            .await
-        {
-            Ok(b) => b,
-            Err(e @ crate::error::Error::MessageTooLarge(_)) => {
-                return SqsError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", e.to_string())
-                    .into_response()
-            }
-            Err(e) => return SqsError::from(e).into_response(),
-        };
+    let body: Bytes = match crate::body::read_limited(body, crate::body::body_limit(&parts.extensions)).await
+    {
+        Ok(b) => b,
+        Err(e @ crate::error::Error::MessageTooLarge(_)) => {
+            return SqsError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", e.to_string())
+                .into_response()
+        }
+        Err(e) => return SqsError::from(e).into_response(),
+    };
     let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
     match serve(&b, &settings, &method, &uri, &headers, &body).await {
         Ok(v) => ([("content-type", "application/x-amz-json-1.0")], v.to_string()).into_response(),
