@@ -440,3 +440,38 @@ async fn push_streams_count_toward_the_long_polls_a_user_holds() {
     drop(three);
     held(&broker, 0).await;
 }
+
+#[tokio::test]
+async fn a_draining_node_says_connection_close_and_leaves_idle_connections_to_their_peer() {
+    const DRAIN_TIMEOUT_S: u64 = 20;
+    let mut broker = Cluster::new().broker().drain_timeout_s(DRAIN_TIMEOUT_S).start().await;
+    let addr = broker.listen().to_string();
+    let mut idle = Raw::connect(&addr).await;
+    assert!(matches!(idle.get("/healthz").await, Some((200, _, _))));
+    let mut busy = Raw::connect(&addr).await;
+    assert!(matches!(busy.get("/healthz").await, Some((200, _, _))));
+
+    let term = Instant::now();
+    broker.sigterm();
+    // Once the drain began, every answer says the connection ends with it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, head, _) = busy.get("/healthz").await.expect("an answer during the drain");
+        assert_eq!(status, 200, "{head}");
+        if head.to_ascii_lowercase().contains("connection: close") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no answer said Connection: close within 5 s of SIGTERM");
+    }
+    // The idle connection is left to its peer: closing it under a peer (NGINX) that may be
+    // writing a request onto it would lose that request. It stays open while the drain lingers.
+    let (mut read, write) = idle.stream.into_split();
+    let mut byte = [0u8; 1];
+    let early = tokio::time::timeout(Duration::from_secs(1), read.read(&mut byte)).await;
+    assert!(early.is_err(), "the broker closed an idle keep-alive connection at once ({early:?})");
+    // The peer closes it; with nothing left the node finishes well before its drain timeout.
+    drop((read, write));
+    broker.wait_clean_exit(Duration::from_secs(DRAIN_TIMEOUT_S)).await;
+    let took = term.elapsed();
+    assert!(took < Duration::from_secs(DRAIN_TIMEOUT_S / 2), "the drain took {took:?}");
+}
