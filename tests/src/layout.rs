@@ -27,3 +27,30 @@ mod tests {
         assert_eq!(queue_of_key("p:{t:news}:m"), None);
     }
 }
+
+/// Leaves a message in queue `queue`'s outbox, addressed to dead-letter queue `target`: what a
+/// node that crashed between the two steps of a dead-letter move leaves behind (the move is
+/// "add to the target, then drop from the outbox"; see the broker's `store/mailbox.rs`).
+/// `payload` is the stored message (`{"b": body, "a": attributes}`).
+pub async fn leave_in_outbox(
+    redis_url: &str,
+    prefix: &str,
+    queue: &str,
+    id: &str,
+    target: &str,
+    payload: &str,
+) {
+    let client = redis::Client::open(redis_url).unwrap_or_else(|e| panic!("redis url {redis_url}: {e}"));
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("connect to {redis_url}: {e}"));
+    let key = format!("{prefix}:{{q:{queue}}}:out");
+    redis::cmd("HSET")
+        .arg(&key)
+        .arg(id)
+        .arg(format!("dlq\n{target}\n{payload}"))
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("HSET {key}: {e}"));
+}

@@ -258,3 +258,37 @@ async fn messages_expire_after_retention_s() {
     assert!(queue.receive(10).await.is_empty());
     assert_eq!(queue.stats().await.counts(), (0, 0, 0));
 }
+
+#[tokio::test]
+async fn a_dead_letter_move_left_half_done_by_a_crash_is_finished_by_the_leaders_sweep() {
+    let cluster = mom_tests::Cluster::new();
+    let broker = cluster.start_broker().await;
+    let client = broker.client();
+    let dlq = client.queue("dlq");
+    dlq.create(json!({})).await;
+    client.queue("source").create(json!({ "max_receives": 1, "dead_letter_queue": "dlq" })).await;
+    // Step one of the move happened (the message left the queue for its outbox), step two did
+    // not: the node crashed in between.
+    let payload = json!({ "b": "half-moved", "a": { "k": "v" } }).to_string();
+    mom_tests::layout::leave_in_outbox(
+        &cluster.redis_url,
+        &cluster.redis_prefix,
+        "source",
+        "crashed-1",
+        "dlq",
+        &payload,
+    )
+    .await;
+    // The leader's sweep (every 5 s) finishes it: the message arrives once, as a dead letter.
+    let dead = mom_tests::wait_until("the sweep to finish the move", 20 * SECOND, || async {
+        let got = dlq.receive(10).await;
+        (!got.is_empty()).then_some(got)
+    })
+    .await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].body, "half-moved");
+    assert_eq!(dead[0].attributes.get("k").map(String::as_str), Some("v"));
+    assert_eq!(dead[0].attributes.get("mom.source_queue").map(String::as_str), Some("source"), "{dead:?}");
+    dlq.ack_all(&dead).await;
+    assert_eq!(dlq.stats().await.counts(), (0, 0, 0), "the move was finished more than once");
+}
