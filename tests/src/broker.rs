@@ -100,6 +100,8 @@ impl Cluster {
             env: Vec::new(),
             via_env: false,
             admin_password: Some(ADMIN_PASSWORD.to_string()),
+            listen_host: "127.0.0.1".to_string(),
+            wrapper: Vec::new(),
         }
     }
 
@@ -119,6 +121,10 @@ pub struct BrokerBuilder {
     via_env: bool,
     /// `MOM_ADMIN_PASSWORD`; `None` leaves the variable unset.
     admin_password: Option<String>,
+    /// The address `--listen` binds (with a free port).
+    listen_host: String,
+    /// A command the broker is run under, e.g. `ip netns exec NAME`; empty: run directly.
+    wrapper: Vec<String>,
 }
 
 impl BrokerBuilder {
@@ -150,14 +156,35 @@ impl BrokerBuilder {
         self
     }
 
+    /// Listens on `host` (an address of the machine, or of the network namespace the broker
+    /// runs in) instead of 127.0.0.1.
+    pub fn listen_host(mut self, host: impl Into<String>) -> Self {
+        self.listen_host = host.into();
+        self
+    }
+
+    /// Runs the broker under `command`, which must exec the broker in its own process (as
+    /// `ip netns exec NAME` does), so that signals reach the broker.
+    pub fn wrapped_in<S: Into<String>>(mut self, command: impl IntoIterator<Item = S>) -> Self {
+        self.wrapper = command.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Starts the process without waiting for readiness.
     pub fn spawn(self) -> Broker {
         let dir = TempDir::new("mom-broker");
         let log = dir.path().join("broker.log");
         let port = free_port();
-        let listen = format!("127.0.0.1:{port}");
+        let listen = format!("{}:{port}", self.listen_host);
         let bin = broker_bin();
-        let mut cmd = Command::new(bin);
+        let mut cmd = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(bin);
+                cmd
+            }
+            None => Command::new(bin),
+        };
         // Settings of the developer's shell must not leak into the brokers under test.
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("MOM_") {
@@ -219,12 +246,12 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// `http://127.0.0.1:<port>`.
+    /// `http://<listen address>`, e.g. `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("http://{}", self.listen)
     }
 
-    /// The `--listen` address, `127.0.0.1:<port>`.
+    /// The `--listen` address, `127.0.0.1:<port>` unless [`BrokerBuilder::listen_host`] said otherwise.
     pub fn listen(&self) -> &str {
         &self.listen
     }

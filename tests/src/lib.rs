@@ -24,6 +24,7 @@ pub mod client;
 pub mod failover;
 pub mod grpc;
 pub mod layout;
+pub mod nemesis;
 pub mod nginx;
 pub mod queue;
 pub mod redis_ha;
