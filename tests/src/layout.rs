@@ -17,17 +17,6 @@ pub fn znode(root: &str, kind: &str, name: &str) -> String {
     format!("{root}/{kind}/{name}")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_queue_key_names_its_queue() {
-        assert_eq!(queue_of_key(&queue_key("p", "orders")), Some("orders"));
-        assert_eq!(queue_of_key("p:{t:news}:m"), None);
-    }
-}
-
 /// Leaves a message in queue `queue`'s outbox, addressed to dead-letter queue `target`: what a
 /// node that crashed between the two steps of a dead-letter move leaves behind (the move is
 /// "add to the target, then drop from the outbox"; see the broker's `store/mailbox.rs`).
@@ -53,4 +42,15 @@ pub async fn leave_in_outbox(
         .query_async::<()>(&mut conn)
         .await
         .unwrap_or_else(|e| panic!("HSET {key}: {e}"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queue_key_names_its_queue() {
+        assert_eq!(queue_of_key(&queue_key("p", "orders")), Some("orders"));
+        assert_eq!(queue_of_key("p:{t:news}:m"), None);
+    }
 }
