@@ -12,6 +12,7 @@ use crate::metrics::Event;
 use crate::model::{rfc3339_ms, Attributes, Message, ReceiveRequest, MAX_BATCH, MAX_VISIBILITY_S};
 use crate::receipt::ReceiptKey;
 use crate::store::{Mailbox, Outgoing, RawDelivery, ReceiveParams, Settle};
+use crate::waiters::Seen;
 
 pub const SOURCE_ATTR: &str = "mom.source_queue";
 
@@ -92,14 +93,14 @@ impl Broker {
             retention_ms: cfg.retention_s as u64 * 1000,
         };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(wait_s as u64);
-        let notify = self.waiters.get(&mb.wake_key);
+        // A place in line on the mailbox, taken before the first look so that a message stored
+        // between the look and the wait still wakes it; a receive that cannot wait needs none.
+        let mut ticket = (wait_s > 0).then(|| self.waiters.ticket(&mb.wake_key, max));
         let mut slot = None;
         loop {
-            // Register before looking, so a send between the look and the wait still wakes us.
-            let notified = notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-
+            if let Some(t) = ticket.as_mut() {
+                t.look();
+            }
             let got = self.mailboxes.receive(mb, &params).await?;
             self.metrics.count(Event::Expired, label.0, label.1, got.trimmed);
             if got.dead_lettered > 0 {
@@ -107,25 +108,39 @@ impl Broker {
                 self.forward_outbox(mb).await;
             }
             let now = tokio::time::Instant::now();
-            if !got.deliveries.is_empty() || now >= deadline || self.draining.is_cancelled() {
-                self.metrics.count(Event::Received, label.0, label.1, got.deliveries.len() as u64);
-                return Ok(got.deliveries.into_iter().map(|d| to_message(&key, &mb.scope, d)).collect());
+            // Whom else to wake for what is still visible, and when the key's timer fires.
+            let seen = Seen {
+                got: got.deliveries.len(),
+                more: got.more,
+                next_visible: got
+                    .next_visible_ms
+                    .map(|next| now + Duration::from_millis((next - got.now_ms).max(0) as u64 + 1)),
+            };
+            match ticket.as_mut() {
+                Some(t) => {
+                    if t.looked(&seen) && got.deliveries.is_empty() {
+                        self.metrics.receive_empty_wakes.inc();
+                    }
+                }
+                None => self.waiters.seen(&mb.wake_key, &seen),
             }
+            let waiting = match &ticket {
+                Some(t) if got.deliveries.is_empty() && now < deadline && !self.draining.is_cancelled() => t,
+                _ => {
+                    self.metrics.count(Event::Received, label.0, label.1, got.deliveries.len() as u64);
+                    return Ok(got.deliveries.into_iter().map(|d| to_message(&key, &mb.scope, d)).collect());
+                }
+            };
             if slot.is_none() {
                 if let Some(user) = holder {
                     slot = Some(self.held.take(user)?);
                 }
             }
-            // Sleep until a notification, the next visibility deadline, the end of the wait, or a drain.
-            let wake_at = match got.next_visible_ms {
-                Some(next) => {
-                    deadline.min(now + Duration::from_millis((next - got.now_ms).max(0) as u64 + 1))
-                }
-                None => deadline,
-            };
+            // Sleep until woken (an announcement, the key's timer, another waiter passing a wake
+            // on), the end of the wait, or a drain.
             tokio::select! {
-                _ = notified => {}
-                _ = tokio::time::sleep_until(wake_at) => {}
+                _ = waiting.woken() => {}
+                _ = tokio::time::sleep_until(deadline) => {}
                 _ = self.draining.cancelled() => {}
             }
         }

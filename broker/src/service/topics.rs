@@ -406,8 +406,8 @@ impl Broker {
             }
             let sub = self.sub_for(who, topic, name, Right::Consume).await?;
             // Listen before looking at what is in flight, so an ack landing in between wakes us.
-            let notify = self.waiters.get(&sub.mailbox.wake_key);
-            let notified = notify.notified();
+            let room = self.waiters.room(&sub.mailbox.wake_key);
+            let notified = room.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             let room = match st.max_in_flight {
@@ -424,7 +424,8 @@ impl Broker {
                 }
             };
             if room == 0 {
-                // Full: wait for an ack anywhere on the topic, or the first ack deadline to pass.
+                // Full: wait for a delivery of the subscription to be settled (acked, nacked, made
+                // visible again), or the first ack deadline to pass.
                 let first_deadline = st.tracked.iter().map(|t| t.2).min().unwrap_or_else(Instant::now);
                 tokio::select! {
                     _ = notified => {}

@@ -48,11 +48,13 @@ pub struct Mailbox {
     /// The payload hash: the mailbox's own (a queue) or its topic's (a subscription).
     payloads: String,
     owns_payloads: bool,
-    /// What long polls on it wait for (announced on the notification channel).
+    /// What long polls on it wait for, announced on the notification channel (`waiters.rs`):
+    /// `q/QUEUE`, or `s/TOPIC/SUB` (each subscription its own, so a wake counted for one
+    /// subscription's messages never goes to a waiter of another).
     pub wake_key: String,
     /// What its receipts are signed for.
     pub scope: String,
-    /// Whether acks are announced too (streams wait for free in-flight slots).
+    /// Whether settling announces freed in-flight slots too (push streams wait for room).
     wake_on_ack: bool,
     /// The queue's incarnation as this node's metadata knows it (its znode's `czxid`; 0: not
     /// checked). Redis keeps the newest one in the queue's `inc` key and refuses sends made for
@@ -106,8 +108,11 @@ pub struct Received {
     pub deliveries: Vec<RawDelivery>,
     /// Redis's clock at the time of the call, in ms.
     pub now_ms: i64,
-    /// When nothing was delivered: when the next message becomes visible, by Redis's clock.
+    /// When the next message becomes visible (a delay or a visibility deadline, including those
+    /// this receive set), by Redis's clock.
     pub next_visible_ms: Option<i64>,
+    /// Messages still visible after this receive (0 when it took fewer than it asked for).
+    pub more: u64,
     pub trimmed: u64,
     pub dead_lettered: u64,
 }
@@ -150,6 +155,17 @@ pub struct ReceiveParams<'a> {
 
 /// The names of the seven mailbox keys, in the order of `lua/common.lua` (after the payloads).
 const MAILBOX_KEYS: [&str; 6] = ["rc", "vis", "inf", "del", "sent", "out"];
+
+/// The wake key of subscription `sub` of `topic`: its long polls wait on it (see `publish.lua`,
+/// which announces `s/TOPIC/` followed by each subscription's name).
+fn subscription_wake_key(topic: &str, sub: &str) -> String {
+    format!("{}{sub}", subscription_wake_prefix(topic))
+}
+
+/// What the wake keys of `topic`'s subscriptions start with.
+pub(super) fn subscription_wake_prefix(topic: &str) -> String {
+    format!("s/{topic}/")
+}
 
 /// The hash-tagged key prefix of a topic: the topic and all its subscriptions share one slot.
 pub fn topic_base(prefix: &str, topic: &str) -> String {
@@ -216,7 +232,7 @@ impl MailboxStore {
             base,
             payloads: format!("{topic_base}:m"),
             owns_payloads: false,
-            wake_key: format!("t/{topic}"),
+            wake_key: subscription_wake_key(topic, sub),
             scope: format!("s/{topic}/{sub}"),
             wake_on_ack: true,
             incarnation: 0,
@@ -305,8 +321,8 @@ impl MailboxStore {
             .arg(d.max_receives.unwrap_or(0))
             .arg(d.dead_letter_queue.unwrap_or(""))
             .arg(d.retention_ms);
-        type Reply = (i64, u64, u64, String, Vec<(String, String, u64, String)>);
-        let (now_ms, trimmed, dead_lettered, next, raw): Reply =
+        type Reply = (i64, u64, u64, String, Vec<(String, String, u64, String)>, u64);
+        let (now_ms, trimmed, dead_lettered, next, raw, more): Reply =
             inv.invoke_async(&mut self.redis.conn()?).await.map_err(Error::redis)?;
         let deliveries = raw
             .into_iter()
@@ -318,7 +334,7 @@ impl MailboxStore {
             })
             .collect();
         let next_visible_ms = next.parse::<f64>().ok().map(|v| v as i64);
-        Ok(Received { deliveries, now_ms, next_visible_ms, trimmed, dead_lettered })
+        Ok(Received { deliveries, now_ms, next_visible_ms, more, trimmed, dead_lettered })
     }
 
     /// Acks, nacks or changes the visibility of deliveries; `true` per delivery that was current.

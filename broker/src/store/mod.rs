@@ -288,9 +288,9 @@ impl Redis {
         }
     }
 
-    /// Listens for "something new in X" announcements and wakes this node's long polls. When the
-    /// subscription drops, every waiter is woken to re-check: a lost announcement costs a re-check,
-    /// never a message.
+    /// Listens for "N messages in X" announcements and wakes that many of this node's long polls
+    /// ([`Waiters::announce`]). When the subscription drops, every waiter is woken to re-check: a
+    /// lost announcement costs a re-check, never a message.
     pub async fn listen(self: Arc<Self>, waiters: Arc<Waiters>, stop: CancellationToken) {
         let channel = self.channel();
         let mut attempt = 0;
@@ -312,8 +312,8 @@ impl Redis {
                     tokio::select! {
                         msg = messages.next() => match msg {
                             Some(msg) => {
-                                if let Ok(key) = msg.get_payload::<String>() {
-                                    waiters.wake(&key);
+                                if let Ok(payload) = msg.get_payload::<String>() {
+                                    waiters.announce(&payload);
                                 }
                             }
                             None => break,

@@ -7,7 +7,7 @@ use std::sync::{Arc, LazyLock};
 
 use redis::Script;
 
-use super::mailbox::{topic_base, Mailbox};
+use super::mailbox::{subscription_wake_prefix, topic_base, Mailbox};
 use super::{Outgoing, Redis};
 use crate::error::{Error, Result};
 
@@ -85,7 +85,7 @@ impl TopicStore {
         let mut inv = self.invocation(&PUBLISH, topic);
         inv.key(format!("{b}:seq")).key(format!("{b}:inc"));
         inv.arg(self.redis.channel())
-            .arg(format!("t/{topic}"))
+            .arg(subscription_wake_prefix(topic))
             .arg(format!("{b}:s:"))
             .arg(retention_ms)
             .arg(messages.len())

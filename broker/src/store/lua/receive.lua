@@ -1,7 +1,10 @@
 -- Delivers up to `max` visible messages in order of visibility time, then id (FIFO of first delivery).
 -- ARGV[2..]: max, visibility_ms, max_receives (0 = unlimited), dead-letter queue ('' = discard), retention_ms.
 -- A message that would be delivered a max_receives+1-th time goes to the outbox (or is dropped).
--- Returns {now, trimmed, dead, next_visible_ms or '', {id, payload, delivery number, sent_at, ...}}.
+-- Returns {now, trimmed, dead, next_visible_ms or '', {id, payload, delivery number, sent_at, ...},
+-- more}: next_visible_ms is the earliest visible-at still ahead (a delay, or a visibility deadline
+-- including those just set); `more` counts messages still visible after what it took, so a long
+-- poll that took some can wake others for the rest (waiters.rs).
 local now = now_ms()
 local max = tonumber(ARGV[2])
 local vt = tonumber(ARGV[3])
@@ -45,8 +48,9 @@ while got < max do
   if not fresh then break end
 end
 local next_visible = ''
-if got == 0 then
-  local n = redis.call('ZRANGE', KEYS[3], '(' .. now, '+inf', 'BYSCORE', 'LIMIT', 0, 1, 'WITHSCORES')
-  if #n > 0 then next_visible = n[2] end
-end
-return {now, trimmed, dead, next_visible, res}
+local n = redis.call('ZRANGE', KEYS[3], '(' .. now, '+inf', 'BYSCORE', 'LIMIT', 0, 1, 'WITHSCORES')
+if #n > 0 then next_visible = n[2] end
+-- Short of max, the loop above saw every visible message: none is left.
+local more = 0
+if got == max then more = redis.call('ZCOUNT', KEYS[3], '-inf', now) end
+return {now, trimmed, dead, next_visible, res, more}

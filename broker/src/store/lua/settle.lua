@@ -1,32 +1,43 @@
 -- Ack, nack or visibility change of deliveries named by receipts.
 -- ARGV[2..]: channel, wake key, mode ('ack' | 'nack' | 'vis'), ms (nack delay or new visibility
--- timeout), '1' to announce acks too (streams wait for free in-flight slots), then pairs of id,
--- delivery number. Returns 1 (done) or 0 (stale or unknown receipt) per pair.
+-- timeout), '1' when push streams may wait for room (a subscription: its streams bound what they
+-- have in flight), then pairs of id, delivery number. Returns 1 (done) or 0 (stale or unknown
+-- receipt) per pair.
+-- Announces (waiters.rs) messages visible again now as `KEY N`, a nack with a delay as `KEY 0 D`
+-- (visible in D ms), and, for streams, in-flight slots freed as `KEY room`.
 local now = now_ms()
 local mode = ARGV[4]
 local ms = tonumber(ARGV[5])
 local out = {}
-local wake = false
+local done = 0
 for i = 7, #ARGV, 2 do
   local id = ARGV[i]
   if current_delivery(id, ARGV[i + 1]) then
     if mode == 'ack' then
       remove(id)
-      wake = wake or ARGV[6] == '1'
     elseif mode == 'nack' then
       redis.call('ZADD', KEYS[3], now + ms, id)
       redis.call('ZREM', KEYS[4], id)
       if ms > 0 then redis.call('ZADD', KEYS[5], now + ms, id) end
-      wake = true
     else
       redis.call('ZADD', KEYS[3], now + ms, id)
       redis.call('ZADD', KEYS[4], now + ms, id)
-      wake = wake or ms == 0
     end
+    done = done + 1
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
   end
 end
-if wake then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
+if done > 0 then
+  local lines = {}
+  local key = ARGV[3]
+  if mode == 'nack' and ms > 0 then
+    lines[#lines + 1] = key .. ' 0 ' .. ms
+  elseif mode == 'nack' or (mode == 'vis' and ms == 0) then
+    lines[#lines + 1] = key .. ' ' .. done
+  end
+  if ARGV[6] == '1' and (mode ~= 'vis' or ms == 0) then lines[#lines + 1] = key .. ' room' end
+  if #lines > 0 then redis.call('PUBLISH', ARGV[2], table.concat(lines, '\n')) end
+end
 return out
