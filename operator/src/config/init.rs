@@ -19,7 +19,8 @@ cluster: {{cluster}}
 provider: local
 
 # Settings for provider: aws (ignored by the local provider). admin_cidr (who may reach SSH
-# and the Docker API) is required; ami: null picks the newest Debian 12 AMI of the region.
+# and the Docker API) is required; ami: null picks the newest Debian 12 AMI of the region
+# (resolved by `plan`; with moto_server give one of its own, e.g. ami-12c6146b).
 # aws: { region: us-east-1, instance_type: t3.small, hosts: 3, ami: null, admin_cidr: 203.0.113.0/24 }
 
 # The private Docker network the containers share. Each service gets a fixed address in it.
@@ -57,7 +58,7 @@ nginx:
   image: mom-nginx:1.22
   http_port: 8080
   grpc_port: 9090               # the gRPC API (HTTP/2); null turns it off
-  bind: 127.0.0.1               # 0.0.0.0 to accept other machines
+  # bind: 127.0.0.1             # default 127.0.0.1 (local), 0.0.0.0 (aws); 0.0.0.0 accepts other machines
   tls: null                     # null | self_signed | {cert: server.pem, key: server-key.pem}
   # https_port: 8443            # where HTTPS is served when tls is set (default 8443)
 

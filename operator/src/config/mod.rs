@@ -341,7 +341,10 @@ pub fn allowed(field: &str) -> &'static str {
         "nginx.https_port" => "a TCP port from 1 to 65535 other than http_port and grpc_port (used when tls is set)",
         "nginx.grpc_port" => "a TCP port from 1 to 65535 other than http_port, or null to turn gRPC off",
         "nginx.http_port" => "a TCP port from 1 to 65535",
-        "nginx.bind" => "an IPv4 address of this host, e.g. 127.0.0.1 (default) or 0.0.0.0",
+        "nginx.bind" => {
+            "an IPv4 address of this host: 127.0.0.1 (the default locally) or 0.0.0.0 (the default with \
+             provider aws, where loopback is refused)"
+        }
         "nginx.tls" => "null (plain HTTP), self_signed (momctl makes a CA and a certificate) or {cert: FILE, key: FILE} (PEM files)",
         "secrets" => "a mapping with admin_password_env",
         "secrets.admin_password_env" => {
