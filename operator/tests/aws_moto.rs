@@ -455,6 +455,42 @@ fn aws_up_converges_scales_replaces_and_down_removes_only_tagged() {
     assert!(again.contains("nothing to remove"), "{again}");
 }
 
+/// Issue 23, point 4: `ami: null` is resolved by `plan` (moto has no Debian 12 image, so it is
+/// refused there with what to set), and `up` refuses it before the first resource is made.
+#[test]
+fn ami_null_is_resolved_by_plan_before_anything_is_made() {
+    let rt = runtime();
+    let Some(_docker) = docker_or_skip(&rt) else {
+        return;
+    };
+    let Some(moto) = Moto::start() else {
+        return;
+    };
+    let ec2 = moto.client();
+    let c = AwsCluster::new("ami", &moto);
+    let cluster = c.cluster().to_string();
+    c.write_with(1, REGION, "null", "t3.small");
+    for verb in ["plan", "up"] {
+        let out = c.run(&[verb]);
+        assert_eq!(out.status.code(), Some(1), "{verb}: {}", text(&out.stdout));
+        let err = text(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{verb}: one line: {err}");
+        for needle in ["aws.ami is null", "no Debian 12 AMI", REGION, "ami-12c6146b"] {
+            assert!(err.contains(needle), "{verb}: `{needle}` not in: {err}");
+        }
+    }
+    let tagged = rt.block_on(async {
+        let groups =
+            ec2.describe_security_groups().filters(tag_filter(&cluster)).send().await.expect("groups");
+        let keys = ec2.describe_key_pairs().filters(tag_filter(&cluster)).send().await.expect("key pairs");
+        let addresses =
+            ec2.describe_addresses().filters(tag_filter(&cluster)).send().await.expect("addresses");
+        groups.security_groups().len() + keys.key_pairs().len() + addresses.addresses().len()
+    });
+    assert_eq!(tagged, 0, "nothing made before the refusal");
+    assert!(rt.block_on(live_instances(&ec2, &cluster)).is_empty());
+}
+
 /// Issue 7, point 4, against moto (started with its AMI and instance-type checks on; containers
 /// onto the local Docker engine in place of the instances, `MOMCTL_AWS_DOCKER_HOST=local`): no
 /// credentials, a wrong region, an AMI or instance type EC2 refuses each stop with one sentence

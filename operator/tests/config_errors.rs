@@ -97,6 +97,38 @@ fn the_aws_provider_checks_its_fields_before_anything_is_touched() {
     assert_mentions(&err, &["mom.yaml:3:", "aws.ami", "not an AMI id"]);
 }
 
+/// On EC2 the security group opens NGINX's ports to the world: NGINX on the instance's loopback
+/// would answer nobody, so `plan` refuses it; the shipped file leaves `bind` unset, which is
+/// loopback locally and every interface on aws.
+#[test]
+fn the_aws_provider_refuses_nginx_on_loopback_and_the_shipped_file_works_on_both() {
+    let aws = "provider: aws\naws: { region: us-east-1, admin_cidr: 203.0.113.0/24, ami: ami-12c6146b }\n";
+    for bind in ["127.0.0.1", "127.0.0.2"] {
+        let yaml = format!("cluster: demo\n{aws}nginx: {{ bind: {bind} }}\n");
+        let dir = TempDir::new("config");
+        dir.write("mom.yaml", &yaml);
+        let out = momctl(dir.path(), &["plan"], &[NO_DOCKER]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert_mentions(&err, &["mom.yaml:4:", "nginx.bind", bind, "provider aws", "loopback"]);
+        assert_eq!(err.trim().lines().count(), 1, "one error: {err}");
+    }
+    let open = format!("cluster: demo\n{aws}nginx: {{ bind: 0.0.0.0 }}\n");
+    let settings =
+        config::parse(&open, "mom.yaml").and_then(|c| c.settings("mom.yaml")).expect("0.0.0.0 is fine");
+    assert!(settings.nginx_bind.is_unspecified());
+
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../mom.yaml")).expect("mom.yaml");
+    let local = config::parse(&shipped, "mom.yaml").and_then(|c| c.settings("mom.yaml")).expect("valid");
+    assert!(local.nginx_bind.is_loopback(), "locally NGINX stays on loopback");
+    let on_aws = shipped.replacen("provider: local\n", aws, 1);
+    assert_ne!(on_aws, shipped, "the shipped file names its provider");
+    let settings =
+        config::parse(&on_aws, "mom.yaml").and_then(|c| c.settings("mom.yaml")).expect("valid on aws");
+    assert!(settings.nginx_bind.is_unspecified(), "on aws NGINX listens on every interface");
+}
+
 #[test]
 fn replication_settings_are_checked() {
     let err = up_fails("cluster: demo\nredis: { mode: replicated, replicas: 6 }\n");

@@ -179,8 +179,40 @@ fn up_serves_through_nginx_scales_and_down_leaves_nothing() {
         Some(1),
         "down without --yes and no terminal"
     );
-    ok(dir.path(), &["down", "--yes"]);
+    let home = mom_operator::home::cluster_dir(&cluster);
+    assert!(home.join("cluster-secrets.env").exists(), "up keeps the generated secrets in {home:?}");
+    let down = ok(dir.path(), &["down", "--yes"]);
+    assert!(down.contains(&format!("directory {}/", home.display())), "down names the directory: {down}");
     let left = rt.block_on(leftovers(&docker, &cluster));
     assert!(left.is_empty(), "left behind: {left:?}");
+    assert!(!home.exists(), "down removes {home:?}");
     assert!(ok(dir.path(), &["down", "--yes"]).contains("nothing to remove"));
+}
+
+/// `down` of a local cluster removes its directory (`$MOMCTL_HOME/<cluster>/`: the generated
+/// secrets, the CA), after listing it, even when nothing of it is left on Docker.
+#[test]
+fn down_removes_the_local_cluster_directory() {
+    let rt = runtime();
+    if docker_or_skip(&rt).is_none() {
+        return;
+    }
+    let unique = Unique::new("dir");
+    let dir = TempDir::new("down-dir");
+    dir.write("mom.yaml", &unique.yaml(1));
+    let home = TempDir::new("down-home");
+    let cluster_dir = home.path().join(&unique.cluster);
+    std::fs::create_dir_all(&cluster_dir).expect("mkdir");
+    std::fs::write(cluster_dir.join("cluster-secrets.env"), "MOM_REDIS_PASSWORD=x\n").expect("write");
+    let home_env = home.path().to_str().expect("utf-8");
+
+    let out = momctl(dir.path(), &["down", "--yes"], &[("MOMCTL_HOME", home_env)]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", text(&out.stderr));
+    assert!(stdout.contains(&format!("directory {}/", cluster_dir.display())), "listed first: {stdout}");
+    assert!(stdout.contains("removed"), "{stdout}");
+    assert!(!cluster_dir.exists(), "down removes {cluster_dir:?}");
+
+    let again = momctl(dir.path(), &["down", "--yes"], &[("MOMCTL_HOME", home_env)]);
+    assert!(text(&again.stdout).contains("nothing to remove"), "{}", text(&again.stdout));
 }
