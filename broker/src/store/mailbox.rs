@@ -19,19 +19,12 @@ use super::Redis;
 use crate::error::{Error, Result};
 use crate::model::{QueueStats, MAX_BATCH};
 
-/// A script with the mailbox prelude (and any shared pieces) before it.
-macro_rules! script {
-    ($($file:literal),+) => {
-        LazyLock::new(|| Script::new(concat!(include_str!("lua/common.lua"), $(include_str!(concat!("lua/", $file))),+)))
-    };
-}
-
-static SEND: LazyLock<Script> = script!("store_once.lua", "incarnation.lua", "send.lua");
-static RECEIVE: LazyLock<Script> = script!("receive.lua");
-static SETTLE: LazyLock<Script> = script!("settle.lua");
-static STATS: LazyLock<Script> = script!("stats.lua");
-static TAKE: LazyLock<Script> = script!("take.lua");
-static CURRENT: LazyLock<Script> = script!("current.lua");
+static SEND: LazyLock<Script> = lua_script!("common.lua"; "store_once.lua", "incarnation.lua", "send.lua");
+static RECEIVE: LazyLock<Script> = lua_script!("common.lua"; "receive.lua");
+static SETTLE: LazyLock<Script> = lua_script!("common.lua"; "settle.lua");
+static STATS: LazyLock<Script> = lua_script!("common.lua"; "stats.lua");
+static TAKE: LazyLock<Script> = lua_script!("common.lua"; "take.lua");
+static CURRENT: LazyLock<Script> = lua_script!("common.lua"; "current.lua");
 
 /// What `lua/send.lua` answers (as the one pair `(GONE, -1)`) for a send made for an older or
 /// deleted incarnation of a queue.

@@ -11,16 +11,10 @@ use super::mailbox::{subscription_wake_prefix, topic_base, Mailbox};
 use super::{Outgoing, Redis};
 use crate::error::{Error, Result};
 
-/// A script with the topic prelude (and any shared pieces) before it.
-macro_rules! script {
-    ($($file:literal),+) => {
-        LazyLock::new(|| Script::new(concat!(include_str!("lua/topic.lua"), $(include_str!(concat!("lua/", $file))),+)))
-    };
-}
-
-static PUBLISH: LazyLock<Script> = script!("store_once.lua", "incarnation.lua", "publish.lua");
-static SUBSCRIBE: LazyLock<Script> = script!("subscribe.lua");
-static STATS: LazyLock<Script> = script!("topic_stats.lua");
+static PUBLISH: LazyLock<Script> =
+    lua_script!("topic.lua"; "store_once.lua", "incarnation.lua", "publish.lua");
+static SUBSCRIBE: LazyLock<Script> = lua_script!("topic.lua"; "subscribe.lua");
+static STATS: LazyLock<Script> = lua_script!("topic.lua"; "topic_stats.lua");
 
 /// A message to publish: the payload, the attributes filters look at, and who published it.
 pub struct Publication {
