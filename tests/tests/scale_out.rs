@@ -303,6 +303,12 @@ async fn a_zookeeper_ensemble_survives_losing_the_server_the_brokers_use() {
     assert_eq!(view["leader"], leader, "{view}");
     for broker in [&a, &b] {
         let new_sessions = broker.metric("mom_metadata_resyncs_total{cause=\"session\"}").await;
-        assert_eq!(new_sessions, Some(0.0), "{} replaced its session:\n{}", broker.node_id(), broker.log_tail(40));
+        assert_eq!(
+            new_sessions,
+            Some(0.0),
+            "{} replaced its session:\n{}",
+            broker.node_id(),
+            broker.log_tail(40)
+        );
     }
 }
