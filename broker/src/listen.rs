@@ -224,10 +224,88 @@ pub fn grpc_incoming(
     listener: TcpListener,
     limit: Arc<ConnectionLimit>,
 ) -> impl futures::Stream<Item = io::Result<Counted>> {
-    futures::stream::unfold((listener, limit), |(listener, limit)| async move {
+    // With MOM_LISTEN_WHEN_READY the gRPC port listens again once HTTP's does (see
+    // [`serve_http`]): until then a connection is refused, which NGINX passes on.
+    let addr = listener.local_addr().ok();
+    let listener = if listen_when_ready() { None } else { Some(listener) };
+    futures::stream::unfold((listener, addr, limit), |(listener, addr, limit)| async move {
+        let listener = match listener {
+            Some(listener) => listener,
+            None => {
+                while !LISTENING.load(Ordering::SeqCst) {
+                    tokio::time::sleep(READY_POLL).await;
+                }
+                match TcpListener::bind(addr?).await {
+                    Ok(listener) => listener,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot listen for gRPC again once ready");
+                        return None;
+                    }
+                }
+            }
+        };
         let (io, _) = limit.accept(&listener, Refusal::Close).await;
-        Some((Ok(io), (listener, limit)))
+        Some((Ok(io), (Some(listener), addr, limit)))
     })
+}
+
+/// Set once HTTP listens (at once, or with MOM_LISTEN_WHEN_READY once the node is ready).
+static LISTENING: AtomicBool = AtomicBool::new(false);
+
+/// How often a node waiting to be ready before it listens asks itself.
+const READY_POLL: Duration = Duration::from_millis(50);
+
+/// `MOM_LISTEN_WHEN_READY=true` (momctl sets it on its brokers): the node listens only once it
+/// is first ready, so a load balancer that tries it before is refused the connection, which it
+/// can pass on to another node whatever the request, where a 503 to a POST would reach the
+/// client (NGINX never resends a POST that reached a node). `/healthz` and `/readyz` are not
+/// answered before (Docker's health check, on `/readyz`, fails until then, as it would with a
+/// 503). Without it the node listens at start and answers `/readyz` 503 while it loads.
+pub fn listen_when_ready() -> bool {
+    std::env::var("MOM_LISTEN_WHEN_READY").is_ok_and(|v| matches!(v.as_str(), "true" | "1"))
+}
+
+/// Whether `app` answers its own `/readyz` with 200.
+async fn ready(app: &axum::Router) -> bool {
+    let Ok(mut request) = axum::http::Request::get("/readyz").body(axum::body::Body::empty()) else {
+        return false;
+    };
+    request.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 0))));
+    match tower::ServiceExt::oneshot(app.clone(), request).await {
+        Ok(response) => response.status().is_success(),
+        Err(_) => false,
+    }
+}
+
+/// Closes `listener` (bound and listening since the start), waits until the node is ready, and
+/// listens again on the same address; `None` when the shutdown came first or binding failed.
+async fn listen_once_ready(
+    listener: TcpListener,
+    app: &axum::Router,
+    shutdown: Pin<&mut impl Future<Output = ()>>,
+) -> Option<TcpListener> {
+    let addr = listener.local_addr().ok()?;
+    drop(listener);
+    tracing::info!(%addr, "not listening until ready (MOM_LISTEN_WHEN_READY)");
+    let wait = async {
+        while !ready(app).await {
+            tokio::time::sleep(READY_POLL).await;
+        }
+    };
+    tokio::select! {
+        () = wait => {}
+        () = shutdown => return None,
+    }
+    match TcpListener::bind(addr).await {
+        Ok(listener) => {
+            tracing::info!(%addr, "ready: listening");
+            Some(listener)
+        }
+        Err(e) => {
+            tracing::error!(%addr, error = %e, "cannot listen again once ready");
+            None
+        }
+    }
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves (the drain, which waits a bounded time
@@ -252,6 +330,15 @@ pub async fn serve_http(
     builder.http1().timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
+    let listener = if listen_when_ready() {
+        match listen_once_ready(listener, &app, shutdown.as_mut()).await {
+            Some(listener) => listener,
+            None => return,
+        }
+    } else {
+        listener
+    };
+    LISTENING.store(true, Ordering::SeqCst);
     loop {
         let (io, peer) = tokio::select! {
             c = limit.accept(&listener, Refusal::Http) => c,

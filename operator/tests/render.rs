@@ -111,12 +111,13 @@ fn the_nginx_config_does_what_the_brokers_need() {
         !directives.iter().any(|l| l.contains("non_idempotent")),
         "POSTs must never be replayed on another broker"
     );
-    // One server per broker in each upstream: HTTP on the brokers' 8080, gRPC on their 9090.
+    // Two servers (slots: even and odd generations) per broker in each upstream, so an upgrade
+    // needs no reload: HTTP on the brokers' 8080, gRPC on their 9090.
     let servers_on = |port: &str| {
         directives.iter().filter(|l| l.starts_with("server 10.") && l.contains(&format!(":{port} "))).count()
     };
-    assert_eq!(servers_on("8080"), 3, "one HTTP upstream server per broker:\n{conf}");
-    assert_eq!(servers_on("9090"), 3, "one gRPC upstream server per broker:\n{conf}");
+    assert_eq!(servers_on("8080"), 6, "two HTTP upstream slots per broker:\n{conf}");
+    assert_eq!(servers_on("9090"), 6, "two gRPC upstream slots per broker:\n{conf}");
     for needed in ["listen 90 http2;", "grpc_pass grpc://mom_grpc;", "grpc_next_upstream error timeout;"] {
         assert!(has(needed), "missing `{needed}` (gRPC is on by default) in:\n{conf}");
     }
