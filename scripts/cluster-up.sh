@@ -71,8 +71,22 @@ if [ "$(readlink /usr/local/bin/momctl 2>/dev/null)" != "$momctl" ]; then
     || log "momctl is $momctl (could not link it into /usr/local/bin)"
 fi
 
+# The broker image, unless it already holds this very binary (a stamp: the binary's sha256, then
+# the tag and the image id `momctl build` made from it).
 start=$SECONDS
-"$momctl" -c mom.yaml build --binary "$CARGO_TARGET_DIR/release/mom-broker"
+broker="$CARGO_TARGET_DIR/release/mom-broker"
+stamp="$CARGO_TARGET_DIR/release/.mom-broker-image"
+sum="$(sha256sum "$broker" | cut -d' ' -f1)"
+read -r stamp_sum stamp_tag stamp_id 2>/dev/null <"$stamp" || true
+if [ "${stamp_sum:-}" = "$sum" ] && [ -n "${stamp_tag:-}" ] \
+  && [ "$(docker image inspect -f '{{.Id}}' "$stamp_tag" 2>/dev/null)" = "${stamp_id:-}" ]; then
+  log "$stamp_tag already holds this mom-broker ($stamp_id)"
+else
+  built="$("$momctl" -c mom.yaml build --binary "$broker" | tee /dev/stderr | tail -1)"
+  # The last line: "<tag> is <image id>".
+  read -r built_tag built_is built_id <<<"$built"
+  if [ "$built_is" = is ]; then echo "$sum $built_tag $built_id" >"$stamp"; fi
+fi
 took $((SECONDS - start)) "momctl build (broker image)"
 start=$SECONDS
 "$momctl" -c mom.yaml up "$@"
