@@ -1,7 +1,7 @@
 //! `mom.yaml` (momctl's only input): parsing (`config::parse`, serde-saphyr) and validation
 //! (`Config::settings`). Every rejection is one error naming a field and a line of the file.
 //!
-//! This target compiles operator/src/config.rs itself (`#[path]` below): the production source,
+//! This target compiles operator/src/config/ itself (`#[path]` below): the production source,
 //! without building the rest of momctl (aws-sdk-ec2, bollard, ...) under the fuzzer. The file is
 //! self-contained (std, serde, serde-saphyr, serde_path_to_error, ipnet, thiserror); should it ever
 //! use other momctl modules, depend on mom-operator here instead.
@@ -11,7 +11,7 @@
 #![no_main]
 
 #[allow(dead_code)]
-#[path = "../../operator/src/config.rs"]
+#[path = "../../operator/src/config/mod.rs"]
 mod config;
 
 use libfuzzer_sys::fuzz_target;
