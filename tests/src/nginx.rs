@@ -67,6 +67,9 @@ struct Upstream {
     address: String,
     /// The broker's gRPC `host:port`, when NGINX proxies gRPC too.
     grpc_address: Option<String>,
+    /// Which of a broker's generations use this slot (momctl lists an even and an odd slot per
+    /// broker; a test broker has one address for all).
+    generations: &'static str,
 }
 
 /// What NGINX needs to proxy the gRPC API: each upstream's gRPC `host:port` (in the order of the
@@ -105,6 +108,7 @@ pub fn render_config_with_grpc(
                 service: service.clone(),
                 address: address.clone(),
                 grpc_address: grpc.and_then(|g| g.addresses.get(i).cloned()),
+                generations: "all",
             })
             .collect::<Vec<_>>(),
     );
