@@ -2,9 +2,14 @@
 //! few tests that must look inside (sharding across a Redis Cluster, ZooKeeper ACLs). Tests of
 //! behaviour read the public API; a layout change touches this file only.
 
+/// The prefix of every Redis key of queue `queue` (one hash tag, so one cluster slot).
+fn queue_base(prefix: &str, queue: &str) -> String {
+    format!("{prefix}:{{q:{queue}}}")
+}
+
 /// A Redis key of queue `queue` under key prefix `prefix` (its payloads).
 pub fn queue_key(prefix: &str, queue: &str) -> String {
-    format!("{prefix}:{{q:{queue}}}:m")
+    format!("{}:m", queue_base(prefix, queue))
 }
 
 /// The queue a Redis key belongs to, if it is a queue's.
@@ -34,7 +39,7 @@ pub async fn leave_in_outbox(
         .get_multiplexed_async_connection()
         .await
         .unwrap_or_else(|e| panic!("connect to {redis_url}: {e}"));
-    let key = format!("{prefix}:{{q:{queue}}}:out");
+    let key = format!("{}:out", queue_base(prefix, queue));
     redis::cmd("HSET")
         .arg(&key)
         .arg(id)
