@@ -79,24 +79,67 @@ impl ConnectionLimit {
                     continue;
                 }
             };
-            // Without TCP_NODELAY an answer written in pieces (gRPC's HEADERS and DATA frames)
-            // waits on Nagle and the client's delayed ACK: tens of milliseconds per call.
-            if let Err(e) = stream.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            if let Some(counted) = self.admit(stream, refusal) {
+                return (counted, peer);
             }
-            let permit = match &self.open {
-                None => None,
-                Some(open) => match open.clone().try_acquire_owned() {
-                    Ok(p) => Some(p),
-                    Err(_) => {
-                        self.refuse(stream, refusal);
-                        continue;
-                    }
-                },
-            };
-            self.metrics.connections_open.inc();
-            return (Counted { io: stream, _permit: permit, metrics: self.metrics.clone() }, peer);
         }
+    }
+
+    /// The connections already in `listener`'s accept queue, each admitted or refused as by
+    /// [`ConnectionLimit::accept`], and the listener closed once the queue is empty. Asked of
+    /// the kernel itself, not of the reactor (which learns of a connection only on its next turn).
+    pub fn close(&self, listener: TcpListener, refusal: Refusal) -> Vec<(Counted, SocketAddr)> {
+        let listener = match listener.into_std() {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot take the accept queue before closing the listener");
+                return Vec::new();
+            }
+        };
+        let mut queued = Vec::new();
+        loop {
+            let (stream, peer) = match listener.accept() {
+                Ok(c) => c,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot take a connection of the accept queue");
+                    break;
+                }
+            };
+            let stream = match stream.set_nonblocking(true).and_then(|()| TcpStream::from_std(stream)) {
+                Ok(stream) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot serve a connection of the accept queue");
+                    continue;
+                }
+            };
+            if let Some(counted) = self.admit(stream, refusal) {
+                queued.push((counted, peer));
+            }
+        }
+        queued
+    }
+
+    /// `stream` counted under the limit, or refused (`None`).
+    fn admit(&self, stream: TcpStream, refusal: Refusal) -> Option<Counted> {
+        // Without TCP_NODELAY an answer written in pieces (gRPC's HEADERS and DATA frames)
+        // waits on Nagle and the client's delayed ACK: tens of milliseconds per call.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        let permit = match &self.open {
+            None => None,
+            Some(open) => match open.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    self.refuse(stream, refusal);
+                    return None;
+                }
+            },
+        };
+        self.metrics.connections_open.inc();
+        Some(Counted { io: stream, _permit: permit, metrics: self.metrics.clone() })
     }
 
     fn refuse(&self, stream: TcpStream, refusal: Refusal) {
@@ -308,30 +351,38 @@ async fn listen_once_ready(
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves (the drain, which waits a bounded time
-/// for peers to close the connections `tracked` counts); then the listener closes, idle
-/// connections close, and it returns once the requests in flight have finished (the caller bounds
-/// that with the drain timeout).
+/// Serves `app` on `listener` until the drain closes it ([`crate::shutdown`]): then the
+/// connections the kernel already completed are taken and served, the listener closes, the
+/// connections still open are left to their peers for the drain's idle hold, the idle ones left
+/// close, and it returns once the requests in flight have finished (the caller bounds that with
+/// the drain timeout).
 ///
 /// With a `header_read_timeout`, a connection must deliver each request's headers within it: for
-/// the first request the watchdog below closes a connection that has not (whatever protocol it
-/// turns out to speak), and for later requests on a keep-alive HTTP/1.1 connection hyper's own
-/// header read timeout does, which also closes a keep-alive connection left idle that long.
+/// the first request the watchdog in [`Server::serve`] closes a connection that has not (whatever
+/// protocol it turns out to speak), and for later requests on a keep-alive HTTP/1.1 connection
+/// hyper's own header read timeout does, which also closes a keep-alive connection left idle that
+/// long.
 pub async fn serve_http(
     listener: TcpListener,
     limit: Arc<ConnectionLimit>,
-    tracked: crate::shutdown::Connections,
-    draining: tokio_util::sync::CancellationToken,
     app: axum::Router,
     header_read_timeout: Option<Duration>,
-    shutdown: impl Future<Output = ()>,
+    drain: crate::shutdown::HttpDrain<impl Future<Output = ()>>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
-    let graceful = GracefulShutdown::new();
+    let server = Server {
+        builder,
+        graceful: GracefulShutdown::new(),
+        app,
+        header_read_timeout,
+        tracked: drain.connections,
+        draining: drain.draining,
+    };
+    let shutdown = drain.closes;
     tokio::pin!(shutdown);
     let listener = if listen_when_ready() {
-        match listen_once_ready(listener, &app, shutdown.as_mut()).await {
+        match listen_once_ready(listener, &server.app, shutdown.as_mut()).await {
             Some(listener) => listener,
             None => return,
         }
@@ -340,25 +391,49 @@ pub async fn serve_http(
     };
     LISTENING.store(true, Ordering::SeqCst);
     loop {
-        let (io, peer) = tokio::select! {
-            c = limit.accept(&listener, Refusal::Http) => c,
+        tokio::select! {
+            (io, peer) = limit.accept(&listener, Refusal::Http) => server.serve(io, peer),
             () = &mut shutdown => break,
-        };
+        }
+    }
+    // The accept queue: connections whose peer may already have sent a request on them.
+    for (io, peer) in limit.close(listener, Refusal::Http) {
+        server.serve(io, peer);
+    }
+    server.tracked.left_to_peers(drain.idle_hold).await;
+    server.graceful.shutdown().await;
+}
+
+/// What serving one HTTP connection needs.
+struct Server {
+    builder: auto::Builder<TokioExecutor>,
+    graceful: GracefulShutdown,
+    app: axum::Router,
+    header_read_timeout: Option<Duration>,
+    tracked: crate::shutdown::Connections,
+    draining: tokio_util::sync::CancellationToken,
+}
+
+impl Server {
+    /// Serves one accepted connection on its own task.
+    fn serve(&self, io: Counted, peer: SocketAddr) {
         let started = Arc::new(AtomicBool::new(false));
         let service = {
             let started = started.clone();
-            tower::ServiceExt::map_request(app.clone(), move |mut req: axum::http::Request<Incoming>| {
+            tower::ServiceExt::map_request(self.app.clone(), move |mut req: axum::http::Request<Incoming>| {
                 started.store(true, Ordering::Relaxed);
                 req.extensions_mut().insert(ConnectInfo(peer));
                 req
             })
         };
         // Counted for the drain, and answering `Connection: close` once it began.
-        let service = tracked.serve(service, draining.clone());
-        let conn = builder
+        let service = self.tracked.serve(service, self.draining.clone());
+        let conn = self
+            .builder
             .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service))
             .into_owned();
-        let conn = graceful.watch(conn);
+        let conn = self.graceful.watch(conn);
+        let header_read_timeout = self.header_read_timeout;
         tokio::spawn(async move {
             tokio::pin!(conn);
             if let Some(timeout) = header_read_timeout {
@@ -374,8 +449,6 @@ pub async fn serve_http(
             finished(conn.await)
         });
     }
-    drop(listener);
-    graceful.shutdown().await;
 }
 
 fn finished<E: std::fmt::Display>(r: Result<(), E>) {

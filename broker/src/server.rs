@@ -85,17 +85,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     });
     let sqs =
         crate::sqs::SqsSettings { public_url: config.public_url.clone(), region: config.region.clone() };
-    let draining = broker.draining.clone();
     let app = http::router(broker, sqs, config.body_limit());
-    let server = listen::serve_http(
-        listener,
-        connections,
-        drain.connections(),
-        draining,
-        app,
-        config.header_read_timeout(),
-        drain.http_closes(),
-    );
+    let server = listen::serve_http(listener, connections, app, config.header_read_timeout(), drain.http());
     drain.run(server, grpc).await;
     stop.cancel();
     tracing::info!("stopped");

@@ -1,13 +1,18 @@
 //! Graceful stop. On SIGTERM (or Ctrl-C) the node drains: readiness turns 503 at once, it
 //! deregisters from ZooKeeper, held long polls answer with what they have, and it keeps serving
-//! what arrives for a moment so load balancers and clients move away. From then on every answer
-//! says `Connection: close`, so a client (NGINX) learns from the answer itself that the
-//! connection ends. Idle keep-alive connections are kept open until their peer closes them (an
-//! NGINX worker of the previous configuration exits) or a bounded time passes: closing them at
-//! once, as hyper's graceful shutdown does, races a request the peer may be writing onto one at
-//! that instant, and NGINX does not resend a POST that met a closed connection (it answers 502).
-//! Then the listener closes, requests in flight finish, and the process exits — all within the
-//! drain timeout.
+//! what arrives for a moment ([`LINGER`]) so clients that found it through ZooKeeper move away.
+//! From then on every answer says `Connection: close`, so a client (NGINX) learns from the answer
+//! itself that the connection ends.
+//!
+//! Then the listener closes, and from that instant a new connection is refused, which NGINX
+//! passes on to another broker whatever the request (nothing was sent). Before it closes, the
+//! connections the kernel already completed (its accept queue) are taken and served: closing
+//! them unread would reset them after NGINX sent a request on them, and NGINX answers 502 to a
+//! POST that met a reset rather than resend it. The connections still open are left to end on
+//! their own — each closes after its next answer — for at most [`IDLE_HOLD`]: closing an idle
+//! one at once, as hyper's graceful shutdown does, races a request the peer may be writing onto
+//! it at that instant (NGINX closes its idle upstream connections sooner, after 4 s). Requests
+//! in flight finish, and the process exits — all within the drain timeout.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -48,21 +53,12 @@ pub async fn signal() {
     }
 }
 
-/// The drain steps before the listener closes: unready, deregistered, the linger, then idle
-/// connections left to their peers for at most [`IDLE_HOLD`] (a quarter of the drain timeout
-/// at most, so requests in flight keep most of it).
-pub async fn drain(broker: Arc<Broker>, drain_timeout: Duration, connections: &Connections) {
+/// The drain steps before the listener closes: unready, deregistered, then the linger.
+pub async fn drain(broker: Arc<Broker>, drain_timeout: Duration) {
     tracing::info!("draining: not ready, deregistering, answering held long polls");
     broker.draining.cancel();
     broker.meta.deregister().await;
     tokio::time::sleep(LINGER.min(drain_timeout / 2)).await;
-    let hold = IDLE_HOLD.min(drain_timeout / 4);
-    if tokio::time::timeout(hold, connections.all_closed()).await.is_err() {
-        tracing::info!(
-            open = connections.open(),
-            "draining: peers kept connections open for {hold:?}; closing the idle ones"
-        );
-    }
     tracing::info!("draining: closing the listener; finishing requests in flight");
 }
 
@@ -73,6 +69,7 @@ pub struct Drain {
     timeout: Duration,
     /// Cancelled on SIGTERM or SIGINT.
     terminate: CancellationToken,
+    /// HTTP's connections (see [`Drain::http`]).
     connections: Connections,
 }
 
@@ -90,25 +87,25 @@ impl Drain {
         Drain { broker, timeout, terminate, connections: Connections::default() }
     }
 
-    /// The HTTP connections, counted for the drain (which waits for peers to close idle ones)
-    /// and told `Connection: close` once it began.
-    pub fn connections(&self) -> Connections {
-        self.connections.clone()
-    }
-
-    /// Resolves when HTTP's listener is to close: after the drain steps ([`drain`]).
-    pub fn http_closes(&self) -> impl Future<Output = ()> + Send + 'static {
-        let (broker, terminate, connections, timeout) =
-            (self.broker.clone(), self.terminate.clone(), self.connections.clone(), self.timeout);
-        async move {
-            terminate.cancelled().await;
-            drain(broker, timeout, &connections).await;
+    /// What HTTP's server needs of the drain: when its listener closes (after the drain steps,
+    /// [`drain`]), its connections (counted, and told `Connection: close` once the drain began),
+    /// and how long those still open then are left to their peers ([`IDLE_HOLD`], a quarter of
+    /// the drain timeout at most, so requests in flight keep most of it).
+    pub fn http(&self) -> HttpDrain<impl Future<Output = ()> + Send + 'static> {
+        let (broker, terminate, timeout) = (self.broker.clone(), self.terminate.clone(), self.timeout);
+        HttpDrain {
+            connections: self.connections.clone(),
+            draining: self.broker.draining.clone(),
+            idle_hold: IDLE_HOLD.min(timeout / 4),
+            closes: async move {
+                terminate.cancelled().await;
+                drain(broker, timeout).await;
+            },
         }
     }
 
-    /// Resolves when gRPC's listener is to close: the linger after the drain began, the moment
-    /// HTTP's would close were no idle connection held; it then finishes the calls in flight
-    /// (Subscribe streams end on the drain itself).
+    /// Resolves when gRPC's listener is to close: the linger after the drain began, when HTTP's
+    /// closes; it then finishes the calls in flight (Subscribe streams end on the drain itself).
     pub fn grpc_closes(&self) -> impl Future<Output = ()> + Send + 'static {
         let (drained, terminate, timeout) =
             (self.broker.draining.clone(), self.terminate.clone(), self.timeout);
@@ -145,6 +142,16 @@ impl Drain {
     }
 }
 
+/// The drain as HTTP's server sees it ([`Drain::http`]).
+pub struct HttpDrain<F> {
+    pub connections: Connections,
+    /// Cancelled when the drain begins: answers say `Connection: close` from then on.
+    pub draining: CancellationToken,
+    /// Resolves when the listener is to close.
+    pub closes: F,
+    pub idle_hold: Duration,
+}
+
 /// The HTTP connections being served, counted so that the drain can end as soon as the peers
 /// closed them all.
 #[derive(Clone, Default)]
@@ -165,6 +172,17 @@ impl Connections {
                 return;
             }
             changed.await;
+        }
+    }
+
+    /// Waits until the peers closed every connection, or `hold` passed (then says how many were
+    /// left, for the caller to close).
+    pub async fn left_to_peers(&self, hold: Duration) {
+        if tokio::time::timeout(hold, self.all_closed()).await.is_err() {
+            tracing::info!(
+                open = self.open(),
+                "draining: peers kept connections open for {hold:?}; closing the idle ones"
+            );
         }
     }
 
