@@ -66,9 +66,23 @@ pub struct Signed<'a> {
     pub body: &'a [u8],
 }
 
+/// The query string as SigV4 canonicalizes it: each name and value decoded and encoded again
+/// the one way SigV4 allows (everything but `A-Za-z0-9-_.~` as `%XX`), sorted. Clients send the
+/// query in their own encoding (`+` or `%20`, `/` or `%2F`: a query-protocol GET by hand), but all
+/// sign its canonical form.
 fn canonical_query(query: &str) -> String {
-    let mut pairs: Vec<(&str, &str)> =
-        query.split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, ""))).collect();
+    let encode = |s: &str| {
+        s.bytes().fold(String::new(), |mut out, b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                out.push(char::from(b));
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+            out
+        })
+    };
+    let mut pairs: Vec<(String, String)> =
+        form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (encode(&k), encode(&v))).collect();
     pairs.sort();
     pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
 }
@@ -154,5 +168,17 @@ mod tests {
         assert!(signature_matches(&expected, &auth.signature));
         assert!(!signature_matches(&expected_signature(&auth, &req, "other").unwrap(), &auth.signature));
         assert_eq!(parse_amz_date("20150830T123600Z"), Some(1440938160));
+    }
+
+    /// Differently encoded queries sign alike; pairs sort by encoded name, then value.
+    #[test]
+    fn canonical_query_normalizes_the_encoding() {
+        let canonical = "Action=GetQueueUrl&QueueName=a%20b%2Fc&Version=2012-11-05&Z=";
+        assert_eq!(canonical_query("Version=2012-11-05&QueueName=a+b/c&Action=GetQueueUrl&Z"), canonical);
+        assert_eq!(
+            canonical_query("QueueName=a%20b%2fc&Z=&Action=GetQueueUrl&Version=2012-11-05"),
+            canonical
+        );
+        assert_eq!(canonical_query("b=2&a.10=x&a.1=y&&"), "a.1=y&a.10=x&b=2");
     }
 }
