@@ -1,11 +1,13 @@
 //! The SQS-compatible front door: `POST /` with `X-Amz-Target: AmazonSQS.<Action>` (AWS JSON 1.0),
 //! authenticated with Signature V4 access keys, so any AWS SDK works with only its endpoint URL
 //! changed. Every action is a thin adapter over the same `service` methods as the native API:
-//! the queues are the same queues.
+//! the queues are the same queues. The older query protocol (form parameters, XML answers) is
+//! translated to the same actions by `query.rs`, on `POST /`, `GET /` and queue URLs.
 
 pub(crate) mod actions;
 mod error;
 mod md5;
+mod query;
 pub(crate) mod sigv4;
 
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use axum::routing::post;
 use axum::{Extension, Router};
 
 pub use error::SqsError;
+use query::Protocol;
 
 use crate::model::now_ms;
 use crate::service::{Broker, Principal};
@@ -35,7 +38,11 @@ pub struct SqsSettings {
 }
 
 pub fn routes(settings: SqsSettings) -> Router<Arc<Broker>> {
-    Router::new().route("/", post(handle)).layer(Extension(Arc::new(settings)))
+    Router::new()
+        .route("/", post(handle).get(handle))
+        // Query-protocol clients send queue operations to the queue's URL.
+        .route(&format!("/{ACCOUNT}/{{queue}}"), post(handle).get(handle))
+        .layer(Extension(Arc::new(settings)))
 }
 
 /// What an action needs besides its input: the caller and how to write queue URLs.
@@ -51,20 +58,31 @@ async fn handle(
     req: Request,
 ) -> Response {
     let (parts, body) = req.into_parts();
+    let protocol = Protocol::of(&parts.method, &parts.headers);
+    let answer = |e: SqsError| match protocol {
+        Protocol::Json => e.into_response(),
+        Protocol::Query => query::respond(Err(e)),
+    };
     // The same bound as the native API's (`MOM_MAX_REQUEST_BYTES`), answered in SQS's shape.
     let body: Bytes = match crate::body::read_limited(body, crate::body::body_limit(&parts.extensions)).await
     {
         Ok(b) => b,
         Err(e @ crate::error::Error::MessageTooLarge(_)) => {
-            return SqsError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", e.to_string())
-                .into_response()
+            return answer(SqsError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                e.to_string(),
+            ))
         }
-        Err(e) => return SqsError::from(e).into_response(),
+        Err(e) => return answer(SqsError::from(e)),
     };
     let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
-    match serve(&b, &settings, &method, &uri, &headers, &body).await {
-        Ok(v) => ([("content-type", "application/x-amz-json-1.0")], v.to_string()).into_response(),
-        Err(e) => e.into_response(),
+    match (protocol, serve(&b, &settings, protocol, &method, &uri, &headers, &body).await) {
+        (Protocol::Json, Ok((_, v))) => {
+            ([("content-type", "application/x-amz-json-1.0")], v.to_string()).into_response()
+        }
+        (Protocol::Json, Err(e)) => e.into_response(),
+        (Protocol::Query, result) => query::respond(result),
     }
 }
 
@@ -73,19 +91,29 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
     (!values.is_empty()).then(|| values.join(","))
 }
 
+/// Runs one request of either protocol; the action's name comes back with its output, for the
+/// query protocol's `<{Action}Response>`.
 async fn serve(
     b: &Broker,
     settings: &SqsSettings,
+    protocol: Protocol,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<serde_json::Value, SqsError> {
-    let action = header(headers, "x-amz-target")
-        .and_then(|t| t.strip_prefix("AmazonSQS.").map(str::to_string))
-        .ok_or_else(|| {
-            SqsError::bad("InvalidAction", "X-Amz-Target must name an action: AmazonSQS.<Action>")
-        })?;
+) -> Result<(String, serde_json::Value), SqsError> {
+    let form = match protocol {
+        Protocol::Query => Some(query::Request::parse(uri.query(), body)?),
+        Protocol::Json => None,
+    };
+    let action = match &form {
+        Some(form) => form.action.clone(),
+        None => header(headers, "x-amz-target")
+            .and_then(|t| t.strip_prefix("AmazonSQS.").map(str::to_string))
+            .ok_or_else(|| {
+                SqsError::bad("InvalidAction", "X-Amz-Target must name an action: AmazonSQS.<Action>")
+            })?,
+    };
     b.meta.current().await;
     let who = authenticate(b, method, uri, headers, body)?;
     b.auth.admit(&who.name).await?;
@@ -96,14 +124,18 @@ async fn serve(
             format!("{scheme}://{}", header(headers, "host").unwrap_or_else(|| "localhost".into()))
         }
     };
-    let input: serde_json::Value = if body.iter().all(u8::is_ascii_whitespace) {
+    let input: serde_json::Value = if let Some(form) = form {
+        let at_queue = (uri.path() != "/").then(|| format!("{base_url}{}", uri.path()));
+        form.input(at_queue)?
+    } else if body.iter().all(u8::is_ascii_whitespace) {
         serde_json::json!({})
     } else {
         serde_json::from_slice(body)
             .map_err(|e| SqsError::bad("SerializationException", format!("malformed JSON: {e}")))?
     };
     let ctx = Ctx { who, base_url, region: settings.region.clone() };
-    actions::dispatch(b, &ctx, &action, input).await
+    let output = actions::dispatch(b, &ctx, &action, input).await?;
+    Ok((action, output))
 }
 
 /// Checks the Signature V4 of a request and returns the access key's user.
