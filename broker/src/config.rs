@@ -74,6 +74,12 @@ pub struct Config {
     #[arg(long, env = "MOM_REDIS_REPLICA_ACK_TIMEOUT_MS", default_value_t = 1000)]
     pub redis_replica_ack_timeout_ms: u64,
 
+    /// How long a `dedup_id` names its message, in seconds: a send with the same `dedup_id` within
+    /// this window answers 200 with the first id instead of storing it again.
+    #[arg(long, env = "MOM_DEDUP_WINDOW_S", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub dedup_window_s: u64,
+
     /// Name of the first admin, created when no admin exists.
     #[arg(long, env = "MOM_ADMIN_USER", default_value = "admin")]
     pub admin_user: String,
@@ -192,6 +198,7 @@ impl Config {
             timeout,
             min_replicas_ack: self.redis_min_replicas_ack,
             replica_ack_timeout: wait.max(Duration::from_millis(1)),
+            dedup_window: Duration::from_secs(self.dedup_window_s),
         }
     }
 

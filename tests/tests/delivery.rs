@@ -292,3 +292,77 @@ async fn a_dead_letter_move_left_half_done_by_a_crash_is_finished_by_the_leaders
     dlq.ack_all(&dead).await;
     assert_eq!(dlq.stats().await.counts(), (0, 0, 0), "the move was finished more than once");
 }
+
+/// The dedup window of the test brokers (`MOM_DEDUP_WINDOW_S`; 300 s by default).
+const DEDUP_WINDOW: Duration = Duration::from_secs(3);
+
+/// Sends (or publishes, through `routes`) `dedup_id` again every 100 ms until the broker stores it
+/// anew (201); asserts every answer before that named `first_id` (200) and that the window was not
+/// shorter than `DEDUP_WINDOW` from `first_sent` (before the first send went out). Returns the new
+/// id.
+async fn resend_until_stored_again(
+    routes: &Queue,
+    dedup_id: &str,
+    first_id: &str,
+    first_sent: Instant,
+) -> String {
+    mom_tests::wait_until("the dedup window to end", DEDUP_WINDOW + 20 * SECOND, || async {
+        let resp = routes.send_resp(json!({ "body": "again", "dedup_id": dedup_id })).await;
+        match resp.status {
+            200 => {
+                assert_eq!(resp.json["id"], first_id, "a hit inside the window names the first id: {resp}");
+                None
+            }
+            201 => {
+                let stored_after = first_sent.elapsed();
+                assert!(
+                    stored_after >= DEDUP_WINDOW,
+                    "stored again {stored_after:?} after the first send, inside the {DEDUP_WINDOW:?} window"
+                );
+                let id = resp.json["id"].as_str().unwrap_or_else(|| panic!("no id in {resp}")).to_string();
+                Some(id)
+            }
+            _ => panic!("unexpected answer to a resend: {resp}"),
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_dedup_id_is_stored_again_once_its_window_has_ended() {
+    let cluster = mom_tests::Cluster::new();
+    let broker = cluster.broker().env("MOM_DEDUP_WINDOW_S", DEDUP_WINDOW.as_secs().to_string()).start().await;
+    let queue = broker.client().queue("orders");
+    queue.create(json!({})).await;
+
+    let first_sent = Instant::now();
+    let first = queue.send_resp(json!({ "body": "a", "dedup_id": "order-1" })).await.expect_status(201);
+    let stored = Instant::now();
+    let first_id = first.json["id"].as_str().unwrap_or_else(|| panic!("no id in {first}")).to_string();
+
+    // Just inside the window (its last second and a half), the send is still a duplicate.
+    tokio::time::sleep((stored + DEDUP_WINDOW - SECOND * 3 / 2).saturating_duration_since(Instant::now()))
+        .await;
+    let late = queue.send_resp(json!({ "body": "late", "dedup_id": "order-1" })).await.expect_status(200);
+    assert_eq!(late.json["id"], first_id.as_str(), "{late}");
+    assert_eq!(queue.stats().await.counts(), (1, 0, 0), "a duplicate inside the window was stored");
+
+    // Once the window ends it is stored again, under a new id, and deduplicated from then on.
+    let second_id = resend_until_stored_again(&queue, "order-1", &first_id, first_sent).await;
+    assert_ne!(second_id, first_id);
+    let again = queue.send_resp(json!({ "body": "x", "dedup_id": "order-1" })).await.expect_status(200);
+    assert_eq!(again.json["id"], second_id.as_str(), "{again}");
+    let got = queue.receive(10).await;
+    let bodies: Vec<_> = got.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies, ["a", "again"], "{got:?}");
+
+    // Topics keep the same window.
+    let topic = broker.client().topic("events");
+    topic.create(json!({})).await;
+    let first_sent = Instant::now();
+    let first = topic.publish_resp(json!({ "body": "e", "dedup_id": "event-1" })).await.expect_status(201);
+    let first_id = first.json["id"].as_str().unwrap_or_else(|| panic!("no id in {first}")).to_string();
+    let routes = Queue::at(broker.client(), "events", "/v1/topics/events".to_string());
+    let second_id = resend_until_stored_again(&routes, "event-1", &first_id, first_sent).await;
+    assert_ne!(second_id, first_id);
+}

@@ -62,8 +62,8 @@ pub struct Mailbox {
 pub struct Outgoing {
     pub payload: String,
     pub delay_ms: u64,
-    /// Dedup keys live 5 minutes (`lua/send.lua`): a second send with the same key within them is
-    /// stored once.
+    /// Dedup keys live `MOM_DEDUP_WINDOW_S` (5 minutes by default, `lua/store_once.lua`): a second
+    /// send with the same key within them is stored once.
     pub dedup: Option<String>,
 }
 
@@ -300,6 +300,7 @@ impl MailboxStore {
             };
             inv.arg(m.payload).arg(m.delay_ms).arg(dk);
         }
+        inv.arg(self.redis.dedup_window_s());
         let flat: Vec<(String, i64)> = self.redis.write_conn()?.invoke(&inv).await?;
         if flat.first().is_some_and(|(id, flag)| id == GONE && *flag < 0) {
             return Err(Error::QueueNotFound(mb.queue_name().to_string()));

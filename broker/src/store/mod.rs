@@ -70,6 +70,9 @@ pub struct Options {
     pub min_replicas_ack: u32,
     /// How long a send waits for those confirmations.
     pub replica_ack_timeout: Duration,
+    /// How long a `dedup_id` names its message: a second send with it within this window is not
+    /// stored again (whole seconds, at least one).
+    pub dedup_window: Duration,
 }
 
 /// The deployment as resolved at run time.
@@ -199,6 +202,11 @@ impl Redis {
     /// The channel on which sends announce "queue X has something new" to long polls on every node.
     pub fn channel(&self) -> String {
         format!("{}:notify", self.prefix)
+    }
+
+    /// How long a dedup key lives, in whole seconds (`SET ... EX` takes no less than 1).
+    pub fn dedup_window_s(&self) -> u64 {
+        self.options.dedup_window.as_secs().max(1)
     }
 
     fn set_conn(&self, conn: Option<Conn>) {

@@ -96,6 +96,7 @@ impl TopicStore {
             };
             inv.arg(m.out.payload).arg(m.attributes_json).arg(m.publisher).arg(dk);
         }
+        inv.arg(self.redis.dedup_window_s());
         let (trimmed, flat): (i64, Vec<(String, i64)>) = self.redis.write_conn()?.invoke(&inv).await?;
         let Ok(trimmed) = u64::try_from(trimmed) else {
             return Err(Error::TopicNotFound(topic.to_string()));

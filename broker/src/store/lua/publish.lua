@@ -3,7 +3,8 @@
 -- KEYS[4] id sequence, KEYS[5] incarnation marker, KEYS[6..] dedup keys.
 -- ARGV: channel, the subscriptions' wake key prefix (`s/TOPIC/`), subscription prefix,
 -- retention_ms, n, the topic's incarnation as the publishing node knows it (0 = unchecked), then
--- per message: payload, attributes JSON, publisher, dedup key index (0 = none).
+-- per message: payload, attributes JSON, publisher, dedup key index (0 = none); last, how long a
+-- dedup key lives in seconds.
 -- Announces, in one message, a line `s/TOPIC/SUB N` per subscription that got N messages
 -- (waiters.rs), so long polls of each subscription wake for its own messages.
 -- Returns {trimmed, {id, 1 stored now | 0 dedup hit, ...}}, or {-1, {}} when the incarnation was
@@ -16,13 +17,14 @@ for i = 1, #reg, 2 do
   subs[#subs + 1] = { name = reg[i], prefix = ARGV[3] .. reg[i] .. ':', spec = cjson.decode(reg[i + 1]), got = 0 }
 end
 local n = tonumber(ARGV[5])
+local window_s = tonumber(ARGV[7 + n * 4])
 local out = {}
 for i = 0, n - 1 do
   local payload = ARGV[7 + i * 4]
   local attrs = cjson.decode(ARGV[8 + i * 4])
   local publisher = ARGV[9 + i * 4]
   local dk = tonumber(ARGV[10 + i * 4])
-  store_once(out, KEYS[4], dk, function(id)
+  store_once(out, KEYS[4], dk, window_s, function(id)
     redis.call('HSET', KEYS[1], id, payload)
     redis.call('ZADD', KEYS[2], now, id)
     for _, s in ipairs(subs) do

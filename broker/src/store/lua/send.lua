@@ -1,7 +1,8 @@
 -- Stores messages in a queue. KEYS[8] = id sequence; KEYS[9] = incarnation marker;
 -- KEYS[10..] = dedup keys.
 -- ARGV[2..]: channel, wake key, n, the queue's incarnation as the sending node knows it (its
--- znode's czxid; 0 = unchecked), then per message: payload, delay_ms, dedup key index (0 = none).
+-- znode's czxid; 0 = unchecked), then per message: payload, delay_ms, dedup key index (0 = none);
+-- last, how long a dedup key lives in seconds.
 -- Returns per message: id, 1 when stored now or 0 when a dedup key named an earlier message; or
 -- the pair 'MOMGONE', -1 when the incarnation was deleted or replaced (a stale cache).
 -- Announces what it stored as `KEY N` (N visible now) or `KEY N D` (and the first delayed one
@@ -11,6 +12,7 @@ if not incarnation_ok(KEYS[9], tonumber(ARGV[5]), {KEYS[1], KEYS[2], KEYS[3], KE
 end
 local now = now_ms()
 local n = tonumber(ARGV[4])
+local window_s = tonumber(ARGV[6 + n * 3])
 local out = {}
 local stored = false
 local visible, first_delay = 0, nil
@@ -18,7 +20,7 @@ for i = 0, n - 1 do
   local payload = ARGV[6 + i * 3]
   local delay = tonumber(ARGV[7 + i * 3])
   local dk = tonumber(ARGV[8 + i * 3])
-  stored = store_once(out, KEYS[8], dk, function(id)
+  stored = store_once(out, KEYS[8], dk, window_s, function(id)
     redis.call('HSET', KEYS[1], id, payload)
     redis.call('ZADD', KEYS[6], now, id)
     redis.call('ZADD', KEYS[3], now + delay, id)
