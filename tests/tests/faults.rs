@@ -180,6 +180,85 @@ async fn exactly_one_node_leads_and_another_takes_over_when_the_leader_is_killed
     settles_on(&survivors, &next, "the survivors to list themselves and the new leader").await;
 }
 
+#[tokio::test]
+async fn a_paused_old_leader_does_not_redo_what_a_newer_leader_undid_while_it_slept() {
+    let zk = ZooKeeperServer::started().await;
+    let cluster = Cluster::with_zk(zk.connect_string());
+    let nodes = start_all(&[node(&cluster, "fence-a"), node(&cluster, "fence-b")]).await;
+    let all: Vec<&Broker> = nodes.iter().collect();
+    let first = agreed_leader(&all, "one node to lead", SESSION_TIMEOUT).await;
+    let old = nodes.iter().position(|n| n.node_id() == first).expect("the leader is one of the nodes");
+    let new = 1 - old;
+    let topic = nodes[new].client().topic("news");
+    topic.create(json!({})).await;
+    topic.subscription("gone").create(json!({})).await;
+    // The old leader's cache knows the subscription: its sweep would re-register it in Redis
+    // were it missing there (what a node that died between the two writes of a create leaves).
+    let on_old = nodes[old].client().topic("news");
+    let old_lists_it = || async { on_old.subscriptions().await.iter().any(|s| s["name"] == "gone") };
+    wait_until("the leader to see the subscription", PROPAGATION, || async {
+        old_lists_it().await.then_some(())
+    })
+    .await;
+
+    // Paused past its session: the other node leads, and the subscription is deleted there
+    // while the old leader still believes in it.
+    mom_tests::broker::signal(nodes[old].pid(), libc::SIGSTOP);
+    let paused = Instant::now();
+    let successor = [&nodes[new]];
+    let next =
+        wait_until("the other node to take over", SESSION_TIMEOUT + EXPIRY_SLACK + PROPAGATION, || {
+            leader_of(&successor)
+        })
+        .await;
+    assert_eq!(next, nodes[new].node_id());
+    nodes[new].client().topic("news").subscription("gone").delete().await.expect_status(204);
+    // The newer leader acts before the old one wakes (its token becomes the newest that did): its
+    // sweep finishes a dead-letter move a crash left half done, seen when the dead letter arrives.
+    let dlq = nodes[new].client().queue("dlq");
+    dlq.create(json!({})).await;
+    nodes[new]
+        .client()
+        .queue("source")
+        .create(json!({ "max_receives": 1, "dead_letter_queue": "dlq" }))
+        .await;
+    let (url, prefix) = (&cluster.redis_url, &cluster.redis_prefix);
+    mom_tests::layout::leave_in_outbox(url, prefix, "source", "crashed-1", "dlq", r#"{"b":"moved"}"#).await;
+    let moved = wait_until("the new leader's sweep to finish the move", RECOVERY, || async {
+        let got = dlq.receive(10).await;
+        (!got.is_empty()).then_some(got)
+    })
+    .await;
+    mom_tests::broker::signal(nodes[old].pid(), libc::SIGCONT);
+    eprintln!("{first} paused {:?}, past its session; {next} leads", paused.elapsed());
+
+    // Awake, the old node's overdue sweep runs at once with its stale cache; its writes are
+    // refused (its session is gone, and a newer token acted). It catches up and does not lead.
+    wait_until("the old leader to see the deletion", RECOVERY, || async {
+        (!old_lists_it().await).then_some(())
+    })
+    .await;
+    assert_leader_stays(&all, &next, Duration::from_secs(1)).await;
+
+    // Nothing was re-registered: a message published now reaches no subscription, and a
+    // subscription made again under the name starts empty.
+    let published = topic.publish("after").await;
+    let again = nodes[old].client().topic("news").subscription("gone");
+    again.create(json!({})).await;
+    let got = again.receive(10).await;
+    assert!(
+        got.is_empty(),
+        "a deleted subscription was re-registered by the old leader: got {got:?} ({published})"
+    );
+    topic.publish("later").await;
+    let got = again.receive(10).await;
+    assert_eq!(got.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), ["later"]);
+    // And the move the newer leader finished was made once.
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    dlq.ack_all(&moved).await;
+    assert_eq!(dlq.stats().await.counts(), (0, 0, 0), "the dead-letter move was made twice");
+}
+
 /// What the looping client of the drain test saw.
 #[derive(Default)]
 struct LoopLog {
