@@ -1,7 +1,8 @@
 //! The SQS-compatible endpoint (`POST /` with `X-Amz-Target: AmazonSQS.<Action>`, Signature V4
 //! access keys) driven by clients no one here wrote: the AWS SDK for Python (`boto3`, running
-//! `tests/sqs/workload.py`, directly and through NGINX) and the AWS SDK for Rust (`aws-sdk-sqs`),
-//! and the same queues seen through the native API.
+//! `tests/sqs/workload.py`, directly and through NGINX), boto3 1.28 over the older query protocol
+//! (`tests/sqs/query_protocol.py`) and the AWS SDK for Rust (`aws-sdk-sqs`), and the same queues
+//! seen through the native API.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
