@@ -566,11 +566,14 @@ mod tests {
         let xml = render_output("ReceiveMessage", &out, "rid");
         assert_eq!(
             xml,
-            "<?xml version=\"1.0\"?><ReceiveMessageResponse xmlns=\"http://queue.amazonaws.com/doc/2012-11-05/\">\
-             <ReceiveMessageResult><Message><MessageId>id-1</MessageId><ReceiptHandle>r&lt;1&gt;</ReceiptHandle>\
-             <MD5OfBody>m</MD5OfBody><Body>&lt;a href=&quot;x&quot;&gt;&amp;amp;&lt;/a&gt;&#xD;\n</Body>\
+            "<?xml version=\"1.0\"?>\
+             <ReceiveMessageResponse xmlns=\"http://queue.amazonaws.com/doc/2012-11-05/\">\
+             <ReceiveMessageResult><Message><MessageId>id-1</MessageId>\
+             <ReceiptHandle>r&lt;1&gt;</ReceiptHandle><MD5OfBody>m</MD5OfBody>\
+             <Body>&lt;a href=&quot;x&quot;&gt;&amp;amp;&lt;/a&gt;&#xD;\n</Body>\
              <Attribute><Name>SentTimestamp</Name><Value>1</Value></Attribute>\
-             <MessageAttribute><Name>k</Name><Value><StringValue>v&amp;</StringValue><DataType>String</DataType></Value></MessageAttribute>\
+             <MessageAttribute><Name>k</Name><Value><StringValue>v&amp;</StringValue>\
+             <DataType>String</DataType></Value></MessageAttribute>\
              </Message></ReceiveMessageResult><ResponseMetadata><RequestId>rid</RequestId></ResponseMetadata>\
              </ReceiveMessageResponse>"
         );
@@ -578,7 +581,9 @@ mod tests {
             "SendMessageBatch",
             &json!({
                 "Successful": [{ "Id": "a", "MessageId": "m", "MD5OfMessageBody": "d" }],
-                "Failed": [{ "Id": "b", "SenderFault": true, "Code": "InvalidParameterValue", "Message": "no" }],
+                "Failed": [
+                    { "Id": "b", "SenderFault": true, "Code": "InvalidParameterValue", "Message": "no" },
+                ],
             }),
             "rid",
         );
@@ -607,7 +612,13 @@ mod tests {
         );
         // No output: only the metadata.
         let xml = render_output("DeleteQueue", &json!({}), "rid");
-        assert!(xml.ends_with("<DeleteQueueResponse xmlns=\"http://queue.amazonaws.com/doc/2012-11-05/\"><ResponseMetadata><RequestId>rid</RequestId></ResponseMetadata></DeleteQueueResponse>"), "{xml}");
+        assert!(
+            xml.ends_with(
+                "<DeleteQueueResponse xmlns=\"http://queue.amazonaws.com/doc/2012-11-05/\">\
+                 <ResponseMetadata><RequestId>rid</RequestId></ResponseMetadata></DeleteQueueResponse>"
+            ),
+            "{xml}"
+        );
     }
 
     #[test]
@@ -619,7 +630,13 @@ mod tests {
         );
         let e = SqsError::bad("MessageNotInflight", "a <b>");
         let xml = render_error(&e, "rid");
-        assert!(xml.contains("<Code>AWS.SimpleQueueService.MessageNotInflight</Code><Message>a &lt;b&gt;</Message><Detail/></Error><RequestId>rid</RequestId>"), "{xml}");
+        assert!(
+            xml.contains(
+                "<Code>AWS.SimpleQueueService.MessageNotInflight</Code><Message>a &lt;b&gt;</Message>\
+                 <Detail/></Error><RequestId>rid</RequestId>"
+            ),
+            "{xml}"
+        );
         let e = SqsError::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "down");
         assert!(render_error(&e, "rid").contains("<Type>Receiver</Type><Code>ServiceUnavailable</Code>"));
     }
