@@ -8,6 +8,9 @@ Run by tests/tests/grpc.rs against a broker it started. Everything comes from th
     MOM_GRPC_TOKEN      the admin's bearer token
     MOM_GRPC_PROTO_DIR  the proto include directory (broker/proto)
     MOM_GRPC_PREFIX     prefix of the queue and topic names this run creates (default "py")
+    MOM_GRPC_CA         when set, the PEM file of the CA to verify the server against: the
+                        channel is TLS (grpcio's ssl_channel_credentials), and a channel that
+                        trusts only the system's CAs must fail its handshake first
 
 Exits 0 when every step passed, 1 otherwise; prints one line per step and the cause of a failure.
 """
@@ -26,6 +29,7 @@ TARGET = os.environ["MOM_GRPC_TARGET"]
 TOKEN = os.environ["MOM_GRPC_TOKEN"]
 PROTO_DIR = os.environ["MOM_GRPC_PROTO_DIR"]
 PREFIX = os.environ.get("MOM_GRPC_PREFIX", "py")
+CA = os.environ.get("MOM_GRPC_CA")
 WAIT = 10  # seconds allowed for a message to arrive on the stream
 
 
@@ -144,11 +148,33 @@ def subscribe(stub):
     reader.join(timeout=WAIT)
 
 
+def channel():
+    """The channel to TARGET: TLS verified against MOM_GRPC_CA when it is set, else plain."""
+    if not CA:
+        return grpc.insecure_channel(TARGET)
+    with open(CA, "rb") as f:
+        return grpc.secure_channel(TARGET, grpc.ssl_channel_credentials(root_certificates=f.read()))
+
+
+def untrusted(stub):
+    """Without the CA the server's certificate is not trusted: the TLS checks are real."""
+    if not CA:
+        return
+    with grpc.secure_channel(TARGET, grpc.ssl_channel_credentials()) as plain:
+        other = pb_grpc.BrokerStub(plain)
+        try:
+            other.ListQueues(pb.ListQueuesRequest(), metadata=AUTH, timeout=WAIT)
+        except grpc.RpcError as err:
+            check(err.code() == grpc.StatusCode.UNAVAILABLE, f"expected UNAVAILABLE, got {err.code()}")
+            return
+    raise AssertionError("a channel without the CA trusted the server's certificate")
+
+
 def main():
     failed = False
-    with grpc.insecure_channel(TARGET) as channel:
-        stub = pb_grpc.BrokerStub(channel)
-        for step in (queues, errors, subscribe):
+    with channel() as chan:
+        stub = pb_grpc.BrokerStub(chan)
+        for step in (queues, errors, subscribe, untrusted):
             try:
                 step(stub)
                 print(f"ok   {step.__name__}")

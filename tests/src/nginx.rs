@@ -93,6 +93,26 @@ pub fn render_config_with_grpc(
     listen: &str,
     dir: &Path,
 ) -> String {
+    render_config_with_tls(upstreams, grpc, None, listen, dir)
+}
+
+/// A certificate NGINX serves, as momctl's `nginx.tls` sets it up: HTTPS on `https_listen` (plain
+/// HTTP on the other port then only redirects), and the gRPC server over TLS.
+#[derive(Debug, Clone, Copy)]
+pub struct TlsFiles<'a> {
+    pub cert: &'a Path,
+    pub key: &'a Path,
+    pub https_listen: &'a str,
+}
+
+/// [`render_config_with_grpc`], serving HTTPS and gRPC over TLS when `tls` is given.
+pub fn render_config_with_tls(
+    upstreams: &[(String, String)],
+    grpc: Option<GrpcUpstreams>,
+    tls: Option<TlsFiles>,
+    listen: &str,
+    dir: &Path,
+) -> String {
     let path = template_path();
     let template = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read the NGINX template {}: {e}", path.display()));
@@ -116,6 +136,14 @@ pub fn render_config_with_grpc(
     if let Some(g) = grpc {
         assert_eq!(g.addresses.len(), upstreams.len(), "one gRPC address per upstream");
         context.insert("grpc_listen_port", g.listen);
+    }
+    if let Some(t) = tls {
+        context.insert("https_listen_port", t.https_listen);
+        context.insert("tls_cert", &t.cert.display().to_string());
+        context.insert("tls_key", &t.key.display().to_string());
+        context.insert("tls_fingerprint", "test");
+        let port = t.https_listen.rsplit_once(':').map_or(t.https_listen, |(_, p)| p);
+        context.insert("https_port_suffix", &format!(":{port}"));
     }
     let rendered = tera::Tera::one_off(&template, &context, false)
         .unwrap_or_else(|e| panic!("cannot render {}: {e:?}", path.display()));
@@ -158,6 +186,52 @@ fn localize(rendered: &str, dir: &Path) -> String {
     out
 }
 
+/// Makes, with the `openssl` command, a CA (`ca.pem`) and a certificate for 127.0.0.1 and
+/// localhost that it signed (`server.pem`, `server.key`) in `dir`; returns the CA's path.
+fn self_signed_for_loopback(dir: &Path) -> PathBuf {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run openssl (.ci/run installs it): {e}"));
+        assert!(out.status.success(), "openssl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=mom test CA"],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]]
+            .concat(),
+    );
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        .unwrap_or_else(|e| panic!("cannot write san.ext: {e}"));
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+    dir.join("ca.pem")
+}
+
 /// `nginx -V` output (its configure arguments), to know which modules are built in.
 fn nginx_configure_args() -> String {
     let out = Command::new(nginx_bin())
@@ -186,6 +260,8 @@ pub struct Nginx {
     port: u16,
     /// The port of the gRPC server, when NGINX proxies gRPC.
     grpc_port: Option<u16>,
+    /// The HTTPS port and the CA that signed NGINX's certificate, when it serves TLS.
+    tls: Option<(u16, PathBuf)>,
     log: PathBuf,
     config: PathBuf,
     _dir: TempDir,
@@ -201,7 +277,7 @@ impl Nginx {
 
     /// Starts NGINX with these `(name, host:port)` upstream servers.
     pub async fn start_for(upstreams: &[(String, String)]) -> Nginx {
-        Self::start_with(upstreams, None).await
+        Self::start_with(upstreams, None, false).await
     }
 
     /// Starts NGINX in front of brokers that serve gRPC too: `(broker, its gRPC host:port)`.
@@ -210,10 +286,20 @@ impl Nginx {
         let upstreams: Vec<(String, String)> =
             brokers.iter().map(|(b, _)| (b.node_id().to_string(), b.listen().to_string())).collect();
         let grpc: Vec<String> = brokers.iter().map(|(_, g)| g.to_string()).collect();
-        Self::start_with(&upstreams, Some(&grpc)).await
+        Self::start_with(&upstreams, Some(&grpc), false).await
     }
 
-    async fn start_with(upstreams: &[(String, String)], grpc: Option<&[String]>) -> Nginx {
+    /// [`Nginx::start_grpc`] with TLS, as momctl's `nginx.tls`: a certificate for 127.0.0.1 signed
+    /// by a CA made for this NGINX ([`Nginx::ca`]); HTTPS on [`Nginx::https_url`], gRPC over TLS on
+    /// [`Nginx::grpc_addr`].
+    pub async fn start_grpc_tls(brokers: &[(&Broker, &str)]) -> Nginx {
+        let upstreams: Vec<(String, String)> =
+            brokers.iter().map(|(b, _)| (b.node_id().to_string(), b.listen().to_string())).collect();
+        let grpc: Vec<String> = brokers.iter().map(|(_, g)| g.to_string()).collect();
+        Self::start_with(&upstreams, Some(&grpc), true).await
+    }
+
+    async fn start_with(upstreams: &[(String, String)], grpc: Option<&[String]>, tls: bool) -> Nginx {
         let dir = TempDir::new("mom-nginx");
         let port = free_port();
         let grpc_port = grpc.map(|_| free_port());
@@ -221,15 +307,25 @@ impl Nginx {
         let config = dir.path().join("nginx.conf");
         let grpc_upstreams =
             grpc.zip(grpc_listen.as_deref()).map(|(addresses, listen)| GrpcUpstreams { addresses, listen });
-        let text =
-            render_config_with_grpc(upstreams, grpc_upstreams, &format!("127.0.0.1:{port}"), dir.path());
+        let https = tls.then(|| (free_port(), self_signed_for_loopback(dir.path())));
+        let https_listen = https.as_ref().map(|(p, _)| format!("127.0.0.1:{p}"));
+        let (cert, key) = (dir.path().join("server.pem"), dir.path().join("server.key"));
+        let tls_files =
+            https_listen.as_deref().map(|https_listen| TlsFiles { cert: &cert, key: &key, https_listen });
+        let text = render_config_with_tls(
+            upstreams,
+            grpc_upstreams,
+            tls_files,
+            &format!("127.0.0.1:{port}"),
+            dir.path(),
+        );
         std::fs::write(&config, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", config.display()));
         let log = dir.path().join("nginx.log");
         let prefix = format!("{}/", dir.path().display());
         let mut cmd = Command::new(nginx_bin());
         cmd.args(["-p", &prefix, "-e", "stderr", "-g", "daemon off;", "-c"]).arg(&config);
         let child = spawn_logged(&mut cmd, &log);
-        let mut nginx = Nginx { child, port, grpc_port, log, config, _dir: dir };
+        let mut nginx = Nginx { child, port, grpc_port, tls: https, log, config, _dir: dir };
         let probe = Client::new(nginx.url()).with_timeout(Duration::from_secs(2));
         let what = format!("nginx on port {port} (config {})", nginx.config.display());
         let log = nginx.log.clone();
@@ -249,6 +345,18 @@ impl Nginx {
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `https://127.0.0.1:<port>` (panics when NGINX was started without TLS).
+    pub fn https_url(&self) -> String {
+        let (port, _) = self.tls.as_ref().unwrap_or_else(|| panic!("this NGINX was started without TLS"));
+        format!("https://127.0.0.1:{port}")
+    }
+
+    /// The PEM file of the CA that signed NGINX's certificate (panics without TLS).
+    pub fn ca(&self) -> &Path {
+        let (_, ca) = self.tls.as_ref().unwrap_or_else(|| panic!("this NGINX was started without TLS"));
+        ca
     }
 
     /// `127.0.0.1:<port>` of the gRPC server (panics when NGINX was started without gRPC).
