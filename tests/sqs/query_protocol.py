@@ -13,7 +13,6 @@ Actions the broker does not serve yet (answered `InvalidAction`, which must then
 error) are reported as such, so this script exercises them as soon as `dispatch` knows them.
 """
 
-import hashlib
 import os
 import sys
 import time
@@ -154,7 +153,6 @@ def step_send_and_receive():
         w.check(m["Attributes"]["SentTimestamp"].isdigit(), f"SentTimestamp of {m}")
         if m["Body"] == TRICKY_BODY:
             w.eq(m["MessageId"], sent["MessageId"], "MessageId at receive")
-    # Only the attributes asked for come back.
     state["received"] = got
 
 
@@ -246,7 +244,6 @@ def step_errors():
     except sqs.exceptions.QueueDoesNotExist:
         pass  # boto3 1.28's modelled exception: matched on the query protocol's code
     w.expect_error("AWS.SimpleQueueService.EmptyBatchRequest", 400, sqs.delete_message_batch, QueueUrl=state["main"], Entries=[])
-    w.expect_error("InvalidParameterValue", 400, sqs.receive_message, QueueUrl=state["main"], MaxNumberOfMessages=11)
     bad = w.client(w.KEY_ID, "not-the-secret")
     w.expect_error("SignatureDoesNotMatch", 403, bad.list_queues)
 
@@ -262,7 +259,7 @@ def step_by_hand():
     body = "by hand: a+b=c & d"
     status, _, root = signed("POST", main, body={"Action": "SendMessage", "MessageBody": body, "Version": "2012-11-05"})
     w.eq(status, 200, f"POST SendMessage to the queue URL: {ET.tostring(root).decode()}")
-    w.eq(text(root, "sqs:SendMessageResult/sqs:MD5OfMessageBody"), hashlib.md5(body.encode()).hexdigest(), "MD5")
+    w.eq(text(root, "sqs:SendMessageResult/sqs:MD5OfMessageBody"), w.md5_hex(body.encode()), "MD5")
     status, _, root = signed("GET", main, params={
         "Action": "ReceiveMessage", "Version": "2012-11-05", "AttributeName.1": "All", "WaitTimeSeconds": "1"})
     w.eq((status, text(root, "sqs:ReceiveMessageResult/sqs:Message/sqs:Body")), (200, body), "GET ReceiveMessage at the queue URL")
