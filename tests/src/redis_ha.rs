@@ -33,6 +33,13 @@ impl RedisCluster {
     /// Starts `n` (at least 3) nodes, creates the cluster and waits until every node reports
     /// `cluster_state:ok`.
     pub async fn started(n: usize) -> Self {
+        Self::started_with_replicas(n, 0).await
+    }
+
+    /// Starts `primaries` (at least 3) shards with `replicas` replicas each (`--cluster-replicas`):
+    /// a shard whose primary dies fails over to its replica after the node timeout (2 s).
+    pub async fn started_with_replicas(primaries: usize, replicas: usize) -> Self {
+        let n = primaries * (1 + replicas);
         let mut nodes = Vec::new();
         for _ in 0..n {
             let mut node = RedisServer::new(Persistence::None).with_args([
@@ -52,7 +59,7 @@ impl RedisCluster {
         for node in &nodes {
             create.arg(format!("127.0.0.1:{}", node.port()));
         }
-        create.args(["--cluster-replicas", "0", "--cluster-yes"]);
+        create.args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"]);
         let out = create.output().unwrap_or_else(|e| panic!("cannot run {cli}: {e}"));
         assert!(
             out.status.success(),
@@ -73,6 +80,31 @@ impl RedisCluster {
             .await;
         }
         cluster
+    }
+
+    /// The index in [`RedisCluster::nodes`] of the primary serving `key`'s slot, as the cluster
+    /// sees it now (asked of the first node that answers), or `None` while no node answers or the
+    /// slot's owner is not one of them.
+    pub async fn primary_of(&self, key: &str) -> Option<usize> {
+        for node in &self.nodes {
+            let url = node.url();
+            let Some(slot) = try_command::<u16>(&url, &["CLUSTER", "KEYSLOT", key]).await else { continue };
+            // CLUSTER NODES: `id host:port@bus flags master-id ping pong epoch state slots...`.
+            let Some(table) = try_command::<String>(&url, &["CLUSTER", "NODES"]).await else { continue };
+            let owner = table.lines().find(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                fields.len() > 8
+                    && fields[2].contains("master")
+                    && !fields[2].contains("fail")
+                    && fields[8..].iter().any(|range| {
+                        let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+                        matches!((lo.parse::<u16>(), hi.parse::<u16>()), (Ok(lo), Ok(hi)) if lo <= slot && slot <= hi)
+                    })
+            })?;
+            let port: u16 = owner.split_whitespace().nth(1)?.split(['@', ':']).nth(1)?.parse().ok()?;
+            return self.nodes.iter().position(|n| n.port() == port);
+        }
+        None
     }
 
     /// `redis-cluster://127.0.0.1:p1,127.0.0.1:p2,...`, for `MOM_REDIS_URL`.
