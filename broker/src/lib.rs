@@ -8,6 +8,7 @@ pub mod error;
 pub mod grpc;
 pub mod http;
 pub mod listen;
+pub mod message_id;
 pub mod meta;
 pub mod metrics;
 pub mod model;
@@ -28,9 +29,11 @@ pub mod fuzzing {
     pub use crate::http::topics::StreamQuery;
     pub use crate::http::users::NewPassword;
     pub use crate::sqs::actions::{
-        batch_ids, parse as sqs_parse, queue_name as sqs_queue_name, spec_from_attributes, to_native,
-        to_sqs_message, Entry as SqsEntry,
+        parse as sqs_parse, queue_name as sqs_queue_name, system_names, to_native, to_sqs_message,
+        Entry as SqsEntry,
     };
+    pub use crate::sqs::checks::batch_ids;
+    pub use crate::sqs::queues::spec_from_attributes;
     pub mod sigv4 {
         pub use crate::sqs::sigv4::{
             expected_signature, parse_amz_date, parse_authorization, signature_matches, Authorization, Signed,

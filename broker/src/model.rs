@@ -40,6 +40,13 @@ pub struct QueueConfig {
     pub retention_s: u32,
     pub max_message_bytes: u32,
     pub access: Access,
+    /// How long a receive that names no `wait_s` waits (SQS `ReceiveMessageWaitTimeSeconds`).
+    #[serde(default)]
+    pub receive_wait_s: u32,
+    /// Which queues may name this one their `dead_letter_queue` (SQS `RedriveAllowPolicy`);
+    /// absent: any queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redrive_allow: Option<RedriveAllow>,
 }
 
 impl Default for QueueConfig {
@@ -52,8 +59,100 @@ impl Default for QueueConfig {
             retention_s: 345_600,
             max_message_bytes: 262_144,
             access: Access::Authenticated,
+            receive_wait_s: 0,
+            redrive_allow: None,
         }
     }
+}
+
+/// Which source queues may use a queue as their dead-letter queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum RedrivePermission {
+    AllowAll,
+    DenyAll,
+    ByQueue,
+}
+
+/// A queue's `redrive_allow`: `{"permission": "allowAll" | "denyAll" | "byQueue", "source_queues": [...]}`
+/// (1 to 10 names, with `byQueue` only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedriveAllow {
+    pub permission: RedrivePermission,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_queues: Vec<String>,
+}
+
+/// At most this many source queues in a `byQueue` redrive permission.
+pub const MAX_REDRIVE_SOURCES: usize = 10;
+
+impl RedriveAllow {
+    pub fn allows(&self, source: &str) -> bool {
+        match self.permission {
+            RedrivePermission::AllowAll => true,
+            RedrivePermission::DenyAll => false,
+            RedrivePermission::ByQueue => self.source_queues.iter().any(|q| q == source),
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        let n = self.source_queues.len();
+        match self.permission {
+            RedrivePermission::ByQueue if !(1..=MAX_REDRIVE_SOURCES).contains(&n) => Err(Error::invalid(
+                format!("redrive_allow byQueue names 1 to {MAX_REDRIVE_SOURCES} source_queues, got {n}"),
+            )),
+            RedrivePermission::AllowAll | RedrivePermission::DenyAll if n > 0 => {
+                Err(Error::invalid("redrive_allow names source_queues only with byQueue"))
+            }
+            _ => self.source_queues.iter().try_for_each(|q| validate_name("source_queues", q)),
+        }
+    }
+}
+
+/// A queue's tags: at most [`MAX_TAGS`], keys of 1 to 128 characters, values of at most 256.
+pub type Tags = BTreeMap<String, String>;
+pub const MAX_TAGS: usize = 50;
+
+/// Checks tags one by one (the count is checked on the merged set by the caller).
+pub fn validate_tags(tags: &Tags) -> Result<()> {
+    for (k, v) in tags {
+        if !(1..=128).contains(&k.chars().count()) {
+            return Err(Error::invalid(format!("tag key {k:?} must be 1 to 128 characters")));
+        }
+        if v.chars().count() > 256 {
+            return Err(Error::invalid(format!("the value of tag {k:?} must be at most 256 characters")));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the number of tags a queue would have.
+pub fn check_tag_count(n: usize) -> Result<()> {
+    if n > MAX_TAGS {
+        return Err(Error::invalid(format!("a queue has at most {MAX_TAGS} tags, this would make {n}")));
+    }
+    Ok(())
+}
+
+/// Body of `PUT /v1/queues/{name}/tags`: tags to add or change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TagsBody {
+    pub tags: Tags,
+}
+
+/// Body of `DELETE /v1/queues/{name}/tags`: the keys to remove.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UntagBody {
+    pub keys: Vec<String>,
+}
+
+/// A queue's tags, as `GET /v1/queues/{name}/tags` answers them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TagList {
+    pub tags: Tags,
 }
 
 pub const MAX_VISIBILITY_S: u32 = 43_200;
@@ -112,6 +211,16 @@ pub struct QueueSpec {
     pub retention_s: Option<u32>,
     pub max_message_bytes: Option<u32>,
     pub access: Option<Access>,
+    pub receive_wait_s: Option<u32>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<RedriveAllow>)]
+    pub redrive_allow: Option<Option<RedriveAllow>>,
+    /// Tags, at creation only (`PUT /v1/queues/{name}/tags` changes them later).
+    pub tags: Option<Tags>,
+    /// SQS queue attributes kept as given, with no effect here (`Policy`, the KMS and SSE ones),
+    /// set by the SQS endpoint only; an empty value removes one.
+    #[serde(skip)]
+    pub sqs_attributes: BTreeMap<String, String>,
 }
 
 /// Tells a field given as `null` (`Some(None)`) from an absent one (`None`).
@@ -135,12 +244,22 @@ impl QueueSpec {
         if let Some(v) = self.delay_s {
             base.delay_s = v;
         }
+        if let Some(v) = self.receive_wait_s {
+            base.receive_wait_s = v;
+        }
+        if let Some(v) = self.redrive_allow {
+            base.redrive_allow = v;
+        }
         apply_storage(
             (self.retention_s, self.max_message_bytes, self.access),
             (&mut base.retention_s, &mut base.max_message_bytes, &mut base.access),
         )?;
         check_range("visibility_timeout_s", base.visibility_timeout_s, 0..=MAX_VISIBILITY_S)?;
         check_range("delay_s", base.delay_s, 0..=MAX_DELAY_S)?;
+        check_range("receive_wait_s", base.receive_wait_s, 0..=MAX_WAIT_S)?;
+        if let Some(r) = &base.redrive_allow {
+            r.check()?;
+        }
         if let Some(m) = base.max_receives {
             check_range("max_receives", m, 1..=MAX_RECEIVES)?;
         }
@@ -164,6 +283,12 @@ pub struct QueueInfo {
     pub created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stats: Option<QueueStats>,
+    /// When the config last changed (SQS `LastModifiedTimestamp`); the creation time until then.
+    #[serde(skip)]
+    pub modified_at: Option<String>,
+    /// The SQS attributes kept with no effect (see [`QueueSpec::sqs_attributes`]).
+    #[serde(skip)]
+    pub sqs_attributes: BTreeMap<String, String>,
 }
 
 /// Exact counts at the time of the request.
@@ -280,6 +405,12 @@ pub struct Message {
     pub receipt: String,
     pub receive_count: u32,
     pub sent_at: String,
+    /// Who sent it (a user name), where the store knows (SQS `SenderId`).
+    #[serde(skip)]
+    pub sender: Option<String>,
+    /// When it was first received, in ms (SQS `ApproximateFirstReceiveTimestamp`).
+    #[serde(skip)]
+    pub first_received_ms: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -60,8 +60,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.redis_options(),
     )
     .context("invalid --redis-url")?;
-    let broker =
-        Arc::new(Broker::new(meta.clone(), redis.clone(), metrics.clone(), config.broker_settings()));
+    let broker = Broker::shared(meta.clone(), redis.clone(), metrics.clone(), config.broker_settings());
     // One bound on client connections for both listeners, under the open-files limit.
     let connections = listen::ConnectionLimit::new(listen::fit_fd_limit(config.max_connections), metrics);
 

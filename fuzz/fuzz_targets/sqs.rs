@@ -17,7 +17,9 @@ mod common;
 use std::collections::{BTreeMap, HashSet};
 
 use libfuzzer_sys::fuzz_target;
-use mom_broker::fuzzing::{batch_ids, sigv4, spec_from_attributes, sqs_parse, sqs_queue_name, to_native, SqsEntry};
+use mom_broker::fuzzing::{
+    batch_ids, sigv4, spec_from_attributes, sqs_parse, sqs_queue_name, system_names, to_native, SqsEntry,
+};
 use mom_broker::model::Message;
 use serde_json::Value;
 
@@ -46,8 +48,11 @@ fn message(body: &[u8]) {
         receipt: "r".into(),
         receive_count: 1,
         sent_at: "2026-01-01T00:00:00.000Z".into(),
+        sender: Some("fuzz".into()),
+        first_received_ms: Some(1),
     };
-    let out = mom_broker::fuzzing::to_sqs_message(delivered, &["All".to_string()], &HashSet::new());
+    let all = ["All".to_string()];
+    let out = mom_broker::fuzzing::to_sqs_message(delivered, &all, &system_names(&all), "us-east-1");
     assert_eq!(out["MD5OfBody"], digests["MD5OfMessageBody"]);
     assert_eq!(out.get("MD5OfMessageAttributes"), digests.get("MD5OfMessageAttributes"), "attribute digest changed: {out}");
     assert_eq!(out["Body"].as_str(), Some(msg.body.as_str()));

@@ -37,6 +37,7 @@ pub fn queue_spec(c: Option<pb::QueueConfig>) -> model::QueueSpec {
         retention_s: c.retention_s,
         max_message_bytes: c.max_message_bytes,
         access: access_in(c.access),
+        ..Default::default()
     }
 }
 

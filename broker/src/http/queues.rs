@@ -12,7 +12,8 @@ use super::extract::{Body, Caller, Names};
 use crate::meta::{Grant, QueueMeta};
 use crate::model::{
     AckRequest, Done, Entry, ErrorBody, Messages, Moved, NackRequest, QueueInfo, QueueList, QueueSpec,
-    ReceiveRequest, RedriveRequest, Results, SendBatch, SendMessage, SentId, VisibilityRequest,
+    ReceiveRequest, RedriveRequest, Results, SendBatch, SendMessage, SentId, TagList, TagsBody, UntagBody,
+    VisibilityRequest,
 };
 use crate::service::Broker;
 
@@ -31,6 +32,7 @@ pub fn routes() -> Router<Arc<Broker>> {
         .route("/v1/queues/{name}/visibility", post(visibility))
         .route("/v1/queues/{name}/redrive", post(redrive))
         .route("/v1/queues/{name}/grants/{username}", put(grant).delete(revoke))
+        .route("/v1/queues/{name}/tags", get(tags).put(tag).delete(untag))
 }
 
 pub(super) fn done(results: Vec<crate::error::Result<()>>) -> Json<Results<Done>> {
@@ -196,4 +198,32 @@ async fn revoke(
 ) -> ApiResult<StatusCode> {
     b.grant::<QueueMeta>(&who, &name, &user, None).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A queue's tags.
+#[utoipa::path(get, path = "/v1/queues/{name}/tags", tag = "queues", responses((status = 200, body = TagList)))]
+async fn tags(State(b): App, Caller(who): Caller, Names(name): Names<String>) -> ApiResult<Json<TagList>> {
+    Ok(Json(TagList { tags: b.queue_tags(&who, &name).await? }))
+}
+
+/// Add or change tags (at most 50 per queue; keys of 1 to 128 characters, values of at most 256).
+#[utoipa::path(put, path = "/v1/queues/{name}/tags", request_body = TagsBody, tag = "queues", responses((status = 200, body = TagList)))]
+async fn tag(
+    State(b): App,
+    Caller(who): Caller,
+    Names(name): Names<String>,
+    Body(body): Body<TagsBody>,
+) -> ApiResult<Json<TagList>> {
+    Ok(Json(TagList { tags: b.tag_queue(&who, &name, body.tags).await? }))
+}
+
+/// Remove tags by key.
+#[utoipa::path(delete, path = "/v1/queues/{name}/tags", request_body = UntagBody, tag = "queues", responses((status = 200, body = TagList)))]
+async fn untag(
+    State(b): App,
+    Caller(who): Caller,
+    Names(name): Names<String>,
+    Body(body): Body<UntagBody>,
+) -> ApiResult<Json<TagList>> {
+    Ok(Json(TagList { tags: b.untag_queue(&who, &name, body.keys).await? }))
 }

@@ -19,6 +19,14 @@ pub struct QueueMeta {
     /// Per-user rights on a `restricted` queue.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub grants: BTreeMap<String, Grant>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// SQS attributes kept as given, with no effect here (`Policy`, KMS, SSE).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sqs_attributes: BTreeMap<String, String>,
+    /// When the config or those attributes last changed; absent until they do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modified_at: Option<String>,
 }
 
 /// A topic's definition as stored in ZooKeeper.

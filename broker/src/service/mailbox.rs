@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Broker;
 use crate::error::{Error, Result};
+use crate::message_id;
 use crate::meta::QueueMeta;
 use crate::metrics::Event;
 use crate::model::{rfc3339_ms, Attributes, Message, ReceiveRequest, MAX_BATCH, MAX_VISIBILITY_S};
@@ -16,12 +17,14 @@ use crate::waiters::Seen;
 
 pub const SOURCE_ATTR: &str = "mom.source_queue";
 
-/// A message as stored: body, attributes, and (on topics) who published it; serialized once.
+/// A message as stored: body, attributes, and who sent or published it; serialized once.
 #[derive(Serialize, Deserialize)]
 pub struct Payload {
     pub b: String,
     #[serde(default, skip_serializing_if = "Attributes::is_empty")]
     pub a: Attributes,
+    /// The sender's user name (on topics, what `no_local` compares); absent in messages sent to a
+    /// queue before brokers recorded it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p: Option<String>,
 }
@@ -54,19 +57,21 @@ pub fn check_seconds(field: &str, v: u32) -> Result<()> {
     }
 }
 
-fn to_message(key: &ReceiptKey, scope: &str, d: RawDelivery) -> Message {
+fn to_message(key: &ReceiptKey, mb: &Mailbox, d: RawDelivery) -> Message {
     let receive_count = d.receive_count();
-    let (body, attributes) = match serde_json::from_str::<Payload>(&d.payload) {
-        Ok(p) => (p.b, p.a),
-        Err(_) => (d.payload, Attributes::new()),
+    let (body, attributes, sender) = match serde_json::from_str::<Payload>(&d.payload) {
+        Ok(p) => (p.b, p.a, p.p),
+        Err(_) => (d.payload, Attributes::new(), None),
     };
     Message {
-        receipt: key.issue(scope, &d.id, d.delivery),
-        id: d.id,
+        receipt: key.issue(&mb.scope, &d.id, d.delivery),
+        id: message_id::external(mb.id_space(), &d.id),
         body,
         attributes,
         receive_count,
         sent_at: rfc3339_ms(d.sent_ms),
+        sender,
+        first_received_ms: d.first_ms,
     }
 }
 
@@ -128,7 +133,7 @@ impl Broker {
                 Some(t) if got.deliveries.is_empty() && now < deadline && !self.draining.is_cancelled() => t,
                 _ => {
                     self.metrics.count(Event::Received, label.0, label.1, got.deliveries.len() as u64);
-                    return Ok(got.deliveries.into_iter().map(|d| to_message(&key, &mb.scope, d)).collect());
+                    return Ok(got.deliveries.into_iter().map(|d| to_message(&key, mb, d)).collect());
                 }
             };
             if slot.is_none() {
@@ -191,7 +196,7 @@ impl Broker {
                 let _ = self.mailboxes.outbox_done(mb, &t.id).await;
                 continue;
             };
-            p.p = None;
+            // `p` stays: who sent it (SQS `SenderId`), the publisher for a topic's message.
             let target = if t.kind == "dlq" {
                 p.a.insert(SOURCE_ATTR.into(), source_queue.unwrap_or(&mb.scope).to_string());
                 t.target

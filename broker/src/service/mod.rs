@@ -7,12 +7,13 @@ pub mod access_keys;
 pub mod auth;
 pub mod held;
 mod mailbox;
+mod moves;
 mod queues;
 pub mod topics;
 pub mod users;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +26,7 @@ use crate::model::validate_name;
 use crate::store::{LimitStore, MailboxStore, Redis, TopicStore};
 use crate::waiters::Waiters;
 use auth::{Auth, AuthSettings};
+pub use moves::{MoveStatus, MoveTask};
 
 /// Who is calling, as proven by a token.
 #[derive(Debug, Clone)]
@@ -59,6 +61,9 @@ pub struct Broker {
     pub draining: CancellationToken,
     /// Long polls and push streams each user holds on this node, and the bound on them.
     pub held: Arc<held::Held>,
+    /// This broker, for tasks that outlive the request that started them (message move tasks);
+    /// set by [`Broker::shared`].
+    this: Weak<Broker>,
 }
 
 /// What a [`Broker`] is made with beyond its stores, from the command line.
@@ -85,7 +90,23 @@ impl Broker {
             held: Arc::new(held::Held::new(settings.max_long_polls_per_user, metrics.clone())),
             metrics,
             draining: CancellationToken::new(),
+            this: Weak::new(),
         }
+    }
+
+    /// A broker that knows its own `Arc` (what the server runs).
+    pub fn shared(
+        meta: Arc<Meta>,
+        redis: Arc<Redis>,
+        metrics: Arc<Metrics>,
+        settings: BrokerSettings,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|this| Broker { this: this.clone(), ..Self::new(meta, redis, metrics, settings) })
+    }
+
+    /// This broker's `Arc`, when made by [`Broker::shared`].
+    pub fn this(&self) -> Option<Arc<Broker>> {
+        self.this.upgrade()
     }
 
     /// Ready: Redis answers, metadata and users were loaded once, an admin exists, and the node

@@ -1,14 +1,17 @@
 //! Queue operations: point to point, at-least-once, competing consumers.
 
+use std::collections::BTreeMap;
+
 use super::access::{self, Right};
 use super::mailbox::{check_count, check_seconds, Delivering, Label, Payload};
 use super::{Broker, Principal};
 use crate::error::{Error, Result};
+use crate::message_id;
 use crate::meta::{QueueMeta, Versioned};
 use crate::metrics::Event;
 use crate::model::{
-    now_ms, rfc3339_ms, validate_name, Message, QueueConfig, QueueInfo, QueueSpec, ReceiveRequest,
-    SendMessage, Sent,
+    check_tag_count, now_ms, rfc3339_ms, validate_name, validate_tags, Message, QueueConfig, QueueInfo,
+    QueueSpec, ReceiveRequest, SendMessage, Sent, Tags,
 };
 use crate::store::{Mailbox, Outgoing, Settle};
 
@@ -21,6 +24,19 @@ fn info(name: &str, meta: QueueMeta) -> QueueInfo {
         owner: meta.owner,
         created_at: meta.created_at,
         stats: None,
+        modified_at: meta.modified_at,
+        sqs_attributes: meta.sqs_attributes,
+    }
+}
+
+/// Applies SQS attributes kept with no effect: an empty value removes one.
+fn merge_sqs_attributes(into: &mut BTreeMap<String, String>, given: BTreeMap<String, String>) {
+    for (k, v) in given {
+        if v.is_empty() {
+            into.remove(&k);
+        } else {
+            into.insert(k, v);
+        }
     }
 }
 
@@ -36,7 +52,12 @@ fn delivering(config: &QueueConfig) -> Delivering<'_> {
 impl Broker {
     /// The queue's metadata and mailbox if `who` has `right` on it: 400 for a bad name, then 404,
     /// then 403.
-    async fn queue_for(&self, who: &Principal, name: &str, right: Right) -> Result<(QueueMeta, Mailbox)> {
+    pub(super) async fn queue_for(
+        &self,
+        who: &Principal,
+        name: &str,
+        right: Right,
+    ) -> Result<(QueueMeta, Mailbox)> {
         validate_name("queue", name)?;
         let Versioned { value: meta, stamp } = self
             .meta
@@ -71,6 +92,14 @@ impl Broker {
         let Some(target) = self.meta.queue(dlq) else {
             return Err(Error::invalid(format!("dead_letter_queue '{dlq}' does not exist")));
         };
+        if let Some(allow) = &target.config.redrive_allow {
+            if !allow.allows(source.unwrap_or("")) {
+                let what = source.map_or("a subscription".to_string(), |s| format!("queue '{s}'"));
+                return Err(Error::invalid(format!(
+                    "queue '{dlq}' does not take dead letters from {what} (its redrive_allow)"
+                )));
+            }
+        }
         access::check(who, &target, Right::Publish, &format!("queue '{dlq}'"))
     }
 
@@ -82,6 +111,11 @@ impl Broker {
         spec: QueueSpec,
     ) -> Result<(QueueInfo, bool)> {
         validate_name("queue", name)?;
+        let tags = spec.tags.clone().unwrap_or_default();
+        validate_tags(&tags)?;
+        check_tag_count(tags.len())?;
+        let mut sqs_attributes = BTreeMap::new();
+        merge_sqs_attributes(&mut sqs_attributes, spec.sqs_attributes.clone());
         let config = spec.apply(QueueConfig::default())?;
         self.warm(config.dead_letter_queue.as_deref()).await;
         self.check_dead_letter_queue(who, Some(name), config.dead_letter_queue.as_deref())?;
@@ -90,6 +124,9 @@ impl Broker {
             owner: who.name.clone(),
             created_at: rfc3339_ms(now_ms()),
             grants: Default::default(),
+            tags,
+            sqs_attributes,
+            modified_at: None,
         };
         let created = self.meta.create(name, meta.clone(), |a: &QueueMeta, b| a.config == b.config).await?;
         let stored = self.meta.queue(name).unwrap_or(meta);
@@ -114,17 +151,92 @@ impl Broker {
     }
 
     pub async fn patch_queue(&self, who: &Principal, name: &str, spec: QueueSpec) -> Result<QueueInfo> {
+        if spec.tags.is_some() {
+            return Err(Error::invalid("tags are changed with PUT and DELETE /v1/queues/{name}/tags"));
+        }
         self.queue_for(who, name, Right::Manage).await?;
         self.warm(spec.dead_letter_queue.clone().flatten().as_deref()).await;
         let meta = self
             .meta
             .update(name, |mut meta: QueueMeta| {
                 meta.config = spec.clone().apply(meta.config)?;
+                merge_sqs_attributes(&mut meta.sqs_attributes, spec.sqs_attributes.clone());
+                meta.modified_at = Some(rfc3339_ms(now_ms()));
                 self.check_dead_letter_queue(who, Some(name), meta.config.dead_letter_queue.as_deref())?;
                 Ok(meta)
             })
             .await?;
         Ok(info(name, meta))
+    }
+
+    /// Changes the SQS attributes kept with no effect (`Policy`, KMS, SSE) by `change`, which
+    /// sees the current ones (AddPermission and RemovePermission edit `Policy`).
+    pub async fn update_sqs_attributes(
+        &self,
+        who: &Principal,
+        name: &str,
+        change: impl Fn(&mut BTreeMap<String, String>) -> Result<()>,
+    ) -> Result<()> {
+        self.queue_for(who, name, Right::Manage).await?;
+        self.meta
+            .update(name, |mut meta: QueueMeta| {
+                change(&mut meta.sqs_attributes)?;
+                meta.sqs_attributes.retain(|_, v| !v.is_empty());
+                meta.modified_at = Some(rfc3339_ms(now_ms()));
+                Ok(meta)
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// A queue's tags (any user who may see the queue).
+    pub async fn queue_tags(&self, who: &Principal, name: &str) -> Result<Tags> {
+        Ok(self.queue_for(who, name, Right::View).await?.0.tags)
+    }
+
+    /// Adds or changes tags (owner or admin).
+    pub async fn tag_queue(&self, who: &Principal, name: &str, tags: Tags) -> Result<Tags> {
+        validate_tags(&tags)?;
+        self.queue_for(who, name, Right::Manage).await?;
+        let meta = self
+            .meta
+            .update(name, |mut meta: QueueMeta| {
+                meta.tags.extend(tags.clone());
+                check_tag_count(meta.tags.len())?;
+                Ok(meta)
+            })
+            .await?;
+        Ok(meta.tags)
+    }
+
+    /// Removes tags by key (owner or admin); keys without a tag are ignored.
+    pub async fn untag_queue(&self, who: &Principal, name: &str, keys: Vec<String>) -> Result<Tags> {
+        self.queue_for(who, name, Right::Manage).await?;
+        let meta = self
+            .meta
+            .update(name, |mut meta: QueueMeta| {
+                for k in &keys {
+                    meta.tags.remove(k);
+                }
+                Ok(meta)
+            })
+            .await?;
+        Ok(meta.tags)
+    }
+
+    /// The queues `who` may see whose dead-letter queue is `name`, sorted.
+    pub async fn dead_letter_sources(&self, who: &Principal, name: &str) -> Result<Vec<String>> {
+        self.queue_for(who, name, Right::View).await?;
+        let mut sources: Vec<String> = self
+            .meta
+            .list::<QueueMeta>()
+            .into_iter()
+            .filter(|(_, m)| m.config.dead_letter_queue.as_deref() == Some(name))
+            .filter(|(_, m)| access::allowed(who, m, Right::View))
+            .map(|(n, _)| n)
+            .collect();
+        sources.sort();
+        Ok(sources)
     }
 
     pub async fn delete_queue(&self, who: &Principal, name: &str) -> Result<()> {
@@ -159,20 +271,23 @@ impl Broker {
             .map(|m| {
                 let delay_s = m.delay_s.unwrap_or(config.delay_s);
                 let dedup = m.dedup_id.as_deref().map(|d| mb.dedup_key(&meta.created_at, d));
-                let payload = encode(name, config.max_message_bytes, m, None)?;
+                let payload = encode(name, config.max_message_bytes, m, Some(&who.name))?;
                 Ok(Outgoing { payload, delay_ms: delay_s as u64 * 1000, dedup })
             })
             .collect();
-        let (results, stored) = self.store_valid(prepared, |valid| self.mailboxes.send(&mb, valid)).await?;
+        let (results, stored) =
+            self.store_valid(prepared, mb.id_space(), |valid| self.mailboxes.send(&mb, valid)).await?;
         self.metrics.count(Event::Sent, KIND, name, stored);
         Ok(results)
     }
 
     /// Stores the entries that passed their checks in one call and merges the answers back in
-    /// order; also returns how many were newly stored.
+    /// order, with the ids as clients see them (numbered in `id_space`); also returns how many
+    /// were newly stored.
     pub(super) async fn store_valid<T, F>(
         &self,
         prepared: Vec<Result<T>>,
+        id_space: i64,
         store: impl FnOnce(Vec<T>) -> F,
     ) -> Result<(Vec<Result<Sent>>, u64)>
     where
@@ -197,7 +312,7 @@ impl Broker {
                     let (id, created) = stored
                         .next()
                         .ok_or_else(|| Error::Unavailable("short reply from the store".into()))?;
-                    Ok(Sent { id, created })
+                    Ok(Sent { id: message_id::external(id_space, &id), created })
                 })
             })
             .collect();
@@ -205,9 +320,16 @@ impl Broker {
         Ok((results, created))
     }
 
-    pub async fn receive(&self, who: &Principal, name: &str, req: ReceiveRequest) -> Result<Vec<Message>> {
+    /// Receives; a request naming no `wait_s` waits the queue's `receive_wait_s`.
+    pub async fn receive(
+        &self,
+        who: &Principal,
+        name: &str,
+        mut req: ReceiveRequest,
+    ) -> Result<Vec<Message>> {
         req.limits()?;
         let (meta, mb) = self.queue_for(who, name, Right::Consume).await?;
+        req.wait_s = req.wait_s.or(Some(meta.config.receive_wait_s));
         self.receive_from(&mb, Label(KIND, name), &delivering(&meta.config), &req, Some(&who.name)).await
     }
 

@@ -11,6 +11,7 @@ use super::mailbox::{check_count, check_seconds, Delivering, Label};
 use super::queues::encode;
 use super::{Broker, Principal};
 use crate::error::{Error, Result};
+use crate::message_id;
 use crate::meta::{SubscriptionMeta, TopicMeta, Versioned};
 use crate::metrics::Event;
 use crate::model::{
@@ -109,9 +110,9 @@ impl Broker {
     async fn sub_for(&self, who: &Principal, topic: &str, sub: &str, right: Right) -> Result<Sub> {
         validate_name("topic", topic)?;
         validate_name("subscription", sub)?;
-        let t = self
+        let Versioned { value: t, stamp } = self
             .meta
-            .fetch::<TopicMeta>(topic)
+            .fetch_versioned::<TopicMeta>(topic)
             .await
             .ok_or_else(|| Error::TopicNotFound(topic.to_string()))?;
         let meta = self
@@ -124,7 +125,7 @@ impl Broker {
         }
         Ok(Sub {
             topic: t,
-            mailbox: self.mailboxes.subscription(topic, sub),
+            mailbox: self.mailboxes.subscription(topic, sub).numbered(stamp.czxid),
             label: format!("{topic}/{sub}"),
             meta,
         })
@@ -232,7 +233,7 @@ impl Broker {
             .collect();
         let retention_ms = meta.config.retention_s as u64 * 1000;
         let (results, stored) = self
-            .store_valid(prepared, |valid| async move {
+            .store_valid(prepared, stamp.czxid, |valid| async move {
                 let published = self.topics.publish(topic, stamp.czxid, retention_ms, valid).await?;
                 self.metrics.count(Event::Expired, KIND, topic, published.trimmed);
                 Ok(published.ids)
@@ -377,17 +378,23 @@ impl Broker {
     /// Replays every retained message from a time or id on; cancels deliveries in flight. A point
     /// older than retention starts at the oldest retained message.
     pub async fn seek(&self, who: &Principal, topic: &str, name: &str, req: SeekRequest) -> Result<u64> {
-        let start = match (req.time, req.id) {
-            (Some(t), None) => Start::Time(parse_time(&t)?),
-            (None, Some(id))
-                if !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_digit()) =>
-            {
-                Start::Id(format!("{id:0>16}"))
+        let not_an_id = |id: &str| Error::invalid(format!("{id:?} is not a message id of topic '{topic}'"));
+        let (time, id) = match (req.time, req.id) {
+            (Some(t), None) => (Some(parse_time(&t)?), None),
+            (None, Some(id)) => {
+                let parsed = message_id::parse(&id).ok_or_else(|| not_an_id(&id))?;
+                (None, Some((id, parsed)))
             }
-            (None, Some(id)) => return Err(Error::invalid(format!("{id:?} is not a message id"))),
             _ => return Err(Error::invalid("give exactly one of time and id")),
         };
         let sub = self.sub_for(who, topic, name, Right::Consume).await?;
+        let start = match (time, id) {
+            (Some(t), _) => Start::Time(t),
+            (None, Some((id, parsed))) => {
+                Start::Id(parsed.internal_in(sub.mailbox.id_space()).ok_or_else(|| not_an_id(&id))?)
+            }
+            (None, None) => return Err(Error::invalid("give exactly one of time and id")),
+        };
         self.topics.subscribe(topic, name, &sub.mailbox, &registry_spec(&sub.meta), &start, true).await
     }
 

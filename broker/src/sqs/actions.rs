@@ -1,4 +1,6 @@
-//! One function per SQS action, each translating SQS's shapes to the core's and back.
+//! One function per SQS action, each translating SQS's shapes to the core's and back: the message
+//! actions here, the queue actions in `queues.rs`, message move tasks in `moves.rs`. SQS's
+//! validation rules (with its codes and wording) are in `checks.rs`.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -9,35 +11,38 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::md5::{md5_hex, md5_of_attributes, SqsAttribute};
-use super::{Ctx, SqsError, ACCOUNT};
+use super::{checks, moves, queues, Ctx, SqsError, ACCOUNT};
 use crate::error::Error;
-use crate::model::{Attributes, Message, QueueInfo, QueueSpec, ReceiveRequest, SendMessage};
+use crate::meta::QueueMeta;
+use crate::model::{validate_name, Attributes, Message, ReceiveRequest, SendMessage, MAX_VISIBILITY_S};
 use crate::service::Broker;
 
 /// Where non-String data types of message attributes are kept (a broker attribute).
 const TYPES_ATTR: &str = "mom.sqs.types";
-const MAX_BATCH: usize = 10;
-/// SQS queue attributes a client may ask for that mom never sets.
-const KNOWN_UNSET: [&str; 10] = [
-    "RedrivePolicy",
-    "Policy",
-    "RedriveAllowPolicy",
-    "SqsManagedSseEnabled",
-    "KmsMasterKeyId",
-    "KmsDataKeyReusePeriodSeconds",
-    "FifoQueue",
-    "ContentBasedDeduplication",
-    "DeduplicationScope",
-    "FifoThroughputLimit",
+/// Where the `AWSTraceHeader` message system attribute is kept (a broker attribute).
+const TRACE_ATTR: &str = "mom.sqs.aws_trace_header";
+const SOURCE_ATTR: &str = "mom.source_queue";
+
+/// The message system attributes SQS defines (what `All` stands for).
+const SYSTEM_ATTRIBUTES: [&str; 9] = [
+    "SenderId",
+    "SentTimestamp",
+    "ApproximateReceiveCount",
+    "ApproximateFirstReceiveTimestamp",
+    "SequenceNumber",
+    "MessageDeduplicationId",
+    "MessageGroupId",
+    "AWSTraceHeader",
+    "DeadLetterQueueSourceArn",
 ];
 
-type Out = Result<Value, SqsError>;
+pub(super) type Out = Result<Value, SqsError>;
 
 pub async fn dispatch(b: &Broker, ctx: &Ctx, action: &str, input: Value) -> Out {
     match action {
-        "CreateQueue" => create_queue(b, ctx, parse(input)?).await,
-        "GetQueueUrl" => get_queue_url(b, ctx, parse(input)?).await,
-        "ListQueues" => list_queues(b, ctx, parse(input)?),
+        "CreateQueue" => queues::create_queue(b, ctx, parse(input)?).await,
+        "GetQueueUrl" => queues::get_queue_url(b, ctx, parse(input)?).await,
+        "ListQueues" => queues::list_queues(b, ctx, parse(input)?),
         "DeleteQueue" => {
             let q: QueueRef = parse(input)?;
             b.delete_queue(&ctx.who, &queue_name(&q.queue_url)?).await?;
@@ -48,13 +53,17 @@ pub async fn dispatch(b: &Broker, ctx: &Ctx, action: &str, input: Value) -> Out 
             b.purge_queue(&ctx.who, &queue_name(&q.queue_url)?).await?;
             Ok(json!({}))
         }
-        "GetQueueAttributes" => get_queue_attributes(b, ctx, parse(input)?).await,
-        "SetQueueAttributes" => {
-            let req: SetAttributes = parse(input)?;
-            let spec = spec_from_attributes(&req.attributes)?;
-            b.patch_queue(&ctx.who, &queue_name(&req.queue_url)?, spec).await?;
-            Ok(json!({}))
-        }
+        "GetQueueAttributes" => queues::get_queue_attributes(b, ctx, parse(input)?).await,
+        "SetQueueAttributes" => queues::set_queue_attributes(b, ctx, parse(input)?).await,
+        "TagQueue" => queues::tag_queue(b, ctx, parse(input)?).await,
+        "UntagQueue" => queues::untag_queue(b, ctx, parse(input)?).await,
+        "ListQueueTags" => queues::list_queue_tags(b, ctx, parse(input)?).await,
+        "ListDeadLetterSourceQueues" => queues::list_dead_letter_source_queues(b, ctx, parse(input)?).await,
+        "AddPermission" => queues::add_permission(b, ctx, parse(input)?).await,
+        "RemovePermission" => queues::remove_permission(b, ctx, parse(input)?).await,
+        "StartMessageMoveTask" => moves::start(b, ctx, parse(input)?).await,
+        "ListMessageMoveTasks" => moves::list(b, ctx, parse(input)?).await,
+        "CancelMessageMoveTask" => moves::cancel(b, ctx, parse(input)?).await,
         "SendMessage" => send_message(b, ctx, parse(input)?).await,
         "SendMessageBatch" => send_message_batch(b, ctx, parse(input)?).await,
         "ReceiveMessage" => receive_message(b, ctx, parse(input)?).await,
@@ -66,7 +75,7 @@ pub async fn dispatch(b: &Broker, ctx: &Ctx, action: &str, input: Value) -> Out 
         "DeleteMessageBatch" => {
             let req: HandleBatch = parse(input)?;
             let name = queue_name(&req.queue_url)?;
-            let ids = batch_ids(req.entries.iter().map(|e| &e.id))?;
+            let ids = checks::batch_ids(req.entries.iter().map(|e| &e.id))?;
             let results =
                 delete(b, ctx, &name, req.entries.into_iter().map(|e| e.receipt_handle).collect()).await?;
             Ok(batch_answer(ids, results, |_| json!({})))
@@ -79,7 +88,7 @@ pub async fn dispatch(b: &Broker, ctx: &Ctx, action: &str, input: Value) -> Out 
         "ChangeMessageVisibilityBatch" => {
             let req: VisibilityBatch = parse(input)?;
             let name = queue_name(&req.queue_url)?;
-            let ids = batch_ids(req.entries.iter().map(|e| &e.id))?;
+            let ids = checks::batch_ids(req.entries.iter().map(|e| &e.id))?;
             let mut results = Vec::with_capacity(req.entries.len());
             for e in req.entries {
                 results.push(change_visibility(b, ctx, &name, e.receipt_handle, e.visibility_timeout).await);
@@ -117,202 +126,54 @@ pub fn queue_name(url: &str) -> Result<String, SqsError> {
     Ok(name.to_string())
 }
 
-fn queue_url(ctx: &Ctx, name: &str) -> String {
+pub(super) fn queue_url(ctx: &Ctx, name: &str) -> String {
     format!("{}/{ACCOUNT}/{name}", ctx.base_url)
 }
 
-fn queue_arn(ctx: &Ctx, name: &str) -> String {
-    format!("arn:aws:sqs:{}:{ACCOUNT}:{name}", ctx.region)
+pub(super) fn queue_arn(region: &str, name: &str) -> String {
+    format!("arn:aws:sqs:{region}:{ACCOUNT}:{name}")
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct QueueRef {
-    queue_url: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct CreateQueue {
-    queue_name: String,
-    #[serde(default)]
-    attributes: BTreeMap<String, String>,
-}
-
-async fn create_queue(b: &Broker, ctx: &Ctx, req: CreateQueue) -> Out {
-    if req.queue_name.ends_with(".fifo") || req.attributes.get("FifoQueue").is_some_and(|v| v == "true") {
-        return Err(SqsError::invalid(
-            "FIFO queues are not supported by this endpoint yet; use a standard queue",
-        ));
+/// The queue an SQS queue ARN (`arn:aws:sqs:REGION:ACCOUNT:NAME`) names.
+pub(super) fn arn_queue(arn: &str) -> Option<String> {
+    let parts: Vec<&str> = arn.split(':').collect();
+    match parts[..] {
+        ["arn", _, "sqs", _, _, name] if validate_name("queue", name).is_ok() => Some(name.to_string()),
+        _ => None,
     }
-    let spec = spec_from_attributes(&req.attributes)?;
-    b.create_queue(&ctx.who, &req.queue_name, spec).await?;
-    Ok(json!({ "QueueUrl": queue_url(ctx, &req.queue_name) }))
+}
+
+/// The queue's `MaximumMessageSize`, when the queue exists (else the core answers 404 later).
+async fn max_size(b: &Broker, queue: &str) -> Option<u32> {
+    validate_name("queue", queue).ok()?;
+    b.meta.fetch::<QueueMeta>(queue).await.map(|m| m.config.max_message_bytes)
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct GetQueueUrl {
-    queue_name: String,
-}
-
-async fn get_queue_url(b: &Broker, ctx: &Ctx, req: GetQueueUrl) -> Out {
-    b.get_queue(&ctx.who, &req.queue_name).await?;
-    Ok(json!({ "QueueUrl": queue_url(ctx, &req.queue_name) }))
+pub(super) struct QueueRef {
+    pub queue_url: String,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct ListQueues {
-    queue_name_prefix: Option<String>,
-    max_results: Option<usize>,
-    /// The last name of the previous page.
-    next_token: Option<String>,
-}
-
-fn list_queues(b: &Broker, ctx: &Ctx, req: ListQueues) -> Out {
-    let prefix = req.queue_name_prefix.unwrap_or_default();
-    let mut names: Vec<String> = b
-        .list_queues(&ctx.who)
-        .into_iter()
-        .map(|q| q.name)
-        .filter(|n| n.starts_with(&prefix))
-        .filter(|n| req.next_token.as_ref().is_none_or(|after| n > after))
-        .collect();
-    names.sort();
-    let page = req.max_results.unwrap_or(1000).clamp(1, 1000);
-    let more = req.max_results.is_some() && names.len() > page;
-    names.truncate(page);
-    let urls: Vec<String> = names.iter().map(|n| queue_url(ctx, n)).collect();
-    let mut answer = json!({ "QueueUrls": urls });
-    if more {
-        answer["NextToken"] = json!(names.last());
-    }
-    Ok(answer)
-}
-
-/// Queue attributes SQS users set, as a native queue spec.
-pub fn spec_from_attributes(attrs: &BTreeMap<String, String>) -> Result<QueueSpec, SqsError> {
-    let number = |k: &str, v: &str| {
-        v.parse::<u32>().map_err(|_| {
-            SqsError::bad("InvalidAttributeValue", format!("Invalid value for the parameter {k}."))
-        })
-    };
-    let mut spec = QueueSpec::default();
-    for (k, v) in attrs {
-        match k.as_str() {
-            "VisibilityTimeout" => spec.visibility_timeout_s = Some(number(k, v)?),
-            "DelaySeconds" => spec.delay_s = Some(number(k, v)?),
-            "MessageRetentionPeriod" => spec.retention_s = Some(number(k, v)?),
-            "MaximumMessageSize" => spec.max_message_bytes = Some(number(k, v)?),
-            "RedrivePolicy" if v.is_empty() => {
-                spec.max_receives = Some(None);
-                spec.dead_letter_queue = Some(None);
-            }
-            "RedrivePolicy" => {
-                let bad = || {
-                    SqsError::bad("InvalidAttributeValue", "Invalid value for the parameter RedrivePolicy.")
-                };
-                let policy: Value = serde_json::from_str(v).map_err(|_| bad())?;
-                let arn = policy.get("deadLetterTargetArn").and_then(Value::as_str).ok_or_else(bad)?;
-                let max = match policy.get("maxReceiveCount") {
-                    Some(Value::String(s)) => s.parse::<u32>().map_err(|_| bad())?,
-                    Some(Value::Number(n)) => {
-                        n.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(bad)?
-                    }
-                    _ => return Err(bad()),
-                };
-                let dlq = arn.rsplit(':').next().unwrap_or("").to_string();
-                spec.max_receives = Some(Some(max));
-                spec.dead_letter_queue = Some(Some(dlq));
-            }
-            other => {
-                return Err(SqsError::bad(
-                    "InvalidAttributeName",
-                    format!("Unknown or unsupported attribute {other}."),
-                ))
-            }
-        }
-    }
-    Ok(spec)
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct SetAttributes {
-    queue_url: String,
-    attributes: BTreeMap<String, String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct GetAttributes {
-    queue_url: String,
-    #[serde(default)]
-    attribute_names: Vec<String>,
-}
-
-fn queue_attributes(ctx: &Ctx, q: &QueueInfo) -> Map<String, Value> {
-    let c = &q.config;
-    let stats = q.stats.unwrap_or(crate::model::QueueStats {
-        available: 0,
-        in_flight: 0,
-        delayed: 0,
-        oldest_age_s: 0,
-    });
-    let created = crate::model::parse_time(&q.created_at).map(|ms| ms / 1000).unwrap_or(0).to_string();
-    let mut m = Map::new();
-    let mut put = |k: &str, v: String| {
-        m.insert(k.to_string(), Value::String(v));
-    };
-    put("QueueArn", queue_arn(ctx, &q.name));
-    put("ApproximateNumberOfMessages", stats.available.to_string());
-    put("ApproximateNumberOfMessagesNotVisible", stats.in_flight.to_string());
-    put("ApproximateNumberOfMessagesDelayed", stats.delayed.to_string());
-    put("CreatedTimestamp", created.clone());
-    put("LastModifiedTimestamp", created);
-    put("VisibilityTimeout", c.visibility_timeout_s.to_string());
-    put("DelaySeconds", c.delay_s.to_string());
-    put("MessageRetentionPeriod", c.retention_s.to_string());
-    put("MaximumMessageSize", c.max_message_bytes.to_string());
-    put("ReceiveMessageWaitTimeSeconds", "0".into());
-    if let (Some(dlq), Some(max)) = (&c.dead_letter_queue, c.max_receives) {
-        put(
-            "RedrivePolicy",
-            json!({ "deadLetterTargetArn": queue_arn(ctx, dlq), "maxReceiveCount": max }).to_string(),
-        );
-    }
-    m
-}
-
-async fn get_queue_attributes(b: &Broker, ctx: &Ctx, req: GetAttributes) -> Out {
-    let info = b.get_queue(&ctx.who, &queue_name(&req.queue_url)?).await?;
-    let all = queue_attributes(ctx, &info);
-    let wanted: HashSet<&str> = req.attribute_names.iter().map(String::as_str).collect();
-    if wanted.contains("All") {
-        return Ok(json!({ "Attributes": all }));
-    }
-    let mut out = Map::new();
-    for name in wanted {
-        match all.get(name) {
-            Some(v) => {
-                out.insert(name.to_string(), v.clone());
-            }
-            // Real SQS attributes mom has no value for are left out, as SQS leaves out unset ones.
-            None if KNOWN_UNSET.contains(&name) => {}
-            None => return Err(SqsError::bad("InvalidAttributeName", format!("Unknown Attribute {name}."))),
-        }
-    }
-    Ok(json!({ "Attributes": out }))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct AttributeValue {
-    data_type: String,
-    string_value: Option<String>,
+pub(super) struct AttributeValue {
+    pub data_type: String,
+    pub string_value: Option<String>,
     /// Base64, as the JSON protocol carries blobs.
-    binary_value: Option<String>,
+    pub binary_value: Option<String>,
+}
+
+impl AttributeValue {
+    /// The value's size as SQS counts it: the string's bytes, or the blob's.
+    fn size(&self) -> usize {
+        match (&self.string_value, &self.binary_value) {
+            (Some(s), _) if !self.data_type.starts_with("Binary") => s.len(),
+            (_, Some(b64)) => STANDARD.decode(b64).map_or(b64.len(), |v| v.len()),
+            (Some(s), None) => s.len(),
+            (None, None) => 0,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -329,11 +190,55 @@ pub struct Entry {
     #[serde(default)]
     id: String,
     message_body: String,
-    delay_seconds: Option<u32>,
+    delay_seconds: Option<i64>,
     #[serde(default)]
     message_attributes: BTreeMap<String, AttributeValue>,
+    #[serde(default)]
+    message_system_attributes: BTreeMap<String, AttributeValue>,
     message_deduplication_id: Option<String>,
     message_group_id: Option<String>,
+}
+
+impl Entry {
+    /// The message's size as SQS counts it against `MaximumMessageSize`: the body, and each
+    /// attribute's name, data type and value.
+    pub fn size(&self) -> usize {
+        self.message_body.len()
+            + self
+                .message_attributes
+                .iter()
+                .map(|(k, v)| k.len() + v.data_type.len() + v.size())
+                .sum::<usize>()
+    }
+}
+
+/// One attribute in SQS's shape: checked, and as the digest counts it.
+fn sqs_attribute(name: &str, v: AttributeValue) -> Result<(String, SqsAttribute), SqsError> {
+    checks::data_type(name, &v.data_type)?;
+    let binary = v.data_type.starts_with("Binary");
+    if v.data_type.starts_with("Number")
+        && v.string_value.as_deref().is_some_and(|n| n.trim().parse::<f64>().is_err())
+    {
+        return Err(SqsError::invalid(format!(
+            "Can't cast the value of message (user) attribute '{name}' to a number."
+        )));
+    }
+    match (binary, v.string_value, v.binary_value) {
+        (false, Some(s), _) => {
+            checks::attribute_value(name, &s)?;
+            Ok((s.clone(), SqsAttribute { data_type: v.data_type, value: s.into_bytes(), binary }))
+        }
+        (true, _, Some(b64)) => {
+            let raw = STANDARD
+                .decode(&b64)
+                .map_err(|_| SqsError::invalid(format!("The BinaryValue of message attribute '{name}' is not base64.")))?;
+            Ok((b64, SqsAttribute { data_type: v.data_type, value: raw, binary }))
+        }
+        _ => Err(SqsError::invalid(format!(
+            "The message attribute '{name}' must contain a non-empty message attribute value for message attribute type '{}'.",
+            v.data_type
+        ))),
+    }
 }
 
 /// An SQS message into the core's shape, with the digests SQS would answer.
@@ -346,53 +251,59 @@ pub fn to_native(e: Entry) -> Result<(SendMessage, Value), SqsError> {
     if e.message_body.is_empty() {
         return Err(SqsError::bad("MissingParameter", "The request must contain the parameter MessageBody."));
     }
+    checks::body(&e.message_body)?;
+    let delay_s = e.delay_seconds.map(|d| checks::in_range("DelaySeconds", d, 0..=900)).transpose()?;
+    if let Some(id) = &e.message_deduplication_id {
+        if id.is_empty() || id.len() > 128 {
+            return Err(SqsError::invalid(format!(
+                "Value {id} for parameter MessageDeduplicationId is invalid. Reason: must be 1 to 128 characters."
+            )));
+        }
+    }
+    checks::attribute_count(e.message_attributes.len())?;
     let mut attributes = Attributes::new();
     let mut sqs_attrs = BTreeMap::new();
     let mut types = BTreeMap::new();
     for (name, v) in e.message_attributes {
-        if name.starts_with("AWS.") || name.starts_with("Amazon.") {
-            return Err(SqsError::invalid(format!(
-                "attribute {name}: names starting AWS. or Amazon. are reserved"
-            )));
-        }
-        let binary = v.data_type.starts_with("Binary");
-        if v.data_type.starts_with("Number")
-            && v.string_value.as_deref().is_some_and(|n| n.trim().parse::<f64>().is_err())
-        {
-            return Err(SqsError::invalid(format!("attribute {name}: a Number must hold a number")));
-        }
-        let (stored, raw) = match (binary, v.string_value, v.binary_value) {
-            (false, Some(s), _) => (s.clone(), s.into_bytes()),
-            (true, _, Some(b64)) => {
-                let raw = STANDARD
-                    .decode(&b64)
-                    .map_err(|_| SqsError::invalid(format!("attribute {name}: BinaryValue is not base64")))?;
-                (b64, raw)
-            }
-            _ => {
-                return Err(SqsError::invalid(format!(
-                    "attribute {name}: a value matching its DataType is required"
-                )))
-            }
-        };
-        if v.data_type != "String" {
-            types.insert(name.clone(), v.data_type.clone());
+        checks::attribute_name(&name)?;
+        let (stored, attr) = sqs_attribute(&name, v)?;
+        if attr.data_type != "String" {
+            types.insert(name.clone(), attr.data_type.clone());
         }
         attributes.insert(name.clone(), stored);
-        sqs_attrs.insert(name, SqsAttribute { data_type: v.data_type, value: raw, binary });
+        sqs_attrs.insert(name, attr);
     }
     let mut digests = json!({ "MD5OfMessageBody": md5_hex(e.message_body.as_bytes()) });
     if !sqs_attrs.is_empty() {
         digests["MD5OfMessageAttributes"] = json!(md5_of_attributes(&sqs_attrs));
     }
     let mut system = Attributes::new();
+    let mut sqs_system = BTreeMap::new();
+    for (name, v) in e.message_system_attributes {
+        if name != "AWSTraceHeader" {
+            return Err(SqsError::invalid(format!(
+                "Message system attribute name '{name}' is invalid. Only AWSTraceHeader can be sent."
+            )));
+        }
+        if v.data_type != "String" {
+            return Err(SqsError::invalid(format!(
+                "The type of message system attribute '{name}' is invalid. It must be String."
+            )));
+        }
+        let (stored, attr) = sqs_attribute(&name, v)?;
+        system.insert(TRACE_ATTR.into(), stored);
+        sqs_system.insert(name, attr);
+    }
+    if !sqs_system.is_empty() {
+        digests["MD5OfMessageSystemAttributes"] = json!(md5_of_attributes(&sqs_system));
+    }
     if !types.is_empty() {
         system.insert(TYPES_ATTR.into(), serde_json::to_string(&types).unwrap_or_default());
     }
     let msg = SendMessage {
         body: e.message_body,
         attributes,
-        delay_s: e.delay_seconds,
+        delay_s,
         dedup_id: e.message_deduplication_id,
         system,
     };
@@ -417,7 +328,11 @@ fn sqs_attributes(attrs: &Attributes) -> BTreeMap<String, SqsAttribute> {
 
 async fn send_message(b: &Broker, ctx: &Ctx, req: Send) -> Out {
     let name = queue_name(&req.queue_url)?;
+    let size = req.entry.size();
     let (msg, mut answer) = to_native(req.entry)?;
+    if let Some(max) = max_size(b, &name).await {
+        checks::size(size, max)?;
+    }
     let sent =
         b.send(&ctx.who, &name, vec![msg]).await?.pop().unwrap_or(Err(Error::invalid("no message")))?;
     answer["MessageId"] = json!(sent.id);
@@ -429,27 +344,6 @@ async fn send_message(b: &Broker, ctx: &Ctx, req: Send) -> Out {
 struct SendBatch {
     queue_url: String,
     entries: Vec<Entry>,
-}
-
-/// Checks a batch's entry ids: 1 to 10, distinct.
-pub fn batch_ids<'a>(ids: impl Iterator<Item = &'a String>) -> Result<Vec<String>, SqsError> {
-    let ids: Vec<String> = ids.cloned().collect();
-    if ids.is_empty() {
-        return Err(SqsError::bad("EmptyBatchRequest", "There should be at least one entry in the request."));
-    }
-    if ids.len() > MAX_BATCH {
-        return Err(SqsError::bad(
-            "TooManyEntriesInBatchRequest",
-            format!("Maximum number of entries per request are {MAX_BATCH}."),
-        ));
-    }
-    if ids.iter().collect::<HashSet<_>>().len() != ids.len() {
-        return Err(SqsError::bad(
-            "BatchEntryIdsNotDistinct",
-            "Two or more batch entries in the request have the same Id.",
-        ));
-    }
-    Ok(ids)
 }
 
 /// `{"Successful": [...], "Failed": [...]}` from one result per entry id.
@@ -472,9 +366,24 @@ fn batch_answer<T>(ids: Vec<String>, results: Vec<Result<T, SqsError>>, ok: impl
 
 async fn send_message_batch(b: &Broker, ctx: &Ctx, req: SendBatch) -> Out {
     let name = queue_name(&req.queue_url)?;
-    let ids = batch_ids(req.entries.iter().map(|e| &e.id))?;
-    let converted: Vec<Result<(SendMessage, Value), SqsError>> =
-        req.entries.into_iter().map(to_native).collect();
+    let ids = checks::batch_ids(req.entries.iter().map(|e| &e.id))?;
+    let max = max_size(b, &name).await;
+    let sizes: Vec<usize> = req.entries.iter().map(Entry::size).collect();
+    if let Some(max) = max {
+        checks::batch_size(sizes.iter().sum(), max)?;
+    }
+    let converted: Vec<Result<(SendMessage, Value), SqsError>> = req
+        .entries
+        .into_iter()
+        .zip(sizes)
+        .map(|(e, size)| {
+            let native = to_native(e)?;
+            if let Some(max) = max {
+                checks::size(size, max)?;
+            }
+            Ok(native)
+        })
+        .collect();
     let (messages, digests): (Vec<SendMessage>, Vec<Value>) =
         converted.iter().filter_map(|c| c.as_ref().ok().cloned()).unzip();
     let mut sent =
@@ -497,9 +406,9 @@ async fn send_message_batch(b: &Broker, ctx: &Ctx, req: SendBatch) -> Out {
 #[serde(rename_all = "PascalCase")]
 struct Receive {
     queue_url: String,
-    max_number_of_messages: Option<u32>,
-    wait_time_seconds: Option<u32>,
-    visibility_timeout: Option<u32>,
+    max_number_of_messages: Option<i64>,
+    wait_time_seconds: Option<i64>,
+    visibility_timeout: Option<i64>,
     #[serde(default)]
     message_attribute_names: Vec<String>,
     #[serde(default)]
@@ -508,18 +417,34 @@ struct Receive {
     message_system_attribute_names: Vec<String>,
 }
 
-/// Does a `MessageAttributeNames` entry ("All", ".*", "prefix.*" or a name) select `name`?
+/// Does a `MessageAttributeNames` entry (`All` in any case, `.*`, `prefix.*` or a name) select `name`?
 fn selects(pattern: &str, name: &str) -> bool {
-    match pattern {
-        "All" | ".*" => true,
-        p => match p.strip_suffix(".*") {
-            Some(prefix) => name.starts_with(prefix),
-            None => p == name,
-        },
+    if pattern.eq_ignore_ascii_case("all") || pattern == ".*" {
+        return true;
+    }
+    match pattern.strip_suffix(".*") {
+        Some(prefix) => name.starts_with(prefix),
+        None => pattern == name,
     }
 }
 
-pub fn to_sqs_message(m: Message, attr_patterns: &[String], system: &HashSet<&str>) -> Value {
+/// The system attributes asked for, by SQS's names: `All` and every name in any case (clients
+/// vary: kombu sends `ALL`); names SQS does not define are ignored, as SQS ignores them.
+pub fn system_names<'a>(asked: impl IntoIterator<Item = &'a String>) -> HashSet<&'static str> {
+    let mut names = HashSet::new();
+    for a in asked {
+        if a.eq_ignore_ascii_case("all") {
+            names.extend(SYSTEM_ATTRIBUTES);
+        } else if let Some(n) = SYSTEM_ATTRIBUTES.iter().find(|n| n.eq_ignore_ascii_case(a)) {
+            names.insert(*n);
+        }
+    }
+    names
+}
+
+/// A delivered message in SQS's shape, with the message attributes `attr_patterns` select and
+/// the system attributes named in `system` (see [`system_names`]); `region` names ARNs.
+pub fn to_sqs_message(m: Message, attr_patterns: &[String], system: &HashSet<&str>, region: &str) -> Value {
     let mut out = json!({
         "MessageId": m.id,
         "ReceiptHandle": m.receipt,
@@ -545,15 +470,18 @@ pub fn to_sqs_message(m: Message, attr_patterns: &[String], system: &HashSet<&st
             .collect();
         out["MessageAttributes"] = Value::Object(shaped);
     }
-    let all = system.contains("All");
     let mut attrs = Map::new();
-    if all || system.contains("ApproximateReceiveCount") {
-        attrs.insert("ApproximateReceiveCount".into(), json!(m.receive_count.to_string()));
-    }
-    if all || system.contains("SentTimestamp") {
-        let sent = crate::model::parse_time(&m.sent_at).unwrap_or(0);
-        attrs.insert("SentTimestamp".into(), json!(sent.to_string()));
-    }
+    let mut put = |name: &str, value: Option<String>| {
+        if let Some(v) = value.filter(|_| system.contains(name) || system.contains("All")) {
+            attrs.insert(name.to_string(), json!(v));
+        }
+    };
+    put("ApproximateReceiveCount", Some(m.receive_count.to_string()));
+    put("SentTimestamp", Some(crate::model::parse_time(&m.sent_at).unwrap_or(0).to_string()));
+    put("SenderId", m.sender.clone());
+    put("ApproximateFirstReceiveTimestamp", m.first_received_ms.map(|t| t.to_string()));
+    put("AWSTraceHeader", m.attributes.get(TRACE_ATTR).cloned());
+    put("DeadLetterQueueSourceArn", m.attributes.get(SOURCE_ATTR).map(|q| queue_arn(region, q)));
     if !attrs.is_empty() {
         out["Attributes"] = Value::Object(attrs);
     }
@@ -562,23 +490,32 @@ pub fn to_sqs_message(m: Message, attr_patterns: &[String], system: &HashSet<&st
 
 async fn receive_message(b: &Broker, ctx: &Ctx, req: Receive) -> Out {
     let name = queue_name(&req.queue_url)?;
-    let max = req.max_number_of_messages.unwrap_or(1);
-    if !(1..=MAX_BATCH as u32).contains(&max) {
-        return Err(SqsError::invalid(format!(
-            "Value {max} for parameter MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10."
-        )));
-    }
+    let max = match req.max_number_of_messages {
+        None => 1,
+        Some(n) if (1..=checks::MAX_BATCH as i64).contains(&n) => n as u32,
+        Some(n) => {
+            return Err(SqsError::invalid(format!(
+                "Value {n} for parameter MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10, if provided."
+            )))
+        }
+    };
     let native = ReceiveRequest {
         max: Some(max),
-        wait_s: req.wait_time_seconds,
-        visibility_timeout_s: req.visibility_timeout,
+        // None: the queue's ReceiveMessageWaitTimeSeconds.
+        wait_s: req.wait_time_seconds.map(|w| checks::in_range("WaitTimeSeconds", w, 0..=20)).transpose()?,
+        visibility_timeout_s: req
+            .visibility_timeout
+            .map(|v| checks::in_range("VisibilityTimeout", v, 0..=MAX_VISIBILITY_S as i64))
+            .transpose()?,
     };
     let messages = b.receive(&ctx.who, &name, native).await?;
-    let system: HashSet<&str> =
-        req.attribute_names.iter().chain(&req.message_system_attribute_names).map(String::as_str).collect();
-    let out: Vec<Value> =
-        messages.into_iter().map(|m| to_sqs_message(m, &req.message_attribute_names, &system)).collect();
-    Ok(json!({ "Messages": out }))
+    let system = system_names(req.attribute_names.iter().chain(&req.message_system_attribute_names));
+    let out: Vec<Value> = messages
+        .into_iter()
+        .map(|m| to_sqs_message(m, &req.message_attribute_names, &system, &ctx.region))
+        .collect();
+    // SQS leaves `Messages` out of an empty answer, and clients test for the key.
+    Ok(if out.is_empty() { json!({}) } else { json!({ "Messages": out }) })
 }
 
 #[derive(Deserialize)]
@@ -630,7 +567,7 @@ async fn delete(
 struct Visibility {
     queue_url: String,
     receipt_handle: String,
-    visibility_timeout: u32,
+    visibility_timeout: i64,
 }
 
 #[derive(Deserialize)]
@@ -638,7 +575,7 @@ struct Visibility {
 struct VisibilityEntry {
     id: String,
     receipt_handle: String,
-    visibility_timeout: u32,
+    visibility_timeout: i64,
 }
 
 #[derive(Deserialize)]
@@ -653,8 +590,9 @@ async fn change_visibility(
     ctx: &Ctx,
     name: &str,
     handle: String,
-    timeout: u32,
+    timeout: i64,
 ) -> Result<(), SqsError> {
+    let timeout = checks::in_range("VisibilityTimeout", timeout, 0..=MAX_VISIBILITY_S as i64)?;
     match b.extend(&ctx.who, name, handle.clone(), timeout).await {
         Err(Error::ReceiptInvalid) if b.genuine_receipt(name, &handle) => {
             Err(SqsError::bad("MessageNotInflight", "The message referred to isn't in flight."))

@@ -5,9 +5,12 @@
 //! translated to the same actions by `query.rs`, on `POST /`, `GET /` and queue URLs.
 
 pub(crate) mod actions;
+pub(crate) mod checks;
 mod error;
 mod md5;
+mod moves;
 mod query;
+pub(crate) mod queues;
 pub(crate) mod sigv4;
 
 use std::sync::Arc;

@@ -56,6 +56,9 @@ pub struct Mailbox {
     incarnation: i64,
     /// The group commit's lane: sends for different incarnations never share a call.
     lane: String,
+    /// The incarnation of what numbers its messages (the queue, or a subscription's topic): the
+    /// space of its message ids (`message_id.rs`); 0: unknown.
+    id_space: i64,
 }
 
 /// A message ready to store: its serialized payload, its delay and its dedup key, if any.
@@ -87,6 +90,8 @@ pub struct RawDelivery {
     /// Epoch and receive count: what a receipt names.
     pub delivery: u64,
     pub sent_ms: i64,
+    /// When it was first received (by a broker that records it), in ms.
+    pub first_ms: Option<i64>,
 }
 
 impl RawDelivery {
@@ -186,8 +191,20 @@ impl Mailbox {
     /// This mailbox as incarnation `czxid` of its queue (see [`Mailbox::incarnation`]).
     pub fn at(mut self, czxid: i64) -> Self {
         self.incarnation = czxid;
+        self.id_space = czxid;
         self.lane = format!("{}#{czxid}", self.base);
         self
+    }
+
+    /// This subscription's mailbox with its messages numbered by incarnation `czxid` of its topic.
+    pub fn numbered(mut self, czxid: i64) -> Self {
+        self.id_space = czxid;
+        self
+    }
+
+    /// The space its message ids are numbered in (see [`crate::message_id`]).
+    pub fn id_space(&self) -> i64 {
+        self.id_space
     }
 
     /// The queue's name, for a queue's mailbox.
@@ -213,6 +230,7 @@ impl MailboxStore {
             scope: format!("q/{name}"),
             wake_on_ack: false,
             incarnation: 0,
+            id_space: 0,
         }
     }
 
@@ -229,6 +247,7 @@ impl MailboxStore {
             scope: format!("s/{topic}/{sub}"),
             wake_on_ack: true,
             incarnation: 0,
+            id_space: 0,
         }
     }
 
@@ -315,16 +334,17 @@ impl MailboxStore {
             .arg(d.max_receives.unwrap_or(0))
             .arg(d.dead_letter_queue.unwrap_or(""))
             .arg(d.retention_ms);
-        type Reply = (i64, u64, u64, String, Vec<(String, String, u64, String)>, u64);
+        type Reply = (i64, u64, u64, String, Vec<(String, String, u64, String, String)>, u64);
         let (now_ms, trimmed, dead_lettered, next, raw, more): Reply =
             inv.invoke_async(&mut self.redis.conn()?).await.map_err(Error::redis)?;
         let deliveries = raw
             .into_iter()
-            .map(|(id, payload, delivery, sent)| RawDelivery {
+            .map(|(id, payload, delivery, sent, first)| RawDelivery {
                 id,
                 payload,
                 delivery,
                 sent_ms: sent.parse::<f64>().unwrap_or(0.0) as i64,
+                first_ms: first.parse::<i64>().ok(),
             })
             .collect();
         let next_visible_ms = next.parse::<f64>().ok().map(|v| v as i64);

@@ -20,12 +20,14 @@ mod conn;
 mod group;
 mod limits;
 mod mailbox;
+mod moves;
 mod topic;
 
 pub use limits::{LimitStore, LOGIN_WINDOW_S};
 pub use mailbox::{
     topic_base, Mailbox, MailboxStore, Outgoing, RawDelivery, ReceiveParams, Received, Settle, Transfer,
 };
+pub use moves::{MoveTaskStore, KEPT as MOVE_TASKS_KEPT};
 pub use topic::{Publication, Published, Start, TopicStore};
 
 use std::sync::atomic::{AtomicBool, Ordering};

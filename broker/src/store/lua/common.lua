@@ -2,7 +2,8 @@
 -- consumers receive from: a queue, or one subscription of a topic.
 -- KEYS[1..7] are the mailbox's keys, all in one hash slot:
 --   1 m    hash  id -> payload (for a subscription: the topic's shared payloads, read-only here)
---   2 rc   hash  id -> delivery number: epoch * EPOCH + receive count (field '#epoch': the epoch)
+--   2 rc   hash  id -> delivery number: epoch * EPOCH + receive count (field '#epoch': the epoch;
+--              field '^ID': when message ID was first received, in ms)
 --   3 vis  zset  id -> time (ms) the message is visible from; every live message is here
 --   4 inf  zset  id -> visibility deadline of the current delivery (in flight while in the future)
 --   5 del  zset  id -> due time of a delayed message (delayed while in the future)
@@ -12,6 +13,8 @@
 local OWNS = ARGV[1] == '1'
 -- A seek starts a new epoch, so receipts of deliveries before it can never match again.
 local EPOCH = 1048576
+-- The rc field of a message's first receive time: FIRST .. id.
+local FIRST = '^'
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -20,7 +23,7 @@ end
 
 local function remove(id)
   if OWNS then redis.call('HDEL', KEYS[1], id) end
-  redis.call('HDEL', KEYS[2], id)
+  redis.call('HDEL', KEYS[2], id, FIRST .. id)
   redis.call('ZREM', KEYS[3], id)
   redis.call('ZREM', KEYS[4], id)
   redis.call('ZREM', KEYS[5], id)

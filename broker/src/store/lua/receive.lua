@@ -1,8 +1,8 @@
 -- Delivers up to `max` visible messages in order of visibility time, then id (FIFO of first delivery).
 -- ARGV[2..]: max, visibility_ms, max_receives (0 = unlimited), dead-letter queue ('' = discard), retention_ms.
 -- A message that would be delivered a max_receives+1-th time goes to the outbox (or is dropped).
--- Returns {now, trimmed, dead, next_visible_ms or '', {id, payload, delivery number, sent_at, ...},
--- more}: next_visible_ms is the earliest visible-at still ahead (a delay, or a visibility deadline
+-- Returns {now, trimmed, dead, next_visible_ms or '', {id, payload, delivery number, sent_at,
+-- first received at, ...}, more}: next_visible_ms is the earliest visible-at still ahead (a delay, or a visibility deadline
 -- including those just set); `more` counts messages still visible after what it took, so a long
 -- poll that took some can wake others for the rest (waiters.rs).
 local now = now_ms()
@@ -33,6 +33,12 @@ while got < max do
           dead = dead + 1
         else
           local sent = redis.call('ZSCORE', KEYS[6], id)
+          -- When it was first received (SQS ApproximateFirstReceiveTimestamp), beside its count.
+          local first = redis.call('HGET', KEYS[2], FIRST .. id)
+          if not first then
+            first = now
+            redis.call('HSET', KEYS[2], FIRST .. id, now)
+          end
           redis.call('ZADD', KEYS[3], now + vt, id)
           redis.call('ZADD', KEYS[4], now + vt, id)
           redis.call('ZREM', KEYS[5], id)
@@ -40,6 +46,7 @@ while got < max do
           res[#res + 1] = payload
           res[#res + 1] = rc
           res[#res + 1] = sent
+          res[#res + 1] = tostring(first)
           got = got + 1
         end
       end
