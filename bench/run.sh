@@ -7,13 +7,17 @@
 # appendfsync everysec), uses the ZooKeeper on 127.0.0.1:2181 or starts its own, starts a release
 # broker and its own RabbitMQ node (installing Debian's rabbitmq-server if missing); runs the
 # redis-benchmark baselines and mom-bench against the broker and RabbitMQ at equal concurrency and
-# body size; rewrites the generated part of BENCHMARKS.md and bench/results.json. Stops everything
-# it started, on success or failure.
+# body size, each BENCH_REPEAT times; rewrites the generated part of BENCHMARKS.md and
+# bench/results.json (or of copies in BENCH_OUT_DIR). Every figure in the tables is the median of
+# the repeats with their range (min–max), and the ratios are of medians (tests/src/bench/report.rs);
+# bench/results.json keeps every run. Stops everything it started, on success or failure.
 #
 # Knobs (environment): BENCH_REDIS_ARGS (extra redis-server flags), BENCH_CONCURRENCY (50), BENCH_DURATION (10 s), BENCH_WARMUP (2 s),
 # BENCH_BODY_BYTES (1024), BENCH_BATCH (100), BENCH_REDIS_REQUESTS (200000),
-# BENCH_SCENARIOS (send,batch,lifecycle), BENCH_REPEAT (1: runs per scenario and target; the
-# ratios use the best of them, see tests/src/bench/report.rs), BENCH_SKIP_AMQP=1, BENCH_SKIP_GRPC=1, BENCH_KEEP=1 (keep the work dir), BROKER_BIN (use this broker binary
+# BENCH_SCENARIOS (send,batch,lifecycle), BENCH_REPEAT (3: runs of each benchmark, redis-benchmark
+# baselines included; the report gives their median and range), BENCH_OUT_DIR (write BENCHMARKS.md
+# and results.json there, starting from a copy of the committed BENCHMARKS.md, instead of over the
+# committed ones; for trial runs), BENCH_SKIP_AMQP=1, BENCH_SKIP_GRPC=1, BENCH_KEEP=1 (keep the work dir), BROKER_BIN (use this broker binary
 # instead of building one), BENCH_BROKER_ENV ("K=V ..." added to the broker's environment, e.g.
 # "TOKIO_WORKER_THREADS=1"), BENCH_AMQP_CONNECTIONS (4: connections the 50 AMQP channels share),
 # BENCH_PROFILE=1 (perf-record the broker during a closed-loop send run).
@@ -28,6 +32,19 @@ BODY=${BENCH_BODY_BYTES:-1024}
 BATCH=${BENCH_BATCH:-100}
 REDIS_N=${BENCH_REDIS_REQUESTS:-200000}
 SCENARIOS=${BENCH_SCENARIOS:-send,batch,lifecycle}
+REPEAT=${BENCH_REPEAT:-3}
+if [[ -n ${BENCH_OUT_DIR:-} ]]; then
+    mkdir -p "$BENCH_OUT_DIR"
+    OUT_DIR=$(cd "$BENCH_OUT_DIR" && pwd)
+    OUT=$OUT_DIR/BENCHMARKS.md
+    RESULTS_JSON=$OUT_DIR/results.json
+    PROFILE_OUT=$OUT_DIR/profile-send.txt
+    if [[ ! -f $OUT && -f $ROOT/BENCHMARKS.md ]]; then cp "$ROOT/BENCHMARKS.md" "$OUT"; fi
+else
+    OUT=$ROOT/BENCHMARKS.md
+    RESULTS_JSON=$ROOT/bench/results.json
+    PROFILE_OUT=$ROOT/bench/profile-send.txt
+fi
 WORK=$(mktemp -d /tmp/mom-bench.XXXXXX)
 RESULTS=$WORK/results
 mkdir -p "$RESULTS"
@@ -160,22 +177,26 @@ log "broker $BROKER_URL (pid $BROKER_PID), user $MOM_BENCH_USER"
 # --- baselines: redis-benchmark at the same concurrency and body size -------------------------------
 BODY_STR=$(head -c "$BODY" /dev/zero | tr '\0' x)
 rbench() { redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c "$CONC" -n "$REDIS_N" --csv "$@"; }
-import() { "$BENCH" import-redis --label "$1" --csv "$WORK/$1.csv" --requests "$REDIS_N" \
-    --concurrency "$CONC" --body-bytes "$BODY" --json "$RESULTS/redis-$1.json"; }
-
-log "redis-benchmark XADD (one message stored), -c $CONC -n $REDIS_N, ${BODY}-byte field"
-rbench XADD bench:stream '*' body "$BODY_STR" >"$WORK/xadd.csv"
-import xadd
+import() { # label rep: $WORK/label-rep.csv into $RESULTS/redis-label-rep.json
+    "$BENCH" import-redis --label "$1" --csv "$WORK/$1-$2.csv" --requests "$REDIS_N" \
+        --concurrency "$CONC" --body-bytes "$BODY" --json "$RESULTS/redis-$1-$2.json"
+}
 
 # receive+ack of one message in one round trip: XREADGROUP of one entry, XACK, XDEL (an acked
-# message is gone for good), in a Lua script so redis-benchmark can chain them. Reads exactly the
-# REDIS_N entries the XADD run wrote.
-log "redis-benchmark EVALSHA of XREADGROUP+XACK+XDEL (one message received and acked)"
-rcli XGROUP CREATE bench:stream g 0 >/dev/null
+# message is gone for good), in a Lua script so redis-benchmark can chain them. Each read+ack run
+# reads exactly the REDIS_N entries the XADD run before it wrote.
 READ_ACK_SHA=$(rcli SCRIPT LOAD "$(cat "$ROOT/bench/read_ack.lua")")
-rbench EVALSHA "$READ_ACK_SHA" 1 bench:stream >"$WORK/read_ack.csv"
-import read_ack
-rcli DEL bench:stream >/dev/null
+for rep in $(seq "$REPEAT"); do
+    wait_for "an idle AOF (no rewrite running)" 120 aof_idle
+    log "redis-benchmark XADD (one message stored), -c $CONC -n $REDIS_N, ${BODY}-byte field ($rep/$REPEAT)"
+    rbench XADD bench:stream '*' body "$BODY_STR" >"$WORK/xadd-$rep.csv"
+    import xadd "$rep"
+    log "redis-benchmark EVALSHA of XREADGROUP+XACK+XDEL (one message received and acked) ($rep/$REPEAT)"
+    rcli XGROUP CREATE bench:stream g 0 >/dev/null
+    rbench EVALSHA "$READ_ACK_SHA" 1 bench:stream >"$WORK/read_ack-$rep.csv"
+    import read_ack "$rep"
+    rcli DEL bench:stream >/dev/null
+done
 
 # The broker's own send: capture the script call one HTTP send makes and replay it.
 log "capturing the broker's send script call (MONITOR) and replaying it in redis-benchmark"
@@ -194,16 +215,19 @@ if rcli CLIENT LIST | grep -q 'cmd=monitor'; then
     log "a MONITOR client is still attached; refusing to benchmark under it"
     exit 1
 fi
-"$BENCH" replay-monitor --monitor "$WORK/monitor.txt" --command evalsha --containing "$BODY_STR" --port "$REDIS_PORT" \
-    --requests "$REDIS_N" --concurrency "$CONC" --csv "$WORK/send_script.csv"
-import send_script
-api POST /v1/queues/probe/purge >/dev/null
+for rep in $(seq "$REPEAT"); do
+    wait_for "an idle AOF (no rewrite running)" 120 aof_idle
+    log "redis-benchmark of the broker's send script ($rep/$REPEAT)"
+    "$BENCH" replay-monitor --monitor "$WORK/monitor.txt" --command evalsha --containing "$BODY_STR" \
+        --port "$REDIS_PORT" --requests "$REDIS_N" --concurrency "$CONC" --csv "$WORK/send_script-$rep.csv"
+    import send_script "$rep"
+    api POST /v1/queues/probe/purge >/dev/null
+done
 rcli BGREWRITEAOF >/dev/null
 
 # --- mom-bench against the broker, one scenario at a time ----------------------------------------
 common=(--concurrency "$CONC" --duration "$DURATION" --warmup "$WARMUP" --body-bytes "$BODY" --batch "$BATCH" --open-at-half)
 IFS=, read -r -a scenario_list <<<"$SCENARIOS"
-REPEAT=${BENCH_REPEAT:-1}
 for sc in "${scenario_list[@]}"; do
     for rep in $(seq "$REPEAT"); do
         log "mom-bench http $sc ($rep/$REPEAT)"
@@ -237,8 +261,8 @@ if [[ ${BENCH_PROFILE:-0} == 1 ]] && command -v perf >/dev/null; then
         --warmup "$WARMUP" --body-bytes "$BODY" >/dev/null
     wait "$PERF_PID" || true
     perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --stdio -g none 2>/dev/null |
-        grep '%' | sed 's/  */ /g' | head -60 >"$ROOT/bench/profile-send.txt" || true
-    log "profile written to bench/profile-send.txt"
+        grep '%' | sed 's/  */ /g' | head -60 >"$PROFILE_OUT" || true
+    log "profile written to $PROFILE_OUT"
 fi
 
 # --- RabbitMQ: Debian's package, our own node, started only now so that it does not share
@@ -285,7 +309,7 @@ if [[ -n $AMQP_URL ]]; then
 fi
 
 # --- report ---------------------------------------------------------------------------------------
-"$BENCH" report --dir "$RESULTS" --json "$ROOT/bench/results.json" >"$WORK/tables.md"
+"$BENCH" report --dir "$RESULTS" --json "$RESULTS_JSON" >"$WORK/tables.md"
 cpu_model=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
 mem=$(free -h | awk '/^Mem:/ {print $2}')
 {
@@ -299,20 +323,20 @@ mem=$(free -h | awk '/^Mem:/ {print $2}')
     echo "Load generator, broker, Redis and RabbitMQ all share these cores; other builds may have been running."
     echo
     echo "**Settings:** concurrency $CONC (connections / channels / redis-benchmark clients), ${BODY}-byte bodies,"
-    echo "batches of $BATCH, ${WARMUP} s warm-up + ${DURATION} s measured per mom-bench run, $REPEAT run(s) per scenario and"
-    echo "target (ratios use the best: highest closed-loop throughput, lowest open-loop p99), redis-benchmark -n $REDIS_N;"
+    echo "batches of $BATCH, ${WARMUP} s warm-up + ${DURATION} s measured per mom-bench run, redis-benchmark -n $REDIS_N;"
+    echo "$REPEAT run(s) of each benchmark: every figure below is the median of its runs, with their range (min–max)"
+    echo "in brackets, and the ratios are of the medians (every run is in \`bench/results.json\`);"
     echo "Redis \`appendonly yes\`, \`appendfsync everysec\`; RabbitMQ durable classic queue, persistent messages,"
     echo "publisher confirms, manual acks (prefetch 1 in the lifecycle), the $CONC channels over ${BENCH_AMQP_CONNECTIONS:-4} connections."
     echo "Broker: auth on (an ordinary user's bearer token), rate limit on but set out of reach${BENCH_BROKER_ENV:+, environment \`$BENCH_BROKER_ENV\`}."
     echo "Load average when the run started: $LOAD_AT_START (anything above ~0.5 means others were using the cores)."
     echo
-    echo "### Every run"
+    echo "### Each benchmark: median (min–max) of its runs"
     echo
     cat "$WORK/tables.md"
     echo "<!-- END GENERATED -->"
 } >"$WORK/generated.md"
 
-OUT=$ROOT/BENCHMARKS.md
 if [[ -f $OUT ]] && grep -q '<!-- BEGIN GENERATED' "$OUT" && grep -q '<!-- END GENERATED -->' "$OUT"; then
     awk -v gen="$WORK/generated.md" '
         /<!-- BEGIN GENERATED/ { while ((getline line < gen) > 0) print line; skip = 1; next }
@@ -322,4 +346,4 @@ if [[ -f $OUT ]] && grep -q '<!-- BEGIN GENERATED' "$OUT" && grep -q '<!-- END G
 else
     { echo "# Benchmarks"; echo; cat "$WORK/generated.md"; } >"$OUT"
 fi
-log "wrote $OUT and bench/results.json"
+log "wrote $OUT and $RESULTS_JSON"

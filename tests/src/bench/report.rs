@@ -1,4 +1,5 @@
-//! Tables from results: every run as one row, then the issue's targets as ratios.
+//! Tables from results: one row per benchmark, each figure the median of its repeated runs with
+//! their range (min–max), then the issue's targets as ratios of those medians.
 //!
 //! `redis-benchmark --csv` output is imported as [`BenchResult`]s with target `redis`, so the
 //! report reads one kind of file.
@@ -138,41 +139,139 @@ fn rate(v: f64) -> String {
     }
 }
 
-fn mode(r: &BenchResult) -> String {
-    match r.target_rate {
-        Some(t) => format!("open @ {} req/s", rate(t)),
-        None => r.mode.clone(),
+/// The median of one figure over the repeated runs of a benchmark, and its range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Summary {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    /// How many runs it summarises.
+    pub runs: usize,
+}
+
+impl Summary {
+    /// `None` without values. The median of an even count is the mean of the middle two.
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Option<Summary> {
+        let mut v: Vec<f64> = values.into_iter().collect();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = match n {
+            0 => return None,
+            _ if n % 2 == 1 => v[n / 2],
+            _ => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        };
+        Some(Summary { median, min: v[0], max: v[n - 1], runs: n })
+    }
+
+    /// Run-to-run spread: (max − min) / median, as a fraction (0 for one run); `None` when the
+    /// median is not positive.
+    pub fn spread(&self) -> Option<f64> {
+        (self.median > 0.0).then(|| (self.max - self.min) / self.median)
+    }
+
+    /// `f` of two summaries, for an `f` that grows with both arguments: of the medians, and its
+    /// range from the two minimums and the two maximums.
+    fn combine(a: Summary, b: Summary, f: impl Fn(f64, f64) -> f64) -> Summary {
+        Summary {
+            median: f(a.median, b.median),
+            min: f(a.min, b.min),
+            max: f(a.max, b.max),
+            runs: a.runs.min(b.runs),
+        }
+    }
+
+    /// `8478 (8120–8610)`: the median, then the range when there was more than one run.
+    pub fn show(&self, fmt: impl Fn(f64) -> String) -> String {
+        if self.runs > 1 {
+            format!("{} ({}–{})", fmt(self.median), fmt(self.min), fmt(self.max))
+        } else {
+            fmt(self.median)
+        }
     }
 }
 
-/// One row per run.
+/// A summary shown with `fmt`, or `–` when there is none.
+fn cell(s: Option<Summary>, fmt: impl Fn(f64) -> String) -> String {
+    s.map(|s| s.show(fmt)).unwrap_or_else(|| "–".into())
+}
+
+/// The repeated runs of one benchmark: the same target and scenario, in closed loop or in open
+/// loop (at half of each run's own closed-loop maximum).
+pub struct Runs<'a> {
+    pub target: &'a str,
+    pub scenario: &'a str,
+    pub open: bool,
+    pub runs: Vec<&'a BenchResult>,
+}
+
+impl Runs<'_> {
+    /// The median and range of one figure over the runs that have it.
+    pub fn summary(&self, figure: impl Fn(&BenchResult) -> Option<f64>) -> Option<Summary> {
+        Summary::of(self.runs.iter().filter_map(|r| figure(r)))
+    }
+
+    fn msg_per_s(&self) -> Option<Summary> {
+        self.summary(|r| Some(r.messages_per_s))
+    }
+
+    /// CPU µs of one watched process per message, over the runs that watched it.
+    fn cpu_us_per_msg(&self, label: &str) -> Option<Summary> {
+        self.summary(|r| {
+            let secs = r.cpu.seconds.get(label)?;
+            (r.messages > 0).then(|| secs * 1e6 / r.messages as f64)
+        })
+    }
+}
+
+/// The results grouped by benchmark, in the order each first appears.
+pub fn group(results: &[BenchResult]) -> Vec<Runs<'_>> {
+    let mut groups: Vec<Runs<'_>> = Vec::new();
+    for r in results {
+        let open = r.target_rate.is_some();
+        match groups.iter_mut().find(|g| g.target == r.target && g.scenario == r.scenario && g.open == open) {
+            Some(g) => g.runs.push(r),
+            None => groups.push(Runs { target: &r.target, scenario: &r.scenario, open, runs: vec![r] }),
+        }
+    }
+    groups
+}
+
+fn find<'a>(groups: &'a [Runs<'a>], target: &str, scenario: &str, open: bool) -> Option<&'a Runs<'a>> {
+    groups.iter().find(|g| g.target == target && g.scenario == scenario && g.open == open)
+}
+
+/// One row per benchmark: each figure is the median of its runs, with their range (min–max);
+/// errors are the total of all runs. An open-loop run's rate is its msg/s and req/s.
 pub fn results_table(results: &[BenchResult]) -> String {
     let mut s = String::from(
-        "| target | scenario | mode | conc. | msgs/req | msg/s | req/s | p50 ms | p99 ms | p99.9 ms | max ms | errors |\n\
-         |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| target | scenario | mode | runs | conc. | msgs/req | msg/s | req/s | p50 ms | p99 ms | p99.9 ms | max ms | errors (all runs) |\n\
+         |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
-    for r in results {
+    for g in group(results) {
+        let first = g.runs[0];
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            r.target,
-            r.scenario,
-            mode(r),
-            r.concurrency,
-            r.messages_per_request,
-            rate(r.messages_per_s),
-            rate(r.requests_per_s),
-            ms(r.latency.p50_us),
-            ms(r.latency.p99_us),
-            r.latency.p999_us.map(ms).unwrap_or_else(|| "–".into()),
-            ms(r.latency.max_us),
-            r.errors,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            g.target,
+            g.scenario,
+            if g.open { "open" } else { "closed" },
+            g.runs.len(),
+            first.concurrency,
+            first.messages_per_request,
+            cell(g.msg_per_s(), rate),
+            cell(g.summary(|r| Some(r.requests_per_s)), rate),
+            cell(g.summary(|r| Some(r.latency.p50_us)), ms),
+            cell(g.summary(|r| Some(r.latency.p99_us)), ms),
+            cell(g.summary(|r| r.latency.p999_us), ms),
+            cell(g.summary(|r| Some(r.latency.max_us)), ms),
+            g.runs.iter().map(|r| r.errors).sum::<u64>(),
         );
     }
     s
 }
 
-/// CPU per message of each watched process in closed-loop runs: where the two cores went.
+/// CPU per message of each watched process in closed-loop runs, median (min–max) over the runs:
+/// where the two cores went.
 pub fn cpu_table(results: &[BenchResult]) -> String {
     let mut labels: Vec<&str> =
         results.iter().flat_map(|r| r.cpu.seconds.keys().map(String::as_str)).collect();
@@ -188,49 +287,34 @@ pub fn cpu_table(results: &[BenchResult]) -> String {
     s.push_str(" everything else µs/msg |\n|---|---|---:|---:|");
     s.push_str(&"---:|".repeat(labels.len() + 1));
     s.push('\n');
-    for r in results.iter().filter(|r| r.target_rate.is_none() && !r.cpu.seconds.is_empty() && r.messages > 0)
-    {
-        let per_msg = |secs: f64| secs * 1e6 / r.messages as f64;
+    let us = |v: f64| format!("{v:.1}");
+    for mut g in group(results).into_iter().filter(|g| !g.open) {
+        g.runs.retain(|r| !r.cpu.seconds.is_empty() && r.messages > 0);
+        if g.runs.is_empty() {
+            continue;
+        }
         let _ = write!(
             s,
-            "| {} | {} | {} | {:.0}% |",
-            r.target,
-            r.scenario,
-            rate(r.messages_per_s),
-            r.cpu.machine_busy_pct
+            "| {} | {} | {} | {} |",
+            g.target,
+            g.scenario,
+            cell(g.msg_per_s(), rate),
+            cell(g.summary(|r| Some(r.cpu.machine_busy_pct)), |v| format!("{v:.0}%")),
         );
         for l in &labels {
-            match r.cpu.seconds.get(*l) {
-                Some(v) => {
-                    let _ = write!(s, " {:.1} |", per_msg(*v));
-                }
-                None => s.push_str(" – |"),
-            }
+            let _ = write!(s, " {} |", cell(g.cpu_us_per_msg(l), us));
         }
-        let _ = writeln!(s, " {:.1} |", per_msg(r.cpu.other_seconds(r.duration_s)));
+        let other = g.summary(|r| Some(r.cpu.other_seconds(r.duration_s) * 1e6 / r.messages as f64));
+        let _ = writeln!(s, " {} |", cell(other, us));
     }
     s
 }
 
-/// The run that stands for a target and scenario when it was repeated: the highest throughput in
-/// closed loop, the lowest p99 in open loop. Interference from other work on a shared machine only
-/// ever makes a run slower, so the best of the repeats is the least disturbed one; the same rule
-/// applies to every target.
-fn find<'a>(results: &'a [BenchResult], target: &str, scenario: &str, open: bool) -> Option<&'a BenchResult> {
-    let runs = results
-        .iter()
-        .filter(|r| r.target == target && r.scenario == scenario && r.target_rate.is_some() == open);
-    if open {
-        runs.min_by(|a, b| a.latency.p99_us.total_cmp(&b.latency.p99_us))
-    } else {
-        runs.max_by(|a, b| a.messages_per_s.total_cmp(&b.messages_per_s))
-    }
-}
-
-fn ratio_row(s: &mut String, what: &str, num: Option<f64>, den: Option<f64>, goal: Option<f64>) {
+/// A ratio of medians, with each side's median and range.
+fn ratio_row(s: &mut String, what: &str, num: Option<Summary>, den: Option<Summary>, goal: Option<f64>) {
     let (value, verdict) = match (num, den) {
-        (Some(n), Some(d)) if d > 0.0 => {
-            let r = n / d;
+        (Some(n), Some(d)) if d.median > 0.0 => {
+            let r = n.median / d.median;
             let verdict = match goal {
                 Some(g) if r >= g => format!("≥ {:.0}%: met", g * 100.0),
                 Some(g) => format!("≥ {:.0}%: **not met**", g * 100.0),
@@ -240,15 +324,36 @@ fn ratio_row(s: &mut String, what: &str, num: Option<f64>, den: Option<f64>, goa
         }
         _ => ("n/a".into(), "not measured".into()),
     };
-    let f = |v: Option<f64>| v.map(rate).unwrap_or_else(|| "–".into());
-    let _ = writeln!(s, "| {what} | {} | {} | {value} | {verdict} |", f(num), f(den));
+    let _ = writeln!(s, "| {what} | {} | {} | {value} | {verdict} |", cell(num, rate), cell(den, rate));
 }
 
-/// The issue's targets as ratios, plus the other side-by-side ratios.
+/// The fewest runs a run-to-run spread is judged on.
+const MIN_RUNS_FOR_SPREAD: usize = 3;
+
+/// The run-to-run spread of a closed-loop benchmark's msg/s, against an upper bound if any.
+fn spread_row(s: &mut String, what: &str, runs: Option<&Runs<'_>>, goal: Option<f64>) {
+    let summary = runs.and_then(Runs::msg_per_s);
+    let spread = summary.and_then(|m| m.spread());
+    let n = summary.map_or(0, |m| m.runs);
+    let value = spread.map(|v| format!("{:.1}%", v * 100.0)).unwrap_or_else(|| "n/a".into());
+    let verdict = match (goal, spread) {
+        (None, _) => "–".into(),
+        (Some(g), Some(v)) if n >= MIN_RUNS_FOR_SPREAD => {
+            format!("≤ {:.0}%: {}", g * 100.0, if v <= g { "met" } else { "**not met**" })
+        }
+        (Some(g), _) => format!("≤ {:.0}%: not measured (needs ≥ {MIN_RUNS_FOR_SPREAD} runs)", g * 100.0),
+    };
+    let _ = writeln!(s, "| {what} | {value} | {n} | {verdict} |");
+}
+
+/// The issue's targets as ratios of medians, plus the other side-by-side ratios; the run-to-run
+/// spread and Redis CPU targets; the open-loop latencies.
 pub fn targets_table(results: &[BenchResult]) -> String {
-    let msg = |t: &str, sc: &str| find(results, t, sc, false).map(|r| r.messages_per_s);
+    let groups = group(results);
+    let msg = |t: &str, sc: &str| find(&groups, t, sc, false).and_then(Runs::msg_per_s);
     let mut s = String::from(
-        "| ratio | numerator msg/s | denominator msg/s | ratio | goal |\n|---|---:|---:|---:|---|\n",
+        "Each side is the median msg/s of its runs (range in brackets); the ratio is of the medians.\n\n\
+         | ratio | numerator msg/s | denominator msg/s | ratio | goal |\n|---|---:|---:|---:|---|\n",
     );
     ratio_row(
         &mut s,
@@ -282,8 +387,11 @@ pub fn targets_table(results: &[BenchResult]) -> String {
         msg("http", "lifecycle"),
         None,
     );
+    // One XADD then one read+ack per message, back to back: 1 / (1/a + 1/b).
     let redis_lifecycle = match (msg("redis", "xadd"), msg("redis", "read_ack")) {
-        (Some(a), Some(b)) if a > 0.0 && b > 0.0 => Some(1.0 / (1.0 / a + 1.0 / b)),
+        (Some(a), Some(b)) if a.min > 0.0 && b.min > 0.0 => {
+            Some(Summary::combine(a, b, |a, b| 1.0 / (1.0 / a + 1.0 / b)))
+        }
         _ => None,
     };
     ratio_row(
@@ -296,7 +404,37 @@ pub fn targets_table(results: &[BenchResult]) -> String {
 
     let _ = writeln!(
         s,
-        "\n| latency target | rate | p50 ms | p99 ms | p99.9 ms | goal |\n|---|---:|---:|---:|---:|---|"
+        "\nThe spread is (max − min) / median of the closed-loop msg/s over the runs.\n\n\
+         | target | measured | runs | goal |\n|---|---:|---:|---|"
+    );
+    spread_row(
+        &mut s,
+        "HTTP lifecycle run-to-run spread",
+        find(&groups, "http", "lifecycle", false),
+        Some(0.05),
+    );
+    spread_row(
+        &mut s,
+        "RabbitMQ lifecycle run-to-run spread",
+        find(&groups, "amqp", "lifecycle", false),
+        None,
+    );
+    let redis_cpu = find(&groups, "http", "lifecycle", false).and_then(|g| g.cpu_us_per_msg("redis"));
+    let verdict = match redis_cpu {
+        Some(c) if c.median <= 40.0 => "≤ 40 µs: met",
+        Some(_) => "≤ 40 µs: **not met**",
+        None => "≤ 40 µs: not measured",
+    };
+    let _ = writeln!(
+        s,
+        "| Redis CPU per HTTP lifecycle, µs (median, range) | {} | {} | {verdict} |",
+        cell(redis_cpu, |v| format!("{v:.1}")),
+        redis_cpu.map_or(0, |c| c.runs),
+    );
+
+    let _ = writeln!(
+        s,
+        "\n| latency target | runs | rate | p50 ms | p99 ms | p99.9 ms | goal |\n|---|---:|---:|---:|---:|---:|---|"
     );
     for (target, sc) in [
         ("http", "send"),
@@ -306,23 +444,21 @@ pub fn targets_table(results: &[BenchResult]) -> String {
         ("grpc", "lifecycle"),
         ("amqp", "lifecycle"),
     ] {
-        if let Some(r) = find(results, target, sc, true) {
-            let goal = if target == "http" && sc == "send" {
-                if r.latency.p99_us < 2000.0 {
-                    "p99 < 2 ms: met"
-                } else {
-                    "p99 < 2 ms: **not met**"
-                }
-            } else {
-                "–"
+        if let Some(g) = find(&groups, target, sc, true) {
+            let p99 = g.summary(|r| Some(r.latency.p99_us));
+            let goal = match p99 {
+                _ if (target, sc) != ("http", "send") => "–",
+                Some(p) if p.median < 2000.0 => "p99 < 2 ms: met",
+                _ => "p99 < 2 ms: **not met**",
             };
             let _ = writeln!(
                 s,
-                "| {target} {sc} at half its max | {} | {} | {} | {} | {goal} |",
-                r.target_rate.map(rate).unwrap_or_default(),
-                ms(r.latency.p50_us),
-                ms(r.latency.p99_us),
-                r.latency.p999_us.map(ms).unwrap_or_else(|| "–".into()),
+                "| {target} {sc} at half its max | {} | {} | {} | {} | {} | {goal} |",
+                g.runs.len(),
+                cell(g.summary(|r| r.target_rate), rate),
+                cell(g.summary(|r| Some(r.latency.p50_us)), ms),
+                cell(p99, ms),
+                cell(g.summary(|r| r.latency.p999_us), ms),
             );
         }
     }
@@ -350,5 +486,92 @@ mod tests {
         let r = import_redis_csv(csv, "xadd", 50, 1024, 2000).expect("parses");
         assert_eq!(r.requests_per_s, 100000.0);
         assert_eq!(r.latency.p99_us, 271.0);
+    }
+
+    #[test]
+    fn median_of_an_odd_count_is_the_middle_value() {
+        let s = Summary::of([8610.0, 8120.0, 8478.0]).expect("values");
+        assert_eq!(s, Summary { median: 8478.0, min: 8120.0, max: 8610.0, runs: 3 });
+        assert_eq!(s.show(rate), "8478 (8120–8610)");
+        let spread = s.spread().expect("positive median");
+        assert!((spread - 490.0 / 8478.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        let s = Summary::of([4.0, 1.0, 10.0, 2.0]).expect("values");
+        assert_eq!(s, Summary { median: 3.0, min: 1.0, max: 10.0, runs: 4 });
+        assert_eq!(s.spread(), Some(3.0));
+        assert_eq!(Summary::of([5.0, 7.0]).map(|s| s.median), Some(6.0));
+    }
+
+    #[test]
+    fn one_run_is_its_own_median_without_a_range() {
+        let s = Summary::of([22325.0]).expect("a value");
+        assert_eq!(s, Summary { median: 22325.0, min: 22325.0, max: 22325.0, runs: 1 });
+        assert_eq!(s.show(rate), "22325");
+        assert_eq!(s.spread(), Some(0.0));
+        assert_eq!(Summary::of([]), None);
+        assert_eq!(Summary::of([0.0, 0.0]).and_then(|s| s.spread()), None);
+    }
+
+    fn run(target: &str, scenario: &str, open: bool, msg_per_s: f64, redis_cpu_s: f64) -> BenchResult {
+        let duration_s = 10.0;
+        let messages = (msg_per_s * duration_s) as u64;
+        let mut cpu = super::super::cpu::CpuUse { cores: 2, machine_busy_pct: 80.0, ..Default::default() };
+        cpu.seconds.insert("redis".into(), redis_cpu_s);
+        BenchResult {
+            target: target.into(),
+            scenario: scenario.into(),
+            mode: if open { "open" } else { "closed" }.into(),
+            target_rate: open.then_some(msg_per_s),
+            concurrency: 50,
+            body_bytes: 1024,
+            messages_per_request: 1,
+            duration_s,
+            requests: messages,
+            messages,
+            errors: 0,
+            first_error: None,
+            requests_per_s: msg_per_s,
+            messages_per_s: msg_per_s,
+            latency: Latency {
+                p50_us: 1000.0,
+                p99_us: 3000.0,
+                p999_us: None,
+                max_us: 9000.0,
+                mean_us: 1200.0,
+            },
+            cpu,
+        }
+    }
+
+    #[test]
+    fn tables_show_medians_with_ranges_and_ratios_of_medians() {
+        let results = vec![
+            run("http", "lifecycle", false, 8000.0, 4.0),
+            run("http", "lifecycle", true, 4000.0, 1.0),
+            run("http", "lifecycle", false, 10000.0, 3.0),
+            run("http", "lifecycle", false, 9000.0, 2.7),
+            run("amqp", "lifecycle", false, 9000.0, 0.0),
+            run("amqp", "lifecycle", false, 9000.0, 0.0),
+            run("amqp", "lifecycle", false, 9900.0, 0.0),
+        ];
+        let table = results_table(&results);
+        assert!(table.contains("| http | lifecycle | closed | 3 | 50 | 1 | 9000 (8000–10000) |"), "{table}");
+        assert!(table.contains("| http | lifecycle | open | 1 | 50 | 1 | 4000 |"), "{table}");
+        let targets = targets_table(&results);
+        // 9000 / 9000: the medians, not the best runs (10000 / 9900).
+        assert!(
+            targets.contains("| HTTP lifecycle / RabbitMQ lifecycle | 9000 (8000–10000) | 9000 (9000–9900) | 100.0% | ≥ 100%: met |"),
+            "{targets}"
+        );
+        assert!(
+            targets.contains("| HTTP lifecycle run-to-run spread | 22.2% | 3 | ≤ 5%: **not met** |"),
+            "{targets}"
+        );
+        assert!(targets.contains("| RabbitMQ lifecycle run-to-run spread | 10.0% | 3 | – |"), "{targets}");
+        // Redis µs per lifecycle: 4 s / 80000, 3 s / 100000, 2.7 s / 90000 = 50, 30, 30.
+        assert!(targets.contains("| 30.0 (30.0–50.0) | 3 | ≤ 40 µs: met |"), "{targets}");
     }
 }

@@ -287,11 +287,11 @@ async fn main() -> anyhow::Result<()> {
                 write_json(&path, &results)?;
             }
             println!("{}", report::results_table(&results));
-            println!("### The issue's targets, as ratios\n\n{}", report::targets_table(&results));
+            println!("### The issue's targets\n\n{}", report::targets_table(&results));
             println!(
                 "### Where the CPU went (closed loop, measured window)\n\nCPU time of each process per message, from \
-                 /proc; \"everything else\" is the rest of the machine's busy time (the kernel's network \
-                 softirqs, and other work on the machine).\n\n{}",
+                 /proc, median (min–max) over the runs; \"everything else\" is the rest of the machine's busy \
+                 time (the kernel's network softirqs, and other work on the machine).\n\n{}",
                 report::cpu_table(&results)
             );
             Ok(())
