@@ -397,6 +397,43 @@ def step_queue_attributes():
     eq(got["DelaySeconds"], "0", "DelaySeconds after reset")
 
 
+def step_current_fidelity():
+    """What SQS answers and boto3 users rely on (issue 22): no `Messages` key in an empty receive,
+    `ALL` in any case, system attributes, UUID message ids, tags, ReceiveMessageWaitTimeSeconds."""
+    main = state["main"]
+    empty = sqs.receive_message(QueueUrl=main, WaitTimeSeconds=0)
+    check("Messages" not in empty, f"an empty receive answered Messages: {empty}")
+    sent = sqs.send_message(
+        QueueUrl=main, MessageBody="fidelity", MessageAttributes={"kind": {"DataType": "String", "StringValue": "f"}},
+        MessageSystemAttributes={"AWSTraceHeader": {"DataType": "String", "StringValue": "Root=1-wl"}},
+    )
+    mid = sent["MessageId"]
+    check(len(mid) == 36 and mid[14] == "8", f"MessageId {mid!r} is not a version 8 UUID")
+    got = sqs.receive_message(QueueUrl=main, WaitTimeSeconds=1, MessageSystemAttributeNames=["ALL"], MessageAttributeNames=["all"])
+    m = got["Messages"][0]
+    eq(m["MessageId"], mid, "received MessageId")
+    attrs = m.get("Attributes", {})
+    for name in ("SenderId", "SentTimestamp", "ApproximateReceiveCount", "ApproximateFirstReceiveTimestamp"):
+        check(name in attrs, f"no {name} in {attrs}")
+    eq(attrs.get("AWSTraceHeader"), "Root=1-wl", "AWSTraceHeader")
+    eq(m["MessageAttributes"]["kind"]["StringValue"], "f", "a message attribute asked for as 'all'")
+    sqs.delete_message(QueueUrl=main, ReceiptHandle=m["ReceiptHandle"])
+    sqs.tag_queue(QueueUrl=main, Tags={"team": "workload", "env": "ci"})
+    sqs.untag_queue(QueueUrl=main, TagKeys=["env"])
+    eq(sqs.list_queue_tags(QueueUrl=main).get("Tags"), {"team": "workload"}, "queue tags")
+    sqs.set_queue_attributes(QueueUrl=main, Attributes={"ReceiveMessageWaitTimeSeconds": "1"})
+    start = time.monotonic()
+    sqs.receive_message(QueueUrl=main)
+    took = time.monotonic() - start
+    check(0.8 <= took < 5, f"a receive on a queue with ReceiveMessageWaitTimeSeconds 1 answered after {took:.2f} s")
+    sqs.set_queue_attributes(QueueUrl=main, Attributes={"ReceiveMessageWaitTimeSeconds": "0"})
+    policy = json.dumps({"deadLetterTargetArn": state["dlq_arn"], "maxReceiveCount": MAX_RECEIVE_COUNT})
+    sqs.set_queue_attributes(QueueUrl=main, Attributes={"RedrivePolicy": policy})
+    eq(sqs.list_dead_letter_source_queues(QueueUrl=state["dlq"])["queueUrls"], [main], "dead-letter sources")
+    sqs.set_queue_attributes(QueueUrl=main, Attributes={"RedrivePolicy": ""})
+    eq(sqs.list_dead_letter_source_queues(QueueUrl=state["dlq"])["queueUrls"], [], "dead-letter sources after removing RedrivePolicy")
+
+
 def step_purge():
     main = state["main"]
     answer = sqs.send_message_batch(QueueUrl=main, Entries=[{"Id": str(i), "MessageBody": f"purge me {i}"} for i in range(3)])
@@ -589,6 +626,7 @@ STEPS = [
     step_delete,
     step_dead_letter,
     step_queue_attributes,
+    step_current_fidelity,
     step_purge,
     step_list_and_url,
     step_unknown_queue,

@@ -736,6 +736,30 @@ async fn message_ids_are_uuids_everywhere() {
     }
 }
 
+/// gRPC answers the same UUIDs: a message sent over gRPC has the id the native API receives.
+#[tokio::test]
+async fn grpc_answers_the_same_uuids() {
+    use mom_tests::grpc::{body, grpc_broker_with_admin, pb};
+    let (broker, _, mut c) = grpc_broker_with_admin().await;
+    broker.client().queue("over-grpc").create(json!({})).await;
+    let sent = c
+        .send(pb::SendRequest { queue: "over-grpc".into(), message: Some(body("hello")) })
+        .await
+        .unwrap_or_else(|e| panic!("Send: {e:?}"))
+        .into_inner();
+    assert_uuid(&sent.id);
+    let got = broker.client().queue("over-grpc").receive(1).await;
+    assert_eq!(got[0].id, sent.id);
+    let native = broker.client().queue("over-grpc").send("back").await;
+    let received = c
+        .receive(pb::ReceiveRequest { queue: "over-grpc".into(), max: Some(1), ..Default::default() })
+        .await
+        .unwrap_or_else(|e| panic!("Receive: {e:?}"))
+        .into_inner()
+        .messages;
+    assert_eq!(received.iter().map(|m| m.id.clone()).collect::<Vec<_>>(), [native]);
+}
+
 /// Runs a Python driver of `tests/sqs/` with the endpoint and a key in its environment.
 async fn run_driver(script: &str, broker: &Broker, key: &Key, extra: &[(&str, String)]) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sqs").join(script);
