@@ -156,6 +156,17 @@ def main():
         time.sleep(0.2)
     eq(task["ApproximateNumberOfMessagesMoved"], 1, "messages moved")
     aws("cancel-message-move-task", "--task-handle", handle, expect_error="UnsupportedOperation")
+    # A task at one message a second, cancelled while it runs.
+    batch = json.dumps([{"Id": f"m{i}", "MessageBody": f"to move {i}"} for i in range(3)])
+    aws("send-message-batch", "--queue-url", dlq, "--entries", batch)
+    handle = aws("start-message-move-task", "--source-arn", arn("cli-dlq"), "--destination-arn", arn("cli-main"), "--max-number-of-messages-per-second", "1")["TaskHandle"]
+    moved = aws("cancel-message-move-task", "--task-handle", handle)["ApproximateNumberOfMessagesMoved"]
+    if not 0 <= moved <= 3:
+        fail(f"ApproximateNumberOfMessagesMoved {moved} of a cancelled task")
+    status = aws("list-message-move-tasks", "--source-arn", arn("cli-dlq"), "--max-results", "10")["Results"][0]["Status"]
+    if status not in ("CANCELLING", "CANCELLED"):
+        fail(f"a cancelled task is {status}")
+    aws("purge-queue", "--queue-url", dlq)
     aws("purge-queue", "--queue-url", main_q)
 
     # Permissions (kept in Policy).
