@@ -762,9 +762,14 @@ async fn grpc_answers_the_same_uuids() {
 
 /// Runs a Python driver of `tests/sqs/` with the endpoint and a key in its environment.
 async fn run_driver(script: &str, broker: &Broker, key: &Key, extra: &[(&str, String)]) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sqs").join(script);
     let python = std::env::var("MOM_PYTHON").unwrap_or_else(|_| "python3".to_string());
-    let mut cmd = tokio::process::Command::new(&python);
+    run_driver_with(&python, script, broker, key, extra).await
+}
+
+/// [`run_driver`] with the interpreter `python`.
+async fn run_driver_with(python: &str, script: &str, broker: &Broker, key: &Key, extra: &[(&str, String)]) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sqs").join(script);
+    let mut cmd = tokio::process::Command::new(python);
     cmd.arg(&path)
         .env("MOM_SQS_ENDPOINT", broker.url())
         .env("MOM_SQS_REGION", REGION)
@@ -814,4 +819,16 @@ async fn aws_cli_runs_every_supported_action() {
 async fn celery_worker_on_the_sqs_transport() {
     let s = setup().await;
     run_driver("celery_worker.py", &s.broker, &s.key, &[]).await;
+}
+
+/// The actions and attributes above over the query protocol, with boto3 1.28.0 / botocore 1.31.0
+/// in the virtualenv `.ci/run` makes (`MOM_BOTO3_128_PYTHON`).
+#[tokio::test]
+async fn the_same_over_the_query_protocol() {
+    let python = std::env::var("MOM_BOTO3_128_PYTHON").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap_or_default();
+        format!("{home}/.cache/mom-venv-boto3-128/bin/python")
+    });
+    let s = setup().await;
+    run_driver_with(&python, "query_fidelity.py", &s.broker, &s.key, &[]).await;
 }
