@@ -36,6 +36,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         address,
         version: env!("CARGO_PKG_VERSION").to_string(),
         started_at: rfc3339_ms(now_ms()),
+        announcements: crate::meta::ANNOUNCEMENTS,
     };
     tracing::info!(node = %node.id, listen = %config.listen, "starting mom-broker");
 

@@ -59,3 +59,8 @@ mod tests {
         assert_eq!(queue_of_key("p:{t:news}:m"), None);
     }
 }
+
+/// The Redis channel on which the brokers of key prefix `prefix` announce what became receivable.
+pub fn notify_channel(prefix: &str) -> String {
+    format!("{prefix}:notify")
+}

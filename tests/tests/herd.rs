@@ -206,3 +206,105 @@ async fn messages_that_become_visible_together_reach_every_waiter_by_their_deadl
     eprintln!("20 messages visible at once, 20 long polls over 2 nodes: {empty} empty wakes");
     assert!(empty <= 20.0, "{empty} empty wakes for 20 messages");
 }
+
+/// What the next announcement on the notification channel says (its payload, one line per key).
+async fn next_note(notes: &mut (impl futures::Stream<Item = redis::Msg> + Unpin)) -> String {
+    use futures::StreamExt;
+    let msg = tokio::time::timeout(Duration::from_secs(5), notes.next())
+        .await
+        .expect("an announcement within 5 s")
+        .expect("the notification subscription");
+    msg.get_payload::<String>().expect("a text announcement")
+}
+
+/// Whether `GET /v1/cluster` on `broker` lists node `id`.
+async fn lists_node(broker: &Broker, id: &str) -> bool {
+    let cluster = broker.client().get("/v1/cluster").await;
+    cluster.json["nodes"].as_array().is_some_and(|nodes| nodes.iter().any(|n| n["id"] == id))
+}
+
+/// A rolling upgrade from (or a rollback to) a broker before counted announcements: such a
+/// broker wakes its long polls only on a bare key (`q/QUEUE`, `t/TOPIC` for all of a topic's
+/// subscriptions) and ignores the counted ones (`q/QUEUE 1`). While one is registered, sends,
+/// publishes and nacks announce the bare key too; once it is gone, they stop. The older broker
+/// is its registration only (a record without `announcements`, as it wrote them: a test double,
+/// since no older binary is built here); what it would hear is read off the channel itself.
+#[tokio::test]
+async fn while_an_older_broker_is_registered_sends_publishes_and_nacks_also_announce_its_bare_keys() {
+    use zookeeper_client as zk;
+    let cluster = Cluster::new();
+    let a = cluster.start_broker().await;
+    let queue = a.client().queue("mixed");
+    queue.create(json!({})).await;
+    let topic = a.client().topic("mixed-topic");
+    topic.create(json!({})).await;
+    topic.subscription("s").create(json!({})).await;
+
+    let redis = redis::Client::open(cluster.redis_url.as_str()).expect("redis url");
+    let mut pubsub = redis.get_async_pubsub().await.expect("a pub/sub connection to Redis");
+    pubsub.subscribe(mom_tests::layout::notify_channel(&cluster.redis_prefix)).await.expect("subscribe");
+    let mut notes = pubsub.into_on_message();
+    let counted = |note: &str, key: &str| note.lines().all(|l| l.starts_with(&format!("{key} ")));
+
+    // Every node reads counted announcements: a send announces `q/mixed 1` and nothing else (the
+    // publish after it is the next announcement).
+    queue.send("alone").await;
+    let note = next_note(&mut notes).await;
+    assert!(counted(&note, "q/mixed"), "a send announced {note:?}");
+    topic.publish("alone").await;
+    let note = next_note(&mut notes).await;
+    assert!(counted(&note, "s/mixed-topic/s"), "a publish announced {note:?}");
+
+    // An older broker registers.
+    let zk = zk::Client::connector()
+        .with_session_timeout(Duration::from_secs(6))
+        .connect(&cluster.zk)
+        .await
+        .expect("connect to ZooKeeper");
+    let older = json!({ "id": "older-1", "address": "10.0.0.9:8080", "version": "0.1.0",
+                        "started_at": "2026-12-01T00:00:00.000Z" });
+    let path = mom_tests::layout::znode(&cluster.zk_root, "nodes", "older-1");
+    zk.create(
+        &path,
+        older.to_string().as_bytes(),
+        &zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all()),
+    )
+    .await
+    .expect("register the older broker");
+    wait_until("the older broker to be seen", PROPAGATION, || async {
+        lists_node(&a, "older-1").await.then_some(())
+    })
+    .await;
+
+    queue.send("mixed").await;
+    let note = next_note(&mut notes).await;
+    assert!(counted(&note, "q/mixed"), "a send announced {note:?}");
+    assert_eq!(next_note(&mut notes).await, "q/mixed", "the send's bare announcement, for the older broker");
+    topic.publish("mixed").await;
+    let note = next_note(&mut notes).await;
+    assert!(counted(&note, "s/mixed-topic/s"), "a publish announced {note:?}");
+    assert_eq!(next_note(&mut notes).await, "t/mixed-topic", "the publish's bare announcement");
+    let got = queue.receive(2).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    let receipts: Vec<&str> = got.iter().map(|m| m.receipt.as_str()).collect();
+    queue.nack(&receipts, 0).await;
+    let note = next_note(&mut notes).await;
+    assert!(counted(&note, "q/mixed"), "a nack announced {note:?}");
+    assert_eq!(next_note(&mut notes).await, "q/mixed", "the nack's bare announcement");
+
+    // The older broker leaves: counted announcements only again.
+    zk.delete(&path, None).await.expect("deregister the older broker");
+    wait_until("the older broker to be gone", PROPAGATION, || async {
+        (!lists_node(&a, "older-1").await).then_some(())
+    })
+    .await;
+    queue.send("after").await;
+    let note = next_note(&mut notes).await;
+    assert!(counted(&note, "q/mixed"), "a send announced {note:?}");
+    topic.publish("after").await;
+    let note = next_note(&mut notes).await;
+    assert!(
+        counted(&note, "s/mixed-topic/s"),
+        "after the send came {note:?}, not the publish's announcement"
+    );
+}

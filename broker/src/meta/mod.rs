@@ -28,7 +28,7 @@ use crate::receipt::ReceiptKey;
 use records::Cache;
 pub use records::{
     AccessKeyRecord, Grant, NodeRecord, QueueMeta, Record, Role, Stamp, SubscriptionMeta, TopicMeta,
-    UserRecord, Versioned,
+    UserRecord, Versioned, ANNOUNCEMENTS,
 };
 pub use sync::Resync;
 
@@ -188,6 +188,12 @@ impl Meta {
 
     pub fn nodes(&self) -> Vec<NodeRecord> {
         self.list::<NodeRecord>().into_iter().map(|(_, n)| n).collect()
+    }
+
+    /// Whether a registered node reads only an older format of wake announcements than this one
+    /// (see [`ANNOUNCEMENTS`]). Read from the cache on every send: no copy is made.
+    pub fn older_nodes_listen(&self) -> bool {
+        NodeRecord::slot(&self.read()).values().any(|n| n.value.announcements < ANNOUNCEMENTS)
     }
 
     /// The id of the node holding the lowest leader znode.

@@ -98,7 +98,17 @@ pub struct NodeRecord {
     pub address: String,
     pub version: String,
     pub started_at: String,
+    /// The wake announcements this node reads ([`ANNOUNCEMENTS`]); 0 (absent from the record):
+    /// a broker from before counted announcements, which reads only bare keys.
+    #[serde(default)]
+    pub announcements: u32,
 }
+
+/// The format of wake announcements this broker reads (`waiters.rs`): 1, counted (`q/NAME 3`,
+/// one wake key per subscription). While any node reads an older one (a rolling upgrade from,
+/// or a rollback to, a broker before them), every send, publish and nack also announces what
+/// those nodes wait on ([`crate::store::Mailbox::older_wake_key`]).
+pub const ANNOUNCEMENTS: u32 = 1;
 
 /// Which write of which znode a cached record came from: the data version, and the zxid that
 /// created the znode (so a znode deleted and created again never looks like the old one).

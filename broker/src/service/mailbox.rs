@@ -163,7 +163,11 @@ impl Broker {
         let checked: Vec<Result<(String, u64)>> =
             receipts.iter().map(|r| key.verify(&mb.scope, r).map(|d| (d.id, d.delivery))).collect();
         let valid: Vec<(String, u64)> = checked.iter().filter_map(|c| c.as_ref().ok().cloned()).collect();
-        let mut done = self.mailboxes.settle(mb, how, &valid).await?.into_iter();
+        let done = self.mailboxes.settle(mb, how, &valid).await?;
+        if done.contains(&true) {
+            self.announce_to_older(&mb.older_wake_key).await;
+        }
+        let mut done = done.into_iter();
         let results: Vec<Result<()>> = checked
             .into_iter()
             .map(|c| match c {
@@ -227,6 +231,7 @@ impl Broker {
                 tracing::warn!(mailbox = %mb.scope, error = %e, "outbox transfer failed; will retry");
                 return moved;
             }
+            self.announce_to_older(&target_mb.older_wake_key).await;
             if self.mailboxes.outbox_done(mb, &t.id).await.is_ok() && target_mb.scope != mb.scope {
                 self.metrics.count(Event::Sent, "queue", &target, 1);
                 moved += 1;

@@ -165,6 +165,17 @@ impl Broker {
         }
     }
 
+    /// After something became receivable on `key` (a send, a publish, a nack): announces it bare
+    /// too while a broker from before counted announcements is registered, since such a broker
+    /// ignores counted ones and its long polls would sleep to their deadline (a rolling upgrade
+    /// or a rollback across issue 27). Bare announcements wake every waiter, on every node, as
+    /// they did before.
+    pub async fn announce_to_older(&self, key: &str) {
+        if self.meta.older_nodes_listen() {
+            self.redis.announce_bare(key).await;
+        }
+    }
+
     /// True while this node leads under `token` and no newer leader has acted (the fence in
     /// Redis holds the newest token that did): checked before every leader-only write, so a
     /// leader paused past its session (a newer one elected meanwhile) does nothing once it

@@ -277,6 +277,9 @@ impl Broker {
             .collect();
         let (results, stored) =
             self.store_valid(prepared, mb.id_space(), |valid| self.mailboxes.send(&mb, valid)).await?;
+        if stored > 0 {
+            self.announce_to_older(&mb.older_wake_key).await;
+        }
         self.metrics.count(Event::Sent, KIND, name, stored);
         Ok(results)
     }

@@ -239,6 +239,9 @@ impl Broker {
                 Ok(published.ids)
             })
             .await?;
+        if stored > 0 {
+            self.announce_to_older(&crate::store::older_topic_wake_key(topic)).await;
+        }
         self.metrics.count(Event::Sent, KIND, topic, stored);
         Ok(results)
     }

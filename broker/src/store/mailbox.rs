@@ -45,6 +45,9 @@ pub struct Mailbox {
     /// `q/QUEUE`, or `s/TOPIC/SUB` (each subscription its own, so a wake counted for one
     /// subscription's messages never goes to a waiter of another).
     pub wake_key: String,
+    /// What brokers before counted announcements wait on, announced bare to them while any runs
+    /// (`crate::meta::ANNOUNCEMENTS`): `q/QUEUE`, or the topic's `t/TOPIC` for a subscription.
+    pub older_wake_key: String,
     /// What its receipts are signed for.
     pub scope: String,
     /// Whether settling announces freed in-flight slots too (push streams wait for room).
@@ -160,6 +163,12 @@ fn subscription_wake_key(topic: &str, sub: &str) -> String {
     format!("{}{sub}", subscription_wake_prefix(topic))
 }
 
+/// What the subscriptions' long polls of brokers before counted announcements wait on: one key
+/// for the whole topic.
+pub fn older_topic_wake_key(topic: &str) -> String {
+    format!("t/{topic}")
+}
+
 /// What the wake keys of `topic`'s subscriptions start with.
 pub(super) fn subscription_wake_prefix(topic: &str) -> String {
     format!("s/{topic}/")
@@ -227,6 +236,7 @@ impl MailboxStore {
             base,
             owns_payloads: true,
             wake_key: format!("q/{name}"),
+            older_wake_key: format!("q/{name}"),
             scope: format!("q/{name}"),
             wake_on_ack: false,
             incarnation: 0,
@@ -244,6 +254,7 @@ impl MailboxStore {
             payloads: format!("{topic_base}:m"),
             owns_payloads: false,
             wake_key: subscription_wake_key(topic, sub),
+            older_wake_key: older_topic_wake_key(topic),
             scope: format!("s/{topic}/{sub}"),
             wake_on_ack: true,
             incarnation: 0,

@@ -25,7 +25,8 @@ mod topic;
 
 pub use limits::{LimitStore, LOGIN_WINDOW_S};
 pub use mailbox::{
-    topic_base, Mailbox, MailboxStore, Outgoing, RawDelivery, ReceiveParams, Received, Settle, Transfer,
+    older_topic_wake_key, topic_base, Mailbox, MailboxStore, Outgoing, RawDelivery, ReceiveParams, Received,
+    Settle, Transfer,
 };
 pub use moves::{MoveTaskStore, KEPT as MOVE_TASKS_KEPT};
 pub use topic::{Publication, Published, Start, TopicStore};
@@ -204,6 +205,17 @@ impl Redis {
     /// The channel on which sends announce "queue X has something new" to long polls on every node.
     pub fn channel(&self) -> String {
         format!("{}:notify", self.prefix)
+    }
+
+    /// Announces `key` bare, the format brokers before counted announcements read (a bare key
+    /// wakes every waiter on it). Best effort: such a waiter still wakes by its deadline.
+    pub async fn announce_bare(&self, key: &str) {
+        let Ok(mut conn) = self.conn() else { return };
+        let published: redis::RedisResult<i64> =
+            redis::cmd("PUBLISH").arg(self.channel()).arg(key).query_async(&mut conn).await;
+        if let Err(e) = published {
+            tracing::debug!(error = %e, "cannot announce to older brokers");
+        }
     }
 
     /// How long a dedup key lives, in whole seconds (`SET ... EX` takes no less than 1).
