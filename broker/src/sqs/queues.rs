@@ -11,7 +11,7 @@ use super::{Ctx, SqsError};
 use crate::error::Error;
 use crate::meta::QueueMeta;
 use crate::model::{
-    validate_name, QueueInfo, QueueSpec, RedriveAllow, RedrivePermission, Tags, MAX_REDRIVE_SOURCES, MAX_TAGS,
+    validate_name, QueueInfo, QueueSpec, RedriveAllow, RedrivePermission, Tags, MAX_REDRIVE_SOURCES,
 };
 use crate::service::Broker;
 
@@ -68,7 +68,6 @@ pub(super) async fn create_queue(b: &Broker, ctx: &Ctx, req: CreateQueue) -> Out
     }
     let mut spec = spec_from_attributes(&req.attributes)?;
     check_redrive(b, &req.queue_name, &req.attributes, &spec).await?;
-    check_tags(&req.tags)?;
     if !req.tags.is_empty() {
         spec.tags = Some(req.tags);
     }
@@ -372,34 +371,6 @@ pub(super) async fn get_queue_attributes(b: &Broker, ctx: &Ctx, req: GetAttribut
     Ok(json!({ "Attributes": out }))
 }
 
-/// Tags within SQS's limits (the core checks the count the queue would have).
-fn check_tags(tags: &Tags) -> Result<(), SqsError> {
-    if tags.len() > MAX_TAGS {
-        return Err(SqsError::invalid(format!("Too many tags: a queue has at most {MAX_TAGS}.")));
-    }
-    for (k, v) in tags {
-        if !(1..=128).contains(&k.chars().count()) {
-            return Err(SqsError::invalid(format!(
-                "Tag key {k:?} is invalid: it must be 1 to 128 characters."
-            )));
-        }
-        if v.chars().count() > 256 {
-            return Err(SqsError::invalid(format!(
-                "The value of tag {k:?} is invalid: it must be at most 256 characters."
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// The core's tag count error in SQS's words.
-fn tag_error(e: Error) -> SqsError {
-    match e {
-        Error::InvalidRequest(m) if m.contains("tags") => SqsError::invalid(format!("Too many tags: {m}.")),
-        e => e.into(),
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub(super) struct TagQueue {
@@ -409,8 +380,8 @@ pub(super) struct TagQueue {
 
 pub(super) async fn tag_queue(b: &Broker, ctx: &Ctx, req: TagQueue) -> Out {
     let name = queue_name(&req.queue_url)?;
-    check_tags(&req.tags)?;
-    b.tag_queue(&ctx.who, &name, req.tags).await.map_err(tag_error)?;
+    // The core checks tags (50 at most, key and value lengths): InvalidParameterValue here.
+    b.tag_queue(&ctx.who, &name, req.tags).await?;
     Ok(json!({}))
 }
 
