@@ -97,8 +97,7 @@ fn tls_at_nginx_and_authenticated_stores() {
     }
     for tool in ["curl", "openssl", "docker"] {
         if !run("sh", &["-c", &format!("command -v {tool}")]).0 {
-            assert!(std::env::var_os("CI").is_none(), "{tool} is missing (.ci/run installs it)");
-            eprintln!("skipping: {tool} is missing");
+            common::skip(&format!("{tool} is missing (.ci/run installs it)"));
             return;
         }
     }

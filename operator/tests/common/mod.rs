@@ -7,6 +7,22 @@ pub mod cluster;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// Says loudly that the running test is skipped because of `why` (something this machine lacks:
+/// Docker, an image, a tool, the simulated hosts), so a local run does not pass it unnoticed; in
+/// CI (`CI` set, as `.ci/run` sets it) the same lack fails the test instead. The banner is
+/// written to the process's stderr itself, not through `eprintln!`, which the test harness
+/// captures and shows only for failing tests. Call once per test, then return.
+pub fn skip(why: &str) {
+    use std::io::Write;
+    let test = std::thread::current().name().unwrap_or("this test").to_string();
+    assert!(std::env::var_os("CI").is_none(), "{test} cannot run in CI: {why}");
+    let rule = "=".repeat(78);
+    let banner = format!(
+        "\n{rule}\nSKIPPED: {test}: {why}\n(it passes without having run; with CI set it fails instead)\n{rule}\n"
+    );
+    let _ = std::io::stderr().lock().write_all(banner.as_bytes());
+}
+
 /// The repository's root (operator/..).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
