@@ -42,6 +42,16 @@ async fn leftovers(docker: &Docker, cluster: &str) -> Vec<String> {
     left
 }
 
+/// The names of the cluster's containers, as Docker lists them (by the cluster's label).
+async fn containers_of(docker: &Docker, cluster: &str) -> Vec<String> {
+    let filters = HashMap::from([("label".to_string(), vec![format!("mom.cluster={cluster}")])]);
+    let containers = docker
+        .list_containers(Some(ListContainersOptionsBuilder::default().all(true).filters(&filters).build()))
+        .await
+        .expect("list containers");
+    containers.into_iter().flat_map(|c| c.names.unwrap_or_default()).collect()
+}
+
 #[test]
 fn up_serves_through_nginx_scales_and_down_leaves_nothing() {
     let rt = runtime();
@@ -161,14 +171,26 @@ fn up_serves_through_nginx_scales_and_down_leaves_nothing() {
     let status = ok(dir.path(), &["status", "--output", "json"]);
     let status: Value = serde_json::from_str(&status).expect("status json");
     let containers = status["containers"].as_array().expect("containers");
-    assert_eq!(containers.len(), 7, "{status}");
+    // Every container Docker has for the cluster, and only those; 4 of them brokers.
+    let on_docker = rt.block_on(containers_of(&docker, &cluster));
+    assert_eq!(containers.len(), on_docker.len(), "{status}\non Docker: {on_docker:?}");
+    let brokers = on_docker.iter().filter(|n| n.contains(&format!("mom-{cluster}-broker-"))).count();
+    assert_eq!(brokers, 4, "{on_docker:?}");
     assert_eq!(status["grpc_endpoint"], format!("127.0.0.1:{}", unique.grpc_port), "{status}");
     assert!(containers.iter().all(|c| c["state"] == "running" && c["health"] == "healthy"), "{status}");
     assert_eq!(status["api"]["nodes"].as_array().map(Vec::len), Some(4), "{status}");
     assert!(status["api"]["nodes"].as_array().into_iter().flatten().all(|n| n["version"] == "0.1.0"));
-    // e2e-orders, and e2e-py-orders and e2e-py-cross from the gRPC client; its one topic too.
-    assert_eq!(status["api"]["queues"], 3, "{status}");
-    assert_eq!(status["api"]["topics"], 1, "{status}");
+    // What the API lists (e2e-orders, and what the gRPC client made).
+    let (queues, topics) = rt.block_on(async {
+        let api = Api::login(&base).await;
+        let count = |list: Value, key: &str| list[key].as_array().map(Vec::len).expect("a list");
+        let (_, queues) = api.call(reqwest::Method::GET, "/v1/queues", Value::Null).await;
+        let (_, topics) = api.call(reqwest::Method::GET, "/v1/topics", Value::Null).await;
+        (count(queues, "queues"), count(topics, "topics"))
+    });
+    assert!(queues >= 1 && topics >= 1, "the queues and topics made above are listed");
+    assert_eq!(status["api"]["queues"], queues, "{status}");
+    assert_eq!(status["api"]["topics"], topics, "{status}");
 
     let logs = ok(dir.path(), &["logs", "nginx", "--tail", "20"]);
     assert!(logs.contains("/v1/cluster"), "NGINX's access log: {logs}");
