@@ -49,6 +49,11 @@ pub async fn leave_in_outbox(
         .unwrap_or_else(|e| panic!("HSET {key}: {e}"));
 }
 
+/// The Redis channel on which the brokers of key prefix `prefix` announce what became receivable.
+pub fn notify_channel(prefix: &str) -> String {
+    format!("{prefix}:notify")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,9 +63,4 @@ mod tests {
         assert_eq!(queue_of_key(&queue_key("p", "orders")), Some("orders"));
         assert_eq!(queue_of_key("p:{t:news}:m"), None);
     }
-}
-
-/// The Redis channel on which the brokers of key prefix `prefix` announce what became receivable.
-pub fn notify_channel(prefix: &str) -> String {
-    format!("{prefix}:notify")
 }
