@@ -1,7 +1,8 @@
 //! End to end on the local Docker engine: `momctl up` a cluster of 3 brokers from images built
 //! here (scripts/images.sh, `momctl build`); through NGINX only, log in, create a queue, send,
 //! receive, ack; a second `up` does nothing; 3 → 4 brokers adds one and reloads NGINX; `status`
-//! and `logs` read the real containers; `down --yes` leaves nothing labelled behind.
+//! and `logs` read the real containers; 4 → 3 removes one (NGINX no longer names it, nothing
+//! acknowledged is lost); `down --yes` leaves nothing labelled behind.
 //!
 //! Needs Docker and the images. Outside CI it skips (with a message) when they are missing; in
 //! CI (`CI` set) that is a failure, since .ci/run builds them first.
@@ -194,6 +195,38 @@ fn up_serves_through_nginx_scales_and_down_leaves_nothing() {
 
     let logs = ok(dir.path(), &["logs", "nginx", "--tail", "20"]);
     assert!(logs.contains("/v1/cluster"), "NGINX's access log: {logs}");
+
+    // 4 → 3 brokers: the removed broker's container goes, NGINX's upstreams no longer name it,
+    // and every message acknowledged before is still received.
+    const KEPT: usize = 40;
+    rt.block_on(async {
+        let api = Api::login(&base).await;
+        let (status, _) = api.call(reqwest::Method::PUT, "/v1/queues/e2e-keep", json!({})).await;
+        assert_eq!(status, 201, "create queue");
+        common::api::send_all(&api, "e2e-keep", 0, KEPT, Duration::from_secs(30)).await;
+    });
+    dir.write("mom.yaml", &yaml(3));
+    ok(dir.path(), &["up"]);
+    let on_docker = rt.block_on(containers_of(&docker, &cluster));
+    let brokers: Vec<&String> =
+        on_docker.iter().filter(|n| n.contains(&format!("mom-{cluster}-broker-"))).collect();
+    assert_eq!(brokers.len(), 3, "{on_docker:?}");
+    assert!(!brokers.iter().any(|n| n.ends_with("-broker-4")), "broker 4 removed: {on_docker:?}");
+    let conf = std::process::Command::new("docker")
+        .args(["exec", &format!("mom-{cluster}-nginx"), "cat", mom_operator::desired::NGINX_CONF_TARGET])
+        .output()
+        .expect("docker exec");
+    let conf = text(&conf.stdout);
+    assert!(conf.contains("broker-3") && !conf.contains("broker-4"), "NGINX's upstreams:\n{conf}");
+    assert!(ok(dir.path(), &["up"]).contains("nothing to do"), "converged at 3");
+    rt.block_on(async {
+        let api = Api::login(&base).await;
+        api.nodes(3).await;
+        let seen = common::api::drain(&api, "e2e-keep", KEPT).await;
+        let expected: Vec<String> = (0..KEPT).map(|i| format!("m-{i}")).collect();
+        assert_eq!(seen.keys().cloned().collect::<Vec<_>>().len(), KEPT, "{seen:?}");
+        assert!(expected.iter().all(|b| seen.contains_key(b)), "acknowledged messages lost: {seen:?}");
+    });
 
     // Down removes every container, network and volume of the cluster, and only those.
     assert_eq!(
