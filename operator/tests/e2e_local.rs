@@ -1,9 +1,9 @@
 //! End to end on the local Docker engine: `momctl up` a cluster of 3 brokers from images built
 //! here (scripts/images.sh, `momctl build`); through NGINX only, log in, create a queue, send,
 //! receive, ack; a second `up` does nothing; 3 → 4 brokers adds one and reloads NGINX; `status`
-//! and `logs` read the real containers; 4 → 3 removes one (NGINX no longer names it, nothing
-//! acknowledged is lost); a changed `broker.image` moves every broker to it; `down --yes` leaves
-//! nothing labelled behind.
+//! and `logs` read the real containers; 4 → 2 removes two (NGINX no longer names them, nothing
+//! acknowledged is lost); a changed `broker.image` moves every broker to it; upgrade, rollback and
+//! a second rollback (forward again); `down --yes` leaves nothing labelled behind.
 //!
 //! Needs Docker and the images. Outside CI it skips (with a message) when they are missing; in
 //! CI (`CI` set) that is a failure, since .ci/run builds them first.
@@ -42,6 +42,18 @@ async fn leftovers(docker: &Docker, cluster: &str) -> Vec<String> {
         .expect("volumes");
     left.extend(volumes.volumes.unwrap_or_default().into_iter().map(|v| v.name));
     left
+}
+
+/// Each running broker's image and generation, as `status` reports them.
+fn broker_images(dir: &std::path::Path) -> Vec<(String, u64)> {
+    let status: Value = serde_json::from_str(&ok(dir, &["status", "--output", "json"])).expect("status json");
+    status["containers"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .filter(|c| c["role"] == "broker" && c["state"] == "running")
+        .map(|c| (c["image"].as_str().unwrap_or_default().to_string(), c["generation"].as_u64().unwrap_or(0)))
+        .collect()
 }
 
 /// The names of the cluster's containers, as Docker lists them (by the cluster's label).
@@ -197,7 +209,7 @@ fn up_serves_through_nginx_scales_and_down_leaves_nothing() {
     let logs = ok(dir.path(), &["logs", "nginx", "--tail", "20"]);
     assert!(logs.contains("/v1/cluster"), "NGINX's access log: {logs}");
 
-    // 4 → 3 brokers: the removed broker's container goes, NGINX's upstreams no longer name it,
+    // 4 → 2 brokers: the removed brokers' containers go, NGINX's upstreams no longer name them,
     // and every message acknowledged before is still received.
     const KEPT: usize = 40;
     rt.block_on(async {
@@ -206,23 +218,29 @@ fn up_serves_through_nginx_scales_and_down_leaves_nothing() {
         assert_eq!(status, 201, "create queue");
         common::api::send_all(&api, "e2e-keep", 0, KEPT, Duration::from_secs(30)).await;
     });
-    dir.write("mom.yaml", &yaml(3));
+    dir.write("mom.yaml", &yaml(2));
     ok(dir.path(), &["up"]);
     let on_docker = rt.block_on(containers_of(&docker, &cluster));
     let brokers: Vec<&String> =
         on_docker.iter().filter(|n| n.contains(&format!("mom-{cluster}-broker-"))).collect();
-    assert_eq!(brokers.len(), 3, "{on_docker:?}");
-    assert!(!brokers.iter().any(|n| n.ends_with("-broker-4")), "broker 4 removed: {on_docker:?}");
+    assert_eq!(brokers.len(), 2, "{on_docker:?}");
+    assert!(
+        !brokers.iter().any(|n| n.ends_with("-broker-3") || n.ends_with("-broker-4")),
+        "brokers 3 and 4 removed: {on_docker:?}"
+    );
     let conf = std::process::Command::new("docker")
         .args(["exec", &format!("mom-{cluster}-nginx"), "cat", mom_operator::desired::NGINX_CONF_TARGET])
         .output()
         .expect("docker exec");
     let conf = text(&conf.stdout);
-    assert!(conf.contains("broker-3") && !conf.contains("broker-4"), "NGINX's upstreams:\n{conf}");
-    assert!(ok(dir.path(), &["up"]).contains("nothing to do"), "converged at 3");
+    assert!(
+        conf.contains("broker-2") && !conf.contains("broker-3") && !conf.contains("broker-4"),
+        "NGINX's upstreams:\n{conf}"
+    );
+    assert!(ok(dir.path(), &["up"]).contains("nothing to do"), "converged at 2");
     rt.block_on(async {
         let api = Api::login(&base).await;
-        api.nodes(3).await;
+        api.nodes(2).await;
         let seen = common::api::drain(&api, "e2e-keep", KEPT).await;
         let expected: Vec<String> = (0..KEPT).map(|i| format!("m-{i}")).collect();
         assert_eq!(seen.keys().cloned().collect::<Vec<_>>().len(), KEPT, "{seen:?}");
@@ -245,7 +263,7 @@ fn up_serves_through_nginx_scales_and_down_leaves_nothing() {
             .build();
         docker.tag_image(BROKER_IMAGE, Some(options)).await.expect("tag the broker image");
     });
-    dir.write("mom.yaml", &yaml(3).replace(BROKER_IMAGE, &renamed));
+    dir.write("mom.yaml", &yaml(2).replace(BROKER_IMAGE, &renamed));
     assert_eq!(run(dir.path(), &["plan"]).status.code(), Some(2), "a changed image is a change");
     ok(dir.path(), &["up"]);
     let status: Value =
@@ -257,14 +275,27 @@ fn up_serves_through_nginx_scales_and_down_leaves_nothing() {
         .filter(|c| c["role"] == "broker")
         .map(|c| c["image"].as_str().unwrap_or_default())
         .collect();
-    assert_eq!(images, [renamed.as_str(); 3], "{status}");
+    assert_eq!(images, [renamed.as_str(); 2], "{status}");
     assert!(ok(dir.path(), &["up"]).contains("nothing to do"), "converged on the file's image");
     rt.block_on(async {
         let api = Api::login(&base).await;
-        api.nodes(3).await;
+        api.nodes(2).await;
         let (status, _) = api.call(reqwest::Method::GET, "/v1/queues/e2e-keep", Value::Null).await;
         assert_eq!(status, 200, "the queue survived the image change");
     });
+
+    // upgrade, rollback, and a second rollback, which goes forward again (README: like Kamal's).
+    ok(dir.path(), &["upgrade", "--broker-image", BROKER_IMAGE]);
+    assert_eq!(broker_images(dir.path()), vec![(BROKER_IMAGE.to_string(), 1); 2]);
+    ok(dir.path(), &["rollback"]);
+    assert_eq!(broker_images(dir.path()), vec![(renamed.clone(), 2); 2]);
+    ok(dir.path(), &["rollback"]);
+    assert_eq!(
+        broker_images(dir.path()),
+        vec![(BROKER_IMAGE.to_string(), 3); 2],
+        "the second rollback goes forward"
+    );
+    rt.block_on(async { Api::login(&base).await.nodes(2).await });
 
     // Down removes every container, network and volume of the cluster, and only those.
     assert_eq!(
