@@ -345,3 +345,37 @@ fn down_removes_the_local_cluster_directory() {
     let again = momctl(dir.path(), &["down", "--yes"], &[("MOMCTL_HOME", home_env)]);
     assert!(text(&again.stdout).contains("nothing to remove"), "{}", text(&again.stdout));
 }
+
+/// `momctl build --binary PATH --tag IMG` makes the broker image from `Dockerfile` and a broker
+/// binary built here: the image runs that binary.
+#[test]
+fn build_makes_a_broker_image_that_runs_the_given_binary() {
+    let rt = runtime();
+    let Some(docker) = docker_or_skip(&rt) else {
+        return;
+    };
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| common::repo_root().join("target"));
+    let Some(binary) =
+        ["release", "debug"].iter().map(|p| target.join(p).join("mom-broker")).find(|p| p.is_file())
+    else {
+        common::skip(&format!("no mom-broker binary under {} (cargo build -p mom-broker)", target.display()));
+        return;
+    };
+    let unique = Unique::new("build");
+    let dir = TempDir::new("build");
+    dir.write("mom.yaml", &unique.yaml(1));
+    let tag = format!("mom-broker:e2e-{}", unique.cluster);
+    let built = ok(dir.path(), &["build", "--binary", binary.to_str().expect("utf-8"), "--tag", &tag]);
+    assert!(built.contains(&tag), "build names the image: {built}");
+    let out = std::process::Command::new("docker")
+        .args(["run", "--rm", &tag, "/usr/local/bin/mom-broker", "--version"])
+        .output()
+        .expect("docker run");
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    let _ =
+        rt.block_on(docker.remove_image(&tag, None::<bollard::query_parameters::RemoveImageOptions>, None));
+    assert!(out.status.success(), "the built image does not run mom-broker: {said}");
+    assert!(said.contains(env!("CARGO_PKG_VERSION")), "mom-broker --version in the image: {said}");
+}
