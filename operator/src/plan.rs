@@ -152,6 +152,10 @@ pub fn effective(desired: &Desired, observed: &Observed) -> Desired {
                     spec.broker_generation(c.generation + 1, &from_file, &c.image)
                 }
             }
+            // Never upgraded, and the file names another image: generation 1 starts beside it in
+            // the other slot, as for an upgraded broker, rather than replacing it in place
+            // (which stops it before its successor serves).
+            Some(c) if c.image != from_file => spec.broker_generation(1, &from_file, &c.image),
             Some(_) => continue,
             None => match deployed {
                 Some(d) if d.file_image.as_deref() == Some(from_file.as_str()) => {
@@ -582,6 +586,38 @@ mod tests {
         assert!(diff(&e, &o, o.nginx_conf.as_deref().expect("conf")).expect("plans").is_empty());
         // A fresh cluster has nothing to roll back to.
         assert!(rollback_image(&d, &converged(&d)).is_err());
+    }
+
+    #[test]
+    fn a_new_image_in_the_file_starts_each_broker_beside_the_old_one() {
+        let d = desired(2);
+        let o = converged(&d);
+        let mut d_next = d.clone();
+        for s in d_next.services.iter_mut().filter(|s| s.role == Role::Broker) {
+            s.image = "mom-broker:next".to_string();
+        }
+        let mut o_next = o.clone();
+        o_next.image_ids.insert("mom-broker:next".to_string(), "sha256:next".to_string());
+        let e = effective(&d_next, &o_next);
+        let p = diff(&e, &o_next, o.nginx_conf.as_deref().unwrap_or("")).expect("plans");
+        let containers: Vec<_> = p
+            .changes
+            .iter()
+            .filter(|c| c.kind == Kind::Container)
+            .map(|c| (c.action, c.name.as_str()))
+            .collect();
+        // New generations first (the executor starts creations, waits until they are healthy,
+        // then removes: the old ones drain while their successors serve); nothing is replaced.
+        assert_eq!(
+            containers,
+            [
+                (Action::Create, "mom-demo-broker-1-g1"),
+                (Action::Create, "mom-demo-broker-2-g1"),
+                (Action::Remove, "mom-demo-broker-1"),
+                (Action::Remove, "mom-demo-broker-2"),
+            ]
+        );
+        assert!(e.brokers().all(|b| b.image == "mom-broker:next"));
     }
 
     #[test]

@@ -248,12 +248,9 @@ fn up_serves_through_nginx_scales_and_down_leaves_nothing() {
     });
 
     // A changed `broker.image` in the file: the file wins, and `up` moves every broker to it
-    // (README, "Rolling upgrades"); the cluster keeps serving what it held. Not asserted: that no
-    // request fails meanwhile. On a cluster never upgraded (generation 0) `up` stops and removes
-    // each old container before starting its new one, one broker after another without waiting
-    // for health in between, rather than starting the new ones beside the old (as it does for
-    // upgraded brokers); README's "starting the new containers beside the old ones" holds only
-    // for those (issue 26 report).
+    // (README, "Rolling upgrades"), starting generation 1 of each beside its old container (the
+    // other upstream slot) and draining the old one once the new is healthy; the cluster keeps
+    // serving what it held.
     let renamed_tag = format!("e2e-{cluster}");
     let renamed = format!("mom-broker:{renamed_tag}");
     rt.block_on(async {
@@ -276,6 +273,7 @@ fn up_serves_through_nginx_scales_and_down_leaves_nothing() {
         .map(|c| c["image"].as_str().unwrap_or_default())
         .collect();
     assert_eq!(images, [renamed.as_str(); 2], "{status}");
+    assert_eq!(broker_images(dir.path()), vec![(renamed.clone(), 1); 2], "started beside the old ones");
     assert!(ok(dir.path(), &["up"]).contains("nothing to do"), "converged on the file's image");
     rt.block_on(async {
         let api = Api::login(&base).await;
@@ -286,13 +284,13 @@ fn up_serves_through_nginx_scales_and_down_leaves_nothing() {
 
     // upgrade, rollback, and a second rollback, which goes forward again (README: like Kamal's).
     ok(dir.path(), &["upgrade", "--broker-image", BROKER_IMAGE]);
-    assert_eq!(broker_images(dir.path()), vec![(BROKER_IMAGE.to_string(), 1); 2]);
+    assert_eq!(broker_images(dir.path()), vec![(BROKER_IMAGE.to_string(), 2); 2]);
     ok(dir.path(), &["rollback"]);
-    assert_eq!(broker_images(dir.path()), vec![(renamed.clone(), 2); 2]);
+    assert_eq!(broker_images(dir.path()), vec![(renamed.clone(), 3); 2]);
     ok(dir.path(), &["rollback"]);
     assert_eq!(
         broker_images(dir.path()),
-        vec![(BROKER_IMAGE.to_string(), 3); 2],
+        vec![(BROKER_IMAGE.to_string(), 4); 2],
         "the second rollback goes forward"
     );
     rt.block_on(async { Api::login(&base).await.nodes(2).await });
