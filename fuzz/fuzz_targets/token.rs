@@ -36,6 +36,7 @@ static AUTH: LazyLock<Auth> = LazyLock::new(|| {
             timeout: Duration::from_secs(1),
             min_replicas_ack: 0,
             replica_ack_timeout: Duration::from_secs(1),
+            dedup_window: Duration::from_secs(300),
         },
     ).expect("a valid URL");
     let settings = AuthSettings {
