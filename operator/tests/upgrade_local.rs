@@ -560,7 +560,12 @@ fn rolling_upgrade_bad_image_and_rollback_under_load() {
     // (before that: a few 502s per run; before the two-slot upstreams, one failure per worker per
     // NGINX reload, 40 here). And no connection of the client may close.
     assert_eq!(tally.closed_connections, 0, "connections to NGINX closed: {:?}", tally.closes);
-    assert!(tally.failures.is_empty(), "{} keep-alive requests failed: {:?}", tally.failures.len(), tally.failures);
+    assert!(
+        tally.failures.is_empty(),
+        "{} keep-alive requests failed: {:?}",
+        tally.failures.len(),
+        tally.failures
+    );
     assert!(
         lost.is_empty(),
         "{} acknowledged keep-alive sends lost: {:?}",
