@@ -33,6 +33,10 @@ pub const FD_RESERVE: u64 = 256;
 const MAX_REFUSING: usize = 64;
 /// How long a refused client has to read its 503 before the connection is closed.
 const REFUSE_LINGER: Duration = Duration::from_secs(1);
+/// How long a closing listener waits with no connection arriving before it closes: far longer
+/// than a handshake in flight takes to complete on the cluster's network (well under a
+/// millisecond on one host, about one in a region).
+const QUIET: Duration = Duration::from_millis(50);
 
 /// The connections this node holds open, and the bound on them.
 pub struct ConnectionLimit {
@@ -85,28 +89,57 @@ impl ConnectionLimit {
         }
     }
 
-    /// The connections already in `listener`'s accept queue, each admitted or refused as by
-    /// [`ConnectionLimit::accept`], and the listener closed once the queue is empty. Asked of
-    /// the kernel itself, not of the reactor (which learns of a connection only on its next turn).
-    pub fn close(&self, listener: TcpListener, refusal: Refusal) -> Vec<(Counted, SocketAddr)> {
+    /// Closes `listener` without resetting a connection a client already made: first new
+    /// connection attempts are turned away silently ([`refuse_new_handshakes`]), then the
+    /// connections the kernel completed (its accept queue, and the handshakes still in flight,
+    /// which complete into it) are taken and handed to `serve`, each admitted or refused as by
+    /// [`ConnectionLimit::accept`], until none arrived for [`QUIET`]; only then does the
+    /// listener close, with nothing left in its queue. Closing with a connection in the queue
+    /// would reset it after the client (NGINX) may have sent a request on it, and NGINX answers
+    /// 502 to a POST that met a reset rather than resend it. A client whose attempt was turned
+    /// away retries it (the kernel resends a SYN after a second), meets the closed port, and
+    /// NGINX passes its request on to another broker, nothing having been sent. The queue is
+    /// asked of the kernel itself, not of the reactor, which learns of a connection only on its
+    /// next turn.
+    pub async fn close(&self, listener: TcpListener, refusal: Refusal, mut serve: impl FnMut(Counted, SocketAddr)) {
+        refuse_new_handshakes(&listener);
         let listener = match listener.into_std() {
             Ok(listener) => listener,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot take the accept queue before closing the listener");
-                return Vec::new();
+                return;
             }
         };
-        let mut queued = Vec::new();
+        let mut quiet_since = tokio::time::Instant::now();
+        loop {
+            if self.take_queued(&listener, refusal, &mut serve) > 0 {
+                quiet_since = tokio::time::Instant::now();
+            } else if quiet_since.elapsed() >= QUIET {
+                return;
+            }
+            tokio::time::sleep(QUIET / 10).await;
+        }
+    }
+
+    /// Takes every connection in `listener`'s accept queue; says how many.
+    fn take_queued(
+        &self,
+        listener: &std::net::TcpListener,
+        refusal: Refusal,
+        serve: &mut impl FnMut(Counted, SocketAddr),
+    ) -> usize {
+        let mut taken = 0;
         loop {
             let (stream, peer) = match listener.accept() {
                 Ok(c) => c,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return taken,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot take a connection of the accept queue");
-                    break;
+                    return taken;
                 }
             };
+            taken += 1;
             let stream = match stream.set_nonblocking(true).and_then(|()| TcpStream::from_std(stream)) {
                 Ok(stream) => stream,
                 Err(e) => {
@@ -115,10 +148,9 @@ impl ConnectionLimit {
                 }
             };
             if let Some(counted) = self.admit(stream, refusal) {
-                queued.push((counted, peer));
+                serve(counted, peer);
             }
         }
-        queued
     }
 
     /// `stream` counted under the limit, or refused (`None`).
@@ -166,6 +198,41 @@ async fn answer_refused(mut stream: TcpStream) -> io::Result<()> {
     let mut sink = [0u8; 4096];
     while stream.read(&mut sink).await? > 0 {}
     Ok(())
+}
+
+/// Attaches a socket filter to `listener` that drops every segment opening a connection (SYN
+/// without ACK): from then on no new handshake starts, while those already under way complete
+/// (their ACK passes) into the accept queue. The connections accepted afterwards inherit the
+/// filter, which never matters to them (an open connection receives no such segment). Where
+/// the filter cannot be attached the listener simply closes after its queue was taken, leaving
+/// the race this closes: a handshake completing between the last take and the close.
+fn refuse_new_handshakes(listener: &TcpListener) {
+    #[cfg(target_os = "linux")]
+    {
+        use socket2::SockFilter;
+        // Classic BPF, as `tcpdump -d` would print it. A TCP socket's filter sees the packet
+        // from its TCP header on: byte 13 holds the flags.
+        const LD_B_ABS: u16 = 0x30; // BPF_LD | BPF_B | BPF_ABS
+        const AND_K: u16 = 0x54; // BPF_ALU | BPF_AND | BPF_K
+        const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+        const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+        const TCP_FLAGS: u32 = 13;
+        const SYN: u32 = 0x02;
+        const ACK: u32 = 0x10;
+        let program = [
+            SockFilter::new(LD_B_ABS, 0, 0, TCP_FLAGS),
+            SockFilter::new(AND_K, 0, 0, SYN | ACK),
+            // A SYN without ACK: drop (return 0 bytes); anything else: keep it whole.
+            SockFilter::new(JEQ_K, 0, 1, SYN),
+            SockFilter::new(RET_K, 0, 0, 0),
+            SockFilter::new(RET_K, 0, 0, u32::MAX),
+        ];
+        if let Err(e) = socket2::SockRef::from(listener).attach_filter(&program) {
+            tracing::warn!(error = %e, "cannot stop new connections before closing the listener");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = listener;
 }
 
 /// As `axum::serve` does: errors of one connection are not the listener's; anything else (no file
@@ -261,35 +328,63 @@ impl tonic::transport::server::Connected for Counted {
     }
 }
 
-/// The gRPC listener's connections, under the same limit as HTTP's. Tonic drops the stream (and
-/// so closes the listener) when its shutdown signal resolves.
+/// The gRPC listener's connections, under the same limit as HTTP's. When `closes` resolves the
+/// listener closes as HTTP's does ([`ConnectionLimit::close`]): the connections already made
+/// are still yielded, then the stream ends, and tonic finishes the calls in flight.
 pub fn grpc_incoming(
     listener: TcpListener,
     limit: Arc<ConnectionLimit>,
+    closes: impl Future<Output = ()> + Send + 'static,
 ) -> impl futures::Stream<Item = io::Result<Counted>> {
-    // With MOM_LISTEN_WHEN_READY the gRPC port listens again once HTTP's does (see
-    // [`serve_http`]): until then a connection is refused, which NGINX passes on.
-    let addr = listener.local_addr().ok();
-    let listener = if listen_when_ready() { None } else { Some(listener) };
-    futures::stream::unfold((listener, addr, limit), |(listener, addr, limit)| async move {
-        let listener = match listener {
-            Some(listener) => listener,
-            None => {
-                while !LISTENING.load(Ordering::SeqCst) {
-                    tokio::time::sleep(READY_POLL).await;
+    use futures::StreamExt;
+    let (queued, taken) = tokio::sync::mpsc::unbounded_channel();
+    let open = futures::stream::unfold(
+        (Some(listener), Box::pin(closes), limit, queued),
+        |(listener, mut closes, limit, queued)| async move {
+            // With MOM_LISTEN_WHEN_READY the gRPC port listens again once HTTP's does (see
+            // [`serve_http`]): until then a connection is refused, which NGINX passes on.
+            let listener = listener?;
+            let listener = if listen_when_ready() && !LISTENING.load(Ordering::SeqCst) {
+                let addr = listener.local_addr().ok()?;
+                drop(listener);
+                let listening = async {
+                    while !LISTENING.load(Ordering::SeqCst) {
+                        tokio::time::sleep(READY_POLL).await;
+                    }
+                };
+                tokio::select! {
+                    () = listening => {}
+                    () = &mut closes => return None,
                 }
-                match TcpListener::bind(addr?).await {
+                match TcpListener::bind(addr).await {
                     Ok(listener) => listener,
                     Err(e) => {
                         tracing::error!(error = %e, "cannot listen for gRPC again once ready");
                         return None;
                     }
                 }
+            } else {
+                listener
+            };
+            tokio::select! {
+                (io, _) = limit.accept(&listener, Refusal::Close) => {
+                    Some((Some(Ok(io)), (Some(listener), closes, limit, queued)))
+                }
+                () = &mut closes => {
+                    limit.close(listener, Refusal::Close, |io, _| {
+                        let _ = queued.send(io);
+                    }).await;
+                    // Ends the stream once the queue's connections (sent above) were yielded.
+                    Some((None, (None, closes, limit, queued)))
+                }
             }
-        };
-        let (io, _) = limit.accept(&listener, Refusal::Close).await;
-        Some((Ok(io), (Some(listener), addr, limit)))
-    })
+        },
+    )
+    .filter_map(std::future::ready);
+    let taken = futures::stream::unfold(taken, |mut taken| async move {
+        taken.recv().await.map(|io| (Ok(io), taken))
+    });
+    open.chain(taken)
 }
 
 /// Set once HTTP listens (at once, or with MOM_LISTEN_WHEN_READY once the node is ready).
@@ -397,9 +492,7 @@ pub async fn serve_http(
         }
     }
     // The accept queue: connections whose peer may already have sent a request on them.
-    for (io, peer) in limit.close(listener, Refusal::Http) {
-        server.serve(io, peer);
-    }
+    limit.close(listener, Refusal::Http, |io, peer| server.serve(io, peer)).await;
     server.tracked.left_to_peers(drain.idle_hold).await;
     server.graceful.shutdown().await;
 }
@@ -454,5 +547,64 @@ impl Server {
 fn finished<E: std::fmt::Display>(r: Result<(), E>) {
     if let Err(e) = r {
         tracing::trace!(error = %e, "connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn listener() -> (TcpListener, SocketAddr) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        (listener, addr)
+    }
+
+    /// A client that tries to connect while the listener refuses new handshakes is neither
+    /// accepted nor reset: its attempt goes unanswered, and once the listener closed its retry
+    /// is refused, which a proxy passes on to another node since it sent nothing.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_connection_attempt_during_the_close_is_refused_not_reset() {
+        let (listener, addr) = listener().await;
+        refuse_new_handshakes(&listener);
+        let connect = tokio::spawn(TcpStream::connect(addr));
+        // The kernel resends an unanswered SYN after a second: until then nothing happens.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!connect.is_finished(), "a new handshake completed on a listener that refuses them");
+        drop(listener);
+        let outcome = tokio::time::timeout(Duration::from_secs(10), connect)
+            .await
+            .expect("the client's retry meets the closed port within seconds")
+            .expect("task");
+        let error = outcome.expect_err("connected to a closed listener");
+        assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused, "{error}");
+    }
+
+    /// Connections the kernel completed before the close are served, with what their clients
+    /// already sent, and the port refuses connections afterwards.
+    #[tokio::test]
+    async fn close_serves_the_accept_queue_then_the_port_refuses() {
+        let (listener, addr) = listener().await;
+        let mut clients = Vec::new();
+        for i in 0..3u8 {
+            let mut client = TcpStream::connect(addr).await.expect("connect");
+            client.write_all(&[i]).await.expect("send");
+            clients.push(client);
+        }
+        let limit = ConnectionLimit::new(0, Arc::new(Metrics::new()));
+        let mut served = Vec::new();
+        limit.close(listener, Refusal::Close, |io, _| served.push(io)).await;
+        assert_eq!(served.len(), 3, "every queued connection is served");
+        let mut sent = Vec::new();
+        for mut io in served {
+            let mut byte = [0u8; 1];
+            io.read_exact(&mut byte).await.expect("what the client sent before the close");
+            sent.push(byte[0]);
+        }
+        sent.sort_unstable();
+        assert_eq!(sent, vec![0, 1, 2]);
+        let error = TcpStream::connect(addr).await.expect_err("the port still listens");
+        assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused, "{error}");
     }
 }

@@ -80,8 +80,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let drain = shutdown::Drain::on_signal(broker.clone(), config.drain_timeout());
     let grpc = grpc_listener.map(|listener| {
         tracing::info!(listen = ?config.grpc_listen, "serving gRPC");
-        let incoming = listen::grpc_incoming(listener, connections.clone());
-        tokio::spawn(grpc::serve(broker.clone(), incoming, config.max_request_bytes(), drain.grpc_closes()))
+        // The listener closes itself (taking its accept queue first); tonic then ends with the
+        // incoming stream and finishes the calls in flight.
+        let incoming = listen::grpc_incoming(listener, connections.clone(), drain.grpc_closes());
+        tokio::spawn(grpc::serve(broker.clone(), incoming, config.max_request_bytes()))
     });
     let sqs =
         crate::sqs::SqsSettings { public_url: config.public_url.clone(), region: config.region.clone() };

@@ -4,10 +4,13 @@
 //! From then on every answer says `Connection: close`, so a client (NGINX) learns from the answer
 //! itself that the connection ends.
 //!
-//! Then the listener closes, and from that instant a new connection is refused, which NGINX
-//! passes on to another broker whatever the request (nothing was sent). Before it closes, the
-//! connections the kernel already completed (its accept queue) are taken and served: closing
-//! them unread would reset them after NGINX sent a request on them, and NGINX answers 502 to a
+//! Then the listener closes without resetting anything a client made (`listen.rs`,
+//! `ConnectionLimit::close`): a socket filter turns new handshakes away (unanswered, so NGINX's
+//! connect times out and it tries another broker, nothing sent), the connections the kernel
+//! already completed (its accept queue, and the handshakes under way, which complete into it)
+//! are taken and served, and only when none arrived for a moment does the listener close; from
+//! then on a connection is refused, which NGINX passes on too. Closing with connections in the
+//! queue would reset them after NGINX sent a request on them, and NGINX answers 502 to a
 //! POST that met a reset rather than resend it. The connections still open are left to end on
 //! their own — each closes after its next answer — for at most [`IDLE_HOLD`]: closing an idle
 //! one at once, as hyper's graceful shutdown does, races a request the peer may be writing onto

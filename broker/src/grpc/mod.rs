@@ -5,7 +5,6 @@
 //! `topics.rs`), all of them behind [`Authenticate`] (`auth.rs`); errors become statuses in
 //! `status.rs`.
 
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -34,13 +33,12 @@ pub mod pb {
 
 use pb::broker_server::BrokerServer;
 
-/// Serves the gRPC API on the connections of `incoming` until `stop` resolves; requests in flight
-/// then finish. A request message over `max_request_bytes` (`MOM_MAX_REQUEST_BYTES`) is refused.
+/// Serves the gRPC API on the connections of `incoming` until it ends (the drain closed the
+/// listener, [`crate::listen::grpc_incoming`]); requests in flight then finish. A request message over `max_request_bytes` (`MOM_MAX_REQUEST_BYTES`) is refused.
 pub async fn serve(
     broker: Arc<Broker>,
     incoming: impl futures::Stream<Item = std::io::Result<crate::listen::Counted>>,
     max_request_bytes: usize,
-    stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let heartbeat = broker.stream_heartbeat;
     let service = BrokerServer::new(Api { broker: broker.clone() })
@@ -50,7 +48,7 @@ pub async fn serve(
         // Pings keep idle Subscribe streams open through proxies, as heartbeats do for SSE.
         .http2_keepalive_interval(Some(heartbeat))
         .add_service(Authenticate { inner: service, broker, max_request_bytes })
-        .serve_with_incoming_shutdown(incoming, stop)
+        .serve_with_incoming_shutdown(incoming, std::future::pending())
         .await
 }
 
