@@ -247,6 +247,7 @@ async fn up(file: &Path) -> Result<ExitCode> {
     match place {
         None => {
             println!("cluster {} is up at {url}/ ({brokers} brokers; took {took:.1} s)", desired.cluster);
+            println!("web console at {url}/console/");
             if let Some(grpc) = desired.endpoint.grpc_address() {
                 let tls = if desired.tls.is_some() { "with TLS" } else { "without TLS" };
                 println!("gRPC (mom.v1.Broker, HTTP/2 {tls}) at {grpc}");
@@ -258,6 +259,7 @@ async fn up(file: &Path) -> Result<ExitCode> {
                 "cluster {} is up at {url}/ ({hosts} host(s), {brokers} brokers; took {took:.1} s)",
                 desired.cluster
             );
+            println!("web console at {url}/console/");
             println!(
                 "keys and certificates: {} (SSH key and Docker TLS client certificate; keep them private)",
                 keys.display()
@@ -295,6 +297,7 @@ async fn status(file: &Path, output: Output) -> Result<ExitCode> {
 
 fn print_status(status: &Status) {
     println!("cluster {} at {}/", status.cluster, status.endpoint);
+    println!("  web console at {}/console/", status.endpoint);
     if let Some(grpc) = &status.grpc_endpoint {
         println!("  gRPC at {grpc}");
     }

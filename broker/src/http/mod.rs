@@ -1,9 +1,11 @@
 //! The native HTTP API: one module per resource, each a thin adapter over [`crate::service`].
 
 pub(crate) mod auth;
+pub mod console;
 mod error;
 pub(crate) mod extract;
 mod ops;
+mod peek;
 mod queues;
 pub(crate) mod topics;
 pub(crate) mod users;
@@ -29,7 +31,7 @@ use crate::service::Broker;
         queues::create, queues::list, queues::show, queues::patch, queues::delete, queues::purge,
         queues::send, queues::send_batch, queues::receive, queues::ack, queues::nack,
         queues::visibility, queues::redrive, queues::grant, queues::revoke, queues::tags,
-        queues::tag, queues::untag, ops::cluster,
+        queues::tag, queues::untag, peek::peek, ops::cluster,
         auth::token, users::create, users::list, users::remove, users::password,
         users::create_key, users::list_keys, users::delete_key,
         topics::create, topics::list, topics::show, topics::delete, topics::publish, topics::publish_batch,
@@ -70,6 +72,7 @@ impl utoipa::Modify for BearerAuth {
 pub fn router(broker: Arc<Broker>, sqs: crate::sqs::SqsSettings, body_limit: BodyLimit) -> Router {
     let protected = Router::new()
         .merge(queues::routes())
+        .merge(peek::routes())
         .merge(topics::routes())
         .merge(users::routes())
         .merge(ops::routes())
@@ -78,6 +81,8 @@ pub fn router(broker: Arc<Broker>, sqs: crate::sqs::SqsSettings, body_limit: Bod
         .merge(protected)
         .merge(auth::routes())
         .merge(ops::public())
+        // The web console's static files: public, the console signs in through the API.
+        .merge(console::routes())
         // The SQS-compatible front door authenticates with Signature V4 itself.
         .merge(crate::sqs::routes(sqs))
         .fallback(|| async { error::ApiError(crate::error::Error::NotFound("no such route".into())) })

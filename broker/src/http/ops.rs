@@ -3,13 +3,16 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 
 use super::extract::Caller;
 use crate::service::{Broker, Cluster};
+
+/// Names the node that answered `/metrics`.
+const NODE_HEADER: HeaderName = HeaderName::from_static("x-mom-node");
 
 /// Routes anyone may call.
 pub fn public() -> Router<Arc<Broker>> {
@@ -37,7 +40,13 @@ async fn readyz(State(b): State<Arc<Broker>>) -> impl IntoResponse {
 
 async fn metrics(State(b): State<Arc<Broker>>) -> impl IntoResponse {
     b.refresh_gauges().await;
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], b.metrics.render())
+    // `X-Mom-Node` says which broker counted: behind NGINX each scrape may reach another one, and
+    // the web console computes per-queue rates from each node's own counters.
+    let node = HeaderValue::from_str(&b.meta.node().id).unwrap_or(HeaderValue::from_static("unknown"));
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4")), (NODE_HEADER, node)],
+        b.metrics.render(),
+    )
 }
 
 /// The live nodes and the leader.

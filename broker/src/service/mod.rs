@@ -8,6 +8,7 @@ pub mod auth;
 pub mod held;
 mod mailbox;
 mod moves;
+pub mod peek;
 mod queues;
 pub mod topics;
 pub mod users;

@@ -21,6 +21,7 @@ mod group;
 mod limits;
 mod mailbox;
 mod moves;
+mod peek;
 mod topic;
 
 pub use limits::{LimitStore, LOGIN_WINDOW_S};
@@ -29,6 +30,7 @@ pub use mailbox::{
     Settle, Transfer,
 };
 pub use moves::{MoveTaskStore, KEPT as MOVE_TASKS_KEPT};
+pub use peek::{PeekState, Peeked};
 pub use topic::{Publication, Published, Start, TopicStore};
 
 use std::sync::atomic::{AtomicBool, Ordering};
