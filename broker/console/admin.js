@@ -185,8 +185,11 @@ export function adminPage(main) {
         field('publish', h('input', { name: 'publish', type: 'checkbox' })),
         field('consume', h('input', { name: 'consume', type: 'checkbox' })),
       ),
-      h('button', { type: 'submit' }, 'Grant'),
       h(
+        'div',
+        { class: 'buttons' },
+        h('button', { type: 'submit' }, 'Grant'),
+        h(
         'button',
         {
           type: 'button',
@@ -203,6 +206,7 @@ export function adminPage(main) {
           },
         },
         'Revoke',
+        ),
       ),
     ],
     async (v) => {

@@ -72,6 +72,8 @@ function header(s) {
 function route() {
   if (cleanup) cleanup();
   cleanup = null;
+  // Notices belong to the page they were shown on.
+  fill(document.getElementById('toast'));
   const s = session();
   if (!s) {
     signInPage();

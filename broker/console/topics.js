@@ -208,6 +208,9 @@ export function topicPage(main, name) {
     main,
     h('p', {}, h('a', { href: '#/topics' }, '← Topics')),
     h('h1', { id: 'topic-name' }, name),
+    h('h2', {}, 'Subscriptions'),
+    table(['name', 'filter', 'lag', 'DLQ', ''], [], { id: 'subscriptions' }),
+    tailBox,
     h(
       'div',
       { class: 'two' },
@@ -268,9 +271,6 @@ export function topicPage(main, name) {
         ),
       ),
     ),
-    h('h2', {}, 'Subscriptions'),
-    table(['name', 'filter', 'lag', 'DLQ', ''], [], { id: 'subscriptions' }),
-    tailBox,
   );
   main.querySelector('#subscriptions tbody').replaceWith(subs);
   refresh();

@@ -15,7 +15,9 @@ use std::time::Duration;
 use fantoccini::{Client as Browser, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use mom_tests::util::free_port;
-use mom_tests::{json, start_broker, user_password, wait_until_every, Broker, ADMIN_PASSWORD, ADMIN_USER};
+use mom_tests::{
+    json, start_broker, user_password, wait_until_every, Broker, Cluster, Nginx, ADMIN_PASSWORD, ADMIN_USER,
+};
 
 /// How long anything the page shows may take to appear (a loaded 2-core machine; waits end as
 /// soon as it does).
@@ -92,13 +94,13 @@ struct Page {
 }
 
 impl Page {
-    async fn open(driver: &Driver, broker: &Broker) -> Page {
+    async fn open(driver: &Driver, base: String) -> Page {
         let docs = std::env::var_os("MOM_CONSOLE_DOCS")
             .map(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/console"));
         if let Some(d) = &docs {
             std::fs::create_dir_all(d).unwrap_or_else(|e| panic!("cannot make {}: {e}", d.display()));
         }
-        let page = Page { b: driver.browser().await, base: broker.url(), shots: screenshot_dir(), docs };
+        let page = Page { b: driver.browser().await, base, shots: screenshot_dir(), docs };
         page.go("").await;
         page
     }
@@ -180,6 +182,8 @@ impl Page {
 
     /// Saves the page as `name.png` (and into docs/ when asked and `doc` is set).
     async fn shot(&self, name: &str, doc: bool) {
+        // From the top of the page, where a user lands (a click scrolls to its element).
+        let _ = self.b.execute("window.scrollTo(0, 0)", vec![]).await;
         let png = self.b.screenshot().await.unwrap_or_else(|e| panic!("screenshot {name}: {e}"));
         let path = self.shots.join(format!("{name}.png"));
         std::fs::write(&path, &png).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
@@ -220,7 +224,7 @@ async fn counts(broker: &Broker, queue: &str) -> (u64, u64, u64) {
 async fn the_console_runs_a_queue_from_sign_in_to_redrive_in_a_real_browser() {
     let broker = start_broker().await;
     let driver = Driver::start().await;
-    let page = Page::open(&driver, &broker).await;
+    let page = Page::open(&driver, broker.url()).await;
 
     // A wrong password is refused on the page, and nothing is stored.
     page.wait_for("#username").await;
@@ -362,6 +366,37 @@ async fn the_console_runs_a_queue_from_sign_in_to_redrive_in_a_real_browser() {
     page.b.set_window_size(390, 844).await.unwrap_or_else(|e| panic!("cannot resize: {e}"));
     page.wait_for("tr[data-queue=\"orders\"]").await;
     page.shot("08-phone-queues", true).await;
+    page.close().await;
+}
+
+#[tokio::test]
+async fn through_nginx_in_front_of_two_brokers_the_console_signs_in_and_tails_a_topic() {
+    let cluster = Cluster::new();
+    let (a, b) = (cluster.start_broker().await, cluster.start_broker().await);
+    let nginx = Nginx::start(&[&a, &b]).await;
+    let admin = a.client();
+    admin.put("/v1/queues/jobs", json!({})).await.expect_status(201);
+    admin.put("/v1/topics/news", json!({})).await.expect_status(201);
+    admin.put("/v1/topics/news/subscriptions/reader", json!({})).await.expect_status(201);
+    let driver = Driver::start().await;
+    let page = Page::open(&driver, nginx.url()).await;
+    page.sign_in(ADMIN_USER, ADMIN_PASSWORD).await;
+    page.wait_for("tr[data-queue=\"jobs\"]").await;
+    // The live tail's stream goes through NGINX's streaming location, with the token in a header.
+    page.go("#/topics/news").await;
+    page.click("tr[data-subscription=\"reader\"] button.tail").await;
+    for i in 0..3 {
+        b.client()
+            .post("/v1/topics/news/messages", json!({ "body": format!("news {i}") }))
+            .await
+            .expect_status(201);
+    }
+    page.wait_count("#tail-lines li", 3).await;
+    page.click("#tail-stop").await;
+    // Both brokers answer the page; the admin view lists both nodes.
+    page.go("#/admin").await;
+    page.wait_for(&format!("tr[data-node=\"{}\"]", a.node_id())).await;
+    page.wait_for(&format!("tr[data-node=\"{}\"]", b.node_id())).await;
     page.close().await;
 }
 
