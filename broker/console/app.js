@@ -101,5 +101,14 @@ onSignedOut(() => {
   signInPage('Your session ended; sign in again.');
 });
 
+// Whatever the Content-Security-Policy blocks is a bug of the console: say so where a developer
+// looks (and where the browser test checks that nothing was blocked).
+window.momCspViolations = [];
+document.addEventListener('securitypolicyviolation', (e) => {
+  const what = `${e.violatedDirective} blocked ${e.blockedURI || 'inline'}`;
+  window.momCspViolations.push(what);
+  console.error('Content-Security-Policy: ' + what);
+});
+
 window.addEventListener('hashchange', route);
 route();

@@ -47,6 +47,7 @@ function attributeFields(q = {}, queues = []) {
     n('delay_s', q.delay_s, 'default 0'),
     n('retention_s', q.retention_s, 'default 345600 (4 days)'),
     n('max_message_bytes', q.max_message_bytes, 'default 262144, at most 1 MiB', 1),
+    n('receive_wait_s', q.receive_wait_s, 'default long poll of a receive without wait_s (0 to 20)'),
     field(
       'access',
       h(
@@ -62,7 +63,7 @@ function attributeFields(q = {}, queues = []) {
 /** The body of a create or patch from the form's values; `patch` sends nulls to clear. */
 function spec(v, patch) {
   const out = {};
-  for (const k of ['visibility_timeout_s', 'delay_s', 'retention_s', 'max_message_bytes']) {
+  for (const k of ['visibility_timeout_s', 'delay_s', 'retention_s', 'max_message_bytes', 'receive_wait_s']) {
     if (v[k] !== undefined) out[k] = optNum(v[k]);
   }
   if (v.max_receives !== undefined) out.max_receives = optNum(v.max_receives);
@@ -72,6 +73,10 @@ function spec(v, patch) {
   if (v.access) out.access = v.access;
   if (v.fifo) out.fifo = true;
   if (v.content_based_dedup) out.content_based_dedup = true;
+  if (!patch) {
+    const tags = parseAttributes(v.tags);
+    if (Object.keys(tags).length) out.tags = tags;
+  }
   return out;
 }
 
@@ -105,6 +110,7 @@ export function queueList(main) {
           [
             field('name', h('input', { name: 'name', id: 'new-queue-name', required: true, pattern: '[A-Za-z0-9_\\-]{1,80}' })),
             h('div', { class: 'grid' }, attributeFields({}, queues)),
+            field('tags', h('textarea', { name: 'tags', rows: 2, placeholder: 'key=value, one a line' })),
             field('FIFO', h('input', { type: 'checkbox', name: 'fifo' }), 'cannot change later'),
             field('content-based dedup', h('input', { type: 'checkbox', name: 'content_based_dedup' })),
             h('button', { type: 'submit', id: 'create-queue-submit' }, 'Create'),

@@ -210,6 +210,16 @@ impl Page {
         self.wait_text(&css, &format!("queue {name} to show {cell} {want}"), |t| t == want).await;
     }
 
+    /// What the page's Content-Security-Policy blocked so far (`app.js` records it).
+    async fn csp_violations(&self) -> Vec<String> {
+        let got = self
+            .b
+            .execute("return window.momCspViolations || ['no record: app.js did not run']", vec![])
+            .await;
+        let got = got.unwrap_or_else(|e| panic!("cannot read the page's CSP record: {e}"));
+        got.as_array().map(|a| a.iter().map(|v| v.to_string()).collect()).unwrap_or_default()
+    }
+
     async fn close(self) {
         let _ = self.b.close().await;
     }
@@ -235,6 +245,8 @@ async fn the_console_runs_a_queue_from_sign_in_to_redrive_in_a_real_browser() {
 
     page.sign_in(ADMIN_USER, ADMIN_PASSWORD).await;
     page.wait_text("#who", "the signed-in user", |t| t.contains(ADMIN_USER)).await;
+    let url = page.b.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+    assert!(url.ends_with("/console/#/queues") && !url.contains(ADMIN_PASSWORD), "{url}");
     page.wait_for("table#queues").await;
 
     // Create the queues in the browser: a dead-letter queue, and `orders` whose messages go
@@ -362,10 +374,18 @@ async fn the_console_runs_a_queue_from_sign_in_to_redrive_in_a_real_browser() {
     assert_eq!(page.count("tr[data-queue=\"alice-private\"]").await, 0, "bob sees alice's private queue");
     assert_eq!(page.count("nav a[href=\"#/admin\"]").await, 0, "bob sees the admin page");
 
+    // Nothing the pages did was blocked by the policy (no inline script or style, no other origin).
+    assert_eq!(page.csp_violations().await, Vec::<String>::new());
+
     // At phone width the list still fits (it scrolls sideways inside its box).
     page.b.set_window_size(390, 844).await.unwrap_or_else(|e| panic!("cannot resize: {e}"));
     page.wait_for("tr[data-queue=\"orders\"]").await;
     page.shot("08-phone-queues", true).await;
+
+    // Bob deleted: his token stops working, and the page's next call signs him out.
+    broker.client().delete("/v1/users/bob").await.expect_status(204);
+    page.wait_text("#signin-error", "the sign-out on 401", |t| t.contains("session ended")).await;
+    page.wait_for("#username").await;
     page.close().await;
 }
 
