@@ -434,6 +434,14 @@ async fn the_console_is_served_with_a_strict_policy_and_hashed_immutable_assets(
         r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
     };
     assert_eq!(header(&index, "cache-control"), "no-cache");
+    let etag = header(&index, "etag");
+    let again = http
+        .get(format!("{}/console/", broker.url()))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET /console/ again: {e}"));
+    assert_eq!(again.status(), 304, "the same page revalidates without a body");
     let csp = header(&index, "content-security-policy");
     for directive in
         ["default-src 'none'", "script-src 'self'", "connect-src 'self'", "frame-ancestors 'none'"]

@@ -13,7 +13,7 @@
 use std::sync::{Arc, LazyLock};
 
 use axum::extract::Path;
-use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
@@ -83,8 +83,24 @@ fn secured(mut res: Response, cache: &'static str) -> Response {
     res
 }
 
-async fn index() -> Response {
-    let res = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PAGE.as_str()).into_response();
+/// The page's validator: the bundle hash names everything the page is made of.
+static ETAG: LazyLock<String> = LazyLock::new(|| format!("\"{}\"", *BUNDLE_HASH));
+
+/// `no-cache` makes the browser ask every time; the ETag lets the answer be a bodiless 304 while
+/// this broker serves the same bundle.
+async fn index(headers: HeaderMap) -> Response {
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == ETAG.as_str()));
+    let mut res = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PAGE.as_str()).into_response()
+    };
+    if let Ok(tag) = HeaderValue::from_str(&ETAG) {
+        res.headers_mut().insert(header::ETAG, tag);
+    }
     secured(res, "no-cache")
 }
 
