@@ -94,10 +94,14 @@ fn up_serves_through_nginx_scales_and_down_leaves_nothing() {
         assert!(up.contains(step), "`{step}` not reported");
     }
     assert!(!up.contains(PASSWORD), "the password is never printed");
+    assert!(up.contains("web console at ") && up.contains("/console/"), "the console's URL: {up}");
 
     let base = format!("http://127.0.0.1:{port}");
     rt.block_on(async {
         use reqwest::Method;
+        // The web console through NGINX (tests/tests/console.rs drives it in a browser).
+        let console = reqwest::get(format!("{base}/console/")).await.expect("GET /console/");
+        assert_eq!(console.status(), 200, "the console through NGINX");
         let api = Api::login(&base).await;
         api.nodes(3).await;
         let (status, _) =
