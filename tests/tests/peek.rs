@@ -131,3 +131,18 @@ async fn peeking_takes_the_right_to_consume() {
     open.create(json!({})).await;
     stranger.get(&open.path("/messages")).await.expect_status(200);
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_peek_beside_send() {
+    let broker = mom_tests::start_broker().await;
+    let doc = broker.anonymous_client().get("/v1/openapi.json").await.expect_status(200);
+    let path = &doc.json["paths"]["/v1/queues/{name}/messages"];
+    assert!(path["get"].is_object() && path["post"].is_object(), "{path}");
+    let params: Vec<&str> = path["get"]["parameters"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|p| p["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(params.contains(&"limit") && params.contains(&"state"), "{path}");
+    let limit = path["get"]["parameters"].as_array().and_then(|a| a.iter().find(|p| p["name"] == "limit"));
+    assert_eq!(limit.map(|l| &l["schema"]["maximum"]), Some(&json!(100)), "{path}");
+}

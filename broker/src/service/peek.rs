@@ -23,7 +23,8 @@ pub const MAX_PEEK_LIMIT: u32 = crate::model::MAX_BATCH as u32;
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PeekQuery {
-    /// 1 to 100 (default 10).
+    /// 1 to 100 (default 10). Taken as text so that a bad value is answered by [`PeekQuery::parse`].
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
     /// `available` (default), `in_flight` or `delayed`.
     pub state: Option<String>,
