@@ -50,12 +50,12 @@ export function adminPage(main) {
       h(
         'td',
         { class: 'actions' },
-        h('button', { type: 'button', class: 'secondary', onclick: () => showKeys(u.username) }, 'Access keys'),
+        h('button', { type: 'button', class: 'secondary keys', onclick: () => showKeys(u.username) }, 'Access keys'),
         h(
           'button',
           {
             type: 'button',
-            class: 'secondary',
+            class: 'secondary reset',
             onclick: () => resetPassword(u.username),
           },
           'Reset password',
@@ -64,7 +64,7 @@ export function adminPage(main) {
           'button',
           {
             type: 'button',
-            class: 'danger',
+            class: 'danger delete',
             onclick: async () => {
               if (!(await confirmed(`Delete user ${u.username}? Their tokens stop working at once.`, 'Delete'))) return;
               try {
@@ -224,7 +224,7 @@ export function adminPage(main) {
     keys,
     h(
       'details',
-      { class: 'card' },
+      { class: 'card', id: 'create-user-box' },
       h('summary', {}, 'Create a user'),
       form(
         { id: 'create-user' },

@@ -363,6 +363,33 @@ async fn the_console_runs_a_queue_from_sign_in_to_redrive_in_a_real_browser() {
     .await;
     page.shot("07-admin", true).await;
 
+    // Users: create one, give it an access key (its secret shown once), reset its password,
+    // delete it after confirming.
+    page.click("#create-user-box summary").await;
+    page.type_into("#create-user input[name=username]", "carol").await;
+    page.type_into("#create-user input[name=password]", &user_password("carol")).await;
+    page.click("#create-user button[type=submit]").await;
+    page.click("tr[data-user=\"carol\"] button.keys").await;
+    page.click("#create-key").await;
+    let secret = page.wait_text("#new-key-secret", "the new key's secret", |t| !t.is_empty()).await;
+    let key_id = page.wait_text("#new-key-id", "the new key's id", |t| !t.is_empty()).await;
+    let keys = broker.client().get("/v1/users/carol/access-keys").await.expect_status(200);
+    assert_eq!(keys.json["access_keys"][0]["access_key_id"], key_id.as_str(), "{keys}");
+    assert!(!keys.text.contains(&secret), "the secret is never listed again");
+    page.click("tr[data-user=\"carol\"] button.reset").await;
+    page.type_into("#reset-password input[name=password]", "a-brand-new-password").await;
+    page.click("#reset-password button[type=submit]").await;
+    // The form goes once the broker answered 204; then the new password signs in.
+    page.wait_count("#reset-password", 0).await;
+    broker.login_resp("carol", "a-brand-new-password").await.expect_status(200);
+    page.click("tr[data-user=\"carol\"] button.delete").await;
+    page.click("#confirm-yes").await;
+    page.wait_count("tr[data-user=\"carol\"]", 0).await;
+    broker.client().get("/v1/users").await.expect_status(200).json["users"]
+        .as_array()
+        .filter(|users| users.iter().all(|u| u["username"] != "carol"))
+        .unwrap_or_else(|| panic!("carol is still a user"));
+
     // An ordinary user does not see another user's restricted queue.
     let alice = broker.add_user("alice", "user").await;
     alice.put("/v1/queues/alice-private", json!({ "access": "restricted" })).await.expect_status(201);
