@@ -332,6 +332,28 @@ async fn the_console_runs_a_queue_from_sign_in_to_redrive_in_a_real_browser() {
     page.wait_text("#stat-available", "the dead-letter queue emptied", |t| t == "0").await;
     assert_eq!(counts(&broker, "orders").await, (2, 0, 0), "redrive moved both back");
 
+    // Edit one attribute: the others stay as they were.
+    page.go("#/queues/orders").await;
+    page.click("#queue-config details summary").await;
+    page.type_into("#q-visibility_timeout_s", "45").await;
+    page.click("#edit-queue button[type=submit]").await;
+    let orders_now = broker.client().queue("orders");
+    let edited = page
+        .wait("the new visibility timeout", || async {
+            let got = orders_now.get().await;
+            (got.json["visibility_timeout_s"] == 45).then_some(got)
+        })
+        .await;
+    assert_eq!(edited.json["max_receives"], 1, "{edited}");
+    assert_eq!(edited.json["dead_letter_queue"], "orders-dlq", "{edited}");
+
+    // Purge from the list, after confirming in the page.
+    page.go("#/queues").await;
+    page.click("tr[data-queue=\"orders\"] button.purge").await;
+    page.click("#confirm-yes").await;
+    page.wait_queue_cell("orders", "available", "0").await;
+    assert_eq!(counts(&broker, "orders").await, (0, 0, 0));
+
     // A topic: publish in the page and see it in the live tail, then stop it.
     let admin = broker.client();
     admin.put("/v1/topics/events", json!({})).await.expect_status(201);
