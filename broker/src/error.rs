@@ -8,6 +8,10 @@
 pub enum Error {
     #[error("{0}")]
     InvalidRequest(String),
+    /// A request the queue's kind does not take: a FIFO rule broken (a send without its group or
+    /// dedup id, a per-message delay); the contract names this code for them.
+    #[error("{0}")]
+    InvalidArgument(String),
     #[error("{0}")]
     InvalidName(String),
     #[error("{0}")]
@@ -50,6 +54,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::InvalidRequest(_) => "invalid_request",
+            Error::InvalidArgument(_) => "invalid_argument",
             Error::InvalidName(_) => "invalid_name",
             Error::Unauthenticated(_) => "unauthenticated",
             Error::Forbidden(_) => "forbidden",

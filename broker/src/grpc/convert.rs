@@ -37,6 +37,8 @@ pub fn queue_spec(c: Option<pb::QueueConfig>) -> model::QueueSpec {
         retention_s: c.retention_s,
         max_message_bytes: c.max_message_bytes,
         access: access_in(c.access),
+        fifo: c.fifo,
+        content_based_dedup: c.content_based_dedup,
         ..Default::default()
     }
 }
@@ -53,6 +55,8 @@ pub(super) fn queue_info(q: model::QueueInfo) -> pb::QueueInfo {
             retention_s: Some(c.retention_s),
             max_message_bytes: Some(c.max_message_bytes),
             access: access_out(c.access),
+            fifo: Some(c.fifo),
+            content_based_dedup: Some(c.content_based_dedup),
         }),
         owner: q.owner,
         created_at: q.created_at,
@@ -61,6 +65,7 @@ pub(super) fn queue_info(q: model::QueueInfo) -> pb::QueueInfo {
             in_flight: s.in_flight,
             delayed: s.delayed,
             oldest_age_s: s.oldest_age_s,
+            in_flight_groups: s.in_flight_groups,
         }),
     }
 }
@@ -139,7 +144,9 @@ pub fn outgoing(m: pb::OutgoingMessage) -> model::SendMessage {
         attributes: m.attributes,
         delay_s: m.delay_s,
         dedup_id: m.dedup_id,
+        group: m.group,
         system: BTreeMap::new(),
+        fifo_dedup: None,
     }
 }
 
@@ -151,17 +158,19 @@ pub(super) fn message(m: model::Message) -> pb::Message {
         receipt: m.receipt,
         receive_count: m.receive_count,
         sent_at: m.sent_at,
+        group: m.group,
+        sequence: m.sequence,
     }
 }
 
 pub(super) fn sent_results(results: Vec<crate::error::Result<model::Sent>>) -> pb::SendBatchResponse {
     let results = results
         .into_iter()
-        .map(|r| pb::SendResult {
-            result: Some(match r {
-                Ok(s) => pb::send_result::Result::Id(s.id),
-                Err(e) => pb::send_result::Result::Error(pb_error(&e)),
-            }),
+        .map(|r| match r {
+            Ok(s) => pb::SendResult { result: Some(pb::send_result::Result::Id(s.id)), sequence: s.sequence },
+            Err(e) => {
+                pb::SendResult { result: Some(pb::send_result::Result::Error(pb_error(&e))), sequence: None }
+            }
         })
         .collect();
     pb::SendBatchResponse { results }

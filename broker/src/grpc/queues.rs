@@ -55,7 +55,7 @@ pub(super) async fn send(broker: &Arc<Broker>, req: Request<pb::SendRequest>) ->
         .pop()
         .unwrap_or_else(|| Err(Error::invalid("no message")))
         .grpc()?;
-    ok(pb::SendResponse { id: sent.id, created: sent.created })
+    ok(pb::SendResponse { id: sent.id, created: sent.created, sequence: sent.sequence })
 }
 
 pub(super) async fn send_batch(

@@ -16,7 +16,10 @@ pub const ERROR_CODE_KEY: &str = "mom-error-code";
 /// API's error code travels in the details (ErrorInfo) and in `mom-error-code` metadata.
 pub fn status(e: &Error) -> Status {
     let code = match e {
-        Error::InvalidRequest(_) | Error::InvalidName(_) | Error::MessageTooLarge(_) => Code::InvalidArgument,
+        Error::InvalidRequest(_)
+        | Error::InvalidArgument(_)
+        | Error::InvalidName(_)
+        | Error::MessageTooLarge(_) => Code::InvalidArgument,
         Error::Unauthenticated(_) => Code::Unauthenticated,
         Error::RequestTimeout(_) => Code::DeadlineExceeded,
         Error::Forbidden(_) => Code::PermissionDenied,

@@ -9,7 +9,9 @@ use crate::model::ErrorBody;
 
 pub fn status(e: &Error) -> StatusCode {
     match e {
-        Error::InvalidRequest(_) | Error::InvalidName(_) => StatusCode::BAD_REQUEST,
+        Error::InvalidRequest(_) | Error::InvalidArgument(_) | Error::InvalidName(_) => {
+            StatusCode::BAD_REQUEST
+        }
         Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::QueueNotFound(_)

@@ -103,7 +103,10 @@ async fn send(
         .await?
         .pop()
         .ok_or(ApiError(crate::error::Error::invalid("no message")))??;
-    Ok((if sent.created { StatusCode::CREATED } else { StatusCode::OK }, Json(SentId { id: sent.id })))
+    Ok((
+        if sent.created { StatusCode::CREATED } else { StatusCode::OK },
+        Json(SentId { id: sent.id, sequence: sent.sequence }),
+    ))
 }
 
 /// Send up to 100 messages; one result per entry, in order.
@@ -116,7 +119,10 @@ async fn send_batch(
 ) -> ApiResult<Json<Results<SentId>>> {
     let results = b.send(&who, &name, batch.messages).await?;
     Ok(Json(Results {
-        results: results.into_iter().map(|r| Entry::from(r.map(|s| SentId { id: s.id }))).collect(),
+        results: results
+            .into_iter()
+            .map(|r| Entry::from(r.map(|s| SentId { id: s.id, sequence: s.sequence })))
+            .collect(),
     }))
 }
 

@@ -94,7 +94,7 @@ async fn publish(
         .await?
         .pop()
         .ok_or(ApiError(crate::error::Error::invalid("no message")))??;
-    Ok((status(sent.created), Json(SentId { id: sent.id })))
+    Ok((status(sent.created), Json(SentId { id: sent.id, sequence: None })))
 }
 
 /// Publish up to 100 messages; one result per entry, in order.
@@ -107,7 +107,10 @@ async fn publish_batch(
 ) -> ApiResult<Json<Results<SentId>>> {
     let results = b.publish(&who, &name, batch.messages).await?;
     Ok(Json(Results {
-        results: results.into_iter().map(|r| Entry::from(r.map(|s| SentId { id: s.id }))).collect(),
+        results: results
+            .into_iter()
+            .map(|r| Entry::from(r.map(|s| SentId { id: s.id, sequence: None })))
+            .collect(),
     }))
 }
 

@@ -27,6 +27,13 @@ pub struct Payload {
     /// queue before brokers recorded it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p: Option<String>,
+    /// Its message group, when sent with one (FIFO queues, fair queues); it follows the message
+    /// through dead-lettering and redrive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub g: Option<String>,
+    /// FIFO queues: the dedup id it was stored under (SQS `MessageDeduplicationId` on receive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub d: Option<String>,
 }
 
 /// How a mailbox delivers: the settings of its queue or subscription.
@@ -57,12 +64,24 @@ pub fn check_seconds(field: &str, v: u32) -> Result<()> {
     }
 }
 
+/// The sequence number of store id `id` (`%016d`): the number without its padding.
+pub fn sequence(id: &str) -> String {
+    let digits = id.trim_start_matches('0');
+    if digits.is_empty() {
+        "0".to_string()
+    } else {
+        digits.to_string()
+    }
+}
+
 fn to_message(key: &ReceiptKey, mb: &Mailbox, d: RawDelivery) -> Message {
     let receive_count = d.receive_count();
-    let (body, attributes, sender) = match serde_json::from_str::<Payload>(&d.payload) {
-        Ok(p) => (p.b, p.a, p.p),
-        Err(_) => (d.payload, Attributes::new(), None),
+    let (body, attributes, sender, group, dedup_id) = match serde_json::from_str::<Payload>(&d.payload) {
+        Ok(p) => (p.b, p.a, p.p, p.g, p.d),
+        Err(_) => (d.payload, Attributes::new(), None, None, None),
     };
+    // A FIFO queue's sequence numbers are its store ids: increasing within a group (and across).
+    let sequence = mb.is_fifo().then(|| sequence(&d.id));
     Message {
         receipt: key.issue(&mb.scope, &d.id, d.delivery),
         id: message_id::external(mb.id_space(), &d.id),
@@ -70,6 +89,9 @@ fn to_message(key: &ReceiptKey, mb: &Mailbox, d: RawDelivery) -> Message {
         attributes,
         receive_count,
         sent_at: rfc3339_ms(d.sent_ms),
+        group,
+        sequence,
+        dedup_id,
         sender,
         first_received_ms: d.first_ms,
     }
@@ -213,9 +235,10 @@ impl Broker {
                 }
             };
             // A target that vanished: a redrive goes back where it was; a dead letter waits.
+            let group = p.g.clone();
             let (target_mb, payload) = if let Some(q) = self.meta.get_versioned::<QueueMeta>(&target) {
                 (
-                    self.mailboxes.queue(&target).at(q.stamp.czxid),
+                    self.mailboxes.queue(&target).at(q.stamp.czxid).fifo(q.value.config.fifo),
                     serde_json::to_string(&p).unwrap_or_default(),
                 )
             } else if t.kind == "dlq" {
@@ -226,7 +249,7 @@ impl Broker {
             };
             let dedup = Some(self.mailboxes.transfer_key(&target_mb, mb, &t.id));
             if let Err(e) =
-                self.mailboxes.send(&target_mb, vec![Outgoing { payload, delay_ms: 0, dedup }]).await
+                self.mailboxes.send(&target_mb, vec![Outgoing { payload, delay_ms: 0, dedup, group }]).await
             {
                 tracing::warn!(mailbox = %mb.scope, error = %e, "outbox transfer failed; will retry");
                 return moved;

@@ -10,8 +10,8 @@ use crate::message_id;
 use crate::meta::{QueueMeta, Versioned};
 use crate::metrics::Event;
 use crate::model::{
-    check_tag_count, now_ms, rfc3339_ms, validate_name, validate_tags, Message, QueueConfig, QueueInfo,
-    QueueSpec, ReceiveRequest, SendMessage, Sent, Tags,
+    check_tag_count, now_ms, rfc3339_ms, validate_queue_name, validate_tags, Message, QueueConfig, QueueInfo,
+    QueueSpec, ReceiveRequest, SendMessage, Sent, Tags, FIFO_SUFFIX,
 };
 use crate::store::{Mailbox, Outgoing, Settle};
 
@@ -58,40 +58,57 @@ impl Broker {
         name: &str,
         right: Right,
     ) -> Result<(QueueMeta, Mailbox)> {
-        validate_name("queue", name)?;
+        validate_queue_name("queue", name)?;
         let Versioned { value: meta, stamp } = self
             .meta
             .fetch_versioned::<QueueMeta>(name)
             .await
             .ok_or_else(|| Error::QueueNotFound(name.to_string()))?;
         access::check(who, &meta, right, &format!("queue '{name}'"))?;
-        Ok((meta, self.mailboxes.queue(name).at(stamp.czxid)))
+        let mb = self.mailboxes.queue(name).at(stamp.czxid).fifo(meta.config.fifo);
+        Ok((meta, mb))
     }
 
     /// Makes sure a queue named in a request is in the cache if it exists anywhere (it may have
     /// been created through another node a moment ago).
     pub(super) async fn warm(&self, queue: Option<&str>) {
         // An invalid name is refused later with a clear error; it must not reach ZooKeeper as a path.
-        if let Some(q) = queue.filter(|q| validate_name("queue", q).is_ok()) {
+        if let Some(q) = queue.filter(|q| validate_queue_name("queue", q).is_ok()) {
             self.meta.fetch::<QueueMeta>(q).await;
         }
     }
 
-    /// A dead-letter queue must exist, differ from the source, and take the caller's messages.
+    /// A dead-letter queue must exist, differ from the source, be of the source's kind (a FIFO
+    /// queue's is FIFO, keeping its groups' order; a standard queue's or a subscription's is
+    /// standard, as on SQS), and take the caller's messages.
     pub(super) fn check_dead_letter_queue(
         &self,
         who: &Principal,
         source: Option<&str>,
+        fifo: bool,
         dlq: Option<&str>,
     ) -> Result<()> {
         let Some(dlq) = dlq else { return Ok(()) };
-        validate_name("dead_letter_queue", dlq)?;
+        validate_queue_name("dead_letter_queue", dlq)?;
         if Some(dlq) == source {
             return Err(Error::invalid("a queue cannot be its own dead_letter_queue"));
         }
         let Some(target) = self.meta.queue(dlq) else {
             return Err(Error::invalid(format!("dead_letter_queue '{dlq}' does not exist")));
         };
+        match (fifo, target.config.fifo) {
+            (true, false) => {
+                return Err(Error::invalid(format!(
+                    "the dead_letter_queue of a FIFO queue must be a FIFO queue; '{dlq}' is not"
+                )))
+            }
+            (false, true) => {
+                return Err(Error::invalid(format!(
+                    "'{dlq}' is a FIFO queue: only a FIFO queue may use it as its dead_letter_queue"
+                )))
+            }
+            _ => {}
+        }
         if let Some(allow) = &target.config.redrive_allow {
             if !allow.allows(source.unwrap_or("")) {
                 let what = source.map_or("a subscription".to_string(), |s| format!("queue '{s}'"));
@@ -110,15 +127,20 @@ impl Broker {
         name: &str,
         spec: QueueSpec,
     ) -> Result<(QueueInfo, bool)> {
-        validate_name("queue", name)?;
+        validate_queue_name("queue", name)?;
         let tags = spec.tags.clone().unwrap_or_default();
         validate_tags(&tags)?;
         check_tag_count(tags.len())?;
         let mut sqs_attributes = BTreeMap::new();
         merge_sqs_attributes(&mut sqs_attributes, spec.sqs_attributes.clone());
         let config = spec.apply(QueueConfig::default())?;
+        if name.ends_with(FIFO_SUFFIX) && !config.fifo {
+            return Err(Error::invalid(format!(
+                "a queue named '*{FIFO_SUFFIX}' must be a FIFO queue (\"fifo\": true)"
+            )));
+        }
         self.warm(config.dead_letter_queue.as_deref()).await;
-        self.check_dead_letter_queue(who, Some(name), config.dead_letter_queue.as_deref())?;
+        self.check_dead_letter_queue(who, Some(name), config.fifo, config.dead_letter_queue.as_deref())?;
         let meta = QueueMeta {
             config,
             owner: who.name.clone(),
@@ -154,7 +176,10 @@ impl Broker {
         if spec.tags.is_some() {
             return Err(Error::invalid("tags are changed with PUT and DELETE /v1/queues/{name}/tags"));
         }
-        self.queue_for(who, name, Right::Manage).await?;
+        let (current, _) = self.queue_for(who, name, Right::Manage).await?;
+        if spec.fifo.is_some_and(|f| f != current.config.fifo) {
+            return Err(Error::invalid("fifo is set when a queue is created and cannot change"));
+        }
         self.warm(spec.dead_letter_queue.clone().flatten().as_deref()).await;
         let meta = self
             .meta
@@ -162,7 +187,8 @@ impl Broker {
                 meta.config = spec.clone().apply(meta.config)?;
                 merge_sqs_attributes(&mut meta.sqs_attributes, spec.sqs_attributes.clone());
                 meta.modified_at = Some(rfc3339_ms(now_ms()));
-                self.check_dead_letter_queue(who, Some(name), meta.config.dead_letter_queue.as_deref())?;
+                let (fifo, dlq) = (meta.config.fifo, meta.config.dead_letter_queue.as_deref());
+                self.check_dead_letter_queue(who, Some(name), fifo, dlq)?;
                 Ok(meta)
             })
             .await?;
@@ -268,15 +294,22 @@ impl Broker {
         let config = &meta.config;
         let prepared: Vec<Result<Outgoing>> = messages
             .into_iter()
-            .map(|m| {
+            .map(|mut m| {
+                if config.fifo {
+                    fifo_checks(config, &mut m)?;
+                }
                 let delay_s = m.delay_s.unwrap_or(config.delay_s);
                 let dedup = m.dedup_id.as_deref().map(|d| mb.dedup_key(&meta.created_at, d));
+                let group = m.group.clone();
                 let payload = encode(name, config.max_message_bytes, m, Some(&who.name))?;
-                Ok(Outgoing { payload, delay_ms: delay_s as u64 * 1000, dedup })
+                Ok(Outgoing { payload, delay_ms: delay_s as u64 * 1000, dedup, group })
             })
             .collect();
-        let (results, stored) =
+        let (mut results, stored) =
             self.store_valid(prepared, mb.id_space(), |valid| self.mailboxes.send(&mb, valid)).await?;
+        if !config.fifo {
+            results.iter_mut().flatten().for_each(|s| s.sequence = None);
+        }
         if stored > 0 {
             self.announce_to_older(&mb.older_wake_key).await;
         }
@@ -285,8 +318,9 @@ impl Broker {
     }
 
     /// Stores the entries that passed their checks in one call and merges the answers back in
-    /// order, with the ids as clients see them (numbered in `id_space`); also returns how many
-    /// were newly stored.
+    /// order, with the ids as clients see them (numbered in `id_space`) and the sequence numbers
+    /// FIFO queues answer (callers of other kinds drop them); also returns how many were newly
+    /// stored.
     pub(super) async fn store_valid<T, F>(
         &self,
         prepared: Vec<Result<T>>,
@@ -315,7 +349,8 @@ impl Broker {
                     let (id, created) = stored
                         .next()
                         .ok_or_else(|| Error::Unavailable("short reply from the store".into()))?;
-                    Ok(Sent { id: message_id::external(id_space, &id), created })
+                    let sequence = Some(super::mailbox::sequence(&id));
+                    Ok(Sent { id: message_id::external(id_space, &id), created, sequence })
                 })
             })
             .collect();
@@ -334,6 +369,30 @@ impl Broker {
         let (meta, mb) = self.queue_for(who, name, Right::Consume).await?;
         req.wait_s = req.wait_s.or(Some(meta.config.receive_wait_s));
         self.receive_from(&mb, Label(KIND, name), &delivering(&meta.config), &req, Some(&who.name)).await
+    }
+
+    /// The answer a receive with SQS attempt id `attempt` gave `who` on queue `name` in the last
+    /// five minutes, if any: a retried receive gets the same messages (and receipts).
+    pub async fn earlier_attempt(
+        &self,
+        who: &Principal,
+        name: &str,
+        attempt: &str,
+    ) -> Result<Option<String>> {
+        let (_, mb) = self.queue_for(who, name, Right::Consume).await?;
+        self.mailboxes.attempt(&mb, &who.name, attempt).await
+    }
+
+    /// Records the answer of a receive with SQS attempt id `attempt` (see [`Broker::earlier_attempt`]).
+    pub async fn record_attempt(
+        &self,
+        who: &Principal,
+        name: &str,
+        attempt: &str,
+        answer: &str,
+    ) -> Result<()> {
+        let (_, mb) = self.queue_for(who, name, Right::Consume).await?;
+        self.mailboxes.record_attempt(&mb, &who.name, attempt, answer).await
     }
 
     pub async fn ack(&self, who: &Principal, name: &str, receipts: Vec<String>) -> Result<Vec<Result<()>>> {
@@ -375,7 +434,7 @@ impl Broker {
     /// Moves every dead letter that is not in flight to `to`, or back to its source queue.
     pub async fn redrive(&self, who: &Principal, name: &str, to: Option<String>) -> Result<u64> {
         if let Some(to) = &to {
-            validate_name("queue", to)?;
+            validate_queue_name("queue", to)?;
         }
         let (_, mb) = self.queue_for(who, name, Right::Manage).await?;
         if let Some(to) = &to {
@@ -390,7 +449,7 @@ impl Broker {
     /// finishes outbox moves a crashed node left behind.
     pub(super) async fn sweep_queues(&self, token: u64) -> Result<()> {
         for (name, meta) in self.meta.list::<QueueMeta>() {
-            let mb = self.mailboxes.queue(&name);
+            let mb = self.mailboxes.queue(&name).fifo(meta.config.fifo);
             let (_, trimmed, outbox) =
                 self.mailboxes.stats(&mb, meta.config.retention_s as u64 * 1000).await?;
             self.metrics.count(Event::Expired, KIND, &name, trimmed);
@@ -404,7 +463,7 @@ impl Broker {
     /// Sets the depth gauges of every queue (called when `/metrics` is scraped).
     pub(super) async fn queue_gauges(&self) {
         for (name, meta) in self.meta.list::<QueueMeta>() {
-            let mb = self.mailboxes.queue(&name);
+            let mb = self.mailboxes.queue(&name).fifo(meta.config.fifo);
             if let Ok((s, _, _)) = self.mailboxes.stats(&mb, meta.config.retention_s as u64 * 1000).await {
                 for (state, v) in
                     [("available", s.available), ("in_flight", s.in_flight), ("delayed", s.delayed)]
@@ -427,6 +486,37 @@ pub(super) fn encode(dest: &str, max_bytes: u32, m: SendMessage, publisher: Opti
     }
     let mut attributes = m.attributes;
     attributes.extend(m.system.into_iter().filter(|(k, _)| k.starts_with("mom.")));
-    serde_json::to_string(&Payload { b: m.body, a: attributes, p: publisher.map(str::to_string) })
-        .map_err(|e| Error::invalid(e.to_string()))
+    let payload =
+        Payload { b: m.body, a: attributes, p: publisher.map(str::to_string), g: m.group, d: m.fifo_dedup };
+    serde_json::to_string(&payload).map_err(|e| Error::invalid(e.to_string()))
+}
+
+/// What a FIFO queue requires of a send (the contract's FIFO section): a group; a dedup id, or
+/// content-based deduplication (then the SHA-256 of the body, in hex, is the dedup id); no
+/// per-message delay (the queue's `delay_s` applies, so a group's order is its send order).
+fn fifo_checks(config: &QueueConfig, m: &mut SendMessage) -> Result<()> {
+    if m.group.is_none() {
+        return Err(Error::InvalidArgument("a send to a FIFO queue needs a group".into()));
+    }
+    if m.delay_s.is_some() {
+        return Err(Error::InvalidArgument(
+            "FIFO queues take no per-message delay_s (the queue's delay_s applies)".into(),
+        ));
+    }
+    if m.dedup_id.is_none() {
+        if !config.content_based_dedup {
+            return Err(Error::InvalidArgument(
+                "a send to a FIFO queue needs a dedup_id, unless the queue has content_based_dedup".into(),
+            ));
+        }
+        m.dedup_id = Some(content_hash(&m.body));
+    }
+    m.fifo_dedup = m.dedup_id.clone();
+    Ok(())
+}
+
+/// The content-based dedup id of a body: its SHA-256 in hex (as SQS computes it, over the body).
+pub fn content_hash(body: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(body.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }

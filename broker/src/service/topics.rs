@@ -220,12 +220,15 @@ impl Broker {
                 if m.delay_s.is_some() {
                     return Err(Error::invalid("topics take no delay_s"));
                 }
+                if m.group.is_some() {
+                    return Err(Error::invalid("topics take no group (message groups are a queue's)"));
+                }
                 let dedup = m.dedup_id.as_deref().map(|d| self.topics.dedup_key(topic, &meta.created_at, d));
                 let attributes_json =
                     serde_json::to_string(&m.attributes).map_err(|e| Error::invalid(e.to_string()))?;
                 let payload = encode(topic, meta.config.max_message_bytes, m, Some(&who.name))?;
                 Ok(Publication {
-                    out: Outgoing { payload, delay_ms: 0, dedup },
+                    out: Outgoing { payload, delay_ms: 0, dedup, group: None },
                     attributes_json,
                     publisher: who.name.clone(),
                 })
@@ -242,6 +245,8 @@ impl Broker {
         if stored > 0 {
             self.announce_to_older(&crate::store::older_topic_wake_key(topic)).await;
         }
+        let mut results = results;
+        results.iter_mut().flatten().for_each(|s| s.sequence = None);
         self.metrics.count(Event::Sent, KIND, topic, stored);
         Ok(results)
     }
@@ -260,7 +265,7 @@ impl Broker {
         let (config, from, start) = spec.resolve()?;
         self.topic_for(who, topic, Right::Consume).await?;
         self.warm(config.dead_letter_queue.as_deref()).await;
-        self.check_dead_letter_queue(who, None, config.dead_letter_queue.as_deref())?;
+        self.check_dead_letter_queue(who, None, false, config.dead_letter_queue.as_deref())?;
         let meta = SubscriptionMeta {
             topic: topic.to_string(),
             name: name.to_string(),

@@ -14,7 +14,10 @@ use super::md5::{md5_hex, md5_of_attributes, SqsAttribute};
 use super::{checks, moves, queues, Ctx, SqsError, ACCOUNT};
 use crate::error::Error;
 use crate::meta::QueueMeta;
-use crate::model::{validate_name, Attributes, Message, ReceiveRequest, SendMessage, MAX_VISIBILITY_S};
+use crate::model::{
+    validate_group, validate_queue_name, Attributes, Message, QueueConfig, ReceiveRequest, SendMessage,
+    MAX_VISIBILITY_S,
+};
 use crate::service::Broker;
 
 /// Where non-String data types of message attributes are kept (a broker attribute).
@@ -138,15 +141,52 @@ pub(super) fn queue_arn(region: &str, name: &str) -> String {
 pub(super) fn arn_queue(arn: &str) -> Option<String> {
     let parts: Vec<&str> = arn.split(':').collect();
     match parts[..] {
-        ["arn", _, "sqs", _, _, name] if validate_name("queue", name).is_ok() => Some(name.to_string()),
+        ["arn", _, "sqs", _, _, name] if validate_queue_name("queue", name).is_ok() => Some(name.to_string()),
         _ => None,
     }
 }
 
-/// The queue's `MaximumMessageSize`, when the queue exists (else the core answers 404 later).
-async fn max_size(b: &Broker, queue: &str) -> Option<u32> {
-    validate_name("queue", queue).ok()?;
-    b.meta.fetch::<QueueMeta>(queue).await.map(|m| m.config.max_message_bytes)
+/// The queue's config (its `MaximumMessageSize`, whether it is FIFO), when the queue exists
+/// (else the core answers 404 later).
+async fn queue_config(b: &Broker, queue: &str) -> Option<QueueConfig> {
+    validate_queue_name("queue", queue).ok()?;
+    b.meta.fetch::<QueueMeta>(queue).await.map(|m| m.config)
+}
+
+/// SQS's rules for a message to a FIFO queue (a standard queue takes `MessageDeduplicationId`
+/// too: native sends had `dedup_id` on every queue before FIFO queues came), with its codes and wording,
+/// checked before the core (whose messages name native fields).
+fn check_kind(e: &Entry, config: Option<&QueueConfig>) -> Result<(), SqsError> {
+    let Some(config) = config else { return Ok(()) };
+    let not_for_kind = |p: &str, v: &str| {
+        SqsError::invalid(format!(
+            "Value {v} for parameter {p} is invalid. Reason: The request include parameter that is not valid for this queue type."
+        ))
+    };
+    if config.fifo {
+        if e.message_group_id.is_none() {
+            return Err(SqsError::bad(
+                "MissingParameter",
+                "The request must contain the parameter MessageGroupId.",
+            ));
+        }
+        if let Some(d) = e.delay_seconds {
+            return Err(not_for_kind("DelaySeconds", &d.to_string()));
+        }
+        if e.message_deduplication_id.is_none() && !config.content_based_dedup {
+            return Err(SqsError::invalid(
+                "The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly",
+            ));
+        }
+    }
+    if let Some(g) = &e.message_group_id {
+        if validate_group(g).is_err() {
+            return Err(SqsError::invalid(format!(
+                "Value {g} for parameter MessageGroupId is invalid. Reason: MessageGroupId can only include alphanumeric and punctuation characters. 1 to 128 in length."
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -243,11 +283,6 @@ fn sqs_attribute(name: &str, v: AttributeValue) -> Result<(String, SqsAttribute)
 
 /// An SQS message into the core's shape, with the digests SQS would answer.
 pub fn to_native(e: Entry) -> Result<(SendMessage, Value), SqsError> {
-    if e.message_group_id.is_some() {
-        return Err(SqsError::invalid(
-            "MessageGroupId is only valid on FIFO queues, which this endpoint does not support yet",
-        ));
-    }
     if e.message_body.is_empty() {
         return Err(SqsError::bad("MissingParameter", "The request must contain the parameter MessageBody."));
     }
@@ -305,7 +340,9 @@ pub fn to_native(e: Entry) -> Result<(SendMessage, Value), SqsError> {
         attributes,
         delay_s,
         dedup_id: e.message_deduplication_id,
+        group: e.message_group_id,
         system,
+        fifo_dedup: None,
     };
     Ok((msg, digests))
 }
@@ -329,13 +366,18 @@ fn sqs_attributes(attrs: &Attributes) -> BTreeMap<String, SqsAttribute> {
 async fn send_message(b: &Broker, ctx: &Ctx, req: Send) -> Out {
     let name = queue_name(&req.queue_url)?;
     let size = req.entry.size();
+    let config = queue_config(b, &name).await;
+    check_kind(&req.entry, config.as_ref())?;
     let (msg, mut answer) = to_native(req.entry)?;
-    if let Some(max) = max_size(b, &name).await {
-        checks::size(size, max)?;
+    if let Some(c) = &config {
+        checks::size(size, c.max_message_bytes)?;
     }
     let sent =
         b.send(&ctx.who, &name, vec![msg]).await?.pop().unwrap_or(Err(Error::invalid("no message")))?;
     answer["MessageId"] = json!(sent.id);
+    if let Some(s) = sent.sequence {
+        answer["SequenceNumber"] = json!(s);
+    }
     Ok(answer)
 }
 
@@ -367,7 +409,8 @@ fn batch_answer<T>(ids: Vec<String>, results: Vec<Result<T, SqsError>>, ok: impl
 async fn send_message_batch(b: &Broker, ctx: &Ctx, req: SendBatch) -> Out {
     let name = queue_name(&req.queue_url)?;
     let ids = checks::batch_ids(req.entries.iter().map(|e| &e.id))?;
-    let max = max_size(b, &name).await;
+    let config = queue_config(b, &name).await;
+    let max = config.as_ref().map(|c| c.max_message_bytes);
     let sizes: Vec<usize> = req.entries.iter().map(Entry::size).collect();
     if let Some(max) = max {
         checks::batch_size(sizes.iter().sum(), max)?;
@@ -377,6 +420,7 @@ async fn send_message_batch(b: &Broker, ctx: &Ctx, req: SendBatch) -> Out {
         .into_iter()
         .zip(sizes)
         .map(|(e, size)| {
+            check_kind(&e, config.as_ref())?;
             let native = to_native(e)?;
             if let Some(max) = max {
                 checks::size(size, max)?;
@@ -396,6 +440,9 @@ async fn send_message_batch(b: &Broker, ctx: &Ctx, req: SendBatch) -> Out {
             let mut answer = digests.next().unwrap_or_default();
             let s = sent.next().unwrap_or(Err(Error::invalid("no result")))?;
             answer["MessageId"] = json!(s.id);
+            if let Some(seq) = s.sequence {
+                answer["SequenceNumber"] = json!(seq);
+            }
             Ok(answer)
         })
         .collect();
@@ -415,6 +462,8 @@ struct Receive {
     attribute_names: Vec<String>,
     #[serde(default)]
     message_system_attribute_names: Vec<String>,
+    /// FIFO: a retried receive with the same id (within 5 minutes) answers what the first did.
+    receive_request_attempt_id: Option<String>,
 }
 
 /// Does a `MessageAttributeNames` entry (`All` in any case, `.*`, `prefix.*` or a name) select `name`?
@@ -482,6 +531,9 @@ pub fn to_sqs_message(m: Message, attr_patterns: &[String], system: &HashSet<&st
     put("ApproximateFirstReceiveTimestamp", m.first_received_ms.map(|t| t.to_string()));
     put("AWSTraceHeader", m.attributes.get(TRACE_ATTR).cloned());
     put("DeadLetterQueueSourceArn", m.attributes.get(SOURCE_ATTR).map(|q| queue_arn(region, q)));
+    put("MessageGroupId", m.group.clone());
+    put("SequenceNumber", m.sequence.clone());
+    put("MessageDeduplicationId", m.dedup_id.clone());
     if !attrs.is_empty() {
         out["Attributes"] = Value::Object(attrs);
     }
@@ -508,6 +560,14 @@ async fn receive_message(b: &Broker, ctx: &Ctx, req: Receive) -> Out {
             .map(|v| checks::in_range("VisibilityTimeout", v, 0..=MAX_VISIBILITY_S as i64))
             .transpose()?,
     };
+    if let Some(attempt) = &req.receive_request_attempt_id {
+        checks::attempt_id(attempt)?;
+        if let Some(earlier) = b.earlier_attempt(&ctx.who, &name, attempt).await? {
+            if let Ok(answer) = serde_json::from_str::<Value>(&earlier) {
+                return Ok(answer);
+            }
+        }
+    }
     let messages = b.receive(&ctx.who, &name, native).await?;
     let system = system_names(req.attribute_names.iter().chain(&req.message_system_attribute_names));
     let out: Vec<Value> = messages
@@ -515,7 +575,11 @@ async fn receive_message(b: &Broker, ctx: &Ctx, req: Receive) -> Out {
         .map(|m| to_sqs_message(m, &req.message_attribute_names, &system, &ctx.region))
         .collect();
     // SQS leaves `Messages` out of an empty answer, and clients test for the key.
-    Ok(if out.is_empty() { json!({}) } else { json!({ "Messages": out }) })
+    let answer = if out.is_empty() { json!({}) } else { json!({ "Messages": out }) };
+    if let (Some(attempt), false) = (&req.receive_request_attempt_id, out.is_empty()) {
+        b.record_attempt(&ctx.who, &name, attempt, &answer.to_string()).await?;
+    }
+    Ok(answer)
 }
 
 #[derive(Deserialize)]

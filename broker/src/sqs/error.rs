@@ -45,9 +45,10 @@ impl From<Error> for SqsError {
     fn from(e: Error) -> Self {
         let message = e.to_string();
         match e {
-            Error::InvalidRequest(_) | Error::InvalidName(_) | Error::MessageTooLarge(_) => {
-                SqsError::invalid(message)
-            }
+            Error::InvalidRequest(_)
+            | Error::InvalidArgument(_)
+            | Error::InvalidName(_)
+            | Error::MessageTooLarge(_) => SqsError::invalid(message),
             Error::QueueNotFound(_) => SqsError::no_queue(),
             Error::AlreadyExists(_) => SqsError {
                 query_code: Some("QueueAlreadyExists"),

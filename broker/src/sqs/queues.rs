@@ -11,7 +11,7 @@ use super::{Ctx, SqsError};
 use crate::error::Error;
 use crate::meta::QueueMeta;
 use crate::model::{
-    validate_name, QueueInfo, QueueSpec, RedriveAllow, RedrivePermission, Tags, MAX_REDRIVE_SOURCES,
+    validate_queue_name, QueueInfo, QueueSpec, RedriveAllow, RedrivePermission, Tags, MAX_REDRIVE_SOURCES,
 };
 use crate::service::Broker;
 
@@ -40,9 +40,12 @@ const QUEUE_ATTRIBUTES: [&str; 21] = [
     "SqsManagedSseEnabled",
 ];
 
-/// The FIFO attributes, refused until FIFO queues are served here.
-const FIFO_ATTRIBUTES: [&str; 4] =
-    ["FifoQueue", "ContentBasedDeduplication", "DeduplicationScope", "FifoThroughputLimit"];
+/// The FIFO attributes SQS accepts on FIFO queues only. `DeduplicationScope` and
+/// `FifoThroughputLimit` take both of SQS's values and are kept as given: deduplication here is
+/// always per queue (what `queue` means; `messageGroup` is a narrower scope, so a queue-wide
+/// check never lets a duplicate through that SQS would have caught), and there is no per-queue
+/// throughput limit to lift.
+const FIFO_ONLY: [&str; 3] = ["ContentBasedDeduplication", "DeduplicationScope", "FifoThroughputLimit"];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -56,15 +59,24 @@ pub(super) struct CreateQueue {
 }
 
 pub(super) async fn create_queue(b: &Broker, ctx: &Ctx, req: CreateQueue) -> Out {
-    if req.queue_name.ends_with(".fifo") || req.attributes.get("FifoQueue").is_some_and(|v| v == "true") {
-        return Err(SqsError::invalid(
-            "FIFO queues are not supported by this endpoint yet; use a standard queue",
-        ));
-    }
-    if validate_name("queue", &req.queue_name).is_err() {
+    let fifo_name = req.queue_name.ends_with(".fifo");
+    let fifo_attr = req.attributes.get("FifoQueue").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if validate_queue_name("queue", &req.queue_name).is_err() {
         return Err(SqsError::invalid(
             "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length",
         ));
+    }
+    if fifo_name != fifo_attr {
+        return Err(SqsError::invalid(if fifo_name {
+            "The name of a FIFO queue can only include alphanumeric characters, hyphens, or underscores, must end with .fifo suffix and be 1 to 80 in length. Set the FifoQueue attribute to true."
+        } else {
+            "The FifoQueue attribute is true, so the queue name must end with the .fifo suffix."
+        }));
+    }
+    if !fifo_attr {
+        if let Some(a) = FIFO_ONLY.iter().find(|a| req.attributes.contains_key(**a)) {
+            return Err(SqsError::bad("InvalidAttributeName", format!("Unknown Attribute {a}.")));
+        }
     }
     let mut spec = spec_from_attributes(&req.attributes)?;
     check_redrive(b, &req.queue_name, &req.attributes, &spec).await?;
@@ -230,12 +242,27 @@ pub fn spec_from_attributes(attrs: &BTreeMap<String, String>) -> Result<QueueSpe
                 };
                 spec.sqs_attributes.insert(k.into(), on.into());
             }
-            other if FIFO_ATTRIBUTES.contains(&other) => {
-                return Err(SqsError::bad(
-                    "InvalidAttributeName",
-                    format!("Unknown Attribute {other}. FIFO queues are not supported by this endpoint yet."),
-                ))
+            "FifoQueue" => {
+                spec.fifo = Some(match v.to_ascii_lowercase().as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(bad_value(k)),
+                })
             }
+            "ContentBasedDeduplication" => {
+                spec.content_based_dedup = Some(match v.to_ascii_lowercase().as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(bad_value(k)),
+                })
+            }
+            "DeduplicationScope" if v == "queue" || v == "messageGroup" => {
+                spec.sqs_attributes.insert(k.into(), v.clone());
+            }
+            "FifoThroughputLimit" if v == "perQueue" || v == "perMessageGroupId" => {
+                spec.sqs_attributes.insert(k.into(), v.clone());
+            }
+            "DeduplicationScope" | "FifoThroughputLimit" => return Err(bad_value(k)),
             other => {
                 return Err(SqsError::bad("InvalidAttributeName", format!("Unknown Attribute {other}.")))
             }
@@ -279,6 +306,13 @@ pub(super) struct SetAttributes {
 pub(super) async fn set_queue_attributes(b: &Broker, ctx: &Ctx, req: SetAttributes) -> Out {
     let name = queue_name(&req.queue_url)?;
     let spec = spec_from_attributes(&req.attributes)?;
+    let fifo = validate_queue_name("queue", &name).is_ok()
+        && b.meta.fetch::<QueueMeta>(&name).await.is_some_and(|q| q.config.fifo);
+    if !fifo {
+        if let Some(a) = FIFO_ONLY.iter().find(|a| req.attributes.contains_key(**a)) {
+            return Err(SqsError::bad("InvalidAttributeName", format!("Unknown Attribute {a}.")));
+        }
+    }
     check_redrive(b, &name, &req.attributes, &spec).await?;
     b.patch_queue(&ctx.who, &name, spec).await?;
     Ok(json!({}))
@@ -303,6 +337,7 @@ fn queue_attributes(ctx: &Ctx, q: &QueueInfo) -> Map<String, Value> {
         in_flight: 0,
         delayed: 0,
         oldest_age_s: 0,
+        in_flight_groups: None,
     });
     let mut m = Map::new();
     let mut put = |k: &str, v: String| {
@@ -347,6 +382,15 @@ fn queue_attributes(ctx: &Ctx, q: &QueueInfo) -> Map<String, Value> {
     }
     if !q.sqs_attributes.contains_key("SqsManagedSseEnabled") {
         put("SqsManagedSseEnabled", "false".into());
+    }
+    if c.fifo {
+        put("FifoQueue", "true".into());
+        put("ContentBasedDeduplication", c.content_based_dedup.to_string());
+        for (k, default) in [("DeduplicationScope", "queue"), ("FifoThroughputLimit", "perQueue")] {
+            if !q.sqs_attributes.contains_key(k) {
+                put(k, default.into());
+            }
+        }
     }
     m
 }

@@ -25,6 +25,29 @@ static SETTLE: LazyLock<Script> = lua_script!("common.lua"; "settle.lua");
 static STATS: LazyLock<Script> = lua_script!("common.lua"; "stats.lua");
 static TAKE: LazyLock<Script> = lua_script!("common.lua"; "take.lua");
 static CURRENT: LazyLock<Script> = lua_script!("common.lua"; "current.lua");
+// FIFO queues: the same prelude plus `fifo.lua` (message groups); standard mailboxes never run these.
+static FIFO_SEND: LazyLock<Script> =
+    lua_script!("common.lua"; "store_once.lua", "incarnation.lua", "fifo.lua", "fifo_send.lua");
+static FIFO_RECEIVE: LazyLock<Script> = lua_script!("common.lua"; "fifo.lua", "fifo_receive.lua");
+static FIFO_SETTLE: LazyLock<Script> = lua_script!("common.lua"; "fifo.lua", "fifo_settle.lua");
+static FIFO_STATS: LazyLock<Script> = lua_script!("common.lua"; "fifo.lua", "stats.lua");
+static FIFO_TAKE: LazyLock<Script> = lua_script!("common.lua"; "fifo.lua", "take.lua");
+
+/// How long a receive's answer is kept for a retry with the same attempt id (SQS: 5 minutes).
+pub const ATTEMPT_WINDOW_S: u64 = 300;
+
+/// Where the answer of a receive attempt is kept: in the queue's slot, per user (user names hold
+/// no ':').
+fn attempt_key(mb: &Mailbox, user: &str, attempt: &str) -> String {
+    format!("{}:ra:{user}:{attempt}", mb.base)
+}
+
+/// The keys a FIFO queue adds beside its mailbox keys (`lua/fifo.lua`), for purge and retire.
+const FIFO_KEYS: [&str; 5] = ["gm", "go", "rg", "hg", "hn"];
+
+/// The group of a message that reaches a FIFO queue without one (a redrive or move from a
+/// standard queue): they share one group, in the order they arrive.
+const DEFAULT_GROUP: &str = "default";
 
 /// What `lua/send.lua` answers (as the one pair `(GONE, -1)`) for a send made for an older or
 /// deleted incarnation of a queue.
@@ -62,6 +85,8 @@ pub struct Mailbox {
     /// The incarnation of what numbers its messages (the queue, or a subscription's topic): the
     /// space of its message ids (`message_id.rs`); 0: unknown.
     id_space: i64,
+    /// A FIFO queue: its messages are delivered by group (`lua/fifo.lua`).
+    fifo: bool,
 }
 
 /// A message ready to store: its serialized payload, its delay and its dedup key, if any.
@@ -71,6 +96,9 @@ pub struct Outgoing {
     /// Dedup keys live `MOM_DEDUP_WINDOW_S` (5 minutes by default, `lua/store_once.lua`): a second
     /// send with the same key within them is stored once.
     pub dedup: Option<String>,
+    /// Its message group: required by a FIFO queue (absent: [`DEFAULT_GROUP`]), ignored by the
+    /// store of a standard one (the group rides in the payload).
+    pub group: Option<String>,
 }
 
 impl Outgoing {
@@ -112,7 +140,8 @@ pub struct Received {
     /// When the next message becomes visible (a delay or a visibility deadline, including those
     /// this receive set), by Redis's clock.
     pub next_visible_ms: Option<i64>,
-    /// Messages still visible after this receive (0 when it took fewer than it asked for).
+    /// Messages still visible after this receive (0 when it took fewer than it asked for; on a
+    /// FIFO queue, groups still receivable).
     pub more: u64,
     pub trimmed: u64,
     pub dead_lettered: u64,
@@ -211,6 +240,26 @@ impl Mailbox {
         self
     }
 
+    /// This queue's mailbox as a FIFO queue (`on`) or a standard one: which scripts serve it.
+    pub fn fifo(mut self, on: bool) -> Self {
+        self.fifo = on;
+        self
+    }
+
+    pub fn is_fifo(&self) -> bool {
+        self.fifo
+    }
+
+    /// Every key of the mailbox, with a queue's FIFO group keys when `groups` (purge of a FIFO
+    /// queue; retire always, since a cache may not know what the queue was).
+    fn all_keys(&self, groups: bool) -> Vec<String> {
+        let mut keys = self.keys().to_vec();
+        if groups && self.owns_payloads {
+            keys.extend(FIFO_KEYS.iter().map(|k| format!("{}:{k}", self.base)));
+        }
+        keys
+    }
+
     /// The space its message ids are numbered in (see [`crate::message_id`]).
     pub fn id_space(&self) -> i64 {
         self.id_space
@@ -241,6 +290,7 @@ impl MailboxStore {
             wake_on_ack: false,
             incarnation: 0,
             id_space: 0,
+            fifo: false,
         }
     }
 
@@ -259,6 +309,7 @@ impl MailboxStore {
             wake_on_ack: true,
             incarnation: 0,
             id_space: 0,
+            fifo: false,
         }
     }
 
@@ -315,7 +366,7 @@ impl MailboxStore {
     /// One send script call with these messages.
     async fn send_now(&self, mb: &Mailbox, messages: Vec<Outgoing>) -> Result<Vec<(String, bool)>> {
         self.batch_size.observe(messages.len() as f64);
-        let mut inv = self.invocation(&SEND, mb);
+        let mut inv = self.invocation(if mb.fifo { &FIFO_SEND } else { &SEND }, mb);
         inv.key(format!("{}:seq", mb.base)).key(format!("{}:inc", mb.base));
         inv.arg(self.redis.channel()).arg(&mb.wake_key).arg(messages.len()).arg(mb.incarnation);
         let mut next_key = 10;
@@ -329,6 +380,9 @@ impl MailboxStore {
                 None => 0,
             };
             inv.arg(m.payload).arg(m.delay_ms).arg(dk);
+            if mb.fifo {
+                inv.arg(m.group.as_deref().unwrap_or(DEFAULT_GROUP));
+            }
         }
         inv.arg(self.redis.dedup_window_s());
         let flat: Vec<(String, i64)> = self.redis.write_conn()?.invoke(&inv).await?;
@@ -339,7 +393,7 @@ impl MailboxStore {
     }
 
     pub async fn receive(&self, mb: &Mailbox, d: &ReceiveParams<'_>) -> Result<Received> {
-        let mut inv = self.invocation(&RECEIVE, mb);
+        let mut inv = self.invocation(if mb.fifo { &FIFO_RECEIVE } else { &RECEIVE }, mb);
         inv.arg(d.max)
             .arg(d.visibility_ms)
             .arg(d.max_receives.unwrap_or(0))
@@ -369,7 +423,7 @@ impl MailboxStore {
             Settle::Nack { delay_ms } => ("nack", delay_ms),
             Settle::Visibility { timeout_ms } => ("vis", timeout_ms),
         };
-        let mut inv = self.invocation(&SETTLE, mb);
+        let mut inv = self.invocation(if mb.fifo { &FIFO_SETTLE } else { &SETTLE }, mb);
         inv.arg(self.redis.channel()).arg(&mb.wake_key).arg(mode).arg(ms).arg(if mb.wake_on_ack {
             "1"
         } else {
@@ -385,19 +439,20 @@ impl MailboxStore {
     /// Exact counts, after trimming what retention expired. Also returns how many were trimmed and
     /// how many messages wait in the outbox.
     pub async fn stats(&self, mb: &Mailbox, retention_ms: u64) -> Result<(QueueStats, u64, u64)> {
-        let mut inv = self.invocation(&STATS, mb);
+        let mut inv = self.invocation(if mb.fifo { &FIFO_STATS } else { &STATS }, mb);
         inv.arg(retention_ms);
-        let (available, in_flight, delayed, oldest, now, trimmed, outbox): (
-            u64,
-            u64,
-            u64,
-            i64,
-            i64,
-            u64,
-            u64,
-        ) = inv.invoke_async(&mut self.redis.conn()?).await.map_err(Error::redis)?;
+        let v: Vec<i64> = inv.invoke_async(&mut self.redis.conn()?).await.map_err(Error::redis)?;
+        let at = |i: usize| v.get(i).copied().unwrap_or(0);
+        let (oldest, now) = (at(3), at(4));
         let oldest_age_s = if oldest < 0 { 0 } else { ((now - oldest).max(0) / 1000) as u64 };
-        Ok((QueueStats { available, in_flight, delayed, oldest_age_s }, trimmed, outbox))
+        let stats = QueueStats {
+            available: at(0).max(0) as u64,
+            in_flight: at(1).max(0) as u64,
+            delayed: at(2).max(0) as u64,
+            oldest_age_s,
+            in_flight_groups: v.get(7).map(|g| (*g).max(0) as u64),
+        };
+        Ok((stats, at(5).max(0) as u64, at(6).max(0) as u64))
     }
 
     /// Which of a stream's deliveries are still in flight.
@@ -415,14 +470,14 @@ impl MailboxStore {
     /// [`Mailbox::incarnation`]). A newer incarnation's messages (the queue was created again
     /// meanwhile) are left alone.
     pub async fn retire(&self, mb: &Mailbox, czxid: i64) -> Result<()> {
-        super::retire(&self.redis, format!("{}:inc", mb.base), &mb.keys(), czxid).await
+        super::retire(&self.redis, format!("{}:inc", mb.base), &mb.all_keys(true), czxid).await
     }
 
     /// Drops every message of the mailbox (and, for a queue, the payloads). The id sequence
     /// stays, so ids are never reused.
     pub async fn purge(&self, mb: &Mailbox) -> Result<()> {
         let mut cmd = redis::cmd("DEL");
-        let keys = mb.keys();
+        let keys = mb.all_keys(mb.fifo);
         let own = if mb.owns_payloads { &keys[..] } else { &keys[1..] };
         for k in own {
             cmd.arg(k);
@@ -439,7 +494,7 @@ impl MailboxStore {
         bound: &str,
         limit: u32,
     ) -> Result<u64> {
-        let mut inv = self.invocation(&TAKE, mb);
+        let mut inv = self.invocation(if mb.fifo { &FIFO_TAKE } else { &TAKE }, mb);
         inv.arg(to.unwrap_or("")).arg(bound).arg(limit);
         inv.invoke_async(&mut self.redis.conn()?).await.map_err(Error::redis)
     }
@@ -469,6 +524,29 @@ impl MailboxStore {
                 Some(Transfer { id, kind: kind.into(), target: target.into(), payload: payload.into() })
             })
             .collect())
+    }
+
+    /// What a receive with attempt id `attempt` (by `user`) answered, if it was recorded in the
+    /// last [`ATTEMPT_WINDOW_S`] (SQS `ReceiveRequestAttemptId`).
+    pub async fn attempt(&self, mb: &Mailbox, user: &str, attempt: &str) -> Result<Option<String>> {
+        redis::cmd("GET")
+            .arg(attempt_key(mb, user, attempt))
+            .query_async(&mut self.redis.conn()?)
+            .await
+            .map_err(Error::redis)
+    }
+
+    /// Records what a receive with attempt id `attempt` answered; the first record stands.
+    pub async fn record_attempt(&self, mb: &Mailbox, user: &str, attempt: &str, answer: &str) -> Result<()> {
+        redis::cmd("SET")
+            .arg(attempt_key(mb, user, attempt))
+            .arg(answer)
+            .arg("NX")
+            .arg("EX")
+            .arg(ATTEMPT_WINDOW_S)
+            .query_async::<()>(&mut self.redis.conn()?)
+            .await
+            .map_err(Error::redis)
     }
 
     pub async fn outbox_done(&self, mb: &Mailbox, id: &str) -> Result<()> {

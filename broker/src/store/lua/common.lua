@@ -21,7 +21,14 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- Set by fifo.lua on FIFO queues: keeps a queue's groups in step when a message goes (nil on
+-- standard mailboxes, which pay one nil check for it).
+local on_remove = nil
+-- Set by fifo.lua on FIFO queues: what stats.lua adds (groups with messages in flight).
+local fifo_stats = nil
+
 local function remove(id)
+  if on_remove then on_remove(id) end
   if OWNS then redis.call('HDEL', KEYS[1], id) end
   redis.call('HDEL', KEYS[2], id, FIRST .. id)
   redis.call('ZREM', KEYS[3], id)
