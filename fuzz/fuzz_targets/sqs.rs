@@ -48,6 +48,9 @@ fn message(body: &[u8]) {
         receipt: "r".into(),
         receive_count: 1,
         sent_at: "2026-01-01T00:00:00.000Z".into(),
+        group: None,
+        sequence: None,
+        dedup_id: None,
         sender: Some("fuzz".into()),
         first_received_ms: Some(1),
     };
