@@ -601,3 +601,38 @@ fn random_interleavings_keep_group_order_and_exclusivity() {
         panic!("{e}");
     }
 }
+
+/// boto3 end to end on FIFO queues (`tests/sqs/fifo.py`): the FIFO attributes, `.fifo` names,
+/// SQS's errors for each rule, groups, sequence numbers, content-based dedup, the system
+/// attributes on receive, `ReceiveRequestAttemptId`, and `MessageGroupId` on a standard queue.
+#[tokio::test]
+async fn boto3_drives_fifo_queues_through_the_sqs_endpoint() {
+    let broker = mom_tests::start_broker().await;
+    let path = format!("/v1/users/{}/access-keys", mom_tests::ADMIN_USER);
+    let key = broker.client().post(&path, json!({})).await.expect_status(201).json;
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sqs/fifo.py");
+    let python = std::env::var("MOM_PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new(&python)
+            .arg(&script)
+            .env("MOM_SQS_ENDPOINT", broker.url())
+            .env("MOM_SQS_REGION", "us-east-1")
+            .env("MOM_SQS_KEY_ID", key["access_key_id"].as_str().unwrap_or_default())
+            .env("MOM_SQS_SECRET", key["secret_access_key"].as_str().unwrap_or_default())
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_ENDPOINT_URL")
+            .env_remove("AWS_ENDPOINT_URL_SQS")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("fifo.py within 120 s")
+    .unwrap_or_else(|e| panic!("cannot run {python} {}: {e}", script.display()));
+    let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "fifo.py failed:\n{output}\n--- broker log:\n{}", broker.log_tail(30));
+    println!("{output}");
+}
