@@ -8,6 +8,7 @@
 //! committed); with `MOM_CONSOLE_DOCS=1` the main pages also go to `docs/console/` for README.md.
 //! The serving itself (headers, hashed assets) is checked over plain HTTP.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -34,7 +35,10 @@ struct Driver {
 impl Driver {
     async fn start() -> Driver {
         let port = free_port();
+        // A process group of its own: chromium runs as chromedriver's child, and a test that
+        // fails before it closes its session must not leave a browser behind (see `Drop`).
         let child = Command::new("chromedriver")
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -69,7 +73,13 @@ impl Driver {
 }
 
 impl Drop for Driver {
+    /// Kills chromedriver's whole group (it and the browsers it started), then reaps it.
     fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            // SAFETY: kill(2) has no memory-safety preconditions. Its result is ignored: the
+            // group may be gone already, and a drop during a panic must not panic again.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
