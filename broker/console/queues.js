@@ -216,7 +216,7 @@ function messageRows(messages, extra) {
       { class: 'message', dataset: { id: m.id } },
       h('td', { class: 'mono' }, m.id),
       h('td', { class: 'body' }, m.body),
-      h('td', {}, attributesText(m.attributes)),
+      h('td', {}, [m.group ? `group ${m.group}${m.sequence ? ' #' + m.sequence : ''}` : '', attributesText(m.attributes)].filter(Boolean).join(', ')),
       h('td', { class: 'num receive_count' }, String(m.receive_count)),
       h('td', {}, m.sent_at),
       extra(m),
@@ -344,6 +344,7 @@ export function queuePage(main, name) {
         { class: 'grid' },
         field('delay_s', h('input', { name: 'delay_s', type: 'number', min: 0 })),
         field('dedup_id', h('input', { name: 'dedup_id' })),
+        field('group', h('input', { name: 'group', id: 'send-group' }), 'required on FIFO queues'),
       ),
       h('button', { type: 'submit', id: 'send' }, 'Send'),
     ],
@@ -353,6 +354,7 @@ export function queuePage(main, name) {
       if (Object.keys(attributes).length) m.attributes = attributes;
       if (v.delay_s !== undefined) m.delay_s = Number(v.delay_s);
       if (v.dedup_id !== undefined) m.dedup_id = v.dedup_id;
+      if (v.group !== undefined) m.group = v.group;
       const r = await api('POST', path + '/messages', m);
       toast(`sent ${r.id}`);
       document.getElementById('send-body').value = '';

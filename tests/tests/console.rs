@@ -364,6 +364,22 @@ async fn the_console_runs_a_queue_from_sign_in_to_redrive_in_a_real_browser() {
     page.wait_queue_cell("orders", "available", "0").await;
     assert_eq!(counts(&broker, "orders").await, (0, 0, 0));
 
+    // A FIFO queue takes a group with each message.
+    broker
+        .client()
+        .put("/v1/queues/steps", json!({ "fifo": true, "content_based_dedup": true }))
+        .await
+        .expect_status(201);
+    page.go("#/queues/steps").await;
+    page.wait_text("#queue-name", "the FIFO queue's page", |t| t == "steps").await;
+    page.type_into("#send-body", "step one").await;
+    page.type_into("#send-group", "g1").await;
+    page.click("#send").await;
+    page.wait_text("#stat-available", "the FIFO message", |t| t == "1").await;
+    let got = broker.client().queue("steps").receive_resp(json!({ "max": 1 })).await.expect_status(200);
+    assert_eq!(got.json["messages"][0]["group"], "g1", "{got}");
+    assert_eq!(got.json["messages"][0]["body"], "step one", "{got}");
+
     // A topic: publish in the page and see it in the live tail, then stop it.
     let admin = broker.client();
     admin.put("/v1/topics/events", json!({})).await.expect_status(201);
