@@ -164,6 +164,19 @@ pub fn in_range(param: &str, value: i64, range: RangeInclusive<i64>) -> Result<u
     }
 }
 
+/// A `ReceiveRequestAttemptId`: 1 to 128 characters of A-Z, a-z, 0-9 and punctuation.
+pub fn attempt_id(id: &str) -> Result<(), SqsError> {
+    let ok = (1..=128).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b.is_ascii_punctuation());
+    if ok {
+        Ok(())
+    } else {
+        Err(SqsError::invalid(format!(
+            "Value {id} for parameter ReceiveRequestAttemptId is invalid. Reason: It can only include alphanumeric and punctuation characters. 1 to 128 in length."
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,18 +222,5 @@ mod tests {
             assert_eq!(batch_ids(ids(&[bad]).iter()).unwrap_err().code, "InvalidBatchEntryId", "{bad:?}");
         }
         assert!(batch_ids(ids(&["a-1", "B_2", &"x".repeat(80)]).iter()).is_ok());
-    }
-}
-
-/// A `ReceiveRequestAttemptId`: 1 to 128 characters of A-Z, a-z, 0-9 and punctuation.
-pub fn attempt_id(id: &str) -> Result<(), SqsError> {
-    let ok = (1..=128).contains(&id.len())
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b.is_ascii_punctuation());
-    if ok {
-        Ok(())
-    } else {
-        Err(SqsError::invalid(format!(
-            "Value {id} for parameter ReceiveRequestAttemptId is invalid. Reason: It can only include alphanumeric and punctuation characters. 1 to 128 in length."
-        )))
     }
 }
