@@ -488,8 +488,8 @@ def step_unknown_queue():
     expect_error(NO_QUEUE, 400, sqs.get_queue_attributes, QueueUrl=url, AttributeNames=["All"])
     expect_error(NO_QUEUE, 400, sqs.purge_queue, QueueUrl=url)
     expect_error(NO_QUEUE, 400, sqs.delete_queue, QueueUrl=url)
-    # FIFO queues are not supported: refused, not silently made standard.
-    expect_error("InvalidParameterValue", 400, sqs.create_queue, QueueName=f"{PREFIX}-orders.fifo", Attributes={"FifoQueue": "true"})
+    # A .fifo name without FifoQueue: refused, not silently made standard (FIFO queues: tests/sqs/fifo.py).
+    expect_error("InvalidParameterValue", 400, sqs.create_queue, QueueName=f"{PREFIX}-orders.fifo")
 
 
 def step_bad_credentials():

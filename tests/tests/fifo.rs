@@ -609,10 +609,23 @@ fn random_interleavings_keep_group_order_and_exclusivity() {
 /// attributes on receive, `ReceiveRequestAttemptId`, and `MessageGroupId` on a standard queue.
 #[tokio::test]
 async fn boto3_drives_fifo_queues_through_the_sqs_endpoint() {
+    run_python_driver("sqs/fifo.py").await;
+}
+
+/// A Celery worker on kombu's SQS transport with a `.fifo` queue kombu makes itself
+/// (`tests/sqs/celery_fifo.py`): tasks of two groups, each run once, in order per group.
+#[tokio::test]
+async fn celery_runs_tasks_in_order_on_a_fifo_queue() {
+    run_python_driver("sqs/celery_fifo.py").await;
+}
+
+/// Runs a Python driver of `tests/` against a new broker with an access key of its admin, and
+/// fails unless it exits 0.
+async fn run_python_driver(script: &str) {
     let broker = mom_tests::start_broker().await;
     let path = format!("/v1/users/{}/access-keys", mom_tests::ADMIN_USER);
     let key = broker.client().post(&path, json!({})).await.expect_status(201).json;
-    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sqs/fifo.py");
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(script);
     let python = std::env::var("MOM_PYTHON").unwrap_or_else(|_| "python3".to_string());
     let out = tokio::time::timeout(
         Duration::from_secs(120),
@@ -622,6 +635,7 @@ async fn boto3_drives_fifo_queues_through_the_sqs_endpoint() {
             .env("MOM_SQS_REGION", "us-east-1")
             .env("MOM_SQS_KEY_ID", key["access_key_id"].as_str().unwrap_or_default())
             .env("MOM_SQS_SECRET", key["secret_access_key"].as_str().unwrap_or_default())
+            .env("PYTHONUNBUFFERED", "1")
             .env("AWS_CONFIG_FILE", "/dev/null")
             .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
             .env_remove("AWS_PROFILE")
@@ -632,9 +646,14 @@ async fn boto3_drives_fifo_queues_through_the_sqs_endpoint() {
             .output(),
     )
     .await
-    .expect("fifo.py within 120 s")
+    .unwrap_or_else(|_| panic!("{} within 120 s", script.display()))
     .unwrap_or_else(|e| panic!("cannot run {python} {}: {e}", script.display()));
     let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "fifo.py failed:\n{output}\n--- broker log:\n{}", broker.log_tail(30));
+    assert!(
+        out.status.success(),
+        "{} failed:\n{output}\n--- broker log:\n{}",
+        script.display(),
+        broker.log_tail(30)
+    );
     println!("{output}");
 }
