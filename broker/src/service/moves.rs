@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::access::Right;
 use super::{Broker, Principal};
 use crate::error::{Error, Result};
-use crate::model::{now_ms, validate_name};
+use crate::model::{now_ms, validate_queue_name};
 use crate::store::{Mailbox, MoveTaskStore, MOVE_TASKS_KEPT};
 
 /// A running task writes its progress at least this often (a batch, or a second when throttled).
@@ -76,7 +76,7 @@ impl Broker {
         max_per_s: Option<u32>,
     ) -> Result<MoveTask> {
         if let Some(d) = &destination {
-            validate_name("queue", d)?;
+            validate_queue_name("queue", d)?;
         }
         let (meta, mb) = self.queue_for(who, source, Right::Manage).await?;
         if let Some(d) = &destination {
