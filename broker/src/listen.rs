@@ -37,6 +37,9 @@ const REFUSE_LINGER: Duration = Duration::from_secs(1);
 /// than a handshake in flight takes to complete on the cluster's network (well under a
 /// millisecond on one host, about one in a region).
 const QUIET: Duration = Duration::from_millis(50);
+/// The longest a closing listener waits for handshakes under way to complete. NGINX gives up on
+/// a connect after 1 s (`proxy_connect_timeout`), and then the handshake never completes.
+const HANDSHAKE_WAIT: Duration = Duration::from_secs(2);
 
 /// The connections this node holds open, and the bound on them.
 pub struct ConnectionLimit {
@@ -110,12 +113,20 @@ impl ConnectionLimit {
                 return;
             }
         };
-        let mut quiet_since = tokio::time::Instant::now();
+        let port = listener.local_addr().map(|a| a.port()).ok();
+        let started = tokio::time::Instant::now();
+        let mut quiet_since = started;
         loop {
             if self.take_queued(&listener, refusal, &mut serve) > 0 {
                 quiet_since = tokio::time::Instant::now();
             } else if quiet_since.elapsed() >= QUIET {
-                return;
+                // A handshake still under way completes into the queue once its ACK arrives,
+                // which a loaded machine may delay past QUIET: wait for it, within bounds (a
+                // client that gave up never completes it).
+                let under_way = port.is_some_and(handshakes_under_way);
+                if !under_way || started.elapsed() >= HANDSHAKE_WAIT {
+                    return;
+                }
             }
             tokio::time::sleep(QUIET / 10).await;
         }
@@ -233,6 +244,28 @@ fn refuse_new_handshakes(listener: &TcpListener) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = listener;
+}
+
+/// Whether a connection to local `port` is half made (`SYN_RECV`: its SYN answered, its ACK not
+/// yet arrived), as the kernel lists them in `/proc/net/tcp{,6}` (this network namespace's).
+/// Such a connection completes into the accept queue when its ACK arrives, and a listener closed
+/// before would reset it after the client sent its request. Unreadable files count as none.
+fn handshakes_under_way(port: u16) -> bool {
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .any(|path| std::fs::read_to_string(path).is_ok_and(|table| half_made(&table, port)))
+}
+
+/// Whether the kernel's TCP table `table` (`/proc/net/tcp` format: `sl local rem st ...`, ports
+/// in hex) lists a connection to local `port` in `SYN_RECV` (03).
+fn half_made(table: &str, port: u16) -> bool {
+    table.lines().skip(1).any(|line| {
+        let mut fields = line.split_whitespace();
+        let local = fields.nth(1);
+        let state = fields.nth(1);
+        let local_port = local.and_then(|l| l.rsplit(':').next()).and_then(|p| u16::from_str_radix(p, 16).ok());
+        state == Some("03") && local_port == Some(port)
+    })
 }
 
 /// As `axum::serve` does: errors of one connection are not the listener's; anything else (no file
@@ -579,6 +612,17 @@ mod tests {
             .expect("task");
         let error = outcome.expect_err("connected to a closed listener");
         assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused, "{error}");
+    }
+
+    #[test]
+    fn a_half_made_connection_is_found_by_its_local_port() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0B27C20A:1F90 0127C20A:A1B2 03 00000000:00000000 02:00000064 00000000     0        0 0
+   1: 0B27C20A:1F91 0127C20A:A1B3 01 00000000:00000000 00:00000000 00000000     0        0 4242 1
+";
+        assert!(half_made(table, 8080), "SYN_RECV on port 8080 (1F90)");
+        assert!(!half_made(table, 8081), "port 8081 (1F91) is established, not half made");
+        assert!(!half_made(table, 9090));
     }
 
     /// Connections the kernel completed before the close are served, with what their clients

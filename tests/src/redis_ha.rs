@@ -42,6 +42,9 @@ impl RedisCluster {
         let n = primaries * (1 + replicas);
         let mut nodes = Vec::new();
         for _ in 0..n {
+            // The cluster bus listens on a port of its own, by default the client port + 10000,
+            // which nothing reserved: on a busy machine another process may hold it.
+            let bus_port = free_port().to_string();
             let mut node = RedisServer::new(Persistence::None).with_args([
                 "--cluster-enabled",
                 "yes",
@@ -49,6 +52,8 @@ impl RedisCluster {
                 "nodes.conf",
                 "--cluster-node-timeout",
                 "2000",
+                "--cluster-port",
+                bus_port.as_str(),
             ]);
             node.start().await;
             nodes.push(node);

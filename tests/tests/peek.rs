@@ -146,3 +146,15 @@ async fn the_openapi_document_describes_peek_beside_send() {
     let limit = path["get"]["parameters"].as_array().and_then(|a| a.iter().find(|p| p["name"] == "limit"));
     assert_eq!(limit.map(|l| &l["schema"]["maximum"]), Some(&json!(100)), "{path}");
 }
+
+/// SQS's name form for FIFO queues, `<name>.fifo`, peeks like any other name, with the group's
+/// order as a receive would take it.
+#[tokio::test]
+async fn peek_reads_a_fifo_queue_named_the_sqs_way() {
+    let (broker, queue) = broker_with_queue("peek.fifo", json!({ "fifo": true, "content_based_dedup": true })).await;
+    let client = broker.client();
+    for body in ["first", "second"] {
+        queue.send_msg(json!({ "body": body, "group": "g" })).await;
+    }
+    assert_eq!(bodies(&peek(&client, &queue, "state=available").await), ["first", "second"]);
+}

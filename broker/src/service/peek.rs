@@ -10,7 +10,7 @@ use super::mailbox::Payload;
 use super::{Broker, Principal};
 use crate::error::{Error, Result};
 use crate::message_id;
-use crate::model::{rfc3339_ms, validate_name, Attributes};
+use crate::model::{rfc3339_ms, validate_queue_name, Attributes};
 use crate::store::{PeekState, Peeked};
 
 /// Messages a peek returns unless `limit` says otherwise.
@@ -78,7 +78,7 @@ impl Broker {
     /// them in all but effect, so it takes the right to consume (owner, admin, a consume grant,
     /// or any user on an `authenticated` queue); 400 for a bad query, then 404, then 403.
     pub async fn peek(&self, who: &Principal, name: &str, query: &PeekQuery) -> Result<Vec<PeekedMessage>> {
-        validate_name("queue", name)?;
+        validate_queue_name("queue", name)?;
         let (state, limit) = query.parse()?;
         let (meta, mb) = self.queue_for(who, name, Right::Consume).await?;
         let found = mb.peek(&self.redis, state, limit, meta.config.retention_s as u64 * 1000).await?;
