@@ -42,6 +42,9 @@ pub struct Metrics {
     /// Receives of a woken long poll that found nothing (another consumer was faster): the cost
     /// of waking more waiters than there were messages (`waiters.rs`).
     pub receive_empty_wakes: prometheus::IntCounter,
+    /// Leader-only work this node, leading by its own view, skipped because the fence in Redis
+    /// held a newer leader's token (`Broker::fenced`): a deposed leader that had not noticed.
+    pub leader_fenced_off: prometheus::IntCounter,
 }
 
 impl Metrics {
@@ -168,6 +171,10 @@ impl Metrics {
             "mom_receive_empty_wakes_total",
             "Receives of a woken long poll or push stream that found nothing (another consumer took the message first)",
         );
+        let leader_fenced_off = counter(
+            "mom_leader_fenced_off_total",
+            "Leader-only work this node skipped while it believed it led, because the fence in Redis held a newer leader's token",
+        );
         Metrics {
             registry,
             http_requests,
@@ -186,6 +193,7 @@ impl Metrics {
             send_batch_size,
             metadata_resyncs,
             receive_empty_wakes,
+            leader_fenced_off,
         }
     }
 

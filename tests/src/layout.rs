@@ -49,6 +49,39 @@ pub async fn leave_in_outbox(
         .unwrap_or_else(|e| panic!("HSET {key}: {e}"));
 }
 
+/// The Redis key holding the newest leader token that did leader-only work (the fence each leader
+/// write checks, in the broker's `store/limits.rs`).
+fn leader_fence_key(prefix: &str) -> String {
+    format!("{prefix}:leader-fence")
+}
+
+async fn connect(redis_url: &str) -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(redis_url).unwrap_or_else(|e| panic!("redis url {redis_url}: {e}"));
+    client.get_multiplexed_async_connection().await.unwrap_or_else(|e| panic!("connect to {redis_url}: {e}"))
+}
+
+/// The token in the leader fence of key prefix `prefix`: the newest leader's that acted, if any did.
+pub async fn leader_fence(redis_url: &str, prefix: &str) -> Option<u64> {
+    let key = leader_fence_key(prefix);
+    redis::cmd("GET")
+        .arg(&key)
+        .query_async::<Option<u64>>(&mut connect(redis_url).await)
+        .await
+        .unwrap_or_else(|e| panic!("GET {key}: {e}"))
+}
+
+/// Sets the leader fence of key prefix `prefix` to `token`: with a token above the leader's, what
+/// a newer leader that acted leaves behind.
+pub async fn set_leader_fence(redis_url: &str, prefix: &str, token: u64) {
+    let key = leader_fence_key(prefix);
+    redis::cmd("SET")
+        .arg(&key)
+        .arg(token)
+        .query_async::<()>(&mut connect(redis_url).await)
+        .await
+        .unwrap_or_else(|e| panic!("SET {key}: {e}"));
+}
+
 /// The Redis channel on which the brokers of key prefix `prefix` announce what became receivable.
 pub fn notify_channel(prefix: &str) -> String {
     format!("{prefix}:notify")

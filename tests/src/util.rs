@@ -10,10 +10,26 @@ use std::time::{Duration, Instant};
 use rand::distr::{Alphanumeric, SampleString};
 
 /// How long a metadata write (queue, grant, user, password change, revocation) may take to reach
-/// every connected node in a test: the contract's 1 s, plus slack for polling and for scheduling
-/// on a loaded 2-core machine running several test binaries at once (watch events arrive within
-/// milliseconds there; the tests print what they measured).
+/// every connected node in a test: the contract's 1 s (under normal load), plus slack for polling
+/// and for scheduling on a loaded 2-core machine running several test binaries at once. Measured
+/// over 20 runs of the `TIMING *.propagation.*` waits (cluster, access, auth, faults) under
+/// `stress-ng --cpu 2` on a 2-core machine already loading itself with builds and a CI run,
+/// 2026-12-07 (440 samples): median 35 ms, p95 202 ms, max 486 ms (a revocation reaching the
+/// second node while a CI run started); 565 ms for a login on top of a propagation. So not the
+/// contract's 1 s (barely 2x the max), but 1.5 s (3x); the tests named for it say `within_1_5s`.
 pub const PROPAGATION: Duration = Duration::from_millis(1500);
+
+/// Prints `TIMING <name> <ms>` on stderr for a duration a test asserts a bound on, so that runs
+/// can be collected (`grep '^TIMING '`) to set the bounds from measured figures (README, "Timing
+/// bounds"). Written to the stderr handle itself, as the operator tests' skip banners are, so the
+/// line is not held back by libtest's capture; nextest shows it with `--no-capture` or
+/// `--success-output immediate`, and in the output of a failing test. Spaces in `name` become `_`: one name, one field.
+pub fn timing(name: &str, measured: Duration) {
+    use std::io::Write;
+    let name = name.replace(char::is_whitespace, "_");
+    let line = format!("TIMING {name} {:.1}\n", measured.as_secs_f64() * 1000.0);
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
 
 /// A lowercase random alphanumeric string, for names that must not collide between tests.
 pub fn random_suffix(len: usize) -> String {

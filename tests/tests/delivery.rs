@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use mom_tests::util::timing;
 use mom_tests::{assert_error_result, assert_ok_result, broker_with_queue, json, Message, Queue, Window};
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -83,6 +84,9 @@ async fn nack_makes_messages_visible_again_after_delay_s() {
     let (again, window) = Window::around(queue.receive_with(json!({ "wait_s": 1 }))).await;
     assert_eq!(again.len(), 1);
     assert_eq!((again[0].body.as_str(), again[0].receive_count), ("a", 2));
+    timing("delivery.receive_after_nack_delay_0", window.end - window.start);
+    // Measured (20 runs, loaded 2-core machine under stress-ng --cpu 2, 2026-12-07): median 8 ms,
+    // p95/max 41 ms.
     assert!(
         window.end - window.start < Duration::from_millis(500),
         "a message nacked with delay 0 took {:?} to be received",

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mom_tests::util::timing;
 use mom_tests::{assert_error_result, assert_ok_result, broker_with_queue, id_set, ids, json, Body, Value};
 use reqwest::Method;
 use tokio::sync::Barrier;
@@ -211,6 +212,9 @@ async fn a_long_poll_answers_empty_when_the_wait_ends_and_at_once_on_a_send() {
     let (got, end) = queue.spawn_receive(json!({ "wait_s": 1 })).await.expect("poll task");
     assert!(got.is_empty(), "{got:?}");
     let waited = end - start;
+    timing("messaging.empty_long_poll_wait_s_1", waited);
+    // Measured (20 runs, loaded 2-core machine under stress-ng --cpu 2, 2026-12-07): min 1005 ms,
+    // median 1020 ms, p95 and max 1066 ms.
     assert!(
         waited >= Duration::from_millis(950) && waited < Duration::from_millis(2500),
         "an empty long poll with wait_s 1 took {waited:?}"
@@ -222,6 +226,9 @@ async fn a_long_poll_answers_empty_when_the_wait_ends_and_at_once_on_a_send() {
     let (got, answered) = poll.await.expect("poll task");
     assert_eq!(bodies(&got), ["wake up"]);
     let latency = answered.saturating_duration_since(sent_at);
+    timing("messaging.held_receive_after_send", latency);
+    // The contract's 100 ms is for normal load; on a loaded machine, 500 ms. Measured (20 runs,
+    // loaded 2-core machine under stress-ng --cpu 2, 2026-12-07): median 17 ms, p95/max 129 ms.
     assert!(latency < Duration::from_millis(500), "held receive answered {latency:?} after the send");
 }
 
@@ -415,7 +422,11 @@ async fn senders_hanging_up_mid_burst_neither_stall_nor_lose_the_others() {
     // The queue still takes a send at once: no lane was left waiting on a caller that went away.
     let before = Instant::now();
     let last = queue.send("after").await;
-    assert!(before.elapsed() < Duration::from_secs(2), "a send after the burst took {:?}", before.elapsed());
+    let took = before.elapsed();
+    timing("messaging.send_after_hasty_burst", took);
+    // Measured (20 runs, loaded 2-core machine under stress-ng --cpu 2, 2026-12-07): median 9 ms,
+    // p95/max 103 ms.
+    assert!(took < Duration::from_secs(2), "a send after the burst took {took:?}");
     let mut got = Vec::new();
     loop {
         let batch = queue.receive(100).await;

@@ -181,10 +181,20 @@ impl Broker {
     /// Redis holds the newest token that did): checked before every leader-only write, so a
     /// leader paused past its session (a newer one elected meanwhile) does nothing once it
     /// resumes. Also false while the metadata cache may be stale (`Meta::leadership`).
+    /// A refusal by the fence itself, the node still leading by its own view, is counted
+    /// (`mom_leader_fenced_off_total`).
     pub async fn fenced(&self, token: u64) -> bool {
-        self.meta.leadership() == Some(token)
-            && self.redis.is_healthy()
-            && self.auth.limits.fence(token).await.unwrap_or(false)
+        if self.meta.leadership() != Some(token) || !self.redis.is_healthy() {
+            return false;
+        }
+        match self.auth.limits.fence(token).await {
+            Ok(true) => true,
+            Ok(false) => {
+                self.metrics.leader_fenced_off.inc();
+                false
+            }
+            Err(_) => false,
+        }
     }
 
     /// Sets the depth and lag gauges (called when `/metrics` is scraped).
