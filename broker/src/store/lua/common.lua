@@ -44,6 +44,40 @@ local function trim(now, retention_ms)
   return #ids
 end
 
+-- Delivers message `id` once more (in flight until now + vt) and appends it to `res` as
+-- {id, payload, delivery number, sent_at, first received at}; past `max_receives` moves it to the
+-- dead-letter queue `dlq` through the outbox instead (or drops it, dlq ''). Returns 'delivered',
+-- 'dead', or 'gone' (its payload had gone: the rest is removed too).
+local function deliver(id, now, vt, max_receives, dlq, res)
+  local payload = redis.call('HGET', KEYS[1], id)
+  if not payload then
+    remove(id)
+    return 'gone'
+  end
+  local rc = redis.call('HINCRBY', KEYS[2], id, 1)
+  if max_receives > 0 and rc % EPOCH > max_receives then
+    if dlq ~= '' then redis.call('HSET', KEYS[7], id, 'dlq\n' .. dlq .. '\n' .. payload) end
+    remove(id)
+    return 'dead'
+  end
+  local sent = redis.call('ZSCORE', KEYS[6], id)
+  -- When it was first received (SQS ApproximateFirstReceiveTimestamp), beside its count.
+  local first = redis.call('HGET', KEYS[2], FIRST .. id)
+  if not first then
+    first = now
+    redis.call('HSET', KEYS[2], FIRST .. id, now)
+  end
+  redis.call('ZADD', KEYS[3], now + vt, id)
+  redis.call('ZADD', KEYS[4], now + vt, id)
+  redis.call('ZREM', KEYS[5], id)
+  res[#res + 1] = id
+  res[#res + 1] = payload
+  res[#res + 1] = rc
+  res[#res + 1] = sent
+  res[#res + 1] = tostring(first)
+  return 'delivered'
+end
+
 -- True when `id` is in flight under the delivery `rc` (the receipt's delivery is the current one).
 local function current_delivery(id, rc)
   return redis.call('ZSCORE', KEYS[4], id) and redis.call('HGET', KEYS[2], id) == rc

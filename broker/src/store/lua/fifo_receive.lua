@@ -25,33 +25,16 @@ while got < max and budget > 0 do
       budget = budget - 1
       local at = redis.call('ZSCORE', KEYS[3], id)
       if at and tonumber(at) > now then break end
-      local payload = at and redis.call('HGET', KEYS[1], id)
-      if not payload then
+      if not at then
         remove(id)
       else
-        local rc = redis.call('HINCRBY', KEYS[2], id, 1)
-        if max_receives > 0 and rc % EPOCH > max_receives then
-          -- Dead-lettered: the group moves on to its next message.
-          if dlq ~= '' then redis.call('HSET', KEYS[7], id, 'dlq\n' .. dlq .. '\n' .. payload) end
-          remove(id)
-          dead = dead + 1
-        else
-          local sent = redis.call('ZSCORE', KEYS[6], id)
-          local first = redis.call('HGET', KEYS[2], FIRST .. id)
-          if not first then
-            first = now
-            redis.call('HSET', KEYS[2], FIRST .. id, now)
-          end
-          redis.call('ZADD', KEYS[3], now + vt, id)
-          redis.call('ZADD', KEYS[4], now + vt, id)
-          redis.call('ZREM', KEYS[5], id)
-          res[#res + 1] = id
-          res[#res + 1] = payload
-          res[#res + 1] = rc
-          res[#res + 1] = sent
-          res[#res + 1] = tostring(first)
+        local outcome = deliver(id, now, vt, max_receives, dlq, res)
+        if outcome == 'delivered' then
           got = got + 1
           took = took + 1
+        elseif outcome == 'dead' then
+          -- Dead-lettered: the group moves on to its next message.
+          dead = dead + 1
         end
       end
     end

@@ -22,33 +22,11 @@ while got < max do
       seen[id] = true
       nseen = nseen + 1
       fresh = true
-      local payload = redis.call('HGET', KEYS[1], id)
-      if not payload then
-        remove(id)
-      else
-        local rc = redis.call('HINCRBY', KEYS[2], id, 1)
-        if max_receives > 0 and rc % EPOCH > max_receives then
-          if dlq ~= '' then redis.call('HSET', KEYS[7], id, 'dlq\n' .. dlq .. '\n' .. payload) end
-          remove(id)
-          dead = dead + 1
-        else
-          local sent = redis.call('ZSCORE', KEYS[6], id)
-          -- When it was first received (SQS ApproximateFirstReceiveTimestamp), beside its count.
-          local first = redis.call('HGET', KEYS[2], FIRST .. id)
-          if not first then
-            first = now
-            redis.call('HSET', KEYS[2], FIRST .. id, now)
-          end
-          redis.call('ZADD', KEYS[3], now + vt, id)
-          redis.call('ZADD', KEYS[4], now + vt, id)
-          redis.call('ZREM', KEYS[5], id)
-          res[#res + 1] = id
-          res[#res + 1] = payload
-          res[#res + 1] = rc
-          res[#res + 1] = sent
-          res[#res + 1] = tostring(first)
-          got = got + 1
-        end
+      local outcome = deliver(id, now, vt, max_receives, dlq, res)
+      if outcome == 'delivered' then
+        got = got + 1
+      elseif outcome == 'dead' then
+        dead = dead + 1
       end
     end
   end
