@@ -26,6 +26,7 @@ pub mod grpc;
 pub mod layout;
 pub mod nemesis;
 pub mod nginx;
+pub mod python;
 pub mod queue;
 pub mod redis_ha;
 pub mod redis_server;

@@ -629,21 +629,15 @@ async fn run_python_driver(script: &str) {
     let python = std::env::var("MOM_PYTHON").unwrap_or_else(|_| "python3".to_string());
     let out = tokio::time::timeout(
         Duration::from_secs(120),
-        tokio::process::Command::new(&python)
-            .arg(&script)
-            .env("MOM_SQS_ENDPOINT", broker.url())
-            .env("MOM_SQS_REGION", "us-east-1")
-            .env("MOM_SQS_KEY_ID", key["access_key_id"].as_str().unwrap_or_default())
-            .env("MOM_SQS_SECRET", key["secret_access_key"].as_str().unwrap_or_default())
-            .env("PYTHONUNBUFFERED", "1")
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_ENDPOINT_URL")
-            .env_remove("AWS_ENDPOINT_URL_SQS")
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .output(),
+        mom_tests::python::sqs_driver(
+            &python,
+            &script,
+            &broker.url(),
+            "us-east-1",
+            key["access_key_id"].as_str().unwrap_or_default(),
+            key["secret_access_key"].as_str().unwrap_or_default(),
+        )
+        .output(),
     )
     .await
     .unwrap_or_else(|_| panic!("{} within 120 s", script.display()))

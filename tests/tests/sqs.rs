@@ -226,24 +226,17 @@ async fn run_python_workload(endpoint: &str, setup: &Setup) {
 /// Runs a boto3 script of `tests/` with `python` against `endpoint` and fails unless it exits 0.
 async fn run_python(python: &str, script: &str, endpoint: &str, setup: &Setup) {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(script);
-    let mut cmd = tokio::process::Command::new(python);
-    cmd.arg(&script)
-        .env("MOM_SQS_ENDPOINT", endpoint)
-        .env("MOM_SQS_REGION", REGION)
-        .env("MOM_SQS_KEY_ID", &setup.owner_key.id)
-        .env("MOM_SQS_SECRET", &setup.owner_key.secret)
-        .env("MOM_SQS_OTHER_KEY_ID", &setup.other_key.id)
+    let mut cmd = mom_tests::python::sqs_driver(
+        python,
+        &script,
+        endpoint,
+        REGION,
+        &setup.owner_key.id,
+        &setup.owner_key.secret,
+    );
+    cmd.env("MOM_SQS_OTHER_KEY_ID", &setup.other_key.id)
         .env("MOM_SQS_OTHER_SECRET", &setup.other_key.secret)
-        .env("MOM_SQS_RESTRICTED_QUEUE", RESTRICTED_QUEUE)
-        .env("PYTHONUNBUFFERED", "1")
-        // Nothing of the developer's AWS setup may change what the SDK sends.
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("AWS_ENDPOINT_URL_SQS")
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
+        .env("MOM_SQS_RESTRICTED_QUEUE", RESTRICTED_QUEUE);
     let started = Instant::now();
     let out = tokio::time::timeout(WORKLOAD_TIMEOUT, cmd.output())
         .await

@@ -769,20 +769,7 @@ async fn run_driver(script: &str, broker: &Broker, key: &Key, extra: &[(&str, St
 /// [`run_driver`] with the interpreter `python`.
 async fn run_driver_with(python: &str, script: &str, broker: &Broker, key: &Key, extra: &[(&str, String)]) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sqs").join(script);
-    let mut cmd = tokio::process::Command::new(python);
-    cmd.arg(&path)
-        .env("MOM_SQS_ENDPOINT", broker.url())
-        .env("MOM_SQS_REGION", REGION)
-        .env("MOM_SQS_KEY_ID", &key.id)
-        .env("MOM_SQS_SECRET", &key.secret)
-        .env("PYTHONUNBUFFERED", "1")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("AWS_ENDPOINT_URL_SQS")
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
+    let mut cmd = mom_tests::python::sqs_driver(python, &path, &broker.url(), REGION, &key.id, &key.secret);
     for (k, v) in extra {
         cmd.env(k, v);
     }
