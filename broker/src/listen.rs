@@ -104,8 +104,13 @@ impl ConnectionLimit {
     /// NGINX passes its request on to another broker, nothing having been sent. The queue is
     /// asked of the kernel itself, not of the reactor, which learns of a connection only on its
     /// next turn.
-    pub async fn close(&self, listener: TcpListener, refusal: Refusal, mut serve: impl FnMut(Counted, SocketAddr)) {
-        refuse_new_handshakes(&listener);
+    pub async fn close(
+        &self,
+        listener: TcpListener,
+        refusal: Refusal,
+        mut serve: impl FnMut(Counted, SocketAddr),
+    ) {
+        let filtered = refuse_new_handshakes(&listener);
         let listener = match listener.into_std() {
             Ok(listener) => listener,
             Err(e) => {
@@ -117,14 +122,18 @@ impl ConnectionLimit {
         let started = tokio::time::Instant::now();
         let mut quiet_since = started;
         loop {
-            if self.take_queued(&listener, refusal, &mut serve) > 0 {
+            let taken = self.take_queued(&listener, refusal, &mut serve);
+            // Without the filter new connections keep coming: take what is queued once, and close.
+            if !filtered || started.elapsed() >= HANDSHAKE_WAIT {
+                return;
+            }
+            if taken > 0 {
                 quiet_since = tokio::time::Instant::now();
             } else if quiet_since.elapsed() >= QUIET {
                 // A handshake still under way completes into the queue once its ACK arrives,
                 // which a loaded machine may delay past QUIET: wait for it, within bounds (a
                 // client that gave up never completes it).
-                let under_way = port.is_some_and(handshakes_under_way);
-                if !under_way || started.elapsed() >= HANDSHAKE_WAIT {
+                if !port.is_some_and(handshakes_under_way) {
                     return;
                 }
             }
@@ -217,7 +226,7 @@ async fn answer_refused(mut stream: TcpStream) -> io::Result<()> {
 /// filter, which never matters to them (an open connection receives no such segment). Where
 /// the filter cannot be attached the listener simply closes after its queue was taken, leaving
 /// the race this closes: a handshake completing between the last take and the close.
-fn refuse_new_handshakes(listener: &TcpListener) {
+fn refuse_new_handshakes(listener: &TcpListener) -> bool {
     #[cfg(target_os = "linux")]
     {
         use socket2::SockFilter;
@@ -238,12 +247,20 @@ fn refuse_new_handshakes(listener: &TcpListener) {
             SockFilter::new(RET_K, 0, 0, 0),
             SockFilter::new(RET_K, 0, 0, u32::MAX),
         ];
-        if let Err(e) = socket2::SockRef::from(listener).attach_filter(&program) {
-            tracing::warn!(error = %e, "cannot stop new connections before closing the listener");
+        match socket2::SockRef::from(listener).attach_filter(&program) {
+            Ok(()) => true,
+            Err(e) => {
+                // Some kernels want CAP_NET_ADMIN for it (momctl grants it to brokers).
+                tracing::warn!(error = %e, "cannot stop new connections before closing the listener (CAP_NET_ADMIN missing?); closing it as it is");
+                false
+            }
         }
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = listener;
+    {
+        let _ = listener;
+        false
+    }
 }
 
 /// Whether a connection to local `port` is half made (`SYN_RECV`: its SYN answered, its ACK not
@@ -263,7 +280,8 @@ fn half_made(table: &str, port: u16) -> bool {
         let mut fields = line.split_whitespace();
         let local = fields.nth(1);
         let state = fields.nth(1);
-        let local_port = local.and_then(|l| l.rsplit(':').next()).and_then(|p| u16::from_str_radix(p, 16).ok());
+        let local_port =
+            local.and_then(|l| l.rsplit(':').next()).and_then(|p| u16::from_str_radix(p, 16).ok());
         state == Some("03") && local_port == Some(port)
     })
 }
@@ -414,9 +432,11 @@ pub fn grpc_incoming(
         },
     )
     .filter_map(std::future::ready);
-    let taken = futures::stream::unfold(taken, |mut taken| async move {
-        taken.recv().await.map(|io| (Ok(io), taken))
-    });
+    let taken =
+        futures::stream::unfold(
+            taken,
+            |mut taken| async move { taken.recv().await.map(|io| (Ok(io), taken)) },
+        );
     open.chain(taken)
 }
 
@@ -616,7 +636,8 @@ mod tests {
 
     #[test]
     fn a_half_made_connection_is_found_by_its_local_port() {
-        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+        let table =
+            "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 0B27C20A:1F90 0127C20A:A1B2 03 00000000:00000000 02:00000064 00000000     0        0 0
    1: 0B27C20A:1F91 0127C20A:A1B3 01 00000000:00000000 00:00000000 00000000     0        0 4242 1
 ";

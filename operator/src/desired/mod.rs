@@ -192,6 +192,11 @@ pub struct ServiceSpec {
     pub config_files: Vec<ConfigFile>,
     pub depends_on: Vec<String>,
     pub stop_grace_s: u32,
+    /// Linux capabilities added to the container's default set. Brokers get `NET_ADMIN` (over
+    /// their own network namespace only): some kernels require it for the socket filter that
+    /// keeps a draining broker's listener from resetting a connection (broker/src/listen.rs).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
     pub labels: BTreeMap<String, String>,
 }
 

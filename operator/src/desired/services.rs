@@ -137,6 +137,7 @@ impl<'a> Build<'a> {
             config_files: Vec::new(),
             depends_on: Vec::new(),
             stop_grace_s: 10,
+            cap_add: Vec::new(),
             labels: base_labels(cluster, role.as_str()),
         }
     }
@@ -336,6 +337,7 @@ impl<'a> Build<'a> {
             );
             broker.depends_on = stores.to_vec();
             broker.stop_grace_s = BROKER_STOP_GRACE_S;
+            broker.cap_add = vec!["NET_ADMIN".to_string()];
             broker.labels.insert("mom.node".to_string(), node.to_string());
             services.push(broker);
         }

@@ -110,6 +110,7 @@ impl Engine {
             host_config: Some(HostConfig {
                 binds: Some(spec.mounts.iter().map(|m| format!("{}:{}", m.volume, m.target)).collect()),
                 port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
+                cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
                 restart_policy: Some(RestartPolicy {
                     name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                     maximum_retry_count: None,
