@@ -2,11 +2,15 @@
 //! queue's messages as server-sent events (the subscription stream's format), in the order of
 //! first delivery, never more than `max_in_flight` unacked; acks sent in batches to the ack route
 //! free room at once; a dropped stream releases nothing early and loses nothing; a drain ends the
-//! stream cleanly; a stream holds one of its user's long-poll slots.
+//! stream cleanly; a stream holds one of its user's long-poll slots. The same over gRPC `Consume`:
+//! credit instead of `max_in_flight`, settle batches (acks in one call) and more credit up the
+//! same stream.
 
 use std::time::Duration;
 
+use mom_tests::grpc::{error_code, grpc_broker_with_admin, pb, Consumer};
 use mom_tests::{broker_with_queue, ids, json, wait_until, Cluster, Message, Queue};
+use tonic::Code;
 
 /// Time allowed for an available message to arrive as an event.
 const EVENT_WAIT: Duration = Duration::from_secs(5);
@@ -178,4 +182,145 @@ async fn a_drain_ends_a_queue_stream_and_its_unacked_messages_come_back_elsewher
     assert_eq!(again.id, sent);
     assert_eq!(again.receive_count, 2);
     elsewhere.ack_all(&[again]).await;
+}
+
+/// gRPC `Consume`: credit bounds what the stream holds, settle batches ack in bulk and grant more.
+#[tokio::test]
+async fn grpc_consume_pushes_in_order_within_its_credit_and_acks_in_batches() {
+    let (broker, _addr, mut c) = grpc_broker_with_admin().await;
+    let queue = broker.client().queue("gc-credit");
+    queue.create(json!({ "visibility_timeout_s": 60 })).await;
+    let sent = queue.send_many(&["1", "2", "3", "4", "5", "6"]).await;
+
+    let open = pb::ConsumeOpen { queue: "gc-credit".into(), credit: 2, ..Default::default() };
+    let mut consumer = Consumer::open(&mut c, open).await.unwrap_or_else(|s| panic!("Consume: {s:?}"));
+    let (mut got, _) = consumer.messages(2, EVENT_WAIT).await;
+    assert!(consumer.next(QUIET).await.is_none(), "more than the credit was pushed");
+    counts(&queue, (4, 2, 0)).await;
+
+    // One batch acks both (one store call) and frees two places.
+    let receipts: Vec<String> = got.iter().map(|m| m.receipt.clone()).collect();
+    consumer.settle(pb::ConsumeSettle { batch: 1, ack: receipts, ..Default::default() }).await;
+    let (more, settled) = consumer.messages(2, EVENT_WAIT).await;
+    got.extend(more);
+    let answer = match settled.into_iter().next() {
+        Some(a) => a,
+        None => consumer.settled(EVENT_WAIT).await,
+    };
+    assert_eq!(answer.batch, 1);
+    assert!(answer.error.is_none(), "{answer:?}");
+    assert_eq!(answer.ack.len(), 2);
+    assert!(answer.ack.iter().all(|r| r.error.is_none()), "{answer:?}");
+    assert!(consumer.next(QUIET).await.is_none(), "more than the credit was pushed");
+
+    // More credit, no acks: two more messages, four unacked.
+    consumer.settle(pb::ConsumeSettle { batch: 2, credit: 2, ..Default::default() }).await;
+    let (more, _) = consumer.messages(2, EVENT_WAIT).await;
+    got.extend(more);
+    let got_ids: Vec<String> = got.iter().map(|m| m.id.clone()).collect();
+    assert_eq!(got_ids, sent, "first delivery in send order");
+    assert!(consumer.next(QUIET).await.is_none());
+    counts(&queue, (0, 4, 0)).await;
+
+    // A nack with a delay and an extension in one batch; then the rest acked.
+    let nacked = got[2].receipt.clone();
+    let batch = pb::ConsumeSettle {
+        batch: 3,
+        nack: vec![nacked],
+        nack_delay_s: 1,
+        extend: vec![got[3].receipt.clone()],
+        extend_visibility_timeout_s: 120,
+        ack: vec![got[4].receipt.clone(), got[5].receipt.clone(), "not-a-receipt".into()],
+        ..Default::default()
+    };
+    consumer.settle(batch).await;
+    let answer = consumer.settled(EVENT_WAIT).await;
+    assert_eq!((answer.ack.len(), answer.nack.len(), answer.extend.len()), (3, 1, 1), "{answer:?}");
+    assert!(answer.ack[..2].iter().all(|r| r.error.is_none()) && answer.ack[2].error.is_some(), "{answer:?}");
+    // The nacked message comes back on the stream after its delay, as a second delivery.
+    let (again, _) = consumer.messages(1, Duration::from_secs(10)).await;
+    assert_eq!(again[0].id, sent[2]);
+    assert_eq!(again[0].receive_count, 2);
+}
+
+#[tokio::test]
+async fn grpc_consume_is_refused_before_it_starts_and_a_dropped_one_loses_nothing() {
+    let (broker, _addr, mut c) = grpc_broker_with_admin().await;
+    let queue = broker.client().queue("gc-drop");
+    queue.create(json!({ "visibility_timeout_s": 2 })).await;
+    let open = |queue: &str, credit| pb::ConsumeOpen { queue: queue.into(), credit, ..Default::default() };
+
+    for credit in [0, 1001] {
+        let refused =
+            Consumer::open(&mut c, open("gc-drop", credit)).await.err().expect("a bad credit is refused");
+        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+        assert_eq!(error_code(&refused), "invalid_argument");
+    }
+    let refused =
+        Consumer::open(&mut c, open("gc-missing", 1)).await.err().expect("an unknown queue is refused");
+    assert_eq!(refused.code(), Code::NotFound, "{refused:?}");
+    assert_eq!(error_code(&refused), "queue_not_found");
+    let settle_first = pb::consume_request::Request::Settle(pb::ConsumeSettle::default());
+    let refused = Consumer::open_with(&mut c, settle_first).await.err().expect("a stream must open first");
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+
+    // A stream that goes away with deliveries unacked: nothing released early, nothing lost.
+    let mut gone =
+        Consumer::open(&mut c, open("gc-drop", 5)).await.unwrap_or_else(|s| panic!("Consume: {s:?}"));
+    let sent = queue.send_many(&["a", "b"]).await;
+    let (first, _) = gone.messages(2, EVENT_WAIT).await;
+    assert_eq!(first.iter().map(|m| m.id.clone()).collect::<Vec<_>>(), sent);
+    drop(gone);
+    assert_eq!(queue.stats().await.counts(), (0, 2, 0));
+    let mut next =
+        Consumer::open(&mut c, open("gc-drop", 5)).await.unwrap_or_else(|s| panic!("Consume: {s:?}"));
+    let (again, _) = next.messages(2, Duration::from_secs(10)).await;
+    assert_eq!(again.iter().map(|m| m.id.clone()).collect::<Vec<_>>(), sent);
+    assert!(again.iter().all(|m| m.receive_count == 2), "{again:?}");
+}
+
+#[tokio::test]
+async fn a_drain_ends_grpc_consume_streams_cleanly() {
+    let (mut broker, _addr, mut c) = grpc_broker_with_admin().await;
+    let queue = broker.client().queue("gc-drain");
+    queue.create(json!({ "visibility_timeout_s": 1 })).await;
+    let open = pb::ConsumeOpen { queue: "gc-drain".into(), credit: 10, ..Default::default() };
+    let mut consumer = Consumer::open(&mut c, open).await.unwrap_or_else(|s| panic!("Consume: {s:?}"));
+    let sent = queue.send("in flight at the drain").await;
+    let (got, _) = consumer.messages(1, EVENT_WAIT).await;
+    assert_eq!(got[0].id, sent);
+    broker.sigterm();
+    let end = consumer.end(Duration::from_secs(10)).await;
+    assert!(end.is_ok(), "the stream ends cleanly: {end:?}");
+    broker.wait_clean_exit(Duration::from_secs(30)).await;
+}
+
+#[tokio::test]
+async fn grpc_consume_serves_a_subscription_too() {
+    let (broker, _addr, mut c) = grpc_broker_with_admin().await;
+    let topic = broker.client().topic("gc-topic");
+    topic.create(json!({})).await;
+    topic.subscription("s").create(json!({})).await;
+    let open = pb::ConsumeOpen {
+        topic: "gc-topic".into(),
+        subscription: "s".into(),
+        credit: 1,
+        ..Default::default()
+    };
+    let mut consumer = Consumer::open(&mut c, open).await.unwrap_or_else(|s| panic!("Consume: {s:?}"));
+    let published = topic.publish_many(&["x", "y"]).await;
+    let (first, _) = consumer.messages(1, EVENT_WAIT).await;
+    assert_eq!(first[0].id, published[0]);
+    assert!(consumer.next(QUIET).await.is_none(), "more than the credit was pushed");
+    consumer
+        .settle(pb::ConsumeSettle { batch: 7, ack: vec![first[0].receipt.clone()], ..Default::default() })
+        .await;
+    let (second, settled) = consumer.messages(1, EVENT_WAIT).await;
+    assert_eq!(second[0].id, published[1]);
+    let answer = match settled.into_iter().next() {
+        Some(a) => a,
+        None => consumer.settled(EVENT_WAIT).await,
+    };
+    assert_eq!(answer.batch, 7);
+    assert!(answer.ack.iter().all(|r| r.error.is_none()) && answer.ack.len() == 1, "{answer:?}");
 }

@@ -1,7 +1,11 @@
 //! What queues and subscriptions share: receive (with long polling), ack, nack, visibility,
 //! and moving dead letters on. Queue and topic operations call these; nothing here is copied.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use tokio::time::Instant;
 
@@ -71,27 +75,44 @@ pub struct Stream {
     token: String,
     /// Id, delivery number and (local) deadline of each delivery that may still be unacked.
     tracked: Vec<(String, u64, Instant)>,
+    credit: Arc<Credit>,
     _slot: super::held::Slot,
 }
 
 impl Stream {
-    /// The bound on unacked deliveries; `None`: unbounded (one receive's worth at a time).
-    pub fn max_in_flight(&self) -> Option<usize> {
+    /// The credit granted to this stream after it opened, for the task that reads the client's
+    /// requests (gRPC `Consume`) while another drives the stream.
+    pub fn credit(&self) -> Arc<Credit> {
+        self.credit.clone()
+    }
+
+    /// The bound on unacked deliveries now: the opening one plus what was granted since, at most
+    /// [`MAX_IN_FLIGHT`]; `None`: unbounded.
+    fn bound(&self) -> Option<usize> {
         self.max_in_flight
+            .map(|m| m.saturating_add(self.credit.granted.load(Ordering::Acquire)).min(MAX_IN_FLIGHT))
     }
+}
 
-    /// Raises the bound by `more` (gRPC credit), up to [`MAX_IN_FLIGHT`]; an unbounded stream
-    /// stays unbounded.
-    pub fn add_credit(&mut self, more: usize) {
-        if let Some(max) = self.max_in_flight.as_mut() {
-            *max = max.saturating_add(more).min(MAX_IN_FLIGHT);
+/// Credit granted to an open stream (gRPC `Consume`'s `credit` on a settle batch): shared between
+/// the reader of the client's requests and the stream, which a grant wakes when it is full.
+#[derive(Default)]
+pub struct Credit {
+    granted: AtomicUsize,
+    changed: Notify,
+}
+
+impl Credit {
+    /// Grants `more`; the stream's bound stays at most [`MAX_IN_FLIGHT`].
+    pub fn grant(&self, more: usize) {
+        if more == 0 {
+            return;
         }
-    }
-
-    /// Forgets deliveries the client settled on this stream, so their room comes back without
-    /// asking Redis.
-    pub fn settled(&mut self, ids: &[(String, u64)]) {
-        self.tracked.retain(|(id, d, _)| !ids.iter().any(|(i, n)| i == id && n == d));
+        let _ = self.granted.fetch_update(Ordering::AcqRel, Ordering::Acquire, |g| {
+            Some(g.saturating_add(more).min(MAX_IN_FLIGHT))
+        });
+        // A stored permit when nobody waits: a grant between two rounds is never missed.
+        self.changed.notify_one();
     }
 }
 
@@ -243,7 +264,7 @@ impl Broker {
         token: String,
     ) -> Result<Stream> {
         let slot = self.held.take(&who.name)?;
-        Ok(Stream { max_in_flight, token, tracked: Vec::new(), _slot: slot })
+        Ok(Stream { max_in_flight, token, tracked: Vec::new(), credit: Arc::default(), _slot: slot })
     }
 
     /// One round of a push stream on `mb`: waits until at least one message is available and the
@@ -265,7 +286,10 @@ impl Broker {
         let notified = room.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let room = match st.max_in_flight {
+        let credit = st.credit.clone();
+        let granted = credit.changed.notified();
+        tokio::pin!(granted);
+        let room = match st.bound() {
             None => MAX_BATCH,
             Some(max) => {
                 if st.tracked.len() >= max {
@@ -284,6 +308,7 @@ impl Broker {
             let first_deadline = st.tracked.iter().map(|t| t.2).min().unwrap_or_else(Instant::now);
             tokio::select! {
                 _ = notified => {}
+                _ = granted => {}
                 _ = tokio::time::sleep_until(first_deadline) => {}
                 _ = self.draining.cancelled() => {}
             }
@@ -300,7 +325,7 @@ impl Broker {
         if messages.is_empty() {
             return Ok(Step::Again);
         }
-        if st.max_in_flight.is_some() {
+        if st.bound().is_some() {
             let key = self.meta.receipt_key()?;
             let deadline = Instant::now() + Duration::from_secs(cfg.visibility_s as u64);
             for m in &messages {

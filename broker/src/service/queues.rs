@@ -461,6 +461,22 @@ impl Broker {
             .unwrap_or(Err(Error::ReceiptInvalid))
     }
 
+    /// Changes the visibility timeout of several deliveries at once (a consume stream's batch):
+    /// one store call, one result per receipt.
+    pub async fn extend_all(
+        &self,
+        who: &Principal,
+        name: &str,
+        receipts: Vec<String>,
+        timeout_s: u32,
+    ) -> Result<Vec<Result<()>>> {
+        check_count("receipts", receipts.len())?;
+        check_seconds("visibility_timeout_s", timeout_s)?;
+        let (_, mb) = self.queue_for(who, name, Right::Consume).await?;
+        let how = Settle::Visibility { timeout_ms: timeout_s as u64 * 1000 };
+        self.settle_in(&mb, Label(KIND, name), how, &receipts).await
+    }
+
     /// Whether `receipt` was issued by this cluster for `queue` (stale or not).
     pub fn genuine_receipt(&self, queue: &str, receipt: &str) -> bool {
         self.meta.receipt_key().is_ok_and(|k| k.verify(&self.mailboxes.queue(queue).scope, receipt).is_ok())

@@ -368,6 +368,22 @@ impl Broker {
             .unwrap_or(Err(Error::ReceiptInvalid))
     }
 
+    /// [`Broker::extend_all`] for a subscription's deliveries.
+    pub async fn sub_extend_all(
+        &self,
+        who: &Principal,
+        topic: &str,
+        name: &str,
+        receipts: Vec<String>,
+        timeout_s: u32,
+    ) -> Result<Vec<Result<()>>> {
+        check_count("receipts", receipts.len())?;
+        check_seconds("visibility_timeout_s", timeout_s)?;
+        let sub = self.sub_for(who, topic, name, Right::Consume).await?;
+        let how = Settle::Visibility { timeout_ms: timeout_s as u64 * 1000 };
+        self.settle_in(&sub.mailbox, sub.label(), how, &receipts).await
+    }
+
     /// Replays every retained message from a time or id on; cancels deliveries in flight. A point
     /// older than retention starts at the oldest retained message.
     pub async fn seek(&self, who: &Principal, topic: &str, name: &str, req: SeekRequest) -> Result<u64> {
