@@ -324,3 +324,37 @@ async fn grpc_consume_serves_a_subscription_too() {
     assert_eq!(answer.batch, 7);
     assert!(answer.ack.iter().all(|r| r.error.is_none()) && answer.ack.len() == 1, "{answer:?}");
 }
+
+/// The `mom-bench consume` scenario (benchmark figures are not taken here): it drains a queue
+/// through both kinds of stream and reports each.
+#[tokio::test]
+async fn mom_bench_consume_drains_a_queue_over_http_and_grpc() {
+    let (broker, addr, _) = grpc_broker_with_admin().await;
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_mom-bench"))
+        .args(["consume", "--url", &broker.url(), "--grpc", &addr, "--queue", "bench-consume"])
+        .args(["--messages", "300", "--credit", "40", "--ack-batch", "25"])
+        .env("MOM_BENCH_USER", mom_tests::ADMIN_USER)
+        .env("MOM_BENCH_PASSWORD", mom_tests::ADMIN_PASSWORD)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .unwrap_or_else(|_| panic!("mom-bench consume ran over 120 s"))
+        .unwrap_or_else(|e| panic!("cannot run mom-bench: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "mom-bench consume failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let outcomes: Vec<mom_tests::Value> =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
+    let transports: Vec<&str> = outcomes.iter().filter_map(|o| o["transport"].as_str()).collect();
+    assert_eq!(transports, ["http", "grpc"], "{stdout}");
+    for o in &outcomes {
+        assert_eq!(o["messages"], 300, "{o}");
+        // 300 receipts in batches of at most 25.
+        assert!(o["ack_calls"].as_u64().is_some_and(|n| n >= 12), "{o}");
+    }
+    let queue = broker.client().queue("bench-consume");
+    counts(&queue, (0, 0, 0)).await;
+}
