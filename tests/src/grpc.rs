@@ -112,3 +112,86 @@ pub fn expect_status<T: std::fmt::Debug>(
 pub fn body(text: &str) -> pb::OutgoingMessage {
     pb::OutgoingMessage { body: text.to_string(), ..Default::default() }
 }
+
+/// One `Consume` stream (issue 25) of the test's client: requests go up through a channel,
+/// responses (messages and settle answers) come down.
+pub struct Consumer {
+    up: tokio::sync::mpsc::Sender<pb::ConsumeRequest>,
+    down: tonic::Streaming<pb::ConsumeResponse>,
+}
+
+impl Consumer {
+    /// Opens a consume stream with `open` as its first request; the broker's refusal comes back
+    /// as `Err`.
+    pub async fn open(client: &mut GrpcClient, open: pb::ConsumeOpen) -> Result<Consumer, Status> {
+        Self::open_with(client, pb::consume_request::Request::Open(open)).await
+    }
+
+    /// Opens a consume stream whose first request is `first` (to test refusals of a bad one).
+    pub async fn open_with(
+        client: &mut GrpcClient,
+        first: pb::consume_request::Request,
+    ) -> Result<Consumer, Status> {
+        let (up, rx) = tokio::sync::mpsc::channel(16);
+        up.send(pb::ConsumeRequest { request: Some(first) }).await.expect("the request channel is open");
+        let requests = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
+        let down = client.consume(requests).await?.into_inner();
+        Ok(Consumer { up, down })
+    }
+
+    /// Sends one settle batch.
+    pub async fn settle(&self, batch: pb::ConsumeSettle) {
+        let req = pb::ConsumeRequest { request: Some(pb::consume_request::Request::Settle(batch)) };
+        self.up.send(req).await.expect("the request channel is open");
+    }
+
+    /// The next response within `within`; `None` when none came. Fails the test if the stream
+    /// ends or fails.
+    pub async fn next(&mut self, within: std::time::Duration) -> Option<pb::consume_response::Response> {
+        match tokio::time::timeout(within, self.down.message()).await {
+            Err(_) => None,
+            Ok(Ok(Some(r))) => Some(r.response.expect("a response carries a message or a settle answer")),
+            Ok(Ok(None)) => panic!("the consume stream ended"),
+            Ok(Err(s)) => panic!("the consume stream failed: {s:?}"),
+        }
+    }
+
+    /// The next `n` pushed messages and every settle answer met on the way, each within `within`.
+    pub async fn messages(
+        &mut self,
+        n: usize,
+        within: std::time::Duration,
+    ) -> (Vec<pb::Message>, Vec<pb::ConsumeSettled>) {
+        let (mut messages, mut settled) = (Vec::new(), Vec::new());
+        while messages.len() < n {
+            match self.next(within).await {
+                Some(pb::consume_response::Response::Message(m)) => messages.push(m),
+                Some(pb::consume_response::Response::Settled(s)) => settled.push(s),
+                None => panic!("{} of {n} messages within {within:?}", messages.len()),
+            }
+        }
+        (messages, settled)
+    }
+
+    /// The next settle answer within `within`, failing the test if a message comes first.
+    pub async fn settled(&mut self, within: std::time::Duration) -> pb::ConsumeSettled {
+        match self.next(within).await {
+            Some(pb::consume_response::Response::Settled(s)) => s,
+            other => panic!("expected a settle answer, got {other:?}"),
+        }
+    }
+
+    /// Reads until the broker ends the stream (cleanly or with a status), failing the test if it
+    /// is still open after `within`; returns what the end was.
+    pub async fn end(&mut self, within: std::time::Duration) -> Result<(), Status> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.down.message()).await {
+                Err(_) => panic!("the consume stream is still open after {within:?}"),
+                Ok(Ok(Some(_))) => continue,
+                Ok(Ok(None)) => return Ok(()),
+                Ok(Err(s)) => return Err(s),
+            }
+        }
+    }
+}

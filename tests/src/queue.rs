@@ -128,6 +128,22 @@ impl Queue {
         format!("{}{suffix}", self.base)
     }
 
+    /// `/v1/queues/{name}/stream` followed by `query` (e.g. `?max_in_flight=2`): a queue's
+    /// server-push stream (issue 25).
+    pub fn stream_path(&self, query: &str) -> String {
+        self.path(&format!("/stream{query}"))
+    }
+
+    /// Opens the queue's server-push stream, expecting 200 `text/event-stream`.
+    pub async fn stream(&self, query: &str) -> crate::SseStream {
+        crate::SseStream::open(&self.client, &self.stream_path(query)).await
+    }
+
+    /// Tries to open the queue's server-push stream; a non-200 answer comes back as `Err`.
+    pub async fn try_stream(&self, query: &str) -> Result<crate::SseStream, Resp> {
+        crate::SseStream::try_open(&self.client, &self.stream_path(query)).await
+    }
+
     pub async fn create_resp(&self, config: Value) -> Resp {
         self.client.put(&self.path(""), config).await
     }

@@ -216,6 +216,26 @@ impl SseStream {
         }
     }
 
+    /// Reads the stream until the broker ends it, failing the test if it is still open after
+    /// `within`; returns the messages that arrived before the end.
+    pub async fn expect_end_within(&mut self, within: Duration) -> Vec<Message> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut got = Vec::new();
+        loop {
+            if let Some(item) = self.ready.pop_front() {
+                if let SseItem::Event(e) = item {
+                    got.push(self.message(e));
+                }
+                continue;
+            }
+            match tokio::time::timeout_at(deadline, self.body.next()).await {
+                Err(_) => panic!("{}: still open after {within:?}", self.what),
+                Ok(None) | Ok(Some(Err(_))) => return got,
+                Ok(Some(Ok(chunk))) => self.feed(&chunk),
+            }
+        }
+    }
+
     /// Splits received bytes into lines and interprets each complete one.
     fn feed(&mut self, chunk: &[u8]) {
         let mut chunk = chunk;

@@ -98,6 +98,7 @@ const METHODS: &[&str] = &[
     "ListSubscriptions",
     "DeleteSubscription",
     "Subscribe",
+    "Consume",
 ];
 
 /// Counts a call by method and gRPC status. An error before any message is a trailers-only

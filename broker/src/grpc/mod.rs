@@ -148,4 +148,13 @@ impl pb::broker_server::Broker for Api {
     async fn subscribe(&self, req: Request<pb::SubscribeRequest>) -> Answer<Self::SubscribeStream> {
         topics::subscribe(&self.broker, req).await
     }
+
+    type ConsumeStream = consume::ConsumeStream;
+
+    async fn consume(
+        &self,
+        req: Request<tonic::Streaming<pb::ConsumeRequest>>,
+    ) -> Answer<Self::ConsumeStream> {
+        consume::consume(&self.broker, req).await
+    }
 }

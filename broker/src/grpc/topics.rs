@@ -13,7 +13,7 @@ use super::status::{ok, status, Answer, OrStatus};
 use super::{pb, MessageStream};
 use crate::error::Error;
 use crate::model;
-use crate::service::topics::Stream as PushState;
+use crate::service::Stream as PushState;
 use crate::service::{Broker, Principal};
 
 pub(super) async fn create(

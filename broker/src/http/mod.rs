@@ -30,7 +30,7 @@ use crate::service::Broker;
     paths(
         queues::create, queues::list, queues::show, queues::patch, queues::delete, queues::purge,
         queues::send, queues::send_batch, queues::receive, queues::ack, queues::nack,
-        queues::visibility, queues::redrive, queues::grant, queues::revoke, queues::tags,
+        queues::visibility, queues::stream, queues::redrive, queues::grant, queues::revoke, queues::tags,
         queues::tag, queues::untag, peek::peek, ops::cluster,
         auth::token, users::create, users::list, users::remove, users::password,
         users::create_key, users::list_keys, users::delete_key,

@@ -1,14 +1,19 @@
 //! `/v1/queues`: thin handlers over [`Broker`]'s queue operations.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use futures::Stream;
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{Body, Caller, Names};
+use super::extract::{Body, Caller, Names, Params};
+use super::topics::event_of;
+use crate::error::Error;
 use crate::meta::{Grant, QueueMeta};
 use crate::model::{
     AckRequest, Done, Entry, ErrorBody, Messages, Moved, NackRequest, QueueInfo, QueueList, QueueSpec,
@@ -30,6 +35,7 @@ pub fn routes() -> Router<Arc<Broker>> {
         .route("/v1/queues/{name}/ack", post(ack))
         .route("/v1/queues/{name}/nack", post(nack))
         .route("/v1/queues/{name}/visibility", post(visibility))
+        .route("/v1/queues/{name}/stream", get(stream))
         .route("/v1/queues/{name}/redrive", post(redrive))
         .route("/v1/queues/{name}/grants/{username}", put(grant).delete(revoke))
         .route("/v1/queues/{name}/tags", get(tags).put(tag).delete(untag))
@@ -232,4 +238,54 @@ async fn untag(
     Body(body): Body<UntagBody>,
 ) -> ApiResult<Json<TagList>> {
     Ok(Json(TagList { tags: b.untag_queue(&who, &name, body.keys).await? }))
+}
+
+/// The query of a queue's stream: `max_in_flight` is read as text so that every bad value, not
+/// only an out-of-range one, answers 400 `invalid_argument`.
+#[derive(serde::Deserialize)]
+struct QueueStreamQuery {
+    max_in_flight: Option<String>,
+}
+
+/// Server push of a queue (issue 25): `text/event-stream`, one event per message as on a
+/// subscription's stream (`id` = message id, `data` = the message with its receipt). Acks go to
+/// `POST /v1/queues/{name}/ack` in batches; each frees room under `max_in_flight` at once.
+#[utoipa::path(get, path = "/v1/queues/{name}/stream", tag = "queues",
+    params(("max_in_flight" = Option<usize>, Query, description = "Bound on unacked messages of this stream, 1 to 1000")),
+    responses((status = 200, content_type = "text/event-stream"), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn stream(
+    State(b): App,
+    Caller(who): Caller,
+    headers: axum::http::HeaderMap,
+    Names(name): Names<String>,
+    Params(q): Params<QueueStreamQuery>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let max_in_flight = match q.max_in_flight.as_deref() {
+        None => None,
+        Some(n) => Some(n.parse::<usize>().map_err(|_| {
+            ApiError(Error::InvalidArgument(format!("max_in_flight must be a whole number, got {n:?}")))
+        })?),
+    };
+    // Fail before the 200 when the queue is missing or forbidden, or the caller holds too many.
+    let token = super::auth::bearer(&headers).unwrap_or_default().to_string();
+    let push = b.open_queue_stream(&who, &name, max_in_flight, token).await?;
+    let heartbeat = b.stream_heartbeat;
+    let state = (b, who, name, push, Vec::<Event>::new());
+    let events = futures::stream::unfold(state, |(b, who, name, mut st, mut pending)| async move {
+        loop {
+            if let Some(e) = pending.pop() {
+                return Some((Ok(e), (b, who, name, st, pending)));
+            }
+            match b.queue_stream_next(&who, &name, &mut st).await {
+                Ok(Some(messages)) => pending = messages.iter().rev().map(event_of).collect(),
+                Ok(None) => return None,
+                Err(e) => {
+                    tracing::info!(queue = %name, error = %e, "ending a queue stream");
+                    return None;
+                }
+            }
+        }
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(heartbeat)))
 }

@@ -234,6 +234,11 @@ pub struct StreamQuery {
     max_in_flight: Option<usize>,
 }
 
+/// One server-push event: `id` the message id, `data` the message as a receive answers it.
+pub(super) fn event_of(m: &crate::model::Message) -> Event {
+    Event::default().id(m.id.clone()).json_data(m).unwrap_or_default()
+}
+
 /// Server push: `text/event-stream`, one event per message (`id` = message id, `data` = the
 /// message with its receipt). Comment heartbeats keep idle streams open through proxies.
 #[utoipa::path(get, path = "/v1/topics/{name}/subscriptions/{sub}/stream", tag = "topics",
@@ -261,11 +266,7 @@ async fn stream(
             }
             match b.stream_next(&who, &name, &sub, &mut st).await {
                 Ok(Some(messages)) => {
-                    pending = messages
-                        .into_iter()
-                        .rev()
-                        .map(|m| Event::default().id(m.id.clone()).json_data(&m).unwrap_or_default())
-                        .collect();
+                    pending = messages.iter().rev().map(event_of).collect();
                 }
                 Ok(None) => return None,
                 Err(e) => {

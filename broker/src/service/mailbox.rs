@@ -1,11 +1,17 @@
 //! What queues and subscriptions share: receive (with long polling), ack, nack, visibility,
 //! and moving dead letters on. Queue and topic operations call these; nothing here is copied.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use tokio::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::Broker;
+use super::{Broker, Principal};
 use crate::error::{Error, Result};
 use crate::message_id;
 use crate::meta::QueueMeta;
@@ -42,6 +48,82 @@ pub struct Delivering<'a> {
     pub max_receives: Option<u32>,
     pub dead_letter_queue: Option<&'a str>,
     pub retention_s: u32,
+}
+
+/// The most unacked deliveries one push stream may ask for (`max_in_flight`, gRPC `credit`) on
+/// the routes that bound it: what a stream tracks is kept in memory and re-checked in one script
+/// call when it is full, so the credit a client can claim is bounded like every other resource.
+pub const MAX_IN_FLIGHT: usize = 1000;
+
+/// Checks a stream's bound on unacked deliveries: 1 to [`MAX_IN_FLIGHT`], or none.
+pub fn check_in_flight(field: &str, n: Option<usize>) -> Result<()> {
+    match n {
+        Some(n) if !(1..=MAX_IN_FLIGHT).contains(&n) => {
+            Err(Error::InvalidArgument(format!("{field} must be between 1 and {MAX_IN_FLIGHT}, got {n}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// One server-push stream of a mailbox (a queue or a subscription): the token it was opened with
+/// (re-checked as it goes, so a revoked token ends it on every front door), the deliveries it made
+/// that may still be unacked, and the long-poll slot of its user that it holds until it is
+/// dropped. It keeps nothing but ids: a dropped stream releases nothing early (its deliveries come
+/// back after their visibility timeout or ack deadline) and loses nothing.
+pub struct Stream {
+    max_in_flight: Option<usize>,
+    token: String,
+    /// Id, delivery number and (local) deadline of each delivery that may still be unacked.
+    tracked: Vec<(String, u64, Instant)>,
+    credit: Arc<Credit>,
+    _slot: super::held::Slot,
+}
+
+impl Stream {
+    /// The credit granted to this stream after it opened, for the task that reads the client's
+    /// requests (gRPC `Consume`) while another drives the stream.
+    pub fn credit(&self) -> Arc<Credit> {
+        self.credit.clone()
+    }
+
+    /// The bound on unacked deliveries now: the opening one plus what was granted since, at most
+    /// [`MAX_IN_FLIGHT`]; `None`: unbounded.
+    fn bound(&self) -> Option<usize> {
+        self.max_in_flight
+            .map(|m| m.saturating_add(self.credit.granted.load(Ordering::Acquire)).min(MAX_IN_FLIGHT))
+    }
+}
+
+/// Credit granted to an open stream (gRPC `Consume`'s `credit` on a settle batch): shared between
+/// the reader of the client's requests and the stream, which a grant wakes when it is full.
+#[derive(Default)]
+pub struct Credit {
+    granted: AtomicUsize,
+    changed: Notify,
+}
+
+impl Credit {
+    /// Grants `more`; the stream's bound stays at most [`MAX_IN_FLIGHT`].
+    pub fn grant(&self, more: usize) {
+        if more == 0 {
+            return;
+        }
+        let _ = self.granted.fetch_update(Ordering::AcqRel, Ordering::Acquire, |g| {
+            Some(g.saturating_add(more).min(MAX_IN_FLIGHT))
+        });
+        // A stored permit when nobody waits: a grant between two rounds is never missed.
+        self.changed.notify_one();
+    }
+}
+
+/// What one round of a push stream came to.
+pub(super) enum Step {
+    /// Messages to push.
+    Messages(Vec<Message>),
+    /// Nothing yet (a wait ended, room came back): look the mailbox up again and go on.
+    Again,
+    /// The node is draining, or the stream's token was revoked.
+    Ended,
 }
 
 /// Metric labels of a mailbox: kind and name.
@@ -171,6 +253,88 @@ impl Broker {
                 _ = self.draining.cancelled() => {}
             }
         }
+    }
+
+    /// Opens a push stream for `who` once the caller has checked the mailbox and the right to
+    /// consume: takes one of the user's long-poll slots for the stream's life (429 when none is left).
+    pub(super) fn new_stream(
+        &self,
+        who: &Principal,
+        max_in_flight: Option<usize>,
+        token: String,
+    ) -> Result<Stream> {
+        let slot = self.held.take(&who.name)?;
+        Ok(Stream { max_in_flight, token, tracked: Vec::new(), credit: Arc::default(), _slot: slot })
+    }
+
+    /// One round of a push stream on `mb`: waits until at least one message is available and the
+    /// stream has room under its `max_in_flight` (woken by the mailbox's notifications: new
+    /// messages, and `room` when deliveries are settled; never by polling), then receives at most
+    /// that room, so a slow consumer never makes the broker take more than its credit.
+    pub(super) async fn stream_step(
+        &self,
+        mb: &Mailbox,
+        label: Label<'_>,
+        cfg: &Delivering<'_>,
+        st: &mut Stream,
+    ) -> Result<Step> {
+        if self.draining.is_cancelled() {
+            return Ok(Step::Ended);
+        }
+        // Listen before looking at what is in flight, so an ack landing in between wakes us.
+        let room = self.waiters.room(&mb.wake_key);
+        let notified = room.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let credit = st.credit.clone();
+        let granted = credit.changed.notified();
+        tokio::pin!(granted);
+        let room = match st.bound() {
+            None => MAX_BATCH,
+            Some(max) => {
+                if st.tracked.len() >= max {
+                    let pairs: Vec<(String, u64)> =
+                        st.tracked.iter().map(|(id, d, _)| (id.clone(), *d)).collect();
+                    let live = self.mailboxes.in_flight(mb, &pairs).await?;
+                    let mut live = live.into_iter();
+                    st.tracked.retain(|_| live.next().unwrap_or(false));
+                }
+                max.saturating_sub(st.tracked.len()).min(MAX_BATCH)
+            }
+        };
+        if room == 0 {
+            // Full: wait for a delivery of the mailbox to be settled (acked, nacked, made visible
+            // again), the first deadline to pass, or a drain.
+            let first_deadline = st.tracked.iter().map(|t| t.2).min().unwrap_or_else(Instant::now);
+            tokio::select! {
+                _ = notified => {}
+                _ = granted => {}
+                _ = tokio::time::sleep_until(first_deadline) => {}
+                _ = self.draining.cancelled() => {}
+            }
+            return Ok(Step::Again);
+        }
+        let req = ReceiveRequest { max: Some(room as u32), wait_s: Some(20), visibility_timeout_s: None };
+        // The stream holds its long-poll slot (taken in `new_stream`) for its whole life.
+        let messages = self.receive_from(mb, label, cfg, &req, None).await?;
+        // A token revoked while the stream was open ends it: what it just took comes back after
+        // the visibility timeout, to a consumer that is still allowed.
+        if self.authenticate(&st.token).is_err() {
+            return Ok(Step::Ended);
+        }
+        if messages.is_empty() {
+            return Ok(Step::Again);
+        }
+        if st.bound().is_some() {
+            let key = self.meta.receipt_key()?;
+            let deadline = Instant::now() + Duration::from_secs(cfg.visibility_s as u64);
+            for m in &messages {
+                if let Ok(d) = key.verify(&mb.scope, &m.receipt) {
+                    st.tracked.push((d.id, d.delivery, deadline));
+                }
+            }
+        }
+        Ok(Step::Messages(messages))
     }
 
     /// Verifies receipts; the valid ones go to the store in one call. One result per receipt.

@@ -27,6 +27,7 @@ use crate::model::validate_name;
 use crate::store::{LimitStore, MailboxStore, Redis, TopicStore};
 use crate::waiters::Waiters;
 use auth::{Auth, AuthSettings};
+pub use mailbox::{check_in_flight, Credit, Stream, MAX_IN_FLIGHT};
 pub use moves::{MoveStatus, MoveTask};
 
 /// Who is calling, as proven by a token.

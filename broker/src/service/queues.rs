@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::access::{self, Right};
-use super::mailbox::{check_count, check_seconds, Delivering, Label, Payload};
+use super::mailbox::{check_count, check_in_flight, check_seconds, Delivering, Label, Payload, Step, Stream};
 use super::{Broker, Principal};
 use crate::error::{Error, Result};
 use crate::message_id;
@@ -371,6 +371,41 @@ impl Broker {
         self.receive_from(&mb, Label(KIND, name), &delivering(&meta.config), &req, Some(&who.name)).await
     }
 
+    /// Opens a push stream of a queue (issue 25): 400 for a bad name or `max_in_flight` (1 to
+    /// [`super::mailbox::MAX_IN_FLIGHT`]), 404, 403 without the consume right, 429 when the caller
+    /// holds all its long-poll slots; all before any event is sent. `token` is re-checked as it goes.
+    pub async fn open_queue_stream(
+        &self,
+        who: &Principal,
+        name: &str,
+        max_in_flight: Option<usize>,
+        token: String,
+    ) -> Result<Stream> {
+        check_in_flight("max_in_flight", max_in_flight)?;
+        self.queue_for(who, name, Right::Consume).await?;
+        self.new_stream(who, max_in_flight, token)
+    }
+
+    /// The next messages for a queue's push stream (as [`Broker::stream_next`] for a
+    /// subscription): at least one, and no more than the stream's room under `max_in_flight`.
+    /// `None` ends the stream (draining, token revoked); a queue deleted or no longer allowed ends
+    /// it with its error.
+    pub async fn queue_stream_next(
+        &self,
+        who: &Principal,
+        name: &str,
+        st: &mut Stream,
+    ) -> Result<Option<Vec<Message>>> {
+        loop {
+            let (meta, mb) = self.queue_for(who, name, Right::Consume).await?;
+            match self.stream_step(&mb, Label(KIND, name), &delivering(&meta.config), st).await? {
+                Step::Again => continue,
+                Step::Ended => return Ok(None),
+                Step::Messages(m) => return Ok(Some(m)),
+            }
+        }
+    }
+
     /// The answer a receive with SQS attempt id `attempt` gave `who` on queue `name` in the last
     /// five minutes, if any: a retried receive gets the same messages (and receipts).
     pub async fn earlier_attempt(
@@ -424,6 +459,22 @@ impl Broker {
             .await?
             .pop()
             .unwrap_or(Err(Error::ReceiptInvalid))
+    }
+
+    /// Changes the visibility timeout of several deliveries at once (a consume stream's batch):
+    /// one store call, one result per receipt.
+    pub async fn extend_all(
+        &self,
+        who: &Principal,
+        name: &str,
+        receipts: Vec<String>,
+        timeout_s: u32,
+    ) -> Result<Vec<Result<()>>> {
+        check_count("receipts", receipts.len())?;
+        check_seconds("visibility_timeout_s", timeout_s)?;
+        let (_, mb) = self.queue_for(who, name, Right::Consume).await?;
+        let how = Settle::Visibility { timeout_ms: timeout_s as u64 * 1000 };
+        self.settle_in(&mb, Label(KIND, name), how, &receipts).await
     }
 
     /// Whether `receipt` was issued by this cluster for `queue` (stale or not).

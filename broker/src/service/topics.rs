@@ -2,12 +2,8 @@
 //! server push. A subscription is a mailbox (see `mailbox.rs`): pull, ack, nack, visibility and
 //! dead letters are the queue code paths, not copies of them.
 
-use std::time::Duration;
-
-use tokio::time::Instant;
-
 use super::access::{self, Right};
-use super::mailbox::{check_count, check_seconds, Delivering, Label};
+use super::mailbox::{check_count, check_seconds, Delivering, Label, Step, Stream};
 use super::queues::encode;
 use super::{Broker, Principal};
 use crate::error::{Error, Result};
@@ -72,16 +68,6 @@ impl Sub {
     fn label(&self) -> Label<'_> {
         Label(SUB_KIND, &self.label)
     }
-}
-
-/// One server-push stream: the token it was opened with (re-checked as it goes, so a revoked
-/// token ends it on every front door), the deliveries it made that may still be unacked, and the
-/// long-poll slot of its user that it holds until it is dropped.
-pub struct Stream {
-    pub max_in_flight: Option<usize>,
-    token: String,
-    tracked: Vec<(String, u64, Instant)>,
-    _slot: super::held::Slot,
 }
 
 impl Broker {
@@ -323,8 +309,7 @@ impl Broker {
         token: String,
     ) -> Result<Stream> {
         self.sub_for(who, topic, name, Right::Consume).await?;
-        let slot = self.held.take(&who.name)?;
-        Ok(Stream { max_in_flight, token, tracked: Vec::new(), _slot: slot })
+        self.new_stream(who, max_in_flight, token)
     }
 
     pub async fn sub_receive(
@@ -383,6 +368,22 @@ impl Broker {
             .unwrap_or(Err(Error::ReceiptInvalid))
     }
 
+    /// [`Broker::extend_all`] for a subscription's deliveries.
+    pub async fn sub_extend_all(
+        &self,
+        who: &Principal,
+        topic: &str,
+        name: &str,
+        receipts: Vec<String>,
+        timeout_s: u32,
+    ) -> Result<Vec<Result<()>>> {
+        check_count("receipts", receipts.len())?;
+        check_seconds("visibility_timeout_s", timeout_s)?;
+        let sub = self.sub_for(who, topic, name, Right::Consume).await?;
+        let how = Settle::Visibility { timeout_ms: timeout_s as u64 * 1000 };
+        self.settle_in(&sub.mailbox, sub.label(), how, &receipts).await
+    }
+
     /// Replays every retained message from a time or id on; cancels deliveries in flight. A point
     /// older than retention starts at the oldest retained message.
     pub async fn seek(&self, who: &Principal, topic: &str, name: &str, req: SeekRequest) -> Result<u64> {
@@ -407,7 +408,9 @@ impl Broker {
     }
 
     /// The next messages for a server-push stream: waits until at least one is available and the
-    /// stream has room under `max_in_flight`. `None` ends the stream (the node is draining).
+    /// stream has room under `max_in_flight`. `None` ends the stream (the node is draining, or the
+    /// token was revoked). The subscription is looked up again on every round, so one deleted or
+    /// no longer allowed ends the stream with its error.
     pub async fn stream_next(
         &self,
         who: &Principal,
@@ -416,61 +419,12 @@ impl Broker {
         st: &mut Stream,
     ) -> Result<Option<Vec<Message>>> {
         loop {
-            if self.draining.is_cancelled() {
-                return Ok(None);
-            }
             let sub = self.sub_for(who, topic, name, Right::Consume).await?;
-            // Listen before looking at what is in flight, so an ack landing in between wakes us.
-            let room = self.waiters.room(&sub.mailbox.wake_key);
-            let notified = room.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let room = match st.max_in_flight {
-                None => 100,
-                Some(max) => {
-                    if st.tracked.len() >= max {
-                        let pairs: Vec<(String, u64)> =
-                            st.tracked.iter().map(|(id, d, _)| (id.clone(), *d)).collect();
-                        let live = self.mailboxes.in_flight(&sub.mailbox, &pairs).await?;
-                        let mut live = live.into_iter();
-                        st.tracked.retain(|_| live.next().unwrap_or(false));
-                    }
-                    max.saturating_sub(st.tracked.len()).min(100)
-                }
-            };
-            if room == 0 {
-                // Full: wait for a delivery of the subscription to be settled (acked, nacked, made
-                // visible again), or the first ack deadline to pass.
-                let first_deadline = st.tracked.iter().map(|t| t.2).min().unwrap_or_else(Instant::now);
-                tokio::select! {
-                    _ = notified => {}
-                    _ = tokio::time::sleep_until(first_deadline) => {}
-                    _ = self.draining.cancelled() => {}
-                }
-                continue;
+            match self.stream_step(&sub.mailbox, sub.label(), &sub.delivering(), st).await? {
+                Step::Again => continue,
+                Step::Ended => return Ok(None),
+                Step::Messages(m) => return Ok(Some(m)),
             }
-            let req = ReceiveRequest { max: Some(room as u32), wait_s: Some(20), visibility_timeout_s: None };
-            // The stream holds its long-poll slot (taken in `open_stream`) for its whole life.
-            let messages =
-                self.receive_from(&sub.mailbox, sub.label(), &sub.delivering(), &req, None).await?;
-            // A token revoked while the stream was open ends it: what it just took comes back
-            // after the ack deadline, to a consumer that is still allowed.
-            if self.authenticate(&st.token).is_err() {
-                return Ok(None);
-            }
-            if messages.is_empty() {
-                continue;
-            }
-            if st.max_in_flight.is_some() {
-                let key = self.meta.receipt_key()?;
-                let deadline = Instant::now() + Duration::from_secs(sub.meta.config.ack_deadline_s as u64);
-                for m in &messages {
-                    if let Ok(d) = key.verify(&sub.mailbox.scope, &m.receipt) {
-                        st.tracked.push((d.id, d.delivery, deadline));
-                    }
-                }
-            }
-            return Ok(Some(messages));
         }
     }
 

@@ -287,7 +287,9 @@ impl MailboxStore {
             wake_key: format!("q/{name}"),
             older_wake_key: format!("q/{name}"),
             scope: format!("q/{name}"),
-            wake_on_ack: false,
+            // Queues have push streams too (issue 25): a settle announces `room`, one line in the
+            // PUBLISH the script makes anyway for nacks, or one small PUBLISH per ack call.
+            wake_on_ack: true,
             incarnation: 0,
             id_space: 0,
             fifo: false,

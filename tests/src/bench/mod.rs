@@ -5,6 +5,7 @@
 //! Used by `src/bin/mom-bench.rs` and `bench/run.sh`; see `BENCHMARKS.md`.
 
 pub mod amqp;
+pub mod consume;
 pub mod cpu;
 pub mod grpc;
 pub mod http;

@@ -29,7 +29,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use bench::load::{self, Plan};
-use bench::{amqp, cpu, grpc, http, idle, report, verify, BenchResult, Scenario};
+use bench::{amqp, consume, cpu, grpc, http, idle, report, verify, BenchResult, Scenario};
 
 #[derive(Parser)]
 #[command(
@@ -82,6 +82,10 @@ enum Command {
     /// Another client's send latency (open loop) before and while `--idle` keep-alive connections
     /// sit open doing nothing; exit 1 if p50 or p99 grew more than 2x or a request failed.
     Idle(IdleArgs),
+    /// Drain a queue through one consume stream (issue 25), acking in batches: over HTTP (SSE,
+    /// acks to the ack route) and, with `--grpc`, over gRPC `Consume`; prints messages per second
+    /// as JSON.
+    Consume(ConsumeArgs),
     /// Print markdown tables of every result file in a directory (and optionally merge them to JSON).
     Report {
         #[arg(long)]
@@ -186,6 +190,27 @@ struct VerifyArgs {
 }
 
 #[derive(Args)]
+struct ConsumeArgs {
+    #[command(flatten)]
+    server: Server,
+    /// host:port of the broker's gRPC API; without it only HTTP runs.
+    #[arg(long)]
+    grpc: Option<String>,
+    #[arg(long, default_value = "consume")]
+    queue: String,
+    #[arg(long, default_value_t = 10_000)]
+    messages: usize,
+    /// Most unacked messages the stream holds (`max_in_flight`, gRPC credit), 1 to 1000.
+    #[arg(long, default_value_t = 200)]
+    credit: usize,
+    /// Receipts per ack call, 1 to 100.
+    #[arg(long, default_value_t = 50)]
+    ack_batch: usize,
+    #[arg(long, default_value_t = 100)]
+    body_bytes: usize,
+}
+
+#[derive(Args)]
 struct IdleArgs {
     #[command(flatten)]
     server: Server,
@@ -281,6 +306,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Verify(a) => verify(a).await,
         Command::Idle(a) => idle_run(a).await,
+        Command::Consume(a) => consume_run(a).await,
         Command::Report { dir, json } => {
             let results = report::load_dir(&dir)?;
             if let Some(path) = json {
@@ -385,6 +411,27 @@ async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
     if !v.passed() {
         std::process::exit(1);
     }
+    Ok(())
+}
+
+async fn consume_run(a: ConsumeArgs) -> anyhow::Result<()> {
+    if !(1..=100).contains(&a.ack_batch) || !(1..=1000).contains(&a.credit) {
+        anyhow::bail!("--ack-batch must be 1 to 100 and --credit 1 to 1000");
+    }
+    let endpoint = a.server.login().await?;
+    let config = consume::Config {
+        url: a.server.url.trim_end_matches('/').to_string(),
+        bearer: endpoint.bearer().map(str::to_string),
+        grpc: a.grpc,
+        queue: a.queue,
+        messages: a.messages,
+        credit: a.credit,
+        ack_batch: a.ack_batch,
+        body_bytes: a.body_bytes,
+        stall: Duration::from_secs(30),
+    };
+    let outcomes = consume::run(&config).await?;
+    println!("{}", serde_json::to_string_pretty(&outcomes)?);
     Ok(())
 }
 

@@ -9,6 +9,7 @@ local mode = ARGV[4]
 local ms = tonumber(ARGV[5])
 local out = {}
 local freed, later = 0, nil
+local settled = 0
 local function readied(g)
   local s = redis.call('ZSCORE', RG, g)
   if not s then return end
@@ -54,10 +55,13 @@ for i = 7, #ARGV, 2 do
     end
     if ok and g then readied(g) end
   end
+  if ok then settled = settled + 1 end
   out[#out + 1] = ok and 1 or 0
 end
 local lines = {}
 if freed > 0 then lines[#lines + 1] = ARGV[3] .. ' ' .. freed end
 if later then lines[#lines + 1] = ARGV[3] .. ' 0 ' .. later end
+-- Push streams waiting for room under their bound re-check (as settle.lua).
+if settled > 0 and ARGV[6] == '1' and (mode ~= 'vis' or ms == 0) then lines[#lines + 1] = ARGV[3] .. ' room' end
 if #lines > 0 then redis.call('PUBLISH', ARGV[2], table.concat(lines, '\n')) end
 return out
