@@ -21,7 +21,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::metrics::Metrics;
@@ -383,43 +383,41 @@ impl tonic::transport::server::Connected for Counted {
 /// listener closes as HTTP's does ([`ConnectionLimit::close`]): the connections already made
 /// are still yielded, then the stream ends, and tonic finishes the calls in flight.
 pub fn grpc_incoming(
-    listener: TcpListener,
+    bound: Bound,
     limit: Arc<ConnectionLimit>,
     closes: impl Future<Output = ()> + Send + 'static,
 ) -> impl futures::Stream<Item = io::Result<Counted>> {
     use futures::StreamExt;
     let (queued, taken) = tokio::sync::mpsc::unbounded_channel();
     let open = futures::stream::unfold(
-        (Some(listener), Box::pin(closes), limit, queued),
-        |(listener, mut closes, limit, queued)| async move {
-            // With MOM_LISTEN_WHEN_READY the gRPC port listens again once HTTP's does (see
+        (Some(bound), Box::pin(closes), limit, queued),
+        |(bound, mut closes, limit, queued)| async move {
+            // With MOM_LISTEN_WHEN_READY the gRPC port listens once HTTP's does (see
             // [`serve_http`]): until then a connection is refused, which NGINX passes on.
-            let listener = listener?;
-            let listener = if listen_when_ready() && !LISTENING.load(Ordering::SeqCst) {
-                let addr = listener.local_addr().ok()?;
-                drop(listener);
-                let listening = async {
-                    while !LISTENING.load(Ordering::SeqCst) {
-                        tokio::time::sleep(READY_POLL).await;
+            let listener = match bound? {
+                Bound::Listening(listener) => listener,
+                Bound::Reserved(socket) => {
+                    let listening = async {
+                        while !LISTENING.load(Ordering::SeqCst) {
+                            tokio::time::sleep(READY_POLL).await;
+                        }
+                    };
+                    tokio::select! {
+                        () = listening => {}
+                        () = &mut closes => return None,
                     }
-                };
-                tokio::select! {
-                    () = listening => {}
-                    () = &mut closes => return None,
-                }
-                match TcpListener::bind(addr).await {
-                    Ok(listener) => listener,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot listen for gRPC again once ready");
-                        return None;
+                    match socket.listen(BACKLOG) {
+                        Ok(listener) => listener,
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot listen for gRPC once ready");
+                            return None;
+                        }
                     }
                 }
-            } else {
-                listener
             };
             tokio::select! {
                 (io, _) = limit.accept(&listener, Refusal::Close) => {
-                    Some((Some(Ok(io)), (Some(listener), closes, limit, queued)))
+                    Some((Some(Ok(io)), (Some(Bound::Listening(listener)), closes, limit, queued)))
                 }
                 () = &mut closes => {
                     limit.close(listener, Refusal::Close, |io, _| {
@@ -438,6 +436,31 @@ pub fn grpc_incoming(
             |mut taken| async move { taken.recv().await.map(|io| (Ok(io), taken)) },
         );
     open.chain(taken)
+}
+
+/// An address this node serves on: listening from the start, or, with MOM_LISTEN_WHEN_READY,
+/// only bound (so a port in use fails the start) and listening once the node is ready. Until
+/// then nothing listens, so a connection is refused, never queued and reset: NGINX passes a
+/// refused connect on to another broker whatever the request.
+pub enum Bound {
+    Listening(TcpListener),
+    Reserved(TcpSocket),
+}
+
+/// The accept queue's length, as `tokio::net::TcpListener::bind` asks for.
+const BACKLOG: u32 = 1024;
+
+/// Binds `addr` ([`Bound`]): listening at once, or not before ready with MOM_LISTEN_WHEN_READY.
+pub fn bind(addr: SocketAddr) -> io::Result<Bound> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    // As std and tokio do on Unix: a restarted node rebinds at once, past TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    if listen_when_ready() {
+        Ok(Bound::Reserved(socket))
+    } else {
+        Ok(Bound::Listening(socket.listen(BACKLOG)?))
+    }
 }
 
 /// Set once HTTP listens (at once, or with MOM_LISTEN_WHEN_READY once the node is ready).
@@ -468,15 +491,14 @@ async fn ready(app: &axum::Router) -> bool {
     }
 }
 
-/// Closes `listener` (bound and listening since the start), waits until the node is ready, and
-/// listens again on the same address; `None` when the shutdown came first or binding failed.
+/// Waits until the node is ready, then listens on `socket` (bound, not listening, since the
+/// start); `None` when the shutdown came first or listening failed.
 async fn listen_once_ready(
-    listener: TcpListener,
+    socket: TcpSocket,
     app: &axum::Router,
     shutdown: Pin<&mut impl Future<Output = ()>>,
 ) -> Option<TcpListener> {
-    let addr = listener.local_addr().ok()?;
-    drop(listener);
+    let addr = socket.local_addr().ok()?;
     tracing::info!(%addr, "not listening until ready (MOM_LISTEN_WHEN_READY)");
     let wait = async {
         while !ready(app).await {
@@ -487,13 +509,13 @@ async fn listen_once_ready(
         () = wait => {}
         () = shutdown => return None,
     }
-    match TcpListener::bind(addr).await {
+    match socket.listen(BACKLOG) {
         Ok(listener) => {
             tracing::info!(%addr, "ready: listening");
             Some(listener)
         }
         Err(e) => {
-            tracing::error!(%addr, error = %e, "cannot listen again once ready");
+            tracing::error!(%addr, error = %e, "cannot listen once ready");
             None
         }
     }
@@ -511,7 +533,7 @@ async fn listen_once_ready(
 /// hyper's own header read timeout does, which also closes a keep-alive connection left idle that
 /// long.
 pub async fn serve_http(
-    listener: TcpListener,
+    bound: Bound,
     limit: Arc<ConnectionLimit>,
     app: axum::Router,
     header_read_timeout: Option<Duration>,
@@ -529,13 +551,12 @@ pub async fn serve_http(
     };
     let shutdown = drain.closes;
     tokio::pin!(shutdown);
-    let listener = if listen_when_ready() {
-        match listen_once_ready(listener, &server.app, shutdown.as_mut()).await {
+    let listener = match bound {
+        Bound::Listening(listener) => listener,
+        Bound::Reserved(socket) => match listen_once_ready(socket, &server.app, shutdown.as_mut()).await {
             Some(listener) => listener,
             None => return,
-        }
-    } else {
-        listener
+        },
     };
     LISTENING.store(true, Ordering::SeqCst);
     loop {

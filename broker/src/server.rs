@@ -19,15 +19,10 @@ use crate::{grpc, http, listen, shutdown};
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let listener =
+        listen::bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
     let grpc_listener = match config.grpc_listen {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen for gRPC on {addr}"))?,
-        ),
+        Some(addr) => Some(listen::bind(addr).with_context(|| format!("cannot listen for gRPC on {addr}"))?),
         None => None,
     };
     let address = config.advertise.clone().unwrap_or_else(|| config.listen.to_string());

@@ -254,3 +254,26 @@ async fn the_drain_is_bounded_by_the_drain_timeout() {
         term.elapsed()
     );
 }
+
+/// With `MOM_LISTEN_WHEN_READY` (as momctl runs brokers) a node that is not ready yet — here it
+/// never will be: its ZooKeeper does not answer — refuses connections: nothing listens, so a
+/// load balancer's connect fails at once and it tries another node, whatever the request. A
+/// node that listened and then stopped would have queued connections and reset them.
+#[tokio::test]
+async fn a_node_that_listens_only_when_ready_refuses_connections_until_then() {
+    let zk_nowhere = format!("127.0.0.1:{}", mom_tests::util::free_port());
+    let cluster = mom_tests::Cluster::with_zk(zk_nowhere);
+    let broker = cluster.broker().env("MOM_LISTEN_WHEN_READY", "true").spawn();
+    let addr = broker.listen().to_string();
+    // Until its log says it waits for readiness, the process may not have bound yet.
+    mom_tests::util::wait_until("the node to wait until ready", Duration::from_secs(10), || async {
+        broker.log_tail(20).contains("not listening until ready").then_some(())
+    })
+    .await;
+    for _ in 0..20 {
+        let error = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect_err("a node that is not ready accepted a connection");
+        assert_eq!(error.kind(), std::io::ErrorKind::ConnectionRefused, "{error}");
+    }
+}
