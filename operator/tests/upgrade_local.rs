@@ -560,7 +560,12 @@ fn rolling_upgrade_bad_image_and_rollback_under_load() {
     // so NGINX never meets a reset on a request it sent and passes every turned-away connection
     // on to another broker. No request may fail and no connection of the client may close.
     assert_eq!(tally.closed_connections, 0, "connections to NGINX closed: {:?}", tally.closes);
-    assert!(tally.failures.is_empty(), "{} keep-alive requests failed: {:?}", tally.failures.len(), tally.failures);
+    assert!(
+        tally.failures.is_empty(),
+        "{} keep-alive requests failed: {:?}",
+        tally.failures.len(),
+        tally.failures
+    );
     assert!(
         lost.is_empty(),
         "{} acknowledged keep-alive sends lost: {:?}",
