@@ -151,7 +151,8 @@ async fn the_openapi_document_describes_peek_beside_send() {
 /// order as a receive would take it.
 #[tokio::test]
 async fn peek_reads_a_fifo_queue_named_the_sqs_way() {
-    let (broker, queue) = broker_with_queue("peek.fifo", json!({ "fifo": true, "content_based_dedup": true })).await;
+    let (broker, queue) =
+        broker_with_queue("peek.fifo", json!({ "fifo": true, "content_based_dedup": true })).await;
     let client = broker.client();
     for body in ["first", "second"] {
         queue.send_msg(json!({ "body": body, "group": "g" })).await;
