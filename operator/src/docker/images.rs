@@ -6,6 +6,9 @@ use futures::StreamExt;
 
 use super::{api, is_not_found, DockerError, Engine};
 
+/// How many times in all a copy of images between engines is tried.
+const COPY_ATTEMPTS: u32 = 3;
+
 impl Engine {
     /// The id an image reference points at, or None when the engine does not have it.
     pub async fn image_id(&self, image: &str) -> Result<Option<String>, DockerError> {
@@ -18,7 +21,25 @@ impl Engine {
 
     /// Copies `images` from this engine into `to` (`docker save | docker load`, streamed, one
     /// archive so shared layers travel once): how images reach the hosts without a registry.
+    /// A transfer that breaks off (hundreds of megabytes between two engines, either of them
+    /// busy) is made again, up to [`COPY_ATTEMPTS`] times in all: loading an image twice is
+    /// harmless. What the receiving engine refuses (a bad archive) is not retried.
     pub async fn copy_images(&self, images: &[&str], to: &Engine) -> Result<(), DockerError> {
+        let mut attempt = 1;
+        loop {
+            match self.copy_once(images, to).await {
+                Err(e @ DockerError::Archive { .. }) => return Err(e),
+                Err(e) if attempt < COPY_ATTEMPTS => {
+                    tracing::warn!(error = %e, attempt, "copying images to another engine broke off; copying again");
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    async fn copy_once(&self, images: &[&str], to: &Engine) -> Result<(), DockerError> {
         let what = format!("load {} into another engine", images.join(", "));
         let tar = self.docker.export_images(images);
         let options = ImportImageOptionsBuilder::default().quiet(true).build();
