@@ -158,6 +158,17 @@ fn caller<T>(req: &Request<T>) -> Result<Principal, Status> {
         .ok_or_else(|| status(&Error::Unauthenticated("a bearer token is required".into())))
 }
 
+/// The bearer token a call carried (empty when none): a long-lived stream keeps it to re-check as
+/// it goes, so a revoked token ends the stream.
+pub(super) fn bearer<T>(req: &Request<T>) -> String {
+    req.metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::service::auth::bearer_token)
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// The caller and the request body, for the methods' first line.
 pub(super) fn open<T>(req: Request<T>) -> Result<(Principal, T), Status> {
     let who = caller(&req)?;

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Status, Streaming};
 
-use super::auth::open;
+use super::auth::{bearer, open};
 use super::convert::{message, pb_error, receive_request, settled};
 use super::pb;
 use super::status::{ok, status, Answer, OrStatus};
@@ -99,13 +99,7 @@ pub(super) async fn consume(
     req: Request<Streaming<pb::ConsumeRequest>>,
 ) -> Answer<ConsumeStream> {
     // The stream re-checks its token as it goes, so a revoked one ends it.
-    let token = req
-        .metadata()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(crate::service::auth::bearer_token)
-        .unwrap_or_default()
-        .to_string();
+    let token = bearer(&req);
     let (who, mut incoming) = open(req)?;
     let first = incoming.message().await?;
     let Some(pb::ConsumeRequest { request: Some(pb::consume_request::Request::Open(o)) }) = first else {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tonic::Request;
 
-use super::auth::open;
+use super::auth::{bearer, open};
 use super::convert::{
     message, outgoing, sent_results, subscription_info, subscription_spec, topic_info, topic_spec,
 };
@@ -90,13 +90,7 @@ pub(super) async fn subscribe(
     req: Request<pb::SubscribeRequest>,
 ) -> Answer<MessageStream> {
     // The stream re-checks its token as it goes, so a revoked one ends it.
-    let token = req
-        .metadata()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(crate::service::auth::bearer_token)
-        .unwrap_or_default()
-        .to_string();
+    let token = bearer(&req);
     let (who, r) = open(req)?;
     if r.max_in_flight == Some(0) {
         return Err(status(&Error::invalid("max_in_flight must be at least 1")));

@@ -452,10 +452,7 @@ impl Broker {
 
     /// Changes the visibility timeout of one delivery, counted from now.
     pub async fn extend(&self, who: &Principal, name: &str, receipt: String, timeout_s: u32) -> Result<()> {
-        check_seconds("visibility_timeout_s", timeout_s)?;
-        let (_, mb) = self.queue_for(who, name, Right::Consume).await?;
-        let how = Settle::Visibility { timeout_ms: timeout_s as u64 * 1000 };
-        self.settle_in(&mb, Label(KIND, name), how, &[receipt])
+        self.extend_all(who, name, vec![receipt], timeout_s)
             .await?
             .pop()
             .unwrap_or(Err(Error::ReceiptInvalid))

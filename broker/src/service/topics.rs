@@ -359,10 +359,7 @@ impl Broker {
         receipt: String,
         timeout_s: u32,
     ) -> Result<()> {
-        check_seconds("visibility_timeout_s", timeout_s)?;
-        let sub = self.sub_for(who, topic, name, Right::Consume).await?;
-        let how = Settle::Visibility { timeout_ms: timeout_s as u64 * 1000 };
-        self.settle_in(&sub.mailbox, sub.label(), how, &[receipt])
+        self.sub_extend_all(who, topic, name, vec![receipt], timeout_s)
             .await?
             .pop()
             .unwrap_or(Err(Error::ReceiptInvalid))
