@@ -651,3 +651,96 @@ async fn run_python_driver(script: &str) {
     );
     println!("{output}");
 }
+
+/// Sends `count` messages of `group` (None: without one) to a standard queue in batches, bodies
+/// `<prefix>-<i>`.
+async fn send_group(queue: &Queue, group: Option<&str>, prefix: &str, count: usize) {
+    let bodies: Vec<usize> = (0..count).collect();
+    for chunk in bodies.chunks(100) {
+        let messages: Vec<Value> = chunk
+            .iter()
+            .map(|i| match group {
+                Some(g) => json!({ "body": format!("{prefix}-{i}"), "group": g }),
+                None => json!({ "body": format!("{prefix}-{i}") }),
+            })
+            .collect();
+        let resp = queue.send_batch(json!(messages)).await.expect_status(200);
+        let results = resp.json["results"].as_array().cloned().unwrap_or_default();
+        assert_eq!(results.len(), chunk.len(), "{resp}");
+        assert!(results.iter().all(|r| r["id"].is_string()), "a send failed: {resp}");
+    }
+}
+
+/// Drains `count` messages, 10 per receive, acking each batch; returns them in delivery order.
+async fn drain_in_order(queue: &Queue, count: usize) -> Vec<Got> {
+    let mut all = Vec::new();
+    while all.len() < count {
+        let got = recv(queue, json!({ "max": 10, "wait_s": 1 })).await;
+        assert!(!got.is_empty(), "the queue ran dry after {} of {count}", all.len());
+        let receipts: Vec<&str> = got.iter().map(|g| g.receipt.as_str()).collect();
+        queue.ack(&receipts).await;
+        all.extend(got);
+    }
+    all
+}
+
+/// The bodies of `prefix`'s messages among `got`, in delivery order, must be its send order.
+fn assert_send_order(got: &[Got], prefix: &str, count: usize) {
+    let seen: Vec<&str> = got.iter().map(|g| g.body.as_str()).filter(|b| b.starts_with(&format!("{prefix}-"))).collect();
+    let sent: Vec<String> = (0..count).map(|i| format!("{prefix}-{i}")).collect();
+    assert_eq!(seen, sent.iter().map(String::as_str).collect::<Vec<_>>(), "{prefix} out of its send order");
+}
+
+#[tokio::test]
+async fn on_a_standard_queue_a_group_with_one_message_does_not_wait_behind_a_busy_group() {
+    let (_broker, queue) = broker_with_queue("fair", json!({})).await;
+    send_group(&queue, Some("big"), "big", 2000).await;
+    send_group(&queue, Some("small"), "small", 1).await;
+
+    // Without fair queueing the small group's message would be the 2,001st delivered.
+    let first = recv(&queue, json!({ "max": 10 })).await;
+    assert!(
+        bodies(&first).contains(&"small-0"),
+        "the small group's message is not among the first 10 delivered: {:?}",
+        bodies(&first)
+    );
+    assert_eq!(first[0].body, "big-0", "the busy group's first message still goes first");
+    let small = first.iter().find(|g| g.body == "small-0").map(|g| g.group.clone());
+    assert_eq!(small, Some(Some("small".to_string())), "the group comes back on receive");
+}
+
+#[tokio::test]
+async fn on_a_standard_queue_busy_groups_interleave_and_each_keeps_its_send_order() {
+    let (_broker, queue) = broker_with_queue("fair-mix", json!({})).await;
+    // Three senders in turn, each a burst of 30: two groups and messages without one.
+    send_group(&queue, Some("a"), "a", 30).await;
+    send_group(&queue, Some("b"), "b", 30).await;
+    send_group(&queue, None, "none", 30).await;
+
+    let got = drain_in_order(&queue, 90).await;
+    for prefix in ["a", "b", "none"] {
+        assert_send_order(&got, prefix, 30);
+        // Taken in turns, each sender has about a third of the first 30 deliveries (in send
+        // order, the last burst would have none of them).
+        let early = got[..30].iter().filter(|g| g.body.starts_with(&format!("{prefix}-"))).count();
+        assert!(early >= 8, "{prefix} had {early} of the first 30 deliveries: {:?}", bodies(&got[..30]));
+    }
+}
+
+#[tokio::test]
+async fn a_standard_queue_without_groups_keeps_send_order_after_its_groups_are_gone() {
+    let (_broker, queue) = broker_with_queue("fair-then-plain", json!({})).await;
+    send_group(&queue, None, "before", 20).await;
+    send_group(&queue, Some("g"), "g", 20).await;
+    send_group(&queue, None, "during", 20).await;
+    let got = drain_in_order(&queue, 60).await;
+    // Messages without a group keep their send order across the group's arrival.
+    let plain: Vec<&str> = got.iter().map(|g| g.body.as_str()).filter(|b| !b.starts_with("g-")).collect();
+    let expected: Vec<String> =
+        (0..20).map(|i| format!("before-{i}")).chain((0..20).map(|i| format!("during-{i}"))).collect();
+    assert_eq!(plain, expected.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_send_order(&got, "g", 20);
+    // Once the queue is empty the group is forgotten: plain sends are in send order again.
+    send_group(&queue, None, "after", 20).await;
+    assert_send_order(&drain_in_order(&queue, 20).await, "after", 20);
+}

@@ -42,8 +42,9 @@ fn attempt_key(mb: &Mailbox, user: &str, attempt: &str) -> String {
     format!("{}:ra:{user}:{attempt}", mb.base)
 }
 
-/// The keys a FIFO queue adds beside its mailbox keys (`lua/fifo.lua`), for purge and retire.
-const FIFO_KEYS: [&str; 5] = ["gm", "go", "rg", "hg", "hn"];
+/// The keys a queue's message groups add beside its mailbox keys, for purge and retire: a FIFO
+/// queue's (`lua/fifo.lua`) and a fair standard queue's (`fg`, `lua/send.lua`).
+const GROUP_KEYS: [&str; 6] = ["gm", "go", "rg", "hg", "hn", "fg"];
 
 /// The group of a message that reaches a FIFO queue without one (a redrive or move from a
 /// standard queue): they share one group, in the order they arrive.
@@ -96,8 +97,9 @@ pub struct Outgoing {
     /// Dedup keys live `MOM_DEDUP_WINDOW_S` (5 minutes by default, `lua/store_once.lua`): a second
     /// send with the same key within them is stored once.
     pub dedup: Option<String>,
-    /// Its message group: required by a FIFO queue (absent: [`DEFAULT_GROUP`]), ignored by the
-    /// store of a standard one (the group rides in the payload).
+    /// Its message group: required by a FIFO queue (absent: [`DEFAULT_GROUP`]); on a standard
+    /// queue it places the message fairly among the groups' (`lua/send.lua`; the group rides in
+    /// the payload too, to be returned on receive).
     pub group: Option<String>,
 }
 
@@ -250,12 +252,13 @@ impl Mailbox {
         self.fifo
     }
 
-    /// Every key of the mailbox, with a queue's FIFO group keys when `groups` (purge of a FIFO
-    /// queue; retire always, since a cache may not know what the queue was).
-    fn all_keys(&self, groups: bool) -> Vec<String> {
+    /// Every key of the mailbox, with a queue's group keys (FIFO or fair, whichever it has:
+    /// deleting a key that does not exist costs nothing, and a cache may not know what the queue
+    /// was).
+    fn all_keys(&self) -> Vec<String> {
         let mut keys = self.keys().to_vec();
-        if groups && self.owns_payloads {
-            keys.extend(FIFO_KEYS.iter().map(|k| format!("{}:{k}", self.base)));
+        if self.owns_payloads {
+            keys.extend(GROUP_KEYS.iter().map(|k| format!("{}:{k}", self.base)));
         }
         keys
     }
@@ -382,9 +385,8 @@ impl MailboxStore {
                 None => 0,
             };
             inv.arg(m.payload).arg(m.delay_ms).arg(dk);
-            if mb.fifo {
-                inv.arg(m.group.as_deref().unwrap_or(DEFAULT_GROUP));
-            }
+            // A FIFO queue needs a group; on a standard one a group makes the queue fair.
+            inv.arg(m.group.as_deref().unwrap_or(if mb.fifo { DEFAULT_GROUP } else { "" }));
         }
         inv.arg(self.redis.dedup_window_s());
         let flat: Vec<(String, i64)> = self.redis.write_conn()?.invoke(&inv).await?;
@@ -472,14 +474,14 @@ impl MailboxStore {
     /// [`Mailbox::incarnation`]). A newer incarnation's messages (the queue was created again
     /// meanwhile) are left alone.
     pub async fn retire(&self, mb: &Mailbox, czxid: i64) -> Result<()> {
-        super::retire(&self.redis, format!("{}:inc", mb.base), &mb.all_keys(true), czxid).await
+        super::retire(&self.redis, format!("{}:inc", mb.base), &mb.all_keys(), czxid).await
     }
 
     /// Drops every message of the mailbox (and, for a queue, the payloads). The id sequence
     /// stays, so ids are never reused.
     pub async fn purge(&self, mb: &Mailbox) -> Result<()> {
         let mut cmd = redis::cmd("DEL");
-        let keys = mb.all_keys(mb.fifo);
+        let keys = mb.all_keys();
         let own = if mb.owns_payloads { &keys[..] } else { &keys[1..] };
         for k in own {
             cmd.arg(k);

@@ -28,6 +28,9 @@ for _, id in ipairs(ids) do
     res[#res + 1] = payload
     res[#res + 1] = redis.call('HGET', KEYS[2], id) or '0'
     res[#res + 1] = sent
+    -- A fair queue's grouped messages are scored with a virtual time that may lie before
+    -- they were sent (lua/send.lua): they have been visible since they were sent.
+    if tonumber(visible) < tonumber(sent) then visible = sent end
     res[#res + 1] = visible
     got = got + 1
   end
