@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use mom_tests::grpc::{error_code, grpc_broker_with_admin, pb, Consumer};
+use mom_tests::util::next_note;
 use mom_tests::{broker_with_queue, ids, json, wait_until, Cluster, Message, Queue};
 use tonic::Code;
 
@@ -79,6 +80,38 @@ async fn max_in_flight_bounds_the_unacked_messages_of_a_queue_stream_and_acks_fr
     let again = stream.next_message(EVENT_WAIT).await;
     assert_eq!(again.id, sent[3]);
     assert_eq!(again.receive_count, 2);
+}
+
+/// Acks announce freed room (`q/NAME room`) only while a bounded stream waits on the queue: on a
+/// queue without one an ack publishes nothing, which saves Redis a PUBLISH per ack (issue 27).
+#[tokio::test]
+async fn an_ack_announces_room_only_while_a_stream_waits_on_the_queue() {
+    let cluster = Cluster::new();
+    let broker = cluster.start_broker().await;
+    let queue = broker.client().queue("cs-room");
+    queue.create(json!({ "visibility_timeout_s": 60 })).await;
+    let redis = redis::Client::open(cluster.redis_url.as_str()).expect("redis url");
+    let mut pubsub = redis.get_async_pubsub().await.expect("a pub/sub connection to Redis");
+    pubsub.subscribe(mom_tests::layout::notify_channel(&cluster.redis_prefix)).await.expect("subscribe");
+    let mut notes = pubsub.into_on_message();
+    queue.send_batch(json!([{ "body": "1" }, { "body": "2" }, { "body": "3" }])).await.expect_status(200);
+    assert_eq!(next_note(&mut notes).await, "q/cs-room 3");
+    let got = queue.receive(2).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    // No stream: the ack announces nothing, so the nack's announcement comes next, without room.
+    queue.ack_all(&got[..1]).await;
+    queue.nack(&[got[1].receipt.as_str()], 0).await;
+    assert_eq!(next_note(&mut notes).await, "q/cs-room 1", "the ack (or the nack) announced room");
+
+    // A stream full at its bound waits for room: now an ack announces it, and wakes the stream.
+    let mut stream = queue.stream("?max_in_flight=1").await;
+    let first = stream.next_message(EVENT_WAIT).await;
+    stream.expect_no_event_for(QUIET).await;
+    queue.ack_all(std::slice::from_ref(&first)).await;
+    let note = next_note(&mut notes).await;
+    assert!(note.lines().any(|l| l == "q/cs-room room"), "the ack announced {note:?}");
+    let second = stream.next_message(EVENT_WAIT).await;
+    assert_ne!(second.id, first.id);
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use mom_tests::util::timing;
+use mom_tests::util::{next_note, timing};
 use mom_tests::{json, long_polls_held, wait_until, Broker, Cluster, Message, Queue, DEADLINE_SLACK};
 use tokio::task::JoinHandle;
 
@@ -221,16 +221,6 @@ async fn messages_that_become_visible_together_reach_every_waiter_by_their_deadl
     let empty = empty_wakes(&a).await + empty_wakes(&b).await - before;
     eprintln!("20 messages visible at once, 20 long polls over 2 nodes: {empty} empty wakes");
     assert!(empty <= 20.0, "{empty} empty wakes for 20 messages");
-}
-
-/// What the next announcement on the notification channel says (its payload, one line per key).
-async fn next_note(notes: &mut (impl futures::Stream<Item = redis::Msg> + Unpin)) -> String {
-    use futures::StreamExt;
-    let msg = tokio::time::timeout(Duration::from_secs(5), notes.next())
-        .await
-        .expect("an announcement within 5 s")
-        .expect("the notification subscription");
-    msg.get_payload::<String>().expect("a text announcement")
 }
 
 /// Whether `GET /v1/cluster` on `broker` lists node `id`.

@@ -18,7 +18,7 @@ use crate::meta::QueueMeta;
 use crate::metrics::Event;
 use crate::model::{rfc3339_ms, Attributes, Message, ReceiveRequest, MAX_BATCH, MAX_VISIBILITY_S};
 use crate::receipt::ReceiptKey;
-use crate::store::{Mailbox, Outgoing, RawDelivery, ReceiveParams, Settle};
+use crate::store::{Mailbox, Outgoing, RawDelivery, ReceiveParams, Settle, STREAM_MARK_RENEW};
 use crate::waiters::Seen;
 
 pub const SOURCE_ATTR: &str = "mom.source_queue";
@@ -76,6 +76,8 @@ pub struct Stream {
     /// Id, delivery number and (local) deadline of each delivery that may still be unacked.
     tracked: Vec<(String, u64, Instant)>,
     credit: Arc<Credit>,
+    /// When this stream last marked its mailbox as streamed (`MailboxStore::mark_streaming`).
+    marked: Option<Instant>,
     _slot: super::held::Slot,
 }
 
@@ -264,7 +266,14 @@ impl Broker {
         token: String,
     ) -> Result<Stream> {
         let slot = self.held.take(&who.name)?;
-        Ok(Stream { max_in_flight, token, tracked: Vec::new(), credit: Arc::default(), _slot: slot })
+        Ok(Stream {
+            max_in_flight,
+            token,
+            tracked: Vec::new(),
+            credit: Arc::default(),
+            marked: None,
+            _slot: slot,
+        })
     }
 
     /// One round of a push stream on `mb`: waits until at least one message is available and the
@@ -293,6 +302,12 @@ impl Broker {
             None => MAX_BATCH,
             Some(max) => {
                 if st.tracked.len() >= max {
+                    // Settles announce `room` only while a stream marked the mailbox: mark it
+                    // before looking at what is in flight, so no ack after the look goes unheard.
+                    if st.marked.is_none_or(|at| at.elapsed() >= STREAM_MARK_RENEW) {
+                        self.mailboxes.mark_streaming(mb).await?;
+                        st.marked = Some(Instant::now());
+                    }
                     let pairs: Vec<(String, u64)> =
                         st.tracked.iter().map(|(id, d, _)| (id.clone(), *d)).collect();
                     let live = self.mailboxes.in_flight(mb, &pairs).await?;
@@ -304,12 +319,13 @@ impl Broker {
         };
         if room == 0 {
             // Full: wait for a delivery of the mailbox to be settled (acked, nacked, made visible
-            // again), the first deadline to pass, or a drain.
+            // again), the first deadline to pass, a drain, or the time to renew the mark.
             let first_deadline = st.tracked.iter().map(|t| t.2).min().unwrap_or_else(Instant::now);
             tokio::select! {
                 _ = notified => {}
                 _ = granted => {}
                 _ = tokio::time::sleep_until(first_deadline) => {}
+                _ = tokio::time::sleep(STREAM_MARK_RENEW) => {}
                 _ = self.draining.cancelled() => {}
             }
             return Ok(Step::Again);

@@ -10,6 +10,7 @@
 //! between the two duplicates at most; it never loses.
 
 use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use prometheus::Histogram;
 use redis::Script;
@@ -57,6 +58,19 @@ const GONE: &str = "MOMGONE";
 /// Delivery numbers are `epoch * EPOCH + receive count`; a seek starts a new epoch.
 pub const EPOCH: u64 = 1 << 20;
 
+/// When a settle announces freed in-flight slots (`KEY room`) for push streams waiting for room.
+#[derive(Debug, Clone, Copy)]
+enum Room {
+    /// Every settle (subscriptions: push streams are their common consumer).
+    Always,
+    /// Only while a stream marked the mailbox ([`MailboxStore::mark_streaming`]; queues).
+    WhileMarked,
+}
+
+/// How long a stream's mark lasts, and how often a waiting stream renews it.
+pub const STREAM_MARK: Duration = Duration::from_secs(60);
+pub const STREAM_MARK_RENEW: Duration = Duration::from_secs(20);
+
 /// Where a mailbox lives and how its long polls and receipts are keyed.
 #[derive(Debug, Clone)]
 pub struct Mailbox {
@@ -75,7 +89,7 @@ pub struct Mailbox {
     /// What its receipts are signed for.
     pub scope: String,
     /// Whether settling announces freed in-flight slots too (push streams wait for room).
-    wake_on_ack: bool,
+    room: Room,
     /// The queue's incarnation as this node's metadata knows it (its znode's `czxid`; 0: not
     /// checked). Redis keeps the newest one in the queue's `inc` key and refuses sends made for
     /// an older or deleted one, so a node whose cache is stale cannot store messages into a
@@ -290,9 +304,9 @@ impl MailboxStore {
             wake_key: format!("q/{name}"),
             older_wake_key: format!("q/{name}"),
             scope: format!("q/{name}"),
-            // Queues have push streams too (issue 25): a settle announces `room`, one line in the
-            // PUBLISH the script makes anyway for nacks, or one small PUBLISH per ack call.
-            wake_on_ack: true,
+            // Queues have push streams too (issue 25), but most have none: an ack announces
+            // `room` only while a stream has marked the queue (one PUBLISH per ack call saved).
+            room: Room::WhileMarked,
             incarnation: 0,
             id_space: 0,
             fifo: false,
@@ -311,7 +325,7 @@ impl MailboxStore {
             wake_key: subscription_wake_key(topic, sub),
             older_wake_key: older_topic_wake_key(topic),
             scope: format!("s/{topic}/{sub}"),
-            wake_on_ack: true,
+            room: Room::Always,
             incarnation: 0,
             id_space: 0,
             fifo: false,
@@ -420,6 +434,23 @@ impl MailboxStore {
         Ok(Received { deliveries, now_ms, next_visible_ms, more, trimmed, dead_lettered })
     }
 
+    /// Marks `mb` as having a push stream that may wait for room, for [`STREAM_MARK`]: until the
+    /// mark lapses, settles announce `room` (`Room::WhileMarked`). A stream renews it while it
+    /// waits, at least every [`STREAM_MARK_RENEW`]. Nothing to do where settles always announce.
+    pub async fn mark_streaming(&self, mb: &Mailbox) -> Result<()> {
+        if matches!(mb.room, Room::Always) {
+            return Ok(());
+        }
+        redis::cmd("SET")
+            .arg(format!("{}:st", mb.base))
+            .arg(1)
+            .arg("PX")
+            .arg(STREAM_MARK.as_millis() as u64)
+            .query_async::<()>(&mut self.redis.conn()?)
+            .await
+            .map_err(Error::redis)
+    }
+
     /// Acks, nacks or changes the visibility of deliveries; `true` per delivery that was current.
     pub async fn settle(&self, mb: &Mailbox, how: Settle, deliveries: &[(String, u64)]) -> Result<Vec<bool>> {
         let (mode, ms) = match how {
@@ -428,10 +459,9 @@ impl MailboxStore {
             Settle::Visibility { timeout_ms } => ("vis", timeout_ms),
         };
         let mut inv = self.invocation(if mb.fifo { &FIFO_SETTLE } else { &SETTLE }, mb);
-        inv.arg(self.redis.channel()).arg(&mb.wake_key).arg(mode).arg(ms).arg(if mb.wake_on_ack {
-            "1"
-        } else {
-            "0"
+        inv.arg(self.redis.channel()).arg(&mb.wake_key).arg(mode).arg(ms).arg(match mb.room {
+            Room::Always => "1",
+            Room::WhileMarked => "2",
         });
         for (id, rc) in deliveries {
             inv.arg(id).arg(rc);

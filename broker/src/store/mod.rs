@@ -27,7 +27,7 @@ mod topic;
 pub use limits::{LimitStore, LOGIN_WINDOW_S};
 pub use mailbox::{
     older_topic_wake_key, topic_base, Mailbox, MailboxStore, Outgoing, RawDelivery, ReceiveParams, Received,
-    Settle, Transfer,
+    Settle, Transfer, STREAM_MARK_RENEW,
 };
 pub use moves::{MoveTaskStore, KEPT as MOVE_TASKS_KEPT};
 pub use peek::{PeekState, Peeked};

@@ -37,20 +37,37 @@ local function remove(id)
   redis.call('ZREM', KEYS[6], id)
 end
 
--- Drops messages older than the retention period; returns how many.
+-- Drops messages older than the retention period; returns how many. Stats trims on every call;
+-- a receive only on one millisecond in 8 (`trim_sometimes`): `deliver` never hands out an
+-- expired message, so trimming there only frees memory, and costs a call every time.
 local function trim(now, retention_ms)
   local ids = redis.call('ZRANGE', KEYS[6], '-inf', now - retention_ms, 'BYSCORE', 'LIMIT', 0, 1000)
   for _, id in ipairs(ids) do remove(id) end
   return #ids
 end
 
+local function trim_sometimes(now, retention_ms)
+  if now % 8 ~= 0 then return 0 end
+  return trim(now, retention_ms)
+end
+
 -- Delivers message `id` once more (in flight until now + vt) and appends it to `res` as
 -- {id, payload, delivery number, sent_at, first received at}; past `max_receives` moves it to the
--- dead-letter queue `dlq` through the outbox instead (or drops it, dlq ''). Returns 'delivered',
--- 'dead', or 'gone' (its payload had gone: the rest is removed too).
-local function deliver(id, now, vt, max_receives, dlq, res)
+-- dead-letter queue `dlq` through the outbox instead (or drops it, dlq ''). A message sent at
+-- `expired_at` or before is past its retention: it is removed, not delivered (so a receive needs
+-- no trim of its own first). Returns 'delivered', 'dead', 'expired', or 'gone' (its payload had
+-- gone: the rest is removed too).
+-- Every Redis call here is paid once per delivery (about 1.5 µs each beyond the command itself,
+-- BENCHMARKS.md), so it makes no call it can do without: a delayed message's `del` entry stays
+-- (its score is past; stats and peek read `del` from now on, and an ack removes it).
+local function deliver(id, now, vt, max_receives, dlq, res, expired_at)
+  local sent = redis.call('ZSCORE', KEYS[6], id)
+  if sent and tonumber(sent) <= expired_at then
+    remove(id)
+    return 'expired'
+  end
   local payload = redis.call('HGET', KEYS[1], id)
-  if not payload then
+  if not payload or not sent then
     remove(id)
     return 'gone'
   end
@@ -60,22 +77,30 @@ local function deliver(id, now, vt, max_receives, dlq, res)
     remove(id)
     return 'dead'
   end
-  local sent = redis.call('ZSCORE', KEYS[6], id)
-  -- When it was first received (SQS ApproximateFirstReceiveTimestamp), beside its count.
-  local first = redis.call('HGET', KEYS[2], FIRST .. id)
-  if not first then
-    first = now
+  -- When it was first received (SQS ApproximateFirstReceiveTimestamp), beside its count: set by
+  -- the first delivery (of its epoch), read by the later ones.
+  local first = now
+  if rc % EPOCH == 1 then
     redis.call('HSET', KEYS[2], FIRST .. id, now)
+  else
+    first = redis.call('HGET', KEYS[2], FIRST .. id) or now
   end
   redis.call('ZADD', KEYS[3], now + vt, id)
   redis.call('ZADD', KEYS[4], now + vt, id)
-  redis.call('ZREM', KEYS[5], id)
   res[#res + 1] = id
   res[#res + 1] = payload
   res[#res + 1] = rc
   res[#res + 1] = sent
   res[#res + 1] = tostring(first)
   return 'delivered'
+end
+
+-- Whether a settle should announce `KEY room` to push streams waiting for room (settle.lua,
+-- fifo_settle.lua): ARGV[6] '1' always (subscriptions), '2' while a stream marked the mailbox
+-- (queues: the `st` key beside `vis`, store/mailbox.rs `mark_streaming`), else never.
+local function room_wanted()
+  if ARGV[6] == '1' then return true end
+  return ARGV[6] == '2' and redis.call('EXISTS', string.sub(KEYS[3], 1, -4) .. 'st') == 1
 end
 
 -- True when `id` is in flight under the delivery `rc` (the receipt's delivery is the current one).

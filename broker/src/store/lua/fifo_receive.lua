@@ -9,7 +9,8 @@ local max = tonumber(ARGV[2])
 local vt = tonumber(ARGV[3])
 local max_receives = tonumber(ARGV[4])
 local dlq = ARGV[5]
-local trimmed = trim(now, tonumber(ARGV[6]))
+local expired_at = now - tonumber(ARGV[6])
+local trimmed = trim_sometimes(now, tonumber(ARGV[6]))
 release_expired(now)
 local res = {}
 local got, dead = 0, 0
@@ -28,13 +29,15 @@ while got < max and budget > 0 do
       if not at then
         remove(id)
       else
-        local outcome = deliver(id, now, vt, max_receives, dlq, res)
+        local outcome = deliver(id, now, vt, max_receives, dlq, res, expired_at)
         if outcome == 'delivered' then
           got = got + 1
           took = took + 1
         elseif outcome == 'dead' then
           -- Dead-lettered: the group moves on to its next message.
           dead = dead + 1
+        elseif outcome == 'expired' then
+          trimmed = trimmed + 1
         end
       end
     end

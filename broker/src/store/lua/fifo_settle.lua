@@ -62,6 +62,6 @@ local lines = {}
 if freed > 0 then lines[#lines + 1] = ARGV[3] .. ' ' .. freed end
 if later then lines[#lines + 1] = ARGV[3] .. ' 0 ' .. later end
 -- Push streams waiting for room under their bound re-check (as settle.lua).
-if settled > 0 and ARGV[6] == '1' and (mode ~= 'vis' or ms == 0) then lines[#lines + 1] = ARGV[3] .. ' room' end
+if settled > 0 and (mode ~= 'vis' or ms == 0) and room_wanted() then lines[#lines + 1] = ARGV[3] .. ' room' end
 if #lines > 0 then redis.call('PUBLISH', ARGV[2], table.concat(lines, '\n')) end
 return out

@@ -10,23 +10,35 @@ local max = tonumber(ARGV[2])
 local vt = tonumber(ARGV[3])
 local max_receives = tonumber(ARGV[4])
 local dlq = ARGV[5]
-local trimmed = trim(now, tonumber(ARGV[6]))
+local expired_at = now - tonumber(ARGV[6])
+local trimmed = trim_sometimes(now, tonumber(ARGV[6]))
 local res = {}
 local got, dead, nseen = 0, 0, 0
 local seen = {}
-while got < max do
+-- Bounds the work of one call however many dead letters or expired messages it meets.
+local budget = max * 4 + 100
+local swept = false
+while got < max and budget > 0 do
   local ids = redis.call('ZRANGE', KEYS[3], '-inf', now, 'BYSCORE', 'LIMIT', 0, max - got + nseen)
   local fresh = false
   for _, id in ipairs(ids) do
-    if not seen[id] and got < max then
+    if not seen[id] and got < max and budget > 0 then
       seen[id] = true
       nseen = nseen + 1
+      budget = budget - 1
       fresh = true
-      local outcome = deliver(id, now, vt, max_receives, dlq, res)
+      local outcome = deliver(id, now, vt, max_receives, dlq, res, expired_at)
       if outcome == 'delivered' then
         got = got + 1
       elseif outcome == 'dead' then
         dead = dead + 1
+      elseif outcome == 'expired' then
+        trimmed = trimmed + 1
+        -- Where one expired, more may have: drop them in bulk, once per call.
+        if not swept then
+          swept = true
+          trimmed = trimmed + trim(now, tonumber(ARGV[6]))
+        end
       end
     end
   end
@@ -35,7 +47,7 @@ end
 local next_visible = ''
 local n = redis.call('ZRANGE', KEYS[3], '(' .. now, '+inf', 'BYSCORE', 'LIMIT', 0, 1, 'WITHSCORES')
 if #n > 0 then next_visible = n[2] end
--- Short of max, the loop above saw every visible message: none is left.
+-- Short of max with budget left, the loop above saw every visible message: none is left.
 local more = 0
-if got == max then more = redis.call('ZCOUNT', KEYS[3], '-inf', now) end
+if got == max or budget <= 0 then more = redis.call('ZCOUNT', KEYS[3], '-inf', now) end
 return {now, trimmed, dead, next_visible, res, more}

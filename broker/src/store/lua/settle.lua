@@ -1,7 +1,7 @@
 -- Ack, nack or visibility change of deliveries named by receipts.
 -- ARGV[2..]: channel, wake key, mode ('ack' | 'nack' | 'vis'), ms (nack delay or new visibility
--- timeout), '1' when push streams may wait for room (a subscription: its streams bound what they
--- have in flight), then pairs of id, delivery number. Returns 1 (done) or 0 (stale or unknown
+-- timeout), when push streams may wait for room ('1' always, '2' while one marked the mailbox:
+-- `room_wanted` in common.lua), then pairs of id, delivery number. Returns 1 (done) or 0 (stale or unknown
 -- receipt) per pair.
 -- Announces (waiters.rs) messages visible again now as `KEY N`, a nack with a delay as `KEY 0 D`
 -- (visible in D ms), and, for streams, in-flight slots freed as `KEY room`.
@@ -37,7 +37,7 @@ if done > 0 then
   elseif mode == 'nack' or (mode == 'vis' and ms == 0) then
     lines[#lines + 1] = key .. ' ' .. done
   end
-  if ARGV[6] == '1' and (mode ~= 'vis' or ms == 0) then lines[#lines + 1] = key .. ' room' end
+  if (mode ~= 'vis' or ms == 0) and room_wanted() then lines[#lines + 1] = key .. ' room' end
   if #lines > 0 then redis.call('PUBLISH', ARGV[2], table.concat(lines, '\n')) end
 end
 return out
