@@ -12,7 +12,8 @@
 # the repeats with their range (min–max), and the ratios are of medians (tests/src/bench/report.rs);
 # bench/results.json keeps every run. Stops everything it started, on success or failure.
 #
-# Knobs (environment): BENCH_REDIS_ARGS (extra redis-server flags), BENCH_CONCURRENCY (50), BENCH_DURATION (10 s), BENCH_WARMUP (2 s),
+# Knobs (environment): BENCH_REDIS_ARGS (extra redis-server flags, after the AOF rewrite and lazy-free settings
+# momctl deploys, which they override: e.g. "--auto-aof-rewrite-min-size 64mb" for Redis's default), BENCH_CONCURRENCY (50), BENCH_DURATION (10 s), BENCH_WARMUP (2 s),
 # BENCH_BODY_BYTES (1024), BENCH_BATCH (100), BENCH_REDIS_REQUESTS (200000),
 # BENCH_SCENARIOS (send,batch,lifecycle), BENCH_REPEAT (3: runs of each benchmark, redis-benchmark
 # baselines included; the report gives their median and range), BENCH_OUT_DIR (write BENCHMARKS.md
@@ -20,7 +21,15 @@
 # committed ones; for trial runs), BENCH_SKIP_AMQP=1, BENCH_SKIP_GRPC=1, BENCH_KEEP=1 (keep the work dir), BROKER_BIN (use this broker binary
 # instead of building one), BENCH_BROKER_ENV ("K=V ..." added to the broker's environment, e.g.
 # "TOKIO_WORKER_THREADS=1"), BENCH_AMQP_CONNECTIONS (4: connections the 50 AMQP channels share),
-# BENCH_PROFILE=1 (perf-record the broker during a closed-loop send run).
+# BENCH_PROFILE=1 (perf-record the broker during a closed-loop send run), BENCH_LOADGEN_NICE (0: the
+# niceness of `mom-bench http`, so that the load generator yields the cores to Redis and the broker).
+# FIFO and fair queues (issue 21), after the HTTP and gRPC runs, each BENCH_REPEAT times:
+# BENCH_FIFO_SCENARIOS (fifo,fair; set it empty to skip both): `fifo` is throughput on a standard
+# queue and on FIFO queues with BENCH_FIFO_GROUPS (1,10,1000) groups, for each send size of
+# BENCH_FIFO_BATCHES (1,10), with BENCH_FIFO_PRODUCERS (8) producers and BENCH_FIFO_CONSUMERS (8)
+# consumers, BENCH_FIFO_WARMUP (1 s) + BENCH_FIFO_DURATION (3 s) measured per run; `fair` is the
+# wait of a small group's messages while BENCH_FAIR_BACKLOG (100000) messages of another group
+# drain, probed for BENCH_FAIR_DURATION (3 s), with groups and then without.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,8 +40,25 @@ WARMUP=${BENCH_WARMUP:-2}
 BODY=${BENCH_BODY_BYTES:-1024}
 BATCH=${BENCH_BATCH:-100}
 REDIS_N=${BENCH_REDIS_REQUESTS:-200000}
-SCENARIOS=${BENCH_SCENARIOS:-send,batch,lifecycle}
+SCENARIOS=${BENCH_SCENARIOS:-send,batch,lifecycle,stream}
+# The lifecycle through consume streams (issue 25), the scenario `stream` of BENCH_SCENARIOS: for each
+# prefetch of BENCH_STREAM_PREFETCH (1,10,100), HTTP/SSE and gRPC `Consume` on the broker, then
+# RabbitMQ's basic.consume, BENCH_CONCURRENCY producers and BENCH_STREAM_CONSUMERS (4) consumers,
+# BENCH_STREAM_WARMUP (1 s) + BENCH_STREAM_DURATION (5 s) per run, closed loop then open loop at half.
+STREAM_PREFETCH=${BENCH_STREAM_PREFETCH:-1,10,100}
+STREAM_CONSUMERS=${BENCH_STREAM_CONSUMERS:-4}
+STREAM_WARMUP=${BENCH_STREAM_WARMUP:-1}
+STREAM_DURATION=${BENCH_STREAM_DURATION:-5}
 REPEAT=${BENCH_REPEAT:-3}
+FIFO_SCENARIOS=${BENCH_FIFO_SCENARIOS-fifo,fair}
+FIFO_GROUPS=${BENCH_FIFO_GROUPS:-1,10,1000}
+FIFO_BATCHES=${BENCH_FIFO_BATCHES:-1,10}
+FIFO_PRODUCERS=${BENCH_FIFO_PRODUCERS:-8}
+FIFO_CONSUMERS=${BENCH_FIFO_CONSUMERS:-8}
+FIFO_WARMUP=${BENCH_FIFO_WARMUP:-1}
+FIFO_DURATION=${BENCH_FIFO_DURATION:-3}
+FAIR_BACKLOG=${BENCH_FAIR_BACKLOG:-100000}
+FAIR_DURATION=${BENCH_FAIR_DURATION:-3}
 if [[ -n ${BENCH_OUT_DIR:-} ]]; then
     mkdir -p "$BENCH_OUT_DIR"
     OUT_DIR=$(cd "$BENCH_OUT_DIR" && pwd)
@@ -106,17 +132,21 @@ fi
 BENCH=$TARGET_DIR/release/mom-bench
 
 # --- Redis: our own, AOF everysec ----------------------------------------------------------------
+# The AOF rewrite and lazy-free settings are momctl's (`REDIS_LATENCY` in
+# operator/src/desired/services.rs says why; a unit test there keeps this line equal to it): with
+# Redis's default 64mb a send load forked a rewrite every few seconds, and each fork made the send p99.
 REDIS_PORT=$(free_port)
 mkdir -p "$WORK/redis"
+REDIS_LATENCY="--auto-aof-rewrite-min-size 4gb --auto-aof-rewrite-percentage 100 --aof-use-rdb-preamble yes --no-appendfsync-on-rewrite no --lazyfree-lazy-user-del yes"
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$WORK/redis" --save '' \
-    --appendonly yes --appendfsync everysec --daemonize no --protected-mode no ${BENCH_REDIS_ARGS:-} \
+    --appendonly yes --appendfsync everysec --daemonize no --protected-mode no $REDIS_LATENCY ${BENCH_REDIS_ARGS:-} \
     >"$WORK/redis/redis.log" 2>&1 &
 REDIS_PID=$!
 STARTED_PIDS+=("$REDIS_PID")
 rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
 wait_for "redis-server" 10 rcli ping
 aof_idle() { rcli INFO persistence | grep -q '^aof_rewrite_in_progress:0' && rcli INFO persistence | grep -q '^aof_rewrite_scheduled:0'; }
-log "redis-server $REDIS_PORT (pid $REDIS_PID, appendonly yes, appendfsync everysec)"
+log "redis-server $REDIS_PORT (pid $REDIS_PID, appendonly yes, appendfsync everysec, $REDIS_LATENCY ${BENCH_REDIS_ARGS:-})"
 
 # --- ZooKeeper: the one on 2181, or our own --------------------------------------------------------
 if (exec 3<>/dev/tcp/127.0.0.1/2181) 2>/dev/null; then
@@ -229,13 +259,17 @@ rcli BGREWRITEAOF >/dev/null
 common=(--concurrency "$CONC" --duration "$DURATION" --warmup "$WARMUP" --body-bytes "$BODY" --batch "$BATCH" --open-at-half)
 IFS=, read -r -a scenario_list <<<"$SCENARIOS"
 for sc in "${scenario_list[@]}"; do
+    [[ $sc == stream ]] && continue
     for rep in $(seq "$REPEAT"); do
         log "mom-bench http $sc ($rep/$REPEAT)"
         wait_for "an idle AOF (no rewrite running)" 120 aof_idle
         rcli CONFIG RESETSTAT >/dev/null
-        "$BENCH" http --url "$BROKER_URL" --scenario "$sc" "${common[@]}" \
+        nice -n "${BENCH_LOADGEN_NICE:-0}" "$BENCH" http --url "$BROKER_URL" --scenario "$sc" "${common[@]}" \
             --watch "broker=$BROKER_PID" --watch "redis=$REDIS_PID" --json "$RESULTS/http-$sc-$rep.json" >&2
         rcli INFO commandstats >"$WORK/commandstats-http-$sc-$rep.txt"
+        # Redis's own stalls (fork, fsync, slow scripts), with BENCH_REDIS_ARGS="--latency-monitor-threshold 1".
+        { rcli LATENCY LATEST; rcli INFO persistence | grep -E '^(aof_delayed_fsync|latest_fork_usec)'; rcli SLOWLOG GET 5; } \
+            >"$WORK/latency-http-$sc-$rep.txt" 2>&1 && rcli LATENCY RESET >/dev/null 2>&1 && rcli SLOWLOG RESET >/dev/null 2>&1 || true
         log "  AOF rewrites started so far: $(grep -c 'Starting automatic rewriting' "$WORK/redis/redis.log" || true)"
     done
 done
@@ -243,7 +277,7 @@ done
 # The gRPC front door on the same broker: send and lifecycle (BENCH_SKIP_GRPC=1 skips it).
 if [[ ${BENCH_SKIP_GRPC:-0} != 1 ]]; then
     for sc in "${scenario_list[@]}"; do
-        [[ $sc == batch ]] && continue
+        [[ $sc == batch || $sc == stream ]] && continue
         for rep in $(seq "$REPEAT"); do
             log "mom-bench grpc $sc ($rep/$REPEAT)"
             wait_for "an idle AOF (no rewrite running)" 120 aof_idle
@@ -252,6 +286,49 @@ if [[ ${BENCH_SKIP_GRPC:-0} != 1 ]]; then
         done
     done
 fi
+
+# --- the lifecycle through consume streams (issue 25): HTTP/SSE, then gRPC, on the same broker ----
+stream_common=(--concurrency "$CONC" --consumers "$STREAM_CONSUMERS" --prefetch "$STREAM_PREFETCH"
+    --warmup "$STREAM_WARMUP" --duration "$STREAM_DURATION" --body-bytes "$BODY" --open-at-half)
+STREAM_TARGETS=()
+if [[ ,$SCENARIOS, == *,stream,* ]]; then
+    STREAM_TARGETS=(http)
+    if [[ ${BENCH_SKIP_GRPC:-0} != 1 ]]; then STREAM_TARGETS+=(grpc); fi
+fi
+for target in ${STREAM_TARGETS[@]+"${STREAM_TARGETS[@]}"}; do
+    for rep in $(seq "$REPEAT"); do
+        log "mom-bench stream --target $target, prefetch $STREAM_PREFETCH ($rep/$REPEAT)"
+        wait_for "an idle AOF (no rewrite running)" 120 aof_idle
+        "$BENCH" stream --target "$target" --url "$BROKER_URL" --grpc "127.0.0.1:$GRPC_PORT" "${stream_common[@]}" \
+            --watch "broker=$BROKER_PID" --watch "redis=$REDIS_PID" --json "$RESULTS/stream-$target-$rep.json" >&2
+    done
+done
+
+# --- FIFO and fair queues (issue 21) on the same broker ---------------------------------------------
+IFS=, read -r -a fifo_list <<<"$FIFO_SCENARIOS"
+for sc in ${fifo_list[@]+"${fifo_list[@]}"}; do
+    for rep in $(seq "$REPEAT"); do
+        wait_for "an idle AOF (no rewrite running)" 120 aof_idle
+        case $sc in
+        fifo)
+            log "mom-bench fifo: standard queue and FIFO with $FIFO_GROUPS groups, sends of $FIFO_BATCHES ($rep/$REPEAT)"
+            "$BENCH" fifo --url "$BROKER_URL" --groups "$FIFO_GROUPS" --batches "$FIFO_BATCHES" \
+                --producers "$FIFO_PRODUCERS" --consumers "$FIFO_CONSUMERS" --warmup "$FIFO_WARMUP" \
+                --duration "$FIFO_DURATION" --body-bytes "$BODY" --watch "broker=$BROKER_PID" --watch "redis=$REDIS_PID" \
+                --json "$RESULTS/fifo-$rep.json" >&2
+            ;;
+        fair)
+            log "mom-bench fair: a backlog of $FAIR_BACKLOG, with groups and without ($rep/$REPEAT)"
+            "$BENCH" fair --url "$BROKER_URL" --backlog "$FAIR_BACKLOG" --consumers "$FIFO_CONSUMERS" \
+                --duration "$FAIR_DURATION" --json "$RESULTS/fair-$rep.json" >&2
+            ;;
+        *)
+            log "BENCH_FIFO_SCENARIOS: unknown entry $sc (fifo, fair)"
+            exit 1
+            ;;
+        esac
+    done
+done
 
 if [[ ${BENCH_PROFILE:-0} == 1 ]] && command -v perf >/dev/null; then
     log "profiling the broker (perf record, cpu-clock) during a closed-loop send"
@@ -299,6 +376,7 @@ fi
 
 if [[ -n $AMQP_URL ]]; then
     for sc in "${scenario_list[@]}"; do
+        [[ $sc == stream ]] && continue
         for rep in $(seq "$REPEAT"); do
             log "mom-bench amqp $sc ($rep/$REPEAT)"
             "$BENCH" amqp --url "$AMQP_URL" --scenario "$sc" "${common[@]}" \
@@ -306,6 +384,15 @@ if [[ -n $AMQP_URL ]]; then
                 --watch "rabbitmq=$RABBIT_PID" --json "$RESULTS/amqp-$sc-$rep.json" >&2
         done
     done
+    # The streamed lifecycle's baseline: basic.consume at the same prefetch values and producers.
+    if ((${#STREAM_TARGETS[@]})); then
+        for rep in $(seq "$REPEAT"); do
+            log "mom-bench stream --target amqp, prefetch $STREAM_PREFETCH ($rep/$REPEAT)"
+            "$BENCH" stream --target amqp --url "$AMQP_URL" "${stream_common[@]}" \
+                --amqp-connections "${BENCH_AMQP_CONNECTIONS:-4}" \
+                --watch "rabbitmq=$RABBIT_PID" --json "$RESULTS/stream-amqp-$rep.json" >&2
+        done
+    fi
 fi
 
 # --- report ---------------------------------------------------------------------------------------
@@ -326,9 +413,12 @@ mem=$(free -h | awk '/^Mem:/ {print $2}')
     echo "batches of $BATCH, ${WARMUP} s warm-up + ${DURATION} s measured per mom-bench run, redis-benchmark -n $REDIS_N;"
     echo "$REPEAT run(s) of each benchmark: every figure below is the median of its runs, with their range (min–max)"
     echo "in brackets, and the ratios are of the medians (every run is in \`bench/results.json\`);"
-    echo "Redis \`appendonly yes\`, \`appendfsync everysec\`; RabbitMQ durable classic queue, persistent messages,"
+    echo "Redis \`appendonly yes\`, \`appendfsync everysec\`, \`$REDIS_LATENCY${BENCH_REDIS_ARGS:+ $BENCH_REDIS_ARGS}\`; RabbitMQ durable classic queue, persistent messages,"
     echo "publisher confirms, manual acks (prefetch 1 in the lifecycle), the $CONC channels over ${BENCH_AMQP_CONNECTIONS:-4} connections."
     echo "Broker: auth on (an ordinary user's bearer token), rate limit on but set out of reach${BENCH_BROKER_ENV:+, environment \`$BENCH_BROKER_ENV\`}."
+    if ((${#STREAM_TARGETS[@]})); then
+        echo "Consume streams (\`mom-bench stream\`): $CONC producers, $STREAM_CONSUMERS consumers, prefetch $STREAM_PREFETCH, ${STREAM_WARMUP} s warm-up + ${STREAM_DURATION} s measured per run."
+    fi
     echo "Load average when the run started: $LOAD_AT_START (anything above ~0.5 means others were using the cores)."
     echo
     echo "### Each benchmark: median (min–max) of its runs"

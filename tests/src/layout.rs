@@ -12,6 +12,14 @@ pub fn queue_key(prefix: &str, queue: &str) -> String {
     format!("{}:m", queue_base(prefix, queue))
 }
 
+/// The keys in which a FIFO queue keeps its message groups, beside its mailbox keys and in the same
+/// slot (the broker's `store/lua/fifo.lua` derives them from the queue's `vis` key): id → group,
+/// each group's messages in order, ready groups, held groups, and deliveries per hold.
+pub fn fifo_group_keys(prefix: &str, queue: &str) -> Vec<String> {
+    let base = queue_base(prefix, queue);
+    ["gm", "go", "rg", "hg", "hn"].iter().map(|suffix| format!("{base}:{suffix}")).collect()
+}
+
 /// The queue a Redis key belongs to, if it is a queue's.
 pub fn queue_of_key(key: &str) -> Option<&str> {
     key.split_once("{q:")?.1.split_once('}').map(|(queue, _)| queue)

@@ -81,6 +81,9 @@ pub struct Message {
     pub receipt: String,
     pub receive_count: u64,
     pub sent_at: String,
+    /// Its message group (FIFO and fair queues, issue 21); absent when it was sent without one.
+    #[serde(default)]
+    pub group: Option<String>,
 }
 
 /// `stats` of `GET /v1/queues/{name}`.

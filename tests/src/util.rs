@@ -193,6 +193,17 @@ pub fn is_rfc3339_millis(s: &str) -> bool {
         })
 }
 
+/// The next announcement on the broker's Redis notification channel (`layout::notify_channel`),
+/// read from a pub/sub stream (`PubSub::into_on_message`); fails the test after 5 s.
+pub async fn next_note(notes: &mut (impl futures::Stream<Item = redis::Msg> + Unpin)) -> String {
+    use futures::StreamExt;
+    let msg = tokio::time::timeout(Duration::from_secs(5), notes.next())
+        .await
+        .expect("an announcement within 5 s")
+        .expect("the notification subscription");
+    msg.get_payload::<String>().expect("a text announcement")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,15 +215,4 @@ mod tests {
         assert!(!is_rfc3339_millis("2026-11-25T17:06:29.123+00:00"));
         assert!(!is_rfc3339_millis("2026-11-25 17:06:29.123Z"));
     }
-}
-
-/// The next announcement on the broker's Redis notification channel (`layout::notify_channel`),
-/// read from a pub/sub stream (`PubSub::into_on_message`); fails the test after 5 s.
-pub async fn next_note(notes: &mut (impl futures::Stream<Item = redis::Msg> + Unpin)) -> String {
-    use futures::StreamExt;
-    let msg = tokio::time::timeout(Duration::from_secs(5), notes.next())
-        .await
-        .expect("an announcement within 5 s")
-        .expect("the notification subscription");
-    msg.get_payload::<String>().expect("a text announcement")
 }

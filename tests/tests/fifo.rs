@@ -686,7 +686,8 @@ async fn drain_in_order(queue: &Queue, count: usize) -> Vec<Got> {
 
 /// The bodies of `prefix`'s messages among `got`, in delivery order, must be its send order.
 fn assert_send_order(got: &[Got], prefix: &str, count: usize) {
-    let seen: Vec<&str> = got.iter().map(|g| g.body.as_str()).filter(|b| b.starts_with(&format!("{prefix}-"))).collect();
+    let seen: Vec<&str> =
+        got.iter().map(|g| g.body.as_str()).filter(|b| b.starts_with(&format!("{prefix}-"))).collect();
     let sent: Vec<String> = (0..count).map(|i| format!("{prefix}-{i}")).collect();
     assert_eq!(seen, sent.iter().map(String::as_str).collect::<Vec<_>>(), "{prefix} out of its send order");
 }

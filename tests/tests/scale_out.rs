@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use mom_tests::redis_ha::{try_command, RedisCluster, SentinelGroup};
 use mom_tests::zookeeper::ZooKeeperEnsemble;
-use mom_tests::{json, layout, wait_until, Client, Cluster, Queue, Services};
+use mom_tests::{assert_ok_result, json, layout, wait_until, Client, Cluster, Queue, Services, Value};
 use reqwest::Method;
 
 /// How long sends may fail while Sentinel promotes a replica and the broker follows it: 1 s until
@@ -115,6 +115,158 @@ async fn queues_and_topics_spread_over_a_three_primary_redis_cluster() {
     let (got, answered) = poll.await.expect("long poll task");
     assert_eq!(got.len(), 1, "{got:?}");
     assert!(answered - sent < Duration::from_secs(1), "woken after {:?}", answered - sent);
+}
+
+/// FIFO queues on the Redis Cluster (issue 21), one per shard: every key of a queue, the keys of
+/// its message groups included, lives on the shard owning the queue's slot (so its scripts run
+/// there as on one server); a group with a message in flight delivers nothing more through either
+/// broker; and four consumers on two brokers get each group's messages in send order, never two
+/// consumers one group at a time.
+#[tokio::test]
+async fn fifo_queues_keep_their_groups_on_their_shard_and_their_order_across_two_brokers() {
+    const GROUPS: usize = 3;
+    const PER_GROUP: usize = 10;
+    let redis = RedisCluster::started(3).await;
+    let cluster = Cluster::with_redis(redis.url());
+    let brokers = [cluster.start_broker().await, cluster.start_broker().await];
+    let (on_a, on_b) = (brokers[0].client(), brokers[1].client());
+
+    // One queue name per shard.
+    let mut names: BTreeMap<usize, String> = BTreeMap::new();
+    let mut i = 0;
+    while names.len() < redis.nodes.len() {
+        assert!(i < 500, "no name of the first 500 landed on every shard: {names:?}");
+        let name = format!("orders-{i}");
+        let key = layout::queue_key(&cluster.redis_prefix, &name);
+        let shard = redis.primary_of(&key).await.expect("a primary serves the name's slot");
+        names.entry(shard).or_insert(name);
+        i += 1;
+    }
+
+    for (&shard, name) in &names {
+        let queue = on_a.queue(name);
+        queue.create(json!({ "fifo": true, "visibility_timeout_s": 30 })).await;
+        let messages: Vec<Value> = (0..PER_GROUP)
+            .flat_map(|i| {
+                (0..GROUPS).map(move |g| json!({ "body": format!("{g}:{i}"), "group": format!("g{g}"), "dedup_id": format!("{g}-{i}") }))
+            })
+            .collect();
+        queue.send_batch(json!(messages)).await.expect_status(200);
+        assert_eq!(queue.stats().await.available, (GROUPS * PER_GROUP) as u64, "{name}");
+
+        // g0's head in flight through A: g0 held, g1 and g2 ready, every group key in use.
+        let first = queue.receive(1).await;
+        assert_eq!(
+            first.iter().map(|m| (m.body.as_str(), m.group.as_deref())).collect::<Vec<_>>(),
+            [("0:0", Some("g0"))],
+            "{name}"
+        );
+        let mut holders = Vec::new();
+        for (n, node) in redis.nodes.iter().enumerate() {
+            let keys: BTreeSet<String> = node
+                .keys(&format!("{}:*", cluster.redis_prefix))
+                .await
+                .into_iter()
+                .filter(|k| layout::queue_of_key(k) == Some(name.as_str()))
+                .collect();
+            if !keys.is_empty() {
+                holders.push((n, keys));
+            }
+        }
+        assert_eq!(holders.len(), 1, "{name}'s keys live on several shards: {holders:?}");
+        let (holder, keys) = &holders[0];
+        assert_eq!(*holder, shard, "{name}'s keys are not on the primary of its slot");
+        for key in layout::fifo_group_keys(&cluster.redis_prefix, name) {
+            assert!(keys.contains(&key), "{name}: no {key} on shard {shard}: {keys:?}");
+        }
+        eprintln!("{name}: {} keys, all on shard {shard} (port {})", keys.len(), redis.nodes[shard].port());
+
+        // Through B: everything of g1 and g2, in order, and nothing of the held g0.
+        let mut rest = Vec::new();
+        loop {
+            let got = on_b.queue(name).receive(10).await;
+            if got.is_empty() {
+                break;
+            }
+            rest.extend(got);
+        }
+        let expected: Vec<String> =
+            (1..GROUPS).flat_map(|g| (0..PER_GROUP).map(move |i| format!("{g}:{i}"))).collect();
+        assert_eq!(rest.iter().map(|m| m.body.clone()).collect::<Vec<_>>(), expected, "{name}");
+        assert_eq!(queue.get().await.json["stats"]["in_flight_groups"], json!(GROUPS), "{name}");
+        // Everything back; each group starts again from its head.
+        let receipts: Vec<&str> = first.iter().chain(&rest).map(|m| m.receipt.as_str()).collect();
+        for result in queue.nack(&receipts, 0).await {
+            assert_ok_result(&result, "nack");
+        }
+    }
+
+    // Four consumers per queue, two on each broker, on all three queues at once.
+    let mut consumers = Vec::new();
+    let mut seen_by_queue = Vec::new();
+    for name in names.values() {
+        let held: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+        let seen: Arc<Mutex<BTreeMap<String, Vec<usize>>>> = Arc::default();
+        seen_by_queue.push((name.clone(), seen.clone()));
+        for c in 0..4 {
+            let queue = brokers[c % 2].client().queue(name);
+            let (held, seen, name) = (held.clone(), seen.clone(), name.clone());
+            consumers.push(tokio::spawn(async move {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                let processed = || seen.lock().map(|s| s.values().map(Vec::len).sum::<usize>()).unwrap_or(0);
+                while processed() < GROUPS * PER_GROUP {
+                    assert!(Instant::now() < deadline, "{name}: only {} processed in time", processed());
+                    let got = queue.receive_with(json!({ "max": 3, "wait_s": 1 })).await;
+                    let groups: BTreeSet<String> = got.iter().filter_map(|m| m.group.clone()).collect();
+                    {
+                        let mut h = held.lock().expect("lock");
+                        for g in &groups {
+                            assert!(
+                                h.insert(g.clone()),
+                                "{name}: consumer {c} got group {g} while another holds it"
+                            );
+                        }
+                    }
+                    {
+                        let mut s = seen.lock().expect("lock");
+                        for m in &got {
+                            let (g, i) = m.body.split_once(':').expect("body g:i");
+                            s.entry(g.to_string()).or_default().push(i.parse().expect("index"));
+                        }
+                    }
+                    // Given up before the ack: until the broker has the ack, it holds the group.
+                    {
+                        let mut h = held.lock().expect("lock");
+                        for g in &groups {
+                            h.remove(g);
+                        }
+                    }
+                    if !got.is_empty() {
+                        queue.ack_all(&got).await;
+                    }
+                }
+            }));
+        }
+    }
+    for c in consumers {
+        c.await.expect("consumer");
+    }
+    for (name, seen) in seen_by_queue {
+        let seen = seen.lock().expect("lock").clone();
+        for g in 0..GROUPS {
+            assert_eq!(
+                seen.get(&g.to_string()),
+                Some(&(0..PER_GROUP).collect::<Vec<_>>()),
+                "{name}: group {g}"
+            );
+        }
+        let shown = on_a.queue(&name).get().await.json;
+        assert_eq!(
+            (&shown["stats"]["available"], &shown["stats"]["in_flight_groups"]),
+            (&json!(0), &json!(0)),
+            "{name}"
+        );
+    }
 }
 
 /// What a send load saw: bodies acknowledged (201) with when the send started, and how many sends

@@ -490,6 +490,31 @@ pub(crate) mod tests {
         assert!(d.services.iter().all(|s| s.labels[labels::CLUSTER] == "demo"));
     }
 
+    /// Issue 25: every data node, single or replicated, rewrites its AOF rarely (a rewrite's fork
+    /// stalled Redis every few seconds under load and made the send p99) and frees big keys lazily.
+    #[test]
+    fn every_redis_data_node_rewrites_its_aof_rarely() {
+        for d in [desired(1), replicated()] {
+            let nodes: Vec<_> = d.services.iter().filter(|s| s.service.starts_with("redis")).collect();
+            let data: Vec<_> = nodes.iter().filter(|s| !s.service.contains("sentinel")).collect();
+            assert!(!data.is_empty());
+            for s in data {
+                let cmd = &s.command;
+                for pair in services::REDIS_LATENCY.chunks(2) {
+                    assert!(cmd.windows(2).any(|w| w == pair), "{} lacks {pair:?}: {cmd:?}", s.service);
+                }
+                assert!(cmd.windows(2).any(|w| w == ["--auto-aof-rewrite-min-size", "4gb"]), "{cmd:?}");
+                assert!(cmd.windows(2).any(|w| w == ["--lazyfree-lazy-user-del", "yes"]), "{cmd:?}");
+                assert!(cmd.windows(2).any(|w| w == ["--appendonly", "yes"]), "{cmd:?}");
+            }
+        }
+        // The benchmarks' own Redis mirrors what momctl deploys.
+        let run = concat!(env!("CARGO_MANIFEST_DIR"), "/../bench/run.sh");
+        let run = std::fs::read_to_string(run).expect("bench/run.sh");
+        let line = format!("REDIS_LATENCY=\"{}\"", services::REDIS_LATENCY.join(" "));
+        assert!(run.contains(&line), "bench/run.sh should set {line}");
+    }
+
     #[test]
     fn adding_a_broker_changes_no_other_container() {
         let (three, four) = (desired(3), desired(4));

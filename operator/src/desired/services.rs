@@ -17,6 +17,42 @@ use super::{
     SENTINEL_SERVICE,
 };
 
+/// How every Redis data node rewrites its append-only file and frees big keys, so that neither
+/// stalls it (issue 25, point 5: the send p99). `bench/run.sh` starts its own redis-server with
+/// the same flags, so the benchmarks measure what this deploys.
+///
+/// - `auto-aof-rewrite-min-size 4gb`: Redis's default, 64mb, was measured (BENCHMARKS.md, "Tail
+///   latency, measured cause") to fork a rewrite every 2–4 s under a saturated send load (a broker
+///   appends ~25 MB/s of AOF at 18k sends/s while acked messages leave the dataset small), and each
+///   fork stalled Redis: HTTP send's p99 at half its maximum rate was 11–24 ms, 4.3 ms without
+///   rewrites. At 4gb that load rewrites about every 3 minutes. The price is disk (the AOF grows
+///   to 4 GB, or twice the dataset, before a rewrite) and a longer replay when Redis restarts (at
+///   most 4 GB of incremental AOF after the base).
+/// - `auto-aof-rewrite-percentage 100` (the default, stated): a dataset grown past 2 GB (a large
+///   backlog) still rewrites once its AOF doubled, so disk stays bounded by ~2x the data.
+/// - `aof-use-rdb-preamble yes` (the default, stated): the rewrite writes the base as RDB, which is
+///   faster to write and to load than commands. Redis 7's multi-part AOF (a base file plus
+///   incremental files in `appendonlydir/`) means a rewrite no longer buffers the writes made
+///   meanwhile in the parent: the fork is the main cost left, and it is now rare.
+/// - `no-appendfsync-on-rewrite no` (the default, stated): `yes` would skip fsyncs while a rewrite
+///   runs, which lowers latency then but loses up to ~30 s of acknowledged sends in a crash during
+///   a rewrite: a broker's 201 keeps meaning what `appendfsync` promises.
+/// - `lazyfree-lazy-user-del yes`: a `DEL` (scripts' too) frees big values in a background thread,
+///   as `UNLINK` does. Purging a queue of ~140k messages held Redis for 50–130 ms in one `DEL`
+///   (its slow log, in `bench/run.sh`'s runs), a stall every other client's request waited out.
+pub(crate) const REDIS_LATENCY: [&str; 10] = [
+    "--auto-aof-rewrite-min-size",
+    "4gb",
+    "--auto-aof-rewrite-percentage",
+    "100",
+    "--aof-use-rdb-preamble",
+    "yes",
+    "--no-appendfsync-on-rewrite",
+    "no",
+    "--lazyfree-lazy-user-del",
+    "yes",
+];
+
 impl Desired {
     /// The cluster of `s` spread over `hosts` Docker engines ([`placement`]).
     /// The cluster of `s` spread over `hosts` Docker engines ([`placement`]).
@@ -179,6 +215,7 @@ impl<'a> Build<'a> {
             ]
             .map(str::to_string)
             .to_vec();
+            redis.command.extend(REDIS_LATENCY.iter().map(|a| a.to_string()));
             if n > 0 {
                 redis.command.extend(["--replicaof".to_string(), primary.to_string(), "6379".to_string()]);
             }

@@ -90,16 +90,26 @@ impl Worker {
     }
 
     async fn publish(&self) -> Result<lapin::PublisherConfirm> {
+        self.publish_body(&self.body).await
+    }
+
+    async fn publish_body(&self, body: &[u8]) -> Result<lapin::PublisherConfirm> {
         Ok(self
             .channel
             .basic_publish(
                 ShortString::from(""),
                 self.queue.clone(),
                 BasicPublishOptions::default(),
-                &self.body,
+                body,
                 BasicProperties::default().with_delivery_mode(PERSISTENT),
             )
             .await?)
+    }
+
+    /// Publishes `body` (persistent) and waits for its confirm: a send whose body the caller
+    /// chooses (the streamed lifecycle tags each message with its number).
+    pub async fn send_body(&self, body: &[u8]) -> Result<()> {
+        Self::confirmed(self.publish_body(body).await?).await
     }
 
     async fn confirmed(confirm: lapin::PublisherConfirm) -> Result<()> {

@@ -25,6 +25,19 @@ impl From<tonic::transport::Error> for Error {
     }
 }
 
+/// A client on a connection of its own to `addr` (`host:port`, `TCP_NODELAY`), sending `bearer`
+/// (the `Authorization` value HTTP sends) with every call.
+pub async fn connect(addr: &str, bearer: Option<&str>) -> Result<GrpcClient> {
+    let channel: Channel = Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| Error::Input(format!("gRPC address {addr}: {e}")))?
+        .tcp_nodelay(true)
+        .connect()
+        .await?;
+    let token: Option<MetadataValue<Ascii>> =
+        bearer.map(|b| b.parse()).transpose().map_err(|e| Error::Protocol(format!("unusable token: {e}")))?;
+    Ok(BrokerClient::with_interceptor(channel, Bearer::new(token)))
+}
+
 /// One worker of a scenario on the broker's gRPC port.
 pub struct Worker {
     client: GrpcClient,
@@ -44,17 +57,8 @@ impl Worker {
         body_bytes: usize,
         batch: usize,
     ) -> Result<Self> {
-        let channel: Channel = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| Error::Input(format!("gRPC address {addr}: {e}")))?
-            .tcp_nodelay(true)
-            .connect()
-            .await?;
-        let token: Option<MetadataValue<Ascii>> = bearer
-            .map(|b| b.parse())
-            .transpose()
-            .map_err(|e| Error::Protocol(format!("unusable token: {e}")))?;
         Ok(Worker {
-            client: BrokerClient::with_interceptor(channel, Bearer::new(token)),
+            client: connect(addr, bearer).await?,
             queue: queue.to_string(),
             scenario,
             message: pb::OutgoingMessage { body: "x".repeat(body_bytes), ..Default::default() },

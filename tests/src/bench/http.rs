@@ -277,17 +277,17 @@ impl Conn {
 
 /// The paths of one queue, parsed once.
 #[derive(Clone)]
-struct Paths {
-    queue: Uri,
-    purge: Uri,
-    send: Uri,
-    batch: Uri,
-    receive: Uri,
-    ack: Uri,
+pub(super) struct Paths {
+    pub(super) queue: Uri,
+    pub(super) purge: Uri,
+    pub(super) send: Uri,
+    pub(super) batch: Uri,
+    pub(super) receive: Uri,
+    pub(super) ack: Uri,
 }
 
 impl Paths {
-    fn new(queue: &str) -> Result<Self> {
+    pub(super) fn new(queue: &str) -> Result<Self> {
         let p = |suffix: &str| -> Result<Uri> {
             format!("/v1/queues/{queue}{suffix}")
                 .parse()
@@ -394,9 +394,15 @@ pub struct Setup {
 impl Setup {
     /// Creates (or reuses) `queue` and empties it.
     pub async fn new(endpoint: &Arc<Endpoint>, queue: &str) -> Result<Self> {
+        Self::with_config(endpoint, queue, Bytes::from_static(b"{}")).await
+    }
+
+    /// Creates (or reuses) `queue` with `config` (the JSON body of `PUT /v1/queues/{name}`, e.g.
+    /// `{"fifo":true}`) and empties it.
+    pub async fn with_config(endpoint: &Arc<Endpoint>, queue: &str, config: Bytes) -> Result<Self> {
         let mut admin = Conn::new(endpoint.clone());
         let paths = Paths::new(queue)?;
-        admin.expect(Method::PUT, &paths.queue, Bytes::from_static(b"{}"), &OK).await?;
+        admin.expect(Method::PUT, &paths.queue, config, &OK).await?;
         admin.expect(Method::POST, &paths.purge, Bytes::new(), &[StatusCode::NO_CONTENT]).await?;
         Ok(Setup { admin, paths })
     }
@@ -422,6 +428,11 @@ impl Setup {
                 batch,
             })
             .collect()
+    }
+
+    /// The queue's paths.
+    pub(super) fn paths(&self) -> &Paths {
+        &self.paths
     }
 
     /// Empties the queue after a run so the next one starts from nothing.

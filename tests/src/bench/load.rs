@@ -63,17 +63,21 @@ impl Outcome {
 
     /// Percentiles in µs (the histogram records µs).
     pub fn latency(&self) -> Latency {
-        let h = &self.histogram;
-        if h.is_empty() {
-            return Latency::default();
-        }
-        Latency {
-            p50_us: h.value_at_quantile(0.50) as f64,
-            p99_us: h.value_at_quantile(0.99) as f64,
-            p999_us: Some(h.value_at_quantile(0.999) as f64),
-            max_us: h.max() as f64,
-            mean_us: h.mean(),
-        }
+        latency_of(&self.histogram)
+    }
+}
+
+/// The percentiles of a histogram of µs.
+pub fn latency_of(h: &Histogram<u64>) -> Latency {
+    if h.is_empty() {
+        return Latency::default();
+    }
+    Latency {
+        p50_us: h.value_at_quantile(0.50) as f64,
+        p99_us: h.value_at_quantile(0.99) as f64,
+        p999_us: Some(h.value_at_quantile(0.999) as f64),
+        max_us: h.max() as f64,
+        mean_us: h.mean(),
     }
 }
 

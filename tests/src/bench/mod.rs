@@ -7,11 +7,13 @@
 pub mod amqp;
 pub mod consume;
 pub mod cpu;
+pub mod fifo;
 pub mod grpc;
 pub mod http;
 pub mod idle;
 pub mod load;
 pub mod report;
+pub mod stream;
 pub mod verify;
 
 use std::fmt;

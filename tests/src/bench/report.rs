@@ -247,6 +247,11 @@ fn find<'a>(groups: &'a [Runs<'a>], target: &str, scenario: &str, open: bool) ->
     groups.iter().find(|g| g.target == target && g.scenario == scenario && g.open == open)
 }
 
+/// Targets with tables of their own ([`fifo_table`], [`fair_table`]): their latency columns mean
+/// something else (every operation of producers and consumers mixed; a probe's wait), so the
+/// general table leaves them out.
+const OWN_TABLES: [&str; 2] = ["fifo", "fair"];
+
 /// One row per benchmark: each figure is the median of its runs, with their range (min–max);
 /// errors are the total of all runs. An open-loop run's rate is its msg/s and req/s.
 pub fn results_table(results: &[BenchResult]) -> String {
@@ -254,7 +259,7 @@ pub fn results_table(results: &[BenchResult]) -> String {
         "| target | scenario | mode | runs | conc. | msgs/req | msg/s | req/s | p50 ms | p99 ms | p99.9 ms | max ms | errors (all runs) |\n\
          |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
-    for g in group(results) {
+    for g in group(results).into_iter().filter(|g| !OWN_TABLES.contains(&g.target)) {
         let first = g.runs[0];
         let _ = writeln!(
             s,
@@ -472,6 +477,286 @@ pub fn targets_table(results: &[BenchResult]) -> String {
     s
 }
 
+/// Messages acked per second with batching that FIFO queues should reach (issue 21; AWS promises
+/// 3,000 per FIFO queue with batching).
+const FIFO_GOAL_MSG_PER_S: f64 = 10_000.0;
+
+/// `1,000` for 1000.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `mom-bench fifo`'s runs (target `fifo`, scenarios `standard_send`, `fifo10_batch`, ...): per
+/// send size, the standard queue's msg/s and each FIFO queue's, with its share of the standard
+/// figure; empty without such runs.
+pub fn fifo_table(results: &[BenchResult]) -> String {
+    let groups = group(results);
+    let runs: Vec<&Runs<'_>> = groups.iter().filter(|g| g.target == "fifo" && !g.open).collect();
+    if runs.is_empty() {
+        return String::new();
+    }
+    let split = |scenario: &str| -> Option<(Option<usize>, String)> {
+        let (kind, size) = scenario.rsplit_once('_')?;
+        let count = match kind {
+            "standard" => None,
+            k => Some(k.strip_prefix("fifo")?.parse().ok()?),
+        };
+        Some((count, size.to_string()))
+    };
+    let mut counts: Vec<usize> = runs.iter().filter_map(|g| split(g.scenario)?.0).collect();
+    counts.sort_unstable();
+    counts.dedup();
+    let mut sizes: Vec<(String, usize)> = Vec::new();
+    for g in &runs {
+        if let Some((_, size)) = split(g.scenario) {
+            if !sizes.iter().any(|(s, _)| *s == size) {
+                sizes.push((size, g.runs[0].messages_per_request));
+            }
+        }
+    }
+    let first = runs[0].runs[0];
+    let producers_consumers = first.concurrency;
+    let mut s = format!(
+        "Messages acked per second, end to end, with G groups: producers send while consumers receive (`max` 10, `wait_s` 1) \
+         and ack what each receive returned in one call, {producers_consumers} connections in all, {}-byte bodies; \
+         FIFO message i goes to group i mod G with a unique `dedup_id`; each FIFO figure's share of the same \
+         run's standard-queue figure in brackets after its range. At most {} messages sent and not yet acked \
+         (producers wait beyond it). Median (min–max) of the runs.\n\n| sends | runs | standard queue |",
+        first.body_bytes,
+        thousands(super::fifo::MAX_BACKLOG as usize),
+    );
+    for c in &counts {
+        let _ = write!(s, " FIFO, {} group{} |", thousands(*c), if *c == 1 { "" } else { "s" });
+    }
+    s.push_str(" goal |\n|---|---:|---:|");
+    s.push_str(&"---:|".repeat(counts.len()));
+    s.push_str("---|\n");
+    let find_runs = |groups: Option<usize>, size: &str| {
+        runs.iter().find(|g| split(g.scenario).is_some_and(|(n, s)| n == groups && s == size)).copied()
+    };
+    for (size, per_request) in &sizes {
+        let standard = find_runs(None, size).and_then(Runs::msg_per_s);
+        let label =
+            if *per_request > 1 { format!("batches of {per_request}") } else { "one per request".into() };
+        let n = runs
+            .iter()
+            .filter(|g| split(g.scenario).is_some_and(|(_, s)| s == *size))
+            .map(|g| g.runs.len())
+            .max();
+        let _ = write!(s, "| {label} | {} | {} |", n.unwrap_or(0), cell(standard, rate));
+        let (mut met, mut missed) = (Vec::new(), Vec::new());
+        for c in &counts {
+            let fifo = find_runs(Some(*c), size).and_then(Runs::msg_per_s);
+            let share = match (fifo, standard) {
+                (Some(f), Some(st)) if st.median > 0.0 => format!(" [{:.0}%]", f.median / st.median * 100.0),
+                _ => String::new(),
+            };
+            let _ = write!(s, " {}{share} |", cell(fifo, rate));
+            if let Some(f) = fifo {
+                if f.median >= FIFO_GOAL_MSG_PER_S {
+                    met.push(thousands(*c))
+                } else {
+                    missed.push(thousands(*c))
+                }
+            }
+        }
+        let goal = if *per_request <= 1 {
+            "–".to_string()
+        } else {
+            let mut verdict = format!("≥ {} msg/s:", thousands(FIFO_GOAL_MSG_PER_S as usize));
+            if !met.is_empty() {
+                let _ = write!(verdict, " met with G = {}", met.join(", "));
+            }
+            if !missed.is_empty() {
+                let _ = write!(
+                    verdict,
+                    "{} **not met** with G = {}",
+                    if met.is_empty() { "" } else { ";" },
+                    missed.join(", ")
+                );
+            }
+            verdict
+        };
+        let _ = writeln!(s, " {goal} |");
+    }
+    s
+}
+
+/// `mom-bench fair`'s runs (target `fair`, scenarios `groups_N` and `no_groups_N` for a backlog
+/// of N): the probe messages' wait, with groups and without; empty without such runs.
+pub fn fair_table(results: &[BenchResult]) -> String {
+    let groups = group(results);
+    let runs: Vec<&Runs<'_>> = groups.iter().filter(|g| g.target == "fair").collect();
+    if runs.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "A standard queue holds a backlog of one group, \"big\"; consumers drain it (`max` 10, `wait_s` 1, one \
+         ack call per receive) while a probe sends one message of group \"small\" at a steady pace; each probe \
+         message's time from its send to its arrival at a consumer. The baseline sends the same messages \
+         without groups, so the probe's wait behind the backlog. Median (min–max) of the runs.\n\n\
+         | run | backlog | consumers | runs | probes per run | probe p50 ms | probe p99 ms | probe max ms | drained msg/s |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let p99 = |g: &Runs<'_>| g.summary(|r| Some(r.latency.p99_us));
+    for g in runs.iter().copied() {
+        let (kind, backlog) = g.scenario.rsplit_once('_').unwrap_or((g.scenario, "?"));
+        let what = match kind {
+            "groups" => "standard queue, groups \"big\" and \"small\"",
+            "no_groups" => "standard queue, no groups (baseline)",
+            other => other,
+        };
+        let backlog = backlog.parse().map(thousands).unwrap_or_else(|_| backlog.to_string());
+        let _ = writeln!(
+            s,
+            "| {what} | {backlog} | {} | {} | {} | {} | {} | {} | {} |",
+            g.runs[0].concurrency,
+            g.runs.len(),
+            cell(g.summary(|r| Some(r.requests as f64)), |v| format!("{v:.0}")),
+            cell(g.summary(|r| Some(r.latency.p50_us)), ms),
+            cell(p99(g), ms),
+            cell(g.summary(|r| Some(r.latency.max_us)), ms),
+            cell(g.msg_per_s(), rate),
+        );
+    }
+    let of = |kind: &str| {
+        runs.iter().copied().find(|g| g.scenario.rsplit_once('_').is_some_and(|(k, _)| k == kind))
+    };
+    if let (Some(with), Some(without)) = (of("groups").and_then(&p99), of("no_groups").and_then(&p99)) {
+        if without.median > 0.0 {
+            let _ = writeln!(
+                s,
+                "\nProbe p99 with groups / without: {:.1}% (fair queues: the small group does not wait for the big one).",
+                with.median / without.median * 100.0
+            );
+        }
+    }
+    s
+}
+
+/// Broker CPU per message that the streamed lifecycle should stay under (issue 25).
+const STREAM_CPU_GOAL_US: f64 = 40.0;
+/// Streamed delivery p99 at half the maximum rate (issue 25), µs.
+const STREAM_DELIVERY_P99_GOAL_US: f64 = 5000.0;
+/// Send p99 at half the maximum rate (issue 25), µs.
+const SEND_P99_GOAL_US: f64 = 2000.0;
+
+/// `mom-bench stream`'s runs (targets `http`, `grpc`, `amqp`; scenarios `stream-pN`, see
+/// `bench/stream.rs`): per prefetch, each transport's messages acked per second (closed loop),
+/// the server's and Redis's CPU per message, and the delivery latency (send → arrival at the
+/// consumer) at half that rate; then issue 25's targets. Empty without such runs.
+pub fn stream_table(results: &[BenchResult]) -> String {
+    let groups = group(results);
+    let mut prefetches: Vec<usize> =
+        groups.iter().filter_map(|g| super::stream::prefetch_of(g.scenario)).collect();
+    prefetches.sort_unstable();
+    prefetches.dedup();
+    if prefetches.is_empty() {
+        return String::new();
+    }
+    let us = |v: f64| format!("{v:.1}");
+    let closed_msg =
+        |t: &str, p: usize| find(&groups, t, &super::stream::scenario(p), false).and_then(Runs::msg_per_s);
+    let mut s = String::from(
+        "Producers send one message at a time and wait for its ack; consumers hold one stream each and ack \
+         in batches (what arrived while the previous ack was out). msg/s is messages acked per second \
+         (closed loop); the server's CPU is the broker's (RabbitMQ's for amqp) per message over the \
+         measured window; the delivery latency (send → arrival at a consumer) is from an open-loop run at \
+         half that rate (in the table above, the open-loop `stream-pN` rows' latencies are these).\n\n\
+         | target | prefetch | runs | msg/s acked | × RabbitMQ | server CPU µs/msg | Redis CPU µs/msg | lifecycle p99 ms | delivery p50 ms | delivery p99 ms |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for &p in &prefetches {
+        let sc = super::stream::scenario(p);
+        for t in ["http", "grpc", "amqp"] {
+            let closed = find(&groups, t, &sc, false);
+            let open = find(&groups, t, &sc, true);
+            let Some(runs) = closed.or(open) else { continue };
+            let server = if t == "amqp" { "rabbitmq" } else { "broker" };
+            let vs = match (closed_msg(t, p), closed_msg("amqp", p)) {
+                (Some(n), Some(d)) if t != "amqp" && d.median > 0.0 => format!("{:.2}", n.median / d.median),
+                _ => "–".into(),
+            };
+            let _ = writeln!(
+                s,
+                "| {t} | {p} | {} | {} | {vs} | {} | {} | {} | {} | {} |",
+                runs.runs.len(),
+                cell(closed.and_then(Runs::msg_per_s), rate),
+                cell(closed.and_then(|g| g.cpu_us_per_msg(server)), us),
+                cell(closed.and_then(|g| g.cpu_us_per_msg("redis")), us),
+                cell(closed.and_then(|g| g.summary(|r| Some(r.latency.p99_us))), ms),
+                cell(open.and_then(|g| g.summary(|r| Some(r.latency.p50_us))), ms),
+                cell(open.and_then(|g| g.summary(|r| Some(r.latency.p99_us))), ms),
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\nIssue 25's targets (medians of the runs; ratios of medians):\n\n\
+         | ratio | numerator msg/s | denominator msg/s | ratio | goal |\n|---|---:|---:|---:|---|"
+    );
+    for (t, name) in [("http", "HTTP/SSE"), ("grpc", "gRPC")] {
+        for p in [1, 100] {
+            ratio_row(
+                &mut s,
+                &format!("{name} stream lifecycle / RabbitMQ basic.consume, prefetch {p}"),
+                closed_msg(t, p),
+                closed_msg("amqp", p),
+                Some(2.0),
+            );
+        }
+    }
+    let _ = writeln!(s, "\n| target | measured | goal |\n|---|---:|---|");
+    let verdict = |v: Option<Summary>, goal: f64, unit: &str, fmt: &dyn Fn(f64) -> String| match v {
+        Some(v) if v.median <= goal => format!("≤ {} {unit}: met", fmt(goal)),
+        Some(_) => format!("≤ {} {unit}: **not met**", fmt(goal)),
+        None => format!("≤ {} {unit}: not measured", fmt(goal)),
+    };
+    let plain = |v: f64| format!("{v:.0}");
+    for (t, name) in [("http", "HTTP/SSE"), ("grpc", "gRPC")] {
+        for &p in &prefetches {
+            let cpu =
+                find(&groups, t, &super::stream::scenario(p), false).and_then(|g| g.cpu_us_per_msg("broker"));
+            let _ = writeln!(
+                s,
+                "| broker CPU per streamed message, {name}, prefetch {p} (µs) | {} | {} |",
+                cell(cpu, us),
+                verdict(cpu, STREAM_CPU_GOAL_US, "µs", &plain)
+            );
+        }
+    }
+    for t in ["http", "grpc"] {
+        let p99 = find(&groups, t, "send", true).and_then(|g| g.summary(|r| Some(r.latency.p99_us)));
+        let _ = writeln!(
+            s,
+            "| {t} send p99 at half its max (ms) | {} | {} |",
+            cell(p99, ms),
+            verdict(p99, SEND_P99_GOAL_US, "ms", &ms)
+        );
+    }
+    for (t, name) in [("http", "HTTP/SSE"), ("grpc", "gRPC")] {
+        for &p in &prefetches {
+            let p99 = find(&groups, t, &super::stream::scenario(p), true)
+                .and_then(|g| g.summary(|r| Some(r.latency.p99_us)));
+            let _ = writeln!(
+                s,
+                "| streamed delivery p99 at half max, {name}, prefetch {p} (ms) | {} | {} |",
+                cell(p99, ms),
+                verdict(p99, STREAM_DELIVERY_P99_GOAL_US, "ms", &ms)
+            );
+        }
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -559,6 +844,70 @@ mod tests {
             },
             cpu,
         }
+    }
+
+    #[test]
+    fn fifo_and_fair_runs_have_tables_of_their_own() {
+        let mut results = vec![
+            run("fifo", "standard_batch", false, 20000.0, 0.0),
+            run("fifo", "fifo1_batch", false, 4000.0, 0.0),
+            run("fifo", "fifo1000_batch", false, 12000.0, 0.0),
+            run("fair", "groups_100000", false, 9000.0, 0.0),
+            run("fair", "no_groups_100000", false, 8000.0, 0.0),
+        ];
+        for r in &mut results[..3] {
+            r.messages_per_request = 10;
+        }
+        results[3].latency.p99_us = 30_000.0;
+        results[4].latency.p99_us = 3_000_000.0;
+        let table = fifo_table(&results);
+        assert!(
+            table.contains("| batches of 10 | 1 | 20000 | 4000 [20%] | 12000 [60%] | ≥ 10,000 msg/s: met with G = 1,000; **not met** with G = 1 |"),
+            "{table}"
+        );
+        assert!(table.contains("| FIFO, 1 group | FIFO, 1,000 groups |"), "{table}");
+        let general = results_table(&results);
+        assert!(!general.contains("| fifo |") && !general.contains("| fair |"), "{general}");
+        let fair = fair_table(&results);
+        assert!(fair.contains("| standard queue, no groups (baseline) | 100,000 | 50 | 1 |"), "{fair}");
+        assert!(fair.contains("Probe p99 with groups / without: 1.0%"), "{fair}");
+    }
+
+    #[test]
+    fn the_stream_table_compares_each_prefetch_with_rabbitmq_and_judges_the_targets() {
+        let with_broker = |mut r: BenchResult, label: &str, secs: f64| {
+            r.cpu.seconds.insert(label.into(), secs);
+            r
+        };
+        let results = vec![
+            // 20000 msg/s over 10 s, 6 s of broker CPU: 30 µs per message.
+            with_broker(run("http", "stream-p1", false, 20000.0, 1.0), "broker", 6.0),
+            run("http", "stream-p1", true, 10000.0, 0.0),
+            with_broker(run("amqp", "stream-p1", false, 8000.0, 0.0), "rabbitmq", 4.0),
+            with_broker(run("grpc", "stream-p100", false, 12000.0, 1.0), "broker", 6.0),
+            run("amqp", "stream-p100", false, 10000.0, 0.0),
+        ];
+        let t = stream_table(&results);
+        assert!(t.contains("| http | 1 | 1 | 20000 | 2.50 | 30.0 | 5.0 | 3.00 | 1.00 | 3.00 |"), "{t}");
+        assert!(t.contains("| amqp | 1 | 1 | 8000 | – | 50.0 |"), "{t}");
+        assert!(
+            t.contains("| HTTP/SSE stream lifecycle / RabbitMQ basic.consume, prefetch 1 | 20000 | 8000 | 250.0% | ≥ 200%: met |"),
+            "{t}"
+        );
+        assert!(t.contains("prefetch 100 | 12000 | 10000 | 120.0% | ≥ 200%: **not met** |"), "{t}");
+        assert!(
+            t.contains(
+                "| broker CPU per streamed message, gRPC, prefetch 100 (µs) | 50.0 | ≤ 40 µs: **not met** |"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains(
+                "| streamed delivery p99 at half max, HTTP/SSE, prefetch 1 (ms) | 3.00 | ≤ 5.00 ms: met |"
+            ),
+            "{t}"
+        );
+        assert!(stream_table(&[run("http", "send", false, 1.0, 0.0)]).is_empty());
     }
 
     #[test]

@@ -9,10 +9,16 @@
 //! mom-bench report --dir out --json results.json > tables.md
 //! mom-bench verify --url http://127.0.0.1:8080 --user admin --rate 150 --stop-file /tmp/stop --json verdict.json
 //! mom-bench idle --url http://127.0.0.1:8080 --user admin --idle 5000 --rate 1000 --json idle.json
+//! mom-bench fifo --url http://127.0.0.1:8080 --user admin --groups 1,10,1000 --batches 1,10 --json out/fifo.json
+//! mom-bench fair --url http://127.0.0.1:8080 --user admin --backlog 100000 --json out/fair.json
 //! ```
 //!
 //! `idle` measures another client's latency before and while 5,000 idle keep-alive connections
 //! are open (issue 13's 2x bound); it raises its own open-files limit to fit them.
+//!
+//! `fifo` and `fair` (issue 21, `bench/fifo.rs`): FIFO queues' throughput with 1 to 1,000 groups
+//! beside a standard queue's, and how long a small group's message waits behind another group's
+//! backlog on a standard queue, with and without groups.
 //!
 //! `verify` is the correctness mode (used by the rolling-upgrade test, `operator/tests/`): sends
 //! with `dedup_id`, receives and acks, and reports failed requests, lost and duplicate messages.
@@ -29,7 +35,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use bench::load::{self, Plan};
-use bench::{amqp, consume, cpu, grpc, http, idle, report, verify, BenchResult, Scenario};
+use bench::{amqp, consume, cpu, fifo, grpc, http, idle, report, verify, BenchResult, Scenario};
 
 #[derive(Parser)]
 #[command(
@@ -86,6 +92,19 @@ enum Command {
     /// acks to the ack route) and, with `--grpc`, over gRPC `Consume`; prints messages per second
     /// as JSON.
     Consume(ConsumeArgs),
+    /// FIFO queues under load (issue 21): producers and consumers at once on a standard queue and
+    /// on FIFO queues with each `--groups` count, for each `--batches` size; messages acked per
+    /// second end to end.
+    Fifo(FifoArgs),
+    /// Fair queues (issue 21): the send-to-arrival latency of a 1-message group's messages while
+    /// consumers drain another group's backlog, then the same without groups (the baseline).
+    Fair(FairArgs),
+    /// The lifecycle through consume streams (issue 25): producers send one message each and wait
+    /// until it is acked, while `--consumers` consumers take them through streams of prefetch
+    /// (credit) 1, 10, 100: SSE + ack route (`--target http`), gRPC `Consume` (`grpc`), or
+    /// RabbitMQ's `basic.consume` (`amqp`). Closed loop: messages acked per second; with
+    /// `--open-at-half`, the delivery latency (send → arrival at a consumer) at half that rate.
+    Stream(StreamArgs),
     /// Print markdown tables of every result file in a directory (and optionally merge them to JSON).
     Report {
         #[arg(long)]
@@ -211,6 +230,64 @@ struct ConsumeArgs {
 }
 
 #[derive(Args)]
+struct FifoArgs {
+    #[command(flatten)]
+    server: Server,
+    /// The FIFO runs: messages spread over this many groups (message i in group i mod G).
+    #[arg(long, value_delimiter = ',', default_value = "1,10,1000")]
+    groups: Vec<usize>,
+    /// Messages per send request, one set of runs each (1: `/messages`, more: `/messages/batch`).
+    #[arg(long, value_delimiter = ',', default_value = "1,10")]
+    batches: Vec<usize>,
+    /// Workers sending, each with its own connection.
+    #[arg(long, default_value_t = 8)]
+    producers: usize,
+    /// Workers receiving (`max` 10, `wait_s` 1) and acking, each with its own connection.
+    #[arg(long, default_value_t = 8)]
+    consumers: usize,
+    /// Seconds of load before measuring.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Seconds measured, per run.
+    #[arg(long, default_value_t = 3.0)]
+    duration: f64,
+    #[arg(long, default_value_t = 1024)]
+    body_bytes: usize,
+    /// Queue name prefix; each run uses `<prefix>-<scenario>`, emptied before and after.
+    #[arg(long, default_value = "bench-fifo")]
+    queue: String,
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// `label=pid` of a process whose CPU time to record over the measured window (repeatable).
+    #[arg(long)]
+    watch: Vec<cpu::Watched>,
+}
+
+#[derive(Args)]
+struct FairArgs {
+    #[command(flatten)]
+    server: Server,
+    /// Messages of the big group waiting when the drain starts (sent in batches of 100).
+    #[arg(long, default_value_t = 100_000)]
+    backlog: usize,
+    /// Workers draining the queue (`max` 10, `wait_s` 1, one ack call per receive).
+    #[arg(long, default_value_t = 8)]
+    consumers: usize,
+    /// Milliseconds between two probe messages.
+    #[arg(long, default_value_t = 25)]
+    probe_every_ms: u64,
+    /// Seconds the probe sends, from the start of the drain; the backlog must outlast them.
+    #[arg(long, default_value_t = 3.0)]
+    duration: f64,
+    #[arg(long, default_value_t = 100)]
+    body_bytes: usize,
+    #[arg(long, default_value = "bench-fair")]
+    queue: String,
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Args)]
 struct IdleArgs {
     #[command(flatten)]
     server: Server,
@@ -307,6 +384,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Verify(a) => verify(a).await,
         Command::Idle(a) => idle_run(a).await,
         Command::Consume(a) => consume_run(a).await,
+        Command::Fifo(a) => fifo_run(a).await,
+        Command::Fair(a) => fair_run(a).await,
+        Command::Stream(a) => stream_run(a).await,
         Command::Report { dir, json } => {
             let results = report::load_dir(&dir)?;
             if let Some(path) = json {
@@ -314,6 +394,18 @@ async fn main() -> anyhow::Result<()> {
             }
             println!("{}", report::results_table(&results));
             println!("### The issue's targets\n\n{}", report::targets_table(&results));
+            let flows = report::fifo_table(&results);
+            if !flows.is_empty() {
+                println!("### FIFO queues (issue 21)\n\n{flows}");
+            }
+            let fair = report::fair_table(&results);
+            if !fair.is_empty() {
+                println!("### Fair queues (issue 21)\n\n{fair}");
+            }
+            let streams = report::stream_table(&results);
+            if !streams.is_empty() {
+                println!("### The lifecycle through consume streams (issue 25)\n\n{streams}");
+            }
             println!(
                 "### Where the CPU went (closed loop, measured window)\n\nCPU time of each process per message, from \
                  /proc, median (min–max) over the runs; \"everything else\" is the rest of the machine's busy \
@@ -432,6 +524,134 @@ async fn consume_run(a: ConsumeArgs) -> anyhow::Result<()> {
     };
     let outcomes = consume::run(&config).await?;
     println!("{}", serde_json::to_string_pretty(&outcomes)?);
+    Ok(())
+}
+
+/// Each `--batches` size: the standard queue, then a FIFO queue per `--groups` count, the same
+/// producers and consumers in every run.
+async fn fifo_run(a: FifoArgs) -> anyhow::Result<()> {
+    let endpoint = a.server.login().await?;
+    let plan = Plan {
+        concurrency: a.producers + a.consumers,
+        warmup: Duration::from_secs_f64(a.warmup),
+        duration: Duration::from_secs_f64(a.duration),
+        rate: None,
+    };
+    let mut results = Vec::new();
+    for &batch in &a.batches {
+        let kinds =
+            std::iter::once(fifo::Kind::Standard).chain(a.groups.iter().map(|&g| fifo::Kind::Fifo(g)));
+        for kind in kinds {
+            let flow = fifo::Flow {
+                kind,
+                producers: a.producers,
+                consumers: a.consumers,
+                batch,
+                body_bytes: a.body_bytes,
+            };
+            let scenario = flow.scenario();
+            let queue = format!("{}-{scenario}", a.queue);
+            eprintln!(
+                "mom-bench: fifo {scenario} ({} producers, {} consumers) on queue {queue}",
+                a.producers, a.consumers
+            );
+            let (mut setup, workers) =
+                fifo::flow_workers(&endpoint, &queue, &flow).await.context("creating the queue")?;
+            let (outcome, cpu) = drive(plan, workers, &a.watch).await?;
+            setup.purge().await.context("emptying the queue")?;
+            let secs = plan.duration.as_secs_f64();
+            let r = BenchResult {
+                target: "fifo".into(),
+                scenario,
+                mode: "closed".into(),
+                target_rate: None,
+                concurrency: plan.concurrency,
+                body_bytes: a.body_bytes,
+                messages_per_request: batch,
+                duration_s: secs,
+                requests: outcome.requests,
+                messages: outcome.messages,
+                errors: outcome.errors,
+                first_error: outcome.first_error.clone(),
+                requests_per_s: outcome.requests as f64 / secs,
+                messages_per_s: outcome.messages as f64 / secs,
+                latency: outcome.latency(),
+                cpu,
+            };
+            eprintln!(
+                "mom-bench:   {:.0} msg/s acked, errors {}{}",
+                r.messages_per_s,
+                r.errors,
+                r.first_error.as_deref().map(|e| format!(" (first: {e})")).unwrap_or_default()
+            );
+            results.push(r);
+        }
+    }
+    if let Some(path) = &a.json {
+        write_json(path, &results)?;
+    }
+    println!("{}", report::fifo_table(&results));
+    Ok(())
+}
+
+/// The fairness run with groups, then the baseline without.
+async fn fair_run(a: FairArgs) -> anyhow::Result<()> {
+    let endpoint = a.server.login().await?;
+    let mut results = Vec::new();
+    for grouped in [true, false] {
+        let kind = if grouped { "groups" } else { "no_groups" };
+        // The backlog rides in the scenario's name, for the report's table.
+        let scenario = format!("{kind}_{}", a.backlog);
+        let f = fifo::Fairness {
+            queue: format!("{}-{kind}", a.queue),
+            backlog: a.backlog,
+            grouped,
+            consumers: a.consumers,
+            probe_every: Duration::from_millis(a.probe_every_ms.max(1)),
+            probe_for: Duration::from_secs_f64(a.duration),
+            body_bytes: a.body_bytes,
+            stall: Duration::from_secs(120),
+        };
+        eprintln!("mom-bench: fair {scenario}: {} messages of backlog, {} consumers", a.backlog, a.consumers);
+        let o = fifo::fairness(&endpoint, &f).await.with_context(|| format!("fairness run {scenario}"))?;
+        let secs = o.window.as_secs_f64();
+        if o.drained as usize >= a.backlog {
+            // Probes sent after the backlog ran out waited for nothing: the figure understates the wait.
+            eprintln!(
+                "mom-bench:   warning: the backlog ran out while the probe was sending; raise --backlog or lower --duration"
+            );
+        }
+        eprintln!(
+            "mom-bench:   filled in {:.1} s; {} probes: p50 {:.1} ms, p99 {:.1} ms; drained {:.0} msg/s",
+            o.fill.as_secs_f64(),
+            o.probes,
+            o.latency.p50_us / 1000.0,
+            o.latency.p99_us / 1000.0,
+            o.drained as f64 / secs
+        );
+        results.push(BenchResult {
+            target: "fair".into(),
+            scenario,
+            mode: "closed".into(),
+            target_rate: None,
+            concurrency: a.consumers,
+            body_bytes: a.body_bytes,
+            messages_per_request: 1,
+            duration_s: secs,
+            requests: o.probes,
+            messages: o.drained,
+            errors: 0,
+            first_error: None,
+            requests_per_s: o.probes as f64 / secs,
+            messages_per_s: o.drained as f64 / secs,
+            latency: o.latency,
+            cpu: Default::default(),
+        });
+    }
+    if let Some(path) = &a.json {
+        write_json(path, &results)?;
+    }
+    println!("{}", report::fair_table(&results));
     Ok(())
 }
 
@@ -554,6 +774,156 @@ async fn measure(
         r.requests_per_s,
         r.latency.p50_us / 1000.0,
         r.latency.p99_us / 1000.0,
+        r.errors,
+        r.first_error.as_deref().map(|e| format!(" (first: {e})")).unwrap_or_default()
+    );
+    Ok(r)
+}
+
+#[derive(Args)]
+struct StreamArgs {
+    #[command(flatten)]
+    server: Server,
+    /// `http` (SSE stream, acks to the ack route), `grpc` (`Consume`) or `amqp` (RabbitMQ).
+    #[arg(long, value_parser = ["http", "grpc", "amqp"])]
+    target: String,
+    /// Prefetch values, one run each: `max_in_flight`, gRPC credit, AMQP `basic.qos`.
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
+    prefetch: Vec<usize>,
+    /// Consumers, each with one stream (one AMQP connection and consumer) of its own.
+    #[arg(long, default_value_t = 4)]
+    consumers: usize,
+    /// Producers, each with its own connection (AMQP: channel), one message at a time.
+    #[arg(long, default_value_t = 50)]
+    concurrency: usize,
+    /// Seconds of load before measuring.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// After each closed-loop run, run open loop at half the rate it reached: that row's latency
+    /// is the delivery latency.
+    #[arg(long)]
+    open_at_half: bool,
+    #[arg(long, default_value_t = 1024)]
+    body_bytes: usize,
+    /// Queue name prefix; each prefetch uses `<prefix>-p<N>`, emptied before and after each run.
+    #[arg(long, default_value = "bench-stream")]
+    queue: String,
+    /// gRPC only: the broker's gRPC address (`host:port`).
+    #[arg(long)]
+    grpc: Option<String>,
+    /// AMQP only: connections the producers' channels share.
+    #[arg(long, default_value_t = 4)]
+    amqp_connections: usize,
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// `label=pid` of a process whose CPU time to record over the measured window (repeatable).
+    #[arg(long)]
+    watch: Vec<cpu::Watched>,
+}
+
+/// Each prefetch: closed loop, then (with `--open-at-half`) open loop at half its rate.
+async fn stream_run(a: StreamArgs) -> anyhow::Result<()> {
+    use bench::stream::{self, Transport};
+    let transport = match a.target.as_str() {
+        "grpc" => Transport::Grpc,
+        "amqp" => Transport::Amqp,
+        _ => Transport::Http,
+    };
+    if a.prefetch.iter().any(|p| !(1..=1000).contains(p)) {
+        anyhow::bail!("--prefetch values must be 1 to 1000 (the broker's bound on credit)");
+    }
+    let endpoint = match transport {
+        Transport::Amqp => None,
+        _ => Some(a.server.login().await?),
+    };
+    let mut results = Vec::new();
+    for &prefetch in &a.prefetch {
+        let config = stream::Config {
+            transport,
+            endpoint: endpoint.clone(),
+            url: a.server.url.clone(),
+            grpc: a.grpc.clone(),
+            amqp_connections: a.amqp_connections,
+            queue: format!("{}-p{prefetch}", a.queue),
+            prefetch,
+            consumers: a.consumers,
+            producers: a.concurrency,
+            body_bytes: a.body_bytes,
+        };
+        let closed = Plan {
+            concurrency: a.concurrency,
+            warmup: Duration::from_secs_f64(a.warmup),
+            duration: Duration::from_secs_f64(a.duration),
+            rate: None,
+        };
+        let first = stream_once(&a, config.clone(), closed).await?;
+        let half = first.messages_per_s / 2.0;
+        results.push(first);
+        if a.open_at_half && half > 0.0 {
+            results.push(stream_once(&a, config, Plan { rate: Some(half), ..closed }).await?);
+        }
+    }
+    if let Some(path) = &a.json {
+        write_json(path, &results)?;
+    }
+    println!("{}", report::results_table(&results));
+    Ok(())
+}
+
+/// One run: a fresh queue, the consumers' streams, the producers driven by `plan`. Closed loop:
+/// the latency is the whole lifecycle (send → acked); open loop: the delivery latency.
+async fn stream_once(
+    a: &StreamArgs,
+    config: bench::stream::Config,
+    plan: Plan,
+) -> anyhow::Result<BenchResult> {
+    let (target, prefetch) = (config.transport.name(), config.prefetch);
+    let what = match plan.rate {
+        Some(r) => format!("open loop at {r:.0} msg/s"),
+        None => "closed loop".to_string(),
+    };
+    eprintln!(
+        "mom-bench: {target} stream, prefetch {prefetch} ({what}, {} producers, {} consumers) on queue {}",
+        plan.concurrency, config.consumers, config.queue
+    );
+    let (session, producers) =
+        bench::stream::Session::open(config).await.context("opening the queue, streams and producers")?;
+    session.time_from_now(plan.warmup);
+    let (outcome, cpu) = drive(plan, producers, &a.watch).await?;
+    let timings = session.close().await.context("closing the streams")?;
+    let delivery = &timings.delivery;
+    let secs = plan.duration.as_secs_f64();
+    let r = BenchResult {
+        target: target.into(),
+        scenario: bench::stream::scenario(prefetch),
+        mode: if plan.rate.is_some() { "open" } else { "closed" }.into(),
+        target_rate: plan.rate,
+        concurrency: plan.concurrency,
+        body_bytes: a.body_bytes,
+        messages_per_request: 1,
+        duration_s: secs,
+        requests: outcome.requests,
+        messages: outcome.messages,
+        errors: outcome.errors,
+        first_error: outcome.first_error.clone(),
+        requests_per_s: outcome.requests as f64 / secs,
+        messages_per_s: outcome.messages as f64 / secs,
+        latency: if plan.rate.is_some() { delivery.clone() } else { outcome.latency() },
+        cpu,
+    };
+    eprintln!(
+        "mom-bench:   {:.0} msg/s acked, lifecycle p50 {:.2} ms p99 {:.2} ms, delivery p50 {:.2} ms p99 {:.2} ms, \
+         arrival to ack p50 {:.2} ms p99 {:.2} ms, errors {}{}",
+        r.messages_per_s,
+        outcome.latency().p50_us / 1000.0,
+        outcome.latency().p99_us / 1000.0,
+        delivery.p50_us / 1000.0,
+        delivery.p99_us / 1000.0,
+        timings.settle.p50_us / 1000.0,
+        timings.settle.p99_us / 1000.0,
         r.errors,
         r.first_error.as_deref().map(|e| format!(" (first: {e})")).unwrap_or_default()
     );
