@@ -22,6 +22,7 @@
 pub mod broker;
 pub mod client;
 pub mod failover;
+pub mod groups;
 pub mod grpc;
 pub mod layout;
 pub mod nemesis;

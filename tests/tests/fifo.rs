@@ -3,10 +3,11 @@
 //! flight, redelivery before later messages, dedup by id and by content, dead letters releasing
 //! their group, and every refusal with its error.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mom_tests::groups::GroupLedger;
 use mom_tests::{assert_error_result, assert_ok_result, broker_with_queue, json, Cluster, Queue, Value};
 
 /// A received message with the FIFO fields the shared harness does not decode.
@@ -288,43 +289,25 @@ async fn four_competing_consumers_on_two_brokers_keep_each_group_in_order() {
         queue.send_batch(json!(chunk)).await.expect_status(200);
     }
 
-    let held: Arc<Mutex<HashSet<String>>> = Arc::default();
-    let seen: Arc<Mutex<BTreeMap<String, Vec<usize>>>> = Arc::default();
+    let ledger: Arc<GroupLedger> = Arc::default();
     let mut consumers = Vec::new();
     for c in 0..4 {
         let q = brokers[c % 2].client().queue("orders");
-        let (held, seen) = (held.clone(), seen.clone());
+        let ledger = ledger.clone();
         consumers.push(tokio::spawn(async move {
             let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                let done = seen.lock().map(|s| s.values().map(Vec::len).sum::<usize>()).unwrap_or(0);
-                if done == GROUPS * PER_GROUP {
-                    return;
-                }
-                assert!(Instant::now() < deadline, "consumer {c}: only {done} processed in time");
+            while ledger.processed() < GROUPS * PER_GROUP {
+                assert!(
+                    Instant::now() < deadline,
+                    "consumer {c}: only {} processed in time",
+                    ledger.processed()
+                );
                 let got = recv(&q, json!({ "max": 3, "wait_s": 1 })).await;
-                let groups: HashSet<String> = got.iter().filter_map(|m| m.group.clone()).collect();
-                {
-                    let mut h = held.lock().expect("lock");
-                    for g in &groups {
-                        assert!(h.insert(g.clone()), "consumer {c} got group {g} while another holds it");
-                    }
-                }
+                let groups: BTreeSet<String> = got.iter().filter_map(|m| m.group.clone()).collect();
+                ledger.hold(c, &groups);
                 tokio::time::sleep(Duration::from_millis(5)).await;
-                {
-                    let mut s = seen.lock().expect("lock");
-                    for m in &got {
-                        let (g, i) = m.body.split_once(':').expect("body g:i");
-                        s.entry(g.to_string()).or_default().push(i.parse().expect("index"));
-                    }
-                }
-                // Released before the ack: until the broker has the ack, it holds the group.
-                {
-                    let mut h = held.lock().expect("lock");
-                    for g in &groups {
-                        h.remove(g);
-                    }
-                }
+                ledger.record(got.iter().map(|m| m.body.as_str()));
+                ledger.release(&groups);
                 let receipts: Vec<&str> = got.iter().map(|m| m.receipt.as_str()).collect();
                 if !receipts.is_empty() {
                     for r in q.ack(&receipts).await {
@@ -337,7 +320,7 @@ async fn four_competing_consumers_on_two_brokers_keep_each_group_in_order() {
     for c in consumers {
         c.await.expect("consumer");
     }
-    let seen = seen.lock().expect("lock").clone();
+    let seen = ledger.seen();
     for g in 0..GROUPS {
         assert_eq!(seen.get(&g.to_string()), Some(&(0..PER_GROUP).collect::<Vec<_>>()), "group {g} order");
     }

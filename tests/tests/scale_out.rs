@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use mom_tests::groups::GroupLedger;
 use mom_tests::redis_ha::{try_command, RedisCluster, SentinelGroup};
 use mom_tests::zookeeper::ZooKeeperEnsemble;
 use mom_tests::{assert_ok_result, json, layout, wait_until, Client, Cluster, Queue, Services, Value};
@@ -203,44 +204,26 @@ async fn fifo_queues_keep_their_groups_on_their_shard_and_their_order_across_two
 
     // Four consumers per queue, two on each broker, on all three queues at once.
     let mut consumers = Vec::new();
-    let mut seen_by_queue = Vec::new();
+    let mut ledgers = Vec::new();
     for name in names.values() {
-        let held: Arc<Mutex<BTreeSet<String>>> = Arc::default();
-        let seen: Arc<Mutex<BTreeMap<String, Vec<usize>>>> = Arc::default();
-        seen_by_queue.push((name.clone(), seen.clone()));
+        let ledger: Arc<GroupLedger> = Arc::default();
+        ledgers.push((name.clone(), ledger.clone()));
         for c in 0..4 {
             let queue = brokers[c % 2].client().queue(name);
-            let (held, seen, name) = (held.clone(), seen.clone(), name.clone());
+            let (ledger, name) = (ledger.clone(), name.clone());
             consumers.push(tokio::spawn(async move {
                 let deadline = Instant::now() + Duration::from_secs(30);
-                let processed = || seen.lock().map(|s| s.values().map(Vec::len).sum::<usize>()).unwrap_or(0);
-                while processed() < GROUPS * PER_GROUP {
-                    assert!(Instant::now() < deadline, "{name}: only {} processed in time", processed());
+                while ledger.processed() < GROUPS * PER_GROUP {
+                    assert!(
+                        Instant::now() < deadline,
+                        "{name}: only {} processed in time",
+                        ledger.processed()
+                    );
                     let got = queue.receive_with(json!({ "max": 3, "wait_s": 1 })).await;
                     let groups: BTreeSet<String> = got.iter().filter_map(|m| m.group.clone()).collect();
-                    {
-                        let mut h = held.lock().expect("lock");
-                        for g in &groups {
-                            assert!(
-                                h.insert(g.clone()),
-                                "{name}: consumer {c} got group {g} while another holds it"
-                            );
-                        }
-                    }
-                    {
-                        let mut s = seen.lock().expect("lock");
-                        for m in &got {
-                            let (g, i) = m.body.split_once(':').expect("body g:i");
-                            s.entry(g.to_string()).or_default().push(i.parse().expect("index"));
-                        }
-                    }
-                    // Given up before the ack: until the broker has the ack, it holds the group.
-                    {
-                        let mut h = held.lock().expect("lock");
-                        for g in &groups {
-                            h.remove(g);
-                        }
-                    }
+                    ledger.hold(c, &groups);
+                    ledger.record(got.iter().map(|m| m.body.as_str()));
+                    ledger.release(&groups);
                     if !got.is_empty() {
                         queue.ack_all(&got).await;
                     }
@@ -251,8 +234,8 @@ async fn fifo_queues_keep_their_groups_on_their_shard_and_their_order_across_two
     for c in consumers {
         c.await.expect("consumer");
     }
-    for (name, seen) in seen_by_queue {
-        let seen = seen.lock().expect("lock").clone();
+    for (name, ledger) in ledgers {
+        let seen = ledger.seen();
         for g in 0..GROUPS {
             assert_eq!(
                 seen.get(&g.to_string()),

@@ -129,6 +129,40 @@ pub struct BenchResult {
     pub cpu: cpu::CpuUse,
 }
 
+impl BenchResult {
+    /// The result of one run of `plan` by the load engine (`load::drive`): its mode and rate are
+    /// the plan's, its rates the outcome's over the measured window.
+    pub fn of_run(
+        target: &str,
+        scenario: String,
+        plan: &load::Plan,
+        body_bytes: usize,
+        messages_per_request: usize,
+        outcome: &load::Outcome,
+        cpu: cpu::CpuUse,
+    ) -> Self {
+        let secs = plan.duration.as_secs_f64();
+        BenchResult {
+            target: target.into(),
+            scenario,
+            mode: if plan.rate.is_some() { "open" } else { "closed" }.into(),
+            target_rate: plan.rate,
+            concurrency: plan.concurrency,
+            body_bytes,
+            messages_per_request,
+            duration_s: secs,
+            requests: outcome.requests,
+            messages: outcome.messages,
+            errors: outcome.errors,
+            first_error: outcome.first_error.clone(),
+            requests_per_s: outcome.requests as f64 / secs,
+            messages_per_s: outcome.messages as f64 / secs,
+            latency: outcome.latency(),
+            cpu,
+        }
+    }
+}
+
 /// The JSON body of one message of `size` bytes: `{"body":"xxx…"}`.
 pub fn message_json(size: usize) -> String {
     format!("{{\"body\":\"{}\"}}", "x".repeat(size))

@@ -559,25 +559,7 @@ async fn fifo_run(a: FifoArgs) -> anyhow::Result<()> {
                 fifo::flow_workers(&endpoint, &queue, &flow).await.context("creating the queue")?;
             let (outcome, cpu) = drive(plan, workers, &a.watch).await?;
             setup.purge().await.context("emptying the queue")?;
-            let secs = plan.duration.as_secs_f64();
-            let r = BenchResult {
-                target: "fifo".into(),
-                scenario,
-                mode: "closed".into(),
-                target_rate: None,
-                concurrency: plan.concurrency,
-                body_bytes: a.body_bytes,
-                messages_per_request: batch,
-                duration_s: secs,
-                requests: outcome.requests,
-                messages: outcome.messages,
-                errors: outcome.errors,
-                first_error: outcome.first_error.clone(),
-                requests_per_s: outcome.requests as f64 / secs,
-                messages_per_s: outcome.messages as f64 / secs,
-                latency: outcome.latency(),
-                cpu,
-            };
+            let r = BenchResult::of_run("fifo", scenario, &plan, a.body_bytes, batch, &outcome, cpu);
             eprintln!(
                 "mom-bench:   {:.0} msg/s acked, errors {}{}",
                 r.messages_per_s,
@@ -749,25 +731,15 @@ async fn measure(
             outcome
         }
     };
-    let secs = plan.duration.as_secs_f64();
-    let r = BenchResult {
-        target: target.name().into(),
-        scenario: scenario.name().into(),
-        mode: if plan.rate.is_some() { "open" } else { "closed" }.into(),
-        target_rate: plan.rate,
-        concurrency: plan.concurrency,
-        body_bytes: args.body_bytes,
-        messages_per_request: per_request,
-        duration_s: secs,
-        requests: outcome.requests,
-        messages: outcome.messages,
-        errors: outcome.errors,
-        first_error: outcome.first_error.clone(),
-        requests_per_s: outcome.requests as f64 / secs,
-        messages_per_s: outcome.messages as f64 / secs,
-        latency: outcome.latency(),
+    let r = BenchResult::of_run(
+        target.name(),
+        scenario.name().into(),
+        &plan,
+        args.body_bytes,
+        per_request,
+        &outcome,
         cpu,
-    };
+    );
     eprintln!(
         "mom-bench:   {:.0} msg/s, {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, errors {}{}",
         r.messages_per_s,
@@ -895,25 +867,12 @@ async fn stream_once(
     let (outcome, cpu) = drive(plan, producers, &a.watch).await?;
     let timings = session.close().await.context("closing the streams")?;
     let delivery = &timings.delivery;
-    let secs = plan.duration.as_secs_f64();
-    let r = BenchResult {
-        target: target.into(),
-        scenario: bench::stream::scenario(prefetch),
-        mode: if plan.rate.is_some() { "open" } else { "closed" }.into(),
-        target_rate: plan.rate,
-        concurrency: plan.concurrency,
-        body_bytes: a.body_bytes,
-        messages_per_request: 1,
-        duration_s: secs,
-        requests: outcome.requests,
-        messages: outcome.messages,
-        errors: outcome.errors,
-        first_error: outcome.first_error.clone(),
-        requests_per_s: outcome.requests as f64 / secs,
-        messages_per_s: outcome.messages as f64 / secs,
-        latency: if plan.rate.is_some() { delivery.clone() } else { outcome.latency() },
-        cpu,
-    };
+    let mut r =
+        BenchResult::of_run(target, bench::stream::scenario(prefetch), &plan, a.body_bytes, 1, &outcome, cpu);
+    // Open loop: the latency that matters is the delivery's (send → arrival), not the lifecycle's.
+    if plan.rate.is_some() {
+        r.latency = delivery.clone();
+    }
     eprintln!(
         "mom-bench:   {:.0} msg/s acked, lifecycle p50 {:.2} ms p99 {:.2} ms, delivery p50 {:.2} ms p99 {:.2} ms, \
          arrival to ack p50 {:.2} ms p99 {:.2} ms, errors {}{}",
