@@ -140,11 +140,38 @@ pub fn check_count(what: &str, n: usize) -> Result<()> {
     }
 }
 
-pub fn check_seconds(field: &str, v: u32) -> Result<()> {
+fn check_seconds(field: &str, v: u32) -> Result<()> {
     if v <= MAX_VISIBILITY_S {
         Ok(())
     } else {
         Err(Error::invalid(format!("{field} must be between 0 and {MAX_VISIBILITY_S}, got {v}")))
+    }
+}
+
+/// What a settle request asks, in the API's seconds. [`Ask::checked`] runs before anything is
+/// looked up, so a malformed request is a 400 whichever queue or subscription it names.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Ask {
+    Ack,
+    Nack { delay_s: u32 },
+    Visibility { timeout_s: u32 },
+}
+
+impl Ask {
+    /// The store's settle for `receipts` receipts: 1 to `MAX_BATCH` of them, seconds in range.
+    pub(super) fn checked(self, receipts: usize) -> Result<Settle> {
+        check_count("receipts", receipts)?;
+        Ok(match self {
+            Ask::Ack => Settle::Ack,
+            Ask::Nack { delay_s } => {
+                check_seconds("delay_s", delay_s)?;
+                Settle::Nack { delay_ms: delay_s as u64 * 1000 }
+            }
+            Ask::Visibility { timeout_s } => {
+                check_seconds("visibility_timeout_s", timeout_s)?;
+                Settle::Visibility { timeout_ms: timeout_s as u64 * 1000 }
+            }
+        })
     }
 }
 

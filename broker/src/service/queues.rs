@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::access::{self, Right};
-use super::mailbox::{check_count, check_in_flight, check_seconds, Delivering, Label, Payload, Step, Stream};
+use super::mailbox::{check_count, check_in_flight, Ask, Delivering, Label, Payload, Step, Stream};
 use super::{Broker, Principal};
 use crate::error::{Error, Result};
 use crate::message_id;
@@ -13,7 +13,7 @@ use crate::model::{
     check_tag_count, now_ms, rfc3339_ms, validate_queue_name, validate_tags, Message, QueueConfig, QueueInfo,
     QueueSpec, ReceiveRequest, SendMessage, Sent, Tags, FIFO_SUFFIX,
 };
-use crate::store::{Mailbox, Outgoing, Settle};
+use crate::store::{Mailbox, Outgoing};
 
 const KIND: &str = "queue";
 
@@ -431,9 +431,7 @@ impl Broker {
     }
 
     pub async fn ack(&self, who: &Principal, name: &str, receipts: Vec<String>) -> Result<Vec<Result<()>>> {
-        check_count("receipts", receipts.len())?;
-        let (_, mb) = self.queue_for(who, name, Right::Consume).await?;
-        self.settle_in(&mb, Label(KIND, name), Settle::Ack, &receipts).await
+        self.settle_queue(who, name, Ask::Ack, receipts).await
     }
 
     pub async fn nack(
@@ -443,11 +441,7 @@ impl Broker {
         receipts: Vec<String>,
         delay_s: u32,
     ) -> Result<Vec<Result<()>>> {
-        check_count("receipts", receipts.len())?;
-        check_seconds("delay_s", delay_s)?;
-        let (_, mb) = self.queue_for(who, name, Right::Consume).await?;
-        self.settle_in(&mb, Label(KIND, name), Settle::Nack { delay_ms: delay_s as u64 * 1000 }, &receipts)
-            .await
+        self.settle_queue(who, name, Ask::Nack { delay_s }, receipts).await
     }
 
     /// Changes the visibility timeout of one delivery, counted from now.
@@ -467,10 +461,19 @@ impl Broker {
         receipts: Vec<String>,
         timeout_s: u32,
     ) -> Result<Vec<Result<()>>> {
-        check_count("receipts", receipts.len())?;
-        check_seconds("visibility_timeout_s", timeout_s)?;
+        self.settle_queue(who, name, Ask::Visibility { timeout_s }, receipts).await
+    }
+
+    /// Checks `ask`, then settles deliveries of queue `name` in one store call.
+    async fn settle_queue(
+        &self,
+        who: &Principal,
+        name: &str,
+        ask: Ask,
+        receipts: Vec<String>,
+    ) -> Result<Vec<Result<()>>> {
+        let how = ask.checked(receipts.len())?;
         let (_, mb) = self.queue_for(who, name, Right::Consume).await?;
-        let how = Settle::Visibility { timeout_ms: timeout_s as u64 * 1000 };
         self.settle_in(&mb, Label(KIND, name), how, &receipts).await
     }
 

@@ -3,7 +3,7 @@
 //! dead letters are the queue code paths, not copies of them.
 
 use super::access::{self, Right};
-use super::mailbox::{check_count, check_seconds, Delivering, Label, Step, Stream};
+use super::mailbox::{check_count, Ask, Delivering, Label, Step, Stream};
 use super::queues::encode;
 use super::{Broker, Principal};
 use crate::error::{Error, Result};
@@ -14,7 +14,7 @@ use crate::model::{
     now_ms, parse_time, rfc3339_ms, validate_name, Message, ReceiveRequest, SeekRequest, SendMessage, Sent,
     SubscriptionInfo, SubscriptionSpec, TopicConfig, TopicInfo, TopicSpec, TopicStats,
 };
-use crate::store::{Mailbox, Outgoing, Publication, Settle, Start};
+use crate::store::{Mailbox, Outgoing, Publication, Start};
 
 const KIND: &str = "topic";
 const SUB_KIND: &str = "subscription";
@@ -331,9 +331,7 @@ impl Broker {
         name: &str,
         receipts: Vec<String>,
     ) -> Result<Vec<Result<()>>> {
-        check_count("receipts", receipts.len())?;
-        let sub = self.sub_for(who, topic, name, Right::Consume).await?;
-        self.settle_in(&sub.mailbox, sub.label(), Settle::Ack, &receipts).await
+        self.settle_sub(who, topic, name, Ask::Ack, receipts).await
     }
 
     pub async fn sub_nack(
@@ -344,11 +342,7 @@ impl Broker {
         receipts: Vec<String>,
         delay_s: u32,
     ) -> Result<Vec<Result<()>>> {
-        check_count("receipts", receipts.len())?;
-        check_seconds("delay_s", delay_s)?;
-        let sub = self.sub_for(who, topic, name, Right::Consume).await?;
-        self.settle_in(&sub.mailbox, sub.label(), Settle::Nack { delay_ms: delay_s as u64 * 1000 }, &receipts)
-            .await
+        self.settle_sub(who, topic, name, Ask::Nack { delay_s }, receipts).await
     }
 
     pub async fn sub_extend(
@@ -374,10 +368,20 @@ impl Broker {
         receipts: Vec<String>,
         timeout_s: u32,
     ) -> Result<Vec<Result<()>>> {
-        check_count("receipts", receipts.len())?;
-        check_seconds("visibility_timeout_s", timeout_s)?;
+        self.settle_sub(who, topic, name, Ask::Visibility { timeout_s }, receipts).await
+    }
+
+    /// Checks `ask`, then settles deliveries of subscription `name` in one store call.
+    async fn settle_sub(
+        &self,
+        who: &Principal,
+        topic: &str,
+        name: &str,
+        ask: Ask,
+        receipts: Vec<String>,
+    ) -> Result<Vec<Result<()>>> {
+        let how = ask.checked(receipts.len())?;
         let sub = self.sub_for(who, topic, name, Right::Consume).await?;
-        let how = Settle::Visibility { timeout_ms: timeout_s as u64 * 1000 };
         self.settle_in(&sub.mailbox, sub.label(), how, &receipts).await
     }
 
