@@ -23,12 +23,13 @@
 //! A waiter keeps its place while it waits: one woken for a message another consumer took goes
 //! back where it was, so the oldest waiter always gets the next wake and none starves.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures::FutureExt;
+use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
@@ -59,9 +60,86 @@ struct Entry {
     /// back in line and can be woken again).
     promised: u64,
     /// Push streams waiting for room under `max_in_flight` (woken by acks and nacks, all at once).
-    room: Arc<Notify>,
+    room: Arc<Room>,
     /// The key's timer: when it fires, and the task that will.
     timer: Option<(Instant, AbortHandle)>,
+}
+
+/// What push streams on one key hear of settled deliveries (issue 25): a wake, and which ids were
+/// settled, so that a stream learns which of its deliveries ended without asking Redis. A settle
+/// announces `KEY room ID...` (the deliveries it ended: acks, nacks, visibility 0); the ids are
+/// kept while a stream holds the key's room (streams hold it for their whole life), the last
+/// [`ROOM_LOG`] of them. What a stream cannot know from here it hears as incomplete
+/// ([`Room::since`]): a bare `KEY room` (a FIFO queue's settle, a broker before this one), a wake
+/// of everyone (a lost subscription), ids it fell too far behind to read.
+#[derive(Default)]
+pub struct Room {
+    notify: Notify,
+    log: Mutex<RoomLog>,
+}
+
+/// The settled ids a key's streams may still read: entry `i` has number `first + i`; `None` stands
+/// for settles whose ids are unknown.
+#[derive(Default)]
+struct RoomLog {
+    first: u64,
+    entries: VecDeque<Option<String>>,
+}
+
+/// How many settled ids a key keeps for its streams.
+pub const ROOM_LOG: usize = 4096;
+
+/// What a stream heard since it last read a key's room.
+#[derive(Debug, Default)]
+pub struct Heard {
+    /// Ids settled since.
+    pub ids: Vec<String>,
+    /// False when settles since may have ended deliveries not in `ids`: the stream must ask Redis.
+    pub complete: bool,
+}
+
+impl Room {
+    /// Register (`Notified::enable`) before reading [`Room::since`].
+    pub fn notified(&self) -> Notified<'_> {
+        self.notify.notified()
+    }
+
+    /// What was settled since `cursor` (`None`: this stream has never read; incomplete), and moves
+    /// `cursor` past it.
+    pub fn since(&self, cursor: &mut Option<u64>) -> Heard {
+        let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        let end = log.first + log.entries.len() as u64;
+        let heard = match *cursor {
+            Some(c) if c >= log.first => {
+                let mut heard = Heard { ids: Vec::new(), complete: true };
+                for e in log.entries.range((c - log.first) as usize..) {
+                    match e {
+                        Some(id) => heard.ids.push(id.clone()),
+                        None => heard.complete = false,
+                    }
+                }
+                heard
+            }
+            _ => Heard::default(),
+        };
+        *cursor = Some(end);
+        heard
+    }
+
+    /// Settles of `ids` (`None`: unknown ones) were announced; `kept`: a stream holds the room.
+    fn settled<'a>(&self, ids: Option<impl Iterator<Item = &'a str>>, kept: bool) {
+        if kept {
+            let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+            match ids {
+                Some(ids) => log.entries.extend(ids.map(|id| Some(id.to_string()))),
+                None => log.entries.push_back(None),
+            }
+            let over = log.entries.len().saturating_sub(ROOM_LOG);
+            log.entries.drain(..over);
+            log.first += over as u64;
+        }
+        self.notify.notify_waiters();
+    }
 }
 
 /// A ticket's side that the entry holds.
@@ -117,16 +195,16 @@ impl Waiters {
         }
     }
 
-    /// The notifier of push streams on `key` waiting for room under their `max_in_flight`.
-    /// Register (`Notified::enable`) before checking what is in flight.
-    pub fn room(&self, key: &str) -> Arc<Notify> {
+    /// What push streams on `key` hear of settles (see [`Room`]); a stream holds it for its life.
+    pub fn room(&self, key: &str) -> Arc<Room> {
         self.lock().entry(key.to_string()).or_default().room.clone()
     }
 
     /// Handles one announcement from the notification channel: one or more lines, each
     /// - `KEY N`: N messages became receivable on KEY now; wakes waiters for N of them;
     /// - `KEY N D`: the same, and another one becomes visible in D ms (a delayed send or nack);
-    /// - `KEY room`: deliveries were settled (push streams waiting for room re-check);
+    /// - `KEY room ID...`: deliveries of these ids were settled (push streams waiting for room
+    ///   re-check; the ids tell them which, see [`Room`]); bare, ids unknown;
     /// - `KEY *` or `KEY` alone: wakes everyone waiting on KEY. A bare key is the announcement of
     ///   brokers from before issue 27 (a rolling upgrade); their `t/TOPIC` wakes every
     ///   subscription of the topic.
@@ -135,8 +213,8 @@ impl Waiters {
         for line in payload.lines() {
             let mut words = line.split(' ');
             let Some(key) = words.next().filter(|k| !k.is_empty()) else { continue };
-            match (words.next(), words.next()) {
-                (None, _) => match key.strip_prefix("t/") {
+            match words.next() {
+                None => match key.strip_prefix("t/") {
                     Some(topic) => {
                         let prefix = format!("s/{topic}/");
                         map.iter_mut()
@@ -145,14 +223,17 @@ impl Waiters {
                     }
                     None => map.get_mut(key).into_iter().for_each(Entry::everyone),
                 },
-                (Some("room"), _) => {
+                Some("room") => {
                     if let Some(e) = map.get(key) {
-                        e.room.notify_waiters();
+                        let kept = Arc::strong_count(&e.room) > 1;
+                        let mut ids = words.filter(|w| !w.is_empty()).peekable();
+                        let known = ids.peek().is_some();
+                        e.room.settled(known.then_some(ids), kept);
                     }
                 }
-                (Some(n), delay) => {
+                Some(n) => {
                     let Some(entry) = map.get_mut(key) else { continue };
-                    let (Ok(n), delay) = (n.parse::<u64>(), delay.map(str::parse::<u64>)) else {
+                    let (Ok(n), delay) = (n.parse::<u64>(), words.next().map(str::parse::<u64>)) else {
                         entry.everyone();
                         continue;
                     };
@@ -239,7 +320,8 @@ impl Entry {
         while let Some((_, slot)) = self.queue.pop_first() {
             self.woke(&slot, 1);
         }
-        self.room.notify_waiters();
+        let kept = Arc::strong_count(&self.room) > 1;
+        self.room.settled(None::<std::iter::Empty<&str>>, kept);
     }
 
     /// Wakes a waiter taken off the queue, for `messages` of what was announced.
@@ -535,6 +617,43 @@ mod tests {
         w.announce("q/a room");
         assert!(notified.now_or_never().is_some());
         assert!(!woken(&poll));
+    }
+
+    #[tokio::test]
+    async fn streams_hear_which_ids_were_settled_and_when_they_cannot_know() {
+        let w = Waiters::default();
+        // No stream holds the room: nothing is kept.
+        w.announce("q/a room 1 2");
+        let room = w.room(KEY);
+        let mut cursor = None;
+        // A stream's first read is incomplete: it must ask Redis once.
+        let first = room.since(&mut cursor);
+        assert!(!first.complete && first.ids.is_empty());
+        w.announce("q/a room 3 4\nq/b room 5");
+        w.announce("q/a room 6");
+        let heard = room.since(&mut cursor);
+        assert!(heard.complete);
+        assert_eq!(heard.ids, ["3", "4", "6"]);
+        let nothing = room.since(&mut cursor);
+        assert!(nothing.complete && nothing.ids.is_empty());
+        // A bare `room` (ids unknown) and a wake of everyone make it incomplete.
+        w.announce("q/a room");
+        w.announce("q/a room 7");
+        let heard = room.since(&mut cursor);
+        assert!(!heard.complete);
+        assert_eq!(heard.ids, ["7"]);
+        w.wake_all();
+        assert!(!room.since(&mut cursor).complete);
+        // A stream that fell more than ROOM_LOG ids behind cannot know either.
+        let mut late = cursor;
+        assert!(room.since(&mut cursor).complete);
+        let many: Vec<String> = (0..ROOM_LOG + 1).map(|i| i.to_string()).collect();
+        w.announce(&format!("q/a room {}", many.join(" ")));
+        assert!(!room.since(&mut late).complete);
+        let mut recent = Some(cursor.unwrap_or(0) + 1);
+        let heard = room.since(&mut recent);
+        assert!(heard.complete);
+        assert_eq!(heard.ids.len(), ROOM_LOG);
     }
 
     #[tokio::test]

@@ -1,11 +1,14 @@
-//! How the broker uses Redis: idle long polls must not cost round trips, and the keys of a queue
-//! share a hash tag so the layout works on Redis Cluster.
+//! How the broker uses Redis: idle long polls must not cost round trips, a message's lifecycle
+//! costs a bounded number of Redis commands (each costs Redis about 1.5 µs inside a script beyond
+//! its own work: BENCHMARKS.md, issue 27), a consume stream whose consumer acks as it goes asks
+//! Redis nothing beyond its receives and the acks (issue 25), and the keys of a queue share a hash
+//! tag so the layout works on Redis Cluster.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use mom_tests::redis_server::command_calls;
-use mom_tests::{await_gauge, json, Cluster, Persistence, RedisServer};
+use mom_tests::{await_gauge, json, Cluster, Persistence, RedisServer, Value};
 
 const QUEUES: usize = 10;
 const POLLS_PER_QUEUE: usize = 10;
@@ -52,6 +55,96 @@ async fn a_hundred_idle_long_polls_cost_fewer_than_200_redis_commands_per_second
     for poll in &polls {
         poll.abort();
     }
+}
+
+/// Commands Redis ran (`INFO commandstats` calls; a script's own commands count, as they cost)
+/// between two readings, without the `INFO`s: total, and the busiest.
+struct Spent {
+    total: u64,
+    busiest: Vec<(String, u64)>,
+}
+
+async fn command_counts(redis: &RedisServer) -> HashMap<String, u64> {
+    command_calls(&redis.info("commandstats").await).into_iter().filter(|(c, _)| c != "info").collect()
+}
+
+async fn spent_since(redis: &RedisServer, before: &HashMap<String, u64>) -> Spent {
+    let mut busiest: Vec<(String, u64)> = command_counts(redis)
+        .await
+        .into_iter()
+        .map(|(c, n)| {
+            let d = n.saturating_sub(before.get(&c).copied().unwrap_or(0));
+            (c, d)
+        })
+        .filter(|(_, d)| *d > 0)
+        .collect();
+    busiest.sort_by_key(|c| std::cmp::Reverse(c.1));
+    Spent { total: busiest.iter().map(|c| c.1).sum(), busiest }
+}
+
+/// Messages each of the two cost tests below puts through.
+const MESSAGES: usize = 100;
+
+/// Send → long-poll receive → ack, one message at a time: what Redis does per message, with the
+/// broker's own background work (its rate limiter's buckets) in the count. 32 commands before issue
+/// 27's last changes (an ack that read the clock, checked flight apart from ending it and dropped
+/// a delay entry a delivered message no longer has; a receive that counted what was left though
+/// its look showed nothing was); 28 after.
+#[tokio::test]
+async fn a_long_poll_lifecycle_costs_redis_at_most_30_commands_per_message() {
+    const LIMIT: f64 = 30.0;
+    let redis = RedisServer::started(Persistence::None).await;
+    let broker = Cluster::with_redis(redis.url()).start_broker().await;
+    let queue = broker.client().queue("lifecycle-cost");
+    queue.create(json!({})).await;
+    let before = command_counts(&redis).await;
+    for i in 0..MESSAGES {
+        queue.send(&format!("m{i}")).await;
+        let got = queue.receive_with(json!({ "max": 1, "wait_s": 1 })).await;
+        assert_eq!(got.len(), 1, "message {i} was not received");
+        queue.ack_all(&got).await;
+    }
+    let spent = spent_since(&redis, &before).await;
+    let per = spent.total as f64 / MESSAGES as f64;
+    eprintln!("lifecycle: {per:.2} Redis commands per message; {:?}", spent.busiest);
+    assert!(
+        per <= LIMIT,
+        "a lifecycle cost Redis {per:.2} commands per message (limit {LIMIT}); by command: {:?}",
+        spent.busiest
+    );
+}
+
+/// A consume stream at `max_in_flight` 1 whose consumer acks each message as it arrives: one
+/// receive and one ack script per message, and no call asking which deliveries are still in flight
+/// (the ack's `room` announcement names what it settled). Three before.
+#[tokio::test]
+async fn a_stream_whose_consumer_acks_as_it_goes_costs_two_scripts_per_message() {
+    const LIMIT: f64 = 2.2;
+    let redis = RedisServer::started(Persistence::None).await;
+    let broker = Cluster::with_redis(redis.url()).start_broker().await;
+    let queue = broker.client().queue("stream-cost");
+    queue.create(json!({ "visibility_timeout_s": 60 })).await;
+    let bodies: Vec<Value> = (0..MESSAGES).map(|i| json!({ "body": format!("m{i}") })).collect();
+    for chunk in bodies.chunks(10) {
+        queue.send_batch(Value::Array(chunk.to_vec())).await.expect_status(200);
+    }
+    let mut stream = queue.stream("?max_in_flight=1").await;
+    let before = command_counts(&redis).await;
+    let mut seen = HashSet::new();
+    for _ in 0..MESSAGES {
+        let m = stream.next_message(Duration::from_secs(5)).await;
+        assert!(seen.insert(m.id.clone()), "message {} came twice", m.id);
+        queue.ack_all(std::slice::from_ref(&m)).await;
+    }
+    let spent = spent_since(&redis, &before).await;
+    let scripts = spent.busiest.iter().filter(|(c, _)| c == "evalsha" || c == "eval").map(|c| c.1).sum::<u64>();
+    let per = scripts as f64 / MESSAGES as f64;
+    eprintln!("stream: {per:.2} script calls per message; {:?}", spent.busiest);
+    assert!(
+        per <= LIMIT,
+        "a stream cost Redis {per:.2} script calls per message (limit {LIMIT}); by command: {:?}",
+        spent.busiest
+    );
 }
 
 /// The hash tag of a key as Redis Cluster computes it: between the first `{` and the next `}`,

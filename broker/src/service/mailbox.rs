@@ -2,6 +2,7 @@
 //! and moving dead letters on. Queue and topic operations call these; nothing here is copied.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ use crate::metrics::Event;
 use crate::model::{rfc3339_ms, Attributes, Message, ReceiveRequest, MAX_BATCH, MAX_VISIBILITY_S};
 use crate::receipt::ReceiptKey;
 use crate::store::{Mailbox, Outgoing, RawDelivery, ReceiveParams, Settle, STREAM_MARK_RENEW};
-use crate::waiters::Seen;
+use crate::waiters::{Room, Seen};
 
 pub const SOURCE_ATTR: &str = "mom.source_queue";
 
@@ -55,6 +56,10 @@ pub struct Delivering<'a> {
 /// call when it is full, so the credit a client can claim is bounded like every other resource.
 pub const MAX_IN_FLIGHT: usize = 1000;
 
+/// How often a stream looks again at a delivery past its deadline that is still in flight (its
+/// consumer extended it).
+const EXTENDED_RECHECK: Duration = Duration::from_secs(1);
+
 /// Checks a stream's bound on unacked deliveries: 1 to [`MAX_IN_FLIGHT`], or none.
 pub fn check_in_flight(field: &str, n: Option<usize>) -> Result<()> {
     match n {
@@ -78,6 +83,10 @@ pub struct Stream {
     credit: Arc<Credit>,
     /// When this stream last marked its mailbox as streamed (`MailboxStore::mark_streaming`).
     marked: Option<Instant>,
+    /// What it hears of settles on its mailbox (held for its life, so the ids are kept for it),
+    /// and how far it has read.
+    room: Option<Arc<Room>>,
+    heard: Option<u64>,
     _slot: super::held::Slot,
 }
 
@@ -299,6 +308,8 @@ impl Broker {
             tracked: Vec::new(),
             credit: Arc::default(),
             marked: None,
+            room: None,
+            heard: None,
             _slot: slot,
         })
     }
@@ -318,7 +329,7 @@ impl Broker {
             return Ok(Step::Ended);
         }
         // Listen before looking at what is in flight, so an ack landing in between wakes us.
-        let room = self.waiters.room(&mb.wake_key);
+        let room = st.room.get_or_insert_with(|| self.waiters.room(&mb.wake_key)).clone();
         let notified = room.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
@@ -329,17 +340,7 @@ impl Broker {
             None => MAX_BATCH,
             Some(max) => {
                 if st.tracked.len() >= max {
-                    // Settles announce `room` only while a stream marked the mailbox: mark it
-                    // before looking at what is in flight, so no ack after the look goes unheard.
-                    if st.marked.is_none_or(|at| at.elapsed() >= STREAM_MARK_RENEW) {
-                        self.mailboxes.mark_streaming(mb).await?;
-                        st.marked = Some(Instant::now());
-                    }
-                    let pairs: Vec<(String, u64)> =
-                        st.tracked.iter().map(|(id, d, _)| (id.clone(), *d)).collect();
-                    let live = self.mailboxes.in_flight(mb, &pairs).await?;
-                    let mut live = live.into_iter();
-                    st.tracked.retain(|_| live.next().unwrap_or(false));
+                    self.settled_since(mb, st, &room, max).await?;
                 }
                 max.saturating_sub(st.tracked.len()).min(MAX_BATCH)
             }
@@ -378,6 +379,47 @@ impl Broker {
             }
         }
         Ok(Step::Messages(messages))
+    }
+
+    /// Drops from a full stream's deliveries those that ended: the ids settles announced
+    /// ([`Room`]) say which, so a stream whose consumer acks as it goes never asks Redis. It asks
+    /// (which of them are still in flight) only when that cannot be known from here: the first
+    /// time, right after (re)marking the mailbox (settles before the mark announced nothing), when
+    /// what it heard is incomplete (see [`Room::since`]), or when a delivery's deadline passed
+    /// (timed out, or extended: only Redis knows).
+    async fn settled_since(&self, mb: &Mailbox, st: &mut Stream, room: &Room, max: usize) -> Result<()> {
+        let heard = room.since(&mut st.heard);
+        if !heard.ids.is_empty() {
+            let ended: HashSet<&str> = heard.ids.iter().map(String::as_str).collect();
+            st.tracked.retain(|(id, _, _)| !ended.contains(id.as_str()));
+        }
+        if st.tracked.len() < max {
+            return Ok(());
+        }
+        let mut ask = !heard.complete;
+        // Settles announce `room` only while a stream marked the mailbox: mark it before looking
+        // at what is in flight, so no ack after the look goes unheard.
+        if st.marked.is_none_or(|at| at.elapsed() >= STREAM_MARK_RENEW) {
+            self.mailboxes.mark_streaming(mb).await?;
+            st.marked = Some(Instant::now());
+            ask = true;
+        }
+        let now = Instant::now();
+        if ask || st.tracked.iter().any(|t| t.2 <= now) {
+            let pairs: Vec<(String, u64)> = st.tracked.iter().map(|(id, d, _)| (id.clone(), *d)).collect();
+            let live = self.mailboxes.in_flight(mb, &pairs).await?;
+            let mut live = live.into_iter();
+            st.tracked.retain_mut(|t| {
+                let live = live.next().unwrap_or(false);
+                // Past its deadline and still in flight: extended. Look again in a second
+                // rather than at once (its new deadline is Redis's to know).
+                if live && t.2 <= now {
+                    t.2 = now + EXTENDED_RECHECK;
+                }
+                live
+            });
+        }
+        Ok(())
     }
 
     /// Verifies receipts; the valid ones go to the store in one call. One result per receipt.

@@ -6,16 +6,21 @@
 //! *groups*, and the next call carries a whole group. There is no timer: when nothing is in
 //! flight a send goes out at once, alone, so an idle broker answers as fast as before.
 //!
-//! This module is the bookkeeping only (who leads, who waits, which messages are whose); the
-//! driver that makes the calls is the store's (`MailboxStore::send`). One *lane* per mailbox
-//! exists while a call for it is in flight; its presence is the "busy" flag, and it holds the
-//! groups waiting for the next call, oldest first. A caller's messages are never split over two
+//! Settles (acks, nacks, visibility changes) ride the same way: an ack's script call costs Redis
+//! a round trip, the script's start and its clock and room checks whoever else acks on the
+//! mailbox, so concurrent acks share one call (`MailboxStore::settle`).
+//!
+//! [`Lanes::call`] makes the calls: the caller that finds nothing in flight leads, and a task
+//! drives what queued behind it. One *lane* per mailbox (and kind of write) exists while a call
+//! for it is in flight; its presence is the "busy" flag, and it holds the groups waiting for the
+//! next call, oldest first. A caller's messages are never split over two
 //! calls and keep their order; callers keep their arrival order (a caller only joins the newest
 //! group). Each caller gets exactly its own replies back; an error of a combined call reaches
 //! every caller in it.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
@@ -62,6 +67,96 @@ pub enum Joined<M, R> {
 
 /// A queued caller's answer to come.
 pub struct Waiting<R>(oneshot::Receiver<Result<Vec<R>>>);
+
+impl<M: Send + 'static, R: Send + 'static> Lanes<M, R> {
+    /// Makes `call` with `messages` (`bytes` long) on the lane `key`, or with other callers'
+    /// messages too, and returns this caller's replies. When nothing is in flight on the lane the
+    /// call goes out at once with just these messages; otherwise they wait, with those of other
+    /// callers arriving meanwhile, and the next call carries them all (within the bounds), made by
+    /// a task of its own that keeps going while groups wait: a caller that goes away (client
+    /// disconnect, its future dropped) never strands the others.
+    pub async fn call<F, Fut>(self: &Arc<Self>, key: &str, messages: Vec<M>, bytes: usize, call: F) -> Result<Vec<R>>
+    where
+        F: Fn(Vec<M>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<R>>> + Send + 'static,
+    {
+        match self.join(key, messages, bytes) {
+            Joined::Queued(waiting) => waiting.answer().await,
+            Joined::Lead(messages) => {
+                // Dropped when the call ends, or with this future: either way, whatever queued
+                // behind this call goes out next.
+                let _turn = Turn { lanes: self.clone(), key: key.to_string(), call: call.clone() };
+                call(messages).await
+            }
+        }
+    }
+
+    /// Makes the calls of the groups waiting on `key` one after another, until none waits.
+    async fn drive<F, Fut>(self: Arc<Self>, key: String, call: F)
+    where
+        F: Fn(Vec<M>) -> Fut,
+        Fut: Future<Output = Result<Vec<R>>>,
+    {
+        let mut guard = Driving { lanes: &self, key: &key, done: false };
+        while let Some(mut group) = self.next(&key) {
+            let messages = group.take();
+            tracing::trace!(lane = %key, messages = messages.len(), callers = group.callers(), "combined call");
+            group.answer(call(messages).await);
+        }
+        guard.done = true;
+    }
+}
+
+/// A call that went out at once (see [`Lanes::call`]). When it ends, however it ends, it hands
+/// the lane on: closed when nothing waits, else to a task making the calls of what waits.
+struct Turn<M, R, F, Fut>
+where
+    M: Send + 'static,
+    R: Send + 'static,
+    F: Fn(Vec<M>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Vec<R>>> + Send + 'static,
+{
+    lanes: Arc<Lanes<M, R>>,
+    key: String,
+    call: F,
+}
+
+impl<M, R, F, Fut> Drop for Turn<M, R, F, Fut>
+where
+    M: Send + 'static,
+    R: Send + 'static,
+    F: Fn(Vec<M>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Vec<R>>> + Send + 'static,
+{
+    fn drop(&mut self) {
+        if self.lanes.release(&self.key) {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn(self.lanes.clone().drive(std::mem::take(&mut self.key), self.call.clone()))),
+            // No runtime (being torn down): nothing can make the call; its callers hear
+            // `unavailable` rather than wait forever.
+            Err(_) => self.lanes.abandon(&self.key),
+        }
+    }
+}
+
+/// The task making a lane's waiting calls. Should it stop early (a panic, or the runtime shutting
+/// down), the lane is closed and its waiting callers answered `unavailable`, so later calls on
+/// the lane lead again instead of queueing behind a driver that is gone.
+struct Driving<'a, M, R> {
+    lanes: &'a Lanes<M, R>,
+    key: &'a str,
+    done: bool,
+}
+
+impl<M, R> Drop for Driving<'_, M, R> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.lanes.abandon(self.key);
+        }
+    }
+}
 
 impl<R> Waiting<R> {
     pub async fn answer(self) -> Result<Vec<R>> {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use prometheus::Histogram;
 use redis::Script;
 
-use super::group::{Bounds, Joined, Lanes};
+use super::group::{Bounds, Lanes};
 use super::Redis;
 use crate::error::{Error, Result};
 use crate::model::{QueueStats, MAX_BATCH};
@@ -129,6 +129,9 @@ impl Outgoing {
 /// for milliseconds; past 1 MiB the per-call overhead is long amortised anyway).
 const SEND_BOUNDS: Bounds = Bounds { messages: MAX_BATCH, bytes: 1 << 20 };
 
+/// The bounds on a combined settle: a batch's worth of receipts (their bytes do not matter).
+const SETTLE_BOUNDS: Bounds = Bounds { messages: MAX_BATCH, bytes: usize::MAX };
+
 /// One delivery as the store hands it out.
 #[derive(Debug)]
 pub struct RawDelivery {
@@ -186,6 +189,8 @@ pub struct MailboxStore {
     redis: Arc<Redis>,
     /// Sends waiting for the send call in flight on their mailbox (group commit).
     sends: Arc<Lanes<Outgoing, (String, bool)>>,
+    /// Settles waiting for the settle call in flight on their mailbox, per kind (group commit).
+    settles: Arc<Lanes<(String, u64), bool>>,
     /// Messages per send script call (`mom_send_batch_size`).
     batch_size: Histogram,
 }
@@ -290,7 +295,12 @@ impl Mailbox {
 
 impl MailboxStore {
     pub fn new(redis: Arc<Redis>, batch_size: Histogram) -> Self {
-        MailboxStore { redis, sends: Arc::new(Lanes::new(SEND_BOUNDS)), batch_size }
+        MailboxStore {
+            redis,
+            sends: Arc::new(Lanes::new(SEND_BOUNDS)),
+            settles: Arc::new(Lanes::new(SETTLE_BOUNDS)),
+            batch_size,
+        }
     }
 
     /// The mailbox of queue `name`.
@@ -360,26 +370,12 @@ impl MailboxStore {
     /// All keys of a mailbox share one hash tag, so a combined call is single-slot on a cluster.
     pub async fn send(&self, mb: &Mailbox, messages: Vec<Outgoing>) -> Result<Vec<(String, bool)>> {
         let bytes = messages.iter().map(Outgoing::weight).sum();
-        match self.sends.join(&mb.lane, messages, bytes) {
-            Joined::Queued(waiting) => waiting.answer().await,
-            Joined::Lead(messages) => {
-                // Dropped when the call ends, or with this future: either way, whatever queued
-                // behind this call goes out next.
-                let _turn = Turn { store: self, mb };
-                self.send_now(mb, messages).await
-            }
-        }
-    }
-
-    /// Stores the groups waiting on `mb` one call after another, until none waits.
-    async fn drive_sends(self, mb: Mailbox) {
-        let mut guard = Driving { store: &self, mb: &mb, done: false };
-        while let Some(mut group) = self.sends.next(&mb.lane) {
-            let messages = group.take();
-            tracing::trace!(mailbox = %mb.scope, messages = messages.len(), callers = group.callers(), "combined send");
-            group.answer(self.send_now(&mb, messages).await);
-        }
-        guard.done = true;
+        let (store, owned) = (self.clone(), mb.clone());
+        let call = move |messages| {
+            let (store, mb) = (store.clone(), owned.clone());
+            async move { store.send_now(&mb, messages).await }
+        };
+        self.sends.call(&mb.lane, messages, bytes, call).await
     }
 
     /// One send script call with these messages.
@@ -452,12 +448,28 @@ impl MailboxStore {
     }
 
     /// Acks, nacks or changes the visibility of deliveries; `true` per delivery that was current.
+    ///
+    /// Group commit, as [`MailboxStore::send`]: settles of one kind (the same mode and time) on
+    /// one mailbox that arrive while one is in flight share the next call. Combining changes
+    /// nothing a caller can see: each receipt is checked and applied on its own, in arrival
+    /// order, and each caller gets its own answers.
     pub async fn settle(&self, mb: &Mailbox, how: Settle, deliveries: &[(String, u64)]) -> Result<Vec<bool>> {
         let (mode, ms) = match how {
             Settle::Ack => ("ack", 0),
             Settle::Nack { delay_ms } => ("nack", delay_ms),
             Settle::Visibility { timeout_ms } => ("vis", timeout_ms),
         };
+        let lane = format!("{}#{mode}{ms}", mb.lane);
+        let (store, owned) = (self.clone(), mb.clone());
+        let call = move |deliveries| {
+            let (store, mb) = (store.clone(), owned.clone());
+            async move { store.settle_now(&mb, mode, ms, deliveries).await }
+        };
+        self.settles.call(&lane, deliveries.to_vec(), deliveries.len(), call).await
+    }
+
+    /// One settle script call.
+    async fn settle_now(&self, mb: &Mailbox, mode: &str, ms: u64, deliveries: Vec<(String, u64)>) -> Result<Vec<bool>> {
         let mut inv = self.invocation(if mb.fifo { &FIFO_SETTLE } else { &SETTLE }, mb);
         inv.arg(self.redis.channel()).arg(&mb.wake_key).arg(mode).arg(ms).arg(match mb.room {
             Room::Always => "1",
@@ -590,43 +602,5 @@ impl MailboxStore {
             .query_async::<()>(&mut self.redis.conn()?)
             .await
             .map_err(Error::redis)
-    }
-}
-
-/// A send that went out at once (see [`MailboxStore::send`]). When it ends, however it ends, it
-/// hands the mailbox's lane on: closed when nothing waits, else to a task storing what waits.
-struct Turn<'a> {
-    store: &'a MailboxStore,
-    mb: &'a Mailbox,
-}
-
-impl Drop for Turn<'_> {
-    fn drop(&mut self) {
-        if self.store.sends.release(&self.mb.lane) {
-            return;
-        }
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => drop(rt.spawn(self.store.clone().drive_sends(self.mb.clone()))),
-            // No runtime (being torn down): nothing can store them; their callers hear
-            // `unavailable` rather than wait forever.
-            Err(_) => self.store.sends.abandon(&self.mb.lane),
-        }
-    }
-}
-
-/// The task storing a mailbox's waiting sends. Should it stop early (a panic, or the runtime
-/// shutting down), the lane is closed and its waiting callers answered `unavailable`, so later
-/// sends to the mailbox lead again instead of queueing behind a driver that is gone.
-struct Driving<'a> {
-    store: &'a MailboxStore,
-    mb: &'a Mailbox,
-    done: bool,
-}
-
-impl Drop for Driving<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.store.sends.abandon(&self.mb.lane);
-        }
     }
 }

@@ -27,22 +27,30 @@ local on_remove = nil
 -- Set by fifo.lua on FIFO queues: what stats.lua adds (groups with messages in flight).
 local fifo_stats = nil
 
-local function remove(id)
+-- Removes message `id` from every key. `acked`: an ack, which has taken it out of `inf` itself
+-- (`end_delivery`) and leaves its `del` entry: a message in flight is past any delay, and a `del`
+-- entry whose due time is past means nothing (stats and peek count only those ahead); `trim`
+-- drops those in bulk. One call fewer per ack, and every call counts (see `deliver`).
+local function remove(id, acked)
   if on_remove then on_remove(id) end
   if OWNS then redis.call('HDEL', KEYS[1], id) end
   redis.call('HDEL', KEYS[2], id, FIRST .. id)
   redis.call('ZREM', KEYS[3], id)
-  redis.call('ZREM', KEYS[4], id)
-  redis.call('ZREM', KEYS[5], id)
+  if not acked then
+    redis.call('ZREM', KEYS[4], id)
+    redis.call('ZREM', KEYS[5], id)
+  end
   redis.call('ZREM', KEYS[6], id)
 end
 
--- Drops messages older than the retention period; returns how many. Stats trims on every call;
--- a receive only on one millisecond in 8 (`trim_sometimes`): `deliver` never hands out an
--- expired message, so trimming there only frees memory, and costs a call every time.
+-- Drops messages older than the retention period, and `del` entries whose due time has passed
+-- (left by acks, see `remove`); returns how many messages. Stats trims on every call; a receive
+-- only on one millisecond in 8 (`trim_sometimes`): `deliver` never hands out an expired message,
+-- so trimming there only frees memory, and costs a call every time.
 local function trim(now, retention_ms)
   local ids = redis.call('ZRANGE', KEYS[6], '-inf', now - retention_ms, 'BYSCORE', 'LIMIT', 0, 1000)
   for _, id in ipairs(ids) do remove(id) end
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
   return #ids
 end
 
@@ -59,7 +67,7 @@ end
 -- gone: the rest is removed too).
 -- Every Redis call here is paid once per delivery (about 1.5 µs each beyond the command itself,
 -- BENCHMARKS.md), so it makes no call it can do without: a delayed message's `del` entry stays
--- (its score is past; stats and peek read `del` from now on, and an ack removes it).
+-- (its score is past; stats and peek read `del` from now on, and `trim` drops it).
 local function deliver(id, now, vt, max_receives, dlq, res, expired_at)
   local sent = redis.call('ZSCORE', KEYS[6], id)
   if sent and tonumber(sent) <= expired_at then
@@ -105,5 +113,11 @@ end
 
 -- True when `id` is in flight under the delivery `rc` (the receipt's delivery is the current one).
 local function current_delivery(id, rc)
-  return redis.call('ZSCORE', KEYS[4], id) and redis.call('HGET', KEYS[2], id) == rc
+  return redis.call('HGET', KEYS[2], id) == rc and redis.call('ZSCORE', KEYS[4], id)
+end
+
+-- The same, taking the delivery out of flight when it is (one call for both: `ZREM` answers
+-- whether it was there). For an ack and a nack, which end the delivery.
+local function end_delivery(id, rc)
+  return redis.call('HGET', KEYS[2], id) == rc and redis.call('ZREM', KEYS[4], id) == 1
 end

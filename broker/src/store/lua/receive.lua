@@ -18,9 +18,15 @@ local seen = {}
 -- Bounds the work of one call however many dead letters or expired messages it meets.
 local budget = max * 4 + 100
 local swept = false
+-- Whether the last look may have left visible messages behind: each look asks for one more than
+-- it needs, and a look that came back short saw them all. Only then is counting the rest (`more`)
+-- worth a call: a consumer that takes the one message there is pays none.
+local beyond = false
 while got < max and budget > 0 do
-  local ids = redis.call('ZRANGE', KEYS[3], '-inf', now, 'BYSCORE', 'LIMIT', 0, max - got + nseen)
+  local want = max - got + nseen + 1
+  local ids = redis.call('ZRANGE', KEYS[3], '-inf', now, 'BYSCORE', 'LIMIT', 0, want)
   local fresh = false
+  beyond = #ids == want
   for _, id in ipairs(ids) do
     if not seen[id] and got < max and budget > 0 then
       seen[id] = true
@@ -49,5 +55,5 @@ local n = redis.call('ZRANGE', KEYS[3], '(' .. now, '+inf', 'BYSCORE', 'LIMIT', 
 if #n > 0 then next_visible = n[2] end
 -- Short of max with budget left, the loop above saw every visible message: none is left.
 local more = 0
-if got == max or budget <= 0 then more = redis.call('ZCOUNT', KEYS[3], '-inf', now) end
+if budget <= 0 or (got == max and beyond) then more = redis.call('ZCOUNT', KEYS[3], '-inf', now) end
 return {now, trimmed, dead, next_visible, res, more}
