@@ -129,7 +129,8 @@ impl Outgoing {
 /// for milliseconds; past 1 MiB the per-call overhead is long amortised anyway).
 const SEND_BOUNDS: Bounds = Bounds { messages: MAX_BATCH, bytes: 1 << 20 };
 
-/// The bounds on a combined settle: a batch's worth of receipts (their bytes do not matter).
+/// The bounds on a combined settle or receive: a batch's worth of receipts or of messages to
+/// take (bytes do not matter).
 const SETTLE_BOUNDS: Bounds = Bounds { messages: MAX_BATCH, bytes: usize::MAX };
 
 /// One delivery as the store hands it out.
@@ -166,6 +167,36 @@ pub struct Received {
     pub dead_lettered: u64,
 }
 
+/// One place of a combined receive (see [`MailboxStore::receive`]): the delivery it got, if any,
+/// and what the call saw. The call's trimmed and dead-lettered counts ride on its first place
+/// only, so that they are counted once.
+pub struct Place {
+    delivery: Option<RawDelivery>,
+    seen: Arc<Received>,
+}
+
+impl Received {
+    /// Spreads a call's deliveries over `n` places, in order.
+    fn into_places(mut self, n: usize) -> Vec<Place> {
+        let deliveries = std::mem::take(&mut self.deliveries).into_iter().map(Some);
+        let rest = Arc::new(Received { deliveries: Vec::new(), trimmed: 0, dead_lettered: 0, ..self });
+        let first = Arc::new(self);
+        deliveries
+            .chain(std::iter::repeat_with(|| None))
+            .take(n)
+            .enumerate()
+            .map(|(i, delivery)| Place { delivery, seen: if i == 0 { first.clone() } else { rest.clone() } })
+            .collect()
+    }
+
+    /// One caller's share of a combined receive.
+    fn from_places(places: Vec<Place>) -> Result<Received> {
+        let seen = places.first().map(|p| p.seen.clone()).ok_or_else(|| Error::Unavailable("empty receive".into()))?;
+        let deliveries = places.into_iter().filter_map(|p| p.delivery).collect();
+        Ok(Received { deliveries, ..*seen })
+    }
+}
+
 /// What a settle call does with each delivery.
 #[derive(Debug, Clone, Copy)]
 pub enum Settle {
@@ -191,6 +222,9 @@ pub struct MailboxStore {
     sends: Arc<Lanes<Outgoing, (String, bool)>>,
     /// Settles waiting for the settle call in flight on their mailbox, per kind (group commit).
     settles: Arc<Lanes<(String, u64), bool>>,
+    /// Receives waiting for the receive call in flight on their standard mailbox, per set of
+    /// parameters (group commit): one place per message each may take.
+    receives: Arc<Lanes<(), Place>>,
     /// Messages per send script call (`mom_send_batch_size`).
     batch_size: Histogram,
 }
@@ -202,6 +236,15 @@ pub struct ReceiveParams<'a> {
     pub max_receives: Option<u32>,
     pub dead_letter_queue: Option<&'a str>,
     pub retention_ms: u64,
+}
+
+/// A receive's parameters but its `max`: what receives sharing a call have in common.
+#[derive(Clone)]
+struct ReceiveCall {
+    visibility_ms: u64,
+    max_receives: u32,
+    dead_letter_queue: String,
+    retention_ms: u64,
 }
 
 /// The names of the seven mailbox keys, in the order of `lua/common.lua` (after the payloads).
@@ -299,6 +342,7 @@ impl MailboxStore {
             redis,
             sends: Arc::new(Lanes::new(SEND_BOUNDS)),
             settles: Arc::new(Lanes::new(SETTLE_BOUNDS)),
+            receives: Arc::new(Lanes::new(SETTLE_BOUNDS)),
             batch_size,
         }
     }
@@ -406,13 +450,41 @@ impl MailboxStore {
         Ok(flat.into_iter().map(|(id, new)| (id, new == 1)).collect())
     }
 
+    /// Delivers up to `d.max` visible messages.
+    ///
+    /// Group commit, as [`MailboxStore::send`], on standard mailboxes: receives with the same
+    /// parameters that arrive while one is in flight share the next call, which asks for all
+    /// their messages at once; each caller gets the next ones in delivery order, up to its own
+    /// `max` (so a caller may get none where the messages ran short, as when another consumer's
+    /// receive took them first). Not on FIFO queues: two consumers sharing one call could be
+    /// handed messages of one group.
     pub async fn receive(&self, mb: &Mailbox, d: &ReceiveParams<'_>) -> Result<Received> {
+        let params = ReceiveCall {
+            visibility_ms: d.visibility_ms,
+            max_receives: d.max_receives.unwrap_or(0),
+            dead_letter_queue: d.dead_letter_queue.unwrap_or("").to_string(),
+            retention_ms: d.retention_ms,
+        };
+        if mb.fifo {
+            return self.receive_now(mb, &params, d.max as usize).await;
+        }
+        let lane = format!(
+            "{}#r{}#{}#{}#{}",
+            mb.lane, params.visibility_ms, params.max_receives, params.retention_ms, params.dead_letter_queue
+        );
+        let (store, owned) = (self.clone(), mb.clone());
+        let call = move |places: Vec<()>| {
+            let (store, mb, params) = (store.clone(), owned.clone(), params.clone());
+            async move { Ok(store.receive_now(&mb, &params, places.len()).await?.into_places(places.len())) }
+        };
+        let n = d.max as usize;
+        Received::from_places(self.receives.call(&lane, vec![(); n], n, call).await?)
+    }
+
+    /// One receive script call taking up to `max` messages.
+    async fn receive_now(&self, mb: &Mailbox, d: &ReceiveCall, max: usize) -> Result<Received> {
         let mut inv = self.invocation(if mb.fifo { &FIFO_RECEIVE } else { &RECEIVE }, mb);
-        inv.arg(d.max)
-            .arg(d.visibility_ms)
-            .arg(d.max_receives.unwrap_or(0))
-            .arg(d.dead_letter_queue.unwrap_or(""))
-            .arg(d.retention_ms);
+        inv.arg(max).arg(d.visibility_ms).arg(d.max_receives).arg(&d.dead_letter_queue).arg(d.retention_ms);
         type Reply = (i64, u64, u64, String, Vec<(String, String, u64, String, String)>, u64);
         let (now_ms, trimmed, dead_lettered, next, raw, more): Reply =
             inv.invoke_async(&mut self.redis.conn()?).await.map_err(Error::redis)?;
