@@ -34,6 +34,10 @@ use crate::error::{Error, Result};
 pub struct Bounds {
     pub messages: usize,
     pub bytes: usize,
+    /// A caller with this many messages or more calls at once, alone, whatever is in flight: its
+    /// call amortises its own overhead, and queueing it behind another call would only add that
+    /// call's round trip to its wait (a stream taking 100 messages, an ack of 50).
+    pub alone: usize,
 }
 
 /// The lanes of one kind of write, keyed by mailbox.
@@ -80,6 +84,9 @@ impl<M: Send + 'static, R: Send + 'static> Lanes<M, R> {
         F: Fn(Vec<M>) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<Vec<R>>> + Send + 'static,
     {
+        if messages.len() >= self.bounds.alone {
+            return call(messages).await;
+        }
         match self.join(key, messages, bytes) {
             Joined::Queued(waiting) => waiting.answer().await,
             Joined::Lead(messages) => {
@@ -305,7 +312,7 @@ mod tests {
     use super::*;
 
     fn lanes() -> Lanes<u32, u32> {
-        Lanes::new(Bounds { messages: 4, bytes: 100 })
+        Lanes::new(Bounds { messages: 4, bytes: 100, alone: usize::MAX })
     }
 
     fn queued(j: Joined<u32, u32>) -> Waiting<u32> {

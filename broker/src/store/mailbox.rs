@@ -127,11 +127,12 @@ impl Outgoing {
 /// The group commit's bounds on a combined send: a batch's worth of messages, and 1 MiB of
 /// payload (a request may carry 5 MiB, but a script call of that size holds Redis's single thread
 /// for milliseconds; past 1 MiB the per-call overhead is long amortised anyway).
-const SEND_BOUNDS: Bounds = Bounds { messages: MAX_BATCH, bytes: 1 << 20 };
+const SEND_BOUNDS: Bounds = Bounds { messages: MAX_BATCH, bytes: 1 << 20, alone: usize::MAX };
 
 /// The bounds on a combined settle or receive: a batch's worth of receipts or of messages to
-/// take (bytes do not matter).
-const SETTLE_BOUNDS: Bounds = Bounds { messages: MAX_BATCH, bytes: usize::MAX };
+/// take (bytes do not matter); one of 10 or more goes alone (a stream's, mostly), so that streams
+/// taking and acking in bulk never wait for each other's calls.
+const SETTLE_BOUNDS: Bounds = Bounds { messages: MAX_BATCH, bytes: usize::MAX, alone: 10 };
 
 /// One delivery as the store hands it out.
 #[derive(Debug)]

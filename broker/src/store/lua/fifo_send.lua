@@ -18,7 +18,7 @@ for i = 0, n - 1 do
   local delay = tonumber(ARGV[7 + i * 4])
   local dk = tonumber(ARGV[8 + i * 4])
   local g = ARGV[9 + i * 4]
-  stored = store_once(out, KEYS[8], dk, window_s, function(id)
+  stored = store_once(out, KEYS[8], dk, window_s, n - i, function(id)
     redis.call('HSET', KEYS[1], id, payload)
     redis.call('ZADD', KEYS[6], now, id)
     redis.call('ZADD', KEYS[3], now + delay, id)

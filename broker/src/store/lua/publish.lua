@@ -24,7 +24,7 @@ for i = 0, n - 1 do
   local attrs = cjson.decode(ARGV[8 + i * 4])
   local publisher = ARGV[9 + i * 4]
   local dk = tonumber(ARGV[10 + i * 4])
-  store_once(out, KEYS[4], dk, window_s, function(id)
+  store_once(out, KEYS[4], dk, window_s, n - i, function(id)
     redis.call('HSET', KEYS[1], id, payload)
     redis.call('ZADD', KEYS[2], now, id)
     for _, s in ipairs(subs) do
