@@ -21,7 +21,7 @@
 # committed ones; for trial runs), BENCH_SKIP_AMQP=1, BENCH_SKIP_GRPC=1, BENCH_KEEP=1 (keep the work dir), BROKER_BIN (use this broker binary
 # instead of building one), BENCH_BROKER_ENV ("K=V ..." added to the broker's environment, e.g.
 # "TOKIO_WORKER_THREADS=1"), BENCH_AMQP_CONNECTIONS (4: connections the 50 AMQP channels share),
-# BENCH_PROFILE=1 (perf-record the broker during a closed-loop send run), BENCH_LOADGEN_NICE (0: the
+# BENCH_PROFILE=1 (perf-record the broker during a closed-loop send run; BENCH_PROFILE=lifecycle: during a lifecycle run), BENCH_LOADGEN_NICE (0: the
 # niceness of `mom-bench http`, so that the load generator yields the cores to Redis and the broker).
 # FIFO and fair queues (issue 21), after the HTTP and gRPC runs, each BENCH_REPEAT times:
 # BENCH_FIFO_SCENARIOS (fifo,fair; set it empty to skip both): `fifo` is throughput on a standard
@@ -64,12 +64,12 @@ if [[ -n ${BENCH_OUT_DIR:-} ]]; then
     OUT_DIR=$(cd "$BENCH_OUT_DIR" && pwd)
     OUT=$OUT_DIR/BENCHMARKS.md
     RESULTS_JSON=$OUT_DIR/results.json
-    PROFILE_OUT=$OUT_DIR/profile-send.txt
+    PROFILE_DIR=$OUT_DIR
     if [[ ! -f $OUT && -f $ROOT/BENCHMARKS.md ]]; then cp "$ROOT/BENCHMARKS.md" "$OUT"; fi
 else
     OUT=$ROOT/BENCHMARKS.md
     RESULTS_JSON=$ROOT/bench/results.json
-    PROFILE_OUT=$ROOT/bench/profile-send.txt
+    PROFILE_DIR=$ROOT/bench
 fi
 WORK=$(mktemp -d /tmp/mom-bench.XXXXXX)
 RESULTS=$WORK/results
@@ -330,11 +330,14 @@ for sc in ${fifo_list[@]+"${fifo_list[@]}"}; do
     done
 done
 
-if [[ ${BENCH_PROFILE:-0} == 1 ]] && command -v perf >/dev/null; then
-    log "profiling the broker (perf record, cpu-clock) during a closed-loop send"
+if [[ ${BENCH_PROFILE:-0} != 0 ]] && command -v perf >/dev/null; then
+    PROFILE_SCENARIO=send
+    [[ $BENCH_PROFILE == lifecycle ]] && PROFILE_SCENARIO=lifecycle
+    PROFILE_OUT=$PROFILE_DIR/profile-$PROFILE_SCENARIO.txt
+    log "profiling the broker (perf record, cpu-clock) during a closed-loop $PROFILE_SCENARIO"
     perf record -e cpu-clock -F 999 -p "$BROKER_PID" -o "$WORK/perf.data" -- sleep "$((DURATION + WARMUP))" 2>"$WORK/perf.log" &
     PERF_PID=$!
-    "$BENCH" http --url "$BROKER_URL" --scenario send --concurrency "$CONC" --duration "$DURATION" \
+    "$BENCH" http --url "$BROKER_URL" --scenario "$PROFILE_SCENARIO" --concurrency "$CONC" --duration "$DURATION" \
         --warmup "$WARMUP" --body-bytes "$BODY" >/dev/null
     wait "$PERF_PID" || true
     perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --stdio -g none 2>/dev/null |

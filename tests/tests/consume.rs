@@ -110,7 +110,8 @@ async fn an_ack_announces_room_only_while_a_stream_waits_on_the_queue() {
     queue.ack_all(std::slice::from_ref(&first)).await;
     let note = next_note(&mut notes).await;
     // It names the one delivery it settled, so the stream needs no look at what is in flight.
-    let named = note.lines().find_map(|l| l.strip_prefix("q/cs-room room ")).map(|ids| ids.split(' ').count());
+    let named =
+        note.lines().find_map(|l| l.strip_prefix("q/cs-room room ")).map(|ids| ids.split(' ').count());
     assert_eq!(named, Some(1), "the ack announced {note:?}");
     let second = stream.next_message(EVENT_WAIT).await;
     assert_ne!(second.id, first.id);

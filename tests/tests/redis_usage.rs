@@ -137,7 +137,8 @@ async fn a_stream_whose_consumer_acks_as_it_goes_costs_two_scripts_per_message()
         queue.ack_all(std::slice::from_ref(&m)).await;
     }
     let spent = spent_since(&redis, &before).await;
-    let scripts = spent.busiest.iter().filter(|(c, _)| c == "evalsha" || c == "eval").map(|c| c.1).sum::<u64>();
+    let scripts =
+        spent.busiest.iter().filter(|(c, _)| c == "evalsha" || c == "eval").map(|c| c.1).sum::<u64>();
     let per = scripts as f64 / MESSAGES as f64;
     eprintln!("stream: {per:.2} script calls per message; {:?}", spent.busiest);
     assert!(

@@ -1,8 +1,8 @@
 //! What queues and subscriptions share: receive (with long polling), ack, nack, visibility,
 //! and moving dead letters on. Queue and topic operations call these; nothing here is copied.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 

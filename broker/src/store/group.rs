@@ -79,7 +79,13 @@ impl<M: Send + 'static, R: Send + 'static> Lanes<M, R> {
     /// callers arriving meanwhile, and the next call carries them all (within the bounds), made by
     /// a task of its own that keeps going while groups wait: a caller that goes away (client
     /// disconnect, its future dropped) never strands the others.
-    pub async fn call<F, Fut>(self: &Arc<Self>, key: &str, messages: Vec<M>, bytes: usize, call: F) -> Result<Vec<R>>
+    pub async fn call<F, Fut>(
+        self: &Arc<Self>,
+        key: &str,
+        messages: Vec<M>,
+        bytes: usize,
+        call: F,
+    ) -> Result<Vec<R>>
     where
         F: Fn(Vec<M>) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<Vec<R>>> + Send + 'static,
@@ -140,7 +146,9 @@ where
             return;
         }
         match tokio::runtime::Handle::try_current() {
-            Ok(rt) => drop(rt.spawn(self.lanes.clone().drive(std::mem::take(&mut self.key), self.call.clone()))),
+            Ok(rt) => {
+                drop(rt.spawn(self.lanes.clone().drive(std::mem::take(&mut self.key), self.call.clone())))
+            }
             // No runtime (being torn down): nothing can make the call; its callers hear
             // `unavailable` rather than wait forever.
             Err(_) => self.lanes.abandon(&self.key),

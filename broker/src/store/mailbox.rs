@@ -192,7 +192,10 @@ impl Received {
 
     /// One caller's share of a combined receive.
     fn from_places(places: Vec<Place>) -> Result<Received> {
-        let seen = places.first().map(|p| p.seen.clone()).ok_or_else(|| Error::Unavailable("empty receive".into()))?;
+        let seen = places
+            .first()
+            .map(|p| p.seen.clone())
+            .ok_or_else(|| Error::Unavailable("empty receive".into()))?;
         let deliveries = places.into_iter().filter_map(|p| p.delivery).collect();
         Ok(Received { deliveries, ..*seen })
     }
@@ -542,7 +545,13 @@ impl MailboxStore {
     }
 
     /// One settle script call.
-    async fn settle_now(&self, mb: &Mailbox, mode: &str, ms: u64, deliveries: Vec<(String, u64)>) -> Result<Vec<bool>> {
+    async fn settle_now(
+        &self,
+        mb: &Mailbox,
+        mode: &str,
+        ms: u64,
+        deliveries: Vec<(String, u64)>,
+    ) -> Result<Vec<bool>> {
         let mut inv = self.invocation(if mb.fifo { &FIFO_SETTLE } else { &SETTLE }, mb);
         inv.arg(self.redis.channel()).arg(&mb.wake_key).arg(mode).arg(ms).arg(match mb.room {
             Room::Always => "1",
