@@ -73,33 +73,39 @@ pub enum Joined<M, R> {
 pub struct Waiting<R>(oneshot::Receiver<Result<Vec<R>>>);
 
 impl<M: Send + 'static, R: Send + 'static> Lanes<M, R> {
-    /// Makes `call` with `messages` (`bytes` long) on the lane `key`, or with other callers'
+    /// Makes a call with `messages` (`bytes` long) on the lane `key`, or with other callers'
     /// messages too, and returns this caller's replies. When nothing is in flight on the lane the
-    /// call goes out at once with just these messages; otherwise they wait, with those of other
-    /// callers arriving meanwhile, and the next call carries them all (within the bounds), made by
-    /// a task of its own that keeps going while groups wait: a caller that goes away (client
-    /// disconnect, its future dropped) never strands the others.
-    pub async fn call<F, Fut>(
+    /// call goes out at once with just these messages (`now`, which may borrow); otherwise they
+    /// wait, with those of other callers arriving meanwhile, and the next call carries them all
+    /// (within the bounds), made by a task of its own that keeps going while groups wait: a caller
+    /// that goes away (client disconnect, its future dropped) never strands the others. `later`
+    /// builds that task's (owned) call; it runs only when groups wait behind this caller's call,
+    /// so a call that goes out alone copies nothing.
+    pub async fn call<N, NFut, L, F, Fut>(
         self: &Arc<Self>,
         key: &str,
         messages: Vec<M>,
         bytes: usize,
-        call: F,
+        now: N,
+        later: L,
     ) -> Result<Vec<R>>
     where
-        F: Fn(Vec<M>) -> Fut + Clone + Send + Sync + 'static,
+        N: FnOnce(Vec<M>) -> NFut,
+        NFut: Future<Output = Result<Vec<R>>>,
+        L: FnOnce() -> F,
+        F: Fn(Vec<M>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Vec<R>>> + Send + 'static,
     {
         if messages.len() >= self.bounds.alone {
-            return call(messages).await;
+            return now(messages).await;
         }
         match self.join(key, messages, bytes) {
             Joined::Queued(waiting) => waiting.answer().await,
             Joined::Lead(messages) => {
                 // Dropped when the call ends, or with this future: either way, whatever queued
                 // behind this call goes out next.
-                let _turn = Turn { lanes: self.clone(), key: key.to_string(), call: call.clone() };
-                call(messages).await
+                let _turn = Turn { lanes: self, key, later: Some(later) };
+                now(messages).await
             }
         }
     }
@@ -122,36 +128,36 @@ impl<M: Send + 'static, R: Send + 'static> Lanes<M, R> {
 
 /// A call that went out at once (see [`Lanes::call`]). When it ends, however it ends, it hands
 /// the lane on: closed when nothing waits, else to a task making the calls of what waits.
-struct Turn<M, R, F, Fut>
+struct Turn<'a, M, R, L, F, Fut>
 where
     M: Send + 'static,
     R: Send + 'static,
-    F: Fn(Vec<M>) -> Fut + Clone + Send + Sync + 'static,
+    L: FnOnce() -> F,
+    F: Fn(Vec<M>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Vec<R>>> + Send + 'static,
 {
-    lanes: Arc<Lanes<M, R>>,
-    key: String,
-    call: F,
+    lanes: &'a Arc<Lanes<M, R>>,
+    key: &'a str,
+    later: Option<L>,
 }
 
-impl<M, R, F, Fut> Drop for Turn<M, R, F, Fut>
+impl<M, R, L, F, Fut> Drop for Turn<'_, M, R, L, F, Fut>
 where
     M: Send + 'static,
     R: Send + 'static,
-    F: Fn(Vec<M>) -> Fut + Clone + Send + Sync + 'static,
+    L: FnOnce() -> F,
+    F: Fn(Vec<M>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Vec<R>>> + Send + 'static,
 {
     fn drop(&mut self) {
-        if self.lanes.release(&self.key) {
+        if self.lanes.release(self.key) {
             return;
         }
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => {
-                drop(rt.spawn(self.lanes.clone().drive(std::mem::take(&mut self.key), self.call.clone())))
-            }
+        match (tokio::runtime::Handle::try_current(), self.later.take()) {
+            (Ok(rt), Some(later)) => drop(rt.spawn(self.lanes.clone().drive(self.key.to_string(), later()))),
             // No runtime (being torn down): nothing can make the call; its callers hear
             // `unavailable` rather than wait forever.
-            Err(_) => self.lanes.abandon(&self.key),
+            _ => self.lanes.abandon(self.key),
         }
     }
 }

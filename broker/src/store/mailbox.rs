@@ -418,12 +418,14 @@ impl MailboxStore {
     /// All keys of a mailbox share one hash tag, so a combined call is single-slot on a cluster.
     pub async fn send(&self, mb: &Mailbox, messages: Vec<Outgoing>) -> Result<Vec<(String, bool)>> {
         let bytes = messages.iter().map(Outgoing::weight).sum();
-        let (store, owned) = (self.clone(), mb.clone());
-        let call = move |messages| {
-            let (store, mb) = (store.clone(), owned.clone());
-            async move { store.send_now(&mb, messages).await }
+        let later = || {
+            let (store, mb) = (self.clone(), Arc::new(mb.clone()));
+            move |messages| {
+                let (store, mb) = (store.clone(), mb.clone());
+                async move { store.send_now(&mb, messages).await }
+            }
         };
-        self.sends.call(&mb.lane, messages, bytes, call).await
+        self.sends.call(&mb.lane, messages, bytes, |m| self.send_now(mb, m), later).await
     }
 
     /// One send script call with these messages.
@@ -476,13 +478,20 @@ impl MailboxStore {
             "{}#r{}#{}#{}#{}",
             mb.lane, params.visibility_ms, params.max_receives, params.retention_ms, params.dead_letter_queue
         );
-        let (store, owned) = (self.clone(), mb.clone());
-        let call = move |places: Vec<()>| {
-            let (store, mb, params) = (store.clone(), owned.clone(), params.clone());
-            async move { Ok(store.receive_now(&mb, &params, places.len()).await?.into_places(places.len())) }
+        let now = |places: Vec<()>| {
+            let n = places.len();
+            let params = &params;
+            async move { Ok(self.receive_now(mb, params, n).await?.into_places(n)) }
+        };
+        let later = || {
+            let (store, mb, params) = (self.clone(), Arc::new(mb.clone()), Arc::new(params.clone()));
+            move |places: Vec<()>| {
+                let (store, mb, params) = (store.clone(), mb.clone(), params.clone());
+                async move { Ok(store.receive_now(&mb, &params, places.len()).await?.into_places(places.len())) }
+            }
         };
         let n = d.max as usize;
-        Received::from_places(self.receives.call(&lane, vec![(); n], n, call).await?)
+        Received::from_places(self.receives.call(&lane, vec![(); n], n, now, later).await?)
     }
 
     /// One receive script call taking up to `max` messages.
@@ -536,12 +545,15 @@ impl MailboxStore {
             Settle::Visibility { timeout_ms } => ("vis", timeout_ms),
         };
         let lane = format!("{}#{mode}{ms}", mb.lane);
-        let (store, owned) = (self.clone(), mb.clone());
-        let call = move |deliveries| {
-            let (store, mb) = (store.clone(), owned.clone());
-            async move { store.settle_now(&mb, mode, ms, deliveries).await }
+        let later = || {
+            let (store, mb) = (self.clone(), Arc::new(mb.clone()));
+            move |deliveries| {
+                let (store, mb) = (store.clone(), mb.clone());
+                async move { store.settle_now(&mb, mode, ms, deliveries).await }
+            }
         };
-        self.settles.call(&lane, deliveries.to_vec(), deliveries.len(), call).await
+        let now = |d| self.settle_now(mb, mode, ms, d);
+        self.settles.call(&lane, deliveries.to_vec(), deliveries.len(), now, later).await
     }
 
     /// One settle script call.
