@@ -82,7 +82,7 @@ async fn spent_since(redis: &RedisServer, before: &HashMap<String, u64>) -> Spen
     Spent { total: busiest.iter().map(|c| c.1).sum(), busiest }
 }
 
-/// Messages each of the two cost tests below puts through.
+/// Messages each of the cost tests below puts through.
 const MESSAGES: usize = 100;
 
 /// Send → long-poll receive → ack, one message at a time: what Redis does per message, with the
@@ -112,6 +112,50 @@ async fn a_long_poll_lifecycle_costs_redis_at_most_30_commands_per_message() {
         "a lifecycle cost Redis {per:.2} commands per message (limit {LIMIT}); by command: {:?}",
         spent.busiest
     );
+}
+
+/// Send → receive → ack in batches of 10 (one request each): a script handles its messages
+/// with one Redis command per key for all of them wherever Redis has a command that takes many
+/// (`lua/many.lua`); only the receive count is one command per message. About 16 commands per
+/// message before, as one at a time; about 4 after.
+#[tokio::test]
+async fn a_batched_lifecycle_costs_redis_at_most_6_commands_per_message() {
+    const LIMIT: f64 = 6.0;
+    const BATCH: usize = 10;
+    let redis = RedisServer::started(Persistence::None).await;
+    let broker = Cluster::with_redis(redis.url()).start_broker().await;
+    let queue = broker.client().queue("batch-cost");
+    queue.create(json!({})).await;
+    let before = command_counts(&redis).await;
+    let mut seen = HashSet::new();
+    for round in 0..MESSAGES / BATCH {
+        let bodies: Vec<Value> = (0..BATCH).map(|i| json!({ "body": format!("m{round}-{i}") })).collect();
+        queue.send_batch(Value::Array(bodies)).await.expect_status(200);
+        let got = queue.receive_with(json!({ "max": BATCH, "wait_s": 1 })).await;
+        assert_eq!(got.len(), BATCH, "round {round}: a receive of {BATCH} got {}", got.len());
+        for m in &got {
+            assert!(seen.insert(m.id.clone()), "message {} came twice", m.id);
+            assert!(m.body.starts_with(&format!("m{round}-")), "round {round} received {:?}", m.body);
+        }
+        queue.ack_all(&got).await;
+    }
+    let spent = spent_since(&redis, &before).await;
+    let per = spent.total as f64 / MESSAGES as f64;
+    eprintln!("batched lifecycle: {per:.2} Redis commands per message; {:?}", spent.busiest);
+    assert!(
+        per <= LIMIT,
+        "a batched lifecycle cost Redis {per:.2} commands per message (limit {LIMIT}); by command: {:?}",
+        spent.busiest
+    );
+    // Nothing is left: every message was removed from every key (Redis drops an emptied key).
+    assert_eq!(queue.stats().await.counts(), (0, 0, 0));
+    let left: Vec<String> = redis
+        .keys("*batch-cost*")
+        .await
+        .into_iter()
+        .filter(|k| [":m", ":rc", ":vis", ":inf", ":sent"].iter().any(|s| k.ends_with(s)))
+        .collect();
+    assert!(left.is_empty(), "acked messages left behind in {left:?}");
 }
 
 /// A consume stream at `max_in_flight` 1 whose consumer acks each message as it arrives: one

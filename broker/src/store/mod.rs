@@ -3,12 +3,14 @@
 //! each, except that concurrent sends to one mailbox share one: `group.rs`) and [`TopicStore`]
 //! (publish, subscribe, seek).
 
-/// A Lua script of `lua/`: a prelude (a mailbox's `common.lua`, a topic's `topic.lua`) and the
-/// files after it, concatenated at compile time, loaded into Redis on first use (EVALSHA).
+/// A Lua script of `lua/`: `many.lua` (calls that take many members), a prelude (a mailbox's
+/// `common.lua`, a topic's `topic.lua`) and the files after it, concatenated at compile time,
+/// loaded into Redis on first use (EVALSHA).
 macro_rules! lua_script {
     ($prelude:literal; $($file:literal),+) => {
         std::sync::LazyLock::new(|| {
             redis::Script::new(concat!(
+                include_str!("lua/many.lua"),
                 include_str!(concat!("lua/", $prelude)),
                 $(include_str!(concat!("lua/", $file))),+
             ))

@@ -27,29 +27,66 @@ local on_remove = nil
 -- Set by fifo.lua on FIFO queues: what stats.lua adds (groups with messages in flight).
 local fifo_stats = nil
 
--- Removes message `id` from every key. `acked`: an ack, which has taken it out of `inf` itself
--- (`end_delivery`) and leaves its `del` entry: a message in flight is past any delay, and a `del`
--- entry whose due time is past means nothing (stats and peek count only those ahead); `trim`
--- drops those in bulk. One call fewer per ack, and every call counts (see `deliver`).
-local function remove(id, acked)
-  if on_remove then on_remove(id) end
-  if OWNS then redis.call('HDEL', KEYS[1], id) end
-  redis.call('HDEL', KEYS[2], id, FIRST .. id)
-  redis.call('ZREM', KEYS[3], id)
-  if not acked then
-    redis.call('ZREM', KEYS[4], id)
-    redis.call('ZREM', KEYS[5], id)
+-- Removes messages `ids` from every key, one call per key for all of them (many.lua). `acked`:
+-- acks, which have taken them out of `inf` themselves (`end_deliveries`) and leave their `del`
+-- entries: a message in flight is past any delay, and a `del` entry whose due time is past means
+-- nothing (stats and peek count only those ahead); `trim` drops those in bulk.
+local function remove_all(ids, acked)
+  if #ids == 0 then return end
+  if on_remove then
+    for _, id in ipairs(ids) do on_remove(id) end
   end
-  redis.call('ZREM', KEYS[6], id)
+  if OWNS then many('HDEL', KEYS[1], ids) end
+  local fields = {}
+  for _, id in ipairs(ids) do
+    fields[#fields + 1] = id
+    fields[#fields + 1] = FIRST .. id
+  end
+  many('HDEL', KEYS[2], fields)
+  many('ZREM', KEYS[3], ids)
+  if not acked then
+    many('ZREM', KEYS[4], ids)
+    many('ZREM', KEYS[5], ids)
+  end
+  many('ZREM', KEYS[6], ids)
+end
+
+local function remove(id, acked)
+  remove_all({ id }, acked)
+end
+
+-- A send's writes (send.lua, fifo_send.lua): staged per message by `stage`, made for all of them
+-- at once by `store_staged` (many.lua). A message sent at `now`, visible from `visible_at`
+-- (`delayed`: a due time ahead, also kept in `del`).
+local staged = { m = {}, sent = {}, vis = {}, del = {} }
+local function stage(id, payload, now, visible_at, delayed)
+  local m, sent, vis = staged.m, staged.sent, staged.vis
+  m[#m + 1] = id
+  m[#m + 1] = payload
+  sent[#sent + 1] = now
+  sent[#sent + 1] = id
+  vis[#vis + 1] = visible_at
+  vis[#vis + 1] = id
+  if delayed then
+    staged.del[#staged.del + 1] = visible_at
+    staged.del[#staged.del + 1] = id
+  end
+end
+
+local function store_staged()
+  many('HSET', KEYS[1], staged.m)
+  many('ZADD', KEYS[6], staged.sent)
+  many('ZADD', KEYS[3], staged.vis)
+  many('ZADD', KEYS[5], staged.del)
 end
 
 -- Drops messages older than the retention period, and `del` entries whose due time has passed
--- (left by acks, see `remove`); returns how many messages. Stats trims on every call; a receive
--- only on one millisecond in 8 (`trim_sometimes`): `deliver` never hands out an expired message,
--- so trimming there only frees memory, and costs a call every time.
+-- (left by acks, see `remove_all`); returns how many messages. Stats trims on every call; a
+-- receive only on one millisecond in 8 (`trim_sometimes`): `deliver_all` never hands out an
+-- expired message, so trimming there only frees memory, and costs calls every time.
 local function trim(now, retention_ms)
   local ids = redis.call('ZRANGE', KEYS[6], '-inf', now - retention_ms, 'BYSCORE', 'LIMIT', 0, 1000)
-  for _, id in ipairs(ids) do remove(id) end
+  remove_all(ids)
   redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
   return #ids
 end
@@ -59,48 +96,77 @@ local function trim_sometimes(now, retention_ms)
   return trim(now, retention_ms)
 end
 
--- Delivers message `id` once more (in flight until now + vt) and appends it to `res` as
--- {id, payload, delivery number, sent_at, first received at}; past `max_receives` moves it to the
--- dead-letter queue `dlq` through the outbox instead (or drops it, dlq ''). A message sent at
--- `expired_at` or before is past its retention: it is removed, not delivered (so a receive needs
--- no trim of its own first). Returns 'delivered', 'dead', 'expired', or 'gone' (its payload had
--- gone: the rest is removed too).
--- Every Redis call here is paid once per delivery (about 1.5 µs each beyond the command itself,
--- BENCHMARKS.md), so it makes no call it can do without: a delayed message's `del` entry stays
--- (its score is past; stats and peek read `del` from now on, and `trim` drops it).
+-- Delivers messages `ids` (distinct, visible now) once more each (in flight until now + vt),
+-- appending each delivered one to `res` as {id, payload, delivery number, sent_at, first received
+-- at}; past `max_receives` one moves to the dead-letter queue `dlq` through the outbox instead (or
+-- is dropped, dlq ''). One sent at `expired_at` or before is past its retention: it is removed,
+-- not delivered (so a receive needs no trim of its own first); one whose payload has gone is
+-- removed too. Returns the counts {delivered, dead, expired} (the rest had gone).
+-- Every Redis call here is paid once per call or once per delivery (many.lua): per delivery only
+-- the HINCRBY of its count, which no command does for many; the rest are made once for all. A
+-- delayed message's `del` entry stays (its score is past; stats and peek read `del` from now on,
+-- and `trim` drops it).
+local function deliver_all(ids, now, vt, max_receives, dlq, res, expired_at)
+  local n = { delivered = 0, dead = 0, expired = 0 }
+  if #ids == 0 then return n end
+  local sents = many('ZMSCORE', KEYS[6], ids)
+  local payloads = many('HMGET', KEYS[1], ids)
+  local gone, firsts, later, until_ = {}, {}, {}, {}
+  for i, id in ipairs(ids) do
+    local sent, payload = sents[i], payloads[i]
+    if sent and tonumber(sent) <= expired_at then
+      gone[#gone + 1] = id
+      n.expired = n.expired + 1
+    elseif not payload or not sent then
+      gone[#gone + 1] = id
+    else
+      local rc = redis.call('HINCRBY', KEYS[2], id, 1)
+      if max_receives > 0 and rc % EPOCH > max_receives then
+        if dlq ~= '' then redis.call('HSET', KEYS[7], id, 'dlq\n' .. dlq .. '\n' .. payload) end
+        gone[#gone + 1] = id
+        n.dead = n.dead + 1
+      else
+        -- When it was first received (SQS ApproximateFirstReceiveTimestamp), beside its count:
+        -- set by the first delivery (of its epoch), read by the later ones.
+        if rc % EPOCH == 1 then
+          firsts[#firsts + 1] = FIRST .. id
+          firsts[#firsts + 1] = now
+        else
+          later[#later + 1] = #res + 5
+        end
+        until_[#until_ + 1] = now + vt
+        until_[#until_ + 1] = id
+        res[#res + 1] = id
+        res[#res + 1] = payload
+        res[#res + 1] = rc
+        res[#res + 1] = tostring(sent)
+        res[#res + 1] = tostring(now)
+        n.delivered = n.delivered + 1
+      end
+    end
+  end
+  remove_all(gone)
+  many('HSET', KEYS[2], firsts)
+  if #later > 0 then
+    local fields = {}
+    for i, at in ipairs(later) do fields[i] = FIRST .. res[at - 4] end
+    local got = many('HMGET', KEYS[2], fields)
+    for i, at in ipairs(later) do
+      if got[i] then res[at] = got[i] end
+    end
+  end
+  many('ZADD', KEYS[3], until_)
+  many('ZADD', KEYS[4], until_)
+  return n
+end
+
+-- `deliver_all` of one message; returns 'delivered', 'dead', 'expired', or 'gone'.
 local function deliver(id, now, vt, max_receives, dlq, res, expired_at)
-  local sent = redis.call('ZSCORE', KEYS[6], id)
-  if sent and tonumber(sent) <= expired_at then
-    remove(id)
-    return 'expired'
-  end
-  local payload = redis.call('HGET', KEYS[1], id)
-  if not payload or not sent then
-    remove(id)
-    return 'gone'
-  end
-  local rc = redis.call('HINCRBY', KEYS[2], id, 1)
-  if max_receives > 0 and rc % EPOCH > max_receives then
-    if dlq ~= '' then redis.call('HSET', KEYS[7], id, 'dlq\n' .. dlq .. '\n' .. payload) end
-    remove(id)
-    return 'dead'
-  end
-  -- When it was first received (SQS ApproximateFirstReceiveTimestamp), beside its count: set by
-  -- the first delivery (of its epoch), read by the later ones.
-  local first = now
-  if rc % EPOCH == 1 then
-    redis.call('HSET', KEYS[2], FIRST .. id, now)
-  else
-    first = redis.call('HGET', KEYS[2], FIRST .. id) or now
-  end
-  redis.call('ZADD', KEYS[3], now + vt, id)
-  redis.call('ZADD', KEYS[4], now + vt, id)
-  res[#res + 1] = id
-  res[#res + 1] = payload
-  res[#res + 1] = rc
-  res[#res + 1] = sent
-  res[#res + 1] = tostring(first)
-  return 'delivered'
+  local n = deliver_all({ id }, now, vt, max_receives, dlq, res, expired_at)
+  if n.delivered > 0 then return 'delivered' end
+  if n.dead > 0 then return 'dead' end
+  if n.expired > 0 then return 'expired' end
+  return 'gone'
 end
 
 -- Whether a settle should announce `KEY room` to push streams waiting for room (settle.lua,
@@ -111,13 +177,41 @@ local function room_wanted()
   return ARGV[6] == '2' and redis.call('EXISTS', string.sub(KEYS[3], 1, -4) .. 'st') == 1
 end
 
--- True when `id` is in flight under the delivery `rc` (the receipt's delivery is the current one).
-local function current_delivery(id, rc)
-  return redis.call('HGET', KEYS[2], id) == rc and redis.call('ZSCORE', KEYS[4], id)
+-- Which of the deliveries named by `ids` and their delivery numbers `rcs` are current (the
+-- receipt's delivery is the message's latest and still in flight); `take`: an ack or a nack, which
+-- ends them (out of `inf`) and so counts an id named twice once. Returns a list of booleans. One
+-- call per key for all of them (many.lua), except that taking one or two makes one `ZREM` each:
+-- it answers whether the delivery was there, which a check and a removal for many (`ZMSCORE`,
+-- `ZREM`) take two calls for.
+local function current_deliveries(ids, rcs, take)
+  local have = many('HMGET', KEYS[2], ids)
+  local ok, named, seen = {}, {}, {}
+  for i, id in ipairs(ids) do
+    ok[i] = false
+    if have[i] == rcs[i] and not (take and seen[id]) then
+      seen[id] = true
+      named[#named + 1] = i
+    end
+  end
+  if take and #named <= 2 then
+    for _, i in ipairs(named) do ok[i] = redis.call('ZREM', KEYS[4], ids[i]) == 1 end
+    return ok
+  end
+  local check = {}
+  for j, i in ipairs(named) do check[j] = ids[i] end
+  local at = many('ZMSCORE', KEYS[4], check)
+  local taken = {}
+  for j, i in ipairs(named) do
+    if at[j] then
+      ok[i] = true
+      taken[#taken + 1] = ids[i]
+    end
+  end
+  if take then many('ZREM', KEYS[4], taken) end
+  return ok
 end
 
--- The same, taking the delivery out of flight when it is (one call for both: `ZREM` answers
--- whether it was there). For an ack and a nack, which end the delivery.
-local function end_delivery(id, rc)
-  return redis.call('HGET', KEYS[2], id) == rc and redis.call('ZREM', KEYS[4], id) == 1
+-- True when `id` is in flight under the delivery `rc` (the receipt's delivery is the current one).
+local function current_delivery(id, rc)
+  return current_deliveries({ id }, { rc }, false)[1]
 end

@@ -19,10 +19,7 @@ for i = 0, n - 1 do
   local dk = tonumber(ARGV[8 + i * 4])
   local g = ARGV[9 + i * 4]
   stored = store_once(out, KEYS[8], dk, window_s, n - i, function(id)
-    redis.call('HSET', KEYS[1], id, payload)
-    redis.call('ZADD', KEYS[6], now, id)
-    redis.call('ZADD', KEYS[3], now + delay, id)
-    if delay > 0 then redis.call('ZADD', KEYS[5], now + delay, id) end
+    stage(id, payload, now, now + delay, delay > 0)
     redis.call('HSET', GM, id, g)
     redis.call('ZADD', GO, 0, g .. '\n' .. id)
     if not held(g) then
@@ -36,6 +33,8 @@ for i = 0, n - 1 do
     end
   end) or stored
 end
+store_staged()
+keep_dedup(window_s)
 if stored and (visible > 0 or first_delay) then
   local note = ARGV[3] .. ' ' .. visible
   if first_delay then note = note .. ' ' .. first_delay end

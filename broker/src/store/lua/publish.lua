@@ -19,23 +19,35 @@ end
 local n = tonumber(ARGV[5])
 local window_s = tonumber(ARGV[7 + n * 4])
 local out = {}
+-- Staged, then written for every message at once: one call per key (many.lua).
+local payloads, log = {}, {}
+for _, s in ipairs(subs) do s.pairs = {} end
 for i = 0, n - 1 do
   local payload = ARGV[7 + i * 4]
   local attrs = cjson.decode(ARGV[8 + i * 4])
   local publisher = ARGV[9 + i * 4]
   local dk = tonumber(ARGV[10 + i * 4])
   store_once(out, KEYS[4], dk, window_s, n - i, function(id)
-    redis.call('HSET', KEYS[1], id, payload)
-    redis.call('ZADD', KEYS[2], now, id)
+    payloads[#payloads + 1] = id
+    payloads[#payloads + 1] = payload
+    log[#log + 1] = now
+    log[#log + 1] = id
     for _, s in ipairs(subs) do
       if matches(s.spec, attrs, publisher) then
-        redis.call('ZADD', s.prefix .. 'sent', now, id)
-        redis.call('ZADD', s.prefix .. 'vis', now, id)
+        s.pairs[#s.pairs + 1] = now
+        s.pairs[#s.pairs + 1] = id
         s.got = s.got + 1
       end
     end
   end)
 end
+many('HSET', KEYS[1], payloads)
+many('ZADD', KEYS[2], log)
+for _, s in ipairs(subs) do
+  many('ZADD', s.prefix .. 'sent', s.pairs)
+  many('ZADD', s.prefix .. 'vis', s.pairs)
+end
+keep_dedup(window_s)
 local trimmed = trim_log(now, tonumber(ARGV[4]))
 local lines = {}
 for _, s in ipairs(subs) do

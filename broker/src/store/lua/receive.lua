@@ -25,30 +25,27 @@ local beyond = false
 while got < max and budget > 0 do
   local want = max - got + nseen + 1
   local ids = redis.call('ZRANGE', KEYS[3], '-inf', now, 'BYSCORE', 'LIMIT', 0, want)
-  local fresh = false
   beyond = #ids == want
+  -- The ones not seen yet, as many as could be delivered: delivered together (common.lua).
+  local take = {}
   for _, id in ipairs(ids) do
-    if not seen[id] and got < max and budget > 0 then
+    if not seen[id] and got + #take < max and #take < budget then
       seen[id] = true
-      nseen = nseen + 1
-      budget = budget - 1
-      fresh = true
-      local outcome = deliver(id, now, vt, max_receives, dlq, res, expired_at)
-      if outcome == 'delivered' then
-        got = got + 1
-      elseif outcome == 'dead' then
-        dead = dead + 1
-      elseif outcome == 'expired' then
-        trimmed = trimmed + 1
-        -- Where one expired, more may have: drop them in bulk, once per call.
-        if not swept then
-          swept = true
-          trimmed = trimmed + trim(now, tonumber(ARGV[6]))
-        end
-      end
+      take[#take + 1] = id
     end
   end
-  if not fresh then break end
+  if #take == 0 then break end
+  nseen = nseen + #take
+  budget = budget - #take
+  local n = deliver_all(take, now, vt, max_receives, dlq, res, expired_at)
+  got = got + n.delivered
+  dead = dead + n.dead
+  trimmed = trimmed + n.expired
+  -- Where one expired, more may have: drop them in bulk, once per call.
+  if n.expired > 0 and not swept then
+    swept = true
+    trimmed = trimmed + trim(now, tonumber(ARGV[6]))
+  end
 end
 local next_visible = ''
 local n = redis.call('ZRANGE', KEYS[3], '(' .. now, '+inf', 'BYSCORE', 'LIMIT', 0, 1, 'WITHSCORES')

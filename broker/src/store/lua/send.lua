@@ -38,6 +38,8 @@ local window_s = tonumber(ARGV[6 + n * 4])
 
 -- The head (nil until a grouped message needs it) and whether `fg` holds any group.
 local head = nil
+-- Whether this call staged a message scored `now` (common.lua `stage`).
+local staged_now = false
 local fair = redis.call('EXISTS', FG) == 1
 -- The score of a message of group g ('' = none) visible now.
 local function score(g)
@@ -53,8 +55,10 @@ local function score(g)
     if g == '' then return now end
     -- The first group: messages without one scored by their send time come before those without
     -- one from here on (the '' group starts at the latest visible score).
+    -- (Messages this call staged at `now` are not in `vis` yet: they are the latest.)
     local t = redis.call('ZRANGE', KEYS[3], now, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, 1, 'WITHSCORES')
-    if #t > 0 and tonumber(t[2]) > head then redis.call('ZADD', FG, t[2], '') end
+    local latest = staged_now and now or (#t > 0 and tonumber(t[2])) or nil
+    if latest and latest > head then redis.call('ZADD', FG, latest, '') end
     fair = true
   end
   local last = tonumber(redis.call('ZSCORE', FG, g) or head)
@@ -72,18 +76,19 @@ for i = 0, n - 1 do
   local dk = tonumber(ARGV[8 + i * 4])
   local g = ARGV[9 + i * 4]
   stored = store_once(out, KEYS[8], dk, window_s, n - i, function(id)
-    redis.call('HSET', KEYS[1], id, payload)
-    redis.call('ZADD', KEYS[6], now, id)
     if delay > 0 then
-      redis.call('ZADD', KEYS[3], now + delay, id)
-      redis.call('ZADD', KEYS[5], now + delay, id)
+      stage(id, payload, now, now + delay, true)
       first_delay = math.min(first_delay or delay, delay)
     else
-      redis.call('ZADD', KEYS[3], score(g), id)
+      local s = score(g)
+      if s == now then staged_now = true end
+      stage(id, payload, now, s, false)
       visible = visible + 1
     end
   end) or stored
 end
+store_staged()
+keep_dedup(window_s)
 if stored then
   local note = ARGV[3] .. ' ' .. visible
   if first_delay then note = note .. ' ' .. first_delay end

@@ -8,37 +8,40 @@
 -- delivery ended, so a stream knows which of its own did without asking: waiters.rs `Room`).
 local mode = ARGV[4]
 local ms = tonumber(ARGV[5])
--- An ack needs no clock (and every call counts: common.lua, `deliver`).
+-- An ack needs no clock (and every call counts: many.lua).
 local now = mode ~= 'ack' and now_ms()
+local ids, rcs = {}, {}
+for i = 7, #ARGV, 2 do
+  ids[#ids + 1] = ARGV[i]
+  rcs[#rcs + 1] = ARGV[i + 1]
+end
+-- All of them at once: one call per key, not per receipt (common.lua).
+local ok = current_deliveries(ids, rcs, mode ~= 'vis')
 local out = {}
 local done = 0
 local ended = {}
-for i = 7, #ARGV, 2 do
-  local id = ARGV[i]
-  local ok
-  if mode == 'ack' then
-    ok = end_delivery(id, ARGV[i + 1])
-    if ok then remove(id, true) end
-  elseif mode == 'nack' then
-    ok = end_delivery(id, ARGV[i + 1])
-    if ok then
-      redis.call('ZADD', KEYS[3], now + ms, id)
-      if ms > 0 then redis.call('ZADD', KEYS[5], now + ms, id) end
-    end
-  else
-    ok = current_delivery(id, ARGV[i + 1])
-    if ok then
-      redis.call('ZADD', KEYS[3], now + ms, id)
-      redis.call('ZADD', KEYS[4], now + ms, id)
-    end
-  end
-  if ok then
+local at = {}
+for i, id in ipairs(ids) do
+  if ok[i] then
     done = done + 1
     ended[done] = id
-    out[#out + 1] = 1
+    if now then
+      at[#at + 1] = now + ms
+      at[#at + 1] = id
+    end
+    out[i] = 1
   else
-    out[#out + 1] = 0
+    out[i] = 0
   end
+end
+if mode == 'ack' then
+  remove_all(ended, true)
+elseif mode == 'nack' then
+  many('ZADD', KEYS[3], at)
+  if ms > 0 then many('ZADD', KEYS[5], at) end
+else
+  many('ZADD', KEYS[3], at)
+  many('ZADD', KEYS[4], at)
 end
 if done > 0 then
   local lines = {}

@@ -4,6 +4,7 @@
 local now = now_ms()
 local ids = redis.call('ZRANGE', KEYS[3], '-inf', now, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[4]))
 local n = 0
+local taken = {}
 for _, id in ipairs(ids) do
   if id < ARGV[3] then
     local payload = redis.call('HGET', KEYS[1], id)
@@ -11,7 +12,8 @@ for _, id in ipairs(ids) do
       redis.call('HSET', KEYS[7], id, 'redrive\n' .. ARGV[2] .. '\n' .. payload)
       n = n + 1
     end
-    remove(id)
+    taken[#taken + 1] = id
   end
 end
+remove_all(taken)
 return n

@@ -23,9 +23,7 @@ end
 -- Drops log entries older than the retention period; returns how many.
 local function trim_log(now, retention_ms)
   local ids = redis.call('ZRANGE', KEYS[2], '-inf', now - retention_ms, 'BYSCORE', 'LIMIT', 0, 1000)
-  for _, id in ipairs(ids) do
-    redis.call('HDEL', KEYS[1], id)
-    redis.call('ZREM', KEYS[2], id)
-  end
+  many('HDEL', KEYS[1], ids)
+  many('ZREM', KEYS[2], ids)
   return #ids
 end
