@@ -2,7 +2,7 @@
 # Idle connections against other clients (issue 13: "5,000 idle connections do not slow other
 # clients' requests by more than 2x"), the measurement behind BENCHMARKS.md's section of that name:
 #
-#   CARGO_TARGET_DIR=/work/target bench/idle.sh
+#   bench/idle.sh
 #
 # Builds the broker and mom-bench in release (unless BROKER_BIN and BENCH_BIN are given), starts a
 # broker with its default limits on the Redis at 127.0.0.1:6379 and the ZooKeeper at
