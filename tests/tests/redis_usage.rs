@@ -7,8 +7,9 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use mom_tests::queue::Queue;
 use mom_tests::redis_server::command_calls;
-use mom_tests::{await_gauge, json, Cluster, Persistence, RedisServer, Value};
+use mom_tests::{await_gauge, json, Broker, Cluster, Persistence, RedisServer, Value};
 
 const QUEUES: usize = 10;
 const POLLS_PER_QUEUE: usize = 10;
@@ -82,6 +83,32 @@ async fn spent_since(redis: &RedisServer, before: &HashMap<String, u64>) -> Spen
     Spent { total: busiest.iter().map(|c| c.1).sum(), busiest }
 }
 
+/// A broker on a Redis of its own with one empty queue `name`: what the cost tests measure on.
+async fn cost_setup(name: &str) -> (RedisServer, Broker, Queue) {
+    let redis = RedisServer::started(Persistence::None).await;
+    let broker = Cluster::with_redis(redis.url()).start_broker().await;
+    let queue = broker.client().queue(name);
+    queue.create(json!({})).await;
+    (redis, broker, queue)
+}
+
+/// Asserts that what Redis ran since `before` stays within `limit` commands per message.
+async fn assert_commands_per_message(
+    redis: &RedisServer,
+    before: &HashMap<String, u64>,
+    what: &str,
+    limit: f64,
+) {
+    let spent = spent_since(redis, before).await;
+    let per = spent.total as f64 / MESSAGES as f64;
+    eprintln!("{what}: {per:.2} Redis commands per message; {:?}", spent.busiest);
+    assert!(
+        per <= limit,
+        "a {what} cost Redis {per:.2} commands per message (limit {limit}); by command: {:?}",
+        spent.busiest
+    );
+}
+
 /// Messages each of the cost tests below puts through.
 const MESSAGES: usize = 100;
 
@@ -93,10 +120,7 @@ const MESSAGES: usize = 100;
 #[tokio::test]
 async fn a_long_poll_lifecycle_costs_redis_at_most_30_commands_per_message() {
     const LIMIT: f64 = 30.0;
-    let redis = RedisServer::started(Persistence::None).await;
-    let broker = Cluster::with_redis(redis.url()).start_broker().await;
-    let queue = broker.client().queue("lifecycle-cost");
-    queue.create(json!({})).await;
+    let (redis, _broker, queue) = cost_setup("lifecycle-cost").await;
     let before = command_counts(&redis).await;
     for i in 0..MESSAGES {
         queue.send(&format!("m{i}")).await;
@@ -104,14 +128,7 @@ async fn a_long_poll_lifecycle_costs_redis_at_most_30_commands_per_message() {
         assert_eq!(got.len(), 1, "message {i} was not received");
         queue.ack_all(&got).await;
     }
-    let spent = spent_since(&redis, &before).await;
-    let per = spent.total as f64 / MESSAGES as f64;
-    eprintln!("lifecycle: {per:.2} Redis commands per message; {:?}", spent.busiest);
-    assert!(
-        per <= LIMIT,
-        "a lifecycle cost Redis {per:.2} commands per message (limit {LIMIT}); by command: {:?}",
-        spent.busiest
-    );
+    assert_commands_per_message(&redis, &before, "lifecycle", LIMIT).await;
 }
 
 /// Send → receive → ack in batches of 10 (one request each): a script handles its messages
@@ -122,10 +139,7 @@ async fn a_long_poll_lifecycle_costs_redis_at_most_30_commands_per_message() {
 async fn a_batched_lifecycle_costs_redis_at_most_6_commands_per_message() {
     const LIMIT: f64 = 6.0;
     const BATCH: usize = 10;
-    let redis = RedisServer::started(Persistence::None).await;
-    let broker = Cluster::with_redis(redis.url()).start_broker().await;
-    let queue = broker.client().queue("batch-cost");
-    queue.create(json!({})).await;
+    let (redis, _broker, queue) = cost_setup("batch-cost").await;
     let before = command_counts(&redis).await;
     let mut seen = HashSet::new();
     for round in 0..MESSAGES / BATCH {
@@ -139,14 +153,7 @@ async fn a_batched_lifecycle_costs_redis_at_most_6_commands_per_message() {
         }
         queue.ack_all(&got).await;
     }
-    let spent = spent_since(&redis, &before).await;
-    let per = spent.total as f64 / MESSAGES as f64;
-    eprintln!("batched lifecycle: {per:.2} Redis commands per message; {:?}", spent.busiest);
-    assert!(
-        per <= LIMIT,
-        "a batched lifecycle cost Redis {per:.2} commands per message (limit {LIMIT}); by command: {:?}",
-        spent.busiest
-    );
+    assert_commands_per_message(&redis, &before, "batched lifecycle", LIMIT).await;
     // Nothing is left: every message was removed from every key (Redis drops an emptied key).
     assert_eq!(queue.stats().await.counts(), (0, 0, 0));
     let left: Vec<String> = redis
