@@ -165,6 +165,40 @@ async fn a_batched_lifecycle_costs_redis_at_most_6_commands_per_message() {
     assert!(left.is_empty(), "acked messages left behind in {left:?}");
 }
 
+/// `lua/many.lua`, which every script starts with, splits a call over more members than Lua can
+/// unpack at once (a bulk trim of 1,000 messages deletes 2,000 fields) into chunks, and joins the
+/// answers of a reading command in order: tried here on the script text the broker loads.
+#[tokio::test]
+async fn many_splits_long_calls_and_joins_their_answers_in_order() {
+    // 10,000 arguments to ZADD: more than one unpack can take.
+    const MEMBERS: usize = 5_003;
+    let redis = RedisServer::started(Persistence::None).await;
+    let mut con = mom_tests::redis_server::connect(&redis.authed_url()).await.expect("connect to Redis");
+    let script = redis::Script::new(concat!(
+        include_str!("../../broker/src/store/lua/many.lua"),
+        r#"
+        local pairs_, ids = {}, {}
+        for i = 1, tonumber(ARGV[1]) do
+          pairs_[#pairs_ + 1] = i
+          pairs_[#pairs_ + 1] = 'm' .. i
+          ids[#ids + 1] = 'm' .. i
+        end
+        ids[#ids + 1] = 'absent'
+        many('ZADD', KEYS[1], pairs_)
+        local scores = many('ZMSCORE', KEYS[1], ids)
+        local out = {}
+        for i = 1, #ids do out[i] = scores[i] or -1 end
+        return {redis.call('ZCARD', KEYS[1]), #many('ZMSCORE', KEYS[1], {}), out}
+        "#
+    ));
+    let (card, empty, scores): (usize, usize, Vec<String>) =
+        script.key("many-test").arg(MEMBERS).invoke_async(&mut con).await.expect("the script runs");
+    assert_eq!(card, MEMBERS, "members stored");
+    assert_eq!(empty, 0, "an empty list makes no call and answers nothing");
+    let expected: Vec<String> = (1..=MEMBERS).map(|i| i.to_string()).chain(["-1".to_string()]).collect();
+    assert_eq!(scores, expected, "the answers of the chunks, joined in order");
+}
+
 /// A consume stream at `max_in_flight` 1 whose consumer acks each message as it arrives: one
 /// receive and one ack script per message, and no call asking which deliveries are still in flight
 /// (the ack's `room` announcement names what it settled). Three before.
