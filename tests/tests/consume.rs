@@ -117,6 +117,36 @@ async fn an_ack_announces_room_only_while_a_stream_waits_on_the_queue() {
     assert_ne!(second.id, first.id);
 }
 
+/// A stream on one node hears of settles made through another: the settle's `room` announcement
+/// crosses nodes through Redis, so acks and a nack through the other node free room on the
+/// stream's at once (not at the first deadline, 60 s here, nor at the 20 s renewal of its mark).
+#[tokio::test]
+async fn settles_through_another_node_free_room_on_the_stream_s_node() {
+    let cluster = Cluster::new();
+    let (a, b) = (cluster.start_broker().await, cluster.start_broker().await);
+    let on_a = a.client().queue("cs-nodes");
+    on_a.create(json!({ "visibility_timeout_s": 60 })).await;
+    let on_b = b.client().queue("cs-nodes");
+    let sent = on_a.send_many(&["1", "2", "3", "4", "5", "6"]).await;
+
+    let mut stream = on_a.stream("?max_in_flight=2").await;
+    let mut got = stream.next_messages(2, EVENT_WAIT).await;
+    stream.expect_no_event_for(QUIET).await;
+    for _ in 0..2 {
+        // Both unacked deliveries, acked in one call through the other node.
+        on_b.ack_all(&got[got.len() - 2..]).await;
+        got.extend(stream.next_messages(2, EVENT_WAIT).await);
+    }
+    assert_eq!(ids(&got), sent);
+    stream.expect_no_event_for(QUIET).await;
+
+    // A nack through the other node frees room as well, and the message comes back here.
+    let nacked = on_b.nack(&[got[5].receipt.as_str()], 0).await;
+    assert_eq!(nacked[0]["ok"], true, "{nacked:?}");
+    let again = stream.next_message(EVENT_WAIT).await;
+    assert_eq!((again.id.as_str(), again.receive_count), (sent[5].as_str(), 2));
+}
+
 #[tokio::test]
 async fn a_dropped_queue_stream_releases_nothing_early_and_its_messages_come_back_after_the_timeout() {
     let (_broker, queue) = broker_with_queue("cs-drop", json!({ "visibility_timeout_s": 2 })).await;
