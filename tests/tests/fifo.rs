@@ -728,3 +728,23 @@ async fn a_standard_queue_without_groups_keeps_send_order_after_its_groups_are_g
     send_group(&queue, None, "after", 20).await;
     assert_send_order(&drain_in_order(&queue, 20).await, "after", 20);
 }
+
+/// The first group can arrive in the middle of a batch: the batch's messages without a group,
+/// before and after it, keep their send order (the '' group starts after the latest of them,
+/// including those of the same call not yet written: `send.lua` writes a call's messages at once).
+#[tokio::test]
+async fn a_group_arriving_mid_batch_keeps_the_batch_s_plain_messages_in_send_order() {
+    let (_broker, queue) = broker_with_queue("fair-mid-batch", json!({})).await;
+    send_group(&queue, None, "plain", 3).await;
+    // Not synchronisation: the case needs the batch's send time to differ from the first one's
+    // (scores are milliseconds).
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let batch = json!([
+        { "body": "plain-3" }, { "body": "plain-4" }, { "body": "g-0", "group": "g" },
+        { "body": "plain-5" }, { "body": "plain-6" }
+    ]);
+    queue.send_batch(batch).await.expect_status(200);
+    let got = drain_in_order(&queue, 8).await;
+    assert_send_order(&got, "plain", 7);
+    assert_send_order(&got, "g", 1);
+}
