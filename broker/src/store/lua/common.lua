@@ -112,6 +112,7 @@ local function deliver_all(ids, now, vt, max_receives, dlq, res, expired_at)
   local sents = many('ZMSCORE', KEYS[6], ids)
   local payloads = many('HMGET', KEYS[1], ids)
   local gone, firsts, later, until_ = {}, {}, {}, {}
+  local now_s = tostring(now)
   for i, id in ipairs(ids) do
     local sent, payload = sents[i], payloads[i]
     if sent and tonumber(sent) <= expired_at then
@@ -130,7 +131,7 @@ local function deliver_all(ids, now, vt, max_receives, dlq, res, expired_at)
         -- set by the first delivery (of its epoch), read by the later ones.
         if rc % EPOCH == 1 then
           firsts[#firsts + 1] = FIRST .. id
-          firsts[#firsts + 1] = now
+          firsts[#firsts + 1] = now_s
         else
           later[#later + 1] = #res + 5
         end
@@ -139,8 +140,8 @@ local function deliver_all(ids, now, vt, max_receives, dlq, res, expired_at)
         res[#res + 1] = id
         res[#res + 1] = payload
         res[#res + 1] = rc
-        res[#res + 1] = tostring(sent)
-        res[#res + 1] = tostring(now)
+        res[#res + 1] = sent
+        res[#res + 1] = now_s
         n.delivered = n.delivered + 1
       end
     end
@@ -177,13 +178,24 @@ local function room_wanted()
   return ARGV[6] == '2' and redis.call('EXISTS', string.sub(KEYS[3], 1, -4) .. 'st') == 1
 end
 
+-- The receipts of a settle or a check: ARGV from `first` on, pairs of id and delivery number.
+-- Returns the ids and the delivery numbers as two lists.
+local function receipts(first)
+  local ids, rcs = {}, {}
+  for i = first, #ARGV, 2 do
+    ids[#ids + 1] = ARGV[i]
+    rcs[#rcs + 1] = ARGV[i + 1]
+  end
+  return ids, rcs
+end
+
 -- Which of the deliveries named by `ids` and their delivery numbers `rcs` are current (the
 -- receipt's delivery is the message's latest and still in flight); `take`: an ack or a nack, which
--- ends them (out of `inf`) and so counts an id named twice once. Returns a list of booleans. One
--- call per key for all of them (many.lua), except that taking one or two makes one `ZREM` each:
--- it answers whether the delivery was there, which a check and a removal for many (`ZMSCORE`,
--- `ZREM`) take two calls for.
-local function current_deliveries(ids, rcs, take)
+-- ends them (out of `inf`) and so counts an id named twice once; `after` (a time, or nil): only
+-- those whose deadline is later. Returns a list of booleans. One call per key for all of them
+-- (many.lua), except that taking one or two makes one `ZREM` each: it answers whether the
+-- delivery was there, which a check and a removal for many (`ZMSCORE`, `ZREM`) take two calls for.
+local function current_deliveries(ids, rcs, take, after)
   local have = many('HMGET', KEYS[2], ids)
   local ok, named, seen = {}, {}, {}
   for i, id in ipairs(ids) do
@@ -202,7 +214,7 @@ local function current_deliveries(ids, rcs, take)
   local at = many('ZMSCORE', KEYS[4], check)
   local taken = {}
   for j, i in ipairs(named) do
-    if at[j] then
+    if at[j] and (not after or tonumber(at[j]) > after) then
       ok[i] = true
       taken[#taken + 1] = ids[i]
     end

@@ -10,11 +10,7 @@ local mode = ARGV[4]
 local ms = tonumber(ARGV[5])
 -- An ack needs no clock (and every call counts: many.lua).
 local now = mode ~= 'ack' and now_ms()
-local ids, rcs = {}, {}
-for i = 7, #ARGV, 2 do
-  ids[#ids + 1] = ARGV[i]
-  rcs[#rcs + 1] = ARGV[i + 1]
-end
+local ids, rcs = receipts(7)
 -- All of them at once: one call per key, not per receipt (common.lua).
 local ok = current_deliveries(ids, rcs, mode ~= 'vis')
 local out = {}
