@@ -13,7 +13,7 @@
 # the repeats with their range (min–max), and the ratios are of medians (tests/src/bench/report.rs);
 # bench/results.json keeps every run. Stops everything it started, on success or failure.
 #
-# Knobs (environment): BENCH_REDIS_ARGS (extra redis-server flags, after the AOF rewrite and lazy-free settings
+# Knobs (environment): BENCH_REDIS_ARGS (extra redis-server flags, after the AOF rewrite, lazy-free and encoding settings
 # momctl deploys, which they override: e.g. "--auto-aof-rewrite-min-size 64mb" for Redis's default), BENCH_CONCURRENCY (50), BENCH_DURATION (10 s), BENCH_WARMUP (2 s),
 # BENCH_BODY_BYTES (1024), BENCH_BATCH (100), BENCH_REDIS_REQUESTS (200000),
 # BENCH_SCENARIOS (send,batch,lifecycle), BENCH_REPEAT (3: runs of each benchmark, redis-benchmark
@@ -133,21 +133,22 @@ fi
 BENCH=$TARGET_DIR/release/mom-bench
 
 # --- Redis: our own, AOF everysec ----------------------------------------------------------------
-# The AOF rewrite and lazy-free settings are momctl's (`REDIS_LATENCY` in
+# The AOF rewrite, lazy-free and encoding settings are momctl's (`REDIS_TUNING` in
 # operator/src/desired/services.rs says why; a unit test there keeps this line equal to it): with
-# Redis's default 64mb a send load forked a rewrite every few seconds, and each fork made the send p99.
+# Redis's default 64mb a send load forked a rewrite every few seconds, and each fork made the send
+# p99; with the default listpack bounds a queue's small sorted sets cost every ZADD a scan.
 REDIS_PORT=$(free_port)
 mkdir -p "$WORK/redis"
-REDIS_LATENCY="--auto-aof-rewrite-min-size 4gb --auto-aof-rewrite-percentage 100 --aof-use-rdb-preamble yes --no-appendfsync-on-rewrite no --lazyfree-lazy-user-del yes"
+REDIS_TUNING="--auto-aof-rewrite-min-size 4gb --auto-aof-rewrite-percentage 100 --aof-use-rdb-preamble yes --no-appendfsync-on-rewrite no --lazyfree-lazy-user-del yes --zset-max-listpack-entries 16 --hash-max-listpack-entries 16"
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$WORK/redis" --save '' \
-    --appendonly yes --appendfsync everysec --daemonize no --protected-mode no $REDIS_LATENCY ${BENCH_REDIS_ARGS:-} \
+    --appendonly yes --appendfsync everysec --daemonize no --protected-mode no $REDIS_TUNING ${BENCH_REDIS_ARGS:-} \
     >"$WORK/redis/redis.log" 2>&1 &
 REDIS_PID=$!
 STARTED_PIDS+=("$REDIS_PID")
 rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
 wait_for "redis-server" 10 rcli ping
 aof_idle() { rcli INFO persistence | grep -q '^aof_rewrite_in_progress:0' && rcli INFO persistence | grep -q '^aof_rewrite_scheduled:0'; }
-log "redis-server $REDIS_PORT (pid $REDIS_PID, appendonly yes, appendfsync everysec, $REDIS_LATENCY ${BENCH_REDIS_ARGS:-})"
+log "redis-server $REDIS_PORT (pid $REDIS_PID, appendonly yes, appendfsync everysec, $REDIS_TUNING ${BENCH_REDIS_ARGS:-})"
 
 # --- ZooKeeper: the one on 2181, or our own --------------------------------------------------------
 if (exec 3<>/dev/tcp/127.0.0.1/2181) 2>/dev/null; then
@@ -300,8 +301,10 @@ for target in ${STREAM_TARGETS[@]+"${STREAM_TARGETS[@]}"}; do
     for rep in $(seq "$REPEAT"); do
         log "mom-bench stream --target $target, prefetch $STREAM_PREFETCH ($rep/$REPEAT)"
         wait_for "an idle AOF (no rewrite running)" 120 aof_idle
+        rcli CONFIG RESETSTAT >/dev/null
         "$BENCH" stream --target "$target" --url "$BROKER_URL" --grpc "127.0.0.1:$GRPC_PORT" "${stream_common[@]}" \
             --watch "broker=$BROKER_PID" --watch "redis=$REDIS_PID" --json "$RESULTS/stream-$target-$rep.json" >&2
+        rcli INFO commandstats >"$WORK/commandstats-stream-$target-$rep.txt"
     done
 done
 
@@ -419,7 +422,7 @@ mem=$(free -h | awk '/^Mem:/ {print $2}')
     echo "batches of $BATCH, ${WARMUP} s warm-up + ${DURATION} s measured per mom-bench run, redis-benchmark -n $REDIS_N;"
     echo "$REPEAT run(s) of each benchmark: every figure below is the median of its runs, with their range (min–max)"
     echo "in brackets, and the ratios are of the medians (every run is in \`bench/results.json\`);"
-    echo "Redis \`appendonly yes\`, \`appendfsync everysec\`, \`$REDIS_LATENCY${BENCH_REDIS_ARGS:+ $BENCH_REDIS_ARGS}\`; RabbitMQ durable classic queue, persistent messages,"
+    echo "Redis \`appendonly yes\`, \`appendfsync everysec\`, \`$REDIS_TUNING${BENCH_REDIS_ARGS:+ $BENCH_REDIS_ARGS}\`; RabbitMQ durable classic queue, persistent messages,"
     echo "publisher confirms, manual acks (prefetch 1 in the lifecycle), the $CONC channels over ${BENCH_AMQP_CONNECTIONS:-4} connections."
     echo "Broker: auth on (an ordinary user's bearer token), rate limit on but set out of reach${BENCH_BROKER_ENV:+, environment \`$BENCH_BROKER_ENV\`}."
     if ((${#STREAM_TARGETS[@]})); then

@@ -114,12 +114,13 @@ const MESSAGES: usize = 100;
 
 /// Send → long-poll receive → ack, one message at a time: what Redis does per message, with the
 /// broker's own background work (its rate limiter's buckets) in the count. 32 commands before issue
-/// 27's last changes (an ack that read the clock, checked flight apart from ending it and dropped
-/// a delay entry a delivered message no longer has; a receive that counted what was left though
-/// its look showed nothing was); 28 after.
+/// 27's changes of 2026-12-06 (an ack that read the clock, checked flight apart from ending it and
+/// dropped a delay entry a delivered message no longer has; a receive that counted what was left
+/// though its look showed nothing was); 28.1 after; 27.1 since a receive's look by rank also
+/// finds the next visible instant (one `ZRANGE` where there were two).
 #[tokio::test]
-async fn a_long_poll_lifecycle_costs_redis_at_most_30_commands_per_message() {
-    const LIMIT: f64 = 30.0;
+async fn a_long_poll_lifecycle_costs_redis_at_most_27_5_commands_per_message() {
+    const LIMIT: f64 = 27.5;
     let (redis, _broker, queue) = cost_setup("lifecycle-cost").await;
     let before = command_counts(&redis).await;
     for i in 0..MESSAGES {
@@ -133,11 +134,12 @@ async fn a_long_poll_lifecycle_costs_redis_at_most_30_commands_per_message() {
 
 /// Send → receive → ack in batches of 10 (one request each): a script handles its messages
 /// with one Redis command per key for all of them wherever Redis has a command that takes many
-/// (`lua/many.lua`); only the receive count is one command per message. About 16 commands per
-/// message before, as one at a time; about 4 after.
+/// (`lua/many.lua`), the delivery counts included (read with one `HMGET`, written with one
+/// `HSET`). About 16 commands per message as one at a time; 3.9 with one `HINCRBY` per delivery;
+/// 2.8 now.
 #[tokio::test]
-async fn a_batched_lifecycle_costs_redis_at_most_6_commands_per_message() {
-    const LIMIT: f64 = 6.0;
+async fn a_batched_lifecycle_costs_redis_at_most_3_5_commands_per_message() {
+    const LIMIT: f64 = 3.5;
     const BATCH: usize = 10;
     let (redis, _broker, queue) = cost_setup("batch-cost").await;
     let before = command_counts(&redis).await;

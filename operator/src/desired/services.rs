@@ -18,7 +18,7 @@ use super::{
 };
 
 /// How every Redis data node rewrites its append-only file and frees big keys, so that neither
-/// stalls it (issue 25, point 5: the send p99). `bench/run.sh` starts its own redis-server with
+/// stalls it (issue 25, point 5: the send p99), and encodes a queue's small keys (issue 27). `bench/run.sh` starts its own redis-server with
 /// the same flags, so the benchmarks measure what this deploys.
 ///
 /// - `auto-aof-rewrite-min-size 4gb`: Redis's default, 64mb, was measured (BENCHMARKS.md, "Tail
@@ -40,7 +40,14 @@ use super::{
 /// - `lazyfree-lazy-user-del yes`: a `DEL` (scripts' too) frees big values in a background thread,
 ///   as `UNLINK` does. Purging a queue of ~140k messages held Redis for 50–130 ms in one `DEL`
 ///   (its slow log, in `bench/run.sh`'s runs), a stall every other client's request waited out.
-pub(crate) const REDIS_LATENCY: [&str; 10] = [
+/// - `zset-max-listpack-entries 16`, `hash-max-listpack-entries 16` (issue 27: Redis's CPU per
+///   message): a queue's sorted sets and its delivery-count hash stay in Redis's compact listpack
+///   encoding up to 128 entries by default, where every `ZADD`, `ZMSCORE` or `HMGET` scans the
+///   list. A queue with a few dozen messages waiting or in flight (the common case under load)
+///   paid ~4 µs per `ZADD`, ~2 with the hashed encodings (BENCHMARKS.md, "Findings"). Queues
+///   holding more than 128 use those anyway, so the memory this costs is bounded: a few hundred
+///   bytes more per small queue.
+pub(crate) const REDIS_TUNING: [&str; 14] = [
     "--auto-aof-rewrite-min-size",
     "4gb",
     "--auto-aof-rewrite-percentage",
@@ -51,6 +58,10 @@ pub(crate) const REDIS_LATENCY: [&str; 10] = [
     "no",
     "--lazyfree-lazy-user-del",
     "yes",
+    "--zset-max-listpack-entries",
+    "16",
+    "--hash-max-listpack-entries",
+    "16",
 ];
 
 impl Desired {
@@ -215,7 +226,7 @@ impl<'a> Build<'a> {
             ]
             .map(str::to_string)
             .to_vec();
-            redis.command.extend(REDIS_LATENCY.iter().map(|a| a.to_string()));
+            redis.command.extend(REDIS_TUNING.iter().map(|a| a.to_string()));
             if n > 0 {
                 redis.command.extend(["--replicaof".to_string(), primary.to_string(), "6379".to_string()]);
             }

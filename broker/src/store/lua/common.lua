@@ -58,14 +58,20 @@ end
 -- A send's writes (send.lua, fifo_send.lua): staged per message by `stage`, made for all of them
 -- at once by `store_staged` (many.lua). A message sent at `now`, visible from `visible_at`
 -- (`delayed`: a due time ahead, also kept in `del`).
+-- `now` goes to Redis as a string formatted once (Redis 7.0 formats a Lua number argument with
+-- `%.17g`, a measurable cost per message); other scores (fair queues' virtual times, with
+-- fractions) as numbers.
 local staged = { m = {}, sent = {}, vis = {}, del = {} }
 local function stage(id, payload, now, visible_at, delayed)
   local m, sent, vis = staged.m, staged.sent, staged.vis
+  if staged.now ~= now then
+    staged.now, staged.now_s = now, string.format('%d', now)
+  end
   m[#m + 1] = id
   m[#m + 1] = payload
-  sent[#sent + 1] = now
+  sent[#sent + 1] = staged.now_s
   sent[#sent + 1] = id
-  vis[#vis + 1] = visible_at
+  vis[#vis + 1] = visible_at == now and staged.now_s or visible_at
   vis[#vis + 1] = id
   if delayed then
     staged.del[#staged.del + 1] = visible_at
@@ -102,8 +108,10 @@ end
 -- is dropped, dlq ''). One sent at `expired_at` or before is past its retention: it is removed,
 -- not delivered (so a receive needs no trim of its own first); one whose payload has gone is
 -- removed too. Returns the counts {delivered, dead, expired} (the rest had gone).
--- Every Redis call here is paid once per call or once per delivery (many.lua): per delivery only
--- the HINCRBY of its count, which no command does for many; the rest are made once for all. A
+-- Every Redis call here is paid once per call, not per delivery (many.lua): the delivery counts
+-- and first receive times are read together (HMGET) and written together (HSET), which a
+-- script may do because nothing else runs between the two. Numbers go to Redis as strings
+-- formatted here: Redis 7.0 formats a Lua number argument with `%.17g`, a measurable cost. A
 -- delayed message's `del` entry stays (its score is past; stats and peek read `del` from now on,
 -- and `trim` drops it).
 local function deliver_all(ids, now, vt, max_receives, dlq, res, expired_at)
@@ -111,8 +119,7 @@ local function deliver_all(ids, now, vt, max_receives, dlq, res, expired_at)
   if #ids == 0 then return n end
   local sents = many('ZMSCORE', KEYS[6], ids)
   local payloads = many('HMGET', KEYS[1], ids)
-  local gone, firsts, later, until_ = {}, {}, {}, {}
-  local now_s = tostring(now)
+  local gone, live, fields = {}, {}, {}
   for i, id in ipairs(ids) do
     local sent, payload = sents[i], payloads[i]
     if sent and tonumber(sent) <= expired_at then
@@ -121,41 +128,49 @@ local function deliver_all(ids, now, vt, max_receives, dlq, res, expired_at)
     elseif not payload or not sent then
       gone[#gone + 1] = id
     else
-      local rc = redis.call('HINCRBY', KEYS[2], id, 1)
-      if max_receives > 0 and rc % EPOCH > max_receives then
-        if dlq ~= '' then redis.call('HSET', KEYS[7], id, 'dlq\n' .. dlq .. '\n' .. payload) end
-        gone[#gone + 1] = id
-        n.dead = n.dead + 1
-      else
-        -- When it was first received (SQS ApproximateFirstReceiveTimestamp), beside its count:
-        -- set by the first delivery (of its epoch), read by the later ones.
-        if rc % EPOCH == 1 then
-          firsts[#firsts + 1] = FIRST .. id
-          firsts[#firsts + 1] = now_s
-        else
-          later[#later + 1] = #res + 5
-        end
-        until_[#until_ + 1] = now + vt
-        until_[#until_ + 1] = id
-        res[#res + 1] = id
-        res[#res + 1] = payload
-        res[#res + 1] = rc
-        res[#res + 1] = sent
-        res[#res + 1] = now_s
-        n.delivered = n.delivered + 1
+      live[#live + 1] = i
+      fields[#fields + 1] = id
+      fields[#fields + 1] = FIRST .. id
+    end
+  end
+  local had = many('HMGET', KEYS[2], fields)
+  local now_s = string.format('%d', now)
+  local until_s = string.format('%d', now + vt)
+  local counts, until_, dead = {}, {}, {}
+  for j, i in ipairs(live) do
+    local id = ids[i]
+    local rc = (tonumber(had[2 * j - 1]) or 0) + 1
+    if max_receives > 0 and rc % EPOCH > max_receives then
+      if dlq ~= '' then
+        dead[#dead + 1] = id
+        dead[#dead + 1] = 'dlq\n' .. dlq .. '\n' .. payloads[i]
       end
+      gone[#gone + 1] = id
+      n.dead = n.dead + 1
+    else
+      counts[#counts + 1] = id
+      counts[#counts + 1] = string.format('%d', rc)
+      -- When it was first received (SQS ApproximateFirstReceiveTimestamp), beside its count:
+      -- set by the first delivery (of its epoch), read by the later ones.
+      local first = had[2 * j]
+      if rc % EPOCH == 1 then
+        first = now_s
+        counts[#counts + 1] = FIRST .. id
+        counts[#counts + 1] = now_s
+      end
+      until_[#until_ + 1] = until_s
+      until_[#until_ + 1] = id
+      res[#res + 1] = id
+      res[#res + 1] = payloads[i]
+      res[#res + 1] = rc
+      res[#res + 1] = sents[i]
+      res[#res + 1] = first or now_s
+      n.delivered = n.delivered + 1
     end
   end
+  many('HSET', KEYS[7], dead)
   remove_all(gone)
-  many('HSET', KEYS[2], firsts)
-  if #later > 0 then
-    local fields = {}
-    for i, at in ipairs(later) do fields[i] = FIRST .. res[at - 4] end
-    local got = many('HMGET', KEYS[2], fields)
-    for i, at in ipairs(later) do
-      if got[i] then res[at] = got[i] end
-    end
-  end
+  many('HSET', KEYS[2], counts)
   many('ZADD', KEYS[3], until_)
   many('ZADD', KEYS[4], until_)
   return n
