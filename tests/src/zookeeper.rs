@@ -85,10 +85,15 @@ impl ZooKeeperServer {
         let script = std::env::var("MOM_TEST_ZK_SERVER")
             .unwrap_or_else(|_| "/usr/share/zookeeper/bin/zkServer.sh".into());
         let mut cmd = Command::new(&script);
+        // An ensemble member that finds no peer yet waits twice as long before each new round of
+        // its leader election, up to 60 s by default: members whose JVMs start slowly on a loaded
+        // machine then took more than START_TIMEOUT to elect (seen once in CI, 2026-12-07).
+        // Capped at 1 s, a late member is heard within a second of starting.
         cmd.arg("start-foreground")
             .arg(&self.config)
             .env("ZOOCFGDIR", self.dir.path())
-            .env("ZOO_LOG_DIR", self.dir.path());
+            .env("ZOO_LOG_DIR", self.dir.path())
+            .env("SERVER_JVMFLAGS", "-Dzookeeper.fastleader.maxNotificationInterval=1000");
         self.child = Some(spawn_logged(&mut cmd, &self.log));
     }
 
