@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use mom_tests::grpc::{error_code, grpc_broker_with_admin, pb, Consumer};
 use mom_tests::util::next_note;
-use mom_tests::{broker_with_queue, ids, json, wait_until, Cluster, Message, Queue};
+use mom_tests::{broker_with_queue, ids, json, wait_until, Cluster, Message, Queue, SseStream};
 use tonic::Code;
 
 /// Time allowed for an available message to arrive as an event.
@@ -25,6 +25,15 @@ async fn counts(queue: &Queue, want: (u64, u64, u64)) {
         (queue.stats().await.counts() == want).then_some(())
     })
     .await;
+}
+
+/// Nacks `m` (no delay) through `through` and expects it back on `stream`, its second delivery:
+/// a nack frees room on the stream as an ack does.
+async fn expect_nack_comes_back(through: &Queue, stream: &mut SseStream, m: &Message) {
+    let nacked = through.nack(&[m.receipt.as_str()], 0).await;
+    assert_eq!(nacked[0]["ok"], true, "{nacked:?}");
+    let again = stream.next_message(EVENT_WAIT).await;
+    assert_eq!((again.id.as_str(), again.receive_count), (m.id.as_str(), 2));
 }
 
 fn receipts(messages: &[Message]) -> Vec<&str> {
@@ -75,11 +84,7 @@ async fn max_in_flight_bounds_the_unacked_messages_of_a_queue_stream_and_acks_fr
     stream.expect_no_event_for(QUIET).await;
 
     // A nack frees room too: the message comes back on the stream.
-    let nacked = queue.nack(&[got[3].receipt.as_str()], 0).await;
-    assert_eq!(nacked[0]["ok"], true, "{nacked:?}");
-    let again = stream.next_message(EVENT_WAIT).await;
-    assert_eq!(again.id, sent[3]);
-    assert_eq!(again.receive_count, 2);
+    expect_nack_comes_back(&queue, &mut stream, &got[3]).await;
 }
 
 /// Acks announce freed room (`q/NAME room`) only while a bounded stream waits on the queue: on a
@@ -141,10 +146,7 @@ async fn settles_through_another_node_free_room_on_the_stream_s_node() {
     stream.expect_no_event_for(QUIET).await;
 
     // A nack through the other node frees room as well, and the message comes back here.
-    let nacked = on_b.nack(&[got[5].receipt.as_str()], 0).await;
-    assert_eq!(nacked[0]["ok"], true, "{nacked:?}");
-    let again = stream.next_message(EVENT_WAIT).await;
-    assert_eq!((again.id.as_str(), again.receive_count), (sent[5].as_str(), 2));
+    expect_nack_comes_back(&on_b, &mut stream, &got[5]).await;
 }
 
 #[tokio::test]

@@ -18,8 +18,9 @@ use super::{
 };
 
 /// How every Redis data node rewrites its append-only file and frees big keys, so that neither
-/// stalls it (issue 25, point 5: the send p99), and encodes a queue's small keys (issue 27). `bench/run.sh` starts its own redis-server with
-/// the same flags, so the benchmarks measure what this deploys.
+/// stalls it (issue 25, point 5: the send p99), and encodes a queue's small keys (issue 27).
+/// `bench/run.sh` starts its own redis-server with the same flags, so the benchmarks measure what
+/// this deploys.
 ///
 /// - `auto-aof-rewrite-min-size 4gb`: Redis's default, 64mb, was measured (BENCHMARKS.md, "Tail
 ///   latency, measured cause") to fork a rewrite every 2–4 s under a saturated send load (a broker

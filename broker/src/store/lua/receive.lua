@@ -66,16 +66,17 @@ end
 local more = 0
 if budget <= 0 or (got == max and beyond) then more = redis.call('ZCOUNT', KEYS[3], '-inf', now) end
 -- The next visible instant, for the waiters' timers (waiters.rs): the first one a look reached
--- past the visible messages, or this call's own deadline (now + vt) if earlier. A call that left
--- visible messages behind need not know it: it reports `more`, whose wakes make receives that
--- will. Where the looks ended with the set (came back short), nothing else is ahead; only where
--- the last one was full and nothing is left visible (the budget ran out) is one more look needed.
+-- past the visible messages, or this call's own deadline (now + vt) if earlier.
 local next_visible = ahead and tonumber(ahead) or nil
-if not ahead and beyond and more == 0 then
+if not ahead and more > 0 then
+  -- It left visible messages behind and no look reached further: it need not know. It reports
+  -- `more`, whose wakes make receives that will.
+elseif not ahead and beyond then
+  -- The last look was full and nothing is left visible (the budget ran out): look once more.
   local n = redis.call('ZRANGE', KEYS[3], '(' .. now, '+inf', 'BYSCORE', 'LIMIT', 0, 1, 'WITHSCORES')
   if #n > 0 then next_visible = tonumber(n[2]) end
 elseif got > 0 and vt > 0 and (not next_visible or now + vt < next_visible) then
+  -- Otherwise a look that came back short ended with the set, or with `ahead`.
   next_visible = now + vt
 end
-if more > 0 and not ahead then next_visible = nil end
 return {now, trimmed, dead, next_visible and string.format('%d', next_visible) or '', res, more}
